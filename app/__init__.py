@@ -1,0 +1,1 @@
+"""EgoRecall's user-facing layer: the Gradio app, the CLI, and the service both of them call."""

@@ -1,0 +1,1 @@
+"""Networks and the rules that turn their scores into ranked time windows. Imports nothing else of ours."""

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from models.clip_encoder import ClipEncoder, EncoderSpec, EncoderUnavailable
+
+
+def test_frames_and_text_share_one_normalised_space(tiny_encoder):
+    frames = np.random.default_rng(0).integers(0, 255, (4, 90, 160, 3), dtype=np.uint8)
+    img = tiny_encoder.encode_frames(frames)
+    txt = tiny_encoder.encode_text(["where did I put my keys?", "a mug"])
+    assert img.shape == (4, tiny_encoder.dim) and img.dtype == np.float16
+    assert txt.shape == (2, tiny_encoder.dim)
+    np.testing.assert_allclose(np.linalg.norm(img.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    np.testing.assert_allclose(np.linalg.norm(txt, axis=1), 1.0, atol=1e-5)
+
+
+def test_random_weights_are_reproducible_across_loads(tiny_spec, tiny_encoder):
+    again = ClipEncoder.load(tiny_spec, device="cpu")
+    np.testing.assert_allclose(again.encode_text(["keys"]), tiny_encoder.encode_text(["keys"]), atol=1e-6)
+    assert again.key == tiny_encoder.key == "egorecall-tiny/random-seed0"
+
+
+def test_token_features_mask_padding(tiny_encoder):
+    feats, mask = tiny_encoder.encode_text_tokens(["where did I put my keys?", "mug"])
+    assert feats.shape[:2] == mask.shape and feats.shape[2] == tiny_encoder.dim
+    assert mask[0].all() and mask[1].sum() == 3  # start, "mug", end
+
+
+def test_missing_pretrained_weights_say_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("EGORECALL_WEIGHTS", str(tmp_path))
+    monkeypatch.delenv("EGORECALL_ALLOW_DOWNLOAD", raising=False)
+    with pytest.raises(EncoderUnavailable, match=str(tmp_path / "ViT-B-16" / "openai")):
+        ClipEncoder.load(EncoderSpec("ViT-B-16", "openai"), device="cpu")
+
+
+def test_unknown_model_and_missing_file_are_clear_errors(tmp_path):
+    with pytest.raises(EncoderUnavailable, match="unknown open_clip model"):
+        ClipEncoder.load(EncoderSpec("no-such-model", "none"))
+    with pytest.raises(EncoderUnavailable, match="not found"):
+        ClipEncoder.load(EncoderSpec("egorecall-tiny", str(tmp_path / "missing.safetensors")))
