@@ -1,0 +1,165 @@
+"""Scores over time -> a few distinct, ranked time windows.
+
+Both answer modes end here. Zero-shot mode has a similarity *curve* (one score per grid bin); trained
+localizers have *start/end* distributions. Either way the candidates are many and overlapping, and a user
+asking "where did I put my keys?" wants five different moments, so the last step is always temporal
+non-maximum suppression (the reference NLQ baselines skip it and return near-duplicates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from models.grid import TimeGrid
+
+DEFAULT_NMS_IOU = 0.3
+"""Two answers overlapping more than this are the same moment. The NLQ metrics count a hit from IoU > 0.3,
+so suppressing at 0.3 keeps the five answers from competing for the same ground truth."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+    score: float
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+
+def temporal_iou(a: tuple[float, float] | Window, b: tuple[float, float] | Window) -> float:
+    """Intersection over union of two time ranges (Ego4D's definition: union spans min start..max end)."""
+    s1, e1 = (a.start, a.end) if isinstance(a, Window) else a
+    s2, e2 = (b.start, b.end) if isinstance(b, Window) else b
+    union = max(e1, e2) - min(s1, s2)
+    if union <= 0:
+        return 0.0
+    return max(0.0, min(e1, e2) - max(s1, s2)) / union
+
+
+DEFAULT_MAX_CONTAINMENT = 0.7
+"""A short window lying mostly inside a kept one is a piece of the same moment, whatever its IoU."""
+
+
+def containment(a: Window, b: Window) -> float:
+    """Share of the shorter window that lies inside the other."""
+    shorter = min(a.length, b.length)
+    if shorter <= 0:
+        return 0.0
+    return max(0.0, min(a.end, b.end) - max(a.start, b.start)) / shorter
+
+
+def temporal_nms(windows: Iterable[Window], k: int, iou_threshold: float = DEFAULT_NMS_IOU,
+                 max_containment: float = DEFAULT_MAX_CONTAINMENT) -> list[Window]:
+    """Greedy NMS: best first, dropping windows that overlap a kept one (by IoU or by containment)."""
+    kept: list[Window] = []
+    for w in sorted(windows, key=lambda w: w.score, reverse=True):
+        if all(temporal_iou(w, o) <= iou_threshold and containment(w, o) <= max_containment for o in kept):
+            kept.append(w)
+            if len(kept) == k:
+                break
+    return kept
+
+
+def smooth(curve: np.ndarray, width_bins: float) -> np.ndarray:
+    """Gaussian smoothing (sigma = width/2) with edge padding; a width under one bin is a no-op."""
+    curve = np.asarray(curve, dtype=np.float64)
+    if width_bins < 1.0 or curve.size < 2:
+        return curve.copy()
+    sigma = width_bins / 2.0
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    padded = np.pad(curve, radius, mode="edge")
+    return np.convolve(padded, taps, mode="valid")
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """How a score curve becomes candidate windows; defaults suit 1.875 Hz grids and Ego4D-like answers."""
+
+    scales_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    smooth_s: float = 1.0
+    context_weight: float = 0.5
+    """A window scores its mean plus this times its contrast with the same length on either side, so a
+    peak beats a plateau of equal height: answers are moments when something changes."""
+    min_length_s: float = 0.0
+    max_length_s: float | None = None
+    nms_iou: float = DEFAULT_NMS_IOU
+
+
+def curve_to_windows(curve: np.ndarray, grid: TimeGrid, k: int = 5,
+                     config: ProposalConfig = ProposalConfig()) -> list[Window]:
+    """Multi-scale sliding windows over a per-bin score curve, scored, then NMS'd down to ``k``.
+
+    Scores stay in the curve's units (e.g. cosine similarity), so windows from different videos scored by
+    the same encoder can be ranked against each other.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    n = curve.size
+    if n != grid.num_bins:
+        raise ValueError(f"curve has {n} values but the grid has {grid.num_bins} bins")
+    values = smooth(curve, config.smooth_s * grid.rate_hz)
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    lengths = _scale_lengths(grid, config)
+    candidates: list[Window] = []
+    for length in lengths:
+        starts = np.arange(0, n - length + 1)
+        ends = starts + length  # exclusive
+        inside = (csum[ends] - csum[starts]) / length
+        left_lo = np.maximum(starts - length, 0)
+        right_hi = np.minimum(ends + length, n)
+        ctx_sum = (csum[starts] - csum[left_lo]) + (csum[right_hi] - csum[ends])
+        ctx_len = (starts - left_lo) + (right_hi - ends)
+        context = np.where(ctx_len > 0, ctx_sum / np.maximum(ctx_len, 1), inside)
+        scores = inside + config.context_weight * (inside - context)
+        # Only the best few per scale can survive NMS; keeping them all would cost O(n) Windows per scale.
+        top = np.argsort(-scores)[: max(4 * k, 16)]
+        s_sec, e_sec = grid.bins_to_seconds(starts[top], ends[top] - 1)
+        candidates.extend(Window(float(a), float(b), float(c)) for a, b, c in zip(s_sec, e_sec, scores[top]))
+    return temporal_nms(candidates, k, config.nms_iou)
+
+
+def _scale_lengths(grid: TimeGrid, config: ProposalConfig) -> list[int]:
+    n = grid.num_bins
+    max_len = n if config.max_length_s is None else max(1, int(round(config.max_length_s * grid.rate_hz)))
+    min_len = max(1, int(np.ceil(config.min_length_s * grid.rate_hz - 1e-9)))
+    lengths = sorted({int(np.clip(round(s * grid.rate_hz), min_len, min(max_len, n))) for s in config.scales_s})
+    return lengths or [min(min_len, n)]
+
+
+def span_windows(start_prob: np.ndarray, end_prob: np.ndarray, grid: TimeGrid, k: int = 5,
+                 max_length_bins: int | None = None, nms_iou: float = DEFAULT_NMS_IOU,
+                 pool: int = 200) -> list[Window]:
+    """Top-k windows from a span predictor's start and end distributions (score = p_start * p_end, s <= e).
+
+    Only spans up to ``max_length_bins`` long are scored (a band of the upper triangle), which keeps long
+    videos linear in length; the best ``pool`` spans then go through NMS.
+    """
+    ps = np.asarray(start_prob, dtype=np.float64)
+    pe = np.asarray(end_prob, dtype=np.float64)
+    n = ps.size
+    if pe.size != n or n != grid.num_bins:
+        raise ValueError(f"start/end have {ps.size}/{pe.size} values but the grid has {grid.num_bins} bins")
+    band = n if max_length_bins is None else max(1, min(n, max_length_bins))
+    scores = np.full((band, n), -np.inf)
+    for d in range(band):  # scores[d, s] is the span s..s+d
+        scores[d, : n - d] = ps[: n - d] * pe[d:]
+    flat = scores.ravel()
+    take = min(pool, int(np.isfinite(flat).sum()))
+    top = np.argpartition(-flat, take - 1)[:take]
+    d, s = np.unravel_index(top, scores.shape)
+    s_sec, e_sec = grid.bins_to_seconds(s, s + d)
+    windows = [Window(float(a), float(b), float(c)) for a, b, c in zip(s_sec, e_sec, flat[top])]
+    return temporal_nms(windows, k, nms_iou)
+
+
+def rank_across(videos: Sequence[tuple[str, Sequence[Window]]], k: int) -> list[tuple[str, Window]]:
+    """Merge per-video answers into one ranking; NMS already ran per video, so only scores decide here."""
+    merged = [(vid, w) for vid, ws in videos for w in ws]
+    merged.sort(key=lambda item: item[1].score, reverse=True)
+    return merged[:k]

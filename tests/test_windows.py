@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from models.grid import TimeGrid
+from models.windows import (ProposalConfig, Window, curve_to_windows, rank_across, span_windows,
+                            temporal_iou, temporal_nms)
+
+
+def test_iou_uses_the_ego4d_union():
+    assert temporal_iou((0, 10), (5, 15)) == pytest.approx(5 / 15)
+    assert temporal_iou((0, 1), (1, 2)) == 0.0  # touching windows do not overlap
+    assert temporal_iou((0, 0), (0, 0)) == 0.0
+
+
+def test_nms_keeps_distinct_moments_best_first():
+    ws = [Window(0, 10, 0.9), Window(1, 11, 0.8), Window(20, 25, 0.7), Window(40, 41, 0.95)]
+    kept = temporal_nms(ws, k=5, iou_threshold=0.3)
+    assert [w.score for w in kept] == [0.95, 0.9, 0.7]
+
+
+def test_curve_peaks_become_distinct_windows_inside_the_video():
+    grid = TimeGrid(rate_hz=1.875, duration=120.0)
+    rng = np.random.default_rng(0)
+    curve = 0.2 + 0.01 * rng.standard_normal(grid.num_bins)
+    peaks = [(30.0, 34.0, 0.6), (80.0, 83.0, 0.5), (100.0, 108.0, 0.45)]
+    times = grid.sample_times()
+    for s, e, v in peaks:
+        curve[(times >= s) & (times < e)] = v
+    windows = curve_to_windows(curve, grid, k=5)
+    assert len(windows) == 5
+    assert all(0 <= w.start < w.end <= 120.0 for w in windows)
+    for (s, e, _), w in zip(peaks, windows[:3]):
+        assert temporal_iou((s, e), w) > 0.5, (s, e, w)
+    assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
+    for i, a in enumerate(windows):
+        for b in windows[i + 1:]:
+            assert temporal_iou(a, b) <= 0.3
+
+
+def test_length_limits_are_respected():
+    grid = TimeGrid(rate_hz=2.0, duration=60.0)
+    curve = np.zeros(grid.num_bins)
+    curve[40:80] = 1.0  # a 20 s plateau
+    cfg = ProposalConfig(min_length_s=3.0, max_length_s=6.0)
+    for w in curve_to_windows(curve, grid, k=5, config=cfg):
+        assert 3.0 - 1e-9 <= w.length <= 6.0 + 1e-9
+
+
+def test_short_video_still_answers_with_non_empty_windows():
+    grid = TimeGrid(rate_hz=1.875, duration=0.4)
+    windows = curve_to_windows(np.array([0.3]), grid, k=5)
+    assert len(windows) == 1 and windows[0].start == 0 and 0 < windows[0].end <= 0.4
+
+
+def test_span_windows_pick_the_joint_best_span():
+    grid = TimeGrid(rate_hz=1.0, duration=50.0)
+    ps = np.full(50, 1e-3)
+    pe = np.full(50, 1e-3)
+    ps[10], pe[14] = 0.9, 0.9
+    ps[30], pe[31] = 0.5, 0.5
+    ws = span_windows(ps / ps.sum(), pe / pe.sum(), grid, k=5, max_length_bins=20)
+    assert (ws[0].start, ws[0].end) == (10.0, 15.0)
+    assert (ws[1].start, ws[1].end) == (30.0, 32.0)
+    assert len(ws) == 5
+
+
+def test_rank_across_videos_orders_by_score():
+    ranked = rank_across([("a", [Window(0, 1, 0.2)]), ("b", [Window(5, 6, 0.9), Window(9, 10, 0.1)])], k=2)
+    assert [(v, w.score) for v, w in ranked] == [("b", 0.9), ("a", 0.2)]
+
+
+def test_nms_drops_pieces_of_a_kept_moment():
+    kept = temporal_nms([Window(30, 34, 0.8), Window(30.4, 31.5, 0.7), Window(33, 40, 0.6)], k=5)
+    assert [(w.start, w.end) for w in kept] == [(30, 34), (33, 40)]
