@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.metrics import evaluate, score_windows, windows_array  # noqa: E402
+from training.metrics import evaluate, score_windows  # noqa: E402
 from training.naq import build_naq  # noqa: E402
 from training.narrations import load_narrations  # noqa: E402
 from training.nlq import NLQFileBuilder, load_nlq, parse_nlq  # noqa: E402
@@ -72,15 +72,16 @@ def bench_naq(rng: np.random.Generator, tmp: Path, rows: int) -> None:
         times = rng.uniform(0, 1200, rows)
         for i in range(rows):
             t = times[i]
-            fh.write(f"{i}\t{i}\tv{vids[i]}\t1200.0\tnarration_pass_1\t{i}\t{t:.3f}\t{t - 0.4:.3f}\t{t + 0.4:.3f}\t"
-                     f"#C C picks object {i % 997} from the table\t[1]\t[2]\n")
+            fh.write(f"{i}\t{i}\tv{vids[i]}\t1200.0\tnarration_pass_1\t{i}\t{t:.3f}\t{t - 0.4:.3f}\t"
+                     f"{t + 0.4:.3f}\t#C C picks object {i % 997} from the table\t[1]\t[2]\n")
     read_s, nf = _timed(lambda: load_narrations(path), repeat=1)
     nlq = b.to_dict()
     build_s, (data, report) = _timed(lambda: build_naq([("nlq.json", nlq)], nf), repeat=1)
     write_s, _ = _timed(lambda: json.dumps(data), repeat=1)
     total = read_s + build_s + write_s
-    print(f"NaQ on {rows} EgoClip rows: read {read_s:.2f} s, build {build_s:.2f} s, serialise {write_s:.2f} s "
-          f"({report.kept} kept); ~{total * 3.8e6 / rows:.0f} s extrapolated to EgoClip's 3.8 M rows")
+    print(f"NaQ on {rows} EgoClip rows: read {read_s:.2f} s, build {build_s:.2f} s, "
+          f"serialise {write_s:.2f} s ({report.kept} kept); ~{total * 3.8e6 / rows:.0f} s extrapolated to "
+          "EgoClip's 3.8 M rows")
     parse_s, _ = _timed(lambda: parse_nlq(data), repeat=1)
     print(f"parse_nlq of the result ({report.queries_written} narration queries): {parse_s:.2f} s")
 

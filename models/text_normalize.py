@@ -1,4 +1,4 @@
-"""One text normalisation for every sentence that meets a text encoder: narrations, NLQ queries, user questions.
+"""One text normalisation for every sentence a text encoder sees: narrations, NLQ queries, user questions.
 
 Why one function: a localizer trained on Ego4D narrations ("#C C puts the keys on the table") is later asked
 plain questions ("Where did I put my keys?"). If training text and query text were cleaned differently, the
@@ -53,7 +53,7 @@ PERSON_NOUNS = frozenset(
 
 
 def is_narration_style(text: str) -> bool:
-    """True when ``text`` carries Ego4D's narration markers (``#C``/``#O``) and so gets the narration rules."""
+    """True when ``text`` carries Ego4D's narration markers (``#C``/``#O``): the narration rules apply."""
     return bool(_NARRATION_MARK.search(text or ""))
 
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from nlq_samples import write
 
-from training.naq import (DROP_BAD_WINDOW, DROP_CROSSES, DROP_EMPTY_TEXT, DROP_NO_CLIP, DROP_OUTSIDE, NaQConfig,
-                          NaQError, build_naq, build_naq_files, egovlp_windows, jitter_bins, jitter_window,
-                          stream_gaps)
+from training.naq import (DROP_BAD_WINDOW, DROP_CROSSES, DROP_EMPTY_TEXT, DROP_NO_CLIP, DROP_OUTSIDE,
+                          NaQConfig, NaQError, build_naq, build_naq_files, egovlp_windows, jitter_bins,
+                          jitter_window, stream_gaps)
 from training.narrations import Narration
-from training.nlq import NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder, clips_from_data, load_nlq, parse_nlq
+from training.nlq import (NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder, clips_from_data, load_nlq,
+                          parse_nlq)
 
 
 def _nlq_train() -> dict:
@@ -30,7 +31,8 @@ def _nlq_train() -> dict:
 def _extra_clips() -> dict:  # VQ-style: clips only (one repeats an NLQ clip, two overlap)
     return {"version": "v2", "videos": [
         {"video_uid": "v3", "split": "train", "clips": [
-            {"clip_uid": "e1", "video_start_sec": 10.0, "video_end_sec": 110.0, "annotations": [{"query_sets": {}}]},
+            {"clip_uid": "e1", "video_start_sec": 10.0, "video_end_sec": 110.0,
+             "annotations": [{"query_sets": {}}]},
             {"clip_uid": "e2", "video_start_sec": 0.0, "video_end_sec": 60.0, "annotations": []}]},
         {"video_uid": "v1", "split": "train", "clips": [
             {"clip_uid": "c1", "video_start_sec": 100.0, "video_end_sec": 200.0, "annotations": []}]}]}
@@ -91,7 +93,7 @@ def test_narrations_inside_training_clips_become_narration_queries(tmp_path):
 def test_egovlp_windows_follow_the_gap_rule():
     ns = ([Narration("A", t, "x", "narration_pass_1") for t in (0.0, 2.0, 4.0)]          # beta 2
           + [Narration("B", t, "x", "narration_pass_1") for t in (12.0, 0.0, 8.0, 4.0)]  # beta 4 (unsorted)
-          + [Narration("B", 1.0, "x", "narration_pass_2")])                              # single: beta = alpha
+          + [Narration("B", 1.0, "x", "narration_pass_2")])  # a single narration: beta = alpha
     assert stream_gaps(ns) == {("A", "narration_pass_1"): 2.0, ("B", "narration_pass_1"): 4.0}
     windows, alpha = egovlp_windows(ns)
     assert alpha == 3.0
@@ -118,7 +120,8 @@ def test_narration_json_end_to_end_uses_egovlp_windows(tmp_path):
     assert report.kept == 3 and report.dropped[DROP_CROSSES] == 1 and report.windows == {"egovlp": 3}
     ds = load_nlq(out)
     assert [(q.text, q.start, q.end) for q in ds.narrations_only()] == [
-        ("step 0", pytest.approx(9.5), pytest.approx(10.5)), ("step 1", pytest.approx(11.5), pytest.approx(12.5)),
+        ("step 0", pytest.approx(9.5), pytest.approx(10.5)),
+        ("step 1", pytest.approx(11.5), pytest.approx(12.5)),
         ("step 2", pytest.approx(13.5), pytest.approx(14.5))]
 
 
@@ -192,7 +195,8 @@ def test_jitter_clamps_to_the_sequence_and_works_on_scalars_and_bins():
     s = rng.integers(0, 60, 5000)
     e = s + rng.integers(0, 5, 5000)
     bs, be = jitter_bins(s, e, 64, rng, factor=3.0)
-    assert bs.dtype == np.int64 and np.all(bs <= s) and np.all(be >= e) and np.all(be <= 63) and np.all(bs >= 0)
+    assert bs.dtype == np.int64 and np.all(bs <= s) and np.all(be >= e)
+    assert np.all(be <= 63) and np.all(bs >= 0)
     assert np.mean((be - bs) > (e - s)) > 0.5
     with pytest.raises(ValueError):
         jitter_window(0.0, 1.0, 5.0, rng, factor=0.5)

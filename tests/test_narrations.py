@@ -21,8 +21,8 @@ NARRATION_JSON = {
             "summaries": [{"start_sec": 0, "end_sec": 10, "summary_text": "#Summary C cooks"}],
         },
         "narration_pass_2": {
-            "narrations": [{"timestamp_sec": 2.0, "timestamp_frame": 60, "narration_text": "#C C opens a door",
-                            "annotation_uid": "u2"}],
+            "narrations": [{"timestamp_sec": 2.0, "timestamp_frame": 60,
+                            "narration_text": "#C C opens a door", "annotation_uid": "u2"}],
             "summaries": [],
         },
         "status": "complete",

@@ -61,19 +61,21 @@ def test_evaluate_table_is_readable(files):
     ("{oops", "not valid JSON"),
     ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[3, 1]]}]}',
      "after it ends"),
-    ('{"results": [{"clip_uid": "nope", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, 3]]}]}',
-     "does not contain"),
+    ('{"results": [{"clip_uid": "nope", "annotation_uid": "a", "query_idx": 0,'
+     ' "predicted_times": [[1, 3]]}]}', "does not contain"),
 ])
 def test_evaluate_bad_predictions_give_one_line_errors(files, tmp_path, content, fragment):
     _, ann, _ = files
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    _assert_one_line_error(run_app("evaluate", "--annotations", ann, "--predictions", bad), fragment, str(bad))
+    _assert_one_line_error(run_app("evaluate", "--annotations", ann, "--predictions", bad),
+                           fragment, str(bad))
 
 
 def test_evaluate_bad_or_missing_annotations(files, tmp_path):
     _, _, pred = files
-    _assert_one_line_error(run_app("evaluate", "--annotations", tmp_path / "nope.json", "--predictions", pred),
+    missing = tmp_path / "nope.json"
+    _assert_one_line_error(run_app("evaluate", "--annotations", missing, "--predictions", pred),
                            "does not exist")
     bad = write(tmp_path / "ann.json", {"videos": "many"})
     _assert_one_line_error(run_app("evaluate", "--annotations", bad, "--predictions", pred), "videos")
@@ -116,3 +118,9 @@ def test_naq_command_bad_inputs_give_one_line_errors(tmp_path):
     _assert_one_line_error(run_app("naq", "--annotations", ann, "--narrations", junk, "--out",
                                    tmp_path / "o.json", "--nlq-fraction", "2"), "--nlq-fraction")
     assert not (tmp_path / "o.json").exists()
+    narr = tmp_path / "narration.json"
+    narr.write_text("{}")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _assert_one_line_error(run_app("naq", "--annotations", ann, "--narrations", narr, "--out",
+                                   blocker / "o.json"), "Cannot write")

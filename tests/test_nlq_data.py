@@ -7,8 +7,8 @@ import json
 import pytest
 from nlq_samples import make_nlq, write
 
-from training.nlq import (EMPTY_WINDOW_S, NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder, few_shot_clips,
-                          few_shot_subset, load_nlq, parse_nlq, read_clips)
+from training.nlq import (EMPTY_WINDOW_S, NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder,
+                          few_shot_clips, few_shot_subset, load_nlq, parse_nlq, read_clips)
 
 
 def test_v2_file_reads_into_clips_and_queries(tmp_path):
@@ -40,7 +40,8 @@ def test_v1_missing_texts_are_skipped_without_shifting_query_indices():
     ds = parse_nlq(data, "nlq_train.json")
     assert ds.version == "v1"
     assert ds.skipped == {"no query text": 2, "null entry": 1}
-    first = [q for q in ds if q.annotation_uid == data["videos"][0]["clips"][0]["annotations"][0]["annotation_uid"]]
+    ann_uid = data["videos"][0]["clips"][0]["annotations"][0]["annotation_uid"]
+    first = [q for q in ds if q.annotation_uid == ann_uid]
     assert [q.query_idx for q in first] == [0, 3]  # the file's positions, as submissions use them
     assert ds.annotation_sizes[(first[0].clip_uid, first[0].annotation_uid)] == 5
 
@@ -95,7 +96,8 @@ def test_builder_writes_a_file_the_reader_reads_back_exactly(tmp_path):
     b = NLQFileBuilder(version="v2", description="synthetic world")
     b.add_clip("clipA", "video1", 10.0, 70.0, split="train", source="synth")
     b.add_clip("clipB", "video1", 80.0, 140.0)
-    k0 = b.add_query("clipA", "where did I put the red ball?", 3.0, 7.5, template="Objects: Where did I put X?")
+    k0 = b.add_query("clipA", "where did I put the red ball?", 3.0, 7.5,
+                     template="Objects: Where did I put X?")
     k1 = b.add_query("clipA", "what did I pick up?", 20.0, 22.0, annotation_uid="other")
     k2 = b.add_query("clipA", "where is the cup?", 30.0, 31.0)
     k3 = b.add_query("clipB", "narrated", 1.0, 2.0, template=NARRATION_TEMPLATE)
@@ -136,10 +138,10 @@ def test_read_clips_accepts_vq_and_moments_style_files(tmp_path):
     ('{"videos": [{"video_uid": "v", "clips": [{"video_start_sec": 0, "video_end_sec": 1}]}]}',
      r"videos\[0\].clips\[0\] has no 'clip_uid'"),
     ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c"}]}]}', "neither video_start_sec"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": "0", "video_end_sec": 1}]}]}',
-     "video_start_sec = '0', which is not a finite number"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 9, "video_end_sec": 1}]}]}',
-     "before it starts"),
+    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": "0",'
+     ' "video_end_sec": 1}]}]}', "video_start_sec = '0', which is not a finite number"),
+    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 9,'
+     ' "video_end_sec": 1}]}]}', "before it starts"),
     ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
      ' "annotations": [{"annotation_uid": "a", "language_queries": [{"query": "q", "clip_start_sec": 1,'
      ' "clip_end_sec": null}]}]}]}]}', "clip_end_sec = None"),
@@ -147,10 +149,10 @@ def test_read_clips_accepts_vq_and_moments_style_files(tmp_path):
      ' "annotations": [{"annotation_uid": "a", "language_queries": []}, {"annotation_uid": "a",'
      ' "language_queries": []}]}]}]}', "repeats annotation a"),
     ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
-     ' "annotations": []}, {"clip_uid": "c", "video_start_sec": 5, "video_end_sec": 9, "annotations": []}]}]}',
-     "repeats clip c"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9}]}]}',
-     "should have a list named 'annotations'"),
+     ' "annotations": []}, {"clip_uid": "c", "video_start_sec": 5, "video_end_sec": 9,'
+     ' "annotations": []}]}]}', "repeats clip c"),
+    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0,'
+     ' "video_end_sec": 9}]}]}', "should have a list named 'annotations'"),
 ])
 def test_malformed_annotation_files_name_the_file_and_the_problem(tmp_path, content, match):
     path = tmp_path / "nlq_bad.json"

@@ -253,8 +253,8 @@ def test_unannotated_files_cannot_be_evaluated():
      "not a finite number"),
     ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, NaN]]}]}',
      "not a finite number"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[true, 2]]}]}',
-     "not a finite number"),
+    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0,'
+     ' "predicted_times": [[true, 2]]}]}', "not a finite number"),
     ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[5, 2]]}]}',
      "after it ends"),
     ('{"results": [{"annotation_uid": "a", "query_idx": 0, "predicted_times": []}]}', "clip_uid"),
@@ -293,7 +293,8 @@ def test_fast_path_equals_file_path_and_handles_thousands():
     ds = parse_nlq(data)
     queries = ds.evaluation_queries()
     assert len(queries) == 5000
-    by_key = {(r["clip_uid"], r["annotation_uid"], r["query_idx"]): r["predicted_times"] for r in sub["results"]}
+    by_key = {(r["clip_uid"], r["annotation_uid"], r["query_idx"]): r["predicted_times"]
+              for r in sub["results"]}
     pred = windows_array([by_key.get(q.key) for q in queries])
     gt = np.array([(q.start, q.end) for q in queries])
     fast = score_windows(pred, gt, [q.template for q in queries]).to_dict()

@@ -150,7 +150,8 @@ def score_windows(pred: np.ndarray, gt: np.ndarray, templates: Sequence[str | No
     iou = temporal_iou_array(pred, gt[:, None, :])
     hits = _recalls(iou)
     recall = {name: 100.0 * float(h.sum()) / n for name, h in hits.items()}
-    predicted = int((~np.isnan(pred).any(axis=2)).any(axis=1).sum()) if num_predicted is None else num_predicted
+    if num_predicted is None:
+        num_predicted = int((~np.isnan(pred).any(axis=2)).any(axis=1).sum())
     per_template: dict[str, dict[str, float]] = {}
     if templates is not None:
         if len(templates) != n:
@@ -167,13 +168,14 @@ def score_windows(pred: np.ndarray, gt: np.ndarray, templates: Sequence[str | No
         mean_r5=(recall["R5@0.3"] + recall["R5@0.5"]) / 2.0,
         miou=100.0 * float(iou[:, 0].sum()) / n,
         num_queries=n,
-        num_predicted=predicted,
+        num_predicted=num_predicted,
         per_template=per_template,
         num_ignored=num_ignored,
     )
 
 
-def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction], source: str = "predictions") -> NLQScores:
+def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction],
+             source: str = "predictions") -> NLQScores:
     """Score a submission against an annotated NLQ file, dividing by its ground-truth queries.
 
     A prediction for a query the file has but cannot score (no text, or no answer) is ignored and counted;

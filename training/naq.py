@@ -1,15 +1,16 @@
-"""Narrations-as-Queries (NaQ, Ramakrishnan et al., CVPR 2023): Ego4D narrations turned into NLQ training data.
+"""Narrations-as-Queries (NaQ, Ramakrishnan et al., CVPR 2023): Ego4D narrations as NLQ training data.
 
-Every narration whose window lies fully inside a training clip becomes a query about that clip, with the window
-(shifted to clip seconds) as its answer. The result is an ordinary NLQ file: the NLQ annotations of the given
-files, plus ONE extra annotation per clip, ``naq-<clip_uid>``, holding the clip's narration queries sorted by
-start time.
+Every narration whose window lies fully inside a training clip becomes a query about that clip, with the
+window (shifted to clip seconds) as its answer. The result is an ordinary NLQ file: the NLQ annotations of
+the given files, plus ONE extra annotation per clip, ``naq-<clip_uid>``, holding the clip's narration
+queries sorted by start time.
 
 How narration queries are marked: ``template`` is :data:`training.nlq.NARRATION_TEMPLATE` (``"narration"``),
 which :attr:`training.nlq.Query.is_narration` reads. The reference implementation instead keeps a leading
-"#" in the text; we keep the text clean (normalised by :func:`models.text_normalize.normalize_text`, exactly as
-user questions are at query time) so no text encoder ever sees the marker. Each narration query also keeps its
-raw text (``narration_text``), its stream (``narration_source``) and its instant (``narration_time``).
+"#" in the text; we keep the text clean (normalised by :func:`models.text_normalize.normalize_text`, exactly
+as user questions are at query time) so no text encoder ever sees the marker. Each narration query also
+keeps its raw text (``narration_text``), its stream (``narration_source``) and its instant
+(``narration_time``).
 
 Windows: EgoClip's ``clip_start``/``clip_end`` where the file gives them, else EgoVLP's rule
 ``[t - beta_v / (2 alpha), t + beta_v / (2 alpha)]`` (:func:`egovlp_windows`).
@@ -32,8 +33,8 @@ import numpy as np
 from models.errors import EgoRecallError
 from models.text_normalize import normalize_text
 from training.narrations import Narration, NarrationFile, load_narrations
-from training.nlq import (NAQ_ANNOTATION_PREFIX, NARRATION_TEMPLATE, AnnotationFileError, Clip, clips_from_data,
-                          few_shot_clips, parse_nlq, read_json, write_json_atomic)
+from training.nlq import (NAQ_ANNOTATION_PREFIX, NARRATION_TEMPLATE, AnnotationFileError, Clip,
+                          clips_from_data, few_shot_clips, parse_nlq, read_json, write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +209,8 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
     """NLQ (+ extra clip sources) + narrations -> (NLQ-format object with NaQ annotations, report).
 
     ``nlq_sources``: ``(name, parsed JSON)`` of NLQ train files; their queries are kept (a ``nlq_fraction``
-    of their clips) and all their clips are training clips. ``extra_clips``: more training clips (e.g. from the
-    VQ and Moments train files, as in the paper); they enter the output only if narrations land in them.
+    of their clips) and all their clips are training clips. ``extra_clips``: more training clips (e.g. from
+    the VQ and Moments train files, as in the paper); they enter the output only if narrations land in them.
     """
     if not nlq_sources:
         raise NaQError("NaQ needs at least one NLQ annotation file.")
@@ -232,7 +233,8 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
         seen = train_clips.get(uid)
         if seen is not None and (abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
                                  or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3):
-            raise AnnotationFileError(f"Clip {uid} has different time ranges in the NLQ and extra clip files.")
+            raise AnnotationFileError(f"Clip {uid} has different time ranges in the NLQ and extra clip "
+                                      "files.")
         train_clips.setdefault(uid, clip)
     report.training_clips = len(train_clips)
 
@@ -295,8 +297,9 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
                 video = {"video_uid": clip.video_uid, "split": "train", "clips": []}
                 videos[clip.video_uid] = video
                 merged["videos"].append(video)
-            raw = {"clip_uid": uid, "video_start_sec": clip.video_start_sec, "video_end_sec": clip.video_end_sec,
-                   "clip_start_sec": 0.0, "clip_end_sec": clip.duration, "annotations": []}
+            raw = {"clip_uid": uid, "video_start_sec": clip.video_start_sec,
+                   "video_end_sec": clip.video_end_sec, "clip_start_sec": 0.0, "clip_end_sec": clip.duration,
+                   "annotations": []}
             video["clips"].append(raw)
             raw_clips[uid] = raw
         ann_uid = f"{NAQ_ANNOTATION_PREFIX}{uid}"

@@ -44,7 +44,7 @@ class Narration:
     time: float
     text: str
     source: str
-    """Which narration stream: ``narration_pass_1`` / ``narration_pass_2`` (EgoClip's ``narration_source``)."""
+    """Which narration stream: ``narration_pass_1``/``narration_pass_2`` (EgoClip's ``narration_source``)."""
     window: tuple[float, float] | None = None
     """The narration's window when the file gives one (EgoClip ``clip_start``/``clip_end``), else None."""
 
@@ -127,7 +127,8 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
     try:
         fh = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise NarrationFileError(f"The narrations file {path} cannot be read ({exc.strerror or exc}).") from None
+        raise NarrationFileError(f"The narrations file {path} cannot be read "
+                                 f"({exc.strerror or exc}).") from None
     with fh:
         try:
             header_line = fh.readline()
@@ -187,7 +188,8 @@ def load_narrations(path: str | os.PathLike) -> NarrationFile:
     except IsADirectoryError:
         raise NarrationFileError(f"The narrations file {path} is a folder, not a file.") from None
     except OSError as exc:
-        raise NarrationFileError(f"The narrations file {path} cannot be read ({exc.strerror or exc}).") from None
+        raise NarrationFileError(f"The narrations file {path} cannot be read "
+                                 f"({exc.strerror or exc}).") from None
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     if head[:1] in (b"{", b"["):

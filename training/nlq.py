@@ -44,7 +44,7 @@ NAQ_ANNOTATION_PREFIX = "naq-"
 """NaQ adds one annotation per clip, ``naq-<clip_uid>``, holding that clip's narration queries."""
 
 EMPTY_WINDOW_S = 1.0 / 30.0
-"""An answer no longer than one frame at 30 fps is (almost) empty: kept for evaluation, dropped for training."""
+"""An answer no longer than one frame at 30 fps is (almost) empty: evaluated, but not trained on."""
 
 QueryKey = tuple[str, str, int]
 """``(clip_uid, annotation_uid, query_idx)``: how submissions and the evaluator name a query."""
@@ -63,7 +63,7 @@ class AnnotationFileError(NLQFileError):
 
 @dataclass(frozen=True)
 class Clip:
-    """One Ego4D clip: a stretch ``[video_start_sec, video_end_sec]`` of a video, the unit queries ask about."""
+    """One Ego4D clip: the stretch ``[video_start_sec, video_end_sec]`` of a video that queries ask about."""
 
     clip_uid: str
     video_uid: str
@@ -304,7 +304,7 @@ def read_clips(path: str | os.PathLike) -> dict[str, Clip]:
 
 
 def parse_nlq(data: Any, source: str = "<data>") -> NLQDataset:
-    """An NLQ annotation object (already parsed JSON) -> :class:`NLQDataset`; ``source`` names it in errors."""
+    """An NLQ annotation object (parsed JSON) -> :class:`NLQDataset`; ``source`` names it in errors."""
     clips: dict[str, Clip] = {}
     queries: list[Query] = []
     skipped: Counter = Counter()
@@ -378,16 +378,20 @@ def load_nlq(path: str | os.PathLike) -> NLQDataset:
 def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = None) -> Path:
     """Write JSON through a temporary file and a rename, so a crash never leaves half a file behind."""
     path = Path(path)
-    if path.parent and not path.parent.exists():
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise NLQFileError(f"Cannot write {path} ({exc.strerror or exc}).") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=indent)
             fh.write("\n")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise NLQFileError(f"Cannot write {path} ({exc.strerror or exc}).") from None
         raise
     return path
 
@@ -395,9 +399,9 @@ def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = N
 class NLQFileBuilder:
     """Builds a valid v2-style NLQ annotation file: add clips, then queries, then :meth:`write`.
 
-    Used by NaQ and by the synthetic-world generator. Queries go to annotation ``annotation_uid`` of their clip
-    (created on first use; default ``"<clip_uid>-nlq"``) and :meth:`add_query` returns the query's key, the
-    same key a submission must use.
+    For generated data (the synthetic world, tests). Queries go to annotation ``annotation_uid`` of their
+    clip (created on first use; default ``"<clip_uid>-nlq"``) and :meth:`add_query` returns the query's key,
+    the same key a submission must use.
     """
 
     def __init__(self, version: str = "v2", description: str = "EgoRecall NLQ annotations",

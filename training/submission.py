@@ -1,4 +1,6 @@
-"""Ego4D NLQ challenge submissions: ``{"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": [...]}``.
+"""Ego4D NLQ challenge submissions.
+
+The format: ``{"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": [...]}``.
 
 Each result names a query by ``(clip_uid, annotation_uid, query_idx)`` and lists its ``predicted_times``,
 ``[[start, end], ...]`` in seconds from the clip's start, best first. The challenge takes five; a file may
