@@ -29,8 +29,6 @@ from training.nlq import NLQFileError, read_json
 
 log = logging.getLogger(__name__)
 
-PASSES = ("narration_pass_1", "narration_pass_2")
-
 
 class NarrationFileError(NLQFileError):
     """A narrations file that is missing, unreadable or not in either known format."""
