@@ -57,7 +57,7 @@ def main() -> None:
                       workers=args.workers)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = generate_world(Path(tmp) / "world", config=cfg)
+        summary = generate_world(Path(tmp) / "world", cfg)
         wall = time.perf_counter() - t0
         print(f"generate: {summary.totals_line()}")
         print(f"generate: {wall:.1f} s wall with {args.workers} worker(s) = "

@@ -317,6 +317,8 @@ def test_bad_settings_and_non_empty_folders_are_refused(tmp_path):
         generate_world(tmp_path / "x", n_videos=0)
     with pytest.raises(SynthWorldError, match="--size"):
         generate_world(tmp_path / "x", n_videos=1, size=8)
+    with pytest.raises(SynthWorldError, match="unknown synthetic world setting"):
+        generate_world(tmp_path / "x", n_video=1)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
@@ -330,7 +332,7 @@ def test_bad_settings_and_non_empty_folders_are_refused(tmp_path):
 def test_cli_writes_a_world_and_reports_it(tmp_path):
     out = tmp_path / "cli"
     cmd = [sys.executable, "-m", "app", "synth", "--out", str(out), "--videos", "2", "--seed", "4",
-           "--duration", "20", "--size", "48", "--fps", "8", "--workers", "1"]
+           "--duration", "20", "--duration-jitter", "0", "--size", "48", "--fps", "8", "--workers", "2"]
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -339,6 +341,7 @@ def test_cli_writes_a_world_and_reports_it(tmp_path):
     assert any(line.startswith("wrote nlq_train.json") for line in lines)
     assert lines[-1].startswith("total: 2 videos")
     assert len(list((out / "videos").glob("*.mp4"))) == 2
+    assert [v["duration"] for v in json.loads((out / "world.json").read_text())["videos"]] == [20.0, 20.0]
     again = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert again.returncode == 1 and again.stderr.startswith("error: ") and "Traceback" not in again.stderr
     replaced = subprocess.run(cmd + ["--overwrite"], cwd=root, capture_output=True, text=True, timeout=300)

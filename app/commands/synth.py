@@ -22,7 +22,10 @@ def register(subparsers) -> None:
                    help="number of videos (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="world seed (default %(default)s)")
     p.add_argument("--duration", type=float, default=defaults.duration,
-                   help="mean video length in seconds; each video varies by ±20%% (default %(default)s)")
+                   help="mean video length in seconds (default %(default)s)")
+    p.add_argument("--duration-jitter", type=float, default=defaults.duration_jitter,
+                   help="each video lasts duration x U(1-j, 1+j), rounded to whole seconds; "
+                        "0 makes every video exactly --duration long (default %(default)s)")
     p.add_argument("--size", type=int, default=defaults.size,
                    help="square frame side in pixels (default %(default)s)")
     p.add_argument("--fps", type=float, default=defaults.fps, help="frames per second (default %(default)s)")
@@ -40,10 +43,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from training.synthworld.generate import generate_world
 
-    cfg = SynthConfig(n_videos=args.videos, seed=args.seed, duration=args.duration, size=args.size,
+    cfg = SynthConfig(n_videos=args.videos, seed=args.seed, duration=args.duration,
+                      duration_jitter=args.duration_jitter, size=args.size,
                       fps=args.fps, val_fraction=args.val_fraction, max_queries_per_clip=args.max_queries,
                       workers=args.workers)
-    summary = generate_world(args.out, config=cfg, overwrite=args.overwrite)
+    summary = generate_world(args.out, cfg, overwrite=args.overwrite)
     width = max(len(name) for name, _ in summary.files)
     for name, description in summary.files:
         print(f"wrote {name:<{width}}  {description}")

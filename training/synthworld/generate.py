@@ -11,7 +11,7 @@ import logging
 import os
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -268,17 +268,18 @@ only asked when that answer is unique within its clip.
 """
 
 
-def generate_world(out_dir: str | Path, n_videos: int = 12, seed: int = 0, *, duration: float = 90.0,
-                   size: int = 128, fps: float = 15.0, val_fraction: float = 0.25, workers: int = 1,
-                   overwrite: bool = False, config: SynthConfig | None = None,
-                   house: House = DEFAULT_HOUSE) -> WorldSummary:
+def generate_world(out_dir: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False,
+                   house: House = DEFAULT_HOUSE, **settings) -> WorldSummary:
     """Write a synthetic world to ``out_dir`` and return what was written.
 
-    ``config`` (if given) overrides the keyword settings. Raises :class:`SynthWorldError` for bad settings or
-    a non-empty output folder (unless ``overwrite`` and the folder holds an earlier synthetic world).
+    ``settings`` are :class:`SynthConfig` fields overriding ``config`` (or the defaults), e.g.
+    ``generate_world(out, n_videos=3, seed=7, duration=30)``. Raises :class:`SynthWorldError` for bad settings
+    or a non-empty output folder (unless ``overwrite`` and the folder holds an earlier synthetic world).
     """
-    cfg = config or SynthConfig(n_videos=n_videos, seed=seed, duration=duration, size=size, fps=fps,
-                                val_fraction=val_fraction, workers=workers)
+    try:
+        cfg = replace(config or SynthConfig(), **settings)
+    except TypeError as exc:
+        raise SynthWorldError(f"unknown synthetic world setting: {exc}.") from exc
     cfg.validate()
     out = Path(out_dir)
     _check_out_dir(out, overwrite)
