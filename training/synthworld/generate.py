@@ -1,0 +1,366 @@
+"""Generating a synthetic world on disk: videos, narrations, NLQ train/val files and the ground-truth log.
+
+Every video draws from its own seed stream (``SeedSequence([seed, index])``), so video ``i`` is the same
+whether 3 or 300 videos are generated; only the train/val split depends on the count. All JSON is written with
+fixed key order and rounded times, so the same seed gives byte-identical annotation files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from models.errors import EgoRecallError
+from training.synthworld import ego4d_files as ego4d
+from training.synthworld.catalog import DEFAULT_HOUSE, House
+from training.synthworld.language import narration
+from training.synthworld.queries import ClipView, Query, clip_queries
+from training.synthworld.script import Event, Sighting, plan_video, sightings
+
+logger = logging.getLogger(__name__)
+
+UID_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5c9e-8a10-5e9a7d3c2b01")
+FORMAT_VERSION = 1
+OUR_FILES = ("world.json", "narration.json", "nlq_train.json", "nlq_val.json", "README.txt")
+
+
+class SynthWorldError(EgoRecallError):
+    """Bad generator settings or an output folder that would lose someone's files."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that shapes a generated world; defaults live here only."""
+
+    n_videos: int = 12
+    seed: int = 0
+    duration: float = 90.0  # mean seconds per video
+    duration_jitter: float = 0.2  # each video lasts duration * U(1 - j, 1 + j)
+    size: int = 128  # square frames, pixels
+    fps: float = 15.0
+    val_fraction: float = 0.25
+    max_queries_per_clip: int = 10
+    two_clip_probability: float = 0.5  # videos of 60 s or more are sometimes cut into two clips
+    crf: int = 23
+    workers: int = 1
+
+    def validate(self) -> None:
+        problems = []
+        if self.n_videos < 1:
+            problems.append(f"--videos must be at least 1 (got {self.n_videos})")
+        if not 10.0 <= self.duration <= 3600.0:
+            problems.append(f"--duration must be between 10 and 3600 seconds (got {self.duration})")
+        if not 0.0 <= self.duration_jitter < 1.0:
+            problems.append(f"duration jitter must be in [0, 1) (got {self.duration_jitter})")
+        if not 32 <= self.size <= 1024:
+            problems.append(f"--size must be between 32 and 1024 pixels (got {self.size})")
+        if not 1.0 <= self.fps <= 60.0:
+            problems.append(f"--fps must be between 1 and 60 (got {self.fps})")
+        if not 0.0 <= self.val_fraction < 1.0:
+            problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.max_queries_per_clip < 1:
+            problems.append(f"at least one query per clip is needed (got {self.max_queries_per_clip})")
+        if self.workers < 1:
+            problems.append(f"--workers must be at least 1 (got {self.workers})")
+        if problems:
+            raise SynthWorldError("; ".join(problems) + ".")
+
+
+@dataclass
+class ClipPlan:
+    clip_uid: str
+    annotation_uid: str
+    start: float
+    end: float
+    queries: list[Query] = field(default_factory=list)
+
+
+@dataclass
+class VideoPlan:
+    """One video, fully decided before any pixel is drawn."""
+
+    index: int
+    video_uid: str
+    duration: float
+    n_frames: int
+    events: list[Event]
+    sightings: list[Sighting]
+    clips: list[ClipPlan]
+    motion_seed: int
+    split: str = "train"
+
+    @property
+    def file(self) -> str:
+        return f"videos/{self.video_uid}.mp4"
+
+
+@dataclass
+class WorldSummary:
+    out_dir: Path
+    files: list[tuple[str, str]]  # (relative path, one-line description)
+    n_videos: int
+    seconds: float
+    n_narrations: int
+    n_train_queries: int
+    n_val_queries: int
+    train_videos: list[str]
+    val_videos: list[str]
+
+    def totals_line(self) -> str:
+        return (f"{self.n_videos} videos, {self.seconds:.1f} s, {self.n_narrations} narrations, "
+                f"{self.n_train_queries} train / {self.n_val_queries} val queries "
+                f"({len(self.train_videos)} train / {len(self.val_videos)} val videos) in {self.out_dir}")
+
+
+def _uid(seed: int, *parts) -> str:
+    return str(uuid.uuid5(UID_NAMESPACE, "/".join(["egorecall-synthworld", str(seed), *map(str, parts)])))
+
+
+def _plan_clips(rng: np.random.Generator, duration: float, cfg: SynthConfig) -> list[tuple[float, float]]:
+    """Real time ranges of the video (rarely starting at 0), like Ego4D's clips of longer videos."""
+    if duration >= 60.0 and rng.random() < cfg.two_clip_probability:
+        a = round(float(rng.uniform(0.0, 0.05 * duration)), 1)
+        m = round(float(rng.uniform(0.4, 0.6) * duration), 1)
+        b = round(duration - float(rng.uniform(0.0, 0.05 * duration)), 1)
+        return [(a, m), (m, b)]
+    a = round(float(rng.uniform(0.0, 0.1 * duration)), 1)
+    b = round(duration - float(rng.uniform(0.0, 0.08 * duration)), 1)
+    return [(a, b)]
+
+
+def plan_world_video(index: int, cfg: SynthConfig, house: House = DEFAULT_HOUSE) -> VideoPlan:
+    """Script, clips and queries of video ``index`` of world ``cfg.seed`` (no rendering)."""
+    meta_ss, script_ss, motion_ss, query_ss = np.random.SeedSequence([cfg.seed, index]).spawn(4)
+    meta = np.random.default_rng(meta_ss)
+    j = cfg.duration_jitter
+    # Whole seconds: a whole number of frames at any integer frame rate, and event times on the 0.1 s grid.
+    duration = float(max(10, round(cfg.duration * float(meta.uniform(1.0 - j, 1.0 + j)))))
+    n_frames = int(round(duration * cfg.fps))
+    events = plan_video(house, script_ss, duration)
+    seen = sightings(events, house)
+    uid = _uid(cfg.seed, "video", index)
+    qrng = np.random.default_rng(query_ss)
+    clips = []
+    for k, (start, end) in enumerate(_plan_clips(meta, duration, cfg)):
+        view = ClipView.of(start, end, events, seen, house)
+        clips.append(ClipPlan(_uid(cfg.seed, "clip", index, k), _uid(cfg.seed, "nlq", index, k), start, end,
+                              clip_queries(view, qrng, cfg.max_queries_per_clip)))
+    motion_seed = int(np.random.default_rng(motion_ss).integers(2**31))
+    return VideoPlan(index, uid, duration, n_frames, events, seen, clips, motion_seed)
+
+
+def assign_splits(plans: list[VideoPlan], cfg: SynthConfig) -> None:
+    """Whole videos go to val (never split across train and val); at least one each when there are two."""
+    n = len(plans)
+    n_val = int(round(n * cfg.val_fraction))
+    if cfg.val_fraction > 0 and n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    else:
+        n_val = 0
+    order = np.random.default_rng(np.random.SeedSequence([cfg.seed, 2**31 - 1])).permutation(n)
+    val = set(order[:n_val].tolist())
+    for p in plans:
+        p.split = "val" if p.index in val else "train"
+
+
+# ---------------------------------------------------------------------- rendering (process-pool friendly)
+_ASSETS: dict = {}
+
+
+def _assets(house: House, size: int):
+    from training.synthworld.render import SceneAssets
+
+    key = (id(house), size)
+    if key not in _ASSETS:
+        _ASSETS[key] = SceneAssets(house, size)
+    return _ASSETS[key]
+
+
+def render_video_file(plan: VideoPlan, path: Path, cfg: SynthConfig, house: House = DEFAULT_HOUSE) -> int:
+    """Render and encode one video (H.264 MP4); returns the file size. Writes to a temp name, then renames."""
+    from indexing.mp4_writer import VideoWriter
+    from training.synthworld.render import VideoRenderer
+
+    renderer = VideoRenderer(_assets(house, cfg.size), plan.events, cfg.fps, plan.motion_seed)
+    tmp = path.with_name(path.stem + ".partial.mp4")
+    try:
+        with VideoWriter(tmp, cfg.fps, cfg.size, cfg.size, crf=cfg.crf, gop=int(round(2 * cfg.fps)),
+                         threads=1) as writer:
+            for frame in renderer.frames(plan.n_frames):
+                writer.write(frame)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.stat().st_size
+
+
+def _render_job(args) -> int:
+    plan, path, cfg = args
+    return render_video_file(plan, Path(path), cfg)
+
+
+# ---------------------------------------------------------------------- the world on disk
+def _check_out_dir(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise SynthWorldError(f"output path {out} exists and is not a folder.")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise SynthWorldError(f"output folder {out} is not empty; choose an empty folder or pass --overwrite "
+                              "to replace a synthetic world generated there before.")
+    if not (out / "world.json").is_file():
+        raise SynthWorldError(f"--overwrite only replaces a synthetic world, and {out} has no world.json; "
+                              "choose an empty folder.")
+    for name in OUR_FILES:
+        (out / name).unlink(missing_ok=True)
+    videos = out / "videos"
+    if videos.is_dir():
+        for f in videos.glob("*.mp4"):
+            f.unlink()
+
+
+def _narrations(plan: VideoPlan, house: House, cfg: SynthConfig) -> tuple[list[dict], list[tuple[int, str]]]:
+    pass_uid = _uid(cfg.seed, "narration", plan.index)
+    entries, per_event = [], []
+    for ev in plan.events:
+        text = narration(ev, house)
+        if text:
+            entries.append(ego4d.narration_entry(ev.mid, cfg.fps, text, pass_uid))
+            per_event.append((ev.idx, text))
+    return entries, per_event
+
+
+def _summary_text(plan: VideoPlan) -> str:
+    moved = sorted({e.obj for e in plan.events if e.kind == "put"})
+    rooms = sorted({e.room for e in plan.events})
+    text = f"#summary C moves around the {', '.join(rooms)}"
+    return text + (f" and puts away the {', '.join(moved)}." if moved else ".")
+
+
+README = """EgoRecall synthetic world (seed {seed})
+=====================================
+
+A seeded first-person day in a small house, generated by `python -m app synth`.
+
+videos/<video_uid>.mp4   {n} H.264 videos, {size}x{size} px, {fps:g} fps, {seconds:.0f} s in all.
+narration.json           Ego4D narrations: {{video_uid: {{narration_pass_1: {{narrations: [{{
+                         timestamp_sec, timestamp_frame, narration_text, annotation_uid}}], summaries}}}}}};
+                         one per visible action ("#C C puts the mug in the fridge"), at its midpoint.
+nlq_train.json           Ego4D NLQ v2 annotations (videos -> clips -> annotations -> language_queries) for the
+nlq_val.json             train / val videos (disjoint). Clips are time ranges of their video
+                         (video_start_sec..video_end_sec); query windows are clip_start_sec..clip_end_sec
+                         relative to the clip, and video_start_sec..video_end_sec in the video.
+                         Frame numbers are at the video's own frame rate, not Ego4D's 30 fps.
+world.json               Ground truth: the house (rooms, places, objects), and per video the event log
+                         (every action with start/end, place, object, narration), sightings (when each
+                         object was seen where) and, for every query, the rule and events behind its answer.
+
+Every answer window is the exact span of the action (or sighting) that answers the question, and a question is
+only asked when that answer is unique within its clip.
+"""
+
+
+def generate_world(out_dir: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False,
+                   house: House = DEFAULT_HOUSE, **settings) -> WorldSummary:
+    """Write a synthetic world to ``out_dir`` and return what was written.
+
+    ``settings`` are :class:`SynthConfig` fields overriding ``config`` (or the defaults), e.g.
+    ``generate_world(out, n_videos=3, seed=7, duration=30)``. Raises :class:`SynthWorldError` for bad settings
+    or a non-empty output folder (unless ``overwrite`` and the folder holds an earlier synthetic world).
+    """
+    try:
+        cfg = replace(config or SynthConfig(), **settings)
+    except TypeError as exc:
+        raise SynthWorldError(f"unknown synthetic world setting: {exc}.") from exc
+    cfg.validate()
+    out = Path(out_dir)
+    _check_out_dir(out, overwrite)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+
+    plans = [plan_world_video(i, cfg, house) for i in range(cfg.n_videos)]
+    assign_splits(plans, cfg)
+
+    files: list[tuple[str, str]] = []
+    jobs = [(p, str(out / p.file), cfg) for p in plans]
+    if cfg.workers > 1 and len(plans) > 1:
+        pool = ProcessPoolExecutor(max_workers=min(cfg.workers, len(plans)), mp_context=get_context("spawn"))
+        with pool as ex:
+            sizes = list(tqdm(ex.map(_render_job, jobs), total=len(jobs), desc="videos", unit="video",
+                              disable=None))
+    else:
+        sizes = [render_video_file(p, Path(path), c, house)
+                 for p, path, c in tqdm(jobs, desc="videos", unit="video", disable=None)]
+    for p, nbytes in zip(plans, sizes):
+        files.append((p.file, f"{p.duration:.1f} s, {p.n_frames} frames, {cfg.size}x{cfg.size}, {p.split}, "
+                              f"{nbytes / 1024:.0f} KiB"))
+
+    narration_json, world_videos = {}, []
+    n_narr = 0
+    splits: dict[str, list[dict]] = {"train": [], "val": []}
+    for p in plans:
+        entries, per_event = _narrations(p, house, cfg)
+        n_narr += len(entries)
+        narration_json[p.video_uid] = ego4d.narration_video(entries, _summary_text(p), p.duration,
+                                                            _uid(cfg.seed, "narration", p.index))
+        splits[p.split].append({"video_uid": p.video_uid, "clips": [
+            ego4d.nlq_clip(c.clip_uid, c.start, c.end, cfg.fps, c.annotation_uid, c.queries)
+            for c in p.clips if c.queries]})
+        world_videos.append(_world_video(p, dict(per_event), cfg))
+
+    counts = {}
+    for split in ("train", "val"):
+        data = ego4d.nlq_file(splits[split], split,
+                              f"EgoRecall synthetic world, seed {cfg.seed}, {split} split")
+        nbytes = ego4d.write_json(out / f"nlq_{split}.json", data)
+        counts[split] = sum(len(a["language_queries"]) for v in data["videos"] for c in v["clips"]
+                            for a in c["annotations"])
+        files.append((f"nlq_{split}.json", f"{counts[split]} queries in "
+                                            f"{sum(len(v['clips']) for v in data['videos'])} clips of "
+                                            f"{len(data['videos'])} videos, {nbytes / 1024:.0f} KiB"))
+    nbytes = ego4d.write_json(out / "narration.json", narration_json)
+    files.append(("narration.json", f"{n_narr} narrations, {nbytes / 1024:.0f} KiB"))
+    # How it ran (worker count) must not change the bytes.
+    recorded = {k: v for k, v in asdict(cfg).items() if k != "workers"}
+    world = {"generator": "egorecall-synthworld", "format_version": FORMAT_VERSION, "config": recorded,
+             "house": house.describe(), "videos": world_videos}
+    nbytes = ego4d.write_json(out / "world.json", world)
+    files.append(("world.json", f"ground-truth events, sightings and query evidence, "
+                                f"{nbytes / 1024:.0f} KiB"))
+    seconds = sum(p.duration for p in plans)
+    (out / "README.txt").write_text(README.format(seed=cfg.seed, n=len(plans), size=cfg.size, fps=cfg.fps,
+                                                  seconds=seconds), encoding="utf-8")
+    files.append(("README.txt", "what these files are"))
+    summary = WorldSummary(out, files, len(plans), seconds, n_narr, counts["train"], counts["val"],
+                           [p.video_uid for p in plans if p.split == "train"],
+                           [p.video_uid for p in plans if p.split == "val"])
+    logger.info("synthetic world: %s", summary.totals_line())
+    return summary
+
+
+def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
+    events = []
+    for ev in p.events:
+        d = ev.to_dict()
+        d["narration"] = narr.get(ev.idx)
+        d["narration_sec"] = round(ev.mid, 3) if ev.idx in narr else None
+        events.append(d)
+    queries = []
+    for c in p.clips:
+        for k, q in enumerate(c.queries):
+            queries.append({"clip_uid": c.clip_uid, "annotation_uid": c.annotation_uid, "query_idx": k,
+                            "query": q.query, "template": q.template, "rule": q.rule,
+                            "video_start_sec": round(q.start, 3), "video_end_sec": round(q.end, 3),
+                            "evidence": q.evidence})
+    return {"video_uid": p.video_uid, "index": p.index, "split": p.split, "file": p.file,
+            "duration": p.duration, "n_frames": p.n_frames, "fps": cfg.fps, "size": cfg.size,
+            "clips": [{"clip_uid": c.clip_uid, "video_start_sec": c.start, "video_end_sec": c.end,
+                       "n_queries": len(c.queries)} for c in p.clips],
+            "events": events, "sightings": [s.to_dict() for s in p.sightings], "queries": queries}
