@@ -1,0 +1,143 @@
+"""Frozen text encoders that give trained localizers per-token query features.
+
+A localizer is trained on the token features of one particular frozen encoder and is useless with any other,
+so the encoder is described by a small, JSON-able :class:`TextEncoderSpec` that checkpoints record, and both
+training and answering build it through :func:`load_text_encoder`. Every text passes through
+:func:`models.text_normalize.normalize_text` *inside* the encoder, so narrations at training time and questions
+at query time can never be cleaned differently.
+
+Two kinds are registered: ``open_clip`` (the default: the text tower of the same CLIP that indexed the video)
+and ``hf`` (a BERT-family model from a local folder through ``transformers``, as in the VSLNet references).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from models.clip_encoder import ClipEncoder, EncoderSpec, EncoderUnavailable
+from models.text_normalize import normalize_text
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextEncoderSpec:
+    kind: str = "open_clip"
+    model: str = "ViT-B-16"
+    """open_clip architecture name, or for ``hf`` the local folder holding a transformers model."""
+    pretrained: str = "openai"
+    """open_clip weights (tag, file or ``none``); unused for ``hf``."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TextEncoderSpec":
+        return cls(**{k: data[k] for k in ("kind", "model", "pretrained") if k in data})
+
+    @classmethod
+    def from_clip(cls, spec: EncoderSpec) -> "TextEncoderSpec":
+        return cls(kind="open_clip", model=spec.model, pretrained=spec.pretrained)
+
+
+class TokenEncoder(Protocol):
+    spec: TextEncoderSpec
+    key: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(features float32 [N, T, dim], mask bool [N, T]) for normalised ``texts``."""
+
+
+_KINDS: dict[str, Callable[[TextEncoderSpec, torch.device], TokenEncoder]] = {}
+
+
+def register_text_encoder(kind: str):
+    def wrap(factory):
+        _KINDS[kind] = factory
+        return factory
+    return wrap
+
+
+def text_encoder_kinds() -> list[str]:
+    return sorted(_KINDS)
+
+
+@register_text_encoder("open_clip")
+class OpenClipTokens:
+    """Token features of an open_clip text tower (after its final LayerNorm, projected to the joint space)."""
+
+    def __init__(self, spec: TextEncoderSpec, device: torch.device, clip: ClipEncoder | None = None) -> None:
+        self.spec = spec
+        self.clip = clip or ClipEncoder.load(EncoderSpec(spec.model, spec.pretrained), device=device)
+        self.key = f"open_clip:{self.clip.key}"
+        self.dim = self.clip.dim
+
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return self.clip.encode_text_tokens([normalize_text(t) for t in texts])
+
+
+@register_text_encoder("hf")
+class HuggingFaceTokens:
+    """A BERT-family encoder loaded from a local folder only (no hub): ``last_hidden_state`` per token."""
+
+    def __init__(self, spec: TextEncoderSpec, device: torch.device) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(spec.model).expanduser()
+        if not (path / "config.json").is_file():
+            raise EncoderUnavailable(
+                f"no transformers model at {path}: the 'hf' text encoder loads a local folder (config.json, "
+                f"tokenizer files and weights, e.g. a downloaded bert-base-uncased); put one there or use "
+                f"the default open_clip text encoder"
+            )
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        except (OSError, ValueError) as exc:
+            raise EncoderUnavailable(f"could not load the transformers model in {path}: {exc}") from exc
+        self.model.requires_grad_(False)
+        self.device = device
+        self.spec = spec
+        self.key = f"hf:{path.name}"
+        self.dim = int(self.model.config.hidden_size)
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        batch = self.tokenizer([normalize_text(t) for t in texts], padding=True, truncation=True,
+                               max_length=64, return_tensors="pt").to(self.device)
+        out = self.model(**batch).last_hidden_state
+        return out.float().cpu().numpy(), batch["attention_mask"].bool().cpu().numpy()
+
+
+_cache: dict[tuple[TextEncoderSpec, str], TokenEncoder] = {}
+_cache_lock = threading.Lock()
+
+
+def load_text_encoder(spec: TextEncoderSpec, device: str | torch.device | None = None,
+                      clip: ClipEncoder | None = None) -> TokenEncoder:
+    """Build (once per process and device) the token encoder a spec describes.
+
+    Pass ``clip`` to reuse an already loaded :class:`ClipEncoder` with the same weights instead of loading a
+    second copy.
+    """
+    if spec.kind not in _KINDS:
+        raise EncoderUnavailable(f"unknown text encoder kind '{spec.kind}' (known: {', '.join(text_encoder_kinds())})")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with _cache_lock:
+        key = (spec, str(device))
+        if key not in _cache:
+            if clip is not None and spec.kind == "open_clip" \
+                    and (clip.spec.model, clip.spec.pretrained) == (spec.model, spec.pretrained):
+                _cache[key] = OpenClipTokens(spec, device, clip=clip)
+            else:
+                _cache[key] = _KINDS[spec.kind](spec, device)
+            logger.info("loaded text encoder %s", _cache[key].key)
+        return _cache[key]
