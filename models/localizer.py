@@ -220,6 +220,8 @@ class Localizer(nn.Module):
         if not aux_dim and video_aux is not None:
             raise ValueError(f"{self.name} was configured without a second video stream (aux_video_dim=0)")
         check_video_mask(video_mask)
+        if query_mask.dtype != torch.bool:
+            raise TypeError(f"query_mask must be bool, got {query_mask.dtype}")
         if not bool(query_mask.any(1).all()):
             raise ValueError("every query needs at least one real token")
 

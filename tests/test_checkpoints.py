@@ -17,9 +17,15 @@ from checkpoints import (CheckpointExists, CheckpointMetadata, CheckpointShapeMi
                          IncompatibleCheckpoint, InvalidCheckpointMetadata, NotACheckpoint, PickleCheckpointRefused,
                          TextEncoderInfo, UnknownCheckpointModel, UnsupportedCheckpointFormat, WrongCheckpointKind,
                          check_compatible, list_checkpoints, load_checkpoint, save_checkpoint)
-from localizer_fixtures import AUX_DIM, QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, random_batch
+from localizer_fixtures import AUX_DIM, QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, one_thread, random_batch
 from models.errors import EgoRecallError
 from models.registry import build_localizer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
 
 
 def tiny(name: str):

@@ -192,3 +192,13 @@ def test_resampling_averages_bins_and_keeps_answer_times():
     start, end = clip.bins_to_seconds(s, e)
     assert start <= 240.0 and end >= 244.0 and end - start < 4.0 + 2 * 480 / 128
     assert clip.bins_to_seconds(127, 127)[1] == pytest.approx(479.9)
+
+
+def test_questions_encoded_by_the_clip_text_tower_go_straight_in(tiny_encoder):
+    tokens, mask = tiny_encoder.encode_text_tokens(["where did i put the keys?", "who did i talk to?"])
+    torch.manual_seed(0)
+    model = build_localizer("vslnet", {**TINY_CONFIGS["vslnet"], "query_dim": tiny_encoder.dim})
+    grid = TimeGrid(EGO4D_RATE_HZ, 30.0)
+    feats = np.random.default_rng(0).standard_normal((grid.num_bins, VIDEO_DIM)).astype(np.float16)
+    answers = localize(model, feats, grid, tokens, mask)
+    assert len(answers) == 2 and all(1 <= len(a.windows) <= 5 for a in answers)
