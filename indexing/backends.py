@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import numpy as np
@@ -71,7 +71,8 @@ class SegmentStats:
     late_start: int = 0
     """Bins that had to use a frame shown *after* their time (a seek that landed late); should be 0."""
     peak_rss_kb: int = 0
-    extra: dict = field(default_factory=dict)
+    cpu_s: float = 0.0
+    """CPU seconds the child used (user + system): how much machine decoding costs, whatever the load."""
 
     def note_damage(self, t: float) -> None:
         if self.first_damage_s is None or t < self.first_damage_s:
@@ -154,13 +155,18 @@ class GridSampler:
             self.emit(self._batch_start, frames)
 
 
-def _peak_rss_kb() -> int:
+def _finish_stats(stats: SegmentStats) -> SegmentStats:
+    """Record the child's own peak memory and CPU time (its parent cannot see them: it is not the child's
+    parent under forkserver)."""
     try:
         import resource
 
-        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats.peak_rss_kb = int(usage.ru_maxrss)
+        stats.cpu_s = float(usage.ru_utime + usage.ru_stime)
     except (ImportError, OSError):
-        return 0
+        pass
+    return stats
 
 
 class PyAVBackend:
@@ -186,8 +192,7 @@ class PyAVBackend:
                 if self._decode(container, stream, request, emit, beat, stats, retry_late=back_off is not None):
                     break
             logger.debug("seek for %.2f s landed late; backing off further", start_s)
-        stats.peak_rss_kb = _peak_rss_kb()
-        return stats
+        return _finish_stats(stats)
 
     def _decode(self, container, stream, request, emit, beat, stats, retry_late: bool) -> bool:
         """One pass; returns False (having emitted nothing) when a seek landed after the segment's start."""
@@ -301,8 +306,7 @@ class DecordBackend:
                 frames = np.stack([rotate_for_display(f, request.rotation) for f in frames])
             emit(request.first_bin + s, np.ascontiguousarray(frames))
             beat()
-        stats.peak_rss_kb = _peak_rss_kb()
-        return stats
+        return _finish_stats(stats)
 
 
 BACKENDS: dict[str, type] = {"pyav": PyAVBackend, "decord": DecordBackend}

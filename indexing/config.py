@@ -47,9 +47,10 @@ class DecodeConfig:
     batch_frames: int | None = None
     """Frames per batch sent from a decoder child (None: 32 on CPU, 128 when the encoder is on CUDA).
     With the pipe's back-pressure this bounds memory: about two batches per child are ever alive."""
-    workers: int | None = 1
+    workers: int | None = None
     """Decoder children that each decode one time segment of a video, in parallel. None picks from the
-    machine: 1 with 4 cores or fewer, else cores // 4 up to 8. On the 2-core benchmark box one is best."""
+    machine: 1 with 4 cores or fewer (measured: on 2 cores a second decoder only competes with the encoder),
+    else cores // 4, at most 8 (a GPU encoder needs several decoders to be fed; see bench/README.md)."""
     min_segment_s: float = 120.0
     """A video is split into at most duration / min_segment_s segments: each seek costs a GOP of decoding."""
     threads: int = field(default_factory=default_decode_threads)

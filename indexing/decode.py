@@ -78,6 +78,7 @@ class DecodeReport:
     damage_detectable: bool = True
     late_start: int = 0
     child_peak_rss_kb: int = 0
+    child_cpu_s: float = 0.0
     seconds: float = 0.0
     failed_backends: list[str] = field(default_factory=list)
 
@@ -97,6 +98,7 @@ class DecodeReport:
             report.late_start += s.late_start
             report.damage_detectable &= s.damage_detectable
             report.child_peak_rss_kb = max(report.child_peak_rss_kb, s.peak_rss_kb)
+            report.child_cpu_s += s.cpu_s
             if s.first_damage_s is not None:
                 report.first_damage_s = s.first_damage_s if report.first_damage_s is None \
                     else min(report.first_damage_s, s.first_damage_s)

@@ -193,8 +193,11 @@ class Library:
     def require_encoder(self, key: str, dim: int | None = None, settings: LibrarySettings | None = None) -> None:
         """Raise :class:`EncoderMismatch` unless features of encoder ``key`` may go into this library."""
         settings = settings or self.settings
-        if settings.encoder_key is None:
+        if settings.encoder_key is None or key == settings.encoder_key and dim in (None, settings.dim):
             return
+        with self.catalog.connect() as con:
+            if not self.catalog.videos(con):
+                return  # claimed by an encoder whose every file failed: nothing to be incompatible with
         if key != settings.encoder_key or (dim is not None and settings.dim is not None and dim != settings.dim):
             raise EncoderMismatch(
                 f"the library at {self.root} holds features of encoder {settings.encoder_key} "
@@ -368,7 +371,7 @@ class Library:
         with self._writing(), self.catalog.connect() as con:
             settings = self.catalog.settings(con)
             self.require_encoder(encoder.key, encoder.dim, settings)
-            if settings.encoder_key is None:
+            if settings.encoder_key != encoder.key:  # unclaimed, or claimed but still empty
                 spec = encoder.spec
                 for key, value in (("encoder_key", encoder.key), ("encoder_model", spec.model),
                                    ("encoder_pretrained", spec.pretrained), ("dim", int(encoder.dim))):
@@ -406,8 +409,12 @@ class Library:
         return _Job(name=name, dir=job_dir, lock=lock, rowid=rowid, video_id=video_id)
 
     def _commit(self, job: _Job, source: Path, media_mode: str, media_tmp: Path | None, result) -> VideoRecord:
-        """Under the write lock: move files into place, index the vectors, save the index, mark ready."""
-        with self._writing(), self._index_lock:
+        """Under the write lock: move files into place, index the vectors, save the index, mark ready.
+
+        Searches in this process pause only while the vectors are added in memory, not while the index is
+        saved; searches elsewhere read the previous index file until the catalog says otherwise.
+        """
+        with self._writing():
             index = self._writable_index()
             features_path = self._features_path(job.video_id)
             replace_durably(job.features, features_path)
@@ -419,10 +426,11 @@ class Library:
                 media_ref = str(source.absolute())
             features = _load_features(features_path, len(result.features), result.features.shape[1])
             try:
-                try:
-                    index.add(job.rowid, features)
-                except NeedsRebuild:
-                    index = None
+                with self._index_lock:
+                    try:
+                        index.add(job.rowid, features)
+                    except NeedsRebuild:
+                        index = None
                 with self.catalog.connect() as con:
                     ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
                     ready.append((job.rowid, len(features)))
@@ -435,9 +443,11 @@ class Library:
                                         damaged_frames=int(result.report.damaged), index_seconds=result.seconds)
                     record = self.catalog.by_id(con, job.video_id)
             except BaseException:
-                self._index = None  # it may hold this video's vectors: reload from disk next time
+                with self._index_lock:
+                    self._index = None  # it may hold this video's vectors: reload from disk next time
                 raise
-            self._index, self._index_generation = index, generation
+            with self._index_lock:
+                self._index, self._index_generation = index, generation
             shutil.rmtree(job.dir, ignore_errors=True)
         logger.info("indexed %s as %s: %.1f s, %d frames, %s, %.1f s", source.name, record.id, record.duration,
                     record.num_rows, record.backend, result.seconds)
@@ -459,7 +469,7 @@ class Library:
     # ================================================================================== removing
     def remove(self, video_id: str) -> VideoRecord:
         """Remove a video: its index entries, features, metadata and (unless referenced) its media file."""
-        with self._writing(), self._index_lock:
+        with self._writing():
             with self.catalog.connect() as con:
                 rec = self.catalog.by_id(con, video_id)
                 if rec is None:
@@ -470,10 +480,11 @@ class Library:
                 index = self._writable_index() if rec.status == STATUS_READY else None
                 try:
                     if index is not None:
-                        try:
-                            index.remove(rec.rowid)
-                        except NeedsRebuild:
-                            index = None
+                        with self._index_lock:
+                            try:
+                                index.remove(rec.rowid)
+                            except NeedsRebuild:
+                                index = None
                     self.catalog.delete(con, rec.rowid)
                     generation = self.catalog.bump_generation(con)
                     if rec.status == STATUS_READY:
@@ -482,8 +493,10 @@ class Library:
                         ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
                         index.save(self.root / "index", generation, video_set_checksum(ready))
                 except BaseException:
-                    self._index = None
+                    with self._index_lock:
+                        self._index = None
                     raise
+            with self._index_lock:
                 if index is not None:
                     self._index, self._index_generation = index, generation
             self._delete_files(rec)
@@ -620,7 +633,7 @@ class Library:
 
     def _writable_index(self) -> FrameIndex:
         """The index as the catalog says it must be; call under the write lock (rebuilds and saves if not)."""
-        with self.catalog.connect() as con:
+        with self._index_lock, self.catalog.connect() as con:
             settings = self.catalog.settings(con)
             generation = self.catalog.generation(con)
             if settings.dim is None:
