@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -121,6 +122,19 @@ class VideoRecord:
 _RECORD_COLUMNS = [f.name for f in fields(VideoRecord)]
 
 
+def _begin(con: sqlite3.Connection, statement: str, attempts: int = 100) -> None:
+    """Start a transaction, retrying the rare immediate SQLITE_BUSY (another process closing its last
+    connection, or recovering the WAL) for up to ~10 s."""
+    for attempt in range(attempts):
+        try:
+            con.execute(statement)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 @dataclass(frozen=True)
 class LibrarySettings:
     """What the whole library is made of: one encoder, one grid rate, one index type."""
@@ -137,18 +151,40 @@ class LibrarySettings:
 class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._keeper: sqlite3.Connection | None = None
+        self._keeper_lock = threading.Lock()
+
+    def _keep_open(self) -> None:
+        """Hold one idle connection for the catalog's lifetime. When the *last* connection to a WAL database
+        closes it cleans up the WAL under an exclusive lock, and a connection opening at that instant gets
+        'database is locked' at once (no busy wait); with per-operation connections from several threads
+        that happens, so the last connection never closes while we use the catalog."""
+        with self._keeper_lock:
+            if self._keeper is None:
+                self._keeper = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+
+    def close(self) -> None:
+        with self._keeper_lock:
+            if self._keeper is not None:
+                self._keeper.close()
+                self._keeper = None
 
     @contextmanager
-    def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in a transaction: committed on success, rolled back on error, always closed."""
+    def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection in a transaction: committed on success, rolled back on error, always closed.
+
+        ``write=True`` takes SQLite's write lock up front (``BEGIN IMMEDIATE``), so a transaction never has
+        to upgrade a read snapshot that another writer made stale (which fails at once, without waiting).
+        """
         try:
+            self._keep_open()
             con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except sqlite3.Error as exc:
             raise LibraryError(f"cannot open the library database {self.path}: {exc}") from exc
         try:
             con.row_factory = sqlite3.Row
             con.execute("PRAGMA synchronous=FULL")
-            con.execute("BEGIN")
+            _begin(con, "BEGIN IMMEDIATE" if write else "BEGIN")
             yield con
             con.execute("COMMIT")
         except BaseException:
@@ -162,18 +198,21 @@ class Catalog:
         return self.path.is_file()
 
     def create(self, settings: LibrarySettings) -> None:
+        """Make the database file (WAL mode, schema, settings) with one connection that is closed at the end,
+        so the file can be renamed into place afterwards."""
         con = sqlite3.connect(self.path, isolation_level=None)
         try:
             con.execute("PRAGMA journal_mode=WAL")
-        finally:
-            con.close()
-        with self.connect() as con:
+            con.execute("BEGIN IMMEDIATE")
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
                     con.execute(stmt)
             values = {"schema_version": SCHEMA_VERSION, "generation": 0, **asdict(settings)}
             for key, value in values.items():
                 con.execute("INSERT OR IGNORE INTO settings(key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            con.execute("COMMIT")
+        finally:
+            con.close()
 
     # ---------------------------------------------------------------------------------------- settings
     def settings(self, con: sqlite3.Connection | None = None) -> LibrarySettings:

@@ -164,8 +164,10 @@ class Library:
         logger.info("created library at %s (%g Hz grid, %s index)", self.root, rate_hz, self.config.index_factory)
 
     def close(self) -> None:
+        """Drop the in-memory index and the catalog's idle connection (the object stays usable)."""
         with self._index_lock:
             self._index = None
+        self.catalog.close()
 
     def __enter__(self) -> "Library":
         return self
@@ -368,7 +370,7 @@ class Library:
                   copy_media: bool) -> "_Job | VideoRecord":
         """Under the write lock: claim the library's encoder if unclaimed, insert the 'indexing' row, make
         the job directory and take the job's own lock (which marks the job alive for other processes)."""
-        with self._writing(), self.catalog.connect() as con:
+        with self._writing(), self.catalog.connect(write=True) as con:
             settings = self.catalog.settings(con)
             self.require_encoder(encoder.key, encoder.dim, settings)
             if settings.encoder_key != encoder.key:  # unclaimed, or claimed but still empty
@@ -431,7 +433,7 @@ class Library:
                         index.add(job.rowid, features)
                     except NeedsRebuild:
                         index = None
-                with self.catalog.connect() as con:
+                with self.catalog.connect(write=True) as con:
                     ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
                     ready.append((job.rowid, len(features)))
                     generation = self.catalog.bump_generation(con)
@@ -456,7 +458,7 @@ class Library:
     def _abandon(self, job: _Job) -> None:
         """A job failed or was interrupted: remove its row (if not committed) and everything it wrote."""
         try:
-            with self._writing(), self.catalog.connect() as con:
+            with self._writing(), self.catalog.connect(write=True) as con:
                 rec = self.catalog.by_id(con, job.video_id)
                 if rec is not None and rec.status == STATUS_INDEXING and rec.job == job.name:
                     self._drop_row(con, rec, CheckReport())
@@ -470,7 +472,7 @@ class Library:
     def remove(self, video_id: str) -> VideoRecord:
         """Remove a video: its index entries, features, metadata and (unless referenced) its media file."""
         with self._writing():
-            with self.catalog.connect() as con:
+            with self.catalog.connect(write=True) as con:
                 rec = self.catalog.by_id(con, video_id)
                 if rec is None:
                     raise UnknownVideo(f"there is no video {video_id!r} in the library at {self.root}")
@@ -525,7 +527,7 @@ class Library:
                 report.fixed.append(fixed)
             logger.info("library %s: %s%s", self.root, problem, " (fixed)" if fix and fixed else "")
 
-        with self.catalog.connect() as con:
+        with self.catalog.connect(write=fix) as con:
             rows = self.catalog.videos(con)
             by_job = {r.job: r for r in rows if r.job}
             for rec in rows:

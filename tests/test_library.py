@@ -237,3 +237,43 @@ def test_empty_library_searches_to_nothing(tmp_path):
     assert lib.search(np.ones((2, 64), np.float32), k=3) == [[], []]
     with pytest.raises(Exception, match="no EgoRecall library"):
         Library.open(tmp_path / "other", create=False)
+
+
+def test_threads_and_instances_can_index_and_search_at_once(tmp_path, media_dir, tiny_encoder):
+    import threading
+
+    root = tmp_path / "lib"
+    first = Library.open(root)
+    seed = first.add(write_video(media_dir / "seed.mp4", seconds=2.0, seed=51), tiny_encoder)
+    query = first.features(seed.id)[[1]].astype(np.float32)
+    new = [write_video(media_dir / f"parallel{i}.mp4", seconds=3.0, seed=60 + i) for i in range(3)]
+    libs = [first, first, Library.open(root)]  # two threads share one instance, one has its own
+    errors, stop, found = [], threading.Event(), []
+
+    def add(lib, path):
+        try:
+            lib.add(path, tiny_encoder)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def search():
+        while not stop.is_set():
+            found.append(first.search(query, k=1)[0][0].video_id)
+
+    searcher = threading.Thread(target=search)
+    searcher.start()
+    workers = [threading.Thread(target=add, args=(lib, p)) for lib, p in zip(libs, new)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    searcher.join()
+    assert not errors, errors
+    assert found and set(found) == {seed.id}
+    reopened = Library.open(root)
+    assert len(reopened.videos()) == 4 and reopened.num_frames() == 4 + 3 * 6
+    assert reopened.check().ok
+    for rec in reopened.videos():
+        top = reopened.search(reopened.features(rec.id)[[2]].astype(np.float32), k=1)[0][0]
+        assert (top.video_id, top.bin) == (rec.id, 2)
