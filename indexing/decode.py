@@ -38,8 +38,8 @@ import numpy as np
 
 from indexing.backends import SegmentRequest, SegmentStats, segment_bounds, windows_for
 from indexing.config import DamagePolicy, DecodeConfig
-from indexing.errors import (VIDEO_ERRORS, DamagedVideo, DecoderCrashed, DecoderFailed, DecoderHung, InvalidVideo,
-                             VideoError)
+from indexing.errors import (VIDEO_ERRORS, DamagedVideo, DecoderCrashed, DecoderFailed, DecoderHung,
+                             InvalidVideo)
 from indexing.probe import VideoInfo
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
@@ -167,9 +167,29 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+LOG_PREFIX = "egorecall-decoder-"
+_swept = False
+
+
+def _sweep_stale_logs(max_age_s: float = 3600.0) -> None:
+    """Remove child logs left by parents that were killed before they could delete them (once a process)."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    now = time.time()
+    for path in Path(tempfile.gettempdir()).glob(f"{LOG_PREFIX}*.log"):
+        try:
+            if now - path.stat().st_mtime > max_age_s:
+                path.unlink()
+        except OSError:
+            pass
+
+
 class _Child:
     def __init__(self, ctx, target, args: tuple, label: str) -> None:
-        fd, self.log_path = tempfile.mkstemp(prefix="egorecall-decoder-", suffix=".log")
+        _sweep_stale_logs()
+        fd, self.log_path = tempfile.mkstemp(prefix=LOG_PREFIX, suffix=".log")
         os.close(fd)
         self.label = label
         self.conn, child_conn = ctx.Pipe(duplex=False)
@@ -357,5 +377,4 @@ def decode_frames(path: str | Path, info: VideoInfo, grid: TimeGrid, short_side:
     return out, decoder.report
 
 
-__all__ = ["FrameBatch", "DecodeReport", "GridDecoder", "assess_damage", "decode_frames", "probe_isolated",
-           "VideoError"]
+__all__ = ["FrameBatch", "DecodeReport", "GridDecoder", "assess_damage", "decode_frames", "probe_isolated"]

@@ -544,8 +544,10 @@ class Library:
                         if fix:
                             self.catalog.update(con, rec.rowid, status=STATUS_DAMAGED)
                             self.catalog.bump_generation(con)
-                    if rec.media_mode != "reference" and rec.media_path and not (self.root / rec.media_path).is_file():
-                        found(f"video {rec.id} ({rec.name}): its media file {rec.media_path} is missing")
+                    if rec.media_path and not (self.root / rec.media_path).is_file():  # absolute for references
+                        what = "original file" if rec.media_mode == "reference" else "media file"
+                        found(f"video {rec.id} ({rec.name}): its {what} {rec.media_path} is missing; answer clips "
+                              f"cannot be cut from it")
             jobs_dir = self.root / "jobs"
             for job_dir in sorted(jobs_dir.iterdir()) if jobs_dir.is_dir() else []:
                 if job_dir.name not in by_job and lock_is_free(job_dir / "lock"):

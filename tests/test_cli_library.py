@@ -155,3 +155,17 @@ def test_encoder_mismatch_is_refused(indexed, h264_video, capsys):
                  "--pretrained", "none"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot mix in features of ViT-B-32/random-seed0" in err[0]
+
+
+def test_check_and_repair(indexed, capsys):
+    lib, rec, _ = indexed
+    assert main(["library", "check", "--library", str(lib.root)]) == 0
+    assert "consistent" in capsys.readouterr().out
+    (lib.root / "index" / "frames.faiss").unlink()
+    (lib.root / "features" / "0123456789ab.npy").write_bytes(b"stray")
+    assert main(["library", "check", "--library", str(lib.root)]) == 1
+    out = capsys.readouterr().out
+    assert "orphan file features/0123456789ab.npy" in out and "frame index does not match" in out
+    assert main(["library", "repair", "--library", str(lib.root)]) == 0
+    assert "fixed: rebuilt the frame index" in capsys.readouterr().out
+    assert main(["library", "check", "--library", str(lib.root)]) == 0
