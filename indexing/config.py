@@ -57,6 +57,8 @@ class DecodeConfig:
     """FFmpeg threads per decoder child (0: FFmpeg's choice)."""
     stall_timeout_s: float = 60.0
     """A child that sends nothing (no batch, no heartbeat) for this long is considered hung and killed."""
+    probe_timeout_s: float = 60.0
+    """The probe child (open the container, decode two frames) must answer within this many seconds."""
     heartbeat_s: float = 1.0
     start_method: str = "forkserver"
     """multiprocessing start method for decoder children; never ``fork`` (torch may be loaded)."""

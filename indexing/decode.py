@@ -236,7 +236,8 @@ def _describe_exit(child: _Child) -> str:
     return what + (f"; its last message: {last}" if last else "")
 
 
-def _pump(children: list[_Child], path: str | Path, config: DecodeConfig) -> Iterator[tuple[_Child, tuple]]:
+def _pump(children: list[_Child], path: str | Path, config: DecodeConfig,
+          stall_timeout_s: float | None = None) -> Iterator[tuple[_Child, tuple]]:
     """Messages from children as they come; raises for a crash, an exit without result, or a stall."""
     by_conn = {c.conn: c for c in children}
     while any(not c.finished for c in children):
@@ -257,11 +258,11 @@ def _pump(children: list[_Child], path: str | Path, config: DecodeConfig) -> Ite
                 raise DecoderFailed(path, f"the {child.label} failed: {msg[1]}")
             yield child, msg
         now = time.monotonic()
+        limit = stall_timeout_s or config.stall_timeout_s
         for child in children:
             # Silence only counts when nothing is waiting in the pipe (the parent may just have been busy).
-            if not child.finished and now - child.last_seen > config.stall_timeout_s and not child.conn.poll(0):
-                raise DecoderHung(path, f"the {child.label} made no progress for {config.stall_timeout_s:g} s "
-                                        f"and was stopped")
+            if not child.finished and now - child.last_seen > limit and not child.conn.poll(0):
+                raise DecoderHung(path, f"the {child.label} made no progress for {limit:g} s and was stopped")
 
 
 def probe_isolated(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ,
@@ -272,7 +273,7 @@ def probe_isolated(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ,
     config = config or DecodeConfig()
     child = _Child(_context(config.start_method), probe_main, (str(path), rate_hz), "probe")
     try:
-        for _child, msg in _pump([child], path, config):
+        for _child, msg in _pump([child], path, config, config.probe_timeout_s):
             if msg[0] == "done":
                 return msg[1]
         raise DecoderFailed(path, "the probe ended without an answer")
