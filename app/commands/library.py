@@ -1,0 +1,168 @@
+"""``python -m app index VIDEO...`` and ``python -m app library list|remove|check|repair``.
+
+``index`` prints one line per indexed video on stdout and, for each file that cannot be indexed, exactly one
+``error: <name>: <why>`` line on stderr; the other files are still indexed and the exit status is 1 if any
+file failed. Progress bars go to stderr only when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from app.settings import Settings
+
+
+def _add_library_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library", type=Path, default=None, metavar="DIR",
+                        help="library directory (default: $EGORECALL_LIBRARY or data/library)")
+
+
+def _settings(args) -> Settings:
+    settings = Settings()
+    if getattr(args, "library", None):
+        settings.library = args.library
+    if getattr(args, "device", None):
+        settings.device = args.device
+    return settings
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("index", help="add videos to the library",
+                              description="Decode, embed and index videos into the library.")
+    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to add")
+    _add_library_arg(p)
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="open_clip architecture (default: the library's encoder, else $EGORECALL_MODEL or ViT-B-16)")
+    p.add_argument("--pretrained", default=None, metavar="TAG|FILE|none",
+                   help="weights: an open_clip tag, a weights file, or 'none' for random weights (testing only)")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="feature grid rate of a new library (default 1.875 Hz, as Ego4D)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="decoder processes per video, each decoding a time segment (default 1)")
+    p.add_argument("--reference", action="store_true",
+                   help="keep the video where it is instead of linking/copying it into the library")
+    p.set_defaults(handler=index_command)
+
+    lib = subparsers.add_parser("library", help="list, remove, check or repair library videos")
+    sub = lib.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="list the indexed videos")
+    _add_library_arg(ls)
+    ls.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    ls.set_defaults(handler=list_command)
+    rm = sub.add_parser("remove", help="remove a video and everything stored for it")
+    rm.add_argument("id", help="video id (from `library list`)")
+    _add_library_arg(rm)
+    rm.set_defaults(handler=remove_command)
+    ck = sub.add_parser("check", help="report inconsistencies (exit 1 if any)")
+    _add_library_arg(ck)
+    ck.set_defaults(handler=check_command)
+    rp = sub.add_parser("repair", help="fix inconsistencies (dead jobs, orphan files, stale index)")
+    _add_library_arg(rp)
+    rp.set_defaults(handler=repair_command)
+
+
+def _service(args):
+    from app.service import EgoRecall
+    from indexing.config import DecodeConfig, LibraryConfig
+    from models.clip_encoder import EncoderSpec
+
+    spec = None
+    if getattr(args, "model", None) or getattr(args, "pretrained", None):
+        spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained)
+    config = None
+    if getattr(args, "workers", None):
+        config = LibraryConfig(decode=DecodeConfig(workers=args.workers))
+    return EgoRecall(_settings(args), encoder_spec=spec, rate_hz=getattr(args, "rate", None), library_config=config)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def index_command(args) -> int:
+    from tqdm import tqdm
+
+    service = _service(args)
+    bars: dict[Path, tqdm] = {}
+
+    def progress(path: Path, done: int, total: int) -> None:
+        bar = bars.get(path)
+        if bar is None:
+            bar = bars[path] = tqdm(total=total, desc=path.name, unit="frame", leave=False, disable=None,
+                                    file=sys.stderr)
+        bar.update(done - bar.n)
+
+    failed = 0
+    # Index one by one so each file's line appears as soon as it is done.
+    for path in args.videos:
+        (result,) = service.index([path], progress=progress, copy_media=not args.reference)
+        bar = bars.pop(path, None)
+        if bar is not None:
+            bar.close()
+        if result.ok:
+            rec = result.record
+            note = "  (already in the library)" if result.existed else ""
+            print(f"{rec.id}  {_duration(rec.duration):>8}  {rec.num_rows:6d} frames  {rec.name}{note}", flush=True)
+        else:
+            failed += 1
+            print(f"error: {result.error}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def list_command(args) -> int:
+    from indexing.library import Library
+
+    library = Library.open(_settings(args).library)
+    records = library.videos(include_pending=True)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=1))
+        return 0
+    if not records:
+        print(f"no videos in {library.root}")
+        return 0
+    print(f"{'id':12}  {'duration':>8}  {'frames':>6}  {'status':8}  {'added':16}  name")
+    for r in records:
+        added = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.added_at))
+        print(f"{r.id:12}  {_duration(r.duration):>8}  {r.num_rows:6d}  {r.status:8}  {added:16}  {r.name}")
+    return 0
+
+
+def remove_command(args) -> int:
+    from indexing.library import Library
+
+    rec = Library.open(_settings(args).library, create=False).remove(args.id)
+    print(f"removed {rec.id}  {rec.name}")
+    return 0
+
+
+def _print_report(report) -> None:
+    for problem in report.problems:
+        print(problem)
+    for fix in report.fixed:
+        print(f"fixed: {fix}")
+    if report.ok:
+        print("library is consistent")
+
+
+def check_command(args) -> int:
+    from indexing.library import Library
+
+    report = Library.open(_settings(args).library, create=False, repair=False).check()
+    _print_report(report)
+    return 0 if report.ok else 1
+
+
+def repair_command(args) -> int:
+    from indexing.library import Library
+
+    library = Library.open(_settings(args).library, create=False, repair=False)
+    report = library.repair()
+    _print_report(report)
+    return 0

@@ -1,0 +1,205 @@
+"""Indexing speed and memory: decode-only, encode-only and end-to-end, on a synthetic 720p H.264 recording.
+
+    python bench/bench_indexing.py                      # ViT-B-32 and ViT-B-16, random weights, 1.875 Hz
+    python bench/bench_indexing.py --models ViT-B-32 --workers 1 2 --lengths 150 600
+
+The test videos (a scrolling texture with moving blocks and a scene change every 10 s, H.264 superfast,
+30 fps) are made once and cached under bench/out/. Every end-to-end run is a fresh process that indexes the
+video into an empty library with ``Library.add`` (hash, probe, decode in children, encode, store, index) and
+reports its own peak RSS and the decoder children's. Figures: x real time = video seconds / wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+RATE_HZ = 1.875
+FPS = 30
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
+    import numpy as np
+
+    from indexing.mp4_writer import VideoWriter
+
+    path = OUT / f"synthetic_{height}p_{seconds}s.mp4"
+    if path.exists():
+        return path
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (height // 16, width // 8, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(small, 16, axis=0), 16, axis=1)  # 2 x width wide, blocky
+    tmp = path.with_suffix(".tmp.mp4")
+    started = time.monotonic()
+    with VideoWriter(tmp, FPS, width, height, codec="libx264", preset="superfast", crf=23) as writer:
+        for i in range(seconds * FPS):
+            x = (i * 6) % width
+            frame = texture[:, x:x + width].copy()
+            scene = i // (FPS * 10)
+            frame += np.uint8((scene * 37) % 256)  # a new look every 10 s
+            for k in range(3):  # moving blocks
+                bx = int((i * (3 + k) + k * 300) % (width - 160))
+                by = int((i * (2 + k) + k * 150) % (height - 160))
+                frame[by:by + 160, bx:bx + 160] = ((k * 80 + scene * 50) % 256, 255 - k * 60, (i // 15) % 256)
+            writer.write(frame)
+    tmp.rename(path)
+    print(f"made {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s",
+          flush=True)
+    return path
+
+
+def decode_only(video: Path, workers: int, short_side: int = 224) -> dict:
+    from indexing.config import DecodeConfig
+    from indexing.decode import GridDecoder
+    from indexing.probe import probe
+
+    info = probe(video)
+    grid = info.grid(RATE_HZ)
+    decoder = GridDecoder(video, info, grid, short_side, DecodeConfig(workers=workers, min_segment_s=60))
+    started = time.monotonic()
+    n = sum(len(batch.frames) for batch in decoder)
+    wall = time.monotonic() - started
+    return {"wall_s": wall, "grid_frames": n, "video_frames": decoder.report.frames,
+            "child_peak_rss_mb": decoder.report.child_peak_rss_kb / 1024, "workers": decoder.report.workers,
+            "duration": info.duration, "child_cpu_s": decoder.report.child_cpu_s}
+
+
+def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
+    import numpy as np
+    import torch
+
+    from models.clip_encoder import ClipEncoder, EncoderSpec
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    encoder = ClipEncoder.load(EncoderSpec(model, "none"), device=None)
+    batch = np.random.default_rng(0).integers(0, 256, (32, short_side, short_side * 16 // 9, 3), dtype=np.uint8)
+    encoder.encode_frames(batch[:4])  # warm-up
+    started, cpu = time.monotonic(), time.process_time()
+    for _ in range(frames // 32):
+        encoder.encode_frames(batch)
+    wall, cpu = time.monotonic() - started, time.process_time() - cpu
+    return {"frames_per_s": frames / wall, "frames_per_cpu_s": frames / cpu, "device": str(encoder.device)}
+
+
+def end_to_end_child(model: str, video: Path, workers: int) -> None:
+    """Runs in a fresh process: index ``video`` into an empty library; print one JSON line."""
+    import torch
+
+    from indexing.config import DecodeConfig, LibraryConfig
+    from indexing.library import Library
+    from models.clip_encoder import ClipEncoder, EncoderSpec
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    encoder = ClipEncoder.load(EncoderSpec(model, "none"), device=None)
+    lib_dir = OUT / f"lib-{os.getpid()}"
+    shutil.rmtree(lib_dir, ignore_errors=True)
+    lib = Library.open(lib_dir, config=LibraryConfig(decode=DecodeConfig(workers=workers, min_segment_s=60)))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    reports = []
+    import indexing.library as library_module
+
+    extract = library_module.extract_features
+
+    def keep_report(*a, **kw):  # Library.add keeps the extraction details to itself; the benchmark wants them
+        reports.append(extract(*a, **kw))
+        return reports[-1]
+
+    library_module.extract_features = keep_report
+    started = time.monotonic()
+    rec = lib.add(video, encoder)
+    wall = time.monotonic() - started
+    result = reports[0]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({
+        "parent_cpu_s": usage.ru_utime + usage.ru_stime - cpu_before, "child_cpu_s": result.report.child_cpu_s,
+        "wall_s": wall, "duration": rec.duration, "grid_frames": rec.num_rows,
+        "encode_s": result.encode_seconds, "extract_s": result.seconds,
+        "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "parent_rss_after_model_mb": rss_before / 1024,
+        "child_peak_rss_mb": result.report.child_peak_rss_kb / 1024, "workers": result.report.workers,
+        "device": str(encoder.device),
+    }), flush=True)
+    shutil.rmtree(lib_dir, ignore_errors=True)
+
+
+def end_to_end(model: str, video: Path, workers: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--e2e-child", model, str(video), str(workers)],
+                         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["ViT-B-32", "ViT-B-16"])
+    p.add_argument("--lengths", nargs="+", type=int, default=[150, 600], help="video lengths in seconds")
+    p.add_argument("--workers", nargs="+", type=int, default=[1, 2],
+                   help="decoder processes to compare (the first is used for every run, the others on the "
+                        "longest video only)")
+    p.add_argument("--e2e-child", nargs=3, metavar=("MODEL", "VIDEO", "WORKERS"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.e2e_child:
+        model, video, workers = args.e2e_child
+        end_to_end_child(model, Path(video), int(workers))
+        return
+
+    cores = os.cpu_count() or 1
+    print(f"CPU: {cpu_model()}, {cores} cores; load average now {os.getloadavg()[0]:.1f}; torch threads 2; grid "
+          f"{RATE_HZ} Hz; frames resized to short side 224 in the decoder children", flush=True)
+    videos = {s: make_video(s) for s in sorted(args.lengths)}
+    longest = max(videos)
+    plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
+
+    print("\n== decode only (children decode + resize; parent just receives) ==", flush=True)
+    for workers, seconds in plan:
+        r = decode_only(videos[seconds], workers)
+        print(f"{seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:6.1f} x real time, "
+              f"{r['video_frames'] / r['wall_s']:5.0f} decoded fps, {r['grid_frames'] / r['wall_s']:5.1f} grid "
+              f"frames/s; decoder CPU {r['child_cpu_s']:.0f} s ({r['duration'] / r['child_cpu_s']:.1f} x real time "
+              f"per core); child peak RSS {r['child_peak_rss_mb']:.0f} MB", flush=True)
+
+    print("\n== encode only (random weights; 256 frames of 224x398, batches of 32) ==", flush=True)
+    for model in args.models:
+        r = encode_only(model)
+        print(f"{model}: {r['frames_per_s']:.1f} frames/s on {r['device']} = {r['frames_per_s'] / RATE_HZ:.1f} x "
+              f"real time at {RATE_HZ} Hz ({r['frames_per_cpu_s']:.1f} frames per CPU second)", flush=True)
+
+    print("\n== end to end (Library.add in a fresh process: hash, probe, decode, encode, store, index) ==",
+          flush=True)
+    for model in args.models:
+        for workers, seconds in (plan if model == args.models[0] else [(args.workers[0], longest)]):
+            r = end_to_end(model, videos[seconds], workers)
+            cpu = r["parent_cpu_s"] + r["child_cpu_s"]
+            print(f"{model}, {seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:5.1f} x real "
+                  f"time ({r['wall_s']:.0f} s, of which encoding {r['encode_s']:.0f} s), "
+                  f"{r['grid_frames'] / r['wall_s']:.1f} grid frames/s; CPU {cpu:.0f} s (idle-machine bound "
+                  f"{r['duration'] / (cpu / cores):.1f} x real time); peak RSS parent {r['parent_peak_rss_mb']:.0f} MB "
+                  f"(after loading the model {r['parent_rss_after_model_mb']:.0f} MB), decoder child "
+                  f"{r['child_peak_rss_mb']:.0f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()

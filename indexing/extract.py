@@ -1,0 +1,88 @@
+"""Video file -> one L2-normalised float16 embedding per grid bin, decoding and encoding in parallel.
+
+The decoder children (:class:`~indexing.decode.GridDecoder`) decode the next batch while this process encodes
+the current one with :meth:`ClipEncoder.encode_frames` (batched; pinned memory and fp16 on CUDA). Features go
+straight into ``out``, which may be a memory-mapped ``.npy`` file, so memory does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from indexing.config import DecodeConfig
+from indexing.decode import DecodeReport, GridDecoder
+from indexing.errors import DecoderFailed
+from indexing.probe import VideoInfo
+from models.grid import TimeGrid
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""``progress(frames_done, frames_total)``: tqdm's ``update``/``total`` and ``gr.Progress`` both fit it."""
+
+
+class FrameEncoder(Protocol):
+    """What extraction needs of an encoder (``models.clip_encoder.ClipEncoder`` provides it)."""
+
+    key: str
+    dim: int
+    device: object
+    spec: object
+    """An ``EncoderSpec`` (model, pretrained): recorded so a library knows how to load its encoder again."""
+
+    def short_side(self) -> int: ...
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Extraction:
+    features: np.ndarray
+    """float16 [num_bins, dim], L2-normalised rows."""
+    report: DecodeReport
+    seconds: float
+    encode_seconds: float
+    """Time spent encoding; the rest of ``seconds`` was spent waiting for decoded frames."""
+
+
+def _on_cuda(encoder: FrameEncoder) -> bool:
+    return getattr(getattr(encoder, "device", None), "type", None) == "cuda"
+
+
+def extract_features(path: str | Path, encoder: FrameEncoder, info: VideoInfo, grid: TimeGrid, *,
+                     out: np.ndarray | None = None, config: DecodeConfig | None = None,
+                     progress: Progress | None = None) -> Extraction:
+    """Embed the frame on screen at every bin centre of ``grid``; raises the decoder's errors unchanged."""
+    config = config or DecodeConfig()
+    n = grid.num_bins
+    if out is None:
+        out = np.empty((n, encoder.dim), np.float16)
+    if out.shape != (n, encoder.dim):
+        raise ValueError(f"output shaped {out.shape}, expected {(n, encoder.dim)}")
+    filled = np.zeros(n, dtype=bool)
+    done = 0
+    started = time.monotonic()
+    encode_s = 0.0
+    decoder = GridDecoder(path, info, grid, encoder.short_side(), config,
+                          batch_frames=config.resolved_batch_frames(_on_cuda(encoder)))
+    if progress:
+        progress(0, n)
+    for batch in decoder:
+        t = time.monotonic()
+        out[batch.start:batch.stop] = encoder.encode_frames(batch.frames)
+        encode_s += time.monotonic() - t
+        done += int(np.count_nonzero(~filled[batch.start:batch.stop]))
+        filled[batch.start:batch.stop] = True
+        logger.debug("%s: %d/%d frames", Path(path).name, done, n)
+        if progress:
+            progress(done, n)
+    if not filled.all():  # a backend bug, never a property of the file
+        raise DecoderFailed(path, f"the decoder delivered {int(filled.sum())} of {n} frames")
+    return Extraction(features=out, report=decoder.report, seconds=time.monotonic() - started,
+                      encode_seconds=encode_s)
