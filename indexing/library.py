@@ -7,6 +7,7 @@ Layout of a library directory::
     features/<id>.npy       float16 [num_bins, dim] L2-normalised, one row per grid bin (memory-mappable)
     media/<id>.<ext>        the library's hard link to (or copy of) each video, to cut answer clips from
     index/frames.faiss      faiss index over every frame of every ready video (+ frames.json sidecar)
+    clips/<id>/             cached answer clips and thumbnails (``indexing.clips``), removed with the video
     jobs/<job>/             work area of a running indexing job (its own flock, features, media)
 
 A library is made for one encoder (its ``key`` and dimension) and one grid rate; features of another encoder
@@ -43,6 +44,7 @@ import numpy as np
 
 from indexing.catalog import (STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings,
                               VideoRecord)
+from indexing.clips import CLIPS_DIR, video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
 from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
@@ -57,6 +59,7 @@ logger = logging.getLogger(__name__)
 DB_FILE = "library.sqlite"
 LOCK_FILE = "lock"
 ID_LENGTH = 12
+STALE_CLIP_TMP_S = 3600.0
 
 __all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "LibrarySettings", "LibraryConfig"]
 
@@ -571,6 +574,7 @@ class Library:
                         continue
                     if fix:
                         p.unlink(missing_ok=True)
+            self._check_clips(found, {r.id for r in rows}, fix)
             settings = self.catalog.settings(con)
             if settings.dim is not None:
                 why = FrameIndex.mismatch(self.root / "index", self._expected_meta(con, settings))
@@ -584,6 +588,28 @@ class Library:
                             self._index, self._index_generation = index, generation
         if fix:
             fsync_dir(self.root)
+
+    def _check_clips(self, found, known_ids: set[str], fix: bool) -> None:
+        """Clip folders of videos that are gone, and temporary clip files a killed cutter left (only old ones:
+        a young one may belong to a cut in progress in another process)."""
+        clips = self.root / CLIPS_DIR
+        for folder in sorted(clips.iterdir()) if clips.is_dir() else []:
+            if not folder.is_dir():
+                continue
+            if folder.name not in known_ids:
+                found(f"orphan clips folder {folder.relative_to(self.root)}", "deleted it")
+                if fix:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            for p in folder.iterdir():
+                try:
+                    old = time.time() - p.stat().st_mtime > STALE_CLIP_TMP_S
+                except OSError:
+                    continue
+                if TMP_MARK in p.name and old:
+                    found(f"leftover temporary file {p.relative_to(self.root)}", "deleted it")
+                    if fix:
+                        p.unlink(missing_ok=True)
 
     # ================================================================================== internals
     @contextmanager
@@ -613,6 +639,7 @@ class Library:
 
     def _delete_files(self, rec: VideoRecord) -> None:
         self._features_path(rec.id).unlink(missing_ok=True)
+        shutil.rmtree(video_clips_dir(self.root, rec.id), ignore_errors=True)
         if rec.media_mode != "reference":
             for p in (self.root / "media").glob(f"{rec.id}.*"):
                 p.unlink(missing_ok=True)
