@@ -199,24 +199,58 @@ def _rewrite_all(questions: Sequence[str]) -> list[Rewrite]:
     return [rewrite_question(q) for q in questions]
 
 
-def prompt_vectors(clip, rewrites: Sequence[Rewrite], batch: int = 256) -> list[np.ndarray]:
-    """Every question's prompt-ensemble vector, encoding all prompts of all questions in few batches."""
+class VectorCache:
+    """Question vectors already made (LRU): CLIP's text tower costs ~0.5 s per prompt on a CPU
+    (bench/README.md), and a user re-asks the same question with another scope, k or mode."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: dict[tuple, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            vec = self._items.pop(key, None)
+            if vec is not None:
+                self._items[key] = vec
+            return vec
+
+    def put(self, key: tuple, vec: np.ndarray) -> None:
+        with self._lock:
+            self._items[key] = vec
+            while len(self._items) > self.size:
+                self._items.pop(next(iter(self._items)))
+
+
+def prompt_vectors(clip, rewrites: Sequence[Rewrite], batch: int = 256,
+                   cache: VectorCache | None = None) -> list[np.ndarray]:
+    """Every question's prompt-ensemble vector, encoding all new prompts of all questions in few batches."""
+    keys = [tuple((p.text, p.weight) for p in r.prompts) for r in rewrites]
+    found = [cache.get(k) if cache is not None else None for k in keys]
+    todo = [r for r, v in zip(rewrites, found) if v is None]
     texts: dict[str, int] = {}
-    for r in rewrites:
+    for r in todo:
         for p in r.prompts:
             texts.setdefault(p.text, len(texts))
     order = list(texts)
     emb = np.concatenate([np.asarray(clip.encode_text(order[s:s + batch]), np.float32)
                           for s in range(0, len(order), batch)]) if order else np.zeros((0, clip.dim), np.float32)
 
-    class _Lookup:  # embed_prompts' encoder interface over the precomputed rows
+    class _Lookup:  # embed_prompts' encoder interface over the rows just encoded
         dim = clip.dim
 
         @staticmethod
         def encode_text(ts):
             return emb[[texts[t] for t in ts]]
 
-    return [embed_prompts(_Lookup, r.prompts) for r in rewrites]
+    out = []
+    for r, key, vec in zip(rewrites, keys, found):
+        if vec is None:
+            vec = embed_prompts(_Lookup, r.prompts)
+            if cache is not None:
+                cache.put(key, vec)
+        out.append(vec)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ zero-shot
@@ -241,10 +275,11 @@ class ZeroShotAnswerer:
         self.mode = ZEROSHOT
         self.label = f"zero-shot ({self.clip.key})"
         self.config = config
+        self._vectors = VectorCache()
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         rewrites = _rewrite_all(questions)
-        vectors = prompt_vectors(self.clip, rewrites)
+        vectors = prompt_vectors(self.clip, rewrites, cache=self._vectors)
         return [PreparedQuestion(r.question, r, v) for r, v in zip(rewrites, vectors)]
 
     def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
@@ -308,6 +343,7 @@ class TrainedAnswerer:
                 f"encoder {self.tokens.key} makes {self.tokens.dim}-d ones")
         self._context = context
         self._inference = inference or InferenceConfig()
+        self._vectors = VectorCache()
         self.mode = folder.name
         self.label = f"{self.meta.model} checkpoint {folder.name}"
 
@@ -320,7 +356,8 @@ class TrainedAnswerer:
         for r, m in zip(rewrites, mask):
             if not m.any():
                 raise EmptyQuestion(f"the question {r.question!r} gives no text tokens")
-        vectors = prompt_vectors(self._context.clip(), rewrites) if search else [None] * len(rewrites)
+        vectors = (prompt_vectors(self._context.clip(), rewrites, cache=self._vectors) if search
+                   else [None] * len(rewrites))
         return [PreparedQuestion(r.question, r, v, feats[i], mask[i]) for i, (r, v) in enumerate(zip(rewrites, vectors))]
 
     def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,

@@ -170,7 +170,7 @@ def find_moments(library: Library, answerer: Answerer, question: str, *, video_i
     started = time.monotonic()
     if video_id is not None:
         record = library.get(video_id)
-        library.features(video_id)  # refuses a video that is not ready, with the library's message
+        library.features(record)  # refuses a video that is not ready, with the library's message
         prepared = answerer.prepare([question])[0]
         plan = {record.id: (record, [(0, record.num_rows)])}
     else:
@@ -239,7 +239,7 @@ def segment_grid(grid: TimeGrid, start: int, stop: int) -> TimeGrid:
 
 def _score_video(library: Library, answerer: Answerer, prepared: PreparedQuestion, record: VideoRecord,
                  segments: list[tuple[int, int]], k: int) -> ScoredVideo:
-    features = library.features(record.id)
+    features = library.features(record)
     grid = record.grid
     centres = grid.sample_times()
     windows: list[Window] = []

@@ -160,7 +160,7 @@ class EgoRecall:
         """What answerers need to know about this library's features."""
         library = self.library
         settings = library.settings
-        if not settings.encoder_key or not library.videos():
+        if not settings.encoder_key:  # (claimed but empty: find_moments says so)
             from app.answers import NothingToSearch
 
             raise NothingToSearch(f"the library at {library.root} has no videos yet; add some with "
@@ -177,11 +177,17 @@ class EgoRecall:
         """
         return self._answerers.get(mode, self.answer_context())
 
-    def modes(self) -> list[str]:
-        """What ``ask(mode=...)`` accepts here: ``zeroshot`` and the names of the stored checkpoints."""
+    def modes(self, *, compatible_only: bool = True) -> list[str]:
+        """What ``ask(mode=...)`` accepts here: ``zeroshot``, then the stored checkpoints (newest first) --
+        by default only those trained on this library's features (encoder, size, grid rate)."""
         from checkpoints import list_checkpoints
 
-        return ["zeroshot"] + [c.name for c in list_checkpoints(self.settings.checkpoints_dir)]
+        infos = list_checkpoints(self.settings.checkpoints_dir)
+        if compatible_only:
+            s = self.library.settings
+            infos = [c for c in infos if c.feature_encoder.key == s.encoder_key and c.feature_encoder.dim == s.dim
+                     and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)]
+        return ["zeroshot"] + [c.name for c in infos]
 
     def clip_maker(self) -> ClipMaker:
         return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)

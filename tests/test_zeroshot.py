@@ -106,13 +106,19 @@ def test_prompt_ensemble_is_the_renormalised_weighted_mean():
 
 def test_similarity_curve_reads_float16_memory_maps_in_chunks(tmp_path):
     rng = np.random.default_rng(0)
-    feats = rng.standard_normal((1000, 8)).astype(np.float16)
+    feats = rng.standard_normal((1000, 8)).astype(np.float32)
+    feats = (feats / np.linalg.norm(feats, axis=1, keepdims=True)).astype(np.float16)
     np.save(tmp_path / "f.npy", feats)
     mm = np.load(tmp_path / "f.npy", mmap_mode="r")
     q = rng.standard_normal((2, 8)).astype(np.float32)
-    curves = similarity_curve(mm, q, chunk_rows=128)
-    np.testing.assert_allclose(curves, q @ feats.astype(np.float32).T, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(similarity_curve(mm, q[0], chunk_rows=77), curves[0], rtol=1e-5, atol=1e-5)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = q @ feats.astype(np.float32).T
+    np.testing.assert_allclose(similarity_curve(mm, q, chunk_rows=128), exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(similarity_curve(mm, q), exact, rtol=1e-5, atol=1e-5)
+    # One question: a float16 product, each cosine rounded to float16.
+    single = similarity_curve(mm, q[0])
+    assert single.dtype == np.float32 and single.shape == (1000,)
+    np.testing.assert_allclose(single, exact[0], rtol=2e-3, atol=2e-3)
 
 
 def test_windows_find_a_bump_and_stay_inside_the_video():
