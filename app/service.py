@@ -1,24 +1,32 @@
 """The one object the CLI and the UI both call: it owns the library and a lazily loaded, cached encoder.
 
-Keep it thin: each method is a user-level action (index these files, list, remove, later ask and train) that
+Keep it thin: each method is a user-level action (index these files, list, remove, ask, later train) that
 delegates to ``indexing``/``models``/``training`` and turns per-file failures into results, so a batch of
 uploads where one file is bad still indexes the others.
+
+State is per instance (the library handle, the encoder, an LRU of loaded checkpoints), never per module, so
+two services (e.g. two libraries) in one process do not share answers.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
+from app.answering import AnswerContext, Answerer, AnswererCache
+from app.answers import Answer, Moment, SearchConfig, find_moments, to_answer
 from app.settings import Settings
+from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
 from indexing.errors import VideoError
 from indexing.library import Library, VideoRecord
 from models.clip_encoder import ClipEncoder, EncoderSpec
+from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
 
@@ -67,18 +75,23 @@ class EgoRecall:
     ``encoder_spec`` chooses the encoder for indexing (and later for questions); when None, a library that
     already holds videos uses the encoder it was built with, and a new library uses ``settings.encoder``.
     Both the library and the encoder are opened on first use; the encoder is loaded once and shared by
-    threads.
+    threads. ``encoder`` hands in an already loaded encoder (its spec then wins), e.g. one shared by the app.
     """
 
     def __init__(self, settings: Settings | None = None, *, encoder_spec: EncoderSpec | None = None,
-                 rate_hz: float | None = None, library_config: LibraryConfig | None = None) -> None:
+                 rate_hz: float | None = None, library_config: LibraryConfig | None = None,
+                 encoder: ClipEncoder | None = None, clip_config: ClipConfig | None = None,
+                 search_config: SearchConfig | None = None) -> None:
         self.settings = settings or Settings()
-        self._explicit_spec = encoder_spec
+        self._explicit_spec = encoder.spec if encoder is not None else encoder_spec
         self._rate_hz = rate_hz
         self._library_config = library_config
         self._library: Library | None = None
-        self._encoder: ClipEncoder | None = None
+        self._encoder: ClipEncoder | None = encoder
         self._lock = threading.RLock()
+        self._answerers = AnswererCache(size=3)
+        self.clip_config = clip_config or ClipConfig()
+        self.search_config = search_config or SearchConfig()
 
     # ------------------------------------------------------------------------------------------ resources
     @property
@@ -97,7 +110,9 @@ class EgoRecall:
     def encoder(self) -> ClipEncoder:
         """The encoder, loaded on first call (EncoderUnavailable says what is missing) and then reused."""
         with self._lock:
-            if self._encoder is None:
+            if self._encoder is not None:
+                self.library.require_encoder(self._encoder.key)
+            else:
                 spec = self.encoder_spec
                 # Refuse a mismatch before spending seconds loading weights.
                 self.library.require_encoder(spec.key)
@@ -139,3 +154,76 @@ class EgoRecall:
     def remove(self, video_id: str) -> VideoRecord:
         """Remove one video and everything the library stored for it."""
         return self.library.remove(video_id)
+
+    # ------------------------------------------------------------------------------------------ answering
+    def answer_context(self) -> AnswerContext:
+        """What answerers need to know about this library's features."""
+        library = self.library
+        settings = library.settings
+        if not settings.encoder_key:  # (claimed but empty: find_moments says so)
+            from app.answers import NothingToSearch
+
+            raise NothingToSearch(f"the library at {library.root} has no videos yet; add some with "
+                                  f"`python -m app index VIDEO...`")
+        return AnswerContext(feature_key=settings.encoder_key, feature_dim=int(settings.dim),
+                             rate_hz=float(settings.rate_hz), clip=self.encoder, clip_spec=self.encoder_spec,
+                             checkpoints_dir=self.settings.checkpoints_dir, device=self.settings.device)
+
+    def answerer(self, mode: str = "zeroshot") -> Answerer:
+        """The answerer for a mode (``zeroshot`` or a checkpoint name/path), built once and kept (LRU of 3).
+
+        Raises ``UnknownMode``, a ``CheckpointError`` (missing, wrong kind, incompatible with the library's
+        features) or ``EncoderUnavailable``.
+        """
+        return self._answerers.get(mode, self.answer_context())
+
+    def modes(self, *, compatible_only: bool = True) -> list[str]:
+        """What ``ask(mode=...)`` accepts here: ``zeroshot``, then the stored checkpoints (newest first) --
+        by default only those trained on this library's features (encoder, size, grid rate)."""
+        from checkpoints import list_checkpoints
+
+        infos = list_checkpoints(self.settings.checkpoints_dir)
+        if compatible_only:
+            s = self.library.settings
+            infos = [c for c in infos if c.feature_encoder.key == s.encoder_key and c.feature_encoder.dim == s.dim
+                     and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)]
+        return ["zeroshot"] + [c.name for c in infos]
+
+    def clip_maker(self) -> ClipMaker:
+        return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)
+
+    def clip(self, video_id: str, start: float, end: float) -> ClipFiles:
+        """The playable clip and thumbnail of a time range of a video (cut once, then cached)."""
+        return self.clip_maker().make(video_id, start, end)
+
+    def ask(self, question: str, *, video_id: str | None = None, mode: str = "zeroshot", k: int = 5,
+            clips: bool = True) -> Answer:
+        """The ``k`` best moments for a question, in one video (``video_id``) or the whole library.
+
+        ``mode`` is ``zeroshot`` or a checkpoint (name in the checkpoints folder, or a path). With ``clips``,
+        each moment gets a cached MP4 clip and a JPEG thumbnail (a moment whose clip fails keeps
+        ``clip=None`` and says why in ``clip_error``). Raises ``EmptyQuestion``, ``InvalidRequest`` (k < 1),
+        ``UnknownVideo``, ``NothingToSearch`` (empty library) and the checkpoint errors.
+        """
+        started = time.monotonic()
+        answerer = self.answerer(mode)
+        ranking = find_moments(self.library, answerer, question, video_id=video_id, k=k,
+                               config=self.search_config)
+        maker = self.clip_maker() if clips else None
+        moments = []
+        for rank, (vid, window) in enumerate(ranking.ranked, start=1):
+            record = ranking.videos[vid].record
+            moment = Moment(vid, record.name, window.start, window.end, window.score, rank)
+            if maker is not None:
+                moment = self._with_clip(maker, moment)
+            moments.append(moment)
+        return to_answer(ranking, answerer.mode, question, video_id, moments, time.monotonic() - started)
+
+    @staticmethod
+    def _with_clip(maker: ClipMaker, moment: Moment) -> Moment:
+        try:
+            files = maker.make(moment.video_id, moment.start, moment.end)
+        except EgoRecallError as exc:
+            logger.warning("no clip for %s %.1f-%.1f s: %s", moment.video_id, moment.start, moment.end, exc)
+            return replace(moment, clip_error=str(exc))
+        return replace(moment, clip=files.clip, thumbnail=files.thumbnail, clip_start=files.start)

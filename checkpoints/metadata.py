@@ -30,7 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from checkpoints.errors import InvalidCheckpointMetadata, UnsupportedCheckpointFormat, WrongCheckpointKind
+from checkpoints.errors import (IncompatibleCheckpoint, InvalidCheckpointMetadata, UnsupportedCheckpointFormat,
+                                WrongCheckpointKind)
+from models.text_tokens import TextEncoderSpec
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ KIND = "nlq-localizer"
 FORMAT_VERSION = 1
 CLIP_TOKEN_FEATURES = "open_clip-text-tokens"
 """Token features from ``ClipEncoder.encode_text_tokens`` (final LayerNorm, projected, start..end tokens)."""
+HF_TOKEN_FEATURES = "hf-last-hidden-state"
+"""Token features of a local transformers model (``last_hidden_state``; ``model`` is its folder)."""
+
+TOKEN_FEATURE_KINDS = {CLIP_TOKEN_FEATURES: "open_clip", HF_TOKEN_FEATURES: "hf"}
+"""``text_encoder.token_features`` -> the :mod:`models.text_tokens` kind that produces them."""
 
 
 def _need(cond: bool, message: str) -> None:
@@ -82,6 +89,19 @@ class TextEncoderInfo:
             value = getattr(self, name)
             _need(isinstance(value, str) and bool(value), f"text_encoder.{name} must be a non-empty string")
         _need(_positive_int(self.dim), f"text_encoder.dim must be a positive integer, got {self.dim!r}")
+
+
+def text_encoder_spec(info: TextEncoderInfo) -> TextEncoderSpec:
+    """How to rebuild the token encoder a checkpoint's questions need (``models.text_tokens.load_text_encoder``).
+
+    Raises :class:`IncompatibleCheckpoint` for token features this EgoRecall cannot produce.
+    """
+    kind = TOKEN_FEATURE_KINDS.get(info.token_features)
+    if kind is None:
+        raise IncompatibleCheckpoint(
+            f"this checkpoint reads '{info.token_features}' query features, which this EgoRecall cannot make "
+            f"(known: {', '.join(sorted(TOKEN_FEATURE_KINDS))})")
+    return TextEncoderSpec(kind=kind, model=info.model, pretrained=info.pretrained)
 
 
 def utc_now() -> str:

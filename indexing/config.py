@@ -77,16 +77,35 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class SearchTuning:
+    """Search-time knobs of approximate faiss indexes; exact indexes ignore them."""
+
+    nprobe: int = 32
+    """Inverted lists visited per query (IVF). 32 of 2,048 lists keeps recall high on frame embeddings; see
+    ``bench/README.md`` (query latency)."""
+    ef_search: int = 128
+    """Candidate list size of HNSW graph search."""
+    single_query_threads: int | None = 1
+    """faiss threads for a search of a single question (None: leave faiss's setting alone)."""
+
+
+@dataclass(frozen=True)
 class LibraryConfig:
     """How this process uses a library directory."""
 
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    index_factory: str = "Flat"
+    index_factory: str = "auto"
     """faiss factory string (inner product) for the frame index of a *new* library, e.g. ``Flat`` (exact),
-    ``SQfp16`` (exact-ish, half the memory) or ``IVF4096,Flat`` (approximate, trained on rebuild). Recorded
-    in the library; changing it for an existing library is a rebuild (not offered yet)."""
+    ``SQfp16`` (exact-ish, half the memory) or ``IVF4096,Flat`` (approximate, trained on rebuild), or
+    ``auto``: exact (``Flat``) while the library is small, an inverted file with product-quantised codes once
+    exact search gets slow (see :func:`indexing.vectors.effective_factory`; the index is rebuilt when the
+    choice changes as the library grows). Recorded in the library; changing it for an existing library is a
+    rebuild (not offered yet). Libraries made before ``auto`` existed keep their ``Flat``."""
     lock_timeout_s: float = 30.0
     """How long a writer waits for another writer's lock before giving up with LibraryBusy. Writers hold
     the lock only while registering a job and committing it (seconds), never while decoding."""
     faiss_gpu: bool = True
     """Search on a GPU copy of the index when the installed faiss has GPU support and a GPU is present."""
+    search: SearchTuning = field(default_factory=SearchTuning)
+    """How approximate indexes search (not stored in the library: each process may trade speed for recall)."""
+

@@ -7,6 +7,7 @@ Layout of a library directory::
     features/<id>.npy       float16 [num_bins, dim] L2-normalised, one row per grid bin (memory-mappable)
     media/<id>.<ext>        the library's hard link to (or copy of) each video, to cut answer clips from
     index/frames.faiss      faiss index over every frame of every ready video (+ frames.json sidecar)
+    clips/<id>/             cached answer clips and thumbnails (``indexing.clips``), removed with the video
     jobs/<job>/             work area of a running indexing job (its own flock, features, media)
 
 A library is made for one encoder (its ``key`` and dimension) and one grid rate; features of another encoder
@@ -43,13 +44,15 @@ import numpy as np
 
 from indexing.catalog import (STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings,
                               VideoRecord)
+from indexing.clips import CLIPS_DIR, video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
 from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
 from indexing.extract import FrameEncoder, Progress, extract_features
 from indexing.fsutil import (TMP_MARK, FileLock, HashCache, fsync_dir, link_or_copy, lock_is_free,
                              replace_durably, tmp_name)
-from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, decode_ids, video_set_checksum
+from indexing.vectors import (FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory,
+                              video_set_checksum)
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ logger = logging.getLogger(__name__)
 DB_FILE = "library.sqlite"
 LOCK_FILE = "lock"
 ID_LENGTH = 12
+STALE_CLIP_TMP_S = 3600.0
 
 __all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "LibrarySettings", "LibraryConfig"]
 
@@ -110,6 +114,7 @@ class Library:
         self._index_lock = threading.RLock()
         self._index: FrameIndex | None = None
         self._index_generation: int | None = None
+        self._ready_cache: tuple[int, tuple[VideoRecord, ...]] | None = None
         self._hash = HashCache()
 
     # ================================================================================== opening
@@ -211,7 +216,20 @@ class Library:
     def videos(self, *, include_pending: bool = False) -> list[VideoRecord]:
         """Videos in the order they were added: ready ones, or every row (indexing, damaged) if asked."""
         with self.catalog.connect() as con:
-            return self.catalog.videos(con, None if include_pending else (STATUS_READY,))
+            return self.catalog.videos(con) if include_pending else list(self._ready_records(con))
+
+    def _ready_records(self, con) -> tuple[VideoRecord, ...]:
+        """The ready records, re-read only when the catalog's generation moved. Every change to the set of
+        ready videos (commit, removal, marking damaged) bumps the generation in the same transaction, and a
+        ready record never changes otherwise; reading 2,000 records costs ~50 ms, the generation ~0.5 ms, and
+        every question needs the list (``search``)."""
+        generation = self.catalog.generation(con)
+        cached = self._ready_cache
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        records = tuple(self.catalog.videos(con, (STATUS_READY,)))
+        self._ready_cache = (generation, records)
+        return records
 
     def get(self, video_id: str) -> VideoRecord:
         """The record of one video (any status); raises :class:`UnknownVideo`."""
@@ -234,9 +252,15 @@ class Library:
             rec = self.catalog.by_sha(con, sha)
         return rec if rec is not None and rec.status == STATUS_READY else None
 
-    def features(self, video_id: str) -> np.ndarray:
-        """A read-only memory map of the video's features: float16 [num_bins, dim], L2-normalised rows."""
-        rec = self._ready(video_id)
+    def features(self, video: "str | VideoRecord") -> np.ndarray:
+        """A read-only memory map of the video's features: float16 [num_bins, dim], L2-normalised rows.
+
+        ``video`` is an id, or a ready record just read from :meth:`videos` (saves a catalog lookup)."""
+        if isinstance(video, VideoRecord):
+            rec = video if video.ready else self._ready(video.id)
+        else:
+            rec = self._ready(video)
+        video_id = rec.id
         try:
             return _load_features(self._features_path(rec.id), rec.num_rows, rec.dim)
         except LibraryError as exc:
@@ -279,7 +303,7 @@ class Library:
             raise LibraryError(f"query vectors are shaped {tuple(q.shape)}; this library's features have "
                                f"{settings.dim} dimensions ({settings.encoder_key})")
         with self.catalog.connect() as con:
-            ready = {r.rowid: r for r in self.catalog.videos(con, (STATUS_READY,))}
+            ready = {r.rowid: r for r in self._ready_records(con)}
         restrict = None
         if video_ids is not None:
             by_id = {r.id: r for r in ready.values()}
@@ -298,12 +322,16 @@ class Library:
         out = []
         for qi in range(len(q)):
             hits = []
-            for score, i, rowid, b in zip(scores[qi], ids[qi], rowids[qi], bins[qi]):
-                rec = ready.get(int(rowid))
+            for score, i, rowid, b in zip(scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(),
+                                          bins[qi].tolist()):
+                rec = ready.get(rowid)
                 if i < 0 or rec is None or b >= rec.num_rows:
                     continue  # padding, or a video that stopped being ready since the index was loaded
-                start, end = rec.grid.bins_to_seconds(int(b), int(b))
-                hits.append(SearchHit(rec.id, int(b), (start + end) / 2.0, start, end, float(score)))
+                # TimeGrid.bins_to_seconds(b, b) in plain floats: hundreds of hits per question.
+                start = min(b / rec.rate_hz, rec.duration)
+                end = min((b + 1) / rec.rate_hz, rec.duration)
+                end = max(end, min(start + 1e-3, rec.duration))
+                hits.append(SearchHit(rec.id, b, (start + end) / 2.0, start, end, score))
             out.append(hits)
         return out
 
@@ -429,10 +457,13 @@ class Library:
             features = _load_features(features_path, len(result.features), result.features.shape[1])
             try:
                 with self._index_lock:
-                    try:
-                        index.add(job.rowid, features)
-                    except NeedsRebuild:
-                        index = None
+                    if index.factory != self._factory(extra_rows=len(features)):
+                        index = None  # grown past what this index type is for: rebuild as the new type
+                    else:
+                        try:
+                            index.add(job.rowid, features)
+                        except NeedsRebuild:
+                            index = None
                 with self.catalog.connect(write=True) as con:
                     ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
                     ready.append((job.rowid, len(features)))
@@ -480,6 +511,8 @@ class Library:
                     raise LibraryBusy(f"video {video_id} ({rec.name}) is being indexed right now; remove it when "
                                       f"that has finished")
                 index = self._writable_index() if rec.status == STATUS_READY else None
+                if index is not None and index.factory != self._factory(con, extra_rows=-rec.num_rows):
+                    index = None  # shrunk below what this index type is for: rebuild as the new type
                 try:
                     if index is not None:
                         with self._index_lock:
@@ -571,6 +604,7 @@ class Library:
                         continue
                     if fix:
                         p.unlink(missing_ok=True)
+            self._check_clips(found, {r.id for r in rows}, fix)
             settings = self.catalog.settings(con)
             if settings.dim is not None:
                 why = FrameIndex.mismatch(self.root / "index", self._expected_meta(con, settings))
@@ -584,6 +618,28 @@ class Library:
                             self._index, self._index_generation = index, generation
         if fix:
             fsync_dir(self.root)
+
+    def _check_clips(self, found, known_ids: set[str], fix: bool) -> None:
+        """Clip folders of videos that are gone, and temporary clip files a killed cutter left (only old ones:
+        a young one may belong to a cut in progress in another process)."""
+        clips = self.root / CLIPS_DIR
+        for folder in sorted(clips.iterdir()) if clips.is_dir() else []:
+            if not folder.is_dir():
+                continue
+            if folder.name not in known_ids:
+                found(f"orphan clips folder {folder.relative_to(self.root)}", "deleted it")
+                if fix:
+                    shutil.rmtree(folder, ignore_errors=True)
+                continue
+            for p in folder.iterdir():
+                try:
+                    old = time.time() - p.stat().st_mtime > STALE_CLIP_TMP_S
+                except OSError:
+                    continue
+                if TMP_MARK in p.name and old:
+                    found(f"leftover temporary file {p.relative_to(self.root)}", "deleted it")
+                    if fix:
+                        p.unlink(missing_ok=True)
 
     # ================================================================================== internals
     @contextmanager
@@ -613,6 +669,7 @@ class Library:
 
     def _delete_files(self, rec: VideoRecord) -> None:
         self._features_path(rec.id).unlink(missing_ok=True)
+        shutil.rmtree(video_clips_dir(self.root, rec.id), ignore_errors=True)
         if rec.media_mode != "reference":
             for p in (self.root / "media").glob(f"{rec.id}.*"):
                 p.unlink(missing_ok=True)
@@ -621,17 +678,30 @@ class Library:
 
     def _expected_meta(self, con, settings: LibrarySettings) -> IndexMeta:
         ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
-        return IndexMeta(ntotal=sum(n for _, n in ready), dim=int(settings.dim), factory=settings.index_factory,
+        ntotal = sum(n for _, n in ready)
+        return IndexMeta(ntotal=ntotal, dim=int(settings.dim),
+                         factory=effective_factory(settings.index_factory, ntotal, int(settings.dim)),
                          generation=self.catalog.generation(con), videos=video_set_checksum(ready))
+
+    def _factory(self, con=None, extra_rows: int = 0) -> str:
+        """The index type the library needs with ``extra_rows`` more (or fewer) vectors than its ready videos."""
+        if con is None:
+            with self.catalog.connect() as own:
+                return self._factory(own, extra_rows)
+        settings = self.catalog.settings(con)
+        ntotal = sum(r.num_rows for r in self.catalog.videos(con, (STATUS_READY,)))
+        return effective_factory(settings.index_factory, ntotal + extra_rows, int(settings.dim or 1))
 
     def _build_index(self, con, extra: list[tuple[int, np.ndarray]] = ()) -> FrameIndex:
         """A new index from the feature files of every ready video (plus ``extra`` not yet marked ready)."""
         settings = self.catalog.settings(con)
         videos = [(r.rowid, _load_features(self._features_path(r.id), r.num_rows, r.dim))
                   for r in self.catalog.videos(con, (STATUS_READY,))]
+        videos = [*videos, *extra]
+        factory = effective_factory(settings.index_factory, sum(len(f) for _, f in videos), int(settings.dim))
         started = time.monotonic()
-        index = FrameIndex.build(int(settings.dim), settings.index_factory, [*videos, *extra])
-        logger.info("built the frame index of %s: %d vectors in %.1f s", self.root, index.ntotal,
+        index = FrameIndex.build(int(settings.dim), factory, videos, tuning=self.config.search)
+        logger.info("built the frame index of %s (%s): %d vectors in %.1f s", self.root, factory, index.ntotal,
                     time.monotonic() - started)
         return index
 
@@ -641,11 +711,11 @@ class Library:
             settings = self.catalog.settings(con)
             generation = self.catalog.generation(con)
             if settings.dim is None:
-                return FrameIndex.new(1, settings.index_factory)
+                return FrameIndex.new(1, effective_factory(settings.index_factory, 0, 1), self.config.search)
             if self._index is not None and self._index_generation == generation:
                 return self._index
             expect = self._expected_meta(con, settings)
-            index = FrameIndex.load(self.root / "index", expect)
+            index = FrameIndex.load(self.root / "index", expect, self.config.search)
             if index is None:
                 index = self._build_index(con)
                 index.save(self.root / "index", generation, expect.videos)
@@ -660,7 +730,7 @@ class Library:
             if self._index is not None and self._index_generation == generation:
                 return self._index
             expect = self._expected_meta(con, settings)
-            index = FrameIndex.load(self.root / "index", expect)
+            index = FrameIndex.load(self.root / "index", expect, self.config.search)
         if index is None:
             if self._lock.try_acquire():
                 try:

@@ -8,6 +8,16 @@ The index is a cache of the per-video feature files, which are the truth: it is 
 sidecar (count, dimension, generation, checksum of the set of videos it holds, file size) and whenever the
 sidecar does not match the catalog -- missing, damaged, stale -- it is rebuilt from the feature files.
 Vectors are L2-normalised, so inner product is cosine similarity.
+
+Index type. A library records a faiss factory string, or ``auto`` (the default for new libraries), which
+:func:`effective_factory` turns into a concrete one from the number of vectors: exact ``Flat`` search up to
+:data:`EXACT_MAX_VECTORS` (about 37 hours at 1.875 Hz), then an inverted file of product-quantised codes,
+``IVF<nlist>,PQ<dim/8>np`` (64 bytes a vector for 512-d features instead of 2,048). Exact search reads every
+vector for every question -- at 1,000 hours that is 13.8 GB of float32 and hundreds of milliseconds on a
+CPU -- while IVF-PQ reads ``nprobe/nlist`` of the compact codes; ``bench/bench_query.py`` measured the
+trade-off. The choice depends only on the count (never on the process), so every process reading a library
+expects the same index; when a change of count changes the choice, the index is rebuilt. Search-time
+parameters (``nprobe``, ``efSearch``) are per process (:class:`indexing.config.SearchTuning`).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
@@ -22,7 +33,9 @@ from typing import Iterable
 import faiss
 import numpy as np
 
+from indexing.config import SearchTuning
 from indexing.fsutil import atomic_path, write_json_atomic
+from models.threads import ThreadLimit
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +43,30 @@ BIN_BITS = 24
 MAX_BINS = 1 << BIN_BITS
 INDEX_FILE = "frames.faiss"
 META_FILE = "frames.json"
+
+AUTO_FACTORY = "auto"
+EXACT_MAX_VECTORS = 250_000
+"""``auto`` searches exactly up to this many vectors (133 hours of 1.875 Hz features would take ~50 ms per
+exact search on a 2-core CPU; 250 k vectors stay near 20 ms, measured in ``bench/README.md``)."""
+MIN_LISTS, MAX_LISTS = 1024, 4096
+
+
+def effective_factory(setting: str, ntotal: int, dim: int) -> str:
+    """The concrete faiss factory string for a library's ``index_factory`` setting holding ``ntotal`` vectors.
+
+    ``auto``: ``Flat`` up to :data:`EXACT_MAX_VECTORS`; beyond, ``IVF<nlist>,PQ<dim/8>np`` (``SQ8`` codes when
+    ``dim`` is not a multiple of 8) with ``nlist`` the power of two nearest sqrt(ntotal), within
+    [MIN_LISTS, MAX_LISTS] -- it changes (and the index is rebuilt and retrained) only when the library has
+    grown about fourfold. Any other setting is used as it is.
+    """
+    if setting != AUTO_FACTORY:
+        return setting
+    if ntotal <= EXACT_MAX_VECTORS:
+        return "Flat"
+    nlist = int(2 ** round(math.log2(math.sqrt(ntotal))))
+    nlist = max(MIN_LISTS, min(MAX_LISTS, nlist))
+    codes = f"PQ{dim // 8}np" if dim % 8 == 0 else "SQ8"  # np: no polysemous training (minutes, unused)
+    return f"IVF{nlist},{codes}"
 
 
 def encode_ids(rowid: int, bins: np.ndarray | int) -> np.ndarray:
@@ -60,6 +97,11 @@ class IndexMeta:
     file_size: int = 0
 
 
+_faiss_threads = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_threads)
+"""One question gains nothing from a second faiss thread (faiss splits work by query) but pays for waking it:
+measured 12 ms instead of 1 ms for 6,750 vectors on a busy 2-core CPU (see :mod:`models.threads`)."""
+
+
 class NeedsRebuild(Exception):
     """The index cannot take this change incrementally (untrained, or no removal support)."""
 
@@ -67,19 +109,43 @@ class NeedsRebuild(Exception):
 class FrameIndex:
     """An ``IndexIDMap2`` over a faiss index built from a factory string, inner-product metric."""
 
-    def __init__(self, index: faiss.Index, dim: int, factory: str) -> None:
+    def __init__(self, index: faiss.Index, dim: int, factory: str, tuning: SearchTuning | None = None) -> None:
         self.index = index
         self.dim = dim
         self.factory = factory
         self._gpu = None
+        self.tune(tuning or SearchTuning())
 
     @classmethod
-    def new(cls, dim: int, factory: str = "Flat") -> "FrameIndex":
+    def new(cls, dim: int, factory: str = "Flat", tuning: SearchTuning | None = None) -> "FrameIndex":
         try:
             index = faiss.index_factory(int(dim), f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise ValueError(f"invalid faiss index factory string {factory!r}: {exc}") from exc
-        return cls(index, int(dim), factory)
+        return cls(index, int(dim), factory, tuning)
+
+    def tune(self, tuning: SearchTuning) -> None:
+        """Set the search-time parameters of an approximate index (IVF ``nprobe``, HNSW ``efSearch``)."""
+        self.tuning = tuning
+        self._ivf = self._hnsw = None
+        try:
+            self._ivf = faiss.extract_index_ivf(self.index)
+        except RuntimeError:
+            inner = faiss.downcast_index(self.index.index) if hasattr(self.index, "index") else self.index
+            self._hnsw = inner if hasattr(inner, "hnsw") else None
+        if self._ivf is not None:
+            self._ivf.nprobe = max(1, min(int(tuning.nprobe), int(self._ivf.nlist)))
+        if self._hnsw is not None:
+            self._hnsw.hnsw.efSearch = max(1, int(tuning.ef_search))
+        self._gpu = None
+
+    def _params(self, sel) -> "faiss.SearchParameters":
+        """Search parameters carrying a selector, of the type the inner index accepts (IVF refuses others)."""
+        if self._ivf is not None:
+            return faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf.nprobe)
+        if self._hnsw is not None:
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=self._hnsw.hnsw.efSearch)
+        return faiss.SearchParameters(sel=sel)
 
     @property
     def ntotal(self) -> int:
@@ -106,9 +172,9 @@ class FrameIndex:
 
     @classmethod
     def build(cls, dim: int, factory: str, videos: Iterable[tuple[int, np.ndarray]],
-              train_sample: int = 200_000) -> "FrameIndex":
+              train_sample: int = 200_000, tuning: SearchTuning | None = None) -> "FrameIndex":
         """A fresh index over ``(rowid, features)`` pairs; trains first when the index type needs it."""
-        index = cls.new(dim, factory)
+        index = cls.new(dim, factory, tuning)
         videos = list(videos)
         if not index.index.is_trained and videos:
             total = sum(len(f) for _, f in videos)
@@ -141,8 +207,12 @@ class FrameIndex:
         """Top ``k`` (scores, ids) per query; ``rowids`` ({rowid: rows}) restricts the search to those videos."""
         x = np.ascontiguousarray(queries, dtype=np.float32)
         k = int(max(1, min(k, max(self.ntotal, 1))))
-        if rowids is None:
-            return self._searcher(use_gpu).search(x, k)
+        with _faiss_threads(self.tuning.single_query_threads if len(x) == 1 else None):
+            if rowids is None:
+                return self._searcher(use_gpu).search(x, k)
+            return self._search_restricted(x, k, rowids)
+
+    def _search_restricted(self, x: np.ndarray, k: int, rowids: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
         if len(rowids) == 1:
             (rowid,) = rowids
             sel = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
@@ -150,8 +220,7 @@ class FrameIndex:
             ids = np.concatenate([encode_ids(r, np.arange(n)) for r, n in rowids.items()]) if rowids else \
                 np.zeros(0, np.int64)
             sel = faiss.IDSelectorBatch(ids)
-        params = faiss.SearchParameters(sel=sel)
-        return self.index.search(x, k, params=params)  # selectors run on the CPU index
+        return self.index.search(x, k, params=self._params(sel))  # selectors run on the CPU index
 
     # ------------------------------------------------------------------------------------------- files
     def save(self, directory: Path, generation: int, videos_checksum: str) -> IndexMeta:
@@ -173,7 +242,7 @@ class FrameIndex:
             return None
 
     @classmethod
-    def load(cls, directory: Path, expect: IndexMeta) -> "FrameIndex | None":
+    def load(cls, directory: Path, expect: IndexMeta, tuning: SearchTuning | None = None) -> "FrameIndex | None":
         """The saved index if it is exactly what ``expect`` describes (generation aside), else None."""
         why = cls.mismatch(directory, expect)
         if why:
@@ -188,7 +257,7 @@ class FrameIndex:
             logger.info("frame index at %s holds %d x %d, expected %d x %d", directory, index.ntotal, index.d,
                         expect.ntotal, expect.dim)
             return None
-        return cls(index, expect.dim, expect.factory)
+        return cls(index, expect.dim, expect.factory, tuning)
 
     @staticmethod
     def mismatch(directory: Path, expect: IndexMeta) -> str | None:

@@ -1,0 +1,255 @@
+"""``python -m app ask QUESTION`` (ranked moments with clips) and ``python -m app predict`` (an NLQ submission).
+
+Both answer through the same answerers as the UI (:mod:`app.answering`); ``ask`` goes through
+``EgoRecall.ask``. Library code is imported inside the handlers so that ``python -m app --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from app.commands.library import _add_library_arg, _settings
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ask", help="find the moments of your videos that answer a question",
+        description="Answer a question such as \"where did I put my keys?\" with the best moments of one video "
+                    "or of the whole library: rank, video, start-end, score and a playable clip of each.")
+    p.add_argument("question", help="the question, e.g. \"where did I put my keys?\"")
+    p.add_argument("--video", metavar="ID", default=None, help="search only this video (id from `library list`)")
+    p.add_argument("--mode", default="zeroshot", metavar="zeroshot|CHECKPOINT",
+                   help="zero-shot CLIP search (default) or a trained checkpoint's name or folder")
+    p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments (default 5)")
+    clips = p.add_mutually_exclusive_group()
+    clips.add_argument("--clips", type=Path, default=None, metavar="DIR",
+                       help="also copy each moment's clip and thumbnail into DIR")
+    clips.add_argument("--no-clips", action="store_true", help="do not cut clips (faster)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
+    _add_library_arg(p)
+    p.set_defaults(handler=ask_command)
+
+    pr = subparsers.add_parser(
+        "predict", help="answer every query of an Ego4D NLQ file and write a challenge submission",
+        description="Answer each query of an NLQ annotation file (top-k windows, seconds from the clip's start) "
+                    "and write an Ego4D NLQ challenge submission; score it with `python -m app evaluate`. "
+                    "Queries whose clip has no features are reported and written with no windows (misses).")
+    pr.add_argument("--annotations", required=True, type=Path, metavar="NLQ.json", help="NLQ file (v1/v2, "
+                    "annotated or not)")
+    pr.add_argument("--mode", default="zeroshot", metavar="zeroshot|CHECKPOINT",
+                    help="zero-shot CLIP search (default) or a trained checkpoint's name or folder")
+    src = pr.add_mutually_exclusive_group(required=True)
+    src.add_argument("--videos-dir", type=Path, metavar="DIR",
+                     help="folder of the clips' source videos, <video_uid>.<ext>: indexed into the library "
+                          "when not there yet")
+    src.add_argument("--features-dir", type=Path, metavar="DIR",
+                     help="folder of precomputed clip features, <clip_uid>.npy or .pt")
+    pr.add_argument("--out", required=True, type=Path, metavar="PRED.json", help="submission file to write")
+    pr.add_argument("--k", type=int, default=5, metavar="N", help="windows per query (default 5)")
+    pr.add_argument("--model", default=None, metavar="NAME",
+                    help="open_clip architecture for questions (default: the library's, else $EGORECALL_MODEL)")
+    pr.add_argument("--pretrained", default=None, metavar="TAG|FILE|none", help="its weights")
+    pr.add_argument("--features-key", default=None, metavar="KEY",
+                    help="with --features-dir: the identity of the encoder that made the features (an encoder "
+                         "key such as ViT-B-16/openai), checked against the mode; without it only the "
+                         "dimension is checked")
+    pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
+    _add_library_arg(pr)
+    pr.set_defaults(handler=predict_command)
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def clock(seconds: float) -> str:
+    """m:ss, or h:mm:ss from an hour on (whole seconds, rounded down so a start never looks later)."""
+    total = int(max(0.0, seconds) + 1e-6)
+    m, s = divmod(total, 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "video"
+
+
+def _copy_clips(answer, directory: Path):
+    """Copy each moment's clip and thumbnail into ``directory`` under readable names; returns new moments."""
+    from dataclasses import replace
+
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for m in answer.moments:
+        if m.clip is None:
+            out.append(m)
+            continue
+        base = (f"{m.rank:02d}-{_safe(Path(m.video_name).stem)}-"
+                f"{clock(m.start).replace(':', '')}-{clock(m.end).replace(':', '')}")
+        clip = directory / f"{base}.mp4"
+        shutil.copyfile(m.clip, clip)
+        thumb = None
+        if m.thumbnail is not None:
+            thumb = directory / f"{base}.jpg"
+            shutil.copyfile(m.thumbnail, thumb)
+        out.append(replace(m, clip=clip, thumbnail=thumb))
+    return replace(answer, moments=out)
+
+
+def ask_command(args: argparse.Namespace) -> int:
+    from app.answers import InvalidRequest
+    from app.service import EgoRecall
+    from indexing.library import Library
+
+    if args.k < 1:
+        raise InvalidRequest(f"--k must be at least 1 (got {args.k})")
+    settings = _settings(args)
+    Library.open(settings.library, create=False, repair=False).close()  # no library: say so, create none
+    service = EgoRecall(settings)
+    answer = service.ask(args.question, video_id=args.video, mode=args.mode, k=args.k,
+                         clips=not args.no_clips)
+    if args.clips is not None:
+        answer = _copy_clips(answer, args.clips)
+    if args.json:
+        print(json.dumps(_json_answer(answer), indent=1))
+        return 0
+    scope = f"video {args.video}" if args.video else f"{answer.candidates} video(s) searched"
+    print(f"{answer.question}\n  {answer.mode}, {scope}, {answer.seconds:.2f} s")
+    if not answer.moments:
+        print("  no moments found")
+        return 0
+    width = max(len(m.video_name) for m in answer.moments)
+    for m in answer.moments:
+        where = str(m.clip) if m.clip else (f"(no clip: {m.clip_error})" if m.clip_error else "")
+        print(f"{m.rank:3d}  {m.video_name:<{width}}  {clock(m.start):>7}–{clock(m.end):<7}  {m.score:8.4f}  {where}")
+    return 0
+
+
+def _json_answer(answer) -> dict:
+    """The answer without the per-bin curves (the UI reads those from ``Answer`` directly)."""
+    d = answer.to_dict()
+    d.pop("series")
+    return d
+
+
+# ------------------------------------------------------------------------------------------ predict
+def _find_video(directory: Path, video_uid: str) -> Path | None:
+    for suffix in VIDEO_SUFFIXES:
+        for candidate in (directory / f"{video_uid}{suffix}", directory / f"{video_uid}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _library_source(args, settings, dataset):
+    """Index the clips' source videos that are not in the library yet; the library as a clip source."""
+    from tqdm import tqdm
+
+    from app.service import EgoRecall
+    from models.clip_encoder import EncoderSpec
+    from models.errors import EgoRecallError
+    from training.features import LibraryClipFeatures
+
+    if not args.videos_dir.is_dir():
+        raise EgoRecallError(f"--videos-dir {args.videos_dir} is not a folder")
+    spec = EncoderSpec.from_env(args.model, args.pretrained) if (args.model or args.pretrained) else None
+    service = EgoRecall(settings, encoder_spec=spec)
+    have = {Path(r.name).stem for r in service.videos()}
+    uids = sorted({c.video_uid for c in dataset.clips.values()})
+    missing = [u for u in uids if u not in have and _find_video(args.videos_dir, u) is None]
+    todo = [(u, _find_video(args.videos_dir, u)) for u in uids if u not in have and u not in missing]
+    if missing:
+        print(f"warning: {len(missing)} of {len(uids)} videos are neither in the library nor in "
+              f"{args.videos_dir} (e.g. {missing[0]}); their queries count as misses", file=sys.stderr)
+    for uid, path in tqdm(todo, desc="indexing", unit="video", disable=None, file=sys.stderr):
+        (result,) = service.index([path])
+        if not result.ok:
+            print(f"error: {result.error}", file=sys.stderr)
+    return service, service.answerer(args.mode), LibraryClipFeatures(service.library)
+
+
+def _directory_source(args, settings):
+    from app.answering import AnswerContext, make_answerer
+    from models.clip_encoder import ClipEncoder, EncoderSpec
+    from training.features import DirectoryClipFeatures
+
+    source = DirectoryClipFeatures(args.features_dir, key=args.features_key)
+    spec = EncoderSpec.from_env(args.model, args.pretrained) if (args.model or args.pretrained) else settings.encoder
+    loaded = {}
+
+    def clip():
+        if "clip" not in loaded:
+            loaded["clip"] = ClipEncoder.load(spec, settings.device)
+        return loaded["clip"]
+
+    context = AnswerContext(feature_key=source.key, feature_dim=source.dim, rate_hz=None, clip=clip,
+                            clip_spec=spec, checkpoints_dir=settings.checkpoints_dir, device=settings.device,
+                            feature_key_known=args.features_key is not None)
+    return make_answerer(args.mode, context), source
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from app.answers import InvalidRequest
+    from models.zeroshot import EmptyQuestion, rewrite_question
+    from training.features import FeaturesUnavailable
+    from training.nlq import load_nlq
+    from training.submission import Prediction, write_submission
+
+    if args.k < 1:
+        raise InvalidRequest(f"--k must be at least 1 (got {args.k})")
+    started = time.monotonic()
+    settings = _settings(args)
+    dataset = load_nlq(args.annotations)
+    if args.videos_dir is not None:
+        _service, answerer, source = _library_source(args, settings, dataset)
+    else:
+        answerer, source = _directory_source(args, settings)
+
+    predictions: dict[tuple, Prediction] = {}
+    no_features: dict[str, str] = {}
+    empty = 0
+    by_clip = dataset.queries_by_clip()
+    bar = tqdm(total=len(dataset.queries), desc="answering", unit="query", disable=None, file=sys.stderr)
+    for clip_uid, queries in by_clip.items():
+        if not queries:
+            continue
+        clip = dataset.clips[clip_uid]
+        try:
+            feats = source.get(clip)
+        except FeaturesUnavailable as exc:
+            no_features[clip_uid] = str(exc)
+            bar.update(len(queries))
+            continue
+        good = []
+        for q in queries:
+            try:
+                rewrite_question(q.text)
+                good.append(q)
+            except EmptyQuestion:
+                empty += 1
+        prepared = answerer.prepare([q.text for q in good])
+        for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, args.k)):
+            predictions[q.key] = Prediction.for_query(q, result.windows)
+        bar.update(len(queries))
+    bar.close()
+
+    ordered = [predictions.get(q.key) or Prediction.for_query(q, []) for q in dataset.queries]
+    write_submission(args.out, ordered, max_windows=args.k)
+    missed = sum(len(by_clip[c]) for c in no_features)
+    for clip_uid, why in list(no_features.items())[:5]:
+        print(f"warning: {why}", file=sys.stderr)
+    if len(no_features) > 5:
+        print(f"warning: ... and {len(no_features) - 5} more clips without features", file=sys.stderr)
+    print(f"{answerer.label}: answered {len(predictions)} of {len(dataset.queries)} queries in "
+          f"{len(by_clip) - len(no_features)} clips in {time.monotonic() - started:.1f} s; "
+          f"{missed} queries in {len(no_features)} clips without features and {empty} empty queries count as "
+          f"misses; wrote {args.out}")
+    return 0

@@ -1,0 +1,337 @@
+"""Zero-shot question latency against library size (1 to 1,000 hours), for exact and approximate faiss indexes.
+
+For each library size it builds real EgoRecall libraries (catalog, float16 feature files, faiss index built by
+the library's own repair path) over synthetic 512-d features at 1.875 Hz -- one 30-minute video per 3,375
+rows, so 1,000 hours are 2,000 videos and 6.75 M vectors -- and asks questions through ``EgoRecall.ask``
+(clips off), which is the whole zero-shot path: catalog reads, faiss search for candidate videos, similarity
+curves of the candidates from their memory-mapped features, windows, NMS and cross-video ranking. Text
+encoding is taken out (a stub encoder returns the question's vector) and measured on its own with a
+randomly initialised ViT-B-16 (same cost as trained weights).
+
+The features are CLIP-like rather than i.i.d. noise, so that approximate indexes are tested on data with the
+structure they exploit: every video is a run of scenes of 20-120 s, each scene showing one of 4,096
+"concepts"; a frame is 0.6 concept + 0.5 video look + 0.62 noise (unit vectors, renormalised), and a
+question is 0.3 concept + 0.95 noise, i.e. its best frames have cosine ~0.2 while the rest sit at ~0 +- 0.04
+(text-to-image cosines of CLIP look like that).
+
+Printed per (size, index): build seconds, index file size and resident memory added by loading it (RssAnon),
+search latency (``Library.search``, 256 hits, as ``ask`` uses), ask latency end to end (p50/p95 ms over
+``--queries`` questions after warm-up, and in brackets the process's CPU time per question, p50, which counts
+the work done whatever else shares the cores), recall@100 of the frames against exact search (brute force over the
+feature files), and how often the video holding the exact best frame is among the videos ``ask`` scored.
+
+    python bench/bench_query.py                        # 1, 10, 100, 1000 hours, default index plan
+    python bench/bench_query.py --hours 1 10 --queries 50
+    python bench/bench_query.py --hours 1000 --indexes auto "IVF2048,SQ8"
+
+Data go to ``bench/out/query`` (git-ignored; ~7 GB at 1,000 hours) and are deleted at the end unless
+``--keep``. Generation runs in chunks of one video, so memory stays small; the largest resident set is the
+index being built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.answers import SearchConfig  # noqa: E402
+from app.service import EgoRecall  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from indexing.config import LibraryConfig  # noqa: E402
+from indexing.library import Library  # noqa: E402
+from indexing.vectors import effective_factory  # noqa: E402
+from models.clip_encoder import EncoderSpec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out" / "query"
+DIM = 512
+RATE_HZ = 1.875
+VIDEO_S = 1800.0
+ROWS = math.ceil(VIDEO_S * RATE_HZ - 1e-6)  # 3375
+CONCEPTS = 4096
+KEY = "bench/synthetic-512"
+
+# hours -> index factories ("auto" = what a new library picks at that size); IVF list counts follow the
+# library's own rule (sqrt of the count, a power of two).
+DEFAULT_PLAN = {
+    1: ["auto", "HNSW32"],
+    10: ["auto", "HNSW32", "IVF256,PQ64np"],
+    100: ["auto", "Flat", "IVF1024,SQ8", "IVF1024,PQ64x4fs"],
+    1000: ["auto"],
+}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def rss_anon_mb() -> float:
+    """Anonymous resident memory (not the page cache of memory-mapped feature files)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------------ data
+def concepts(seed: int) -> np.ndarray:
+    return unit(np.random.default_rng((seed, 0)).standard_normal((CONCEPTS, DIM), dtype=np.float32))
+
+
+def video_features(seed: int, index: int, table: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """float16 [ROWS, DIM] of one synthetic video, and the concepts its scenes show."""
+    rng = np.random.default_rng((seed, 1, index))
+    look = unit(rng.standard_normal(DIM, dtype=np.float32))
+    scene_of = np.empty(ROWS, np.int64)
+    shown, t = [], 0
+    while t < ROWS:
+        length = int(rng.uniform(20, 120) * RATE_HZ)
+        c = int(rng.integers(CONCEPTS))
+        scene_of[t:t + length] = c
+        shown.append(c)
+        t += length
+    noise = rng.standard_normal((ROWS, DIM), dtype=np.float32) / np.float32(math.sqrt(DIM))
+    x = 0.6 * table[scene_of] + 0.5 * look + 0.62 * noise
+    return unit(x).astype(np.float16), shown
+
+
+def make_features(videos: int, seed: int) -> list[int]:
+    """Feature files for ``videos`` videos under OUT/features (kept across sizes); concepts shown in video 0-1."""
+    folder = OUT / "features"
+    folder.mkdir(parents=True, exist_ok=True)
+    table = concepts(seed)
+    early: set[int] = set()
+    started = time.monotonic()
+    for i in range(videos):
+        path = folder / f"{i:012x}.npy"
+        if path.exists() and i >= 2:
+            continue
+        feats, shown = video_features(seed, i, table)
+        if i < 2:
+            early.update(shown)
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, feats)
+            os.replace(tmp, path)
+    print(f"features: {videos} videos ({videos * ROWS:,} vectors) ready in {time.monotonic() - started:.0f} s",
+          flush=True)
+    return sorted(early)
+
+
+def make_queries(n: int, seed: int, shown: list[int]) -> np.ndarray:
+    rng = np.random.default_rng((seed, 2))
+    table = concepts(seed)
+    picked = rng.choice(shown, size=n)
+    return unit(0.3 * table[picked] + 0.95 * unit(rng.standard_normal((n, DIM), dtype=np.float32)))
+
+
+def exact_top(videos: int, queries: np.ndarray, k: int = 100, chunk_videos: int = 16):
+    """Exact top-k (video index, bin) per query by brute force over the feature files."""
+    folder = OUT / "features"
+    best_s = np.full((len(queries), 0), -np.inf, np.float32)
+    best_i = np.zeros((len(queries), 0), np.int64)
+    for first in range(0, videos, chunk_videos):
+        ids = range(first, min(videos, first + chunk_videos))
+        block = np.concatenate([np.load(folder / f"{i:012x}.npy").astype(np.float32) for i in ids])
+        scores = queries @ block.T
+        gids = np.concatenate([np.arange(ROWS) + i * ROWS for i in ids])
+        take = min(k, scores.shape[1])
+        part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, 1)], axis=1)
+        cand_i = np.concatenate([best_i, gids[part]], axis=1)
+        order = np.argsort(-cand_s, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
+    return best_i // ROWS, best_i % ROWS
+
+
+# ------------------------------------------------------------------------------------------ libraries
+def build_library(root: Path, videos: int, factory: str) -> float:
+    """A library whose catalog lists ``videos`` synthetic videos (feature files hard-linked); returns the
+    seconds its repair took to build the index."""
+    shutil.rmtree(root, ignore_errors=True)
+    lib = Library.open(root, config=LibraryConfig(index_factory=factory))
+    with lib.catalog.connect(write=True) as con:
+        for name, value in (("encoder_key", KEY), ("encoder_model", "bench-synthetic"),
+                            ("encoder_pretrained", "none"), ("dim", DIM)):
+            lib.catalog.set_setting(con, name, value)
+        for i in range(videos):
+            vid = f"{i:012x}"
+            os.link(OUT / "features" / f"{vid}.npy", root / "features" / f"{vid}.npy")
+            lib.catalog.insert(con, dict(
+                id=vid, sha256=f"{i:064x}", name=f"day{i // 16:03d}-part{i % 16:02d}.mp4", status="ready",
+                duration=VIDEO_S, fps=30.0, width=1920, height=1080, rotation=0, codec="h264", container="mp4",
+                frame_count=int(VIDEO_S * 30), has_audio=0, size_bytes=0, encoder_key=KEY, dim=DIM,
+                rate_hz=RATE_HZ, num_rows=ROWS, media_mode="reference", source_path="/nonexistent"))
+        lib.catalog.bump_generation(con)
+    started = time.monotonic()
+    lib.repair()  # the index is stale: the library rebuilds it exactly as after a crash
+    seconds = time.monotonic() - started
+    lib.close()
+    return seconds
+
+
+class QuestionVectors:
+    """A stub text encoder: every prompt embeds to the vector of the question being asked."""
+
+    key = KEY
+    dim = DIM
+    spec = EncoderSpec("bench-synthetic", "none")
+
+    def __init__(self) -> None:
+        self.current = np.zeros(DIM, np.float32)
+
+    def encode_text(self, texts):
+        return np.repeat(self.current[None], len(texts), axis=0)
+
+
+def pct(values, q) -> float:
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def run_index(hours: int, videos: int, factory: str, queries: np.ndarray, truth, warmup: int) -> dict:
+    root = OUT / f"lib-{hours}h-{factory.replace(',', '_')}"
+    build_s = build_library(root, videos, factory)
+    index_mb = (root / "index" / "frames.faiss").stat().st_size / 2**20
+    gc.collect()
+    before = rss_anon_mb()
+    stub = QuestionVectors()
+    service = EgoRecall(Settings(library=root, device="cpu"), encoder=stub,
+                        library_config=LibraryConfig(index_factory=factory), search_config=SearchConfig())
+    started = time.monotonic()
+    resolved = service.library._current_index().factory
+    load_s = time.monotonic() - started
+    index_ram = rss_anon_mb() - before
+    library = service.library
+    search_t, ask_t, ask_cpu, recall, found = [], [], [], [], []
+    top_video, top_bin = truth
+    for qi, q in enumerate(queries):  # the first ``warmup`` questions only warm caches up
+        stub.current = q
+        t0 = time.perf_counter()
+        hits = library.search(q, k=256)[0]
+        t1, c1 = time.perf_counter(), time.process_time()
+        answer = service.ask(f"question {qi}", k=5, clips=False)
+        t2, c2 = time.perf_counter(), time.process_time()
+        if qi < warmup:
+            continue
+        search_t.append(t1 - t0)
+        ask_t.append(t2 - t1)
+        ask_cpu.append(c2 - c1)
+        exact = {(f"{int(v):012x}", int(b)) for v, b in zip(top_video[qi], top_bin[qi])}
+        got = {(h.video_id, h.bin) for h in hits[:100]}
+        recall.append(len(exact & got) / len(exact))
+        found.append(f"{int(top_video[qi][0]):012x}" in {s.video_id for s in answer.series})
+    library.close()
+    del service, library
+    gc.collect()
+    shutil.rmtree(root, ignore_errors=True)
+    return dict(hours=hours, vectors=videos * ROWS, factory=resolved, asked=factory, build_s=build_s,
+                index_mb=index_mb, index_ram_mb=index_ram, load_s=load_s,
+                search=(pct(search_t, 50), pct(search_t, 95)), ask=(pct(ask_t, 50), pct(ask_t, 95)),
+                ask_cpu=pct(ask_cpu, 50),
+                recall=float(np.mean(recall)), found=float(np.mean(found)))
+
+
+def text_encoding_ms(repeats: int = 20) -> tuple[float, float, int]:
+    import torch
+
+    from app.answering import prompt_vectors
+    from models.clip_encoder import ClipEncoder
+    from models.zeroshot import rewrite_question
+
+    clip = ClipEncoder.load(EncoderSpec("ViT-B-16", "none"), device="cpu")
+    rewrite = rewrite_question("Where did I put my keys?")
+    times = []
+    with torch.inference_mode():
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            prompt_vectors(clip, [rewrite])
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    return pct(times, 50), pct(times, 95), len(rewrite.prompts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hours", nargs="+", type=int, default=sorted(DEFAULT_PLAN))
+    parser.add_argument("--indexes", nargs="+", default=None,
+                        help="factories for every size (default: the plan in this script; 'auto' = the library's "
+                             "own choice)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="faiss / BLAS threads")
+    parser.add_argument("--keep", action="store_true", help="keep bench/out/query (feature files) afterwards")
+    parser.add_argument("--no-text", action="store_true", help="skip the text-encoding measurement")
+    args = parser.parse_args()
+
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"{cpu_model()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, faiss {faiss.__version__} (CPU, "
+          f"{args.threads} threads), numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}")
+    print(f"synthetic features: {DIM}-d float16 at {RATE_HZ} Hz, 30-minute videos ({ROWS} rows each); "
+          f"{args.queries} questions, {args.warmup} warm-up")
+    videos_needed = max(math.ceil(h * 3600 / VIDEO_S) for h in args.hours)
+    try:
+        shown = make_features(videos_needed, args.seed)
+        queries = make_queries(args.queries + args.warmup, args.seed, shown)
+        # Warm-up questions come first; the measured ones follow.
+        header = (f"{'hours':>5} {'vectors':>10} {'index':>14} {'build s':>8} {'file MB':>8} {'RAM MB':>7} "
+                  f"{'search p50/p95 ms':>18} {'ask p50/p95 [CPU] ms':>23} {'recall@100':>10} {'best video':>10}")
+        rows = []
+        for hours in sorted(args.hours):
+            videos = math.ceil(hours * 3600 / VIDEO_S)
+            started = time.monotonic()
+            truth = exact_top(videos, queries)
+            print(f"{hours} h: exact top-100 of {len(queries)} questions by brute force in "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+            for factory in args.indexes or DEFAULT_PLAN.get(hours, ["auto"]):
+                resolved = effective_factory(factory, videos * ROWS, DIM)
+                if resolved.startswith("Flat") and videos * ROWS * DIM * 4 > 4 * 2**30:
+                    print(f"{hours} h: skipping {resolved}: {videos * ROWS * DIM * 4 / 2**30:.1f} GB of float32")
+                    continue
+                r = run_index(hours, videos, factory, queries, truth, args.warmup)
+                label = r["factory"] + (" (auto)" if r["asked"] == "auto" else "")
+                row = (f"{r['hours']:>5} {r['vectors']:>10,} {label:>14} {r['build_s']:>8.1f} {r['index_mb']:>8.0f} "
+                       f"{r['index_ram_mb']:>7.0f} {r['search'][0]:>8.1f} / {r['search'][1]:>6.1f} "
+                       f"{r['ask'][0]:>7.1f} / {r['ask'][1]:>6.1f} [{r['ask_cpu']:>5.1f}] {r['recall']:>10.3f} "
+                       f"{r['found'] * 100:>9.1f}%")
+                rows.append(row)
+                print(header if len(rows) == 1 else "", row, sep="\n" if len(rows) == 1 else "", flush=True)
+        print("\n" + header)
+        for row in rows:
+            print(row)
+        if not args.no_text:
+            p50, p95, n = text_encoding_ms()
+            print(f"\ntext encoding (ViT-B-16, random weights, {n} prompts of one question, CPU): "
+                  f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    finally:
+        if not args.keep:
+            shutil.rmtree(OUT, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

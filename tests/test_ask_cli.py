@@ -1,0 +1,175 @@
+"""``ask`` and ``predict`` end to end on a tiny synthetic world: index -> answer -> submission -> evaluate.
+
+Random weights cannot understand words, so these tests check the mechanics (every query answered, windows
+inside clips, numbers in range, errors as one line), not accuracy; accuracy of the ranking itself is tested
+with controlled embeddings in ``test_answers.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.cli import main
+from app.service import EgoRecall
+from app.settings import Settings
+from checkpoints import CheckpointMetadata, FeatureEncoderInfo, TextEncoderInfo, save_checkpoint
+from models.registry import build_localizer
+from training.nlq import load_nlq
+from training.submission import load_submission
+
+TINY = ["--model", "egorecall-tiny", "--pretrained", "none"]
+TINY_KEY = "egorecall-tiny/random-seed0"
+SMALL_VSLNET = {"video_dim": 64, "query_dim": 64, "dim": 32, "num_heads": 4, "max_positions": 64, "dropout": 0.0}
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from training.synthworld import generate_world
+
+    root = tmp_path_factory.mktemp("askworld")
+    summary = generate_world(root / "world", n_videos=2, seed=3, duration=30)
+    assert summary.n_val_queries > 0
+    lib = root / "lib"
+    torch.manual_seed(0)
+    good = build_localizer("vslnet", SMALL_VSLNET)
+    meta = CheckpointMetadata(feature_encoder=FeatureEncoderInfo(TINY_KEY, 64, 1.875),
+                              text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64), stage="test")
+    save_checkpoint(lib / "checkpoints", good, meta, name="tiny-vslnet")
+    other = build_localizer("vslnet", {**SMALL_VSLNET, "video_dim": 512})
+    save_checkpoint(lib / "checkpoints", other, CheckpointMetadata(
+        feature_encoder=FeatureEncoderInfo("ViT-B-16/openai", 512, 1.875),
+        text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64)), name="vitb-vslnet")
+    return {"root": root, "val": root / "world" / "nlq_val.json", "videos": root / "world" / "videos", "lib": lib}
+
+
+def evaluate(capsys, annotations, predictions) -> dict:
+    rc, out, _ = run(capsys, "evaluate", "--annotations", annotations, "--predictions", predictions, "--json")
+    assert rc == 0
+    scores = json.loads(out)
+    for name in ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "mIoU"):
+        assert 0.0 <= scores[name] <= 100.0
+    return scores
+
+
+def check_submission(path: Path, annotations: Path, k: int = 5) -> None:
+    dataset = load_nlq(annotations)
+    preds = {p.key: p for p in load_submission(path)}
+    assert set(preds) == {q.key for q in dataset.queries}
+    for q in dataset.queries:
+        duration = dataset.clips[q.clip_uid].duration
+        windows = preds[q.key].windows
+        assert 1 <= len(windows) <= k
+        assert all(0.0 <= s < e <= duration + 1e-6 for s, e in windows)
+
+
+def test_predict_zeroshot_from_videos_then_evaluate(world, capsys):
+    out = world["root"] / "zs.json"
+    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "zeroshot", "--videos-dir",
+                        world["videos"], "--out", out, "--library", world["lib"], *TINY)
+    assert rc == 0 and "answered" in stdout and str(out) in stdout
+    check_submission(out, world["val"])
+    scores = evaluate(capsys, world["val"], out)
+    assert scores["num_predicted"] == scores["num_queries"]
+    # The video is in the library now: a second run indexes nothing and says the same.
+    rc, again, _ = run(capsys, "predict", "--annotations", world["val"], "--videos-dir", world["videos"], "--out",
+                       world["root"] / "zs2.json", "--library", world["lib"])
+    assert rc == 0 and json.loads(out.read_text()) == json.loads((world["root"] / "zs2.json").read_text())
+
+
+def test_queries_without_features_are_reported_as_misses(world, capsys):
+    data = json.loads(world["val"].read_text())
+    clip = json.loads(json.dumps(data["videos"][0]["clips"][0]))
+    clip["clip_uid"] = "clip-of-a-missing-video"
+    data["videos"].append({"video_uid": "missing-video", "split": "val", "clips": [clip]})
+    annotations = world["root"] / "with_missing.json"
+    annotations.write_text(json.dumps(data))
+    out = world["root"] / "missing.json"
+    rc, stdout, stderr = run(capsys, "predict", "--annotations", annotations, "--videos-dir", world["videos"],
+                             "--out", out, "--library", world["lib"])
+    n_missing = sum(len(a["language_queries"]) for a in clip["annotations"])
+    assert rc == 0 and f"{n_missing} queries in 1 clips without features" in stdout
+    assert "missing-video" in stderr
+    preds = {p.key: p for p in load_submission(out)}
+    missed = [p for p in preds.values() if p.clip_uid == "clip-of-a-missing-video"]
+    assert len(missed) == n_missing and all(not p.windows for p in missed)
+    scores = evaluate(capsys, annotations, out)
+    assert scores["num_queries"] == len(preds)
+
+
+def test_predict_from_a_features_folder(world, capsys, tmp_path):
+    dataset = load_nlq(world["val"])
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "features"
+    folder.mkdir()
+    for uid, clip in dataset.clips.items():
+        np.save(folder / f"{uid}.npy", rng.standard_normal((int(clip.duration * 1.875), 64)).astype(np.float32))
+    out = tmp_path / "pred.json"
+    rc, _, _ = run(capsys, "predict", "--annotations", world["val"], "--features-dir", folder, "--out", out,
+                   "--k", 3, *TINY)
+    assert rc == 0
+    check_submission(out, world["val"], k=3)
+    evaluate(capsys, world["val"], out)
+    # Features of another size cannot be compared with this CLIP's question embeddings.
+    narrow = tmp_path / "narrow"
+    narrow.mkdir()
+    for uid in dataset.clips:
+        np.save(narrow / f"{uid}.npy", rng.standard_normal((40, 32)).astype(np.float32))
+    rc, _, err = run(capsys, "predict", "--annotations", world["val"], "--features-dir", narrow, "--out", out, *TINY)
+    assert rc == 1 and err.count("\n") == 1 and "32-d" in err and "64-d" in err
+
+
+def test_trained_checkpoint_answers_through_the_same_interface(world, capsys):
+    lib = world["lib"]
+    rc, out, _ = run(capsys, "ask", "where did I put the cup?", "--mode", "tiny-vslnet", "--library", lib,
+                     "--json", "--no-clips", "--k", 3)
+    assert rc == 0
+    answer = json.loads(out)
+    assert answer["mode"] == "tiny-vslnet" and 1 <= len(answer["moments"]) <= 3
+    assert all(0 <= m["start"] < m["end"] for m in answer["moments"])
+    pred = world["root"] / "trained.json"
+    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "tiny-vslnet", "--videos-dir",
+                        world["videos"], "--out", pred, "--library", lib)
+    assert rc == 0 and "vslnet checkpoint tiny-vslnet" in stdout
+    check_submission(pred, world["val"])
+    evaluate(capsys, world["val"], pred)
+    service = EgoRecall(Settings(library=lib, device="cpu"))
+    assert service.modes() == ["zeroshot", "tiny-vslnet"]  # the other one reads ViT-B-16 features
+    modes = service.modes(compatible_only=False)
+    assert modes[0] == "zeroshot" and sorted(modes[1:]) == ["tiny-vslnet", "vitb-vslnet"]
+    assert service.answerer("tiny-vslnet") is service.answerer("tiny-vslnet")  # cached
+
+
+def test_incompatible_checkpoint_is_refused_in_one_line(world, capsys):
+    rc, out, err = run(capsys, "ask", "where is the cup", "--mode", "vitb-vslnet", "--library", world["lib"])
+    assert rc == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert "ViT-B-16/openai" in err and TINY_KEY in err
+
+
+def test_ask_cli(world, capsys, tmp_path):
+    lib = world["lib"]
+    rc, out, _ = run(capsys, "ask", "Where is the cup?", "--library", lib, "--k", 2, "--clips", tmp_path / "c")
+    lines = out.splitlines()
+    assert rc == 0 and lines[0] == "Where is the cup?" and len(lines) == 4
+    assert lines[2].split()[0] == "1" and "–" in lines[2] and lines[2].endswith(".mp4")
+    copied = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(copied) == 4 and copied[0].startswith("01-") and copied[0].endswith(".jpg")
+    rc, out, _ = run(capsys, "ask", "Where is the cup?", "--library", lib, "--json", "--k", 1)
+    moment = json.loads(out)["moments"][0]
+    assert Path(moment["clip"]).is_file() and Path(moment["thumbnail"]).is_file()
+    for argv, words in ((["   "], "empty"), (["cup", "--video", "nope"], "no video"),
+                        (["cup", "--k", "0"], "at least 1"), (["cup", "--mode", "nothing"], "no checkpoint")):
+        rc, out, err = run(capsys, "ask", *argv, "--library", lib)
+        assert rc == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
+    rc, _, err = run(capsys, "ask", "cup", "--library", tmp_path / "none")
+    assert rc == 1 and "no EgoRecall library" in err

@@ -1,0 +1,131 @@
+"""Zero-shot question rewriting, prompt ensembling and frame scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from answer_fixtures import ColorEncoder
+
+from models.errors import EgoRecallError
+from models.grid import TimeGrid
+from models.zeroshot import (EmptyQuestion, Prompt, embed_prompts, embed_question, rewrite_question,
+                             similarity_curve, third_person, to_base_verb, zero_shot_windows)
+
+# question, template, object, must-have prompts, must-not-have prompts
+TABLE = [
+    ("Where did I put my keys?", "where_verb", "the keys", ["keys", "a photo of keys", "puts the keys", "put keys"],
+     ["my keys", "where did i put my keys"]),
+    ("Where did I leave my phone?", "where_verb", "the phone", ["phone", "a photo of a phone", "leaves the phone"],
+     []),
+    ("where did i put the screwdriver down", "where_verb", "the screwdriver",
+     ["screwdriver", "puts down the screwdriver"], []),
+    ("Where did I put the car keys before I left the house?", "where_verb", "the car keys",
+     ["car keys", "puts the car keys", "leaves the house"], []),
+    ("What did I pour into the bowl?", "what_verb_prep", None,
+     ["pours something into the bowl", "pours into the bowl", "a photo of a bowl"], []),
+    ("What did I put in the drawer?", "what_verb_prep", None, ["puts something in the drawer"], []),
+    ("In what location did I see the scissors?", "seen_location", "the scissors",
+     ["scissors", "a photo of scissors"], ["sees the scissors"]),
+    ("How many cups did I wash?", "how_many_did_i", "the cups", ["cups", "washes the cup", "washes the cups"], []),
+    ("How many times did I open the fridge?", "how_many_times", "the fridge", ["opens the fridge"], []),
+    ("How many eggs are in the carton?", "how_many_are", "the eggs", ["eggs", "a photo of a carton"], []),
+    ("Who did I talk to in the kitchen?", "who_interact", None,
+     ["a person", "talks to a person", "a photo of a kitchen"], []),
+    ("Who did I interact with when I opened the door?", "who_interact", None,
+     ["a person", "opens the door"], []),
+    ("When did I talk to the man?", "when_person", None, ["a man", "talks to the man"], []),
+    ("Where did I see the woman?", "where_person", None, ["a woman", "a photo of a woman"], []),
+    ("Where is the knife?", "where_is", "the knife", ["knife", "a photo of a knife"], []),
+    ("Where's my wallet?", "where_is", "the wallet", ["wallet"], []),
+    ("Where was the knife after I cut the onion?", "where_is_relative", "the knife", ["knife", "cuts the onion"], []),
+    ("Where were the plates before I washed them?", "where_is_relative", "the plates", ["plates"], []),
+    ("What object did I take out of the fridge?", "what_thing_did_i", None,
+     ["takes something out of the fridge", "fridge"], ["object"]),
+    ("Which knife did I use to cut the bread?", "what_thing_did_i", "the knife",
+     ["uses the knife to cut the bread", "knife"], []),
+    ("What did I eat?", "what_did_i", None, ["eats something"], []),
+    ("Did I close the fridge?", "did_i", "the fridge", ["closes the fridge", "fridge"], []),
+    ("Did I leave the door open?", "did_i", "the door", ["leaves the door open"], []),
+    ("Is the tap on?", "state", "the tap", ["tap on", "the tap is on"], []),
+    ("What color is the car?", "what_attribute", "the car", ["car", "a photo of a car"], []),
+    ("What is in the fridge?", "what_is_place", None, ["something in the fridge", "fridge"], []),
+    ("Can you tell me where I put my glasses?", "where_verb", "the glasses", ["glasses", "puts the glasses"], []),
+    ("tell me how many cups I washed", "how_many_did_i", "the cups", ["washes the cup"], []),
+    ("the red mug on the table", "fallback", None, ["the red mug on the table"], []),
+    ("what about the mug", "content", None, ["about mug"], []),
+    ("keys", "fallback", None, ["keys"], []),
+]
+
+
+@pytest.mark.parametrize("question,template,obj,present,absent", TABLE, ids=[t[0] for t in TABLE])
+def test_rewrite_table(question, template, obj, present, absent):
+    r = rewrite_question(question)
+    assert r.template == template
+    if obj is not None:
+        assert r.object == obj
+    texts = r.texts
+    for p in present:
+        assert p in texts, f"{p!r} missing from {texts}"
+    for p in absent:
+        assert p not in texts
+    assert len(texts) == len(set(texts)) and all(p.weight > 0 for p in r.prompts)
+    assert all(t == t.strip() and "  " not in t and "?" not in t for t in texts)
+
+
+def test_object_dominates_where_questions_and_actions_dominate_what_questions():
+    put = {p.text: p.weight for p in rewrite_question("Where did I put my keys?").prompts}
+    assert put["keys"] > put["puts the keys"] > put["put keys"]
+    pour = {p.text: p.weight for p in rewrite_question("What did I pour into the bowl?").prompts}
+    assert pour["pours something into the bowl"] > pour["a photo of a bowl"]
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "?!", "#unsure", None])
+def test_empty_questions_are_refused_clearly(question):
+    with pytest.raises(EmptyQuestion) as err:
+        rewrite_question(question)
+    assert isinstance(err.value, EgoRecallError) and "question" in str(err.value)
+
+
+def test_verb_forms():
+    assert [to_base_verb(w) for w in ("opened", "placed", "dropped", "carried", "wiped", "washed", "took",
+                                      "closed", "poured", "cut", "rinsed", "need")] == \
+        ["open", "place", "drop", "carry", "wipe", "wash", "take", "close", "pour", "cut", "rinse", "need"]
+    assert [third_person(v) for v in ("put", "wash", "carry", "go", "play", "touch")] == \
+        ["puts", "washes", "carries", "goes", "plays", "touches"]
+
+
+def test_prompt_ensemble_is_the_renormalised_weighted_mean():
+    enc = ColorEncoder()
+    v = embed_prompts(enc, [Prompt("keys", 3.0), Prompt("cup", 1.0)])
+    expected = np.zeros(8, np.float32)
+    expected[0], expected[1] = 0.75, 0.25
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected), atol=1e-6)
+    vec, rewrite = embed_question(enc, "Where did I put my keys?")
+    assert rewrite.object == "the keys" and abs(np.linalg.norm(vec) - 1) < 1e-5 and np.argmax(vec) == 0
+
+
+def test_similarity_curve_reads_float16_memory_maps_in_chunks(tmp_path):
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((1000, 8)).astype(np.float32)
+    feats = (feats / np.linalg.norm(feats, axis=1, keepdims=True)).astype(np.float16)
+    np.save(tmp_path / "f.npy", feats)
+    mm = np.load(tmp_path / "f.npy", mmap_mode="r")
+    q = rng.standard_normal((2, 8)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    exact = q @ feats.astype(np.float32).T
+    np.testing.assert_allclose(similarity_curve(mm, q, chunk_rows=128), exact, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(similarity_curve(mm, q), exact, rtol=1e-5, atol=1e-5)
+    # One question: a float16 product, each cosine rounded to float16.
+    single = similarity_curve(mm, q[0])
+    assert single.dtype == np.float32 and single.shape == (1000,)
+    np.testing.assert_allclose(single, exact[0], rtol=2e-3, atol=2e-3)
+
+
+def test_windows_find_a_bump_and_stay_inside_the_video():
+    grid = TimeGrid(1.875, 61.3)
+    curve = np.full(grid.num_bins, 0.1)
+    s, e = grid.seconds_to_bins(30.0, 34.0)
+    curve[s:e + 1] = 0.6
+    windows = zero_shot_windows(curve, grid, k=4)
+    assert len(windows) == 4 and windows[0].start <= 30.5 and windows[0].end >= 33.5
+    assert all(0 <= w.start < w.end <= grid.duration for w in windows)
