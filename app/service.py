@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from app.answering import AnswerContext, Answerer, AnswererCache
 from app.answers import Answer, Moment, SearchConfig, find_moments, to_answer
@@ -27,6 +27,10 @@ from indexing.errors import VideoError
 from indexing.library import Library, VideoRecord
 from models.clip_encoder import ClipEncoder, EncoderSpec
 from models.errors import EgoRecallError
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
+    from training.loop import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -227,3 +231,29 @@ class EgoRecall:
             logger.warning("no clip for %s %.1f-%.1f s: %s", moment.video_id, moment.start, moment.end, exc)
             return replace(moment, clip_error=str(exc))
         return replace(moment, clip=files.clip, thumbnail=files.thumbnail, clip_start=files.start)
+
+    # ------------------------------------------------------------------------------------------ training
+    def train(self, config: "TrainConfig", progress: Callable[[dict[str, Any]], None] | None = None,
+              stop: threading.Event | None = None, *, resume: bool | None = None,
+              show_progress: bool = False) -> "TrainResult":
+        """Train one stage of a localizer (see :func:`training.loop.run`).
+
+        A config that names no feature source trains on this app's library, and one that names no checkpoints
+        folder publishes to the app's (``settings.checkpoints_dir``), so the app lists and uses the result.
+        ``progress`` receives every log record (``training.runlog``); ``stop.set()`` ends the run cleanly.
+        """
+        import copy
+
+        from training.loop import run
+
+        config = copy.deepcopy(config)
+        if not config.data.library and not config.data.features_dir:
+            config.data.library = str(self.settings.library)
+        if not config.output.checkpoints_dir:
+            same_library = bool(config.data.library) and \
+                Path(config.data.library).resolve() == Path(self.settings.library).resolve()
+            if same_library or not config.data.library:
+                config.output.checkpoints_dir = str(self.settings.checkpoints_dir)
+        # An encoder this app already loaded serves the text tokens too (used only if its weights match).
+        return run(config, progress=progress, stop=stop, clip=self._encoder, resume=resume,
+                   show_progress=show_progress)

@@ -22,6 +22,31 @@ def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask.unsqueeze(-1).to(x.dtype)
 
 
+class FeatureStandardizer(nn.Module):
+    """Per-dimension ``(x - mean) / std`` of the input video features, statistics kept as buffers.
+
+    Why: library features are L2-normalised CLIP embeddings. Nearly all of their length is one direction shared
+    by every frame (cosine ~0.96 between any two frames of the tiny test encoder), and what tells frames apart
+    is a per-dimension variation of a few hundredths -- far below VSLNet's N(0, 1) learned positions and
+    slow for a first linear layer to pick out. Standardising with statistics of the training features puts
+    that variation at unit scale. The statistics are fitted by the training loop (:meth:`fit`) and travel
+    in the checkpoint's weights, so inference keeps reading raw library features. Identity until fitted.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-6) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp(min=eps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
 class DepthwiseSeparableConvs(nn.Module):
     """``num_layers`` × (pre-LayerNorm → depthwise conv k → pointwise conv → ReLU → dropout), each residual."""
 

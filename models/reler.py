@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.layers import AttentionPool, ConditionedSpanPredictor, sine_positions, zero_padding
+from models.layers import AttentionPool, ConditionedSpanPredictor, FeatureStandardizer, sine_positions, zero_padding
 from models.localizer import (DEFAULT_HIGHLIGHT_EXTEND, MASK_VALUE, Localizer, LocalizerOutput, SpanTargets,
                               answer_mask, expand_encoded, highlight_labels, masked_logits, span_cross_entropy,
                               weighted_highlight_bce)
@@ -81,6 +81,9 @@ class ReLERConfig:
     saliency_loss_weight: float = 1.0
     segment_loss_weight: float = 1.0
     contrastive_loss_weight: float = 1.0
+    standardize_video: bool = False
+    """Standardise the main features per dimension (statistics fitted on the training data) before they are
+    L2-normalised; see :class:`models.layers.FeatureStandardizer`."""
 
     def __post_init__(self) -> None:
         for name in ("video_dim", "query_dim", "dim", "num_heads", "num_co_layers", "ffn_dim", "max_positions",
@@ -235,6 +238,7 @@ class ReLER(Localizer):
         super().__init__(config or ReLERConfig())
         cfg = self.config
         in_dim = cfg.video_dim + cfg.aux_video_dim + 2
+        self.video_norm = FeatureStandardizer(cfg.video_dim) if cfg.standardize_video else None
         self.video_proj = nn.Sequential(
             nn.Linear(in_dim, cfg.dim), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, cfg.dim),
             nn.LayerNorm(cfg.dim))
@@ -251,6 +255,8 @@ class ReLER(Localizer):
 
     # -------------------------------------------------------------- forward
     def encode_video(self, video, video_mask, video_aux=None):
+        if self.video_norm is not None:
+            video = self.video_norm(video.float())
         streams = [F.normalize(video.float(), dim=-1)]
         if video_aux is not None:
             streams.append(F.normalize(video_aux.float(), dim=-1))

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.layers import AttentionPool, ConditionedSpanPredictor, FeatureEncoder, split_linear, zero_padding
+from models.layers import (AttentionPool, ConditionedSpanPredictor, FeatureEncoder, FeatureStandardizer, split_linear,
+                           zero_padding)
 from models.localizer import (DEFAULT_HIGHLIGHT_EXTEND, Localizer, LocalizerOutput, SpanTargets,
                               highlight_labels, masked_logits, span_cross_entropy, weighted_highlight_bce)
 from models.registry import register_localizer
@@ -47,6 +48,9 @@ class VSLNetConfig:
     highlight_extend: float = DEFAULT_HIGHLIGHT_EXTEND
     highlight_positive_weight: float = 2.0
     highlight_loss_weight: float = 5.0
+    standardize_video: bool = False
+    """Standardise input features per dimension with statistics fitted on the training data
+    (:class:`models.layers.FeatureStandardizer`); for L2-normalised CLIP library features."""
 
     def __post_init__(self) -> None:
         for name in ("video_dim", "query_dim", "dim", "num_heads", "max_positions", "num_conv_layers"):
@@ -92,6 +96,7 @@ class VSLNet(Localizer):
     def __init__(self, config: VSLNetConfig | None = None) -> None:
         super().__init__(config or VSLNetConfig())
         cfg = self.config
+        self.video_norm = FeatureStandardizer(cfg.video_dim) if cfg.standardize_video else None
         self.video_dropout = nn.Dropout(cfg.dropout)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.dim)  # = 1×1 conv
         self.query_proj = nn.Linear(cfg.query_dim, cfg.dim)
@@ -104,6 +109,8 @@ class VSLNet(Localizer):
         self.predictor = ConditionedSpanPredictor(cfg.dim, cfg.num_heads, cfg.max_positions, cfg.dropout)
 
     def encode_video(self, video, video_mask, video_aux=None):
+        if self.video_norm is not None:
+            video = self.video_norm(video)
         x = self.video_proj(self.video_dropout(zero_padding(video, video_mask)))
         return {"video": self.encoder(x, video_mask), "video_mask": video_mask}
 

@@ -1,0 +1,87 @@
+"""``python -m app train --config FILE [--set key=value ...] [--resume]``: train one stage of a localizer.
+
+Configs live in ``training/configs/`` (a bare file name is looked up there too). Progress goes to stderr
+(tqdm) and the run's ``log.jsonl``; the final figures and the published checkpoints go to stdout. Ctrl-C or
+SIGTERM stops the run cleanly after the current step (snapshot written, checkpoints published); a killed run
+continues where its last snapshot left off when the same command is run again.
+
+Several GPUs or machines: ``torchrun --nproc_per_node N -m app train --config FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a localizer (VSLNet, ReLER) on NLQ and NaQ queries",
+        description="Train one stage of a trained localizer as a config file says (stage 1 'joint': NLQ + "
+                    "narration queries; stage 2 'finetune': NLQ only, from a stage-1 checkpoint). Evaluates on the "
+                    "validation file every eval.every steps and publishes <name>-best and <name>-final to the "
+                    "checkpoints folder. Running the same command again resumes an interrupted run.")
+    p.add_argument("--config", required=True, metavar="FILE",
+                   help="YAML/JSON training config (e.g. training/configs/vslnet_naq_joint.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set optim.lr=1e-4 --set data.train=[a.json,b.json] "
+                        "(repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="require a snapshot to continue from (also continues a run that was stopped early)")
+    p.add_argument("--library", type=Path, default=None, metavar="DIR",
+                   help="shorthand for --set data.library=DIR")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(handler=train_command)
+
+
+def _stop_on_signals(stop: threading.Event):
+    """First Ctrl-C/SIGTERM: stop after the current step; a second Ctrl-C interrupts at once."""
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after the current step (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    return previous
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from training.config import load_config
+
+    overrides = list(args.overrides)
+    if args.library:
+        overrides.append(f"data.library={args.library}")
+    config = load_config(args.config, overrides)
+    settings = Settings()
+    if config.data.library:
+        settings.library = Path(config.data.library)
+    stop = threading.Event()
+    previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
+    try:
+        result = EgoRecall(settings).train(config, stop=stop, resume=True if args.resume else None,
+                                           show_progress=True)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    state = "stopped early at" if result.stopped else "finished after"
+    print(f"{config.name}: {state} step {result.steps} of {result.total_steps} (run folder {result.run_dir})")
+    if result.best:
+        m = result.best["metrics"]
+        print(f"best at step {result.best['step']}: " + "  ".join(
+            f"{k} {m[k]:.2f}" for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5", "mIoU") if k in m))
+    for which, path in result.checkpoints.items():
+        print(f"checkpoint ({which}): {path}")
+    return 0

@@ -1,0 +1,102 @@
+"""Training configs: one tree of defaults, files and --set overrides on top, clear errors for bad keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.config import CONFIG_DIR, ConfigError, TrainConfig, load_config, parse_override
+
+BASE = ["data.train=[train.json]", "data.library=lib", "optim.steps=10"]
+
+
+def test_file_then_overrides_win_over_defaults(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("stage: joint\noptim:\n  lr: 1e-3\n  batch_size: 64\ndata:\n  train: [a.json]\n"
+                    "  library: lib\n  nlq_fraction: 0.25\n")
+    config = load_config(path, ["optim.lr=2.5e-4", "data.train=[a.json, b.json]", "optim.steps=100",
+                                "data.crop_fraction=[0.3, 0.9]", "optim.grad_clip=null"])
+    assert config.name == "exp"  # from the file name
+    assert config.optim.lr == pytest.approx(2.5e-4) and isinstance(config.optim.lr, float)
+    assert config.optim.batch_size == 64 and config.data.nlq_fraction == 0.25
+    assert config.data.train == ["a.json", "b.json"] and config.data.crop_fraction == (0.3, 0.9)
+    assert config.optim.grad_clip is None
+    assert config.optim.weight_decay == TrainConfig().optim.weight_decay  # untouched default
+    assert config.checkpoints_dir() == Path("lib") / "checkpoints"
+    assert TrainConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("optim.lrr=1", "optim.lrr"),
+    ("modle.name=vslnet", "modle"),
+    ("data.library.path=x", "data.library"),
+])
+def test_unknown_or_misplaced_keys_are_named(override, needle):
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_config(None, ["name=x", *BASE, override])
+
+
+def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*'optim\.learning_rate'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("optim.lr=fast", "optim.lr"),
+    ("optim.batch_size=2.5", "optim.batch_size"),
+    ("data.narrations=maybe", "data.narrations"),
+    ("stage=pretrain", "stage"),
+    ("data.nlq_fraction=1.5", "nlq_fraction"),
+    ("data.jitter_factor=0.5", "jitter_factor"),
+])
+def test_bad_values_are_refused(override, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_config(None, ["name=x", *BASE, override])
+
+
+def test_cross_field_rules():
+    with pytest.raises(ConfigError, match="init_from"):
+        load_config(None, ["name=x", *BASE, "stage=finetune"])
+    with pytest.raises(ConfigError, match="exactly one of data.library and data.features_dir"):
+        load_config(None, ["name=x", *BASE, "data.features_dir=feats"])
+    with pytest.raises(ConfigError, match="optim.steps or optim.epochs"):
+        load_config(None, ["name=x", "data.train=[t.json]", "data.library=lib"])
+    with pytest.raises(ConfigError, match="resample_to"):
+        load_config(None, ["name=x", *BASE, "data.long_clips=resample"])
+
+
+def test_stage_decides_whether_narrations_are_used():
+    joint = load_config(None, ["name=x", *BASE])
+    nlq = load_config(None, ["name=x", *BASE, "stage=nlq"])
+    forced = load_config(None, ["name=x", *BASE, "stage=nlq", "data.narrations=true"])
+    assert joint.uses_narrations and not nlq.uses_narrations and forced.uses_narrations
+
+
+def test_override_syntax():
+    assert parse_override("a.b=[1, 2]") == (["a", "b"], [1, 2])
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("optim.lr")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config = load_config(path)
+    assert config.name == path.stem
+    if config.stage == "finetune":
+        assert config.init_from
+
+
+def test_shipped_configs_follow_naq_schedules():
+    joint = load_config(CONFIG_DIR / "vslnet_naq_joint.yaml")
+    assert (joint.optim.batch_size, joint.optim.lr, joint.optim.weight_decay, joint.optim.warmup_fraction,
+            joint.optim.grad_clip, joint.optim.epochs) == (2048, 1e-3, 0.01, 0.025, 1.0, 200)
+    ft = load_config(CONFIG_DIR / "vslnet_nlq_finetune.yaml")
+    assert (ft.optim.batch_size, ft.optim.lr) == (32, 1e-4) and not ft.uses_narrations
+    reler = load_config(CONFIG_DIR / "reler_naq_joint.yaml")
+    assert (reler.optim.batch_size, reler.optim.lr, reler.optim.grad_clip) == (768, 1.5e-4, 0.1)
+    assert load_config(CONFIG_DIR / "vslnet_naq_only.yaml").data.nlq_fraction == 0.0
+    # a bare name finds the shipped file
+    assert load_config("vslnet_naq_joint.yaml").name == "vslnet_naq_joint"

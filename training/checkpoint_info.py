@@ -1,0 +1,48 @@
+"""What a trained checkpoint tells the code that answers with it: which text encoder, which inference settings.
+
+Training records these in the checkpoint's metadata (``text_encoder`` and ``data["inference"]``); answering
+rebuilds them from it with the two functions below, so a model trained on resampled clips is also asked on
+resampled clips, and its questions get the token features it was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checkpoints.metadata import CLIP_TOKEN_FEATURES, CheckpointMetadata, TextEncoderInfo
+from models.inference import InferenceConfig
+from models.text_tokens import TextEncoderSpec, TokenEncoder
+
+HF_TOKEN_FEATURES = "hf-last-hidden-state"
+"""Token features of a local transformers (BERT-family) model: ``last_hidden_state`` per token."""
+
+TOKEN_FEATURES_BY_KIND = {"open_clip": CLIP_TOKEN_FEATURES, "hf": HF_TOKEN_FEATURES}
+KIND_BY_TOKEN_FEATURES = {v: k for k, v in TOKEN_FEATURES_BY_KIND.items()}
+
+
+def text_encoder_info(spec: TextEncoderSpec, encoder: TokenEncoder) -> TextEncoderInfo:
+    return TextEncoderInfo(model=spec.model, pretrained=spec.pretrained or "-", key=encoder.key, dim=int(encoder.dim),
+                           token_features=TOKEN_FEATURES_BY_KIND.get(spec.kind, spec.kind))
+
+
+def text_spec_from_metadata(meta: CheckpointMetadata) -> TextEncoderSpec:
+    """The text encoder a checkpoint's questions must be encoded with."""
+    te = meta.text_encoder
+    kind = KIND_BY_TOKEN_FEATURES.get(te.token_features, "open_clip")
+    return TextEncoderSpec(kind=kind, model=te.model, pretrained=te.pretrained if kind == "open_clip" else "-")
+
+
+def inference_settings(meta: CheckpointMetadata) -> dict[str, Any]:
+    """The ``data["inference"]`` record training wrote (empty for checkpoints made elsewhere)."""
+    value = meta.data.get("inference") if isinstance(meta.data, dict) else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def inference_config_from_metadata(meta: CheckpointMetadata, **overrides: Any) -> InferenceConfig:
+    """An :class:`InferenceConfig` matching how the checkpoint was trained (resampling), plus ``overrides``."""
+    settings = inference_settings(meta)
+    values: dict[str, Any] = {}
+    if settings.get("resample_to"):
+        values["resample_to"] = int(settings["resample_to"])
+    values.update(overrides)
+    return InferenceConfig(**values)

@@ -1,0 +1,683 @@
+"""The training loop of EgoRecall's trained modes: NaQ's two stages for any registered localizer.
+
+``run(config)`` trains one stage end to end: it opens the clip features and the frozen text encoder, picks the
+training queries (NLQ, narrations, few-shot share), builds the model (fresh, or from ``init_from`` for stage
+2), and runs AdamW with linear warm-up and decay, gradient clipping, gradient accumulation and mixed
+precision on GPU. Every ``eval.every`` steps rank 0 answers the validation queries exactly as the app will
+(:mod:`training.evaluation`) and keeps the best weights by ``eval.metric``. At the end (or when stopped) it
+publishes ``<name>-best`` and ``<name>-final`` to the checkpoints folder with full metadata, so ``checkpoints
+list`` and the app find them.
+
+Interruptions: a snapshot (:mod:`training.snapshot`) is written every ``output.snapshot_every`` steps and at
+every evaluation; running the same config again continues from the newest one (``resume=None``, the
+default) and reproduces the uninterrupted run (same batches, same augmentations, same RNG streams). A stop
+request (``stop.set()``, or Ctrl-C / SIGTERM in the CLI) ends the run cleanly after the current step,
+with a snapshot and published checkpoints.
+
+Under ``torchrun`` the model is wrapped in DistributedDataParallel and the batch is split over processes
+(:mod:`training.distributed`); only rank 0 evaluates, logs and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from checkpoints import load_checkpoint, save_checkpoint
+from checkpoints.errors import CheckpointExists
+from checkpoints.metadata import CheckpointMetadata, FeatureEncoderInfo
+from checkpoints.store import check_compatible, resolve_checkpoint
+from models.clip_encoder import ClipEncoder
+from models.grid import EGO4D_RATE_HZ
+from models.inference import InferenceConfig
+from models.localizer import Localizer, SpanTargets
+from models.registry import build_localizer, config_from_dict, localizer_class
+from models.text_tokens import TextEncoderSpec, load_text_encoder
+from training import distributed as ddp
+from training.checkpoint_info import text_encoder_info, text_spec_from_metadata
+from training.config import ConfigError, TrainConfig
+from training.dataset import (ClipStore, Collate, EpochBatchSampler, ItemOptions, QueryDataset, TrainingData,
+                              merge_nlq_files, select_training_queries)
+from training.evaluation import Validator, headline_metrics
+from training.features import ClipFeatureSource, DirectoryClipFeatures, LibraryClipFeatures
+from training.nlq import load_nlq
+from training.runlog import Progress, RunLog
+from training.snapshot import latest_snapshot, load_snapshot, read_snapshot_meta, remove_temporaries, write_snapshot
+from training.text_features import TextFeatureCache
+
+logger = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+CONFIG_FILE = "config.json"
+PUBLISHED_FILE = "published.json"
+
+RESUMABLE_CHANGES = ("device", "threads", "data.num_workers", "text.cache_dir", "text.batch_size", "eval.every",
+                     "eval.query_batch", "output.snapshot_every", "output.log_every", "output.tensorboard",
+                     "output.checkpoints_dir")
+"""Config fields that may differ when a run is resumed (how it runs, not what it learns)."""
+
+
+class TrainingError(ConfigError):
+    """A run that cannot start or continue (nothing to train on, a resumed run with another config, ...)."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    steps: int
+    total_steps: int
+    stopped: bool
+    best: dict[str, Any] | None
+    """``{"step", "metric", "value", "metrics"}`` of the best evaluation, or None without a validation set."""
+    final_metrics: dict[str, float]
+    checkpoints: dict[str, Path]
+    """``{"best": path, "final": path}`` of the published checkpoints."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """One ``{"step", "metrics"}`` per evaluation."""
+    replica_digests: list[str] = field(default_factory=list)
+    """Each process's weight digest at the end: all equal, or distributed training diverged."""
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        return self.checkpoints.get("best")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["run_dir"] = str(self.run_dir)
+        out["checkpoints"] = {k: str(v) for k, v in self.checkpoints.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainResult":
+        d = dict(d)
+        d["run_dir"] = Path(d["run_dir"])
+        d["checkpoints"] = {k: Path(v) for k, v in d.get("checkpoints", {}).items()}
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def open_feature_source(config: TrainConfig) -> ClipFeatureSource:
+    d = config.data
+    if d.library:
+        from indexing.library import Library
+
+        root = Path(d.library)
+        if not root.exists():
+            raise TrainingError(f"There is no EgoRecall library at {root} (data.library).")
+        return LibraryClipFeatures(Library.open(root, create=False, repair=False))
+    return DirectoryClipFeatures(d.features_dir, key=d.features_key)
+
+
+def source_rate(source: ClipFeatureSource) -> float:
+    return float(getattr(source, "rate_hz", EGO4D_RATE_HZ))
+
+
+def resolve_text_spec(config: TrainConfig, source: ClipFeatureSource, init_meta: CheckpointMetadata | None
+                      ) -> TextEncoderSpec:
+    """Explicit text settings, else the stage-1 checkpoint's encoder, else the library's CLIP text tower."""
+    t = config.text
+    if t.kind or t.model:
+        base = TextEncoderSpec()
+        return TextEncoderSpec(kind=t.kind or "open_clip", model=t.model or base.model,
+                               pretrained=t.pretrained or (base.pretrained if (t.kind or "open_clip") == "open_clip"
+                                                           else "-"))
+    if init_meta is not None:
+        return text_spec_from_metadata(init_meta)
+    if isinstance(source, LibraryClipFeatures):
+        spec = source.library.encoder_spec
+        if spec is not None:
+            return TextEncoderSpec.from_clip(spec)
+    return TextEncoderSpec()
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Linear warm-up over ``warmup`` steps, then linear decay to zero at ``total`` (or constant)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        name = f"{prefix}{k}"
+        if isinstance(a, dict) and isinstance(b, dict) and name not in ("model.config",):
+            keys += config_differences(a, b, f"{name}.")
+        elif a != b:
+            keys.append(name)
+    return keys
+
+
+def feature_statistics(store: ClipStore, clip_uids) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and standard deviation over every bin of the training clips (float64 sums)."""
+    total, count, sq = None, 0, None
+    for uid in clip_uids:
+        x = np.asarray(store.get(uid).features, dtype=np.float64)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+        count += x.shape[0]
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
+    return torch.from_numpy(mean).float(), torch.from_numpy(std).float()
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _autocast(device: torch.device, amp: str) -> tuple[Callable[[], Any], torch.dtype | None]:
+    if device.type != "cuda" or amp == "off":
+        return contextlib.nullcontext, None
+    if amp == "auto":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return (lambda: torch.autocast("cuda", dtype=dtype)), dtype
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the trainer
+class Trainer:
+    def __init__(self, config: TrainConfig, *, progress: Progress | None = None, stop: threading.Event | None = None,
+                 clip: ClipEncoder | None = None, resume: bool | None = None, show_progress: bool = False) -> None:
+        config.validate()
+        self.config = config
+        self.progress = progress
+        self.stop = stop or threading.Event()
+        self.clip = clip
+        self.resume = resume
+        self.show_progress = show_progress
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> TrainResult:
+        info = ddp.setup(self.config.device)
+        self.info = info
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            return self._run()
+        finally:
+            ddp.teardown(info)
+
+    def _run(self) -> TrainResult:
+        cfg, info = self.config, self.info
+        run_dir = cfg.run_dir()
+        self.run_dir = run_dir
+        done = self._finished_result(run_dir)
+        if done is not None:
+            return done
+        if info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_temporaries(run_dir)
+        ddp.barrier(info)
+
+        snapshot = latest_snapshot(run_dir)
+        if self.resume and snapshot is None:
+            raise TrainingError(f"There is nothing to resume in {run_dir}: it holds no training snapshot.")
+        if snapshot is not None:
+            self._check_resumable(read_snapshot_meta(snapshot))
+
+        # ---- features, init checkpoint, text encoder
+        source = open_feature_source(cfg)
+        init_model, init_meta = self._load_init(source)
+        text_spec = resolve_text_spec(cfg, source, init_meta)
+        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu",
+                                    clip=self.clip)
+        if init_meta is not None and init_meta.text_encoder.key != encoder.key:
+            raise TrainingError(f"The checkpoint {cfg.init_from} was trained with text encoder "
+                                f"'{init_meta.text_encoder.key}', not '{encoder.key}'; leave the text settings "
+                                "out to use the checkpoint's own.")
+        texts = TextFeatureCache.for_encoder(encoder, cfg.text.cache_dir, cfg.text.batch_size)
+
+        # ---- data
+        train_ds = merge_nlq_files(cfg.data.train)
+        data = select_training_queries(train_ds, source, narrations=cfg.uses_narrations,
+                                       nlq_fraction=cfg.data.nlq_fraction, few_shot_seed=cfg.data.few_shot_seed,
+                                       drop_empty=cfg.data.drop_empty)
+        if not data.queries:
+            raise TrainingError(f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "
+                                f"nlq_fraction {cfg.data.nlq_fraction}, narrations {cfg.uses_narrations}); "
+                                "check the files and that their videos are in the feature source.")
+        model = self._build_model(source, encoder.dim, init_model, init_meta)
+        core: Localizer = model
+        max_bins = cfg.data.max_bins or core.max_positions
+        if core.max_positions is not None and max_bins > core.max_positions:
+            raise TrainingError(f"data.max_bins {max_bins} exceeds the model's {core.max_positions} positions.")
+        resample_to = cfg.data.resample_to if cfg.data.long_clips == "resample" else None
+        if resample_to and core.max_positions is not None and resample_to > core.max_positions:
+            raise TrainingError(f"data.resample_to {resample_to} exceeds the model's {core.max_positions} positions.")
+        validator = None
+        if cfg.data.val:
+            val_ds = load_nlq(cfg.data.val)
+            inference = InferenceConfig(k=cfg.eval.k, max_span_s=cfg.eval.max_span_s,
+                                        query_batch=cfg.eval.query_batch, resample_to=resample_to)
+            validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
+            if not validator.queries:
+                raise TrainingError(f"The validation file {cfg.data.val} has no annotated queries.")
+
+        self._encode_texts(texts, data.texts + (validator.texts_needed if validator else []))
+
+        # ---- batches
+        world = info.world_size
+        if cfg.optim.batch_size % world:
+            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the "
+                                f"{world} processes.")
+        per_rank = cfg.optim.batch_size // world
+        options = ItemOptions(train=True, jitter_factor=cfg.data.jitter_factor, jitter_shift=cfg.data.jitter_shift,
+                              max_bins=max_bins, resample_to=resample_to,
+                              crop_probability=cfg.data.crop_probability, crop_fraction=cfg.data.crop_fraction,
+                              splice_probability=cfg.data.splice_probability)
+        store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
+        if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
+            model.video_norm.fit(*feature_statistics(store, data.clips))
+        dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
+        sampler = EpochBatchSampler(len(dataset), per_rank, seed=cfg.seed, rank=info.rank, world_size=world)
+        cuda = info.device.type == "cuda"
+        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(cfg.optim.micro_batch_size),
+                            num_workers=cfg.data.num_workers, pin_memory=cuda,
+                            persistent_workers=cfg.data.num_workers > 0)
+        per_epoch = sampler.batches_per_epoch
+        total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
+        eval_every = cfg.eval.every or per_epoch
+
+        # ---- optimisation
+        model.to(info.device)
+        torch.manual_seed(cfg.seed * 1_000_003 + info.rank)  # dropout streams, distinct per process
+        train_model: torch.nn.Module = model
+        if info.distributed:
+            train_model = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                      weight_decay=cfg.optim.weight_decay)
+        warmup = int(round(cfg.optim.warmup_fraction * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule))
+        autocast, amp_dtype = _autocast(info.device, cfg.amp)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+        # ---- state (fresh or resumed)
+        self.log = RunLog(run_dir, enabled=info.is_main, progress=self.progress, tensorboard=cfg.output.tensorboard)
+        step, run_time, best, history, best_weights = 0, 0.0, None, [], None
+        resumed_from = None
+        if snapshot is not None:
+            st = load_snapshot(snapshot, model, optimizer, info.device)
+            step, resumed_from = st.step, st.step
+            run_time = float(st.meta.get("time", 0.0))
+            best, history, best_weights = st.meta.get("best"), list(st.meta.get("history", [])), st.best_weights
+            scheduler.load_state_dict(st.meta["scheduler"])
+            if scaler is not None and st.meta.get("scaler"):
+                scaler.load_state_dict(st.meta["scaler"])
+            self._restore_rng(st.rng, int(st.meta.get("world_size", 1)), step)
+            self.log.truncate(int(st.meta.get("log_bytes", 0)))
+            logger.info("resuming %s from step %d", run_dir, step)
+        elif info.is_main:
+            (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+        self.ctx = dict(cfg=cfg, info=info, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                        source=source, encoder=encoder, text_spec=text_spec, data=data, validator=validator,
+                        total=total, per_epoch=per_epoch, init_meta=init_meta, resample_to=resample_to,
+                        max_bins=max_bins)
+        self.best, self.history, self.best_weights = best, history, best_weights
+        self.run_time, self.session_start = run_time, time.monotonic()
+        n_params = sum(p.numel() for p in model.parameters())
+        self._log("start", step, run_dir=str(run_dir), resumed_from=resumed_from, model=core.name,
+                  parameters=n_params, device=str(info.device), world_size=world,
+                  data={**data.summary, "val_queries": len(validator.queries) if validator else 0,
+                        "steps_per_epoch": per_epoch, "batch_size": cfg.optim.batch_size},
+                  config=cfg.to_dict())
+
+        # ---- the loop
+        bar = None
+        if self.show_progress and info.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
+        params = [p for p in model.parameters() if p.requires_grad]
+        clip_norm = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
+        sums: dict[str, float] = {}
+        n_logged, n_queries, skipped, interval_start = 0, 0, 0, time.monotonic()
+        grad_norm_value = 0.0
+        stopped = False
+        evaluated_at = None
+        batches = self._batches(loader, sampler, step, per_epoch)
+        train_model.train()
+        while step < total:
+            micro = next(batches)
+            n_batch = sum(len(mb) for mb in micro)
+            optimizer.zero_grad(set_to_none=True)
+            for j, mb in enumerate(micro):
+                mb = mb.to(info.device, non_blocking=cuda)
+                sync = contextlib.nullcontext() if (not info.distributed or j == len(micro) - 1) \
+                    else train_model.no_sync()
+                with sync:
+                    with autocast():
+                        out = train_model(mb.video, mb.video_mask, mb.query, mb.query_mask)
+                        terms = core.loss(out, SpanTargets(mb.start, mb.end))
+                    loss = terms["total"] * (len(mb) / n_batch)
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(mb) / n_batch
+            if scaler is not None:
+                scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
+            if scaler is not None:
+                scaler.step(optimizer)  # skips the step itself on inf/NaN gradients
+                scaler.update()
+            elif torch.isfinite(grad_norm):
+                optimizer.step()
+            else:
+                skipped += 1
+                logger.warning("step %d: non-finite gradient norm, step skipped", step + 1)
+            lr_used = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            step += 1
+            n_logged += 1
+            n_queries += n_batch * world
+            grad_norm_value = float(grad_norm)
+            if bar is not None:
+                bar.update(1)
+
+            if step % cfg.output.log_every == 0 or step == total:
+                elapsed = max(1e-9, time.monotonic() - interval_start)
+                loss_means = {k: v / n_logged for k, v in sums.items()}
+                self._log("train", step, loss=loss_means, lr=lr_used, grad_norm=grad_norm_value,
+                          queries_per_s=n_queries / elapsed, **({"skipped_steps": skipped} if skipped else {}))
+                if bar is not None:
+                    bar.set_postfix(loss=f"{loss_means.get('total', float('nan')):.3f}",
+                                    lr=f"{lr_used:.2e}", refresh=False)
+                sums, n_logged, n_queries, interval_start = {}, 0, 0, time.monotonic()
+
+            stopped = ddp.any_rank(info, self.stop.is_set())
+            paused = time.monotonic()
+            evaluated = False
+            if validator is not None and (step % eval_every == 0 or step == total or stopped):
+                self._evaluate(step, bar)
+                evaluated, evaluated_at = True, step
+            if evaluated or step % cfg.output.snapshot_every == 0 or step == total or stopped:
+                self._snapshot(step)
+            interval_start += time.monotonic() - paused  # throughput counts training time only
+            if stopped:
+                logger.info("stop requested: ending %s at step %d of %d", cfg.name, step, total)
+                break
+        if bar is not None:
+            bar.close()
+        final_done = evaluated_at == step or (self.history and self.history[-1]["step"] == step)
+        if validator is not None and not final_done:
+            self._evaluate(step, None)  # resumed from the last snapshot: the final figures are still due
+        return self._finish(step, stopped)
+
+    # ------------------------------------------------------------------ pieces
+    def _finished_result(self, run_dir: Path) -> TrainResult | None:
+        path = run_dir / RESULT_FILE
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        old_config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) \
+            if (run_dir / CONFIG_FILE).is_file() else {}
+        diff = [k for k in config_differences(old_config, self.config.to_dict())
+                if not k.startswith(RESUMABLE_CHANGES)]
+        if diff:
+            raise TrainingError(f"The run folder {run_dir} holds a finished run with a different config "
+                                f"({', '.join(diff[:6])}); choose another name (--set name=...).")
+        result = TrainResult.from_dict(saved)
+        if result.stopped and self.resume:
+            path.unlink(missing_ok=True)  # continue a run that was stopped early
+            return None
+        logger.info("%s is already complete; its result is in %s", self.config.name, path)
+        return result
+
+    def _check_resumable(self, meta: dict[str, Any]) -> None:
+        diff = [k for k in config_differences(meta.get("config", {}), self.config.to_dict())
+                if not k.startswith(RESUMABLE_CHANGES)]
+        if diff:
+            raise TrainingError(
+                f"The run folder {self.config.run_dir()} holds an unfinished run with a different config "
+                f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...).")
+
+    def _load_init(self, source: ClipFeatureSource):
+        cfg = self.config
+        if not cfg.init_from:
+            return None, None
+        model, meta = load_checkpoint(cfg.init_from, directory=cfg.checkpoints_dir(), device="cpu")
+        check_compatible(meta, source.key, source.dim, source_rate(source))
+        if cfg.model.name and cfg.model.name != meta.model:
+            raise TrainingError(f"The checkpoint {cfg.init_from} is a {meta.model} model, but the config asks for "
+                                f"{cfg.model.name}.")
+        return model, meta
+
+    def _build_model(self, source: ClipFeatureSource, text_dim: int, init_model: Localizer | None,
+                     init_meta: CheckpointMetadata | None) -> Localizer:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)  # identical initial weights on every process
+        if init_model is not None:
+            if not cfg.model.config:
+                return init_model.train()
+            values = {**init_meta.model_config, **cfg.model.config}
+            model = build_localizer(init_meta.model, config_from_dict(init_meta.model, values))
+            model.load_state_dict(init_model.state_dict(), strict=True)
+            return model
+        localizer_class(cfg.model.name)
+        values = {**cfg.model.config, "video_dim": source.dim, "query_dim": int(text_dim)}
+        for key in ("video_dim", "query_dim"):
+            if key in cfg.model.config and cfg.model.config[key] != values[key]:
+                raise TrainingError(f"model.config.{key} = {cfg.model.config[key]} does not match the data "
+                                    f"({values[key]}); leave it out, it is filled in from the features.")
+        if values.get("aux_video_dim"):
+            raise TrainingError("Training with a second video stream (aux_video_dim) is not supported yet; "
+                                "the library's features are the model's only video input.")
+        return build_localizer(cfg.model.name, values)
+
+    def _encode_texts(self, texts: TextFeatureCache, needed: list[str]) -> None:
+        """Rank 0 fills a shared disk cache first; then every rank has every text in memory."""
+        info = self.info
+        if info.distributed and texts.folder is not None:
+            if info.is_main:
+                texts.ensure(needed, self._text_progress())
+            ddp.barrier(info)
+            if not info.is_main:
+                texts.reload()
+        texts.ensure(needed, self._text_progress() if info.is_main else None)
+
+    def _text_progress(self):
+        if not (self.show_progress and self.info.is_main):
+            return None
+        from tqdm import tqdm
+
+        bar = {"bar": None}
+
+        def update(done: int, total: int) -> None:
+            if bar["bar"] is None:
+                bar["bar"] = tqdm(total=total, desc="text features", unit="text", dynamic_ncols=True)
+            bar["bar"].n = done
+            bar["bar"].refresh()
+            if done >= total:
+                bar["bar"].close()
+
+        return update
+
+    def _batches(self, loader: DataLoader, sampler: EpochBatchSampler, step: int, per_epoch: int):
+        epoch, skip = divmod(step, per_epoch)
+        while True:
+            sampler.set_epoch(epoch, skip)
+            yield from loader
+            epoch, skip = epoch + 1, 0
+
+    def _now(self) -> float:
+        return self.run_time + (time.monotonic() - self.session_start)
+
+    def _log(self, event: str, step: int, **values) -> dict[str, Any]:
+        c = self.ctx
+        return self.log.write(event, step, c["total"], step / c["per_epoch"], self._now(), **values)
+
+    def _evaluate(self, step: int, bar) -> None:
+        c, info = self.ctx, self.info
+        if info.is_main:
+            scores = c["validator"].evaluate(c["model"])
+            metrics = headline_metrics(scores)
+            metric = self.config.eval.metric
+            if metric not in metrics:
+                raise TrainingError(f"eval.metric '{metric}' is not one of {', '.join(metrics)}.")
+            value = metrics[metric]
+            is_best = self.best is None or value > self.best["value"]
+            if is_best:
+                self.best = {"step": step, "metric": metric, "value": value, "metrics": metrics}
+                self.best_weights = {k: v.detach().to("cpu").clone() for k, v in c["model"].state_dict().items()}
+            self.history.append({"step": step, "metrics": metrics})
+            self._log("eval", step, metrics=metrics, is_best=is_best,
+                      best={k: self.best[k] for k in ("step", "metric", "value")})
+            if bar is not None:
+                bar.write(f"step {step}: {metric} {value:.2f} (best {self.best['value']:.2f} at step "
+                          f"{self.best['step']})", file=sys.stderr)
+        ddp.barrier(info)
+
+    def _snapshot(self, step: int) -> None:
+        c, info = self.ctx, self.info
+        states = ddp.gather_objects(info, _rng_state(info.device))
+        if info.is_main:
+            rng = {}
+            for r, s in enumerate(states):
+                for k, v in s.items():
+                    rng[f"{k}.rank{r}"] = v
+            meta = {"time": self._now(), "world_size": info.world_size, "scheduler": c["scheduler"].state_dict(),
+                    "scaler": c["scaler"].state_dict() if c["scaler"] is not None else None,
+                    "best": self.best, "history": self.history, "log_bytes": 0, "config": self.config.to_dict()}
+            # the snapshot record itself is part of the log the snapshot restores
+            self._log("snapshot", step, path=str(self.run_dir / "snapshots" / f"step-{step:09d}"))
+            self.log.sync()
+            meta["log_bytes"] = self.log.size()
+            write_snapshot(self.run_dir, step, c["model"].state_dict(), c["optimizer"].state_dict(), meta,
+                           self.best_weights, rng)
+        ddp.barrier(info)
+
+    def _restore_rng(self, rng: dict[str, torch.Tensor], saved_world: int, step: int) -> None:
+        info = self.info
+        key = f"cpu.rank{info.rank}"
+        if saved_world == info.world_size and key in rng:
+            torch.set_rng_state(rng[key])
+            if info.device.type == "cuda" and f"cuda.rank{info.rank}" in rng:
+                torch.cuda.set_rng_state(rng[f"cuda.rank{info.rank}"], info.device)
+        else:
+            logger.warning("the snapshot was written by %d processes, this run has %d: RNG streams are reseeded",
+                           saved_world, info.world_size)
+            torch.manual_seed(self.config.seed * 1_000_003 + info.rank + 7919 * step)
+
+    # ------------------------------------------------------------------ the end
+    def _metadata(self, step: int, metrics: dict[str, float], which: str) -> CheckpointMetadata:
+        c, cfg = self.ctx, self.config
+        source = c["source"]
+        data = dict(c["data"].summary)
+        data.update({
+            "val_file": cfg.data.val,
+            "val_queries": len(c["validator"].queries) if c["validator"] else 0,
+            "run": cfg.name,
+            "run_dir": str(self.run_dir),
+            "which": which,
+            "step": step,
+            "total_steps": c["total"],
+            "best_step": self.best["step"] if self.best else None,
+            "jitter_factor": cfg.data.jitter_factor if cfg.uses_narrations else None,
+            "long_clips": cfg.data.long_clips,
+            "max_bins": c["max_bins"],
+            "inference": {"resample_to": c["resample_to"], "max_span_s": cfg.eval.max_span_s,
+                          "grid": "resampled" if c["resample_to"] else "native"},
+            "init_from": ({"checkpoint": str(cfg.init_from), "stage": c["init_meta"].stage,
+                           "metrics": c["init_meta"].metrics} if c["init_meta"] is not None else None),
+            "config": cfg.to_dict(),
+        })
+        return CheckpointMetadata(
+            feature_encoder=FeatureEncoderInfo(source.key, int(source.dim), source_rate(source)),
+            text_encoder=text_encoder_info(c["text_spec"], c["encoder"]),
+            stage=cfg.stage, data=data, metrics={k: float(v) for k, v in metrics.items()},
+            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c['total']}).")
+
+    def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int,
+                 metrics: dict[str, float]) -> Path:
+        """Save one checkpoint as ``<name>-<which>`` (``-2``, ``-3``... if a continued run published before)."""
+        published_path = self.run_dir / PUBLISHED_FILE
+        published = json.loads(published_path.read_text()) if published_path.is_file() else {}
+        key = f"{which}@{step}"
+        if key in published and Path(published[key]).is_dir():
+            return Path(published[key])
+        c, cfg = self.ctx, self.config
+        model = build_localizer(c["model"].name, c["model"].config)
+        model.load_state_dict(weights, strict=True)
+        meta = self._metadata(step, metrics, which)
+        directory = cfg.checkpoints_dir()
+        base = f"{cfg.name}-{which}"
+        for attempt in range(1, 1000):
+            name = base if attempt == 1 else f"{base}-{attempt}"
+            try:
+                path = save_checkpoint(directory, model, meta, name=name)
+                break
+            except CheckpointExists:
+                continue
+        else:
+            raise TrainingError(f"no free checkpoint name for {base} in {directory}")
+        published[key] = str(path)
+        tmp = published_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(published, indent=1))
+        tmp.replace(published_path)
+        self._log("checkpoint", step, which=which, name=path.name, path=str(path))
+        return path
+
+    def _finish(self, step: int, stopped: bool) -> TrainResult:
+        c, info = self.ctx, self.info
+        digests = ddp.gather_objects(info, weights_digest(c["model"]))
+        checkpoints: dict[str, Path] = {}
+        final_metrics = self.history[-1]["metrics"] if self.history and self.history[-1]["step"] == step else {}
+        result = None
+        if info.is_main:
+            if self.best is not None and self.best_weights is not None:
+                checkpoints["best"] = self._publish("best", self.best_weights, self.best["step"], self.best["metrics"])
+            checkpoints["final"] = self._publish("final", c["model"].state_dict(), step, final_metrics)
+            result = TrainResult(self.run_dir, step, c["total"], stopped, self.best, final_metrics, checkpoints,
+                                 list(self.history), digests)
+            self._log("done", step, stopped=stopped, best=self.best,
+                      checkpoints={k: str(v) for k, v in checkpoints.items()}, replica_digests=digests)
+            tmp = self.run_dir / (RESULT_FILE + ".tmp")
+            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+            tmp.replace(self.run_dir / RESULT_FILE)
+            self.log.close()
+        result = ddp.broadcast_object(info, result.to_dict() if result is not None else None)
+        return TrainResult.from_dict(result)
+
+
+def run(config: TrainConfig, *, progress: Progress | None = None, stop: threading.Event | None = None,
+        clip: ClipEncoder | None = None, resume: bool | None = None, show_progress: bool = False) -> TrainResult:
+    """Train one stage as ``config`` says and return what it produced.
+
+    ``progress(record)`` receives every log record (see :mod:`training.runlog`) as it is written; ``stop`` ends
+    the run cleanly after the current step; ``clip`` reuses an already loaded encoder for the text tokens;
+    ``resume``: None continues from the run folder's snapshot if there is one, True requires one (and also
+    continues a run that was stopped early). ``show_progress`` draws tqdm bars (the CLI).
+    """
+    return Trainer(config, progress=progress, stop=stop, clip=clip, resume=resume, show_progress=show_progress).run()
