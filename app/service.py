@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from app.settings import Settings
 from indexing.config import LibraryConfig
 from indexing.errors import VideoError
-from indexing.library import Library, VideoRecord
+from indexing.library import Library, ReindexReport, VideoRecord
 from models.clip_encoder import ClipEncoder, EncoderSpec
 
 logger = logging.getLogger(__name__)
@@ -139,3 +139,18 @@ class EgoRecall:
     def remove(self, video_id: str) -> VideoRecord:
         """Remove one video and everything the library stored for it."""
         return self.library.remove(video_id)
+
+    def reindex(self, spec: EncoderSpec, progress: Callable[[int, int], None] | None = None) -> ReindexReport:
+        """Switch the library to another encoder: re-encode every video with ``spec`` (see
+        :meth:`Library.reindex`), then use that encoder for questions and new videos.
+
+        ``progress(frames_done, frames_total)`` follows the re-encoding. The old encoder keeps answering
+        questions until the switch.
+        """
+        library = self.library
+        with _quiet_random_init_warning(spec):
+            encoder = ClipEncoder.load(spec, self.settings.device)
+        report = library.reindex(encoder, progress=progress)
+        with self._lock:
+            self._explicit_spec, self._encoder = spec, encoder
+        return report
