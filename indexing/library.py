@@ -338,6 +338,9 @@ class Library:
             index = self._current_index()
             if index.ntotal == 0:
                 return [[] for _ in range(len(q))]
+            if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
+                raise EncoderMismatch(f"the library at {self.root} was just re-indexed with another encoder "
+                                      f"({index.dim}-d); load its new encoder to search it")
             scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
         rowids, bins = decode_ids(ids)
         out = []

@@ -214,3 +214,18 @@ def test_cli_reindex_and_a_killed_reindex_leaves_the_old_library_usable(tmp_path
     assert main(["library", "reindex", "--library", str(tmp_path / "nothing"), "--model", "egorecall-tiny",
                  "--pretrained", "none"]) == 1
     assert "there is no EgoRecall library" in capsys.readouterr().err
+
+
+def test_service_reindex_switches_the_encoder_it_answers_with(tmp_path, videos, tiny_spec, other_encoder):
+    from app.service import EgoRecall
+    from app.settings import Settings
+
+    settings = Settings(library=tmp_path / "lib", device="cpu")
+    service = EgoRecall(settings, encoder_spec=tiny_spec)
+    service.index(videos[:1])
+    seen = []
+    report = service.reindex(other_encoder.spec, progress=lambda d, t: seen.append((d, t)))
+    assert report.videos == 1 and seen[-1][0] == seen[-1][1] > 0
+    assert service.encoder().key == other_encoder.key == service.library.settings.encoder_key
+    assert service.index(videos[1:2])[0].ok
+    assert EgoRecall(settings).encoder_spec == other_encoder.spec  # a later process picks it up

@@ -246,3 +246,30 @@ def test_encoder_weights_load_as_an_encoder_and_are_refused_as_a_localizer(tmp_p
         ClipEncoder.load(EncoderSpec("egorecall-small", str(out)), device="cpu")
     with pytest.raises(WrongCheckpointKind, match="encoder weights"):
         load_checkpoint(out)
+
+
+def test_the_demo_encoder_reads_the_longest_synthetic_narration_and_question_whole():
+    import open_clip
+
+    from models.clip_encoder import register_model_configs
+    from models.text_normalize import normalize_text
+    from training.synthworld.catalog import DEFAULT_HOUSE as house
+
+    register_model_configs()
+    ctx = open_clip.get_model_config("egorecall-small")["text_cfg"]["context_length"]
+    tokenizer = open_clip.get_tokenizer("egorecall-small")
+    longest = lambda names: max(names, key=lambda n: len(tokenizer.encode(n)))  # noqa: E731
+    obj = longest([t.name for t in house.things])
+    objs = sorted((t.name for t in house.things), key=lambda n: -len(tokenizer.encode(n)))
+    place = longest([p.name for p in house.places])
+    inside = longest([p.name for p in house.places if p.preposition == "in"])
+    room = longest([r.name for r in house.rooms])
+    slots = max(len(p.slots) for p in house.places)
+    texts = [f"#C C looks at {', '.join('the ' + o for o in objs[:slots - 1])} and the {objs[slots - 1]} on the "
+             f"{place}", f"#C C walks into the {room} holding the {obj}",
+             f"Where were the {obj} before I took the {objs[1]} out of the {inside}?",
+             f"How many things did I put in the {inside}?",
+             "#C C picks up a small plastic container of cooking oil from the lower shelf of the kitchen cabinet"]
+    for text in texts:
+        n = len(tokenizer.encode(normalize_text(text))) + 2  # start and end tokens
+        assert n <= ctx, (text, n, ctx)

@@ -93,6 +93,42 @@ def random_resized_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Ten
     return out
 
 
+def train_step(net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler, loss_fn: EgoNCELoss, images: torch.Tensor, tokens: torch.Tensor,
+               keys: torch.Tensor, *, frames_per_clip: int = 1, grad_clip: float = 1.0,
+               amp: torch.dtype | None = None) -> torch.Tensor:
+    """One optimiser step on a batch (``images``: B * frames_per_clip normalised crops); returns the loss.
+
+    ``net`` is ``model`` or its DistributedDataParallel wrapper.
+    """
+    context = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
+    with context:
+        img, txt, scale = net(images, tokens)[:3]
+    img = F.normalize(img.float().view(len(tokens), frames_per_clip, -1).mean(1), dim=-1)
+    loss = loss_fn(img, txt.float(), scale.float(), keys)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+    return loss.detach()
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW as open_clip trains CLIP (betas 0.9/0.98, eps 1e-6, no decay on gains, biases, temperature)."""
+    decay = [p for n, p in model.named_parameters() if not _no_decay(n, p)]
+    no_decay = [p for n, p in model.named_parameters() if _no_decay(n, p)]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:  # the fused kernel is ~4x faster on CPU (the 49k-token embedding table dominates the update)
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
 def _no_decay(name: str, p: torch.nn.Parameter) -> bool:
     """open_clip's rule: no weight decay on gains, biases, norms, embeddings of one dimension, temperature."""
     return p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
@@ -287,11 +323,7 @@ class _Run:
         spe = sampler.steps_per_epoch
         total = cfg.steps or max(1, int(math.ceil((cfg.epochs or DEFAULT_EPOCHS) * spe)))
 
-        decay = [p for n, p in self.model.named_parameters() if not _no_decay(n, p)]
-        no_decay = [p for n, p in self.model.named_parameters() if _no_decay(n, p)]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98),
-                                      eps=1e-6)
+        optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay)
         amp = self._amp()
         scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
         loss_fn = EgoNCELoss(action_aware=cfg.action_aware, rank=ctx.rank, world_size=ctx.world_size)
@@ -347,21 +379,10 @@ class _Run:
                 images = self._images(batch, step)
                 tokens = self.tokens[batch].to(ctx.device, non_blocking=True)
                 keys = self.keys[batch].to(ctx.device)
-                with self._autocast():
-                    img, txt, scale = net(images, tokens)[:3]
-                img = F.normalize(img.float().view(len(batch), cfg.frames_per_clip, -1).mean(1), dim=-1)
-                loss = loss_fn(img, txt.float(), scale.float(), keys)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                with torch.no_grad():
-                    self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+                loss = train_step(net, self.model, optimizer, scaler, loss_fn, images, tokens, keys,
+                                  frames_per_clip=cfg.frames_per_clip, grad_clip=cfg.grad_clip, amp=amp)
                 step += 1
-                loss_value = float(loss.detach())
+                loss_value = float(loss)
                 if not math.isfinite(loss_value):
                     raise PretrainError(f"the loss became {loss_value} at step {step}; lower --lr")
                 loss_sum += loss_value
@@ -372,7 +393,7 @@ class _Run:
                 if step % cfg.log_every == 0 or step == total:
                     now = time.monotonic()
                     self._log({"step": step, "epoch": round(step / spe, 4), "loss": loss_sum / window_steps,
-                               "lr": lr, "logit_scale": float(self.model.logit_scale.exp()),
+                               "lr": lr, "logit_scale": float(self.model.logit_scale.detach().exp()),
                                "wall_s": round(self._wall(), 2),
                                "pairs_per_s": round(window_steps * pairs_per_step / max(now - window_start, 1e-9),
                                                     2)})
