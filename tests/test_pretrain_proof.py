@@ -73,7 +73,7 @@ def test_pretraining_makes_zero_shot_understand_words(world, tmp_path):
     chance = r_after["chance_t2v_R@5"]
     print(f"\nretrieval t2v R@5: before {r_before['t2v_R@5']:.1f}, after {r_after['t2v_R@5']:.1f} "
           f"(in training {result.metrics['t2v_R@5']:.1f}), chance {chance:.1f}")
-    assert r_after["t2v_R@5"] >= max(5 * chance, r_before["t2v_R@5"] + 30.0)
+    assert r_after["t2v_R@5"] >= max(10 * chance, r_before["t2v_R@5"] + 40.0)
     assert r_after["t2v_R@5"] == pytest.approx(result.metrics["t2v_R@5"], abs=5.0)  # the file is the model
 
     # (b) zero-shot NLQ on the held-out videos' questions
