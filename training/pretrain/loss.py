@@ -21,7 +21,6 @@ and every process computes the loss of the whole global batch; the action keys a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 NO_KEY = -1
@@ -73,7 +72,3 @@ class EgoNCELoss(ClipLoss):
         return 0.5 * (multi_positive_nce(logits_per_image, positives)
                       + multi_positive_nce(logits_per_text, positives.T))
 
-
-def retrieval_logits(frames: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity [frames, texts] of (not necessarily normalised) embeddings."""
-    return F.normalize(frames.float(), dim=-1) @ F.normalize(texts.float(), dim=-1).T

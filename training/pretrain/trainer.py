@@ -10,7 +10,7 @@ cosine decay, gradient clipping, the temperature clamped as in CLIP (at most 100
 runs under bf16 autocast (fp16 with loss scaling where bf16 is missing); CPU runs fp32.
 
 Determinism and resuming: the batches of epoch e are a function of (seed, e), and every random draw of step
-s (frames, crops) of a function of (seed, s, rank), so a run resumed from the state saved after step s
+s (frames, crops) is a function of (seed, s, rank), so a run resumed from the state saved after step s
 (:mod:`training.pretrain.state`) continues exactly as the uninterrupted run would have (up to floating-point
 non-determinism of the kernels).
 
@@ -40,7 +40,7 @@ from indexing.errors import VideoError
 from models.clip_encoder import ClipEncoder, EncoderSpec
 from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
-from training.pretrain.data import (FrameCache, KeyVocabulary, MomentSet, SceneBatchSampler, attach_frames,
+from training.pretrain.data import (FrameCache, KeyVocabulary, SceneBatchSampler, attach_frames,
                                     build_moments, cache_videos, find_videos, split_videos)
 from training.pretrain.distributed import DistContext, setup
 from training.pretrain.evaluate import retrieval_metrics
