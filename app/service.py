@@ -24,7 +24,7 @@ from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
 from indexing.errors import VideoError
-from indexing.library import Library, VideoRecord
+from indexing.library import Library, ReindexReport, VideoRecord
 from models.clip_encoder import ClipEncoder, EncoderSpec
 from models.errors import EgoRecallError
 
@@ -257,3 +257,19 @@ class EgoRecall:
         # An encoder this app already loaded serves the text tokens too (used only if its weights match).
         return run(config, progress=progress, stop=stop, clip=self._encoder, resume=resume,
                    show_progress=show_progress)
+
+    # ------------------------------------------------------------------------------------------ encoders
+    def reindex(self, spec: EncoderSpec, progress: Callable[[int, int], None] | None = None) -> ReindexReport:
+        """Switch the library to another encoder: re-encode every video with ``spec`` (see
+        :meth:`Library.reindex`), then use that encoder for questions and new videos.
+
+        ``progress(frames_done, frames_total)`` follows the re-encoding. The old encoder keeps answering
+        questions until the switch.
+        """
+        library = self.library
+        with _quiet_random_init_warning(spec):
+            encoder = ClipEncoder.load(spec, self.settings.device)
+        report = library.reindex(encoder, progress=progress)
+        with self._lock:
+            self._explicit_spec, self._encoder = spec, encoder
+        return report

@@ -146,6 +146,10 @@ class LibrarySettings:
     encoder_pretrained: str | None = None
     dim: int | None = None
     created_at: float = 0.0
+    feature_store: str | None = None
+    """Where the features and index of the current encoder live: None for ``features/`` and ``index/`` at the
+    library's root (every library until its first re-index), else the folder ``encoders/<name>/``. Switching
+    it is the single commit that moves a re-indexed library to its new encoder."""
 
 
 class Catalog:

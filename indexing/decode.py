@@ -294,7 +294,8 @@ class GridDecoder:
     """
 
     def __init__(self, path: str | Path, info: VideoInfo, grid: TimeGrid, short_side: int,
-                 config: DecodeConfig | None = None, *, batch_frames: int | None = None) -> None:
+                 config: DecodeConfig | None = None, *, batch_frames: int | None = None,
+                 times: np.ndarray | None = None) -> None:
         self.path = Path(path)
         self.info = info
         self.grid = grid
@@ -302,14 +303,19 @@ class GridDecoder:
         self.config = config or DecodeConfig()
         self.batch_frames = batch_frames or self.config.resolved_batch_frames(cuda=False)
         self.report: DecodeReport | None = None
+        self.times = self.grid.sample_times() if times is None else np.asarray(times, dtype=np.float64)
+        """The video seconds to take frames at; batch ``start`` indices count these. By default the grid's bin
+        centres; any non-decreasing times may be given instead (e.g. frames inside narration windows)."""
+        if len(self.times) == 0 or np.any(np.diff(self.times) < 0):
+            raise ValueError("sample times must be a non-empty, non-decreasing sequence")
 
     def segments(self) -> list[tuple[int, int]]:
-        """[start, end) bin ranges, one per decoder child."""
+        """[start, end) index ranges into :attr:`times`, one per decoder child."""
         by_length = max(1, math.floor(self.info.duration / max(self.config.min_segment_s, 1e-9)))
-        return segment_bounds(self.grid.num_bins, min(self.config.resolved_workers(), by_length))
+        return segment_bounds(len(self.times), min(self.config.resolved_workers(), by_length))
 
     def _requests(self) -> list[SegmentRequest]:
-        times = self.grid.sample_times()
+        times = self.times
         bounds = self.segments()
         threads = self.config.threads
         if not threads and len(bounds) > 1:
@@ -367,13 +373,17 @@ class GridDecoder:
 
 
 def decode_frames(path: str | Path, info: VideoInfo, grid: TimeGrid, short_side: int,
-                  config: DecodeConfig | None = None) -> tuple[np.ndarray, DecodeReport]:
-    """All grid frames of a (short) video as one array [num_bins, H, W, 3]: for tests and tools only."""
-    decoder = GridDecoder(path, info, grid, short_side, config)
+                  config: DecodeConfig | None = None, *, times: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, DecodeReport]:
+    """The frames on screen at ``times`` (default: every grid bin centre) as one array [len(times), H, W, 3].
+
+    Holds every frame in memory: for short videos, tests, tools, and frame caches of chosen moments.
+    """
+    decoder = GridDecoder(path, info, grid, short_side, config, times=times)
     out: np.ndarray | None = None
     for batch in decoder:
         if out is None:
-            out = np.zeros((grid.num_bins, *batch.frames.shape[1:]), np.uint8)
+            out = np.zeros((len(decoder.times), *batch.frames.shape[1:]), np.uint8)
         out[batch.start:batch.stop] = batch.frames
     return out, decoder.report
 

@@ -9,6 +9,8 @@ Layout of a library directory::
     index/frames.faiss      faiss index over every frame of every ready video (+ frames.json sidecar)
     clips/<id>/             cached answer clips and thumbnails (``indexing.clips``), removed with the video
     jobs/<job>/             work area of a running indexing job (its own flock, features, media)
+    encoders/<name>/        after a re-index: the features/ and index/ of the current encoder (the settings
+                            name which store is current; until the first re-index it is the root's)
 
 A library is made for one encoder (its ``key`` and dimension) and one grid rate; features of another encoder
 are refused. A video's id is the start of the sha256 of its bytes, so adding the same file twice (under any
@@ -22,6 +24,12 @@ after everything it needs is on disk. Whatever a killed process leaves behind is
 :meth:`Library.repair`): rows of jobs whose flock is free are dropped with their files, orphan and temporary
 files are deleted, and an index whose sidecar does not match the catalog is rebuilt from the feature files.
 Readers never take the lock and never wait for a writer.
+
+Changing the encoder (:meth:`Library.reindex`) re-encodes every video into a new store folder
+``encoders/<name>/`` (features, then an index over them), guarded by that folder's own flock, and switches
+the library in one SQLite transaction that names the new store and encoder and updates every row; only then
+is the old store deleted. A re-index killed at any instant leaves the old library intact and usable (its dead
+store folder is deleted on the next repair), and no index ever holds features of two encoders.
 
 Concurrency: any number of processes may index at once (each commit takes the lock in turn); several threads
 may share one :class:`Library`.
@@ -47,7 +55,7 @@ from indexing.catalog import (STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Cat
 from indexing.clips import CLIPS_DIR, video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
-from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
+from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo, VideoError
 from indexing.extract import FrameEncoder, Progress, extract_features
 from indexing.fsutil import (TMP_MARK, FileLock, HashCache, fsync_dir, link_or_copy, lock_is_free,
                              replace_durably, tmp_name)
@@ -61,8 +69,11 @@ DB_FILE = "library.sqlite"
 LOCK_FILE = "lock"
 ID_LENGTH = 12
 STALE_CLIP_TMP_S = 3600.0
+STORES_DIR = "encoders"
+STORE_LOCK = "lock"
 
-__all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "LibrarySettings", "LibraryConfig"]
+__all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings",
+           "LibraryConfig"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +102,29 @@ class CheckReport:
 
 
 @dataclass
+class ReindexReport:
+    """What :meth:`Library.reindex` did."""
+
+    old_key: str | None
+    new_key: str
+    videos: int = 0
+    """Videos re-encoded and searchable with the new encoder."""
+    damaged: list[tuple[str, str]] = field(default_factory=list)
+    """(video id, why) of videos that could not be re-encoded; they are marked damaged (remove, add again)."""
+    frames: int = 0
+    seconds: float = 0.0
+    unchanged: bool = False
+    """The library already used this encoder; nothing was done."""
+
+
+@dataclass
 class _Job:
     name: str
     dir: Path
     lock: FileLock
     rowid: int
     video_id: str
+    encoder_key: str
 
     @property
     def features(self) -> Path:
@@ -209,8 +237,9 @@ class Library:
             raise EncoderMismatch(
                 f"the library at {self.root} holds features of encoder {settings.encoder_key} "
                 f"({settings.dim}-d) and cannot mix in features of {key}; index with --model "
-                f"{settings.encoder_model} --pretrained {settings.encoder_pretrained}, or use another library "
-                f"(--library DIR)")
+                f"{settings.encoder_model} --pretrained {settings.encoder_pretrained}, switch the whole library "
+                f"to the new encoder with `python -m app library reindex --model NAME --pretrained TAG|FILE`, "
+                f"or use another library (--library DIR)")
 
     # ================================================================================== reading
     def videos(self, *, include_pending: bool = False) -> list[VideoRecord]:
@@ -255,16 +284,24 @@ class Library:
     def features(self, video: "str | VideoRecord") -> np.ndarray:
         """A read-only memory map of the video's features: float16 [num_bins, dim], L2-normalised rows.
 
-        ``video`` is an id, or a ready record just read from :meth:`videos` (saves a catalog lookup)."""
-        if isinstance(video, VideoRecord):
-            rec = video if video.ready else self._ready(video.id)
-        else:
-            rec = self._ready(video)
-        video_id = rec.id
-        try:
-            return _load_features(self._features_path(rec.id), rec.num_rows, rec.dim)
-        except LibraryError as exc:
-            raise LibraryError(f"the features of video {video_id} are unusable ({exc}); run repair") from None
+        ``video`` is an id or a record (only its id is used: the catalog's current record decides)."""
+        video_id = video.id if isinstance(video, VideoRecord) else video
+        for attempt in range(2):
+            with self.catalog.connect() as con:
+                rec = self.catalog.by_id(con, video_id)
+                settings = self.catalog.settings(con)
+                generation = self.catalog.generation(con)
+            if rec is None:
+                raise UnknownVideo(f"there is no video {video_id!r} in the library at {self.root}")
+            if rec.status != STATUS_READY:
+                raise LibraryError(f"video {video_id} ({rec.name}) is {rec.status}, not ready")
+            try:
+                return _load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
+            except LibraryError as exc:
+                if attempt == 0 and self.catalog.generation() != generation:
+                    continue  # a re-index switched stores between reading the record and the file
+                raise LibraryError(f"the features of video {video_id} are unusable ({exc}); run repair") from None
+        raise AssertionError("unreachable")
 
     def grid(self, video_id: str) -> TimeGrid:
         """The time grid of the video's features: row i covers [i / rate, (i + 1) / rate) seconds."""
@@ -286,17 +323,22 @@ class Library:
         """Feature rows over all ready videos (the size the frame index must have)."""
         return sum(r.num_rows for r in self.videos())
 
-    def search(self, queries: np.ndarray, k: int = 10, *,
-               video_ids: Sequence[str] | None = None) -> list[list[SearchHit]]:
+    def search(self, queries: np.ndarray, k: int = 10, *, video_ids: Sequence[str] | None = None,
+               encoder_key: str | None = None) -> list[list[SearchHit]]:
         """The ``k`` frames most similar to each query vector, best first, as one list per query.
 
         ``queries`` is float32 [Q, dim] (a single [dim] vector is accepted), in the encoder's space --
         e.g. ``encoder.encode_text([...])``. ``video_ids`` restricts the search to those videos.
+        ``encoder_key`` (the key of the encoder that made ``queries``), when given, must be the library's:
+        after a re-index, vectors of the old encoder are refused instead of silently compared.
         """
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None]
         settings = self.settings
+        if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
+            raise EncoderMismatch(f"the library at {self.root} now holds features of encoder "
+                                  f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it")
         if settings.dim is None:
             return [[] for _ in range(len(q))]
         if q.ndim != 2 or q.shape[1] != settings.dim:
@@ -317,6 +359,9 @@ class Library:
             index = self._current_index()
             if index.ntotal == 0:
                 return [[] for _ in range(len(q))]
+            if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
+                raise EncoderMismatch(f"the library at {self.root} was just re-indexed with another encoder "
+                                      f"({index.dim}-d); load its new encoder to search it")
             scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
         rowids, bins = decode_ids(ids)
         out = []
@@ -436,7 +481,7 @@ class Library:
                 lock.release()
                 shutil.rmtree(job_dir, ignore_errors=True)
                 raise
-        return _Job(name=name, dir=job_dir, lock=lock, rowid=rowid, video_id=video_id)
+        return _Job(name=name, dir=job_dir, lock=lock, rowid=rowid, video_id=video_id, encoder_key=encoder.key)
 
     def _commit(self, job: _Job, source: Path, media_mode: str, media_tmp: Path | None, result) -> VideoRecord:
         """Under the write lock: move files into place, index the vectors, save the index, mark ready.
@@ -445,8 +490,13 @@ class Library:
         saved; searches elsewhere read the previous index file until the catalog says otherwise.
         """
         with self._writing():
+            settings = self.settings
+            if settings.encoder_key != job.encoder_key:
+                raise EncoderMismatch(
+                    f"{source.name}: the library at {self.root} was re-indexed with encoder {settings.encoder_key} "
+                    f"while this video was being indexed; index it again")
             index = self._writable_index()
-            features_path = self._features_path(job.video_id)
+            features_path = self._features_path(job.video_id, settings)
             replace_durably(job.features, features_path)
             if media_tmp is not None:
                 media_path = self.root / "media" / f"{job.video_id}{source.suffix.lower()}"
@@ -470,7 +520,7 @@ class Library:
                     generation = self.catalog.bump_generation(con)
                     if index is None:
                         index = self._build_index(con, extra=[(job.rowid, features)])
-                    index.save(self.root / "index", generation, video_set_checksum(ready))
+                    index.save(self._index_dir(settings), generation, video_set_checksum(ready))
                     self.catalog.update(con, job.rowid, status=STATUS_READY, job=None, backend=result.report.backend,
                                         media_path=media_ref, media_mode=media_mode, added_at=time.time(),
                                         damaged_frames=int(result.report.damaged), index_seconds=result.seconds)
@@ -526,7 +576,7 @@ class Library:
                         if index is None:
                             index = self._build_index(con)
                         ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
-                        index.save(self.root / "index", generation, video_set_checksum(ready))
+                        index.save(self._index_dir(), generation, video_set_checksum(ready))
                 except BaseException:
                     with self._index_lock:
                         self._index = None
@@ -537,6 +587,163 @@ class Library:
             self._delete_files(rec)
         logger.info("removed %s (%s)", rec.id, rec.name)
         return rec
+
+    # ================================================================================== re-indexing
+    def reindex(self, encoder: FrameEncoder, *, progress: Progress | None = None) -> ReindexReport:
+        """Re-encode every video with ``encoder`` and switch the whole library to it in one commit.
+
+        Videos are decoded again from the library's media (or the referenced originals) on the library's grid;
+        features and a new index are built in a new store folder beside the current one while the library
+        stays searchable with its old encoder, and other processes may keep adding videos (with the old
+        encoder: they are caught up under the write lock before the switch). The switch is one SQLite
+        transaction (store, encoder settings, every row); the old store is deleted after it. A video that
+        cannot be decoded any more is marked damaged. ``progress(frames_done, frames_total)`` follows the
+        re-encoding. Raises :class:`LibraryBusy` when another re-index is running and :class:`LibraryError`
+        when media files are missing (before any work is done).
+        """
+        started = time.monotonic()
+        settings = self.settings
+        report = ReindexReport(old_key=settings.encoder_key, new_key=encoder.key)
+        if settings.encoder_key == encoder.key and settings.dim == encoder.dim:
+            report.unchanged = True
+            return report
+        self._check_media(self.videos())
+        store, lock = self._new_store(encoder)
+        committed = False
+        try:
+            done: set[str] = set()
+            counter = {"done": 0, "total": 0}
+            self._reencode(self.videos(), encoder, store, done, report, counter, progress)
+            with self._writing():  # catch up with videos added meanwhile; nobody can add or remove from here on
+                ready = self.videos()
+                self._check_media([r for r in ready if r.id not in done])
+                self._reencode(ready, encoder, store, done, report, counter, progress)
+                broken = {vid for vid, _ in report.damaged}
+                keep = [r for r in ready if r.id in done and r.id not in broken]
+                for p in (store / "features").iterdir():  # features of videos removed meanwhile
+                    if p.suffix == ".npy" and p.stem not in {r.id for r in keep}:
+                        p.unlink(missing_ok=True)
+                features = [(r.rowid, _load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim))
+                            for r in keep]
+                factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features),
+                                            int(encoder.dim))
+                index = FrameIndex.build(int(encoder.dim), factory, features, tuning=self.config.search)
+                old_settings = self.settings
+                try:
+                    with self.catalog.connect(write=True) as con:
+                        generation = self.catalog.bump_generation(con)
+                        index.save(store / "index", generation, video_set_checksum([(r.rowid, r.num_rows)
+                                                                                    for r in keep]))
+                        for rec in self.catalog.videos(con):
+                            if rec.status == STATUS_INDEXING:
+                                continue  # a live job of the old encoder: its commit will be refused
+                            status = STATUS_DAMAGED if rec.id in broken else rec.status
+                            self.catalog.update(con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim),
+                                                status=status)
+                        spec = encoder.spec
+                        for key, value in (("encoder_key", encoder.key), ("encoder_model", spec.model),
+                                           ("encoder_pretrained", spec.pretrained), ("dim", int(encoder.dim)),
+                                           ("feature_store", store.name)):
+                            self.catalog.set_setting(con, key, value)
+                    committed = True
+                finally:
+                    with self._index_lock:
+                        self._index = index if committed else None
+                        self._index_generation = generation if committed else None
+                self._delete_store(old_settings)
+        finally:
+            lock.release()
+            if committed:
+                (store / STORE_LOCK).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(store, ignore_errors=True)
+        report.videos = len(keep)
+        report.seconds = time.monotonic() - started
+        logger.info("re-indexed %s with %s: %d videos, %d damaged, %.1f s", self.root, encoder.key, report.videos,
+                    len(report.damaged), report.seconds)
+        return report
+
+    def _check_media(self, records: Sequence[VideoRecord]) -> None:
+        missing = []
+        for rec in records:
+            try:
+                self.media_path(rec.id)
+            except LibraryError:
+                missing.append(rec)
+        if missing:
+            names = ", ".join(f"{r.id} ({r.name})" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise LibraryError(f"cannot re-index the library at {self.root}: the video files of {len(missing)} "
+                               f"video(s) are missing: {names}; put them back, or remove those videos first")
+
+    def _new_store(self, encoder: FrameEncoder) -> tuple[Path, FileLock]:
+        """Under the write lock: refuse a second re-index, make the new store folder and take its flock."""
+        with self._writing():
+            stores = self.root / STORES_DIR
+            current = self.settings.feature_store
+            for other in sorted(stores.iterdir()) if stores.is_dir() else []:
+                if other.name != current and not lock_is_free(other / STORE_LOCK):
+                    raise LibraryBusy(f"the library at {self.root} is being re-indexed by another process right "
+                                      f"now ({other.name}); wait for it to finish")
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.spec.model)
+            store = stores / f"{safe}-{uuid.uuid4().hex[:8]}"
+            (store / "features").mkdir(parents=True)
+            (store / "index").mkdir()
+            lock = FileLock(store / STORE_LOCK)
+            if not lock.try_acquire():
+                raise LibraryError(f"could not lock the new encoder store {store}")
+        return store, lock
+
+    def _reencode(self, records: Sequence[VideoRecord], encoder: FrameEncoder, store: Path, done: set[str],
+                  report: ReindexReport, counter: dict, progress: Progress | None) -> None:
+        """Encode the videos not yet in ``done`` into ``store/features``; failures go to ``report.damaged``."""
+        broken = {vid for vid, _ in report.damaged}
+        todo = [r for r in records if r.id not in done and r.id not in broken]
+        counter["total"] += sum(r.num_rows for r in todo)
+        if progress:
+            progress(counter["done"], counter["total"])
+        for rec in todo:
+            final = store / "features" / f"{rec.id}.npy"
+            tmp = tmp_name(final)
+            base = counter["done"]
+            try:
+                path = self.media_path(rec.id)
+                info = probe_isolated(path, rate_hz=rec.rate_hz, config=self.config.decode)
+                if abs(info.duration - rec.duration) > 1e-3:
+                    raise InvalidVideo(path, f"it is {info.duration:.2f} s long now, not {rec.duration:.2f} s as "
+                                             f"when it was indexed")
+                feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                                  shape=(rec.num_rows, encoder.dim))
+                try:
+                    cb = (lambda d, _t, _b=base: progress(_b + d, counter["total"])) if progress else None
+                    extract_features(path, encoder, info, rec.grid, out=feats, config=self.config.decode,
+                                     progress=cb)
+                    feats.flush()
+                finally:
+                    del feats
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                replace_durably(tmp, final)
+                done.add(rec.id)
+            except (VideoError, LibraryError) as exc:
+                logger.warning("re-index: video %s (%s) could not be re-encoded: %s", rec.id, rec.name, exc)
+                report.damaged.append((rec.id, str(exc)))
+            finally:
+                tmp.unlink(missing_ok=True)
+            counter["done"] = base + rec.num_rows
+            report.frames = counter["done"]
+            if progress:
+                progress(counter["done"], counter["total"])
+
+    def _delete_store(self, settings: LibrarySettings) -> None:
+        """Delete a store that is no longer current (a crash before this is cleaned up by repair)."""
+        if settings.feature_store:
+            shutil.rmtree(self.root / STORES_DIR / settings.feature_store, ignore_errors=True)
+            return
+        for sub in ("features", "index"):
+            directory = self.root / sub
+            for p in directory.iterdir() if directory.is_dir() else []:
+                if p.is_file():
+                    p.unlink(missing_ok=True)
 
     # ================================================================================== checking
     def check(self) -> CheckReport:
@@ -561,6 +768,8 @@ class Library:
             logger.info("library %s: %s%s", self.root, problem, " (fixed)" if fix and fixed else "")
 
         with self.catalog.connect(write=fix) as con:
+            settings = self.catalog.settings(con)
+            store = self._store_dir(settings)
             rows = self.catalog.videos(con)
             by_job = {r.job: r for r in rows if r.job}
             for rec in rows:
@@ -571,7 +780,7 @@ class Library:
                         self._drop_row(con, rec, report)
                 elif rec.status == STATUS_READY:
                     try:
-                        _load_features(self._features_path(rec.id), rec.num_rows, rec.dim)
+                        _load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
                     except LibraryError as exc:
                         found(f"video {rec.id} ({rec.name}): {exc}", "marked it damaged; remove and add it again")
                         if fix:
@@ -587,12 +796,22 @@ class Library:
                     found(f"leftover job directory {job_dir.name}", "deleted it")
                     if fix:
                         shutil.rmtree(job_dir, ignore_errors=True)
+            stores = self.root / STORES_DIR
+            for other in sorted(stores.iterdir()) if stores.is_dir() else []:
+                if other.name != settings.feature_store and lock_is_free(other / STORE_LOCK):
+                    found(f"leftover encoder store {other.relative_to(self.root)} (an interrupted or finished "
+                          f"re-index)", "deleted it")
+                    if fix:
+                        shutil.rmtree(other, ignore_errors=True)
             rows = self.catalog.videos(con)
             keep_features = {f"{r.id}.npy" for r in rows if r.status in (STATUS_READY, STATUS_DAMAGED)}
             keep_media = {Path(r.media_path).name for r in rows
                           if r.media_path and r.media_mode != "reference" and r.status != STATUS_INDEXING}
-            for sub, keep in (("features", keep_features), ("media", keep_media), ("index", None), (".", None)):
-                directory = self.root / sub
+            scans = [(store / "features", keep_features), (self.root / "media", keep_media), (store / "index", None),
+                     (self.root, None)]
+            if settings.feature_store:  # the root's own store was replaced by a re-index: all of it is stale
+                scans += [(self.root / "features", set()), (self.root / "index", set())]
+            for directory, keep in scans:
                 for p in sorted(directory.iterdir()) if directory.is_dir() else []:
                     if not p.is_file():
                         continue
@@ -605,16 +824,16 @@ class Library:
                     if fix:
                         p.unlink(missing_ok=True)
             self._check_clips(found, {r.id for r in rows}, fix)
-            settings = self.catalog.settings(con)
             if settings.dim is not None:
-                why = FrameIndex.mismatch(self.root / "index", self._expected_meta(con, settings))
+                why = FrameIndex.mismatch(self._index_dir(settings), self._expected_meta(con, settings))
                 if why:
                     found(f"the frame index does not match the catalog ({why})", "rebuilt the frame index")
                     if fix:
                         with self._index_lock:
                             index = self._build_index(con)
                             generation = self.catalog.generation(con)
-                            index.save(self.root / "index", generation, self._expected_meta(con, settings).videos)
+                            index.save(self._index_dir(settings), generation,
+                                       self._expected_meta(con, settings).videos)
                             self._index, self._index_generation = index, generation
         if fix:
             fsync_dir(self.root)
@@ -654,8 +873,16 @@ class Library:
         finally:
             self._lock.release()
 
-    def _features_path(self, video_id: str) -> Path:
-        return self.root / "features" / f"{video_id}.npy"
+    def _store_dir(self, settings: LibrarySettings | None = None) -> Path:
+        """The folder holding ``features/`` and ``index/`` of the library's current encoder."""
+        settings = settings or self.settings
+        return self.root / STORES_DIR / settings.feature_store if settings.feature_store else self.root
+
+    def _features_path(self, video_id: str, settings: LibrarySettings | None = None) -> Path:
+        return self._store_dir(settings) / "features" / f"{video_id}.npy"
+
+    def _index_dir(self, settings: LibrarySettings | None = None) -> Path:
+        return self._store_dir(settings) / "index"
 
     def _job_dead(self, rec: VideoRecord) -> bool:
         return not rec.job or lock_is_free(self.root / "jobs" / rec.job / "lock")
@@ -695,7 +922,7 @@ class Library:
     def _build_index(self, con, extra: list[tuple[int, np.ndarray]] = ()) -> FrameIndex:
         """A new index from the feature files of every ready video (plus ``extra`` not yet marked ready)."""
         settings = self.catalog.settings(con)
-        videos = [(r.rowid, _load_features(self._features_path(r.id), r.num_rows, r.dim))
+        videos = [(r.rowid, _load_features(self._features_path(r.id, settings), r.num_rows, r.dim))
                   for r in self.catalog.videos(con, (STATUS_READY,))]
         videos = [*videos, *extra]
         factory = effective_factory(settings.index_factory, sum(len(f) for _, f in videos), int(settings.dim))
@@ -715,10 +942,10 @@ class Library:
             if self._index is not None and self._index_generation == generation:
                 return self._index
             expect = self._expected_meta(con, settings)
-            index = FrameIndex.load(self.root / "index", expect, self.config.search)
+            index = FrameIndex.load(self._index_dir(settings), expect, self.config.search)
             if index is None:
                 index = self._build_index(con)
-                index.save(self.root / "index", generation, expect.videos)
+                index.save(self._index_dir(settings), generation, expect.videos)
             self._index, self._index_generation = index, generation
             return index
 
@@ -730,7 +957,7 @@ class Library:
             if self._index is not None and self._index_generation == generation:
                 return self._index
             expect = self._expected_meta(con, settings)
-            index = FrameIndex.load(self.root / "index", expect, self.config.search)
+            index = FrameIndex.load(self._index_dir(settings), expect, self.config.search)
         if index is None:
             if self._lock.try_acquire():
                 try:

@@ -20,6 +20,7 @@ import csv
 import logging
 import math
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,10 @@ class Narration:
     """Which narration stream: ``narration_pass_1``/``narration_pass_2`` (EgoClip's ``narration_source``)."""
     window: tuple[float, float] | None = None
     """The narration's window when the file gives one (EgoClip ``clip_start``/``clip_end``), else None."""
+    verb_tags: tuple[int, ...] = ()
+    noun_tags: tuple[int, ...] = ()
+    """EgoClip's verb and noun class ids (``tag_verb``/``tag_noun``, e.g. ``[93]``) when the file has them:
+    the keys of EgoNCE's action-aware positives in pretraining."""
 
 
 @dataclass
@@ -62,6 +67,14 @@ class NarrationFile:
 
     def __iter__(self) -> Iterator[Narration]:
         return iter(self.narrations)
+
+
+_INT = re.compile(r"-?\d+")
+
+
+def _tags(cell: str) -> tuple[int, ...]:
+    """EgoClip's tag cells look like ``[93]`` or ``[192, 115]``; anything else reads as no tags."""
+    return tuple(sorted({int(x) for x in _INT.findall(cell or "")}))
 
 
 def _finite(value: Any) -> float | None:
@@ -166,7 +179,9 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
                         continue
                     time = (window[0] + window[1]) / 2.0
                 source = row[col("narration_source")].strip() if "narration_source" in columns else "egoclip"
-                out.append(Narration(video_uid, time, text, source or "egoclip", window))
+                verbs = _tags(row[col("tag_verb")]) if "tag_verb" in columns else ()
+                nouns = _tags(row[col("tag_noun")]) if "tag_noun" in columns else ()
+                out.append(Narration(video_uid, time, text, source or "egoclip", window, verbs, nouns))
         except UnicodeDecodeError:
             raise NarrationFileError(f"The narrations file {path} is not UTF-8 text.") from None
         except csv.Error as exc:

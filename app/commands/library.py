@@ -1,4 +1,4 @@
-"""``python -m app index VIDEO...`` and ``python -m app library list|remove|check|repair``.
+"""``python -m app index VIDEO...`` and ``python -m app library list|remove|check|repair|reindex``.
 
 ``index`` prints one line per indexed video on stdout and, for each file that cannot be indexed, exactly one
 ``error: <name>: <why>`` line on stderr; the other files are still indexed and the exit status is 1 if any
@@ -64,6 +64,17 @@ def register(subparsers) -> None:
     rp = sub.add_parser("repair", help="fix inconsistencies (dead jobs, orphan files, stale index)")
     _add_library_arg(rp)
     rp.set_defaults(handler=repair_command)
+    ri = sub.add_parser("reindex", help="switch the library to another encoder (re-encodes every video)",
+                        description="Re-encode every video of the library with another encoder and switch to it "
+                                    "atomically: until the switch the library keeps working with its old encoder, "
+                                    "and an interrupted re-index leaves it as it was.")
+    _add_library_arg(ri)
+    ri.add_argument("--model", required=True, metavar="NAME", help="open_clip architecture of the new encoder")
+    ri.add_argument("--pretrained", required=True, metavar="TAG|FILE|none",
+                    help="its weights: an open_clip tag, a weights file (e.g. from `pretrain`), or 'none'")
+    ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
+    ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
+    ri.set_defaults(handler=reindex_command)
 
 
 def _service(args):
@@ -157,6 +168,35 @@ def check_command(args) -> int:
     report = Library.open(_settings(args).library, create=False, repair=False).check()
     _print_report(report)
     return 0 if report.ok else 1
+
+
+def reindex_command(args) -> int:
+    from tqdm import tqdm
+
+    from models.clip_encoder import EncoderSpec
+
+    from indexing.library import Library
+
+    Library.open(_settings(args).library, create=False, repair=False)  # a clear error when there is none
+    service = _service(argparse.Namespace(library=args.library, device=args.device, workers=args.workers))
+    bar = tqdm(desc="re-indexing", unit="frame", leave=False, disable=None, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = service.reindex(EncoderSpec(args.model, args.pretrained), progress=progress)
+    finally:
+        bar.close()
+    if report.unchanged:
+        print(f"the library already uses {report.new_key}; nothing to do")
+        return 0
+    for video_id, why in report.damaged:
+        print(f"error: {why} (video {video_id} is now marked damaged; remove it and add it again)", file=sys.stderr)
+    print(f"re-indexed {report.videos} videos with {report.new_key} (was {report.old_key}) in "
+          f"{_duration(report.seconds)}")
+    return 1 if report.damaged else 0
 
 
 def repair_command(args) -> int:
