@@ -16,6 +16,8 @@ Calibration (2-core development box, 20 videos of 120 s at 96 px / 8 fps, 12 tra
       3  |        5.4 / 79.9 / 3.3          |     25.0 / 59.2 / 25.5 (120 q)      |     32.5 / 5.2
       4  |        1.2 / 76.5 / 3.0          |     20.9 / 50.9 / 21.1 (110 q)      |     29.1 / 3.6
 
+The NLQ columns were measured with a single narration-style text per question; the app's zero-shot path
+(question rewrite + prompt ensemble, used since) gives seed 1: before 17.5, after 64.2, chance 23.7.
 The thresholds below leave >= 23 points of margin on every seed measured. The test took 2 min on the
 development box with one other job running (the 120 steps ~75 CPU-seconds; see ``bench/README.md``).
 """
