@@ -24,6 +24,9 @@ class Settings:
     encoder: EncoderSpec = field(default_factory=EncoderSpec.from_env)
     device: str | None = field(default_factory=lambda: os.environ.get("EGORECALL_DEVICE") or None)
 
+    def __post_init__(self) -> None:
+        self.library = Path(self.library).expanduser()  # scripts pass strings
+
     @property
     def checkpoints_dir(self) -> Path:
         return Path(os.environ.get("EGORECALL_CHECKPOINTS", self.library / "checkpoints")).expanduser()
