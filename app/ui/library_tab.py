@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from app.ui.actions import Actions
 from app.ui.format import VIDEO_COLUMNS, progress_html, video_rows
@@ -52,7 +53,13 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     """Per page: the library version and job states last shown, so an idle timer sends nothing."""
 
     def enqueue(paths: list[str] | None) -> dict:
-        return actions.index([(p, Path(p).name) for p in (paths or [])])
+        # Gradio already accepts only files from its upload folder here; checked again, because indexing a
+        # server path would make its frames servable as answer clips.
+        uploads = Path(get_upload_folder()).resolve()
+        paths = [Path(p) for p in (paths or [])]
+        if any(not Path(p).resolve().is_relative_to(uploads) for p in paths):
+            raise gr.Error("Only uploaded files can be added.", print_exception=False)
+        return actions.index([(p, p.name) for p in paths])
 
     files.upload(enqueue, inputs=files, outputs=last_job, api_name="index", concurrency_id="gpu",
                  concurrency_limit=1, show_progress="minimal").then(
