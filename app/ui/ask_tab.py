@@ -25,8 +25,6 @@ MAX_K = 10
 ASK_CONCURRENCY = 4
 """Questions answered at once (each is a few tens of milliseconds of CPU plus clip cutting)."""
 
-PLOT_COLUMNS = ["time", "score", "series"]
-
 
 def scope_choices(records) -> list[tuple[str, str]]:
     return [("Whole library", ALL_VIDEOS)] + [(r.name, r.id) for r in records]
@@ -36,8 +34,17 @@ def mode_choices(modes: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(m["label"], m["name"]) for m in modes]
 
 
-def _plot_frame(series) -> pd.DataFrame:
-    return pd.DataFrame(series_points(series) if series is not None else [], columns=PLOT_COLUMNS)
+def typed_frame(points: list[dict[str, Any]], x: str, y: str) -> pd.DataFrame | None:
+    """Points as a frame with numeric axes, or None when there are none: Gradio's line plot keeps the axes and
+    colours of the first frame it draws, so an empty first frame would leave later curves invisible."""
+    if not points:
+        return None
+    frame = pd.DataFrame(points, columns=[x, y, "series"])
+    return frame.astype({x: "float64", y: "float64", "series": "str"})
+
+
+def _plot_frame(series) -> pd.DataFrame | None:
+    return typed_frame(series_points(series) if series is not None else [], "time", "score")
 
 
 def build(actions: Actions) -> dict[str, Any]:
@@ -58,12 +65,12 @@ def build(actions: Actions) -> dict[str, Any]:
     """Per page: {"moments": [records], "series": [ScoreSeries as dicts]}."""
     with gr.Row():
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Moments (click one to play it)", columns=5, height="auto",
+            gallery = gr.Gallery(label="Moments (click one to play it)", columns=5, height=190,
                                  allow_preview=False, elem_id="er-gallery")
             player = gr.Video(label="Selected moment", interactive=False, autoplay=True, elem_id="er-player")
         with gr.Column(scale=3):
             plot_video = gr.Dropdown(label="Score over time of", choices=[], allow_custom_value=True)
-            plot = gr.LinePlot(_plot_frame(None), x="time", y="score", color="series",
+            plot = gr.LinePlot(None, x="time", y="score", color="series",
                                x_title="time (s)", y_title="score", label="Score over time",
                                elem_id="er-plot", height=300)
     gr.Markdown("### Clips")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from app.ui.actions import Actions
+from app.ui.ask_tab import typed_frame
 from app.ui.train_form import HYPERPARAMETERS, config_defaults, config_label, config_names, curves, get_value
 from models.registry import localizer_names
 
@@ -21,8 +21,8 @@ SOURCE_LIBRARY = "This library"
 SOURCE_FOLDER = "A folder of clip features"
 
 
-def _frame(points: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(points, columns=["step", "value", "series"])
+def _frame(points: list[dict[str, Any]]):
+    return typed_frame(points, "step", "value")
 
 
 def _form_values(name: str) -> list[Any]:
@@ -76,9 +76,9 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
         stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
     status = gr.Markdown(_status_text(actions.jobs.training_status()), elem_id="er-train-status")
     with gr.Row():
-        loss_plot = gr.LinePlot(_frame([]), x="step", y="value", color="series", label="Training loss",
+        loss_plot = gr.LinePlot(None, x="step", y="value", color="series", label="Training loss",
                                 y_title="loss", height=260)
-        recall_plot = gr.LinePlot(_frame([]), x="step", y="value", color="series",
+        recall_plot = gr.LinePlot(None, x="step", y="value", color="series",
                                   label="Validation recall (%)", y_title="%", height=260)
     finished = gr.Textbox(visible=False)
     """The id of the last run that ended; the Ask tab re-reads its modes when it changes."""
