@@ -155,3 +155,38 @@ def test_remove_through_the_api(served, tmp_path):
     assert "extra.mp4" not in [v["name"] for v in client.predict(api_name="/videos")]
     with pytest.raises(Exception, match=f.video_id):
         client.predict(f.video_id, api_name="/remove")
+
+
+def test_train_through_the_api_publishes_a_mode(served, tmp_path):
+    """A tiny run on the app's own library: live records, then its checkpoints become answering modes."""
+    from training.nlq import NLQFileBuilder
+    from training_fixtures import TINY_TEXT, TINY_VSLNET
+
+    client = served["client"]
+    builder = NLQFileBuilder()
+    for uid, video, duration in (("c1", "kitchen walk", 12.0), ("c2", "garden", 8.0)):
+        builder.add_clip(uid, video, 0.0, duration, split="train")
+        for i, thing in enumerate(("red ball", "blue cup")):
+            builder.add_query(uid, f"where is the {thing}?", 1.0 + 3 * i, 2.5 + 3 * i,
+                              template="Objects: Where is object X?")
+    data = tmp_path / "nlq.json"
+    builder.write(data)
+    settings = {"name": "ui-tiny", "device": "cpu", "threads": 1, "data.train": [str(data)],
+                "data.val": str(data), "model.config": TINY_VSLNET, "text.kind": TINY_TEXT["kind"],
+                "text.model": TINY_TEXT["model"], "text.pretrained": TINY_TEXT["pretrained"],
+                "text.cache_dir": None, "optim.steps": 4, "optim.batch_size": 4, "optim.epochs": None,
+                "eval.every": 2, "output.log_every": 1, "output.tensorboard": False}
+    started = client.predict("vslnet_nlq", settings, api_name="/train")
+    assert started["name"] == "ui-tiny" and started["state"] in ("running", "finished")
+    status = served["app"].jobs.wait_training(120)
+    assert status["state"] == "finished", status["message"]
+    remote = client.predict(0, api_name="/train_status")
+    events = [r["event"] for r in remote["records"]]
+    assert events[0] == "start" and "train" in events and "eval" in events and events[-1] == "done"
+    modes = {m["name"]: m for m in client.predict(api_name="/modes")}
+    assert {"zeroshot", "ui-tiny-best", "ui-tiny-final"} <= set(modes)
+    assert "R@1@0.3" in modes["ui-tiny-best"]["metrics"] and "R@1@0.3" in modes["ui-tiny-best"]["label"]
+    answer = client.predict("where is the red ball?", "*", "ui-tiny-final", 3, api_name="/ask")
+    assert answer["mode"] == "ui-tiny-final" and len(answer["moments"]) == 3
+    with pytest.raises(Exception, match="unknown config key"):
+        client.predict("vslnet_nlq", {"optim.lrr": 1}, api_name="/train")

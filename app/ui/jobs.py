@@ -330,8 +330,9 @@ class JobManager:
 
     def _run_training(self, job: TrainJob, config) -> None:
         def progress(record: dict[str, Any]) -> None:
-            if record.get("event") == "start":
-                record = {k: v for k, v in record.items() if k != "config"}  # large, and not plotted
+            record = {k: v for k, v in record.items() if k != "config"}  # (large, and not plotted)
+            if "path" in record:  # HTTP clients take a {"path": ...} object for a file to download
+                record["file"] = record.pop("path")
             with self._lock:
                 job.records.append(record)
                 if len(job.records) > MAX_RECORDS:  # keep the first, thin the rest
