@@ -193,3 +193,11 @@ def test_python_api_imports():
     from app.settings import Settings as S
 
     assert EgoRecall is E and Settings is S
+
+
+def test_train_form_numbers():
+    from app.ui.train_tab import _number
+
+    assert _number("optim.steps", 0) is None and _number("optim.steps", 20.0) == 20
+    assert isinstance(_number("optim.batch_size", 32.0), int) and _number("optim.lr", 0.001) == 0.001
+    assert _number("optim.epochs", None) is None and _number("eval.every", 0) == 0

@@ -18,7 +18,7 @@ STAGE_LABELS = {"joint": "stage 1: joint NLQ + NaQ", "finetune": "stage 2: fine-
 HYPERPARAMETERS: tuple[tuple[str, str], ...] = (
     ("optim.lr", "Learning rate"),
     ("optim.batch_size", "Batch size (queries per step)"),
-    ("optim.steps", "Steps (empty: use epochs)"),
+    ("optim.steps", "Steps (0: use epochs)"),
     ("optim.epochs", "Epochs"),
     ("eval.every", "Evaluate every N steps (0: once per epoch)"),
     ("data.jitter_factor", "NaQ temporal jitter factor (1: off)"),

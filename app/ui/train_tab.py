@@ -133,7 +133,8 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
 
 
 def _number(key: str, value):
-    """Numbers from the form: whole numbers where the config wants them; empty means "not set"."""
+    """Numbers from the form: whole numbers where the config wants them; empty (or 0 for an optional
+    setting, which a number box shows for "not set") means "not set"."""
     if value is None or value == "":
         return None
     import typing
@@ -142,6 +143,8 @@ def _number(key: str, value):
 
     section, field = key.split(".")
     hint = typing.get_type_hints(type(getattr(TrainConfig(), section)))[field]
+    if "None" in str(hint) and float(value) == 0:  # an optional setting left at 0 means "not set"
+        return None
     if "int" in str(hint) and float(value).is_integer():
         return int(value)
     return float(value)
