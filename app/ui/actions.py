@@ -1,0 +1,162 @@
+"""Every user action of the app, once: the page's handlers and the HTTP API (``gradio_client``) both call these.
+
+Each action returns plain JSON-able data and turns failures into one readable line: an ``EgoRecallError``
+becomes a ``gr.Error`` with its own message; anything else is logged with its traceback and shown as one
+line saying so (never a stack trace in the page).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import logging
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import gradio as gr
+
+from app.ui.format import moment_record
+from app.ui.jobs import JobManager, error_message
+from models.errors import EgoRecallError
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ALL_VIDEOS = "*"
+"""The scope value meaning "the whole library" (video ids are hexadecimal, never ``*``)."""
+
+
+def user_facing(what: str) -> Callable[[F], F]:
+    """Turn any failure of ``fn`` into a ``gr.Error`` with one line for the user."""
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the page must get a sentence, not a traceback
+                # The message may hold file names; the page renders it as HTML, so it is escaped.
+                raise gr.Error(html.escape(_sentence(error_message(exc, what))), print_exception=False) from None
+        return inner  # type: ignore[return-value]
+    return wrap
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def video_record(record) -> dict[str, Any]:
+    keep = ("id", "name", "status", "duration", "fps", "width", "height", "codec", "frame_count", "encoder_key",
+            "dim", "rate_hz", "num_rows", "added_at", "size_bytes")
+    d = record.to_dict()
+    return {k: d.get(k) for k in keep}
+
+
+class Actions:
+    """The app's actions over one service and its job manager."""
+
+    def __init__(self, service, jobs: JobManager) -> None:
+        self.service = service
+        self.jobs = jobs
+
+    # ------------------------------------------------------------------ library
+    @user_facing("adding videos")
+    def index(self, files: list[tuple[str | Path, str]]) -> dict[str, Any]:
+        """Queue uploaded files for indexing; returns the job (poll ``index_status``)."""
+        return self.jobs.submit_index(files).to_dict()
+
+    @user_facing("reading the indexing status")
+    def index_status(self) -> dict[str, Any]:
+        return self.jobs.index_status()
+
+    @user_facing("listing the library")
+    def videos(self) -> list[dict[str, Any]]:
+        return [video_record(r) for r in self.service.videos()]
+
+    @user_facing("removing a video")
+    def remove(self, video_id: str) -> dict[str, Any]:
+        if not video_id:
+            raise EgoRecallError("choose a video to remove")
+        record = self.service.remove(video_id)
+        self.jobs.library_changed()
+        return video_record(record)
+
+    # ------------------------------------------------------------------ asking
+    @user_facing("listing the answering modes")
+    def modes(self) -> list[dict[str, Any]]:
+        """``zeroshot`` and the checkpoints trained on this library's features, with their metrics."""
+        from checkpoints import list_checkpoints
+
+        try:
+            names = self.service.modes()
+        except EgoRecallError:  # e.g. an empty library: only zero-shot can be named
+            names = ["zeroshot"]
+        infos = {c.name: c for c in list_checkpoints(self.service.settings.checkpoints_dir)}
+        out = []
+        for name in names:
+            info = infos.get(name)
+            metrics = dict(info.metrics) if info else {}
+            label = "zero-shot (CLIP)" if name == "zeroshot" else _checkpoint_label(name, info)
+            out.append({"name": name, "label": label, "metrics": metrics,
+                        "model": info.model if info else "clip", "stage": info.stage if info else ""})
+        return out
+
+    def ask_answer(self, question: str, video_id: str | None, mode: str, k: int):
+        """The service's :class:`~app.answers.Answer` (errors as ``EgoRecallError``)."""
+        scope = None if not video_id or video_id == ALL_VIDEOS else video_id
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise EgoRecallError(f"k must be a whole number of moments, not {k!r}") from None
+        return self.service.ask(question or "", video_id=scope, mode=mode or "zeroshot", k=k)
+
+    @user_facing("answering the question")
+    def ask(self, question: str, video_id: str | None = None, mode: str = "zeroshot", k: int = 5) -> dict:
+        answer = self.ask_answer(question, video_id, mode, k)
+        return answer_record(answer)
+
+    # ------------------------------------------------------------------ training
+    @user_facing("starting training")
+    def train(self, config: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        from app.ui.train_form import make_config
+
+        job = self.jobs.start_training(make_config(config, settings or {}, self.service.settings))
+        return self.jobs.training_status()
+
+    @user_facing("reading the training status")
+    def train_status(self, since: int = 0) -> dict[str, Any]:
+        return self.jobs.training_status(int(since or 0))
+
+    @user_facing("stopping training")
+    def train_stop(self) -> dict[str, Any]:
+        self.jobs.stop_training()
+        return self.jobs.training_status()
+
+    # ------------------------------------------------------------------ demo
+    @user_facing("making demo data")
+    def demo(self) -> dict[str, Any]:
+        return self.jobs.start_demo().to_dict()
+
+    @user_facing("stopping the demo")
+    def demo_stop(self) -> dict[str, Any]:
+        self.jobs.stop_demo()
+        return self.jobs.demo_status()
+
+
+def _checkpoint_label(name: str, info) -> str:
+    if info is None:
+        return name
+    m = info.metrics or {}
+    figures = ", ".join(f"{k} {m[k]:.1f}" for k in ("R@1@0.3", "R@5@0.3") if k in m)
+    return f"{name} ({info.model}{', ' + figures if figures else ''})"
+
+
+def answer_record(answer) -> dict[str, Any]:
+    """The ``ask`` API's answer: moments as records (clip files by path and by URL), without the curves."""
+    return {"question": answer.question, "mode": answer.mode, "video_id": answer.video_id,
+            "moments": [moment_record(m) for m in answer.moments], "candidates": answer.candidates,
+            "seconds": round(answer.seconds, 3)}

@@ -1,0 +1,135 @@
+"""Pure helpers that turn the service's results into what the page shows and the API returns.
+
+No Gradio here (only plain data and HTML strings), so every rule of presentation is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from app.commands.ask import clock
+
+__all__ = ["clock", "span", "file_url", "moment_record", "moment_caption", "video_rows", "VIDEO_COLUMNS",
+           "progress_html", "series_points", "eta_text", "playback_offset"]
+
+VIDEO_COLUMNS = ["Name", "Duration", "Frames", "Encoder", "Added", "Status", "ID"]
+
+
+def span(start: float, end: float) -> str:
+    """``m:ss–m:ss``; a window inside one second shows its end rounded up, so it never reads as empty."""
+    a, b = clock(start), clock(end)
+    if a == b and end > start:
+        b = clock(math.ceil(end))
+    return f"{a}–{b}"
+
+
+def file_url(path: str | Path | None) -> str | None:
+    """The app's URL path of a file it may serve (answer clips and thumbnails live in an allowed folder)."""
+    if path is None:
+        return None
+    return "gradio_api/file=" + quote(str(Path(path).resolve()))
+
+
+def playback_offset(moment) -> float:
+    """Where the window starts inside the (padded) clip, so the player can begin at the moment itself."""
+    if moment.clip_start is None:
+        return 0.0
+    return max(0.0, float(moment.start) - float(moment.clip_start))
+
+
+def moment_record(moment) -> dict[str, Any]:
+    """One answer moment as JSON for the API: ids, times (seconds and m:ss), score and its files."""
+    return {"rank": moment.rank, "video_id": moment.video_id, "video_name": moment.video_name,
+            "start": round(float(moment.start), 3), "end": round(float(moment.end), 3),
+            "span": span(moment.start, moment.end), "score": round(float(moment.score), 6),
+            "clip": str(moment.clip) if moment.clip else None, "clip_url": file_url(moment.clip),
+            "thumbnail": str(moment.thumbnail) if moment.thumbnail else None,
+            "thumbnail_url": file_url(moment.thumbnail),
+            "clip_start": None if moment.clip_start is None else round(float(moment.clip_start), 3),
+            "clip_error": moment.clip_error}
+
+
+def moment_caption(moment) -> str:
+    """``#1 · kitchen.mp4 · 0:12–0:18 · score 0.312``"""
+    return f"#{moment.rank} · {moment.video_name} · {span(moment.start, moment.end)} · score {moment.score:.3f}"
+
+
+def _date(unix: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix)) if unix else ""
+
+
+def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
+    """Rows of the library table (:data:`VIDEO_COLUMNS`): ready videos, then files still being indexed."""
+    rows = []
+    for r in records:
+        frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
+        rows.append([r.name, clock(r.duration), frames if frames is not None else "", r.encoder_key,
+                     _date(r.added_at), r.status, r.id])
+    for f in pending:
+        if f.state == "indexing" and f.frames_total:
+            status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
+        else:
+            status = f.state
+        rows.append([f.name, "", "", "", "", status, ""])
+    return rows
+
+
+def eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating time left"
+    return f"about {clock(math.ceil(seconds))} left"
+
+
+def progress_html(status: dict[str, Any], limit: int = 6) -> str:
+    """The indexing panel: a real progress bar for the file being indexed (frames done of total, ETA), the
+    queue, and the outcome of recent files (errors as one line each)."""
+    parts = []
+    cur = status.get("current")
+    if cur:
+        total, done = cur["frames_total"], cur["frames_done"]
+        pct = 100.0 * done / total if total else 0.0
+        parts.append(
+            f'<div class="er-progress" data-state="indexing">'
+            f'<div>Indexing <b>{html.escape(cur["name"])}</b> (file {cur["file"]} of {cur["files"]}): '
+            f'{done} / {total or "?"} frames, {html.escape(eta_text(cur["eta_s"]))}</div>'
+            f'<progress max="100" value="{pct:.1f}" style="width:100%">{pct:.0f}%</progress></div>')
+    if status.get("queued_files"):
+        parts.append(f"<div>{status['queued_files']} file(s) waiting</div>")
+    lines = []
+    for job in status.get("jobs", []):
+        for f in job["files"]:
+            if f["state"] in ("indexed", "existed"):
+                lines.append(f'<li class="er-ok">{html.escape(f["name"])}: {html.escape(f["message"])}</li>')
+            elif f["state"] == "failed":
+                lines.append(f'<li class="er-failed">not added: {html.escape(f["message"])}</li>')
+    if lines:
+        parts.append("<ul>" + "".join(lines[:limit]) + "</ul>")
+    if not parts:
+        return '<div class="er-progress" data-state="idle">No indexing in progress.</div>'
+    if not cur:
+        parts.insert(0, '<div class="er-progress" data-state="idle"></div>')
+    return "".join(parts)
+
+
+def series_points(series, *, max_points: int = 4000) -> list[dict[str, Any]]:
+    """Points of one video's score curve for a line plot: the curve itself (``series = "score"``) and, over
+    each answer window, the same points again under ``"#rank"`` so the windows stand out in colour.
+    Long curves are thinned to ``max_points`` (every n-th point) and gaps (NaN) are dropped."""
+    times, scores = list(series.times), list(series.scores)
+    step = max(1, math.ceil(len(times) / max_points))
+    pts = [{"time": round(float(t), 3), "score": float(s), "series": "score"}
+           for t, s in zip(times[::step], scores[::step]) if math.isfinite(float(s))]
+    for start, end, rank in series.windows:
+        inside = [(float(t), float(s)) for t, s in zip(times, scores) if start <= t <= end and math.isfinite(s)]
+        if not inside:  # a window shorter than a bin: mark its two ends at the nearest curve value
+            near = min(zip(times, scores), key=lambda ts: abs(ts[0] - (start + end) / 2), default=None)
+            if near is None or not math.isfinite(float(near[1])):
+                continue
+            inside = [(start, float(near[1])), (end, float(near[1]))]
+        pts += [{"time": round(t, 3), "score": s, "series": f"#{rank}"} for t, s in inside]
+    return pts

@@ -1,0 +1,457 @@
+"""Background work of the app: the indexing queue, the demo-data job and the one training run.
+
+Event handlers only enqueue and return, so a page never waits on a long job and questions are never held up
+behind indexing or training. The state lives here, in one object owned by the app instance -- not in a page
+and not in a module global -- so progress survives a page reload, and two apps in one process (tests) do not
+share jobs.
+
+* Encoder work (indexing uploads, making demo data) goes through ONE worker thread, in order: the encoder and
+  the library's writer are used by one job at a time, and the GPU is never shared by two encoder jobs.
+* Training runs in its own thread; only one run at a time (:class:`JobBusy` otherwise). ``stop`` sets the
+  ``threading.Event`` the training loop watches, so it ends cleanly after the current step.
+
+Every status is plain JSON-able data (``index_status()``, ``training_status()``, ``demo_status()``): the UI
+renders it, and the HTTP API returns it as is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from models.errors import EgoRecallError
+
+logger = logging.getLogger(__name__)
+
+UNEXPECTED = "an unexpected error stopped {what} (the server log has the details)"
+"""What a user sees for a bug: one line, never a traceback (the traceback goes to the log)."""
+
+MAX_RECORDS = 20_000
+"""Training log records kept in memory for the curves (a long run logs every ``log_every`` steps)."""
+
+
+class JobBusy(EgoRecallError):
+    """A job of this kind is already running (one training run, one demo at a time)."""
+
+
+class UnknownJob(EgoRecallError):
+    """No job with this id."""
+
+
+def error_message(exc: BaseException, what: str) -> str:
+    """One line for the user: our own errors say what to do; anything else is logged with its traceback."""
+    if isinstance(exc, EgoRecallError):
+        return str(exc)
+    logger.error("%s failed", what, exc_info=exc)
+    return UNEXPECTED.format(what=what)
+
+
+# ---------------------------------------------------------------------------------------------- indexing
+@dataclass
+class IndexFile:
+    path: Path
+    name: str
+    state: str = "queued"
+    """queued | indexing | indexed | existed | failed"""
+    message: str = ""
+    video_id: str | None = None
+    frames_done: int = 0
+    frames_total: int = 0
+    started: float | None = None
+
+    def eta_s(self, now: float) -> float | None:
+        """Seconds left for this file, from its encoding rate so far (None until it is measurable)."""
+        if self.started is None or self.frames_done <= 0 or self.frames_total <= 0:
+            return None
+        rate = self.frames_done / max(now - self.started, 1e-6)
+        return max(0.0, (self.frames_total - self.frames_done) / rate)
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {"name": self.name, "state": self.state, "message": self.message, "video_id": self.video_id,
+                "frames_done": self.frames_done, "frames_total": self.frames_total,
+                "eta_s": None if self.state != "indexing" else self.eta_s(now)}
+
+
+@dataclass
+class IndexJob:
+    id: str
+    files: list[IndexFile]
+    created: float = field(default_factory=time.time)
+    state: str = "queued"
+    """queued | running | done"""
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        now = time.monotonic() if now is None else now
+        return {"id": self.id, "kind": "index", "state": self.state, "created": self.created,
+                "files": [f.to_dict(now) for f in self.files]}
+
+
+# ---------------------------------------------------------------------------------------------- training / demo
+@dataclass
+class TrainJob:
+    id: str
+    name: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    state: str = "running"
+    """running | stopping | finished | stopped | failed"""
+    message: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "stopping")
+
+    def to_dict(self, since: int = 0) -> dict[str, Any]:
+        """``since``: only records from this index on (a page that already has the first ones)."""
+        last = next((r for r in reversed(self.records) if r.get("event") in ("train", "eval", "start")), None)
+        return {"id": self.id, "kind": "train", "name": self.name, "state": self.state, "message": self.message,
+                "step": last.get("step", 0) if last else 0, "total_steps": last.get("total_steps", 0) if last else 0,
+                "started": self.started, "ended": self.ended, "result": self.result,
+                "num_records": len(self.records), "records": self.records[since:]}
+
+
+@dataclass
+class DemoJob:
+    id: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"
+    """queued | running | finished | stopped | failed"""
+    stage: str = ""
+    fraction: float = 0.0
+    message: str = ""
+    report: Any = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": "demo", "state": self.state, "stage": self.stage,
+                "fraction": round(self.fraction, 4), "message": self.message}
+
+
+def describe_report(report: Any) -> str:
+    """A one-line summary of whatever the demo returned (its ``summary()``/``to_dict()`` when it has one)."""
+    for attr in ("summary", "describe"):
+        fn = getattr(report, attr, None)
+        if callable(fn):
+            return str(fn())
+    to_dict = getattr(report, "to_dict", None)
+    if callable(to_dict):
+        d = to_dict()
+        return ", ".join(f"{k}: {v}" for k, v in d.items() if isinstance(v, (str, int, float, bool)))
+    return "" if report is None else str(report)
+
+
+# ---------------------------------------------------------------------------------------------- the manager
+class JobManager:
+    """Owns the app's background jobs. ``service`` is the :class:`~app.service.EgoRecall` they act on.
+
+    ``keep`` finished index jobs are remembered for the status display. ``demo_runner`` (tests) replaces
+    the lazily imported ``app.demo.run_demo``.
+    """
+
+    def __init__(self, service, *, keep: int = 20,
+                 demo_runner: Callable[..., Any] | None = None) -> None:
+        self.service = service
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: "queue.Queue[IndexJob | DemoJob]" = queue.Queue()
+        self._index_jobs: list[IndexJob] = []
+        self._train: TrainJob | None = None
+        self._train_thread: threading.Thread | None = None
+        self._demo: DemoJob | None = None
+        self._demo_runner = demo_runner
+        self._ids = itertools.count(1)
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self.library_version = 0
+        """Bumped whenever the set of library videos may have changed (pages re-read the list then)."""
+
+    # ------------------------------------------------------------------ the encoder queue
+    def _next_id(self, kind: str) -> str:
+        return f"{kind}-{next(self._ids)}"
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="egorecall-encoder-jobs", daemon=True)
+            self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None or self._closed:
+                return
+            try:
+                if isinstance(job, IndexJob):
+                    self._run_index(job)
+                else:
+                    self._run_demo(job)
+            except Exception:  # noqa: BLE001 - the worker must survive any job
+                logger.exception("background job %s failed", job.id)
+            finally:
+                self._bump()
+
+    def _bump(self) -> None:
+        with self._changed:
+            self.library_version += 1
+            self._changed.notify_all()
+
+    def library_changed(self) -> None:
+        """Tell pages to re-read the video list (after a removal made outside the queue)."""
+        self._bump()
+
+    def close(self) -> None:
+        """Stop taking jobs; a running training run is asked to stop."""
+        self._closed = True
+        self._queue.put(None)  # type: ignore[arg-type]
+        with self._lock:
+            if self._train is not None and self._train.active:
+                self._train.stop.set()
+            if self._demo is not None:
+                self._demo.stop.set()
+
+    # ------------------------------------------------------------------ indexing
+    def submit_index(self, files: list[tuple[str | Path, str]]) -> IndexJob:
+        """Queue files for indexing: ``(path, display name)`` pairs. Returns at once."""
+        if not files:
+            raise EgoRecallError("choose at least one video file to add")
+        job = IndexJob(self._next_id("index"), [IndexFile(Path(p), name or Path(p).name) for p, name in files])
+        with self._lock:
+            self._index_jobs.append(job)
+            done = [j for j in self._index_jobs if j.finished]
+            for old in done[:max(0, len(done) - self._keep)]:
+                self._index_jobs.remove(old)
+        self._queue.put(job)
+        self._ensure_worker()
+        self._bump()
+        return job
+
+    def _run_index(self, job: IndexJob) -> None:
+        job.state = "running"
+        for i, f in enumerate(job.files):
+            if f.state != "queued":
+                continue
+            f.state, f.started = "indexing", time.monotonic()
+
+            def progress(_path, done, total, _f=f):
+                _f.frames_done, _f.frames_total = int(done), int(total)
+
+            try:
+                (result,) = self.service.index([f.path], progress=progress, copy_media=True)
+            except Exception as exc:  # noqa: BLE001 - the library/encoder failed for every file alike
+                message = error_message(exc, f"indexing {f.name}")
+                for rest in job.files[i:]:
+                    rest.state, rest.message = "failed", message
+                break
+            if result.ok:
+                f.video_id = result.record.id
+                f.state = "existed" if result.existed else "indexed"
+                f.message = "already in the library" if result.existed else "indexed"
+                f.frames_done = f.frames_total = max(f.frames_total, f.frames_done)
+            else:
+                f.state = "failed"
+                # The library names the file by its temporary upload name; say the user's name instead.
+                f.message = f"{f.name}: {result.error.reason}" if hasattr(result.error, "reason") \
+                    else str(result.error)
+            self._bump()
+        job.state = "done"
+
+    def index_job(self, job_id: str) -> IndexJob:
+        with self._lock:
+            for job in self._index_jobs:
+                if job.id == job_id:
+                    return job
+        raise UnknownJob(f"there is no indexing job {job_id!r}")
+
+    def index_status(self) -> dict[str, Any]:
+        """The current file (with ETA), the queue length and the recent jobs, newest first."""
+        now = time.monotonic()
+        with self._lock:
+            jobs = list(self._index_jobs)
+        current = None
+        queued = 0
+        for job in jobs:
+            for n, f in enumerate(job.files, start=1):
+                if f.state == "indexing":
+                    current = {"job": job.id, "name": f.name, "file": n, "files": len(job.files),
+                               "frames_done": f.frames_done, "frames_total": f.frames_total,
+                               "fraction": f.frames_done / f.frames_total if f.frames_total else 0.0,
+                               "eta_s": f.eta_s(now)}
+                elif f.state == "queued":
+                    queued += 1
+        return {"busy": current is not None or queued > 0, "current": current, "queued_files": queued,
+                "version": self.library_version, "jobs": [j.to_dict(now) for j in reversed(jobs)]}
+
+    def wait_index(self, job_id: str, timeout: float | None = None) -> IndexJob:
+        """Block until a job has finished (tests, scripts); returns it (finished or not at the timeout)."""
+        job = self.index_job(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not job.finished:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._changed.wait(0.5 if left is None else min(left, 0.5))
+        return job
+
+    def pending_files(self) -> list[IndexFile]:
+        """Files queued or being indexed (shown in the video list next to the ready videos)."""
+        with self._lock:
+            return [f for j in self._index_jobs for f in j.files if f.state in ("queued", "indexing")]
+
+    # ------------------------------------------------------------------ training
+    def start_training(self, config) -> TrainJob:
+        """Start one training run (a :class:`training.config.TrainConfig`) in the background."""
+        with self._lock:
+            if self._train is not None and self._train.active:
+                raise JobBusy(f"the training run '{self._train.name}' is still running; stop it or wait for it "
+                              f"to finish before starting another")
+            job = TrainJob(self._next_id("train"), config.name)
+            self._train = job
+            self._train_thread = threading.Thread(target=self._run_training, args=(job, config),
+                                                  name=f"egorecall-train-{config.name}", daemon=True)
+            self._train_thread.start()
+        return job
+
+    def _run_training(self, job: TrainJob, config) -> None:
+        def progress(record: dict[str, Any]) -> None:
+            record = {k: v for k, v in record.items() if k != "config"}  # (large, and not plotted)
+            if "path" in record:  # HTTP clients take a {"path": ...} object for a file to download
+                record["file"] = record.pop("path")
+            with self._lock:
+                job.records.append(record)
+                if len(job.records) > MAX_RECORDS:  # keep the first, thin the rest
+                    del job.records[1:len(job.records) // 2:2]
+
+        try:
+            result = self.service.train(config, progress=progress, stop=job.stop)
+        except Exception as exc:  # noqa: BLE001
+            job.state, job.message = "failed", error_message(exc, f"the training run '{job.name}'")
+        else:
+            job.result = _train_result(result)
+            job.state = "stopped" if result.stopped else "finished"
+            job.message = _train_message(job.result)
+        finally:
+            job.ended = time.time()
+            self._bump()
+
+    def stop_training(self) -> TrainJob | None:
+        """Ask the running training run to stop after its current step (None when none is running)."""
+        with self._lock:
+            job = self._train
+            if job is None or not job.active:
+                return None
+            job.stop.set()
+            job.state = "stopping"
+            return job
+
+    def training_status(self, since: int = 0) -> dict[str, Any]:
+        with self._lock:
+            job = self._train
+            if job is None:
+                return {"kind": "train", "state": "idle", "message": "", "records": [], "num_records": 0}
+            return job.to_dict(since)
+
+    def wait_training(self, timeout: float | None = None) -> dict[str, Any]:
+        thread = self._train_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.training_status()
+
+    # ------------------------------------------------------------------ demo data
+    def start_demo(self) -> DemoJob:
+        """Queue "make demo data" (``app.demo.run_demo``) on the encoder queue. Raises :class:`JobBusy` while
+        one is queued or running, and an :class:`EgoRecallError` when this build has no demo module."""
+        runner = self._demo_runner or _import_demo_runner()
+        with self._lock:
+            if self._demo is not None and self._demo.active:
+                raise JobBusy("demo data is already being made")
+            job = DemoJob(self._next_id("demo"))
+            self._demo = job
+            self._demo_runner = runner
+        self._queue.put(job)
+        self._ensure_worker()
+        return job
+
+    def _run_demo(self, job: DemoJob) -> None:
+        if job.stop.is_set():
+            job.state, job.message = "stopped", "stopped before it began"
+            return
+        job.state = "running"
+
+        def progress(stage: str, fraction: float) -> None:
+            job.stage, job.fraction = str(stage), float(min(max(fraction, 0.0), 1.0))
+            self._bump()
+
+        try:
+            report = self._demo_runner(self.service, progress=progress, stop=job.stop)
+        except Exception as exc:  # noqa: BLE001
+            job.state, job.message = "failed", error_message(exc, "making demo data")
+            return
+        job.report = report
+        job.state = "stopped" if job.stop.is_set() else "finished"
+        job.fraction = 1.0 if job.state == "finished" else job.fraction
+        job.message = describe_report(report) or ("demo data is ready" if job.state == "finished" else "stopped")
+
+    def stop_demo(self) -> DemoJob | None:
+        with self._lock:
+            job = self._demo
+            if job is None or not job.active:
+                return None
+            job.stop.set()
+            return job
+
+    def demo_status(self) -> dict[str, Any]:
+        with self._lock:
+            return self._demo.to_dict() if self._demo is not None else {"kind": "demo", "state": "idle",
+                                                                        "stage": "", "fraction": 0.0,
+                                                                        "message": ""}
+
+
+class DemoUnavailable(EgoRecallError):
+    """This build has no demo-data module."""
+
+
+def _import_demo_runner() -> Callable[..., Any]:
+    try:
+        from app.demo import run_demo  # noqa: PLC0415 - optional module, written separately
+    except ImportError as exc:
+        logger.info("no demo module: %s", exc)
+        raise DemoUnavailable("making demo data is not available in this build of EgoRecall (the app.demo "
+                              "module is missing)") from None
+    return run_demo
+
+
+def _train_result(result) -> dict[str, Any]:
+    d = result.to_dict()
+    d.pop("history", None)
+    d.pop("replica_digests", None)
+    return d
+
+
+def _train_message(result: dict[str, Any]) -> str:
+    state = "stopped early at" if result.get("stopped") else "finished after"
+    text = f"{state} step {result.get('steps')} of {result.get('total_steps')}"
+    best = result.get("best")
+    if best and best.get("metrics"):
+        m = best["metrics"]
+        text += "; best " + ", ".join(f"{k} {m[k]:.1f}" for k in ("R@1@0.3", "R@5@0.3") if k in m)
+    names = [Path(p).name for p in result.get("checkpoints", {}).values()]
+    if names:
+        text += "; new checkpoints: " + ", ".join(names)
+    return text

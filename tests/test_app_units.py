@@ -1,0 +1,203 @@
+"""The app's pure helpers and its job manager, without a server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from app.answers import Moment, ScoreSeries
+from app.ui.format import clock, moment_caption, moment_record, progress_html, series_points, span, video_rows
+from app.ui.jobs import DemoUnavailable, JobBusy, JobManager
+from app.ui.train_form import config_defaults, config_names, curves, make_config
+from models.errors import EgoRecallError
+
+
+def test_clock_and_span():
+    assert [clock(s) for s in (0, 5.9, 65, 3599.99, 3600, 7322)] == ["0:00", "0:05", "1:05", "59:59", "1:00:00",
+                                                                     "2:02:02"]
+    assert span(12.4, 18.7) == "0:12–0:18"
+    assert span(4.2, 4.8) == "0:04–0:05"  # never an empty-looking window
+    assert span(59.5, 61.0) == "0:59–1:01"
+
+
+def test_moment_record_and_caption(tmp_path):
+    clip = tmp_path / "c.mp4"
+    m = Moment("abc123", "kitchen.mp4", 12.25, 18.5, 0.31234, 1, clip=clip, thumbnail=tmp_path / "t.jpg",
+               clip_start=11.25)
+    r = moment_record(m)
+    assert r["video_id"] == "abc123" and r["video_name"] == "kitchen.mp4"
+    assert (r["start"], r["end"], r["span"], r["rank"]) == (12.25, 18.5, "0:12–0:18", 1)
+    assert r["clip"] == str(clip) and r["clip_url"] == f"gradio_api/file={clip.resolve()}"
+    assert r["clip_start"] == 11.25 and r["clip_error"] is None
+    assert moment_caption(m) == "#1 · kitchen.mp4 · 0:12–0:18 · score 0.312"
+    bare = moment_record(Moment("v", "a b.mp4", 0, 1, 0.5, 2, clip_error="media missing"))
+    assert bare["clip"] is None and bare["clip_url"] is None and bare["clip_error"] == "media missing"
+
+
+def test_video_rows_show_ready_and_pending_files():
+    rec = SimpleNamespace(name="walk.mp4", duration=75.2, fps=30.0, frame_count=None, encoder_key="tiny/x",
+                          added_at=0, status="ready", id="v1")
+    pending = [SimpleNamespace(name="next.mp4", state="indexing", frames_done=30, frames_total=120),
+               SimpleNamespace(name="later.mp4", state="queued", frames_done=0, frames_total=0)]
+    rows = video_rows([rec], pending)
+    assert rows[0][:3] == ["walk.mp4", "1:15", 2256] and rows[0][-2:] == ["ready", "v1"]
+    assert rows[1][0] == "next.mp4" and rows[1][5] == "indexing 25%" and rows[2][5] == "queued"
+
+
+def test_progress_html_escapes_names_and_shows_eta():
+    status = {"current": {"name": "<b>x</b>.mp4", "file": 1, "files": 2, "frames_done": 30, "frames_total": 120,
+                          "eta_s": 65.0}, "queued_files": 1,
+              "jobs": [{"files": [{"name": "bad.mp4", "state": "failed", "message": "bad.mp4: not a video."}]}]}
+    text = progress_html(status)
+    assert "&lt;b&gt;x&lt;/b&gt;.mp4" in text and "<b>x</b>" not in text
+    assert 'value="25.0"' in text and "30 / 120 frames" in text and "1:05 left" in text
+    assert "not added: bad.mp4: not a video." in text
+    assert 'data-state="idle"' in progress_html({"current": None, "queued_files": 0, "jobs": []})
+
+
+def test_series_points_mark_the_windows():
+    s = ScoreSeries("v", "v.mp4", 5.0, np.arange(10) * 0.5 + 0.25, np.linspace(0, 1, 10, dtype=np.float32),
+                    ((1.0, 2.0, 1), (4.0, 4.1, 2)))
+    pts = series_points(s)
+    assert len([p for p in pts if p["series"] == "score"]) == 10
+    first = [p["time"] for p in pts if p["series"] == "#1"]
+    assert first == [1.25, 1.75]
+    assert [p["time"] for p in pts if p["series"] == "#2"] == [4.0, 4.1]  # shorter than a bin: its two ends
+    gap = ScoreSeries("v", "v.mp4", 5.0, np.array([0.25, 0.5, 0.75]), np.array([0.1, np.nan, 0.2]), ())
+    assert [p["time"] for p in series_points(gap)] == [0.25, 0.75]
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+class FakeService:
+    """Stands in for EgoRecall: training runs until stopped, reporting like the loop does."""
+
+    def __init__(self):
+        self.settings = SimpleNamespace(library=Path("lib"))
+        self.started = threading.Event()
+
+    def train(self, config, progress=None, stop=None):
+        progress({"event": "start", "step": 0, "total_steps": 100, "config": {"huge": True}})
+        step = 0
+        self.started.set()
+        while not stop.wait(0.01):
+            step += 1
+            progress({"event": "train", "step": step, "total_steps": 100, "loss": {"total": 1.0 / step}})
+            if step == 3:
+                progress({"event": "eval", "step": 3, "total_steps": 100, "metrics": {"R@1@0.3": 10.0,
+                                                                                       "R@5@0.3": 30.0}})
+        return SimpleNamespace(stopped=True, to_dict=lambda: {
+            "steps": step, "total_steps": 100, "stopped": True, "best": None,
+            "checkpoints": {"final": "lib/checkpoints/run-final"}})
+
+    def index(self, paths, progress=None, copy_media=True):
+        raise RuntimeError("boom")
+
+
+def test_one_training_run_at_a_time_and_stop():
+    service = FakeService()
+    jobs = JobManager(service)
+    job = jobs.start_training(SimpleNamespace(name="run"))
+    assert service.started.wait(10)
+    with pytest.raises(JobBusy, match="'run' is still running"):
+        jobs.start_training(SimpleNamespace(name="second"))
+    while jobs.training_status()["num_records"] < 5:
+        time.sleep(0.01)
+    assert jobs.stop_training() is job
+    status = jobs.wait_training(10)
+    assert status["state"] == "stopped" and "run-final" in status["message"]
+    assert "config" not in status["records"][0]  # the resolved config is not kept per page
+    loss, recall = curves(status["records"])
+    assert loss[0] == {"step": 1, "value": 1.0, "series": "loss"}
+    assert {p["series"] for p in recall} == {"R@1@0.3", "R@5@0.3"}
+    assert jobs.training_status(since=status["num_records"])["records"] == []
+    second = jobs.start_training(SimpleNamespace(name="second"))  # the finished run no longer blocks
+    assert second.name == "second"
+    jobs.stop_training()
+    jobs.wait_training(10)
+    jobs.close()
+
+
+def test_unexpected_index_failure_is_one_line_and_the_worker_survives(caplog):
+    jobs = JobManager(FakeService())
+    first = jobs.submit_index([("/tmp/a.mp4", "a.mp4"), ("/tmp/b.mp4", "b.mp4")])
+    done = jobs.wait_index(first.id, 10)
+    assert [f.state for f in done.files] == ["failed", "failed"]
+    assert "unexpected error" in done.files[0].message and "boom" not in done.files[0].message
+    assert "boom" in caplog.text  # the traceback goes to the log
+    again = jobs.wait_index(jobs.submit_index([("/tmp/c.mp4", "c.mp4")]).id, 10)
+    assert again.finished
+    with pytest.raises(EgoRecallError):
+        jobs.submit_index([])
+    jobs.close()
+
+
+def test_demo_runs_on_the_queue_and_reports_progress(monkeypatch):
+    seen = []
+
+    def run_demo(service, progress=None, stop=None):
+        progress("making videos", 0.5)
+        seen.append(stop)
+        return SimpleNamespace(summary=lambda: "3 videos, 1 checkpoint")
+
+    jobs = JobManager(FakeService(), demo_runner=run_demo)
+    job = jobs.start_demo()
+    deadline = time.monotonic() + 10
+    while jobs.demo_status()["state"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    st = jobs.demo_status()
+    assert st["state"] == "finished" and st["message"] == "3 videos, 1 checkpoint" and seen == [job.stop]
+    jobs.close()
+
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_demo(name, *args, **kwargs):
+        if name == "app.demo":
+            raise ImportError("no module named app.demo")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_demo)
+    with pytest.raises(DemoUnavailable, match="not available"):
+        JobManager(FakeService()).start_demo()
+
+
+# ---------------------------------------------------------------------------------------------- train form
+def test_train_form_defaults_come_from_the_configs(tmp_path):
+    names = config_names()
+    assert "vslnet_naq_joint" in names and "reler_nlq_finetune" in names
+    c = config_defaults("vslnet_naq_joint")
+    assert c.optim.lr == 1e-3 and c.stage == "joint"
+    settings = SimpleNamespace(library=tmp_path / "lib")
+    made = make_config("vslnet_nlq", {"data.train": ["a.json"], "optim.steps": 20, "optim.lr": 5e-4},
+                       settings)
+    assert made.data.library == str(tmp_path / "lib") and made.data.features_dir is None
+    assert made.optim.steps == 20 and made.optim.lr == 5e-4 and made.optim.batch_size == 32  # from the file
+    assert made.output.runs_dir == str(tmp_path / "lib" / "runs") and made.name.startswith("vslnet_nlq-")
+    folder = make_config("vslnet_nlq", {"data.train": ["a.json"], "data.features_dir": "feats"}, settings)
+    assert folder.data.features_dir == "feats" and folder.data.library is None
+    with pytest.raises(EgoRecallError, match="unknown config key 'optim.lrr'"):
+        make_config("vslnet_nlq", {"optim.lrr": 1}, settings)
+    with pytest.raises(EgoRecallError, match="no training config"):
+        make_config("nope", {}, settings)
+
+
+def test_python_api_imports():
+    from app import EgoRecall, Settings
+    from app.service import EgoRecall as E
+    from app.settings import Settings as S
+
+    assert EgoRecall is E and Settings is S
+
+
+def test_train_form_numbers():
+    from app.ui.train_tab import _number
+
+    assert _number("optim.steps", 0) is None and _number("optim.steps", 20.0) == 20
+    assert isinstance(_number("optim.batch_size", 32.0), int) and _number("optim.lr", 0.001) == 0.001
+    assert _number("optim.epochs", None) is None and _number("eval.every", 0) == 0
