@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models import text_forward
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
@@ -265,7 +266,7 @@ class ClipEncoder:
         """L2-normalised float32 sentence embeddings, comparable with :meth:`encode_frames`."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        emb = self.model.encode_text(self._tokens(texts))
+        emb = text_forward.encode_text(self.model, self._tokens(texts))
         return F.normalize(emb.float(), dim=-1).cpu().numpy()
 
     def _text_tower(self):
@@ -291,10 +292,11 @@ class ClipEncoder:
         handle = ln.register_forward_hook(lambda _m, _i, out: captured.append(out))
         try:
             tokens = self._tokens(texts)
-            self.model.encode_text(tokens)
+            text_forward.encode_text(self.model, tokens)
         finally:
             handle.remove()
         x = captured[-1]
+        tokens = tokens[:, :x.shape[1]]  # the padding the text tower was spared
         if proj is not None:
             x = proj(x) if isinstance(proj, torch.nn.Module) else x @ proj
         mask = tokens != 0

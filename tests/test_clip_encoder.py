@@ -38,3 +38,28 @@ def test_unknown_model_and_missing_file_are_clear_errors(tmp_path):
         ClipEncoder.load(EncoderSpec("no-such-model", "none"))
     with pytest.raises(EncoderUnavailable, match="not found"):
         ClipEncoder.load(EncoderSpec("egorecall-tiny", str(tmp_path / "missing.safetensors")))
+
+
+@pytest.mark.parametrize("model", ["egorecall-tiny", "egorecall-small"])
+def test_text_without_padding_matches_the_full_context(model):
+    """Cutting the padding after the last end-of-text token must not change any embedding or token feature."""
+    import torch
+
+    enc = ClipEncoder.load(EncoderSpec(model, "none"), device="cpu")
+    texts = ["keys", "puts the keys in the drawer", "what did i pour into the bowl before lunch", "x"]
+    tokens = enc._tokens(texts)
+    captured = []
+    ln = enc.model.ln_final
+    handle = ln.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(enc.model.encode_text(tokens).float(), dim=-1).numpy()
+    handle.remove()
+    fast = enc.encode_text(texts)
+    np.testing.assert_allclose(fast, full, atol=1e-5)
+
+    feats, mask = enc.encode_text_tokens(texts)
+    full_tokens = captured[0]
+    full_tokens = (full_tokens @ enc.model.text_projection).float().numpy()
+    n = feats.shape[1]
+    assert n == int((tokens != 0).sum(1).max()) < tokens.shape[1]
+    np.testing.assert_allclose(feats[mask], full_tokens[:, :n][mask], atol=1e-4)
