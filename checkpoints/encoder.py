@@ -24,7 +24,6 @@ Sidecar schema (format version 1)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from checkpoints.files import fsync_path, sha256_file
 from checkpoints.errors import CheckpointError, NotACheckpoint, WrongCheckpointKind
 from checkpoints.metadata import egorecall_version, utc_now
 
@@ -44,20 +44,6 @@ def sidecar_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_encoder_weights(path: str | Path, model: torch.nn.Module, model_name: str, info: dict[str, Any]) -> dict:
@@ -79,13 +65,13 @@ def save_encoder_weights(path: str | Path, model: torch.nn.Module, model_name: s
                                                  "format_version": str(ENCODER_FORMAT_VERSION)})
         sidecar = {"kind": ENCODER_KIND, "format_version": ENCODER_FORMAT_VERSION, "model": model_name, **info,
                    "created": utc_now(), "egorecall_version": egorecall_version(),
-                   "weights_sha256": _sha256(tmp_w)}
+                   "weights_sha256": sha256_file(tmp_w)}
         tmp_m.write_text(json.dumps(sidecar, indent=2) + "\n")
         for f in (tmp_w, tmp_m):
-            _fsync(f)
+            fsync_path(f)
         os.replace(tmp_w, path)
         os.replace(tmp_m, meta_path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     finally:
         tmp_w.unlink(missing_ok=True)
         tmp_m.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ warning when listing and explained precisely when loading.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from checkpoints.files import fsync_path, sha256_file
 from checkpoints.errors import (CheckpointError, CheckpointExists, CheckpointShapeMismatch, IncompatibleCheckpoint,
                                 InvalidCheckpointMetadata, NotACheckpoint, PickleCheckpointRefused,
                                 UnknownCheckpointModel, WrongCheckpointKind)
@@ -60,20 +60,6 @@ class CheckpointInfo:
 
 
 # ---------------------------------------------------------------------------------------------- saving
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_dims(model: Localizer, meta: CheckpointMetadata) -> None:
@@ -119,17 +105,17 @@ def save_checkpoint(directory: str | Path, model: Localizer, metadata: Checkpoin
                                                    "model": model.name})
         meta = dataclasses.replace(
             metadata, model=model.name, model_config=config_to_dict(model.config), created=utc_now(),
-            egorecall_version=egorecall_version(), weights_sha256=_sha256(weights), kind=KIND,
+            egorecall_version=egorecall_version(), weights_sha256=sha256_file(weights), kind=KIND,
             format_version=FORMAT_VERSION)
         meta.validate()
         (tmp / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=False) + "\n")
         for f in (weights, tmp / META_FILE):
-            _fsync(f)
+            fsync_path(f)
         final = _publish(tmp, directory, base, auto_suffix=name is None)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync(directory)
+    fsync_path(directory)
     logger.info("saved checkpoint %s", final)
     return final
 
@@ -255,7 +241,7 @@ def load_checkpoint(path_or_name: str | Path, directory: str | Path | None = Non
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise NotACheckpoint(f"{folder} is incomplete: {WEIGHTS_FILE} is missing")
-    if meta.weights_sha256 and _sha256(weights) != meta.weights_sha256:
+    if meta.weights_sha256 and sha256_file(weights) != meta.weights_sha256:
         raise NotACheckpoint(f"{weights} is corrupt: its contents do not match the digest in {META_FILE}")
     try:
         model = build_localizer(meta.model, meta.model_config)

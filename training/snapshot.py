@@ -29,6 +29,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from checkpoints.files import fsync_path
+from indexing.fsutil import fsync_dir
+
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
@@ -47,19 +50,6 @@ class TrainingState:
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync_file(path)
-    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
-        pass
 
 
 # ---------------------------------------------------------------------------------------------- optimiser
@@ -116,7 +106,7 @@ def write_snapshot(run_dir: Path, step: int, model_state: dict[str, torch.Tensor
         body = {"format": FORMAT, "step": step, "optimizer": opt_rest, **meta}
         (tmp / "state.json").write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
         for f in tmp.iterdir():
-            _fsync_file(f)
+            fsync_path(f)
         final = root / f"step-{step:09d}"
         if final.exists():  # the same step again (e.g. a snapshot right after resuming): replace it
             shutil.rmtree(final)
@@ -124,7 +114,7 @@ def write_snapshot(run_dir: Path, step: int, model_state: dict[str, torch.Tensor
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(root)
+    fsync_dir(root)
     for old in list_snapshots(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

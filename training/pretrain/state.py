@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from checkpoints.files import fsync_path
 from indexing.fsutil import fsync_dir
 from training.pretrain.config import PretrainError
 
@@ -33,13 +34,6 @@ WEIGHTS = "state.safetensors"
 META = "state.json"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_state(directory: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -64,7 +58,7 @@ def save_state(directory: Path, step: int, model: torch.nn.Module, optimizer: to
                 "param_groups": opt["param_groups"], **extra}
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
         for f in (tmp / WEIGHTS, tmp / META):
-            _fsync(f)
+            fsync_path(f)
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
