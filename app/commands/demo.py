@@ -7,6 +7,7 @@ browses the result. Ctrl-C or SIGTERM stops it cleanly at the next point where a
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -29,8 +30,14 @@ def register(subparsers) -> None:
 
 
 def _mmss(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(int(seconds), 60)
     return f"{m:02d}:{s:02d}"
+
+
+def _span(start: float, end: float) -> str:
+    """Whole seconds that contain the moment (start rounded down, end up), so a short moment never reads
+    as 01:55-01:55."""
+    return f"{_mmss(math.floor(start))}-{_mmss(math.ceil(end))}"
 
 
 def _print_answer(title: str, answer, report) -> None:
@@ -40,7 +47,7 @@ def _print_answer(title: str, answer, report) -> None:
     for m in answer.moments:
         truth = "  [true]" if report.is_true(m.video_name, m.start, m.end) else ""
         clip = m.clip if m.clip is not None else f"(no clip: {m.clip_error})"
-        print(f"  {m.rank}. {_mmss(m.start)}-{_mmss(m.end)}  {m.video_name}  score {m.score:.3f}  {clip}{truth}")
+        print(f"  {m.rank}. {_span(m.start, m.end)}  {m.video_name}  score {m.score:.3f}  {clip}{truth}")
 
 
 def demo_command(args: argparse.Namespace) -> int:
@@ -99,7 +106,7 @@ def demo_command(args: argparse.Namespace) -> int:
     if report.trained is not None:
         _print_answer("trained", report.trained, report)
     state = "stopped after" if report.stopped else "total"
-    print(f"\n{state}: {report.total_seconds:.1f} s ({_mmss(report.total_seconds)})")
+    print(f"\n{state}: {report.total_seconds:.1f} s ({_mmss(round(report.total_seconds))})")
     print(f"browse it: python -m app --library {args.library or settings.library}")
     return 130 if report.stopped else 0
 
