@@ -50,7 +50,10 @@ class DemoConfig:
     The defaults follow the pretraining proof (``tests/test_pretrain_proof.py``: 20 videos of 120 s at 96 px /
     8 fps, egorecall-small from random weights, 120 steps of 64 pairs), which is what makes zero-shot answers
     meaningful, plus a small VSLNet trained on NLQ + NaQ queries of the world's training videos.
-    Measured on the 2-core development box (no GPU): see ``bench/README.md``, section "Demo".
+
+    Measured once on the 2-core development box (no GPU, one torch thread, another helper's benchmark on one
+    core for half the run): world 13 s, pretraining 97 s, indexing 25 s, NaQ 0 s, VSLNet 157 s, answers 1 s --
+    **293 s (4 min 53 s) in all**. Details and figures: ``bench/README.md``, section "Demo".
     """
 
     # the world
@@ -97,7 +100,7 @@ class DemoConfig:
         """A much smaller demo for tests: every stage runs for real, on a few short videos."""
         # Seed 7: two of its four short videos put the keys down (most 4-video worlds never do).
         return cls(videos=4, duration=40.0, val_fraction=0.25, max_queries_per_clip=6, seed=7, world_workers=1,
-                   pretrain_steps=6, pretrain_batch=16, train_steps=8, train_batch=8, eval_every=4,
+                   pretrain_steps=6, pretrain_batch=16, train_steps=8, train_batch=8, eval_every=4, finetune_steps=4,
                    localizer_config={"dim": 32, "num_heads": 2, "num_conv_layers": 1, "dropout": 0.0,
                                      "max_positions": 128, "standardize_video": True})
 

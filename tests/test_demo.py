@@ -19,7 +19,7 @@ from models.clip_encoder import EncoderSpec
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 QUICK = DemoConfig.quick()
-ALL_STAGES = ["world", "pretrain", "index", "naq", "train", "ask"]
+ALL_STAGES = ["world", "pretrain", "index", "naq", "train", "finetune", "ask"]
 
 
 def _service(library) -> EgoRecall:
@@ -64,7 +64,7 @@ def test_demo_runs_every_stage(first_run):
     assert {v.encoder_key for v in videos} == {key} == {service.library.settings.encoder_key}
 
     # the trained checkpoint is published where the app looks, and evaluated on the held-out queries
-    assert report.checkpoint in service.modes()
+    assert report.checkpoint in service.modes() and report.checkpoint.startswith("demo-vslnet-finetune")
     assert (report.checkpoints_dir / report.checkpoint).is_dir()
     assert {"R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5"} <= set(report.train_metrics)
     assert all(0.0 <= report.train_metrics[k] <= 100.0 for k in ("R@1@0.3", "R@5@0.5"))
@@ -88,7 +88,8 @@ def test_second_run_reuses_finished_stages(first_run):
     service = _service(library)  # a fresh process would see the same
     again = service.demo(QUICK)
     reused = {s.name: s.reused for s in again.stages}
-    assert reused == {"world": True, "pretrain": True, "index": True, "naq": False, "train": True, "ask": False}
+    assert reused == {"world": True, "pretrain": True, "index": True, "naq": False, "train": True, "finetune": True,
+                      "ask": False}
     assert again.encoder == report.encoder and report.encoder.stat().st_mtime_ns == encoder_mtime
     assert (library / "demo" / "world" / "world.json").stat().st_mtime_ns == world_mtime
     assert len(service.videos()) == QUICK.videos
