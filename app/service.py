@@ -29,6 +29,7 @@ from models.clip_encoder import ClipEncoder, EncoderSpec
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
+    from app.demo import DemoConfig, DemoProgress, DemoReport
     from training.config import TrainConfig
     from training.loop import TrainResult
 
@@ -123,6 +124,15 @@ class EgoRecall:
                 with _quiet_random_init_warning(spec):
                     self._encoder = ClipEncoder.load(spec, self.settings.device)
             return self._encoder
+
+    def use_encoder(self, encoder: ClipEncoder) -> None:
+        """Use an already loaded encoder from now on (indexing and questions). Raises ``EncoderMismatch``
+        unless the library is empty or was built with the same weights."""
+        with self._lock:
+            self.library.require_encoder(encoder.key)
+            if self._encoder is not encoder:
+                self._explicit_spec, self._encoder = encoder.spec, encoder
+                self._answerers.clear()
 
     # ------------------------------------------------------------------------------------------ actions
     def index(self, paths: Iterable[str | Path], progress: IndexProgress | None = None, *,
@@ -273,3 +283,12 @@ class EgoRecall:
         with self._lock:
             self._explicit_spec, self._encoder = spec, encoder
         return report
+
+    # ------------------------------------------------------------------------------------------ demo
+    def demo(self, config: "DemoConfig | None" = None, progress: "DemoProgress | None" = None,
+             stop: threading.Event | None = None) -> "DemoReport":
+        """The offline end-to-end demo in this library (see :mod:`app.demo`): world, pretrained encoder,
+        index, NaQ, VSLNet, and its question answered zero-shot and trained."""
+        from app.demo import DemoConfig, run_demo
+
+        return run_demo(self, config or DemoConfig(), progress, stop)

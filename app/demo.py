@@ -1,0 +1,537 @@
+"""The offline end-to-end demo: a synthetic world, an encoder pretrained on its narrations, a library, NaQ and a
+trained VSLNet, and the question "where did I put the keys?" answered zero-shot and by the trained model.
+
+Everything runs on this machine with nothing downloaded: the world comes from :mod:`training.synthworld`, the
+encoder is ``egorecall-small`` pretrained from random weights (:mod:`training.pretrain`), and the rest is the
+app's own service (:class:`app.service.EgoRecall`: index, train, ask). It is the shortest honest proof that
+the whole pipeline works, so every stage is the real one, only small.
+
+Files: ``<library>/demo/`` holds the world, the encoder weights, the NaQ file, the training runs and
+``demo.json`` (the config the demo was built with); the videos, their features and the published checkpoints
+live in the library itself, so ``python -m app --library DIR`` browses the result. Running the demo again on
+the same library reuses every finished stage (world, encoder, indexed videos, finished training runs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from models.errors import EgoRecallError
+
+if TYPE_CHECKING:
+    from app.answers import Answer
+    from app.service import EgoRecall
+
+logger = logging.getLogger(__name__)
+
+DemoProgress = Callable[[str, float], None]
+"""``progress(stage_text, overall_fraction)``: what the app's one-click demo button shows (fraction in 0-1)."""
+
+DEMO_DIR = "demo"
+DEMO_FILE = "demo.json"
+
+
+class DemoError(EgoRecallError):
+    """The demo cannot run here (a library holding other videos, a demo folder built with other settings)."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Every size and step count of the demo, in one place.
+
+    The defaults follow the pretraining proof (``tests/test_pretrain_proof.py``: 20 videos of 120 s at 96 px /
+    8 fps, egorecall-small from random weights, 120 steps of 64 pairs), which is what makes zero-shot answers
+    meaningful, plus a small VSLNet trained on NLQ + NaQ queries of the world's training videos.
+
+    Measured once on the 2-core development box (no GPU, one torch thread, another helper's benchmark on one
+    core for half the run): world 13 s, pretraining 97 s, indexing 25 s, NaQ 0 s, VSLNet 157 s, answers 1 s --
+    **293 s (4 min 53 s) in all**. Details and figures: ``bench/README.md``, section "Demo".
+    """
+
+    # the world
+    videos: int = 20
+    duration: float = 120.0
+    size: int = 96
+    fps: float = 8.0
+    val_fraction: float = 0.4
+    """Held-out videos: never seen by pretraining or VSLNet training; their NLQ queries are the val set."""
+    max_queries_per_clip: int = 10
+    seed: int = 1
+    world_workers: int = 2
+    # the encoder
+    model: str = "egorecall-small"
+    pretrain_steps: int = 120
+    pretrain_batch: int = 64
+    pretrain_lr: float = 5e-4
+    # the localizer
+    localizer: str = "vslnet"
+    localizer_config: dict[str, Any] = field(default_factory=lambda: {
+        "dim": 64, "num_heads": 4, "num_conv_layers": 2, "dropout": 0.0, "max_positions": 256,
+        "standardize_video": True})
+    """Small and without dropout: attention dropout forces PyTorch's unfused CPU attention, which made
+    training 3.5x slower here (measured: 55 vs 16 queries/s, one thread)."""
+    train_steps: int = 300
+    train_batch: int = 32
+    train_lr: float = 1e-3
+    eval_every: int = 100
+    jitter_factor: float = 2.5
+    finetune_steps: int = 0
+    """NaQ's stage 2 (NLQ only, from the stage-1 best checkpoint); 0 skips it."""
+    finetune_lr: float = 1e-4
+    # the question
+    question: str = "where did I put the keys?"
+    k: int = 5
+    threads: int | None = 1
+    """torch CPU threads while the demo runs (restored afterwards; None leaves them as they are). One thread,
+    because on a 2-core machine shared with other work two OpenMP threads mostly wait for each other: VSLNet
+    training ran at 4 queries/s with two threads and 16 with one (same load), pretraining likewise
+    (``bench/README.md``). Work on a GPU is not affected."""
+
+    @classmethod
+    def quick(cls) -> "DemoConfig":
+        """A much smaller demo for tests: every stage runs for real, on a few short videos."""
+        # Seed 7: two of its four short videos put the keys down (most 4-video worlds never do).
+        return cls(videos=4, duration=40.0, val_fraction=0.25, max_queries_per_clip=6, seed=7, world_workers=1,
+                   pretrain_steps=6, pretrain_batch=16, train_steps=8, train_batch=8, eval_every=4, finetune_steps=4,
+                   localizer_config={"dim": 32, "num_heads": 2, "num_conv_layers": 1, "dropout": 0.0,
+                                     "max_positions": 128, "standardize_video": True})
+
+    def world_settings(self) -> dict[str, Any]:
+        return {"n_videos": self.videos, "seed": self.seed, "duration": self.duration, "size": self.size,
+                "fps": self.fps, "val_fraction": self.val_fraction, "max_queries_per_clip": self.max_queries_per_clip}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def defining(self) -> dict[str, Any]:
+        """What the files under ``<library>/demo`` depend on (how it runs -- threads, workers -- excluded)."""
+        d = self.to_dict()
+        for k in ("threads", "world_workers", "question", "k"):
+            d.pop(k)
+        return d
+
+
+@dataclass
+class StageReport:
+    name: str
+    seconds: float
+    reused: bool = False
+    """True when a finished earlier result was used instead of redoing the stage."""
+    detail: str = ""
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, where it put things, how well it worked, and its two answers."""
+
+    library: Path
+    world: Path
+    encoder: Path | None = None
+    """The pretrained encoder weights (``.safetensors``)."""
+    checkpoint: str | None = None
+    """The trained localizer's name in the app's checkpoints folder (``ask(mode=...)``)."""
+    checkpoints_dir: Path | None = None
+    stages: list[StageReport] = field(default_factory=list)
+    total_seconds: float = 0.0
+    videos: int = 0
+    pretrain_metrics: dict[str, float] = field(default_factory=dict)
+    """Held-out text -> moment retrieval of the pretrained encoder (``t2v_R@1``, ``t2v_R@5`` and chance)."""
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    """Validation figures of the trained checkpoint: ``R@1@0.3``, ``R@5@0.3``, ``R@1@0.5``, ``R@5@0.5``, ..."""
+    question: str = ""
+    zero_shot: "Answer | None" = None
+    trained: "Answer | None" = None
+    truth: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per video file name: the true windows of the asked event (from the world's ground-truth log)."""
+    stopped: bool = False
+
+    @property
+    def stage_seconds(self) -> dict[str, float]:
+        return {s.name: s.seconds for s in self.stages}
+
+    def is_true(self, video_name: str, start: float, end: float) -> bool:
+        """Whether a moment overlaps a true occurrence of the asked event in that video."""
+        return any(start < e and s < end for s, e in self.truth.get(video_name, []))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"library": str(self.library), "world": str(self.world),
+                "encoder": str(self.encoder) if self.encoder else None, "checkpoint": self.checkpoint,
+                "checkpoints_dir": str(self.checkpoints_dir) if self.checkpoints_dir else None,
+                "stages": [asdict(s) for s in self.stages], "total_seconds": round(self.total_seconds, 2),
+                "videos": self.videos, "pretrain_metrics": self.pretrain_metrics,
+                "train_metrics": self.train_metrics, "question": self.question,
+                "zero_shot": self.zero_shot.to_dict() if self.zero_shot else None,
+                "trained": self.trained.to_dict() if self.trained else None,
+                "truth": {k: [list(w) for w in v] for k, v in self.truth.items()}, "stopped": self.stopped}
+
+
+# ---------------------------------------------------------------------------------------------- stages
+STAGES = (("world", "synthesizing a world", 0.18), ("pretrain", "pretraining the encoder", 0.30),
+          ("index", "indexing the videos", 0.14), ("naq", "building NaQ queries", 0.01),
+          ("train", "training VSLNet (NLQ + NaQ)", 0.27), ("finetune", "fine-tuning VSLNet (NLQ)", 0.05),
+          ("ask", "asking", 0.05))
+"""(name, what the progress line says, share of the progress bar)."""
+
+
+class _Progress:
+    """Turns (stage, fraction inside it) into the overall fraction the caller's callback receives."""
+
+    def __init__(self, callback: DemoProgress | None, skip: set[str]) -> None:
+        self.callback = callback
+        stages = [s for s in STAGES if s[0] not in skip]
+        total = sum(w for _, _, w in stages)
+        self.start: dict[str, float] = {}
+        self.weight: dict[str, float] = {}
+        self.text = {n: t for n, t, _ in STAGES}
+        self.last = 0.0
+        self.lock = threading.Lock()
+        at = 0.0
+        for name, _, w in stages:
+            self.start[name], self.weight[name] = at, w / total
+            at += w / total
+
+    def __call__(self, stage: str, inside: float = 0.0, detail: str = "") -> None:
+        if self.callback is None:
+            return
+        inside = min(1.0, max(0.0, inside))
+        text = self.text.get(stage, stage) + (f": {detail}" if detail else "")
+        # Never backwards: a training run also reports earlier steps (the best checkpoint's) when it ends.
+        with self.lock:  # pretraining's progress comes from a log-following thread
+            self.last = max(self.last, min(1.0, self.start.get(stage, 1.0) + inside * self.weight.get(stage, 0.0)))
+            self.callback(text, self.last)
+
+
+@contextmanager
+def _follow_jsonl(path: Path, on_record: Callable[[dict[str, Any]], None], every_s: float = 1.0):
+    """Call ``on_record`` for each line appended to a JSONL log while the block runs: pretraining reports its
+    steps only to its log, and the demo's progress bar should move during its longest stage."""
+    done = threading.Event()
+    offset = path.stat().st_size if path.is_file() else 0
+
+    def follow() -> None:
+        nonlocal offset
+        while not done.wait(every_s):
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset)
+                    chunk = f.read()
+            except OSError:
+                continue
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            offset += len(complete)
+            for line in complete.splitlines():
+                try:
+                    on_record(json.loads(line))
+                except Exception:  # a progress display must never break the run
+                    logger.debug("progress record skipped", exc_info=True)
+
+    thread = threading.Thread(target=follow, name="demo-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+class _Demo:
+    def __init__(self, service: "EgoRecall", config: DemoConfig, progress: DemoProgress | None,
+                 stop: threading.Event | None) -> None:
+        self.service = service
+        self.config = config
+        self.stop = stop or threading.Event()
+        self.library_root = Path(service.settings.library).expanduser().resolve()
+        self.root = self.library_root / DEMO_DIR
+        self.world = self.root / "world"
+        self.encoder_path = self.root / "encoder" / f"{config.model}-demo.safetensors"
+        self.progress = _Progress(progress, set() if config.finetune_steps else {"finetune"})
+        self.report = DemoReport(library=self.library_root, world=self.world, question=config.question,
+                                 checkpoints_dir=Path(service.settings.checkpoints_dir))
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> DemoReport:
+        started = time.monotonic()
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            if self.config.threads:
+                torch.set_num_threads(self.config.threads)
+            return self._run(started)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self, started: float) -> DemoReport:
+        cfg = self.config
+        self._check_library()
+        self._claim_demo_folder()
+        steps = [("world", self._world), ("pretrain", self._pretrain), ("index", self._index), ("naq", self._naq),
+                 ("train", self._train)]
+        if cfg.finetune_steps:
+            steps.append(("finetune", self._finetune))
+        steps.append(("ask", self._ask))
+        for name, fn in steps:
+            if self.stop.is_set():
+                self.report.stopped = True
+                logger.info("demo stopped before stage %s", name)
+                break
+            self.progress(name, 0.0)
+            t0 = time.monotonic()
+            reused, detail = fn()
+            self.report.stages.append(StageReport(name, time.monotonic() - t0, reused, detail))
+            self.progress(name, 1.0)
+            logger.info("demo stage %s: %.1f s%s", name, time.monotonic() - t0, " (reused)" if reused else "")
+            if self.report.stopped:
+                break
+        self.report.total_seconds = time.monotonic() - started
+        return self.report
+
+    # ------------------------------------------------------------------ checks
+    def _check_library(self) -> None:
+        """Refuse, before writing anything, a library that holds videos of another encoder."""
+        library = self.service.library
+        videos = library.videos()
+        if not videos:
+            return
+        key = None
+        if self.encoder_path.is_file():
+            from models.clip_encoder import EncoderSpec
+
+            key = EncoderSpec(self.config.model, str(self.encoder_path)).key
+        foreign = [v for v in videos if v.encoder_key != key]
+        if foreign:
+            raise DemoError(
+                f"the library at {self.library_root} already holds {len(videos)} video(s) indexed with another "
+                f"encoder ({foreign[0].encoder_key}), and the demo indexes its own videos with its own pretrained "
+                f"encoder; run the demo with another library (--library DIR), e.g. --library data/demo-library.")
+
+    def _claim_demo_folder(self) -> None:
+        """``<library>/demo/demo.json`` records the settings its files were made with; other settings would
+        silently mix two demos, so they are refused."""
+        path = self.root / DEMO_FILE
+        wanted = self.config.defining()
+        if path.is_file():
+            recorded = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+            if recorded != json.loads(json.dumps(wanted)):
+                changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
+                raise DemoError(f"the demo in {self.root} was built with other settings ({', '.join(changed[:5])}); "
+                                f"run this demo with another library (--library DIR).")
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": wanted}, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    # ------------------------------------------------------------------ 1. world
+    def _world(self) -> tuple[bool, str]:
+        from training.synthworld import SynthConfig, generate_world
+
+        cfg = self.config
+        done = self.world / "world.json"
+        if done.is_file():  # written last: the world is complete
+            return True, self._world_detail()
+        if self.world.exists():  # an interrupted generation: ours to replace
+            shutil.rmtree(self.world)
+        synth = SynthConfig(**cfg.world_settings(), workers=cfg.world_workers)
+        summary = generate_world(self.world, synth)
+        logger.info("demo world: %s", summary.totals_line())
+        return False, self._world_detail()
+
+    def _world_detail(self) -> str:
+        world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
+        videos = world["videos"]
+        n_val = sum(v["split"] == "val" for v in videos)
+        queries = sum(len(v["queries"]) for v in videos)
+        return (f"{len(videos)} videos, {sum(v['duration'] for v in videos):.0f} s "
+                f"({len(videos) - n_val} train / {n_val} held out), {queries} NLQ queries")
+
+    def _split(self, split: str) -> list[str]:
+        world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
+        return [v["video_uid"] for v in world["videos"] if v["split"] == split]
+
+    # ------------------------------------------------------------------ 2. encoder
+    def _pretrain(self) -> tuple[bool, str]:
+        from checkpoints.encoder import read_encoder_metadata
+
+        cfg = self.config
+        reused = self.encoder_path.is_file()
+        if not reused:
+            from app.service import _quiet_random_init_warning
+            from models.clip_encoder import EncoderSpec
+            from training.pretrain import PretrainConfig, pretrain
+
+            log = PretrainConfig(self.world, self.world, self.encoder_path).resolved_work_dir / "log.jsonl"
+
+            def on_record(record: dict[str, Any]) -> None:
+                if "loss" in record:
+                    self.progress("pretrain", record["step"] / cfg.pretrain_steps,
+                                  f"step {record['step']} of {cfg.pretrain_steps}, loss {record['loss']:.2f}")
+
+            # Random initial weights are the demo's point (nothing downloaded); open_clip's warning is noise.
+            with _quiet_random_init_warning(EncoderSpec(cfg.model, "none")), _follow_jsonl(log, on_record):
+                pretrain(PretrainConfig(
+                    videos_dir=self.world / "videos", narrations=self.world / "narration.json",
+                    out=self.encoder_path, model=cfg.model, pretrained="none", steps=cfg.pretrain_steps,
+                    batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr, val_videos=tuple(self._split("val")),
+                    seed=cfg.seed, eval_every=cfg.pretrain_steps, save_every=max(1, cfg.pretrain_steps // 2),
+                    log_every=max(1, min(5, cfg.pretrain_steps // 4)), resume=True, progress=False))
+        meta = read_encoder_metadata(self.encoder_path)
+        self.report.encoder = self.encoder_path
+        self.report.pretrain_metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()
+                                        if isinstance(v, (int, float))}
+        m = self.report.pretrain_metrics
+        detail = f"{meta.get('training', {}).get('steps', '?')} steps"
+        if "t2v_R@5" in m:
+            detail += (f"; held-out text->moment R@1 {m['t2v_R@1']:.1f} (chance {m['chance_t2v_R@1']:.1f}), "
+                       f"R@5 {m['t2v_R@5']:.1f} (chance {m['chance_t2v_R@5']:.1f})")
+        return reused, detail
+
+    # ------------------------------------------------------------------ 3. library
+    def _index(self) -> tuple[bool, str]:
+        from models.clip_encoder import ClipEncoder, EncoderSpec
+
+        service = self.service
+        spec = EncoderSpec(self.config.model, str(self.encoder_path))
+        encoder = ClipEncoder.load(spec, service.settings.device)
+        service.use_encoder(encoder)
+        files = sorted((self.world / "videos").glob("*.mp4"))
+        new = 0
+        for i, path in enumerate(files):
+            if self.stop.is_set():
+                self.report.stopped = True
+                break
+            self.progress("index", i / len(files), path.name)
+            (result,) = service.index([path])
+            if result.error is not None:
+                raise DemoError(f"the demo could not index its own video {path}: {result.error}")
+            new += not result.existed
+        self.report.videos = len(service.videos())
+        return new == 0, f"{new} new, {self.report.videos} in the library"
+
+    # ------------------------------------------------------------------ 4. NaQ
+    @property
+    def naq_file(self) -> Path:
+        return self.root / "naq_train.json"
+
+    def _naq(self) -> tuple[bool, str]:
+        from training.naq import build_naq_files
+
+        # Cheap and deterministic: always rebuilt, so the file matches the world it is next to.
+        report = build_naq_files([self.world / "nlq_train.json"], self.world / "narration.json", self.naq_file)
+        return False, (f"{report.queries_written} narration queries + {report.nlq_queries_kept} NLQ queries in "
+                       f"{report.training_clips} training clips")
+
+    # ------------------------------------------------------------------ 5. training
+    def _train_config(self, name: str, stage: str, steps: int, lr: float, train: list[Path],
+                      init_from: str | None = None):
+        from training.config import TrainConfig
+
+        cfg = self.config
+        values = {
+            "name": name, "stage": stage, "init_from": init_from, "seed": cfg.seed, "threads": cfg.threads,
+            "model": {"name": cfg.localizer, "config": dict(cfg.localizer_config)},
+            "data": {"train": [str(p) for p in train], "val": str(self.world / "nlq_val.json"),
+                     "library": str(self.library_root), "jitter_factor": cfg.jitter_factor},
+            "text": {"cache_dir": str(self.root / "text_cache")},
+            "optim": {"lr": lr, "batch_size": cfg.train_batch, "steps": steps, "warmup_fraction": 0.05},
+            "eval": {"every": min(cfg.eval_every, steps)},
+            "output": {"runs_dir": str(self.root / "runs"), "snapshot_every": max(1, steps // 2),
+                       "log_every": max(1, min(10, steps // 4)), "tensorboard": False},
+        }
+        config = TrainConfig.from_dict(values, "demo")
+        config.validate()
+        return config
+
+    def _run_training(self, stage_name: str, config) -> tuple[bool, str]:
+        from training.loop import RESULT_FILE
+
+        reused = (config.run_dir() / RESULT_FILE).is_file()
+
+        def on_record(record: dict[str, Any]) -> None:
+            if record.get("event") not in ("train", "eval"):
+                return
+            total = record.get("total_steps") or 1
+            detail = f"step {record.get('step', 0)} of {total}"
+            if record.get("event") == "eval":
+                detail += f", val R@1@0.3 {record['metrics'].get('R@1@0.3', 0.0):.1f}"
+            self.progress(stage_name, float(record.get("step", 0)) / total, detail)
+
+        result = self.service.train(config, progress=on_record, stop=self.stop)
+        if result.stopped:
+            self.report.stopped = True
+        best = result.checkpoints.get("best") or result.checkpoints.get("final")
+        self.report.checkpoint = Path(best).name if best else None
+        metrics = (result.best or {}).get("metrics") or result.final_metrics
+        self.report.train_metrics = {k: float(v) for k, v in metrics.items()}
+        m = self.report.train_metrics
+        detail = f"{result.steps} steps, checkpoint {self.report.checkpoint}"
+        if "R@1@0.3" in m:
+            detail += (f"; val R@1@0.3 {m['R@1@0.3']:.1f}, R@5@0.3 {m['R@5@0.3']:.1f}, R@1@0.5 {m['R@1@0.5']:.1f}, "
+                       f"R@5@0.5 {m['R@5@0.5']:.1f} ({int(m.get('num_queries', 0))} queries)")
+        return reused, detail
+
+    def _train(self) -> tuple[bool, str]:
+        cfg = self.config
+        config = self._train_config(f"demo-{cfg.localizer}-naq", "joint", cfg.train_steps, cfg.train_lr,
+                                    [self.naq_file])
+        return self._run_training("train", config)
+
+    def _finetune(self) -> tuple[bool, str]:
+        cfg = self.config
+        stage1 = self.report.checkpoint
+        config = self._train_config(f"demo-{cfg.localizer}-finetune", "finetune", cfg.finetune_steps,
+                                    cfg.finetune_lr, [self.world / "nlq_train.json"], init_from=stage1)
+        return self._run_training("finetune", config)
+
+    # ------------------------------------------------------------------ 6. answers
+    def _ask(self) -> tuple[bool, str]:
+        cfg = self.config
+        self.report.truth = self._truth(cfg.question)
+        self.progress("ask", 0.0, "zero-shot")
+        self.report.zero_shot = self.service.ask(cfg.question, mode="zeroshot", k=cfg.k)
+        if self.report.checkpoint:
+            self.progress("ask", 0.5, self.report.checkpoint)
+            self.report.trained = self.service.ask(cfg.question, mode=self.report.checkpoint, k=cfg.k)
+        hits = [sum(self.report.is_true(m.video_name, m.start, m.end) for m in a.moments)
+                for a in (self.report.zero_shot, self.report.trained) if a is not None]
+        return False, "true moments in the top {}: {}".format(cfg.k, " / ".join(map(str, hits)))
+
+    def _truth(self, question: str) -> dict[str, list[tuple[float, float]]]:
+        """The world's true windows for a "where did I put the X?" question (empty for other questions)."""
+        import re
+
+        found = re.search(r"put (?:the |my )?([a-z ]+?)\s*\??$", question.strip().lower())
+        if not found:
+            return {}
+        obj = found.group(1)
+        world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
+        truth: dict[str, list[tuple[float, float]]] = {}
+        for v in world["videos"]:
+            windows = [(float(e["start"]), float(e["end"])) for e in v["events"]
+                       if e["kind"] == "put" and e.get("obj") == obj]
+            if windows:
+                truth[Path(v["file"]).name] = windows
+        return truth
+
+
+def run_demo(service: "EgoRecall", config: DemoConfig = DemoConfig(), progress: DemoProgress | None = None,
+             stop: threading.Event | None = None) -> DemoReport:
+    """Run (or finish, or re-show) the offline demo in ``service``'s library; see the module docstring.
+
+    ``progress(stage_text, overall_fraction)`` follows it; ``stop.set()`` ends it cleanly between stages, between
+    videos while indexing, and after the current step while training (pretraining and world generation run to
+    their end). Raises :class:`DemoError` for a library that holds videos of another encoder, before anything
+    is written.
+    """
+    return _Demo(service, config, progress, stop).run()
+
+
+__all__ = ["DemoConfig", "DemoError", "DemoProgress", "DemoReport", "StageReport", "run_demo"]

@@ -1,0 +1,147 @@
+"""The offline demo, end to end, at its ``--quick`` size: every stage runs for real (world, pretraining,
+indexing, NaQ, VSLNet, answers with clips), a second run reuses what the first one finished, the CLI prints
+it, and a library holding someone else's videos is refused untouched."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from media import h264_video, media_dir  # noqa: F401
+
+from app.cli import main
+from app.demo import DemoConfig, DemoError
+from app.service import EgoRecall
+from app.settings import Settings
+from models.clip_encoder import EncoderSpec
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+QUICK = DemoConfig.quick()
+ALL_STAGES = ["world", "pretrain", "index", "naq", "train", "finetune", "ask"]
+
+
+def _service(library) -> EgoRecall:
+    return EgoRecall(Settings(library=library, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    library = tmp_path_factory.mktemp("demo") / "library"
+    seen: list[tuple[str, float]] = []
+    service = _service(library)
+    report = service.demo(QUICK, progress=lambda text, fraction: seen.append((text, fraction)))
+    return library, service, report, seen
+
+
+def _check_answer(answer, service, k):
+    durations = {v.id: v.duration for v in service.videos()}
+    assert len(answer.moments) == k
+    for m in answer.moments:
+        assert m.video_id in durations
+        assert 0.0 <= m.start < m.end <= durations[m.video_id] + 1e-6
+        assert m.clip is not None and m.clip.is_file() and m.clip.stat().st_size > 0, m.clip_error
+
+
+def test_demo_runs_every_stage(first_run):
+    library, service, report, seen = first_run
+    assert not report.stopped
+    assert [s.name for s in report.stages] == ALL_STAGES
+    assert not any(s.reused for s in report.stages)
+    assert report.total_seconds >= sum(s.seconds for s in report.stages) - 1e-6
+
+    # the world and the encoder live under <library>/demo
+    assert (library / "demo" / "world" / "world.json").is_file()
+    assert report.encoder is not None and report.encoder.is_file()
+    assert report.encoder.parent == (library / "demo" / "encoder").resolve()
+    assert {"t2v_R@1", "t2v_R@5", "chance_t2v_R@5"} <= set(report.pretrain_metrics)
+
+    # the library holds every video of the world, indexed with the pretrained encoder
+    key = EncoderSpec(QUICK.model, str(report.encoder)).key
+    videos = service.videos()
+    assert len(videos) == report.videos == QUICK.videos
+    assert {v.encoder_key for v in videos} == {key} == {service.library.settings.encoder_key}
+
+    # the trained checkpoint is published where the app looks, and evaluated on the held-out queries
+    assert report.checkpoint in service.modes() and report.checkpoint.startswith("demo-vslnet-finetune")
+    assert (report.checkpoints_dir / report.checkpoint).is_dir()
+    assert {"R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5"} <= set(report.train_metrics)
+    assert all(0.0 <= report.train_metrics[k] <= 100.0 for k in ("R@1@0.3", "R@5@0.5"))
+
+    # the demo question has answers in both modes, with playable clips
+    assert "keys" in report.question and report.truth  # the world really has keys put down
+    assert report.zero_shot.mode == "zeroshot" and report.trained.mode == report.checkpoint
+    for answer in (report.zero_shot, report.trained):
+        _check_answer(answer, service, QUICK.k)
+
+    # the progress the app's button shows: monotone, from 0 to 1, naming the stages
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any(t.startswith("pretraining") for t, _ in seen) and any(t.startswith("training") for t, _ in seen)
+
+
+def test_second_run_reuses_finished_stages(first_run):
+    library, _, report, _ = first_run
+    encoder_mtime = report.encoder.stat().st_mtime_ns
+    world_mtime = (library / "demo" / "world" / "world.json").stat().st_mtime_ns
+    service = _service(library)  # a fresh process would see the same
+    again = service.demo(QUICK)
+    reused = {s.name: s.reused for s in again.stages}
+    assert reused == {"world": True, "pretrain": True, "index": True, "naq": False, "train": True, "finetune": True,
+                      "ask": False}
+    assert again.encoder == report.encoder and report.encoder.stat().st_mtime_ns == encoder_mtime
+    assert (library / "demo" / "world" / "world.json").stat().st_mtime_ns == world_mtime
+    assert len(service.videos()) == QUICK.videos
+    assert again.checkpoint == report.checkpoint and again.train_metrics == report.train_metrics
+    assert [m.start for m in again.trained.moments] == [m.start for m in report.trained.moments]
+
+
+def test_stop_ends_the_demo_between_stages(first_run):
+    library = first_run[0]
+    stop = threading.Event()
+
+    def progress(text, fraction):
+        if text.startswith("indexing"):
+            stop.set()
+
+    report = _service(library).demo(QUICK, progress=progress, stop=stop)
+    assert report.stopped
+    assert [s.name for s in report.stages] == ["world", "pretrain", "index"]
+    assert report.zero_shot is None and report.trained is None
+
+
+def test_cli_prints_stages_answers_and_total(first_run, capsys):
+    library = first_run[0]
+    assert main(["demo", "--library", str(library), "--quick"]) == 0
+    out = capsys.readouterr().out
+    for stage in ALL_STAGES:
+        assert f"  {stage} " in out
+    assert "zero-shot (zeroshot): \"where did I put the keys?\"" in out
+    assert f"trained ({first_run[2].checkpoint})" in out
+    assert "total: " in out and f"python -m app --library {library}" in out
+
+
+def test_demo_settings_are_fixed_per_library(first_run):
+    other = DemoConfig.quick()
+    other = type(other)(**{**other.to_dict(), "seed": other.seed + 1})
+    with pytest.raises(DemoError, match="other settings.*--library"):
+        _service(first_run[0]).demo(other)
+
+
+def test_library_of_another_encoder_is_refused_and_left_unchanged(tmp_path, h264_video, tiny_spec):
+    library = tmp_path / "mine"
+    service = EgoRecall(Settings(library=library, device="cpu"), encoder_spec=tiny_spec)
+    (result,) = service.index([h264_video])
+    before = sorted(p.relative_to(library) for p in library.rglob("*"))
+    with pytest.raises(DemoError, match=r"another encoder.*--library"):
+        _service(library).demo(QUICK)
+    assert sorted(p.relative_to(library) for p in library.rglob("*")) == before
+    assert [v.id for v in _service(library).videos()] == [result.record.id]
+    assert main(["demo", "--library", str(library), "--quick"]) == 1  # one line on stderr, no traceback
+
+
+def test_quick_config_is_a_real_but_small_demo():
+    quick, full = DemoConfig.quick(), DemoConfig()
+    assert quick.videos < full.videos and quick.train_steps < full.train_steps
+    assert json.loads(json.dumps(quick.defining())) == quick.defining()
