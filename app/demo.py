@@ -161,6 +161,15 @@ class DemoReport:
         """Whether a moment overlaps a true occurrence of the asked event in that video."""
         return any(start < e and s < end for s, e in self.truth.get(video_name, []))
 
+    def summary(self) -> str:
+        """One line for the app's status display."""
+        if self.stopped:
+            return f"demo stopped after {self.total_seconds:.0f} s; run it again to continue where it stopped"
+        r1 = self.train_metrics.get("R@1@0.3")
+        trained = f"; checkpoint {self.checkpoint} (R@1@0.3 {r1:.1f})" if self.checkpoint and r1 is not None else ""
+        return (f"demo ready in {self.total_seconds:.0f} s: {self.videos} videos indexed with the pretrained "
+                f"encoder{trained}. Ask \"{self.question}\" in the Ask tab, zero-shot or with the checkpoint.")
+
     def to_dict(self) -> dict[str, Any]:
         return {"library": str(self.library), "world": str(self.world),
                 "encoder": str(self.encoder) if self.encoder else None, "checkpoint": self.checkpoint,
