@@ -83,6 +83,9 @@ class DemoConfig:
     train_lr: float = 1e-3
     eval_every: int = 100
     jitter_factor: float = 2.5
+    nlq_fraction: float = 1.0
+    """Share of the training clips whose NLQ queries VSLNet sees (NaQ's few-shot setting); narrations are all
+    kept. 1.0 uses every NLQ query."""
     finetune_steps: int = 0
     """NaQ's stage 2 (NLQ only, from the stage-1 best checkpoint); 0 skips it."""
     finetune_lr: float = 1e-4
@@ -448,7 +451,8 @@ class _Demo:
             "name": name, "stage": stage, "init_from": init_from, "seed": cfg.seed, "threads": cfg.threads,
             "model": {"name": cfg.localizer, "config": dict(cfg.localizer_config)},
             "data": {"train": [str(p) for p in train], "val": str(self.world / "nlq_val.json"),
-                     "library": str(self.library_root), "jitter_factor": cfg.jitter_factor},
+                     "library": str(self.library_root), "jitter_factor": cfg.jitter_factor,
+                     "nlq_fraction": cfg.nlq_fraction, "few_shot_seed": cfg.seed},
             "text": {"cache_dir": str(self.root / "text_cache")},
             "optim": {"lr": lr, "batch_size": cfg.train_batch, "steps": steps, "warmup_fraction": 0.05},
             "eval": {"every": min(cfg.eval_every, steps)},
@@ -543,4 +547,13 @@ def run_demo(service: "EgoRecall", config: DemoConfig = DemoConfig(), progress: 
     return _Demo(service, config, progress, stop).run()
 
 
-__all__ = ["DemoConfig", "DemoError", "DemoProgress", "DemoReport", "StageReport", "run_demo"]
+def demo_train_config(service: "EgoRecall", config: DemoConfig, *, name: str, stage: str, train: list[Path],
+                      steps: int | None = None, lr: float | None = None, init_from: str | None = None):
+    """The demo's training recipe (model, batch, schedule, evaluation, data of ``service``'s demo library) for
+    another run: e.g. the NLQ-only baseline that NaQ is compared with, trained with the same budget."""
+    return _Demo(service, config, None, None)._train_config(
+        name, stage, config.train_steps if steps is None else steps, config.train_lr if lr is None else lr,
+        list(train), init_from)
+
+
+__all__ = ["DemoConfig", "DemoError", "DemoProgress", "DemoReport", "StageReport", "demo_train_config", "run_demo"]

@@ -1,19 +1,23 @@
-"""VSLNet really learns to localise on rendered video: the demo's own run (``DemoConfig()``: a synthetic world
-of 20 videos, ``egorecall-small`` pretrained on its narrations, VSLNet trained with NLQ + NaQ queries of the
-12 training videos) answers the 8 held-out videos' questions far above chance.
+"""VSLNet really learns to localise on rendered video, and narrations help when NLQ queries are few (NaQ).
 
-Chance is the evaluator of ``training/curve_eval.py`` on random windows of the answers' median length (as in
-the pretraining proof); the model's figure is the run's own validation (the app's inference path).
+The world, encoder and library are the demo's (``DemoConfig()``: 20 synthetic videos, ``egorecall-small``
+pretrained on their narrations, 12 training / 8 held-out videos). NaQ's few-shot setting: VSLNet sees the NLQ
+queries of only a quarter of the training clips. Two runs with the same budget (model, steps, batch,
+schedule, seed) differ only in their data:
 
-Calibration (2-core development box, one other job running, seed 1): val R@1@0.3 19.2 / R@5@0.3 38.3 on 120
-queries vs chance 4.3 / 23.7; a 600-step run of the same recipe evaluated 17.5-20.8 at steps 200-600. The run
-takes ~5 minutes here (world 13 s, pretraining 97 s, indexing 25 s, training 157 s) -- over the 3-minute
-target for one test, but smaller worlds did not learn reliably: 14 videos of 100 s with 80 pretraining and
-200 training steps reached R@1@0.3 9.3 vs chance 6.7 (54 queries), and the random ``egorecall-tiny`` encoder
-stayed at chance (2.5-6.2 vs ~5).
+* NLQ + NaQ -- those NLQ queries plus every narration of the training videos (the demo's training stage);
+* NLQ only -- those NLQ queries alone (stage ``nlq``).
 
-NaQ vs NLQ-only in a few-shot setting is not asserted: on a world this small the difference is within the
-noise of 120 validation queries (numbers in ``bench/README.md``, section "Demo").
+Both are evaluated on the 120 queries of the held-out videos through the app's inference path, and their
+best evaluation is compared. Chance is the evaluator of ``training/curve_eval.py`` on random windows of the
+answers' median length (as in the pretraining proof).
+
+Calibration (2-core development box, seed 1, 300 steps of 32, best of the evaluations at steps 100/200/300),
+R@1@0.3 / R@5@0.3 / R@1@0.5: NLQ + NaQ 15.8 / 35.0 / 8.3; NLQ only 8.3 / 25.8 / 3.3 (it overfits after step
+100); chance 4.3 / 23.7 / 3.2. An earlier run of the same recipe gave 15.8 / 35.8 and 11.7 / 21.7. With every NLQ query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). The test takes about
+7 minutes here (world 13 s, pretraining ~100 s, indexing 25 s, two trainings ~150 s each); smaller worlds did
+not learn reliably (14 videos of 100 s: R@1@0.3 9.3 vs chance 6.7), and the random ``egorecall-tiny``
+encoder stays at chance.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.demo import DemoConfig
+from app.demo import DemoConfig, demo_train_config
 from app.service import EgoRecall
 from app.settings import Settings
 from training.curve_eval import answer_length_proposals, evaluate_curves, random_curve
@@ -30,20 +34,37 @@ from training.nlq import load_nlq
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
+FEW_SHOT = 0.25
 
-def test_demo_vslnet_localises_far_above_chance(tmp_path):
+
+def _best_metrics(result) -> dict[str, float]:
+    metrics = (result.best or {}).get("metrics") or result.final_metrics
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def test_naq_beats_nlq_only_when_nlq_queries_are_few(tmp_path):
     service = EgoRecall(Settings(library=tmp_path / "library", device="cpu"))
-    report = service.demo(DemoConfig(question="where did I put the keys?"))
-    got = report.train_metrics
+    config = DemoConfig(nlq_fraction=FEW_SHOT)
+    report = service.demo(config)  # world, pretraining, index, NaQ, VSLNet on few NLQ + all narrations
+    naq = report.train_metrics
+
+    baseline = demo_train_config(service, config, name="few-shot-nlq-only", stage="nlq",
+                                 train=[report.world / "nlq_train.json"])
+    nlq = _best_metrics(service.train(baseline))
 
     val = load_nlq(report.world / "nlq_val.json")
     features = LibraryClipFeatures(service.library)
     runs = [evaluate_curves(val, features, random_curve(s), proposals=answer_length_proposals(val)) for s in range(5)]
     chance = {m: float(np.mean([r.recall[m] for r in runs])) for m in runs[0].recall}
-    print(f"\nNLQ+NaQ: val R@1@0.3 {got['R@1@0.3']:.1f} (chance {chance['R1@0.3']:.1f}), R@5@0.3 "
-          f"{got['R@5@0.3']:.1f} (chance {chance['R5@0.3']:.1f}), R@1@0.5 {got['R@1@0.5']:.1f} "
-          f"(chance {chance['R1@0.5']:.1f}) on {runs[0].num_queries} queries; stages "
+    print(f"\nfew-shot ({FEW_SHOT:.0%} of NLQ clips) on {runs[0].num_queries} held-out queries, R@1@0.3 / R@5@0.3 / "
+          f"R@1@0.5: NLQ+NaQ {naq['R@1@0.3']:.1f} / {naq['R@5@0.3']:.1f} / {naq['R@1@0.5']:.1f}, NLQ only "
+          f"{nlq['R@1@0.3']:.1f} / {nlq['R@5@0.3']:.1f} / {nlq['R@1@0.5']:.1f}, chance {chance['R1@0.3']:.1f} / "
+          f"{chance['R5@0.3']:.1f} / {chance['R1@0.5']:.1f}; stages "
           + ", ".join(f"{k} {v:.0f} s" for k, v in report.stage_seconds.items()))
-    assert got["num_queries"] == runs[0].num_queries >= 100
-    assert got["R@1@0.3"] >= max(2.5 * chance["R1@0.3"], chance["R1@0.3"] + 8.0)
-    assert got["R@1@0.5"] >= max(2.5 * chance["R1@0.5"], chance["R1@0.5"] + 5.0)
+    assert naq["num_queries"] == nlq["num_queries"] == runs[0].num_queries >= 100
+    # far above chance
+    assert naq["R@1@0.3"] >= 2.5 * chance["R1@0.3"]
+    assert naq["R@1@0.5"] >= 2.0 * chance["R1@0.5"]
+    # NaQ's effect: narrations make up for missing NLQ queries
+    assert naq["R@5@0.3"] >= nlq["R@5@0.3"] + 4.0
+    assert naq["R@1@0.3"] + naq["R@5@0.3"] > nlq["R@1@0.3"] + nlq["R@5@0.3"]
