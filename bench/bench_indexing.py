@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -28,14 +27,6 @@ RATE_HZ = 1.875
 FPS = 30
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
@@ -165,6 +156,8 @@ def main() -> None:
         model, video, workers = args.e2e_child
         end_to_end_child(model, Path(video), int(workers))
         return
+
+    from bench.machine import cpu_model
 
     cores = os.cpu_count() or 1
     print(f"CPU: {cpu_model()}, {cores} cores; load average now {os.getloadavg()[0]:.1f}; torch threads 2; grid "

@@ -35,7 +35,6 @@ import argparse
 import gc
 import math
 import os
-import platform
 import shutil
 import sys
 import time
@@ -51,6 +50,7 @@ from app.settings import Settings  # noqa: E402
 from indexing.config import LibraryConfig  # noqa: E402
 from indexing.library import Library  # noqa: E402
 from indexing.vectors import effective_factory  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from models.clip_encoder import EncoderSpec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,14 +72,6 @@ DEFAULT_PLAN = {
 }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def rss_anon_mb() -> float:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from killing import run_and_kill_midway
 from media import bad_inputs, h264_video, media_dir, write_video  # noqa: F401
 
 from app.cli import main
@@ -86,26 +82,9 @@ def test_each_bad_file_alone_fails_with_one_line(indexed, bad_inputs, kind, caps
 def test_killed_indexer_leaves_a_consistent_library(tmp_path, tiny_encoder):
     long_video = write_video(tmp_path / "long.mp4", seconds=60.0, fps=30.0, seed=9)
     root = tmp_path / "lib"
-    proc = subprocess.Popen([sys.executable, "-m", "app", "-v", "index", str(long_video), "--library", str(root),
-                             "--rate", "30", *TINY], cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr], daemon=True).start()
-    progress = re.compile(r"long\.mp4: (\d+)/(\d+) frames")
-    deadline = time.monotonic() + 120
-    seen = None
-    while time.monotonic() < deadline:  # wait for real progress, then kill mid-way
-        try:
-            match = progress.search(lines.get(timeout=1))
-        except queue.Empty:
-            assert proc.poll() is None, "indexer exited before making progress"
-            continue
-        if match and int(match[1]) > 0:
-            seen = (int(match[1]), int(match[2]))
-            break
-    assert seen and seen[0] < seen[1], seen
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    run_and_kill_midway([sys.executable, "-m", "app", "-v", "index", str(long_video), "--library", str(root),
+                         "--rate", "30", *TINY], cwd=ROOT, env=_env(),
+                        progress=r"long\.mp4: (\d+)/(\d+) frames")
 
     report = Library.open(root, repair=False).check()
     assert any("interrupted" in p for p in report.problems)  # the half-done job is visible to check ...

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import queue
-import re
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -15,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from killing import run_and_kill_midway
 from media import write_video
 
 import indexing.library as library_module
@@ -179,26 +176,9 @@ def test_cli_reindex_and_a_killed_reindex_leaves_the_old_library_usable(tmp_path
     rec = lib.add(long_video, tiny_encoder)
     query = lib.features(rec.id)[[100]].astype(np.float32)
     before = lib.search(query, k=3)
-    proc = subprocess.Popen([sys.executable, "-m", "app", "-v", "library", "reindex", "--library", str(root),
-                             "--model", "egorecall-small", "--pretrained", "none"], cwd=ROOT, env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr], daemon=True).start()
-    progress = re.compile(rf"{rec.id}\.mp4: (\d+)/(\d+) frames")  # re-encoded from the library's copy
-    deadline = time.monotonic() + 120
-    seen = None
-    while time.monotonic() < deadline:  # wait for real re-encoding progress, then kill mid-way
-        try:
-            match = progress.search(lines.get(timeout=1))
-        except queue.Empty:
-            assert proc.poll() is None, "reindex exited before making progress"
-            continue
-        if match and int(match[1]) > 0:
-            seen = (int(match[1]), int(match[2]))
-            break
-    assert seen and seen[0] < seen[1], seen
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    run_and_kill_midway([sys.executable, "-m", "app", "-v", "library", "reindex", "--library", str(root),
+                         "--model", "egorecall-small", "--pretrained", "none"], cwd=ROOT, env=_env(),
+                        progress=rf"{rec.id}\.mp4: (\d+)/(\d+) frames")
 
     report = Library.open(root, repair=False).check()
     assert any("leftover encoder store" in p for p in report.problems), report.problems
