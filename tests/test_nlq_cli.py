@@ -1,7 +1,12 @@
-"""`python -m app evaluate` and `python -m app naq`, run as a user runs them."""
+"""`python -m app evaluate` and `python -m app naq`: exit codes, output and one-line errors.
+
+The commands run in this process through ``app.cli.main`` (what ``python -m app`` calls), which spares each
+test a new interpreter and torch import; one test runs the real ``python -m app`` to cover the entry point."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_app(*args: str) -> subprocess.CompletedProcess:
+    from app.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse refusing the command line
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def run_python_m_app(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
@@ -37,7 +55,7 @@ def files(tmp_path):
 
 def test_evaluate_json_is_one_object_with_the_metrics(files):
     data, ann, pred = files
-    proc = run_app("evaluate", "--annotations", ann, "--predictions", pred, "--json")
+    proc = run_python_m_app("evaluate", "--annotations", ann, "--predictions", pred, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     for key in ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "mean_R1", "mean_R5", "num_queries", "per_template",
