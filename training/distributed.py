@@ -13,7 +13,7 @@ import datetime
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
@@ -53,8 +53,10 @@ def choose_device(preference: str | None, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def setup(device_preference: str | None = None) -> DistInfo:
-    """Join the process group torchrun describes (if any) and pick this process's device."""
+def setup(device_preference: str | None = None, timeout: datetime.timedelta = TIMEOUT) -> DistInfo:
+    """Join the process group torchrun describes (if any) and pick this process's device.
+
+    ``timeout`` bounds how long a rank waits at a collective for the others (e.g. while rank 0 evaluates)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 and not dist.is_initialized():
         return DistInfo(device=choose_device(device_preference))
@@ -66,7 +68,7 @@ def setup(device_preference: str | None = None) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend, timeout=TIMEOUT)
+        dist.init_process_group(backend=backend, timeout=timeout)
         owns = True
         logger.info("rank %d of %d on %s (%s)", rank, world, device, backend)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, device, owns)
@@ -75,6 +77,11 @@ def setup(device_preference: str | None = None) -> DistInfo:
 def teardown(info: DistInfo) -> None:
     if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def share(info: DistInfo, items: Sequence[str]) -> list[str]:
+    """This process's share of a list (every ``world_size``-th item of its sorted order)."""
+    return [u for i, u in enumerate(sorted(items)) if i % info.world_size == info.rank]
 
 
 def barrier(info: DistInfo) -> None:

@@ -4,7 +4,7 @@
 narration) pairs with EgoNCE and writes encoder weights the indexer loads with ``--pretrained FILE``
 (``python -m app pretrain`` wraps it). Modules: ``config`` (settings), ``actions`` (verb/noun keys),
 ``data`` (moments, frame cache, scene-aware batches), ``loss`` (EgoNCE), ``evaluate`` (held-out retrieval),
-``state`` (resume), ``distributed`` (torchrun), ``trainer`` (the loop).
+``state`` (resume), ``trainer`` (the loop; torchrun through :mod:`training.distributed`).
 """
 
 from training.pretrain.config import PretrainConfig, PretrainError

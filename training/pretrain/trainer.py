@@ -23,6 +23,7 @@ temperature, wall seconds, pairs/s) and one per evaluation (the held-out retriev
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import logging
 import math
@@ -38,11 +39,11 @@ import torch.nn.functional as F
 from checkpoints.encoder import save_encoder_weights
 from indexing.errors import VideoError
 from models.clip_encoder import ClipEncoder, EncoderSpec
+from training.distributed import DistInfo, barrier, gather_objects, setup, share, teardown
 from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
 from training.pretrain.data import (FrameCache, KeyVocabulary, SceneBatchSampler, attach_frames,
                                     build_moments, cache_videos, find_videos, split_videos)
-from training.pretrain.distributed import DistContext, setup
 from training.pretrain.evaluate import retrieval_metrics
 from training.pretrain.loss import EgoNCELoss
 from training.pretrain.state import latest_state, load_state, save_state
@@ -135,7 +136,7 @@ def _no_decay(name: str, p: torch.nn.Parameter) -> bool:
 
 
 class _Run:
-    def __init__(self, config: PretrainConfig, ctx: DistContext) -> None:
+    def __init__(self, config: PretrainConfig, ctx: DistInfo) -> None:
         self.cfg = config
         self.ctx = ctx
         self.work = config.resolved_work_dir
@@ -152,11 +153,11 @@ class _Run:
         if latest_state(self.state_dir) is not None and not (cfg.resume or cfg.overwrite):
             raise PretrainError(f"an interrupted run left its state in {self.state_dir}; pass --resume to continue "
                                 f"it, or --overwrite to start over")
-        self.ctx.barrier()
+        barrier(self.ctx)
         if cfg.overwrite and not cfg.resume and self.ctx.is_main:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self.log_path.unlink(missing_ok=True)
-        self.ctx.barrier()
+        barrier(self.ctx)
 
     def _load_model(self) -> None:
         cfg = self.cfg
@@ -172,13 +173,6 @@ class _Run:
         self.model = base.model.to(self.ctx.device).train().requires_grad_(True)
         self.context_length = int(getattr(self.model, "context_length", 0) or 0)
 
-    def _gather(self, obj):
-        if not self.ctx.distributed:
-            return [obj]
-        out = [None] * self.ctx.world_size
-        torch.distributed.all_gather_object(out, obj)
-        return out
-
     def _load_data(self) -> None:
         cfg, ctx = self.cfg, self.ctx
         nf = load_narrations(cfg.narrations)
@@ -191,7 +185,7 @@ class _Run:
                 f"(expected files named <video_uid>.mp4 or another video suffix)")
         self.cache = FrameCache(cfg.resolved_cache_dir, self.image_size)
         durations, failed = {}, {}
-        for part in self._gather(self._durations(ctx.share(present))):
+        for part in gather_objects(self.ctx, self._durations(share(ctx, present))):
             durations.update(part[0])
             failed.update(part[1])
         moments, self.moment_report = build_moments(nf.narrations, durations, use_given=cfg.use_given_windows,
@@ -199,9 +193,9 @@ class _Run:
         if not moments:
             raise PretrainError(f"no usable narration windows in {cfg.narrations} for the videos in {cfg.videos_dir}")
         # Every process decodes its share of the videos into the cache, then all read the whole cache.
-        cache_videos(self.cache, files, moments, cfg.frames_per_window, uids=ctx.share(durations),
+        cache_videos(self.cache, files, moments, cfg.frames_per_window, uids=share(ctx, durations),
                      progress=self._bar("decoding", "video") if ctx.is_main else None)
-        ctx.barrier()
+        barrier(ctx)
         frames, more_failed = cache_videos(self.cache, files, moments, cfg.frames_per_window)
         failed.update(more_failed)
         train_uids, val_uids = split_videos(frames, cfg.val_fraction, cfg.seed, cfg.val_videos)
@@ -403,7 +397,7 @@ class _Run:
                         metrics = self.evaluate()
                         if metrics:
                             self._log({"step": step, "eval": metrics, "wall_s": round(self._wall(), 2)})
-                    ctx.barrier()
+                    barrier(ctx)
                 if step % cfg.save_every == 0 and step < total:
                     save(step)
         except KeyboardInterrupt:
@@ -419,7 +413,7 @@ class _Run:
             shutil.rmtree(self.state_dir, ignore_errors=True)
             self._log({"step": total, "done": str(cfg.out), "wall_s": round(self._wall(), 2)})
             result = PretrainResult(cfg.out, sidecar, metrics, total, self.log_path)
-        ctx.barrier()
+        barrier(ctx)
         return result
 
     def _sidecar(self, total: int, spe: int, metrics: dict, amp) -> dict:
@@ -453,8 +447,9 @@ def _digest(rows) -> str:
 def pretrain(config: PretrainConfig) -> PretrainResult | None:
     """Run (or resume) pretraining; returns the result in the main process (None in the others)."""
     config.validate()
-    ctx = setup(config.device)
+    # Decoding the frame cache happens between collectives and may take a while on a first run.
+    ctx = setup(config.device, timeout=datetime.timedelta(hours=2))
     try:
         return _Run(config, ctx).run()
     finally:
-        ctx.close()
+        teardown(ctx)
