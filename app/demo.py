@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
-    from app.answers import Answer
+    from app.answering import Answer
     from app.service import EgoRecall
 
 logger = logging.getLogger(__name__)

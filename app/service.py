@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from app.answering import AnswerContext, Answerer, AnswererCache
-from app.answers import Answer, Moment, SearchConfig, find_moments, to_answer
+from app.answering import Answer, Moment, SearchConfig, find_moments, to_answer
 from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
@@ -175,7 +175,7 @@ class EgoRecall:
         library = self.library
         settings = library.settings
         if not settings.encoder_key:  # (claimed but empty: find_moments says so)
-            from app.answers import NothingToSearch
+            from app.answering import NothingToSearch
 
             raise NothingToSearch(f"the library at {library.root} has no videos yet; add some with "
                                   f"`python -m app index VIDEO...`")

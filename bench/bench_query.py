@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.answers import SearchConfig  # noqa: E402
+from app.answering import SearchConfig  # noqa: E402
 from app.service import EgoRecall  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from indexing.config import LibraryConfig  # noqa: E402

@@ -12,7 +12,7 @@ from answer_fixtures import ColorEncoder, colored_frames
 from media import write_video
 
 from app.answering import TrainedAnswerer, ZeroShotAnswerer, window_mean
-from app.answers import InvalidRequest, NothingToSearch, SearchConfig
+from app.answering import InvalidRequest, NothingToSearch, SearchConfig
 from app.service import EgoRecall
 from app.settings import Settings
 from checkpoints import NotACheckpoint

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.answers import Moment, ScoreSeries
+from app.answering import Moment, ScoreSeries
 from app.ui.format import clock, moment_caption, moment_record, progress_html, series_points, span, video_rows
 from app.ui.jobs import DemoUnavailable, JobBusy, JobManager
 from app.ui.train_form import config_defaults, config_names, curves, make_config

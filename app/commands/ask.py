@@ -103,7 +103,7 @@ def _copy_clips(answer, directory: Path):
 
 
 def ask_command(args: argparse.Namespace) -> int:
-    from app.answers import InvalidRequest
+    from app.answering import InvalidRequest
     from app.service import EgoRecall
     from indexing.library import Library
 
@@ -197,9 +197,7 @@ def _directory_source(args, settings):
 def predict_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from app.answers import InvalidRequest
-    from models.zeroshot import EmptyQuestion, rewrite_question
-    from training.features import FeaturesUnavailable
+    from app.answering import InvalidRequest, answer_dataset
     from training.nlq import load_nlq
     from training.submission import Prediction, write_submission
 
@@ -213,42 +211,20 @@ def predict_command(args: argparse.Namespace) -> int:
     else:
         answerer, source = _directory_source(args, settings)
 
-    predictions: dict[tuple, Prediction] = {}
-    no_features: dict[str, str] = {}
-    empty = 0
     by_clip = dataset.queries_by_clip()
     bar = tqdm(total=len(dataset.queries), desc="answering", unit="query", disable=None, file=sys.stderr)
-    for clip_uid, queries in by_clip.items():
-        if not queries:
-            continue
-        clip = dataset.clips[clip_uid]
-        try:
-            feats = source.get(clip)
-        except FeaturesUnavailable as exc:
-            no_features[clip_uid] = str(exc)
-            bar.update(len(queries))
-            continue
-        good = []
-        for q in queries:
-            try:
-                rewrite_question(q.text)
-                good.append(q)
-            except EmptyQuestion:
-                empty += 1
-        prepared = answerer.prepare([q.text for q in good])
-        for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, args.k)):
-            predictions[q.key] = Prediction.for_query(q, result.windows)
-        bar.update(len(queries))
+    answers = answer_dataset(answerer, dataset, source, args.k, progress=bar.update)
     bar.close()
+    no_features, empty = answers.no_features, answers.empty
 
-    ordered = [predictions.get(q.key) or Prediction.for_query(q, []) for q in dataset.queries]
+    ordered = [Prediction.for_query(q, answers.for_query(q)) for q in dataset.queries]
     write_submission(args.out, ordered, max_windows=args.k)
     missed = sum(len(by_clip[c]) for c in no_features)
     for clip_uid, why in list(no_features.items())[:5]:
         print(f"warning: {why}", file=sys.stderr)
     if len(no_features) > 5:
         print(f"warning: ... and {len(no_features) - 5} more clips without features", file=sys.stderr)
-    print(f"{answerer.label}: answered {len(predictions)} of {len(dataset.queries)} queries in "
+    print(f"{answerer.label}: answered {len(answers.windows)} of {len(dataset.queries)} queries in "
           f"{len(by_clip) - len(no_features)} clips in {time.monotonic() - started:.1f} s; "
           f"{missed} queries in {len(no_features)} clips without features and {empty} empty queries count as "
           f"misses; wrote {args.out}")

@@ -106,7 +106,7 @@ class Actions:
         return out
 
     def ask_answer(self, question: str, video_id: str | None, mode: str, k: int):
-        """The service's :class:`~app.answers.Answer` (errors as ``EgoRecallError``)."""
+        """The service's :class:`~app.answering.Answer` (errors as ``EgoRecallError``)."""
         scope = None if not video_id or video_id == ALL_VIDEOS else video_id
         try:
             k = int(k)

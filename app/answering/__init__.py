@@ -1,0 +1,60 @@
+"""Answering: a question and a library (or one clip's features) -> ranked moments, one module per step.
+
+* :mod:`~app.answering.base` -- the :class:`Answerer` interface every mode implements;
+* :mod:`~app.answering.registry` -- modes by name (``zeroshot``, a checkpoint, ...) and a small LRU of built ones;
+* :mod:`~app.answering.vectors` -- question -> CLIP prompt-ensemble vector (cached);
+* :mod:`~app.answering.zeroshot`, :mod:`~app.answering.trained` -- the modes;
+* :mod:`~app.answering.search` -- library-wide search: candidate videos, scoring, cross-video ranking;
+* :mod:`~app.answering.results` -- what ``ask`` returns (:class:`Moment`, :class:`Answer`);
+* :mod:`~app.answering.dataset` -- every query of an NLQ file answered (``predict``, benchmarks).
+
+The short public entry points are :func:`make_answerer` (or ``EgoRecall.answerer``), ``Answerer.prepare`` /
+``Answerer.answer`` for one clip, :func:`find_moments` for a library, and :func:`answer_dataset` for a file.
+
+An :class:`Answerer` turns questions into ranked windows over one clip's features. Everything above it --
+library-wide search (:mod:`app.answering.search`), the ``ask`` and ``predict`` commands, the UI -- only talks to this
+interface, so a new mode is one registered class.
+
+Modes:
+
+* ``zeroshot`` (:class:`ZeroShotAnswerer`): the question is rewritten into a CLIP prompt ensemble
+  (:mod:`models.zeroshot`), every frame is scored by its cosine with it, and the curve becomes windows.
+  Needs the CLIP that made the features.
+* a checkpoint (:class:`TrainedAnswerer`): any other mode string names a trained localizer in the
+  checkpoints folder (or a path to one). Its metadata must match the features (encoder key, dimension, grid
+  rate -- :func:`checkpoints.check_compatible`); its questions are encoded by the frozen token encoder its
+  metadata names (:func:`checkpoints.text_encoder_spec`), reusing the already loaded CLIP when the weights
+  are the same; it answers with :func:`models.inference.localize`.
+
+Comparable scores. Within one mode, window scores of different videos must rank against each other:
+
+* zero-shot scores are cosine similarities of one question vector with features of one encoder, so they
+  compare across videos as they are;
+* a localizer's span scores (p_start x p_end) are softmax-normalised *per video* -- every video, even one
+  without the answer, puts its mass somewhere -- so they do not compare. With ``comparable=True`` a trained
+  window is scored by the model's highlight probability averaged over the window (a per-bin sigmoid,
+  independent of the rest of the video) and the windows are re-ordered by it; without it (``predict``,
+  evaluation) the model's own span order and scores are kept.
+"""
+
+from __future__ import annotations
+
+from app.answering.base import (CHECKPOINT, ZEROSHOT, AnswerContext, Answerer, ClipAnswer, FeatureMismatch,
+                                PreparedQuestion, UnknownMode, window_mean)
+from app.answering.dataset import answer_dataset
+from app.answering.registry import (AnswererCache, AnswererKind, answerer_cache_key, answerer_kinds, make_answerer,
+                                    parse_mode, register_answerer)
+from app.answering.results import Answer, Moment, ScoreSeries
+from app.answering.search import (InvalidRequest, NothingToSearch, Ranking, ScoredVideo, SearchConfig,
+                                  find_moments, segment_grid, to_answer)
+from app.answering.trained import TrainedAnswerer
+from app.answering.vectors import VectorCache, prompt_vectors
+from app.answering.zeroshot import ZeroShotAnswerer
+from models.zeroshot import EmptyQuestion
+
+__all__ = ["ZEROSHOT", "CHECKPOINT", "Answer", "Answerer", "AnswerContext", "AnswererCache", "AnswererKind",
+           "ClipAnswer", "EmptyQuestion", "FeatureMismatch", "InvalidRequest", "Moment", "NothingToSearch",
+           "PreparedQuestion", "Ranking", "ScoreSeries", "ScoredVideo", "SearchConfig", "TrainedAnswerer",
+           "UnknownMode", "VectorCache", "ZeroShotAnswerer", "answer_dataset", "answerer_cache_key",
+           "answerer_kinds", "find_moments", "make_answerer", "parse_mode", "prompt_vectors", "register_answerer",
+           "segment_grid", "to_answer", "window_mean"]

@@ -1,0 +1,100 @@
+"""What every answering mode shares: the prepared question, one clip's answer, the features' context, and the
+:class:`Answerer` interface that everything above answering (library search, ``ask``, ``predict``, the UI)
+talks to, so a new mode is one registered class (:mod:`app.answering.registry`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from models.errors import EgoRecallError
+from models.grid import TimeGrid
+from models.windows import Window
+from models.zeroshot import Rewrite, rewrite_question
+
+ZEROSHOT = "zeroshot"
+CHECKPOINT = "checkpoint"
+
+
+class UnknownMode(EgoRecallError):
+    """The answering mode is neither a registered mode nor a checkpoint."""
+
+
+class FeatureMismatch(EgoRecallError):
+    """The features cannot be read by the chosen mode (e.g. zero-shot with features of another encoder)."""
+
+
+@dataclass(frozen=True)
+class PreparedQuestion:
+    """A question made ready once for any number of clips."""
+
+    text: str
+    rewrite: Rewrite
+    vector: np.ndarray | None = None
+    """The CLIP prompt-ensemble vector (float32 [dim], unit): zero-shot scoring and library search."""
+    tokens: np.ndarray | None = None
+    """Trained modes: the query's token features [T, Dt] (float32) ..."""
+    mask: np.ndarray | None = None
+    """... and their validity mask [T]."""
+
+
+@dataclass
+class ClipAnswer:
+    windows: list[Window]
+    """Best first, seconds on the clip's grid, non-overlapping."""
+    curve: np.ndarray
+    """One score per bin of the clip's grid (cosine for zero-shot, highlight probability for localizers)."""
+
+
+@dataclass
+class AnswerContext:
+    """What answerers need to know about the features they will read, and where to load things from."""
+
+    feature_key: str
+    """Identity of the encoder that made the features (``EncoderSpec.key``)."""
+    feature_dim: int
+    rate_hz: float | None
+    """The features' grid rate; None when it varies per clip (a folder of precomputed clip features)."""
+    clip: Callable[[], object]
+    """Loads (once) the CLIP ``ClipEncoder`` whose text space matches the features."""
+    clip_spec: object | None = None
+    """That CLIP's ``EncoderSpec``, known without loading it (None when unknown)."""
+    checkpoints_dir: Path | None = None
+    device: str | None = None
+    feature_key_known: bool = True
+    """False for features of unknown origin (only their dimension can be checked against a checkpoint)."""
+
+
+class Answerer(Protocol):
+    mode: str
+    """The mode string it answers for (``zeroshot`` or the checkpoint's name)."""
+    label: str
+    """A short human description, e.g. ``zero-shot (ViT-B-16/openai)``."""
+    max_candidate_videos: int
+    """How many videos a library-wide question may score in full (its cost per video decides)."""
+
+    def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
+        """Encode questions once. ``search``: also make the CLIP vector used to narrow a library search.
+        Raises :class:`EmptyQuestion` if any question is empty."""
+
+    def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
+               comparable: bool = False) -> list[ClipAnswer]:
+        """Up to ``k`` windows per question over one clip's ``features`` [grid.num_bins, dim]."""
+
+
+
+def rewrite_all(questions: Sequence[str]) -> list[Rewrite]:
+    """Every question's rewrite (raises ``EmptyQuestion`` for an empty one)."""
+    if isinstance(questions, str):
+        raise TypeError("pass a list of questions, not a single string")
+    return [rewrite_question(q) for q in questions]
+
+
+def window_mean(curve: np.ndarray, grid: TimeGrid, window: Window) -> float:
+    """Mean of a per-bin curve over the bins a window covers."""
+    s, e = grid.seconds_to_bins(window.start, window.end)
+    return float(np.mean(curve[s:e + 1]))

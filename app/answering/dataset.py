@@ -1,0 +1,64 @@
+"""Every query of an NLQ file answered by one mode: what ``predict`` writes and what the benchmarks score.
+
+Clips are answered one at a time (their features read once, all their questions prepared together), so a file
+of thousands of queries over hundreds of clips stays within one clip's memory. A clip without features and an
+empty question are recorded, never raised: both count as misses in the NLQ metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from app.answering.base import Answerer
+from models.windows import Window
+from models.zeroshot import EmptyQuestion, rewrite_question
+from training.features import ClipFeatureSource, FeaturesUnavailable
+from training.nlq import NLQDataset, Query
+
+
+@dataclass
+class DatasetAnswers:
+    windows: dict[tuple, list[Window]] = field(default_factory=dict)
+    """Query key -> its windows, best first (only the queries that were answered)."""
+    no_features: dict[str, str] = field(default_factory=dict)
+    """clip_uid -> why its features could not be read."""
+    empty: int = 0
+    """Queries with no usable text."""
+
+    def for_query(self, query: Query) -> list[Window]:
+        return self.windows.get(query.key, [])
+
+
+def answer_dataset(answerer: Answerer, dataset: NLQDataset, source: ClipFeatureSource, k: int = 5, *,
+                   queries: list[Query] | None = None,
+                   progress: Callable[[int], None] | None = None) -> DatasetAnswers:
+    """Top-``k`` windows of ``answerer`` for ``queries`` (default: every query of ``dataset``), clip by clip.
+
+    ``progress(n)`` is called after each clip with the number of its queries.
+    """
+    out = DatasetAnswers()
+    by_clip: dict[str, list[Query]] = {}
+    for q in dataset.queries if queries is None else queries:
+        by_clip.setdefault(q.clip_uid, []).append(q)
+    for clip_uid, clip_queries in by_clip.items():
+        try:
+            feats = source.get(dataset.clips[clip_uid])
+        except FeaturesUnavailable as exc:
+            out.no_features[clip_uid] = str(exc)
+            if progress:
+                progress(len(clip_queries))
+            continue
+        good = []
+        for q in clip_queries:
+            try:
+                rewrite_question(q.text)
+                good.append(q)
+            except EmptyQuestion:
+                out.empty += 1
+        prepared = answerer.prepare([q.text for q in good])
+        for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, k)):
+            out.windows[q.key] = list(result.windows)
+        if progress:
+            progress(len(clip_queries))
+    return out

@@ -1,0 +1,93 @@
+"""What ``ask`` returns: ranked :class:`Moment` records with their clips, and each scored video's curve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One answer: a time range of one library video, with its playable clip and thumbnail when made."""
+
+    video_id: str
+    video_name: str
+    start: float
+    """Seconds from the video's start; 0 <= start < end <= the video's duration."""
+    end: float
+    score: float
+    """Higher is better; comparable between the moments of one answer (cosine for zero-shot, the model's
+    mean highlight probability for checkpoints)."""
+    rank: int
+    """1 = best."""
+    clip: Path | None = None
+    """H.264/MP4 of the moment, padded by ``ClipConfig.pad_s`` each side (None without clips)."""
+    thumbnail: Path | None = None
+    """JPEG of the frame at the middle of the window."""
+    clip_start: float | None = None
+    """Where the clip starts in the video (it is padded): play it from ``start - clip_start`` to highlight
+    the window itself."""
+    clip_error: str | None = None
+    """Why the clip could not be made (the moment itself stands)."""
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "video_id": self.video_id, "video_name": self.video_name,
+                "start": round(self.start, 3), "end": round(self.end, 3), "score": float(self.score),
+                "clip": str(self.clip) if self.clip else None,
+                "thumbnail": str(self.thumbnail) if self.thumbnail else None,
+                "clip_start": None if self.clip_start is None else round(self.clip_start, 3),
+                "clip_error": self.clip_error}
+
+
+@dataclass(frozen=True)
+class ScoreSeries:
+    """The score over time of one scored video, for plotting: ``scores[i]`` at ``times[i]`` (bin centres).
+
+    For a long video answered only in regions, the regions follow each other separated by a NaN score.
+    """
+
+    video_id: str
+    video_name: str
+    duration: float
+    times: np.ndarray
+    scores: np.ndarray
+    windows: tuple[tuple[float, float, int], ...]
+    """(start, end, rank) of this answer's moments in this video."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"video_id": self.video_id, "video_name": self.video_name, "duration": self.duration,
+                "times": [round(float(t), 3) for t in self.times],
+                "scores": [None if not np.isfinite(s) else round(float(s), 5) for s in self.scores],
+                "windows": [{"start": s, "end": e, "rank": r} for s, e, r in self.windows]}
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    mode: str
+    """``zeroshot`` or the checkpoint's name."""
+    moments: list[Moment]
+    """Best first (rank 1, 2, ...); at most ``k``."""
+    series: list[ScoreSeries]
+    """One per video that was scored, the video of the best moment first."""
+    video_id: str | None = None
+    """The scope: one video, or None for the whole library."""
+    prompts: tuple[tuple[str, float], ...] = ()
+    """What the question was rewritten into for CLIP (text, weight)."""
+    candidates: int = 0
+    """Videos answered in full (or in regions)."""
+    seconds: float = 0.0
+    """Time to answer (clips included)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "mode": self.mode, "video_id": self.video_id,
+                "moments": [m.to_dict() for m in self.moments], "series": [s.to_dict() for s in self.series],
+                "prompts": [{"text": t, "weight": w} for t, w in self.prompts], "candidates": self.candidates,
+                "seconds": round(self.seconds, 3)}
