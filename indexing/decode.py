@@ -117,10 +117,22 @@ def assess_damage(path: str | Path, info: VideoInfo, report: DecodeReport, polic
     if info.frame_count and report.frames:
         short = info.frame_count - report.frames
         if short > max(2, policy.max_missing_frames_fraction * info.frame_count):
-            what = "it looks truncated" if report.late_start or (report.end_s or 0) < info.duration - 1.0 / \
-                max(info.fps, 1.0) * 2 else "it is damaged"
-            raise DamagedVideo(path, f"{what}: only {report.frames} of the {info.frame_count} frames it declares "
-                                     f"could be decoded")
+            if _frames_never_stored(info, report, policy):
+                # AVI (and some screen-capture / webcam exports) keep a slot for every frame period but store
+                # no packet for a repeated picture: every packet decoded and the pictures reach the end, so
+                # the file is whole; its grid follows the pictures' timestamps.
+                logger.info("%s: %d of the %d frame slots the header declares hold a picture (repeated frames "
+                            "are not stored); every packet decoded up to %.2f s", Path(path).name, report.frames,
+                            info.frame_count, report.end_s or 0.0)
+            else:
+                failed = report.damaged + report.decode_errors
+                seen = (f"decoding stopped at {report.end_s or 0.0:.1f} s of {_declared_span(info):.1f} s, "
+                        f"{report.frames} of the {info.frame_count} frames it declares")
+                if failed:
+                    seen += f"; {failed} packets failed to decode"
+                what = "it looks truncated" if report.late_start or not _reaches_end(info, report, policy) \
+                    else "it is damaged"
+                raise DamagedVideo(path, f"{what}: {seen}")
     if report.damage_detectable and report.damaged:
         where = f" (first at {report.first_damage_s:.1f} s)" if report.first_damage_s is not None else ""
         total = max(report.frames, report.packets, 1)
@@ -129,6 +141,28 @@ def assess_damage(path: str | Path, info: VideoInfo, report: DecodeReport, polic
                                      f"be decoded{where}")
         logger.warning("%s: %d of %d frames damaged%s, within tolerance; indexed anyway",
                        Path(path).name, report.damaged, total, where)
+
+
+def _declared_span(info: VideoInfo) -> float:
+    """How long the declared frames last: the header's frame count at its rate (or the duration)."""
+    if info.frame_count and info.fps and info.fps > 0:
+        return max(info.duration, info.frame_count / info.fps)
+    return info.duration
+
+
+def _reaches_end(info: VideoInfo, report: DecodeReport, policy: DamagePolicy) -> bool:
+    if report.end_s is None:
+        return False
+    span = _declared_span(info)
+    slack = max(2.0 / max(info.fps or 1.0, 1.0), min(policy.max_missing_s, policy.max_missing_fraction * span))
+    return span - report.end_s <= slack
+
+
+def _frames_never_stored(info: VideoInfo, report: DecodeReport, policy: DamagePolicy) -> bool:
+    """A frame count the pictures cannot reach because the container never stored those frames, told from a
+    truncated or corrupt file: no packet failed, and the last picture ends where the declared frames end."""
+    return report.damaged == 0 and report.decode_errors == 0 and not report.late_start \
+        and _reaches_end(info, report, policy)
 
 
 # ---------------------------------------------------------------------------------------------- children

@@ -73,6 +73,32 @@ def write_vfr_video(path: Path, spans=((20.0, 1.5), (4.0, 2.0), (10.0, 1.5)), si
     return times
 
 
+def write_avi_with_dropped_frames(path: Path, *, seconds: float = 10.0, fps: int = 15, every: int = 5,
+                                  size=(64, 48)) -> Path:
+    """An AVI that keeps a slot per frame period but stores a picture only every ``every`` slots, as webcam,
+    surveillance and screen-capture exports do for repeated frames: the header declares ~``seconds * fps``
+    frames, a player shows ``seconds`` of video, and only 1/``every`` of the frames decode. Picture ``i`` (at
+    slot ``i``) is a flat grey of :func:`gray_for` ``(i // every)`` over noise in its bottom half (so the frames,
+    not the index, fill the file)."""
+    from fractions import Fraction
+
+    w, h = size
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        for i in range(0, int(seconds * fps), every):
+            img = np.full((h, w, 3), gray_for(i // every), np.uint8)
+            img[h // 2:] = np.random.default_rng(i).integers(0, 256, (h - h // 2, w, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return Path(path)
+
+
 def write_audio_only(path: Path, seconds: float = 2.0) -> Path:
     """An AAC-in-MP4 file with no video stream."""
     rate, n = 44_100, 1024

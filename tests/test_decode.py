@@ -7,8 +7,8 @@ import re
 
 import numpy as np
 import pytest
-from media import (bad_inputs, codec_videos, gray_for, h264_video, media_dir, write_video,  # noqa: F401
-                   write_vfr_video)
+from media import (bad_inputs, codec_videos, gray_for, h264_video, media_dir,  # noqa: F401
+                   truncated_copy, write_avi_with_dropped_frames, write_vfr_video, write_video)
 
 from indexing.backends import PyAVBackend, SegmentRequest
 from indexing.config import DecodeConfig
@@ -153,6 +153,29 @@ def test_damaged_files_are_refused(bad_inputs, kind, message):
     path = bad_inputs[kind]
     info = probe(path)  # the header is intact: only decoding shows the damage
     with pytest.raises(DamagedVideo, match=message):
+        decode_frames(path, info, info.grid(1.875), 32)
+
+
+def test_avi_without_stored_repeated_frames_is_indexed_not_refused(media_dir):
+    """The header counts every frame slot, but repeated frames were never stored: a whole file, not damage."""
+    path = write_avi_with_dropped_frames(media_dir / "dropped frames.avi", seconds=10.0, fps=15, every=5)
+    info = probe(path)
+    assert info.frame_count > 100 and info.duration == pytest.approx(10.0, abs=0.4)
+    grid = info.grid(1.875)
+    frames, report = decode_frames(path, info, grid, 32)
+    assert report.frames == 30 and report.damaged == 0
+    assert len(frames) == grid.num_bins == int(np.ceil(info.duration * 1.875 - 1e-6))
+    # each bin holds the picture on screen at its centre: the last stored picture at or before it
+    shown = (np.floor(grid.sample_times() * 15 / 5)).astype(int)
+    top = frames[:, : frames.shape[1] // 3]
+    np.testing.assert_allclose(top.reshape(len(top), -1).mean(1), [gray_for(k) for k in shown], atol=4)
+
+
+def test_truncated_avi_with_dropped_frames_is_still_refused(media_dir):
+    whole = write_avi_with_dropped_frames(media_dir / "dropped-whole.avi", seconds=10.0)
+    path = truncated_copy(whole, media_dir / "dropped-truncated.avi", 0.5)
+    info = probe(path)
+    with pytest.raises(DamagedVideo, match=r"truncated: decoding stop"):
         decode_frames(path, info, info.grid(1.875), 32)
 
 
