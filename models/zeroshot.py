@@ -357,6 +357,11 @@ _QUESTION_WORDS = frozenset(
     "a an in on at of to me you can could would will should please there it".split())
 
 
+EVENT_OBJECT_WEIGHT = 0.25
+"""Weight of the object's prompts beside an event's action (1.0) in "where did I <verb> X" questions:
+measured on bench/bench_answers.py ("Place: Where did I put X?")."""
+
+
 def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
     b = _Builder()
     found: dict[str, str | None] = {}
@@ -376,11 +381,15 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
         text, _rel, event = _split_object_and_clause(g["obj"])
         obj = _object_phrase(text)
         verb = to_base_verb(g["verb"])
-        b.obj(obj, 1.0)
         if verb not in SEEING_VERBS and obj:
+            # An event ("where did I put X"): its moment is the action, not every frame where X is visible,
+            # so the narration of the action leads and the object only steadies it.
             particle = g.get("p1") or g.get("p2")
-            b.action(verb, f"{particle} {obj}" if particle else obj, 0.75)
+            b.action(verb, f"{particle} {obj}" if particle else obj, 1.0)
+            b.obj(obj, EVENT_OBJECT_WEIGHT)
             found["action"] = f"{verb} {obj}"
+        else:
+            b.obj(obj, 1.0)
         b.event(_clean_phrase(event), 0.4)
         found["object"] = obj
     elif rule == "where_is":

@@ -72,3 +72,30 @@ def test_rank_across_videos_orders_by_score():
 def test_nms_drops_pieces_of_a_kept_moment():
     kept = temporal_nms([Window(30, 34, 0.8), Window(30.4, 31.5, 0.7), Window(33, 40, 0.6)], k=5)
     assert [(w.start, w.end) for w in kept] == [(30, 34), (33, 40)]
+
+
+def test_every_slot_holds_a_distinct_window_when_the_video_allows_it():
+    """One broad bump used to fill the top 5 with shifted copies of itself; now each rank is another place."""
+    grid = TimeGrid(rate_hz=1.875, duration=90.0)
+    times = grid.sample_times()
+    curve = 0.1 + 0.3 * np.exp(-0.5 * ((times - 40.0) / 6.0) ** 2)
+    windows = curve_to_windows(curve, grid, k=5)
+    assert len(windows) == 5
+    assert all(temporal_iou(a, b) <= 0.3 for i, a in enumerate(windows) for b in windows[i + 1:])
+    assert windows[0].start <= 40.0 <= windows[0].end
+
+
+def test_a_video_too_short_for_k_distinct_windows_still_gets_k():
+    grid = TimeGrid(rate_hz=1.875, duration=6.0)
+    windows = curve_to_windows(np.linspace(0.0, 1.0, grid.num_bins), grid, k=5)
+    assert len(windows) == 5 and len({(w.start, w.end) for w in windows}) == 5
+    assert all(0.0 <= w.start < w.end <= 6.0 for w in windows)
+
+
+def test_window_lengths_follow_the_configured_answer_length():
+    grid = TimeGrid(rate_hz=1.875, duration=120.0)
+    curve = np.random.default_rng(3).random(grid.num_bins)
+    for length in (2.0, 4.0, 8.0):
+        cfg = ProposalConfig(answer_length_s=length)
+        for w in curve_to_windows(curve, grid, k=5, config=cfg):
+            assert 0.75 * length - 0.6 <= w.length <= 1.25 * length + 0.6

@@ -72,9 +72,19 @@ def test_rewrite_table(question, template, obj, present, absent):
     assert all(t == t.strip() and "  " not in t and "?" not in t for t in texts)
 
 
-def test_object_dominates_where_questions_and_actions_dominate_what_questions():
-    put = {p.text: p.weight for p in rewrite_question("Where did I put my keys?").prompts}
-    assert put["keys"] > put["puts the keys"] > put["put keys"]
+@pytest.mark.parametrize("question", ["Where did I put my keys?", "where did i leave the keys",
+                                      "Where have I placed my keys?"])
+def test_events_are_found_by_their_action_and_objects_by_their_looks(question):
+    """"Where did I put X" asks for the moment of putting, not every frame showing X (the answer benchmark's
+    "Place" template went from 14 to 32 R@1@0.3 when the action led); "where is X" asks for X itself."""
+    event = {p.text: p.weight for p in rewrite_question(question).prompts}
+    action = max(w for t, w in event.items() if t.split()[0] in ("puts", "leaves", "places"))
+    assert action > 2 * event["keys"]
+    where = {p.text: p.weight for p in rewrite_question("Where are my keys?").prompts}
+    assert where["keys"] == max(where.values())
+
+
+def test_actions_dominate_what_questions():
     pour = {p.text: p.weight for p in rewrite_question("What did I pour into the bowl?").prompts}
     assert pour["pours something into the bowl"] > pour["a photo of a bowl"]
 

@@ -1,0 +1,192 @@
+"""Answer quality: R@1/R@5 at IoU 0.3/0.5 of every answering mode on a world the tests and the demo never see.
+
+    python bench/bench_answers.py            # 30 videos of ~150 s, ~10 min on the 2-core CPU the first time
+    python bench/bench_answers.py --quick    # 8 short videos: a smoke run of every stage
+    python bench/bench_answers.py --json out.json
+
+What runs. The offline demo's pipeline, on its own world (:data:`BENCH_SEED`, other sizes): a synthetic
+first-person world in Ego4D formats, ``egorecall-small`` pretrained from random weights on the *training*
+videos' narrations only (held-out videos never reach pretraining or training), every video indexed into a
+library, NaQ built from the training clips, and VSLNet trained on NLQ + NaQ. Then every held-out NLQ query is
+answered by each mode through the app's own answerers (:func:`app.answering.answer_dataset`: the code
+``predict`` runs) and scored with the Ego4D rules (IoU strictly greater than θ, divided by the ground-truth
+queries).
+
+Printed per mode: R@1/R@5 at 0.3/0.5, mIoU (rank 1), the same per template, how many distinct windows each
+answer holds (out of k), and the lengths of the windows against the ground truth's. Chance is random windows of
+the answers' median length (five seeds): the bar every figure is read against.
+
+Everything is cached under ``--work`` (default ``bench/out/answers[-quick]``): a second run re-uses the world,
+the encoder, the library and the checkpoint, and only re-answers, which is what tuning answering needs.
+Tune on this benchmark only; the tests assert effects on their own worlds with margins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from bench.machine import cpu_model  # noqa: E402
+
+BENCH_SEED = 2026
+"""No test and no demo uses this seed (tests use small seeds, the demo 1 and 7)."""
+
+
+def bench_config(quick: bool):
+    from app.demo import DemoConfig
+
+    full = DemoConfig(videos=30, duration=150.0, seed=BENCH_SEED, val_fraction=0.4, max_queries_per_clip=10,
+                      world_workers=1)
+    if not quick:
+        return full
+    return replace(full, videos=8, duration=60.0, val_fraction=0.375, pretrain_steps=30, train_steps=60,
+                   eval_every=30)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def window_stats(windows: list[list], truth: np.ndarray, k: int) -> dict[str, float]:
+    """How many distinct windows answers hold, and their lengths against the ground truth's."""
+    from models.windows import temporal_iou
+
+    counts = [len(ws) for ws in windows]
+    overlapping = sum(any(temporal_iou(a, b) > 0 for i, a in enumerate(ws) for b in ws[i + 1:]) for ws in windows)
+    first = [ws[0].length for ws in windows if ws]
+    every = [w.length for ws in windows for w in ws]
+    gt = truth[:, 1] - truth[:, 0]
+
+    def q(values, p):
+        return float(np.percentile(values, p)) if len(values) else float("nan")
+
+    return {"mean_windows": float(np.mean(counts)) if counts else 0.0,
+            "full_answers": 100.0 * sum(c >= k for c in counts) / max(1, len(counts)),
+            "answers_with_overlap": 100.0 * overlapping / max(1, len(counts)),
+            "rank1_len_p10": q(first, 10), "rank1_len_p50": q(first, 50), "rank1_len_p90": q(first, 90),
+            "all_len_p50": q(every, 50), "gt_len_p10": q(gt, 10), "gt_len_p50": q(gt, 50), "gt_len_p90": q(gt, 90)}
+
+
+def score_mode(service, mode: str, dataset, source, k: int) -> dict:
+    from app.answering import answer_dataset
+    from training.metrics import score_windows, windows_array
+
+    queries = dataset.evaluation_queries()
+    started = time.monotonic()
+    answers = answer_dataset(service.answerer(mode), dataset, source, k, queries=queries)
+    seconds = time.monotonic() - started
+    windows = [answers.for_query(q) for q in queries]
+    truth = np.array([(q.start, q.end) for q in queries], dtype=np.float64)
+    scores = score_windows(windows_array(windows, k), truth, [q.template for q in queries])
+    return {"scores": scores.to_dict(), "windows": window_stats(windows, truth, k),
+            "ms_per_query": 1000.0 * seconds / max(1, len(queries))}
+
+
+def chance_levels(dataset, source, seeds: int = 5) -> dict[str, float]:
+    from training.curve_eval import answer_length_proposals, evaluate_curves, random_curve
+
+    runs = [evaluate_curves(dataset, source, random_curve(s), proposals=answer_length_proposals(dataset))
+            for s in range(seeds)]
+    out = {m: float(np.mean([r.recall[m] for r in runs])) for m in runs[0].recall}
+    out["mIoU"] = float(np.mean([r.miou for r in runs]))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ printing
+METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5")
+
+
+def table(results: dict[str, dict], chance: dict[str, float]) -> str:
+    lines = ["| mode | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 | mIoU | windows/answer | overlapping | "
+             "rank-1 length p10/p50/p90 s |", "|---" * 9 + "|"]
+    for mode, r in results.items():
+        s, w = r["scores"], r["windows"]
+        lines.append(f"| {mode} | " + " | ".join(f"{s[m]:.1f}" for m in METRICS) + f" | {s['mIoU']:.1f} | "
+                     f"{w['mean_windows']:.2f} | {w['answers_with_overlap']:.0f} % | "
+                     f"{w['rank1_len_p10']:.1f} / {w['rank1_len_p50']:.1f} / {w['rank1_len_p90']:.1f} |")
+    lines.append("| chance (random windows of the median answer length) | "
+                 + " | ".join(f"{chance[m]:.1f}" for m in METRICS) + f" | {chance['mIoU']:.1f} | | | |")
+    first = next(iter(results.values()))["windows"]
+    lines.append(f"\nGround-truth lengths p10/p50/p90: {first['gt_len_p10']:.1f} / {first['gt_len_p50']:.1f} / "
+                 f"{first['gt_len_p90']:.1f} s")
+    return "\n".join(lines)
+
+
+def template_table(results: dict[str, dict]) -> str:
+    modes = list(results)
+    per = {m: results[m]["scores"]["per_template"] for m in modes}
+    names = sorted(per[modes[0]], key=lambda t: -per[modes[0]][t]["num_queries"])
+    head = "| template | queries | " + " | ".join(f"{m} R@1@0.3 / R@5@0.3" for m in modes) + " |"
+    lines = [head, "|---" * (2 + len(modes)) + "|"]
+    for t in names:
+        row = [f"{per[m][t]['R1@0.3']:.1f} / {per[m][t]['R5@0.3']:.1f}" for m in modes]
+        lines.append(f"| {t} | {per[modes[0]][t]['num_queries']} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a small world: every stage, in about a minute")
+    ap.add_argument("--work", type=Path, default=None, help="cache folder (default bench/out/answers[-quick])")
+    ap.add_argument("--modes", nargs="*", default=None,
+                    help="modes to score (default: zeroshot, the trained checkpoint and its fused mode)")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from app.demo import run_demo
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from training.features import LibraryClipFeatures
+    from training.nlq import load_nlq
+
+    config = bench_config(args.quick)
+    work = args.work or Path(__file__).resolve().parent / "out" / ("answers-quick" if args.quick else "answers")
+    service = EgoRecall(Settings(library=work / "library"))
+    started = time.monotonic()
+    report = run_demo(service, config)
+    build_s = time.monotonic() - started
+    dataset = load_nlq(report.world / "nlq_val.json")
+    source = LibraryClipFeatures(service.library)
+    modes = args.modes
+    if modes is None:
+        modes = ["zeroshot"] + ([report.checkpoint] if report.checkpoint else [])
+        if report.checkpoint and "fused" in _mode_kinds():
+            modes.append(f"fused:{report.checkpoint}")
+    results = {}
+    for mode in modes:
+        results[mode] = score_mode(service, mode, dataset, source, args.k)
+    chance = chance_levels(dataset, source)
+
+    queries = len(dataset.evaluation_queries())
+    print(f"# Answer benchmark ({'quick' if args.quick else 'full'}): seed {config.seed}, {config.videos} videos of "
+          f"~{config.duration:.0f} s, {queries} held-out queries, k={args.k}")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}; "
+          f"world+pretrain+index+train {build_s:.0f} s (cached stages re-used)\n")
+    print(table(results, chance))
+    print()
+    print(template_table(results))
+    if args.json:
+        args.json.write_text(json.dumps({"config": config.to_dict(), "queries": queries, "chance": chance,
+                                         "results": results, "build_seconds": build_s}, indent=1))
+    return 0
+
+
+def _mode_kinds() -> list[str]:
+    from app.answering import answerer_kinds
+
+    return answerer_kinds()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
