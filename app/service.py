@@ -193,7 +193,8 @@ class EgoRecall:
 
     def modes(self, *, compatible_only: bool = True) -> list[str]:
         """What ``ask(mode=...)`` accepts here: ``zeroshot``, then the stored checkpoints (newest first) --
-        by default only those trained on this library's features (encoder, size, grid rate)."""
+        by default only those trained on this library's features (encoder, size, grid rate) -- then each
+        checkpoint fused with zero-shot (``fused:NAME``)."""
         from checkpoints import list_checkpoints
 
         infos = list_checkpoints(self.settings.checkpoints_dir)
@@ -201,7 +202,8 @@ class EgoRecall:
             s = self.library.settings
             infos = [c for c in infos if c.feature_encoder.key == s.encoder_key and c.feature_encoder.dim == s.dim
                      and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)]
-        return ["zeroshot"] + [c.name for c in infos]
+        names = [c.name for c in infos]
+        return ["zeroshot"] + names + [f"fused:{n}" for n in names]
 
     def clip_maker(self) -> ClipMaker:
         return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)

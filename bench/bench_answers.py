@@ -158,11 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.monotonic() - started
     dataset = load_nlq(report.world / "nlq_val.json")
     source = LibraryClipFeatures(service.library)
+    fusion = None
+    if report.checkpoint:
+        fusion = choose_and_record_fusion(service, report.checkpoint, dataset, source)
     modes = args.modes
     if modes is None:
-        modes = ["zeroshot"] + ([report.checkpoint] if report.checkpoint else [])
-        if report.checkpoint and "fused" in _mode_kinds():
-            modes.append(f"fused:{report.checkpoint}")
+        modes = ["zeroshot"] + ([report.checkpoint, f"fused:{report.checkpoint}"] if report.checkpoint else [])
     results = {}
     for mode in modes:
         results[mode] = score_mode(service, mode, dataset, source, args.k)
@@ -173,19 +174,30 @@ def main(argv: list[str] | None = None) -> int:
           f"~{config.duration:.0f} s, {queries} held-out queries, k={args.k}")
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}; "
           f"world+pretrain+index+train {build_s:.0f} s (cached stages re-used)\n")
+    if fusion is not None:
+        print(f"fusion weight {fusion['weight']:.1f} (0 = checkpoint alone, 1 = zero-shot alone), chosen on the "
+              f"validation queries\n")
     print(table(results, chance))
     print()
     print(template_table(results))
     if args.json:
         args.json.write_text(json.dumps({"config": config.to_dict(), "queries": queries, "chance": chance,
-                                         "results": results, "build_seconds": build_s}, indent=1))
+                                         "results": results, "fusion": fusion,
+                                         "build_seconds": build_s}, indent=1))
     return 0
 
 
-def _mode_kinds() -> list[str]:
-    from app.answering import answerer_kinds
+def choose_and_record_fusion(service, checkpoint: str, dataset, source) -> dict:
+    """The fused mode's weight, chosen on the validation queries the best checkpoint was also chosen on (the
+    NLQ convention: val selects, val reports), stored in the checkpoint's metadata."""
+    from app.answering import choose_fusion_weight
+    from checkpoints import record_fusion
 
-    return answerer_kinds()
+    choice = choose_fusion_weight(service.answerer(f"fused:{checkpoint}"), dataset, source)
+    fusion = {"weight": choice.weight, "chosen_on": str(dataset.source),
+              "metrics": {str(w): s for w, s in choice.scores.items()}}
+    record_fusion(checkpoint, fusion, service.settings.checkpoints_dir)
+    return fusion
 
 
 if __name__ == "__main__":

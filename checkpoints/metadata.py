@@ -137,6 +137,9 @@ class CheckpointMetadata:
     data: dict[str, Any] = field(default_factory=dict)
     """Free-form summary of the training data (annotation files, splits, numbers of clips and queries)."""
     metrics: dict[str, float] = field(default_factory=dict)
+    fusion: dict[str, Any] = field(default_factory=dict)
+    """How the app's fused mode mixes this model with zero-shot CLIP: ``{"weight": w, "chosen_on": file,
+    "metrics": {...}}``, chosen on validation data (:func:`checkpoints.store.record_fusion`); empty = not chosen."""
     notes: str = ""
     model: str = ""
     model_config: dict[str, Any] = field(default_factory=dict)
@@ -163,6 +166,10 @@ class CheckpointMetadata:
         _need(isinstance(self.model, str) and bool(self.model), "model must name a localizer architecture")
         _need(isinstance(self.model_config, dict), "model_config must be an object")
         _need(isinstance(self.data, dict), "data must be an object")
+        _need(isinstance(self.fusion, dict) and (
+            "weight" not in self.fusion or (isinstance(self.fusion["weight"], (int, float))
+                                            and 0.0 <= self.fusion["weight"] <= 1.0)),
+            "fusion must be an object whose weight is a number in [0, 1]")
         _need(isinstance(self.metrics, dict) and all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
             for k, v in self.metrics.items()), "metrics must map names to numbers")
@@ -177,7 +184,7 @@ class CheckpointMetadata:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         order = ["kind", "format_version", "model", "model_config", "feature_encoder", "aux_feature_encoder",
-                 "text_encoder", "stage", "data", "metrics", "created", "egorecall_version", "notes",
+                 "text_encoder", "stage", "data", "metrics", "fusion", "created", "egorecall_version", "notes",
                  "weights_sha256"]
         return {k: out[k] for k in order}
 

@@ -163,6 +163,21 @@ def read_metadata(folder: Path) -> CheckpointMetadata:
         raise InvalidCheckpointMetadata(f"{meta_path} is invalid: {exc}") from None
 
 
+def record_fusion(path_or_name: str | Path, fusion: dict, directory: str | Path | None = None) -> CheckpointMetadata:
+    """Store how the fused mode should mix this checkpoint with zero-shot (validated, written atomically: a temp
+    file renamed over ``meta.json``, so a crash leaves the old metadata, never half of the new)."""
+    folder = resolve_checkpoint(path_or_name, directory)
+    meta = dataclasses.replace(read_metadata(folder), fusion=dict(fusion))
+    meta.validate()
+    target = folder / META_FILE
+    tmp = target.with_name(f".{META_FILE}.tmp")
+    tmp.write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
+    fsync_path(tmp)
+    tmp.replace(target)
+    fsync_path(folder)
+    return meta
+
+
 def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
     """Every complete checkpoint in ``directory``, newest first; broken entries are logged and skipped."""
     directory = Path(directory)

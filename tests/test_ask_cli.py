@@ -144,9 +144,9 @@ def test_trained_checkpoint_answers_through_the_same_interface(world, capsys):
     check_submission(pred, world["val"])
     evaluate(capsys, world["val"], pred)
     service = EgoRecall(Settings(library=lib, device="cpu"))
-    assert service.modes() == ["zeroshot", "tiny-vslnet"]  # the other one reads ViT-B-16 features
+    assert service.modes() == ["zeroshot", "tiny-vslnet", "fused:tiny-vslnet"]  # the other reads ViT-B-16
     modes = service.modes(compatible_only=False)
-    assert modes[0] == "zeroshot" and sorted(modes[1:]) == ["tiny-vslnet", "vitb-vslnet"]
+    assert modes[0] == "zeroshot" and sorted(modes[1:3]) == ["tiny-vslnet", "vitb-vslnet"]
     assert service.answerer("tiny-vslnet") is service.answerer("tiny-vslnet")  # cached
 
 
@@ -173,3 +173,43 @@ def test_ask_cli(world, capsys, tmp_path):
         assert rc == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
     rc, _, err = run(capsys, "ask", "cup", "--library", tmp_path / "none")
     assert rc == 1 and "no EgoRecall library" in err
+
+
+def test_fused_mode_answers_everywhere_modes_are(world, capsys):
+    lib = world["lib"]
+    rc, out, _ = run(capsys, "ask", "where did I put the cup?", "--mode", "fused:tiny-vslnet", "--library", lib,
+                     "--json", "--no-clips", "--k", 5)
+    assert rc == 0
+    answer = json.loads(out)
+    assert answer["mode"] == "fused:tiny-vslnet" and len(answer["moments"]) == 5
+    assert all(0 <= m["start"] < m["end"] and 0.0 <= m["score"] <= 1.0 for m in answer["moments"])
+    pred = world["root"] / "fused.json"
+    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "fused:tiny-vslnet",
+                        "--videos-dir", world["videos"], "--out", pred, "--library", lib)
+    assert rc == 0 and "fused" in stdout and "weight 0.5" in stdout  # no weight chosen yet: the default
+    check_submission(pred, world["val"])
+
+
+def test_fused_mode_with_a_checkpoint_of_other_features_is_refused_in_one_line(world, capsys):
+    rc, out, err = run(capsys, "ask", "where is the cup", "--mode", "fused:vitb-vslnet", "--library", world["lib"])
+    assert rc == 1 and out == "" and err.count("\n") == 1 and "ViT-B-16/openai" in err and TINY_KEY in err
+    rc, _, err = run(capsys, "ask", "where is the cup", "--mode", "fused:", "--library", world["lib"])
+    assert rc == 1 and "names no checkpoint" in err
+
+
+def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
+    import shutil
+
+    from checkpoints import InvalidCheckpointMetadata, read_metadata, record_fusion
+
+    ckpts = tmp_path / "checkpoints"
+    shutil.copytree(world["lib"] / "checkpoints" / "tiny-vslnet", ckpts / "tiny-copy")
+    record_fusion("tiny-copy", {"weight": 0.8, "chosen_on": "val.json"}, ckpts)
+    assert read_metadata(ckpts / "tiny-copy").fusion["weight"] == 0.8
+    before = (ckpts / "tiny-copy" / "meta.json").read_bytes()
+    with pytest.raises(InvalidCheckpointMetadata, match="weight"):
+        record_fusion("tiny-copy", {"weight": 1.5}, ckpts)
+    assert (ckpts / "tiny-copy" / "meta.json").read_bytes() == before  # a refused update changes nothing
+    service = EgoRecall(Settings(library=world["lib"], device="cpu"))
+    fused = service.answerer(f"fused:{ckpts / 'tiny-copy'}")
+    assert fused.weight == 0.8 and "weight 0.8" in fused.label

@@ -68,7 +68,7 @@ def test_meta_json_follows_the_documented_schema(tmp_path):
     path = save_checkpoint(tmp_path, tiny("vslnet"), metadata())
     meta = json.loads((path / "meta.json").read_text())
     assert list(meta) == ["kind", "format_version", "model", "model_config", "feature_encoder",
-                          "aux_feature_encoder", "text_encoder", "stage", "data", "metrics", "created",
+                          "aux_feature_encoder", "text_encoder", "stage", "data", "metrics", "fusion", "created",
                           "egorecall_version", "notes", "weights_sha256"]
     assert meta["kind"] == "nlq-localizer" and meta["format_version"] == 1
     assert meta["feature_encoder"] == {"key": "egorecall-tiny/random-seed0", "dim": VIDEO_DIM, "rate_hz": 1.875}

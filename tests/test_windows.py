@@ -99,3 +99,17 @@ def test_window_lengths_follow_the_configured_answer_length():
         cfg = ProposalConfig(answer_length_s=length)
         for w in curve_to_windows(curve, grid, k=5, config=cfg):
             assert 0.75 * length - 0.6 <= w.length <= 1.25 * length + 0.6
+
+
+def test_fusion_mixes_highlight_and_cosine_on_one_scale_and_keeps_either_mode_at_the_ends():
+    from app.answering.fusion import fuse_curves, unit_span
+
+    grid = TimeGrid(rate_hz=1.875, duration=60.0)
+    rng = np.random.default_rng(5)
+    cos = 0.2 + 0.02 * rng.standard_normal(grid.num_bins)
+    highlight = rng.random(grid.num_bins)
+    np.testing.assert_allclose(unit_span(np.array([0.1, 0.3, 0.2])), [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(fuse_curves(highlight, cos, 0.0), highlight)
+    spans = lambda curve: [(w.start, w.end) for w in curve_to_windows(curve, grid, 5)]  # noqa: E731
+    assert spans(fuse_curves(highlight, cos, 1.0)) == spans(cos)  # w = 1 is zero-shot, exactly
+    assert spans(fuse_curves(highlight, cos, 0.0)) == spans(highlight)

@@ -3,7 +3,8 @@
 * :mod:`~app.answering.base` -- the :class:`Answerer` interface every mode implements;
 * :mod:`~app.answering.registry` -- modes by name (``zeroshot``, a checkpoint, ...) and a small LRU of built ones;
 * :mod:`~app.answering.vectors` -- question -> CLIP prompt-ensemble vector (cached);
-* :mod:`~app.answering.zeroshot`, :mod:`~app.answering.trained` -- the modes;
+* :mod:`~app.answering.zeroshot`, :mod:`~app.answering.trained`, :mod:`~app.answering.fusion` -- the modes
+  (``fusion`` mixes the other two at score level, with a weight chosen on validation data);
 * :mod:`~app.answering.search` -- library-wide search: candidate videos, scoring, cross-video ranking;
 * :mod:`~app.answering.results` -- what ``ask`` returns (:class:`Moment`, :class:`Answer`);
 * :mod:`~app.answering.dataset` -- every query of an NLQ file answered (``predict``, benchmarks).
@@ -42,6 +43,7 @@ from __future__ import annotations
 from app.answering.base import (CHECKPOINT, ZEROSHOT, AnswerContext, Answerer, ClipAnswer, FeatureMismatch,
                                 PreparedQuestion, UnknownMode, window_mean)
 from app.answering.dataset import answer_dataset
+from app.answering.fusion import FUSED, FusedAnswerer, FusionChoice, choose_fusion_weight
 from app.answering.registry import (AnswererCache, AnswererKind, answerer_cache_key, answerer_kinds, make_answerer,
                                     parse_mode, register_answerer)
 from app.answering.results import Answer, Moment, ScoreSeries
@@ -52,7 +54,8 @@ from app.answering.vectors import VectorCache, prompt_vectors
 from app.answering.zeroshot import ZeroShotAnswerer
 from models.zeroshot import EmptyQuestion
 
-__all__ = ["ZEROSHOT", "CHECKPOINT", "Answer", "Answerer", "AnswerContext", "AnswererCache", "AnswererKind",
+__all__ = ["ZEROSHOT", "CHECKPOINT", "FUSED", "FusedAnswerer", "FusionChoice", "choose_fusion_weight", "Answer",
+           "Answerer", "AnswerContext", "AnswererCache", "AnswererKind",
            "ClipAnswer", "EmptyQuestion", "FeatureMismatch", "InvalidRequest", "Moment", "NothingToSearch",
            "PreparedQuestion", "Ranking", "ScoreSeries", "ScoredVideo", "SearchConfig", "TrainedAnswerer",
            "UnknownMode", "VectorCache", "ZeroShotAnswerer", "answer_dataset", "answerer_cache_key",

@@ -87,7 +87,8 @@ class TrainedAnswerer:
                 raise EmptyQuestion(f"the question {r.question!r} gives no text tokens")
         vectors = (prompt_vectors(self._context.clip(), rewrites, cache=self._vectors) if search
                    else [None] * len(rewrites))
-        return [PreparedQuestion(r.question, r, v, feats[i], mask[i]) for i, (r, v) in enumerate(zip(rewrites, vectors))]
+        return [PreparedQuestion(r.question, r, v, feats[i], mask[i])
+                for i, (r, v) in enumerate(zip(rewrites, vectors))]
 
     def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
                comparable: bool = False) -> list[ClipAnswer]:

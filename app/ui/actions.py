@@ -98,9 +98,12 @@ class Actions:
         infos = {c.name: c for c in list_checkpoints(self.service.settings.checkpoints_dir)}
         out = []
         for name in names:
-            info = infos.get(name)
-            metrics = dict(info.metrics) if info else {}
+            fused = name.startswith("fused:")
+            info = infos.get(name.split(":", 1)[1] if fused else name)
+            metrics = dict(info.metrics) if info and not fused else {}
             label = "zero-shot (CLIP)" if name == "zeroshot" else _checkpoint_label(name, info)
+            if fused:
+                label = f"fused: {_checkpoint_label(info.name, info) if info else name} + zero-shot"
             out.append({"name": name, "label": label, "metrics": metrics,
                         "model": info.model if info else "clip", "stage": info.stage if info else ""})
         return out

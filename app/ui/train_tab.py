@@ -91,7 +91,7 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
                   api_visibility="private", concurrency_limit=None)
 
     def checkpoints_choices():
-        return gr.update(choices=[m["name"] for m in actions.modes() if m["name"] != "zeroshot"])
+        return gr.update(choices=[m["name"] for m in actions.modes() if m["name"] != "zeroshot" and not m["name"].startswith("fused:")])
 
     init_from.focus(checkpoints_choices, outputs=init_from, api_visibility="private", concurrency_limit=None)
 
