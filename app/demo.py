@@ -376,8 +376,7 @@ class _Demo:
         cfg = self.config
         reused = self.encoder_path.is_file()
         if not reused:
-            from app.service import _quiet_random_init_warning
-            from models.clip_encoder import EncoderSpec
+            from models.clip_encoder import EncoderSpec, quiet_random_init_warning
             from training.pretrain import PretrainConfig, pretrain
 
             log = PretrainConfig(self.world, self.world, self.encoder_path).resolved_work_dir / "log.jsonl"
@@ -388,7 +387,7 @@ class _Demo:
                                   f"step {record['step']} of {cfg.pretrain_steps}, loss {record['loss']:.2f}")
 
             # Random initial weights are the demo's point (nothing downloaded); open_clip's warning is noise.
-            with _quiet_random_init_warning(EncoderSpec(cfg.model, "none")), _follow_jsonl(log, on_record):
+            with quiet_random_init_warning(EncoderSpec(cfg.model, "none")), _follow_jsonl(log, on_record):
                 pretrain(PretrainConfig(
                     videos_dir=self.world / "videos", narrations=self.world / "narration.json",
                     out=self.encoder_path, model=cfg.model, pretrained="none", steps=cfg.pretrain_steps,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -25,7 +24,7 @@ from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
 from indexing.errors import VideoError
 from indexing.library import Library, ReindexReport, VideoRecord
-from models.clip_encoder import ClipEncoder, EncoderSpec
+from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warning
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
@@ -52,26 +51,6 @@ class IndexResult:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-class _DropRandomInitWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("No pretrained weights loaded")
-
-
-@contextmanager
-def _quiet_random_init_warning(spec: EncoderSpec):
-    """open_clip warns on the root logger about random weights; with ``--pretrained none`` that was the
-    user's explicit choice, and the CLI promises one stderr line per problem, so the warning is dropped."""
-    if not spec.is_random:
-        yield
-        return
-    root, drop = logging.getLogger(), _DropRandomInitWarning()
-    root.addFilter(drop)
-    try:
-        yield
-    finally:
-        root.removeFilter(drop)
 
 
 class EgoRecall:
@@ -121,7 +100,7 @@ class EgoRecall:
                 spec = self.encoder_spec
                 # Refuse a mismatch before spending seconds loading weights.
                 self.library.require_encoder(spec.key)
-                with _quiet_random_init_warning(spec):
+                with quiet_random_init_warning(spec):
                     self._encoder = ClipEncoder.load(spec, self.settings.device)
             return self._encoder
 
@@ -279,7 +258,7 @@ class EgoRecall:
         questions until the switch.
         """
         library = self.library
-        with _quiet_random_init_warning(spec):
+        with quiet_random_init_warning(spec):
             encoder = ClipEncoder.load(spec, self.settings.device)
         report = library.reindex(encoder, progress=progress)
         with self._lock:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -303,3 +304,23 @@ class ClipEncoder:
         lengths = mask.sum(1)
         t_max = int(lengths.max())
         return x[:, :t_max].float().cpu().numpy(), mask[:, :t_max].cpu().numpy()
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded")
+
+
+@contextmanager
+def quiet_random_init_warning(spec: "EncoderSpec"):
+    """open_clip warns on the root logger about random weights; with ``--pretrained none`` that was the
+    user's explicit choice, and the CLI promises one stderr line per problem, so the warning is dropped."""
+    if not spec.is_random:
+        yield
+        return
+    root, drop = logging.getLogger(), _DropRandomInitWarning()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
