@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from models.errors import EgoRecallError
 
@@ -28,7 +28,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(
         prog="python -m app",
         description="EgoRecall: index first-person video and ask where things happened. "
-                    "With no command, serves the app on 127.0.0.1.",
+        "With no command, serves the app on 127.0.0.1.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (to stderr)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,8 +40,11 @@ def with_default_command(argv: list[str], commands: dict) -> list[str]:
     """`python -m app [--library DIR ...]` means `python -m app serve [...]`."""
     first = next((a for a in argv if a not in ("-v", "--verbose")), None)
     if DEFAULT_COMMAND in commands and first not in commands and first not in ("-h", "--help"):
-        return [a for a in argv if a in ("-v", "--verbose")] + [DEFAULT_COMMAND] + [
-            a for a in argv if a not in ("-v", "--verbose")]
+        return (
+            [a for a in argv if a in ("-v", "--verbose")]
+            + [DEFAULT_COMMAND]
+            + [a for a in argv if a not in ("-v", "--verbose")]
+        )
     return argv
 
 

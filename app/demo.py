@@ -19,10 +19,11 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from models.errors import EgoRecallError
 
@@ -73,9 +74,16 @@ class DemoConfig:
     pretrain_lr: float = 5e-4
     # the localizer
     localizer: str = "vslnet"
-    localizer_config: dict[str, Any] = field(default_factory=lambda: {
-        "dim": 64, "num_heads": 4, "num_conv_layers": 2, "dropout": 0.0, "max_positions": 256,
-        "standardize_video": True})
+    localizer_config: dict[str, Any] = field(
+        default_factory=lambda: {
+            "dim": 64,
+            "num_heads": 4,
+            "num_conv_layers": 2,
+            "dropout": 0.0,
+            "max_positions": 256,
+            "standardize_video": True,
+        }
+    )
     """Small and without dropout: attention dropout forces PyTorch's unfused CPU attention, which made
     training 3.5x slower here (measured: 55 vs 16 queries/s, one thread)."""
     train_steps: int = 300
@@ -99,17 +107,42 @@ class DemoConfig:
     (``bench/README.md``). Work on a GPU is not affected."""
 
     @classmethod
-    def quick(cls) -> "DemoConfig":
+    def quick(cls) -> DemoConfig:
         """A much smaller demo for tests: every stage runs for real, on a few short videos."""
         # Seed 7: two of its four short videos put the keys down (most 4-video worlds never do).
-        return cls(videos=4, duration=40.0, val_fraction=0.25, max_queries_per_clip=6, seed=7, world_workers=1,
-                   pretrain_steps=6, pretrain_batch=16, train_steps=8, train_batch=8, eval_every=4, finetune_steps=4,
-                   localizer_config={"dim": 32, "num_heads": 2, "num_conv_layers": 1, "dropout": 0.0,
-                                     "max_positions": 128, "standardize_video": True})
+        return cls(
+            videos=4,
+            duration=40.0,
+            val_fraction=0.25,
+            max_queries_per_clip=6,
+            seed=7,
+            world_workers=1,
+            pretrain_steps=6,
+            pretrain_batch=16,
+            train_steps=8,
+            train_batch=8,
+            eval_every=4,
+            finetune_steps=4,
+            localizer_config={
+                "dim": 32,
+                "num_heads": 2,
+                "num_conv_layers": 1,
+                "dropout": 0.0,
+                "max_positions": 128,
+                "standardize_video": True,
+            },
+        )
 
     def world_settings(self) -> dict[str, Any]:
-        return {"n_videos": self.videos, "seed": self.seed, "duration": self.duration, "size": self.size,
-                "fps": self.fps, "val_fraction": self.val_fraction, "max_queries_per_clip": self.max_queries_per_clip}
+        return {
+            "n_videos": self.videos,
+            "seed": self.seed,
+            "duration": self.duration,
+            "size": self.size,
+            "fps": self.fps,
+            "val_fraction": self.val_fraction,
+            "max_queries_per_clip": self.max_queries_per_clip,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -150,8 +183,8 @@ class DemoReport:
     train_metrics: dict[str, float] = field(default_factory=dict)
     """Validation figures of the trained checkpoint: ``R@1@0.3``, ``R@5@0.3``, ``R@1@0.5``, ``R@5@0.5``, ..."""
     question: str = ""
-    zero_shot: "Answer | None" = None
-    trained: "Answer | None" = None
+    zero_shot: Answer | None = None
+    trained: Answer | None = None
     truth: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Per video file name: the true windows of the asked event (from the world's ground-truth log)."""
     stopped: bool = False
@@ -170,26 +203,41 @@ class DemoReport:
             return f"demo stopped after {self.total_seconds:.0f} s; run it again to continue where it stopped"
         r1 = self.train_metrics.get("R@1@0.3")
         trained = f"; checkpoint {self.checkpoint} (R@1@0.3 {r1:.1f})" if self.checkpoint and r1 is not None else ""
-        return (f"demo ready in {self.total_seconds:.0f} s: {self.videos} videos indexed with the pretrained "
-                f"encoder{trained}. Ask \"{self.question}\" in the Ask tab, zero-shot or with the checkpoint.")
+        return (
+            f"demo ready in {self.total_seconds:.0f} s: {self.videos} videos indexed with the pretrained "
+            f'encoder{trained}. Ask "{self.question}" in the Ask tab, zero-shot or with the checkpoint.'
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"library": str(self.library), "world": str(self.world),
-                "encoder": str(self.encoder) if self.encoder else None, "checkpoint": self.checkpoint,
-                "checkpoints_dir": str(self.checkpoints_dir) if self.checkpoints_dir else None,
-                "stages": [asdict(s) for s in self.stages], "total_seconds": round(self.total_seconds, 2),
-                "videos": self.videos, "pretrain_metrics": self.pretrain_metrics,
-                "train_metrics": self.train_metrics, "question": self.question,
-                "zero_shot": self.zero_shot.to_dict() if self.zero_shot else None,
-                "trained": self.trained.to_dict() if self.trained else None,
-                "truth": {k: [list(w) for w in v] for k, v in self.truth.items()}, "stopped": self.stopped}
+        return {
+            "library": str(self.library),
+            "world": str(self.world),
+            "encoder": str(self.encoder) if self.encoder else None,
+            "checkpoint": self.checkpoint,
+            "checkpoints_dir": str(self.checkpoints_dir) if self.checkpoints_dir else None,
+            "stages": [asdict(s) for s in self.stages],
+            "total_seconds": round(self.total_seconds, 2),
+            "videos": self.videos,
+            "pretrain_metrics": self.pretrain_metrics,
+            "train_metrics": self.train_metrics,
+            "question": self.question,
+            "zero_shot": self.zero_shot.to_dict() if self.zero_shot else None,
+            "trained": self.trained.to_dict() if self.trained else None,
+            "truth": {k: [list(w) for w in v] for k, v in self.truth.items()},
+            "stopped": self.stopped,
+        }
 
 
 # ---------------------------------------------------------------------------------------------- stages
-STAGES = (("world", "synthesizing a world", 0.18), ("pretrain", "pretraining the encoder", 0.30),
-          ("index", "indexing the videos", 0.14), ("naq", "building NaQ queries", 0.01),
-          ("train", "training VSLNet (NLQ + NaQ)", 0.27), ("finetune", "fine-tuning VSLNet (NLQ)", 0.05),
-          ("ask", "asking", 0.05))
+STAGES = (
+    ("world", "synthesizing a world", 0.18),
+    ("pretrain", "pretraining the encoder", 0.30),
+    ("index", "indexing the videos", 0.14),
+    ("naq", "building NaQ queries", 0.01),
+    ("train", "training VSLNet (NLQ + NaQ)", 0.27),
+    ("finetune", "fine-tuning VSLNet (NLQ)", 0.05),
+    ("ask", "asking", 0.05),
+)
 """(name, what the progress line says, share of the progress bar)."""
 
 
@@ -237,7 +285,7 @@ def _follow_jsonl(path: Path, on_record: Callable[[dict[str, Any]], None], every
                     chunk = f.read()
             except OSError:
                 continue
-            complete = chunk[:chunk.rfind(b"\n") + 1]
+            complete = chunk[: chunk.rfind(b"\n") + 1]
             offset += len(complete)
             for line in complete.splitlines():
                 try:
@@ -255,8 +303,9 @@ def _follow_jsonl(path: Path, on_record: Callable[[dict[str, Any]], None], every
 
 
 class _Demo:
-    def __init__(self, service: "EgoRecall", config: DemoConfig, progress: DemoProgress | None,
-                 stop: threading.Event | None) -> None:
+    def __init__(
+        self, service: EgoRecall, config: DemoConfig, progress: DemoProgress | None, stop: threading.Event | None
+    ) -> None:
         self.service = service
         self.config = config
         self.stop = stop or threading.Event()
@@ -265,8 +314,12 @@ class _Demo:
         self.world = self.root / "world"
         self.encoder_path = self.root / "encoder" / f"{config.model}-demo.safetensors"
         self.progress = _Progress(progress, set() if config.finetune_steps else {"finetune"})
-        self.report = DemoReport(library=self.library_root, world=self.world, question=config.question,
-                                 checkpoints_dir=Path(service.settings.checkpoints_dir))
+        self.report = DemoReport(
+            library=self.library_root,
+            world=self.world,
+            question=config.question,
+            checkpoints_dir=Path(service.settings.checkpoints_dir),
+        )
 
     # ------------------------------------------------------------------ the run
     def run(self) -> DemoReport:
@@ -285,8 +338,13 @@ class _Demo:
         cfg = self.config
         self._check_library()
         self._claim_demo_folder()
-        steps = [("world", self._world), ("pretrain", self._pretrain), ("index", self._index), ("naq", self._naq),
-                 ("train", self._train)]
+        steps = [
+            ("world", self._world),
+            ("pretrain", self._pretrain),
+            ("index", self._index),
+            ("naq", self._naq),
+            ("train", self._train),
+        ]
         if cfg.finetune_steps:
             steps.append(("finetune", self._finetune))
         steps.append(("ask", self._ask))
@@ -323,7 +381,8 @@ class _Demo:
             raise DemoError(
                 f"the library at {self.library_root} already holds {len(videos)} video(s) indexed with another "
                 f"encoder ({foreign[0].encoder_key}), and the demo indexes its own videos with its own pretrained "
-                f"encoder; run the demo with another library (--library DIR), e.g. --library data/demo-library.")
+                f"encoder; run the demo with another library (--library DIR), e.g. --library data/demo-library."
+            )
 
     def _claim_demo_folder(self) -> None:
         """``<library>/demo/demo.json`` records the settings its files were made with; other settings would
@@ -334,8 +393,10 @@ class _Demo:
             recorded = json.loads(path.read_text(encoding="utf-8")).get("config", {})
             if recorded != json.loads(json.dumps(wanted)):
                 changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
-                raise DemoError(f"the demo in {self.root} was built with other settings ({', '.join(changed[:5])}); "
-                                f"run this demo with another library (--library DIR).")
+                raise DemoError(
+                    f"the demo in {self.root} was built with other settings ({', '.join(changed[:5])}); "
+                    f"run this demo with another library (--library DIR)."
+                )
             return
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -362,8 +423,10 @@ class _Demo:
         videos = world["videos"]
         n_val = sum(v["split"] == "val" for v in videos)
         queries = sum(len(v["queries"]) for v in videos)
-        return (f"{len(videos)} videos, {sum(v['duration'] for v in videos):.0f} s "
-                f"({len(videos) - n_val} train / {n_val} held out), {queries} NLQ queries")
+        return (
+            f"{len(videos)} videos, {sum(v['duration'] for v in videos):.0f} s "
+            f"({len(videos) - n_val} train / {n_val} held out), {queries} NLQ queries"
+        )
 
     def _split(self, split: str) -> list[str]:
         world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
@@ -383,26 +446,45 @@ class _Demo:
 
             def on_record(record: dict[str, Any]) -> None:
                 if "loss" in record:
-                    self.progress("pretrain", record["step"] / cfg.pretrain_steps,
-                                  f"step {record['step']} of {cfg.pretrain_steps}, loss {record['loss']:.2f}")
+                    self.progress(
+                        "pretrain",
+                        record["step"] / cfg.pretrain_steps,
+                        f"step {record['step']} of {cfg.pretrain_steps}, loss {record['loss']:.2f}",
+                    )
 
             # Random initial weights are the demo's point (nothing downloaded); open_clip's warning is noise.
             with quiet_random_init_warning(EncoderSpec(cfg.model, "none")), _follow_jsonl(log, on_record):
-                pretrain(PretrainConfig(
-                    videos_dir=self.world / "videos", narrations=self.world / "narration.json",
-                    out=self.encoder_path, model=cfg.model, pretrained="none", steps=cfg.pretrain_steps,
-                    batch_size=cfg.pretrain_batch, lr=cfg.pretrain_lr, val_videos=tuple(self._split("val")),
-                    seed=cfg.seed, eval_every=cfg.pretrain_steps, save_every=max(1, cfg.pretrain_steps // 2),
-                    log_every=max(1, min(5, cfg.pretrain_steps // 4)), resume=True, progress=False))
+                pretrain(
+                    PretrainConfig(
+                        videos_dir=self.world / "videos",
+                        narrations=self.world / "narration.json",
+                        out=self.encoder_path,
+                        model=cfg.model,
+                        pretrained="none",
+                        steps=cfg.pretrain_steps,
+                        batch_size=cfg.pretrain_batch,
+                        lr=cfg.pretrain_lr,
+                        val_videos=tuple(self._split("val")),
+                        seed=cfg.seed,
+                        eval_every=cfg.pretrain_steps,
+                        save_every=max(1, cfg.pretrain_steps // 2),
+                        log_every=max(1, min(5, cfg.pretrain_steps // 4)),
+                        resume=True,
+                        progress=False,
+                    )
+                )
         meta = read_encoder_metadata(self.encoder_path)
         self.report.encoder = self.encoder_path
-        self.report.pretrain_metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()
-                                        if isinstance(v, (int, float))}
+        self.report.pretrain_metrics = {
+            k: float(v) for k, v in meta.get("metrics", {}).items() if isinstance(v, (int, float))
+        }
         m = self.report.pretrain_metrics
         detail = f"{meta.get('training', {}).get('steps', '?')} steps"
         if "t2v_R@5" in m:
-            detail += (f"; held-out text->moment R@1 {m['t2v_R@1']:.1f} (chance {m['chance_t2v_R@1']:.1f}), "
-                       f"R@5 {m['t2v_R@5']:.1f} (chance {m['chance_t2v_R@5']:.1f})")
+            detail += (
+                f"; held-out text->moment R@1 {m['t2v_R@1']:.1f} (chance {m['chance_t2v_R@1']:.1f}), "
+                f"R@5 {m['t2v_R@5']:.1f} (chance {m['chance_t2v_R@5']:.1f})"
+            )
         return reused, detail
 
     # ------------------------------------------------------------------ 3. library
@@ -437,26 +519,42 @@ class _Demo:
 
         # Cheap and deterministic: always rebuilt, so the file matches the world it is next to.
         report = build_naq_files([self.world / "nlq_train.json"], self.world / "narration.json", self.naq_file)
-        return False, (f"{report.queries_written} narration queries + {report.nlq_queries_kept} NLQ queries in "
-                       f"{report.training_clips} training clips")
+        return False, (
+            f"{report.queries_written} narration queries + {report.nlq_queries_kept} NLQ queries in "
+            f"{report.training_clips} training clips"
+        )
 
     # ------------------------------------------------------------------ 5. training
-    def _train_config(self, name: str, stage: str, steps: int, lr: float, train: list[Path],
-                      init_from: str | None = None):
+    def _train_config(
+        self, name: str, stage: str, steps: int, lr: float, train: list[Path], init_from: str | None = None
+    ):
         from training.config import TrainConfig
 
         cfg = self.config
         values = {
-            "name": name, "stage": stage, "init_from": init_from, "seed": cfg.seed, "threads": cfg.threads,
+            "name": name,
+            "stage": stage,
+            "init_from": init_from,
+            "seed": cfg.seed,
+            "threads": cfg.threads,
             "model": {"name": cfg.localizer, "config": dict(cfg.localizer_config)},
-            "data": {"train": [str(p) for p in train], "val": str(self.world / "nlq_val.json"),
-                     "library": str(self.library_root), "jitter_factor": cfg.jitter_factor,
-                     "nlq_fraction": cfg.nlq_fraction, "few_shot_seed": cfg.seed},
+            "data": {
+                "train": [str(p) for p in train],
+                "val": str(self.world / "nlq_val.json"),
+                "library": str(self.library_root),
+                "jitter_factor": cfg.jitter_factor,
+                "nlq_fraction": cfg.nlq_fraction,
+                "few_shot_seed": cfg.seed,
+            },
             "text": {"cache_dir": str(self.root / "text_cache")},
             "optim": {"lr": lr, "batch_size": cfg.train_batch, "steps": steps, "warmup_fraction": 0.05},
             "eval": {"every": min(cfg.eval_every, steps)},
-            "output": {"runs_dir": str(self.root / "runs"), "snapshot_every": max(1, steps // 2),
-                       "log_every": max(1, min(10, steps // 4)), "tensorboard": False},
+            "output": {
+                "runs_dir": str(self.root / "runs"),
+                "snapshot_every": max(1, steps // 2),
+                "log_every": max(1, min(10, steps // 4)),
+                "tensorboard": False,
+            },
         }
         config = TrainConfig.from_dict(values, "demo")
         config.validate()
@@ -486,21 +584,30 @@ class _Demo:
         m = self.report.train_metrics
         detail = f"{result.steps} steps, checkpoint {self.report.checkpoint}"
         if "R@1@0.3" in m:
-            detail += (f"; val R@1@0.3 {m['R@1@0.3']:.1f}, R@5@0.3 {m['R@5@0.3']:.1f}, R@1@0.5 {m['R@1@0.5']:.1f}, "
-                       f"R@5@0.5 {m['R@5@0.5']:.1f} ({int(m.get('num_queries', 0))} queries)")
+            detail += (
+                f"; val R@1@0.3 {m['R@1@0.3']:.1f}, R@5@0.3 {m['R@5@0.3']:.1f}, R@1@0.5 {m['R@1@0.5']:.1f}, "
+                f"R@5@0.5 {m['R@5@0.5']:.1f} ({int(m.get('num_queries', 0))} queries)"
+            )
         return reused, detail
 
     def _train(self) -> tuple[bool, str]:
         cfg = self.config
-        config = self._train_config(f"demo-{cfg.localizer}-naq", "joint", cfg.train_steps, cfg.train_lr,
-                                    [self.naq_file])
+        config = self._train_config(
+            f"demo-{cfg.localizer}-naq", "joint", cfg.train_steps, cfg.train_lr, [self.naq_file]
+        )
         return self._run_training("train", config)
 
     def _finetune(self) -> tuple[bool, str]:
         cfg = self.config
         stage1 = self.report.checkpoint
-        config = self._train_config(f"demo-{cfg.localizer}-finetune", "finetune", cfg.finetune_steps,
-                                    cfg.finetune_lr, [self.world / "nlq_train.json"], init_from=stage1)
+        config = self._train_config(
+            f"demo-{cfg.localizer}-finetune",
+            "finetune",
+            cfg.finetune_steps,
+            cfg.finetune_lr,
+            [self.world / "nlq_train.json"],
+            init_from=stage1,
+        )
         return self._run_training("finetune", config)
 
     # ------------------------------------------------------------------ 6. answers
@@ -512,8 +619,11 @@ class _Demo:
         if self.report.checkpoint:
             self.progress("ask", 0.5, self.report.checkpoint)
             self.report.trained = self.service.ask(cfg.question, mode=self.report.checkpoint, k=cfg.k)
-        hits = [sum(self.report.is_true(m.video_name, m.start, m.end) for m in a.moments)
-                for a in (self.report.zero_shot, self.report.trained) if a is not None]
+        hits = [
+            sum(self.report.is_true(m.video_name, m.start, m.end) for m in a.moments)
+            for a in (self.report.zero_shot, self.report.trained)
+            if a is not None
+        ]
         return False, "true moments in the top {}: {}".format(cfg.k, " / ".join(map(str, hits)))
 
     def _truth(self, question: str) -> dict[str, list[tuple[float, float]]]:
@@ -527,15 +637,20 @@ class _Demo:
         world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
         truth: dict[str, list[tuple[float, float]]] = {}
         for v in world["videos"]:
-            windows = [(float(e["start"]), float(e["end"])) for e in v["events"]
-                       if e["kind"] == "put" and e.get("obj") == obj]
+            windows = [
+                (float(e["start"]), float(e["end"])) for e in v["events"] if e["kind"] == "put" and e.get("obj") == obj
+            ]
             if windows:
                 truth[Path(v["file"]).name] = windows
         return truth
 
 
-def run_demo(service: "EgoRecall", config: DemoConfig = DemoConfig(), progress: DemoProgress | None = None,
-             stop: threading.Event | None = None) -> DemoReport:
+def run_demo(
+    service: EgoRecall,
+    config: DemoConfig = DemoConfig(),
+    progress: DemoProgress | None = None,
+    stop: threading.Event | None = None,
+) -> DemoReport:
     """Run (or finish, or re-show) the offline demo in ``service``'s library; see the module docstring.
 
     ``progress(stage_text, overall_fraction)`` follows it; ``stop.set()`` ends it cleanly between stages, between
@@ -546,13 +661,27 @@ def run_demo(service: "EgoRecall", config: DemoConfig = DemoConfig(), progress: 
     return _Demo(service, config, progress, stop).run()
 
 
-def demo_train_config(service: "EgoRecall", config: DemoConfig, *, name: str, stage: str, train: list[Path],
-                      steps: int | None = None, lr: float | None = None, init_from: str | None = None):
+def demo_train_config(
+    service: EgoRecall,
+    config: DemoConfig,
+    *,
+    name: str,
+    stage: str,
+    train: list[Path],
+    steps: int | None = None,
+    lr: float | None = None,
+    init_from: str | None = None,
+):
     """The demo's training recipe (model, batch, schedule, evaluation, data of ``service``'s demo library) for
     another run: e.g. the NLQ-only baseline that NaQ is compared with, trained with the same budget."""
     return _Demo(service, config, None, None)._train_config(
-        name, stage, config.train_steps if steps is None else steps, config.train_lr if lr is None else lr,
-        list(train), init_from)
+        name,
+        stage,
+        config.train_steps if steps is None else steps,
+        config.train_lr if lr is None else lr,
+        list(train),
+        init_from,
+    )
 
 
 __all__ = ["DemoConfig", "DemoError", "DemoProgress", "DemoReport", "StageReport", "demo_train_config", "run_demo"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from app.answering import AnswerContext, Answerer, AnswererCache
-from app.answering import Answer, Moment, SearchConfig, find_moments, to_answer
+from app.answering import Answer, AnswerContext, Answerer, AnswererCache, Moment, SearchConfig, find_moments, to_answer
 from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
@@ -62,10 +62,17 @@ class EgoRecall:
     threads. ``encoder`` hands in an already loaded encoder (its spec then wins), e.g. one shared by the app.
     """
 
-    def __init__(self, settings: Settings | None = None, *, encoder_spec: EncoderSpec | None = None,
-                 rate_hz: float | None = None, library_config: LibraryConfig | None = None,
-                 encoder: ClipEncoder | None = None, clip_config: ClipConfig | None = None,
-                 search_config: SearchConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        encoder_spec: EncoderSpec | None = None,
+        rate_hz: float | None = None,
+        library_config: LibraryConfig | None = None,
+        encoder: ClipEncoder | None = None,
+        clip_config: ClipConfig | None = None,
+        search_config: SearchConfig | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self._explicit_spec = encoder.spec if encoder is not None else encoder_spec
         self._rate_hz = rate_hz
@@ -82,8 +89,7 @@ class EgoRecall:
     def library(self) -> Library:
         with self._lock:
             if self._library is None:
-                self._library = Library.open(self.settings.library, rate_hz=self._rate_hz,
-                                             config=self._library_config)
+                self._library = Library.open(self.settings.library, rate_hz=self._rate_hz, config=self._library_config)
             return self._library
 
     @property
@@ -114,8 +120,9 @@ class EgoRecall:
                 self._answerers.clear()
 
     # ------------------------------------------------------------------------------------------ actions
-    def index(self, paths: Iterable[str | Path], progress: IndexProgress | None = None, *,
-              copy_media: bool = True) -> list[IndexResult]:
+    def index(
+        self, paths: Iterable[str | Path], progress: IndexProgress | None = None, *, copy_media: bool = True
+    ) -> list[IndexResult]:
         """Index files one after another; a file that cannot be indexed gets an error result, the rest go on.
 
         Errors about the library or the encoder (busy, mismatch, weights missing) are raised: they would
@@ -156,11 +163,18 @@ class EgoRecall:
         if not settings.encoder_key:  # (claimed but empty: find_moments says so)
             from app.answering import NothingToSearch
 
-            raise NothingToSearch(f"the library at {library.root} has no videos yet; add some with "
-                                  f"`python -m app index VIDEO...`")
-        return AnswerContext(feature_key=settings.encoder_key, feature_dim=int(settings.dim),
-                             rate_hz=float(settings.rate_hz), clip=self.encoder, clip_spec=self.encoder_spec,
-                             checkpoints_dir=self.settings.checkpoints_dir, device=self.settings.device)
+            raise NothingToSearch(
+                f"the library at {library.root} has no videos yet; add some with `python -m app index VIDEO...`"
+            )
+        return AnswerContext(
+            feature_key=settings.encoder_key,
+            feature_dim=int(settings.dim),
+            rate_hz=float(settings.rate_hz),
+            clip=self.encoder,
+            clip_spec=self.encoder_spec,
+            checkpoints_dir=self.settings.checkpoints_dir,
+            device=self.settings.device,
+        )
 
     def answerer(self, mode: str = "zeroshot") -> Answerer:
         """The answerer for a mode (``zeroshot`` or a checkpoint name/path), built once and kept (LRU of 3).
@@ -179,8 +193,13 @@ class EgoRecall:
         infos = list_checkpoints(self.settings.checkpoints_dir)
         if compatible_only:
             s = self.library.settings
-            infos = [c for c in infos if c.feature_encoder.key == s.encoder_key and c.feature_encoder.dim == s.dim
-                     and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)]
+            infos = [
+                c
+                for c in infos
+                if c.feature_encoder.key == s.encoder_key
+                and c.feature_encoder.dim == s.dim
+                and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)
+            ]
         names = [c.name for c in infos]
         return ["zeroshot"] + names + [f"fused:{n}" for n in names]
 
@@ -191,8 +210,9 @@ class EgoRecall:
         """The playable clip and thumbnail of a time range of a video (cut once, then cached)."""
         return self.clip_maker().make(video_id, start, end)
 
-    def ask(self, question: str, *, video_id: str | None = None, mode: str = "zeroshot", k: int = 5,
-            clips: bool = True) -> Answer:
+    def ask(
+        self, question: str, *, video_id: str | None = None, mode: str = "zeroshot", k: int = 5, clips: bool = True
+    ) -> Answer:
         """The ``k`` best moments for a question, in one video (``video_id``) or the whole library.
 
         ``mode`` is ``zeroshot`` or a checkpoint (name in the checkpoints folder, or a path). With ``clips``,
@@ -202,8 +222,7 @@ class EgoRecall:
         """
         started = time.monotonic()
         answerer = self.answerer(mode)
-        ranking = find_moments(self.library, answerer, question, video_id=video_id, k=k,
-                               config=self.search_config)
+        ranking = find_moments(self.library, answerer, question, video_id=video_id, k=k, config=self.search_config)
         maker = self.clip_maker() if clips else None
         moments = []
         for rank, (vid, window) in enumerate(ranking.ranked, start=1):
@@ -224,9 +243,15 @@ class EgoRecall:
         return replace(moment, clip=files.clip, thumbnail=files.thumbnail, clip_start=files.start)
 
     # ------------------------------------------------------------------------------------------ training
-    def train(self, config: "TrainConfig", progress: Callable[[dict[str, Any]], None] | None = None,
-              stop: threading.Event | None = None, *, resume: bool | None = None,
-              show_progress: bool = False) -> "TrainResult":
+    def train(
+        self,
+        config: TrainConfig,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        stop: threading.Event | None = None,
+        *,
+        resume: bool | None = None,
+        show_progress: bool = False,
+    ) -> TrainResult:
         """Train one stage of a localizer (see :func:`training.loop.run`).
 
         A config that names no feature source trains on this app's library, and one that names no checkpoints
@@ -241,13 +266,14 @@ class EgoRecall:
         if not config.data.library and not config.data.features_dir:
             config.data.library = str(self.settings.library)
         if not config.output.checkpoints_dir:
-            same_library = bool(config.data.library) and \
-                Path(config.data.library).resolve() == Path(self.settings.library).resolve()
+            same_library = (
+                bool(config.data.library)
+                and Path(config.data.library).resolve() == Path(self.settings.library).resolve()
+            )
             if same_library or not config.data.library:
                 config.output.checkpoints_dir = str(self.settings.checkpoints_dir)
         # An encoder this app already loaded serves the text tokens too (used only if its weights match).
-        return run(config, progress=progress, stop=stop, clip=self._encoder, resume=resume,
-                   show_progress=show_progress)
+        return run(config, progress=progress, stop=stop, clip=self._encoder, resume=resume, show_progress=show_progress)
 
     # ------------------------------------------------------------------------------------------ encoders
     def reindex(self, spec: EncoderSpec, progress: Callable[[int, int], None] | None = None) -> ReindexReport:
@@ -266,8 +292,12 @@ class EgoRecall:
         return report
 
     # ------------------------------------------------------------------------------------------ demo
-    def demo(self, config: "DemoConfig | None" = None, progress: "DemoProgress | None" = None,
-             stop: threading.Event | None = None) -> "DemoReport":
+    def demo(
+        self,
+        config: DemoConfig | None = None,
+        progress: DemoProgress | None = None,
+        stop: threading.Event | None = None,
+    ) -> DemoReport:
         """The offline end-to-end demo in this library (see :mod:`app.demo`): world, pretrained encoder,
         index, NaQ, VSLNet, and its question answered zero-shot and trained."""
         from app.demo import DemoConfig, run_demo

@@ -46,12 +46,12 @@ BENCH_SEED = 2026
 def bench_config(quick: bool):
     from app.demo import DemoConfig
 
-    full = DemoConfig(videos=30, duration=150.0, seed=BENCH_SEED, val_fraction=0.4, max_queries_per_clip=10,
-                      world_workers=1)
+    full = DemoConfig(
+        videos=30, duration=150.0, seed=BENCH_SEED, val_fraction=0.4, max_queries_per_clip=10, world_workers=1
+    )
     if not quick:
         return full
-    return replace(full, videos=8, duration=60.0, val_fraction=0.375, pretrain_steps=30, train_steps=60,
-                   eval_every=30)
+    return replace(full, videos=8, duration=60.0, val_fraction=0.375, pretrain_steps=30, train_steps=60, eval_every=30)
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -60,7 +60,7 @@ def window_stats(windows: list[list], truth: np.ndarray, k: int) -> dict[str, fl
     from models.windows import temporal_iou
 
     counts = [len(ws) for ws in windows]
-    overlapping = sum(any(temporal_iou(a, b) > 0 for i, a in enumerate(ws) for b in ws[i + 1:]) for ws in windows)
+    overlapping = sum(any(temporal_iou(a, b) > 0 for i, a in enumerate(ws) for b in ws[i + 1 :]) for ws in windows)
     first = [ws[0].length for ws in windows if ws]
     every = [w.length for ws in windows for w in ws]
     gt = truth[:, 1] - truth[:, 0]
@@ -68,11 +68,18 @@ def window_stats(windows: list[list], truth: np.ndarray, k: int) -> dict[str, fl
     def q(values, p):
         return float(np.percentile(values, p)) if len(values) else float("nan")
 
-    return {"mean_windows": float(np.mean(counts)) if counts else 0.0,
-            "full_answers": 100.0 * sum(c >= k for c in counts) / max(1, len(counts)),
-            "answers_with_overlap": 100.0 * overlapping / max(1, len(counts)),
-            "rank1_len_p10": q(first, 10), "rank1_len_p50": q(first, 50), "rank1_len_p90": q(first, 90),
-            "all_len_p50": q(every, 50), "gt_len_p10": q(gt, 10), "gt_len_p50": q(gt, 50), "gt_len_p90": q(gt, 90)}
+    return {
+        "mean_windows": float(np.mean(counts)) if counts else 0.0,
+        "full_answers": 100.0 * sum(c >= k for c in counts) / max(1, len(counts)),
+        "answers_with_overlap": 100.0 * overlapping / max(1, len(counts)),
+        "rank1_len_p10": q(first, 10),
+        "rank1_len_p50": q(first, 50),
+        "rank1_len_p90": q(first, 90),
+        "all_len_p50": q(every, 50),
+        "gt_len_p10": q(gt, 10),
+        "gt_len_p50": q(gt, 50),
+        "gt_len_p90": q(gt, 90),
+    }
 
 
 def score_mode(service, mode: str, dataset, source, k: int) -> dict:
@@ -86,15 +93,20 @@ def score_mode(service, mode: str, dataset, source, k: int) -> dict:
     windows = [answers.for_query(q) for q in queries]
     truth = np.array([(q.start, q.end) for q in queries], dtype=np.float64)
     scores = score_windows(windows_array(windows, k), truth, [q.template for q in queries])
-    return {"scores": scores.to_dict(), "windows": window_stats(windows, truth, k),
-            "ms_per_query": 1000.0 * seconds / max(1, len(queries))}
+    return {
+        "scores": scores.to_dict(),
+        "windows": window_stats(windows, truth, k),
+        "ms_per_query": 1000.0 * seconds / max(1, len(queries)),
+    }
 
 
 def chance_levels(dataset, source, seeds: int = 5) -> dict[str, float]:
     from training.curve_eval import answer_length_proposals, evaluate_curves, random_curve
 
-    runs = [evaluate_curves(dataset, source, random_curve(s), proposals=answer_length_proposals(dataset))
-            for s in range(seeds)]
+    runs = [
+        evaluate_curves(dataset, source, random_curve(s), proposals=answer_length_proposals(dataset))
+        for s in range(seeds)
+    ]
     out = {m: float(np.mean([r.recall[m] for r in runs])) for m in runs[0].recall}
     out["mIoU"] = float(np.mean([r.miou for r in runs]))
     return out
@@ -105,18 +117,28 @@ METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5")
 
 
 def table(results: dict[str, dict], chance: dict[str, float]) -> str:
-    lines = ["| mode | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 | mIoU | windows/answer | overlapping | "
-             "rank-1 length p10/p50/p90 s |", "|---" * 9 + "|"]
+    lines = [
+        "| mode | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 | mIoU | windows/answer | overlapping | "
+        "rank-1 length p10/p50/p90 s |",
+        "|---" * 9 + "|",
+    ]
     for mode, r in results.items():
         s, w = r["scores"], r["windows"]
-        lines.append(f"| {mode} | " + " | ".join(f"{s[m]:.1f}" for m in METRICS) + f" | {s['mIoU']:.1f} | "
-                     f"{w['mean_windows']:.2f} | {w['answers_with_overlap']:.0f} % | "
-                     f"{w['rank1_len_p10']:.1f} / {w['rank1_len_p50']:.1f} / {w['rank1_len_p90']:.1f} |")
-    lines.append("| chance (random windows of the median answer length) | "
-                 + " | ".join(f"{chance[m]:.1f}" for m in METRICS) + f" | {chance['mIoU']:.1f} | | | |")
+        lines.append(
+            f"| {mode} | " + " | ".join(f"{s[m]:.1f}" for m in METRICS) + f" | {s['mIoU']:.1f} | "
+            f"{w['mean_windows']:.2f} | {w['answers_with_overlap']:.0f} % | "
+            f"{w['rank1_len_p10']:.1f} / {w['rank1_len_p50']:.1f} / {w['rank1_len_p90']:.1f} |"
+        )
+    lines.append(
+        "| chance (random windows of the median answer length) | "
+        + " | ".join(f"{chance[m]:.1f}" for m in METRICS)
+        + f" | {chance['mIoU']:.1f} | | | |"
+    )
     first = next(iter(results.values()))["windows"]
-    lines.append(f"\nGround-truth lengths p10/p50/p90: {first['gt_len_p10']:.1f} / {first['gt_len_p50']:.1f} / "
-                 f"{first['gt_len_p90']:.1f} s")
+    lines.append(
+        f"\nGround-truth lengths p10/p50/p90: {first['gt_len_p10']:.1f} / {first['gt_len_p50']:.1f} / "
+        f"{first['gt_len_p90']:.1f} s"
+    )
     return "\n".join(lines)
 
 
@@ -137,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a small world: every stage, in about a minute")
     ap.add_argument("--work", type=Path, default=None, help="cache folder (default bench/out/answers[-quick])")
-    ap.add_argument("--modes", nargs="*", default=None,
-                    help="modes to score (default: zeroshot, the trained checkpoint and its fused mode)")
+    ap.add_argument(
+        "--modes",
+        nargs="*",
+        default=None,
+        help="modes to score (default: zeroshot, the trained checkpoint and its fused mode)",
+    )
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = ap.parse_args(argv)
@@ -170,20 +196,36 @@ def main(argv: list[str] | None = None) -> int:
     chance = chance_levels(dataset, source)
 
     queries = len(dataset.evaluation_queries())
-    print(f"# Answer benchmark ({'quick' if args.quick else 'full'}): seed {config.seed}, {config.videos} videos of "
-          f"~{config.duration:.0f} s, {queries} held-out queries, k={args.k}")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}; "
-          f"world+pretrain+index+train {build_s:.0f} s (cached stages re-used)\n")
+    print(
+        f"# Answer benchmark ({'quick' if args.quick else 'full'}): seed {config.seed}, {config.videos} videos of "
+        f"~{config.duration:.0f} s, {queries} held-out queries, k={args.k}"
+    )
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}; "
+        f"world+pretrain+index+train {build_s:.0f} s (cached stages re-used)\n"
+    )
     if fusion is not None:
-        print(f"fusion weight {fusion['weight']:.1f} (0 = checkpoint alone, 1 = zero-shot alone), chosen on the "
-              f"validation queries\n")
+        print(
+            f"fusion weight {fusion['weight']:.1f} (0 = checkpoint alone, 1 = zero-shot alone), chosen on the "
+            f"validation queries\n"
+        )
     print(table(results, chance))
     print()
     print(template_table(results))
     if args.json:
-        args.json.write_text(json.dumps({"config": config.to_dict(), "queries": queries, "chance": chance,
-                                         "results": results, "fusion": fusion,
-                                         "build_seconds": build_s}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "config": config.to_dict(),
+                    "queries": queries,
+                    "chance": chance,
+                    "results": results,
+                    "fusion": fusion,
+                    "build_seconds": build_s,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 
@@ -194,8 +236,11 @@ def choose_and_record_fusion(service, checkpoint: str, dataset, source) -> dict:
     from checkpoints import record_fusion
 
     choice = choose_fusion_weight(service.answerer(f"fused:{checkpoint}"), dataset, source)
-    fusion = {"weight": choice.weight, "chosen_on": str(dataset.source),
-              "metrics": {str(w): s for w, s in choice.scores.items()}}
+    fusion = {
+        "weight": choice.weight,
+        "chosen_on": str(dataset.source),
+        "metrics": {str(w): s for w, s in choice.scores.items()},
+    }
     record_fusion(checkpoint, fusion, service.settings.checkpoints_dir)
     return fusion
 

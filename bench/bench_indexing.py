@@ -27,8 +27,6 @@ RATE_HZ = 1.875
 FPS = 30
 
 
-
-
 def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
     import numpy as np
 
@@ -46,17 +44,16 @@ def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
     with VideoWriter(tmp, FPS, width, height, codec="libx264", preset="superfast", crf=23) as writer:
         for i in range(seconds * FPS):
             x = (i * 6) % width
-            frame = texture[:, x:x + width].copy()
+            frame = texture[:, x : x + width].copy()
             scene = i // (FPS * 10)
             frame += np.uint8((scene * 37) % 256)  # a new look every 10 s
             for k in range(3):  # moving blocks
                 bx = int((i * (3 + k) + k * 300) % (width - 160))
                 by = int((i * (2 + k) + k * 150) % (height - 160))
-                frame[by:by + 160, bx:bx + 160] = ((k * 80 + scene * 50) % 256, 255 - k * 60, (i // 15) % 256)
+                frame[by : by + 160, bx : bx + 160] = ((k * 80 + scene * 50) % 256, 255 - k * 60, (i // 15) % 256)
             writer.write(frame)
     tmp.rename(path)
-    print(f"made {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s",
-          flush=True)
+    print(f"made {path.name} ({path.stat().st_size / 1e6:.0f} MB) in {time.monotonic() - started:.0f} s", flush=True)
     return path
 
 
@@ -71,9 +68,15 @@ def decode_only(video: Path, workers: int, short_side: int = 224) -> dict:
     started = time.monotonic()
     n = sum(len(batch.frames) for batch in decoder)
     wall = time.monotonic() - started
-    return {"wall_s": wall, "grid_frames": n, "video_frames": decoder.report.frames,
-            "child_peak_rss_mb": decoder.report.child_peak_rss_kb / 1024, "workers": decoder.report.workers,
-            "duration": info.duration, "child_cpu_s": decoder.report.child_cpu_s}
+    return {
+        "wall_s": wall,
+        "grid_frames": n,
+        "video_frames": decoder.report.frames,
+        "child_peak_rss_mb": decoder.report.child_peak_rss_kb / 1024,
+        "workers": decoder.report.workers,
+        "duration": info.duration,
+        "child_cpu_s": decoder.report.child_cpu_s,
+    }
 
 
 def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
@@ -123,22 +126,37 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
     wall = time.monotonic() - started
     result = reports[0]
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({
-        "parent_cpu_s": usage.ru_utime + usage.ru_stime - cpu_before, "child_cpu_s": result.report.child_cpu_s,
-        "wall_s": wall, "duration": rec.duration, "grid_frames": rec.num_rows,
-        "encode_s": result.encode_seconds, "extract_s": result.seconds,
-        "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "parent_rss_after_model_mb": rss_before / 1024,
-        "child_peak_rss_mb": result.report.child_peak_rss_kb / 1024, "workers": result.report.workers,
-        "device": str(encoder.device),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "parent_cpu_s": usage.ru_utime + usage.ru_stime - cpu_before,
+                "child_cpu_s": result.report.child_cpu_s,
+                "wall_s": wall,
+                "duration": rec.duration,
+                "grid_frames": rec.num_rows,
+                "encode_s": result.encode_seconds,
+                "extract_s": result.seconds,
+                "parent_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "parent_rss_after_model_mb": rss_before / 1024,
+                "child_peak_rss_mb": result.report.child_peak_rss_kb / 1024,
+                "workers": result.report.workers,
+                "device": str(encoder.device),
+            }
+        ),
+        flush=True,
+    )
     shutil.rmtree(lib_dir, ignore_errors=True)
 
 
 def end_to_end(model: str, video: Path, workers: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--e2e-child", model, str(video), str(workers)],
-                         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--e2e-child", model, str(video), str(workers)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -146,9 +164,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["ViT-B-32", "ViT-B-16"])
     p.add_argument("--lengths", nargs="+", type=int, default=[150, 600], help="video lengths in seconds")
-    p.add_argument("--workers", nargs="+", type=int, default=[1, 2],
-                   help="decoder processes to compare (the first is used for every run, the others on the "
-                        "longest video only)")
+    p.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[1, 2],
+        help="decoder processes to compare (the first is used for every run, the others on the longest video only)",
+    )
     p.add_argument("--e2e-child", nargs=3, metavar=("MODEL", "VIDEO", "WORKERS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -160,8 +182,11 @@ def main() -> None:
     from bench.machine import cpu_model
 
     cores = os.cpu_count() or 1
-    print(f"CPU: {cpu_model()}, {cores} cores; load average now {os.getloadavg()[0]:.1f}; torch threads 2; grid "
-          f"{RATE_HZ} Hz; frames resized to short side 224 in the decoder children", flush=True)
+    print(
+        f"CPU: {cpu_model()}, {cores} cores; load average now {os.getloadavg()[0]:.1f}; torch threads 2; grid "
+        f"{RATE_HZ} Hz; frames resized to short side 224 in the decoder children",
+        flush=True,
+    )
     videos = {s: make_video(s) for s in sorted(args.lengths)}
     longest = max(videos)
     plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
@@ -169,29 +194,37 @@ def main() -> None:
     print("\n== decode only (children decode + resize; parent just receives) ==", flush=True)
     for workers, seconds in plan:
         r = decode_only(videos[seconds], workers)
-        print(f"{seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:6.1f} x real time, "
-              f"{r['video_frames'] / r['wall_s']:5.0f} decoded fps, {r['grid_frames'] / r['wall_s']:5.1f} grid "
-              f"frames/s; decoder CPU {r['child_cpu_s']:.0f} s ({r['duration'] / r['child_cpu_s']:.1f} x real time "
-              f"per core); child peak RSS {r['child_peak_rss_mb']:.0f} MB", flush=True)
+        print(
+            f"{seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:6.1f} x real time, "
+            f"{r['video_frames'] / r['wall_s']:5.0f} decoded fps, {r['grid_frames'] / r['wall_s']:5.1f} grid "
+            f"frames/s; decoder CPU {r['child_cpu_s']:.0f} s ({r['duration'] / r['child_cpu_s']:.1f} x real time "
+            f"per core); child peak RSS {r['child_peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
 
     print("\n== encode only (random weights; 256 frames of 224x398, batches of 32) ==", flush=True)
     for model in args.models:
         r = encode_only(model)
-        print(f"{model}: {r['frames_per_s']:.1f} frames/s on {r['device']} = {r['frames_per_s'] / RATE_HZ:.1f} x "
-              f"real time at {RATE_HZ} Hz ({r['frames_per_cpu_s']:.1f} frames per CPU second)", flush=True)
+        print(
+            f"{model}: {r['frames_per_s']:.1f} frames/s on {r['device']} = {r['frames_per_s'] / RATE_HZ:.1f} x "
+            f"real time at {RATE_HZ} Hz ({r['frames_per_cpu_s']:.1f} frames per CPU second)",
+            flush=True,
+        )
 
-    print("\n== end to end (Library.add in a fresh process: hash, probe, decode, encode, store, index) ==",
-          flush=True)
+    print("\n== end to end (Library.add in a fresh process: hash, probe, decode, encode, store, index) ==", flush=True)
     for model in args.models:
-        for workers, seconds in (plan if model == args.models[0] else [(args.workers[0], longest)]):
+        for workers, seconds in plan if model == args.models[0] else [(args.workers[0], longest)]:
             r = end_to_end(model, videos[seconds], workers)
             cpu = r["parent_cpu_s"] + r["child_cpu_s"]
-            print(f"{model}, {seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:5.1f} x real "
-                  f"time ({r['wall_s']:.0f} s, of which encoding {r['encode_s']:.0f} s), "
-                  f"{r['grid_frames'] / r['wall_s']:.1f} grid frames/s; CPU {cpu:.0f} s (idle-machine bound "
-                  f"{r['duration'] / (cpu / cores):.1f} x real time); peak RSS parent {r['parent_peak_rss_mb']:.0f} MB "
-                  f"(after loading the model {r['parent_rss_after_model_mb']:.0f} MB), decoder child "
-                  f"{r['child_peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{model}, {seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:5.1f} x real "
+                f"time ({r['wall_s']:.0f} s, of which encoding {r['encode_s']:.0f} s), "
+                f"{r['grid_frames'] / r['wall_s']:.1f} grid frames/s; CPU {cpu:.0f} s (idle-machine bound "
+                f"{r['duration'] / (cpu / cores):.1f} x real time); peak RSS parent {r['parent_peak_rss_mb']:.0f} MB "
+                f"(after loading the model {r['parent_rss_after_model_mb']:.0f} MB), decoder child "
+                f"{r['child_peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -84,7 +83,9 @@ def bench_training(model, device, batch: int, steps: int, length: int) -> float:
     targets = SpanTargets(starts, starts + torch.from_numpy(rng.integers(0, 10, batch)).to(device))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     model.train()
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
 
     def step():
         with amp:
@@ -118,15 +119,21 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} CPU threads, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} CPU threads, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     if torch.cuda.is_available():
         print(f"cuda: {torch.cuda.get_device_name(0)}")
-    print(f"clip: {CLIP_SECONDS:.0f} s at {EGO4D_RATE_HZ} Hz = {TimeGrid(EGO4D_RATE_HZ, CLIP_SECONDS).num_bins} bins, "
-          f"{FEATURE_DIM}-d video, {TOKENS} x {TEXT_DIM}-d text tokens; training clips {args.train_length} bins")
+    print(
+        f"clip: {CLIP_SECONDS:.0f} s at {EGO4D_RATE_HZ} Hz = {TimeGrid(EGO4D_RATE_HZ, CLIP_SECONDS).num_bins} bins, "
+        f"{FEATURE_DIM}-d video, {TOKENS} x {TEXT_DIM}-d text tokens; training clips {args.train_length} bins"
+    )
     print("inference: ms per query, wall p50 / p95 [CPU time p50]; training: queries/s (batch)")
-    print(f"{'model':8} {'device':6} {'params':>7}  {'1 query per call':>26}  {'16 queries per call':>26}  "
-          f"{'training':>14}")
+    print(
+        f"{'model':8} {'device':6} {'params':>7}  {'1 query per call':>26}  {'16 queries per call':>26}  "
+        f"{'training':>14}"
+    )
     for name in args.models:
         for dev in devices:
             device = torch.device(dev)
@@ -138,8 +145,11 @@ def main() -> int:
             many = bench_inference(model, device, 16, repeats)
             batch = args.train_batch_cuda if dev == "cuda" else args.train_batch_cpu
             qps = bench_training(model, device, batch, args.train_steps, args.train_length)
-            print(f"{name:8} {dev:6} {params:6.2f}M  {one[0]:8.1f} / {one[1]:7.1f} [{one[2]:6.1f}]  "
-                  f"{many[0]:8.1f} / {many[1]:7.1f} [{many[2]:6.1f}]  {qps:8.2f} ({batch:3d})", flush=True)
+            print(
+                f"{name:8} {dev:6} {params:6.2f}M  {one[0]:8.1f} / {one[1]:7.1f} [{one[2]:6.1f}]  "
+                f"{many[0]:8.1f} / {many[1]:7.1f} [{many[2]:6.1f}]  {qps:8.2f} ({batch:3d})",
+                flush=True,
+            )
     return 0
 
 

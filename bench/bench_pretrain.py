@@ -31,11 +31,22 @@ from models.clip_encoder import ClipEncoder, EncoderSpec  # noqa: E402
 from training.pretrain.loss import EgoNCELoss  # noqa: E402
 from training.pretrain.trainer import make_optimizer, random_resized_crops, train_step  # noqa: E402
 
-TEXTS = ["picks up the wallet from the bed", "puts the mug in the fridge", "opens the drawer",
-         "walks into the kitchen holding the keys", "looks at the phone on the desk", "closes the cabinet",
-         "takes the glasses out of the basket", "cuts the onion with a knife on the chopping board"]
-BATCH = {("egorecall-small", "cpu"): 64, ("ViT-B-16", "cpu"): 16, ("egorecall-small", "cuda"): 512,
-         ("ViT-B-16", "cuda"): 256}
+TEXTS = [
+    "picks up the wallet from the bed",
+    "puts the mug in the fridge",
+    "opens the drawer",
+    "walks into the kitchen holding the keys",
+    "looks at the phone on the desk",
+    "closes the cabinet",
+    "takes the glasses out of the basket",
+    "cuts the onion with a knife on the chopping board",
+]
+BATCH = {
+    ("egorecall-small", "cpu"): 64,
+    ("ViT-B-16", "cpu"): 16,
+    ("egorecall-small", "cuda"): 512,
+    ("ViT-B-16", "cuda"): 256,
+}
 
 
 def cpu_seconds() -> float:
@@ -55,8 +66,9 @@ def bench_model(name: str, device: torch.device, steps: int, batch: int | None) 
     rng = np.random.default_rng(0)
     frames = torch.from_numpy(rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8))
     tokens = enc.tokenizer([TEXTS[i % len(TEXTS)] for i in range(batch)]).to(device)
-    keys = torch.from_numpy(np.stack([np.arange(batch) % len(TEXTS), np.arange(batch) % 5,
-                                      np.arange(batch) % 7], axis=1)).to(device)
+    keys = torch.from_numpy(
+        np.stack([np.arange(batch) % len(TEXTS), np.arange(batch) % 5, np.arange(batch) % 7], axis=1)
+    ).to(device)
 
     def step(i: int) -> None:
         x = frames.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else frames
@@ -74,8 +86,10 @@ def bench_model(name: str, device: torch.device, steps: int, batch: int | None) 
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     pairs = steps * batch
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    return (f"{name:16} {device.type:4} {size:3d}px  batch {batch:4d}  {params:6.1f} M params  "
-            f"{pairs / wall:8.1f} pairs/s  ({wall / steps:6.2f} s/step, {100 * cpu / pairs:6.2f} CPU-s/100 pairs)")
+    return (
+        f"{name:16} {device.type:4} {size:3d}px  batch {batch:4d}  {params:6.1f} M params  "
+        f"{pairs / wall:8.1f} pairs/s  ({wall / steps:6.2f} s/step, {100 * cpu / pairs:6.2f} CPU-s/100 pairs)"
+    )
 
 
 def bench_cache(threads: int) -> str:
@@ -95,8 +109,10 @@ def bench_cache(threads: int) -> str:
         wall = time.perf_counter() - t0
         n = sum(len(v.times) for v in frames.values())
         seconds = sum(durations.values())
-    return (f"frame cache      cpu  96px  {len(files)} videos, {seconds:.0f} s of 128px/15fps video, {len(moments)} "
-            f"moments -> {n} frames in {wall:.1f} s ({seconds / wall:.0f} x real time, {n / wall:.0f} frames/s)")
+    return (
+        f"frame cache      cpu  96px  {len(files)} videos, {seconds:.0f} s of 128px/15fps video, {len(moments)} "
+        f"moments -> {n} frames in {wall:.1f} s ({seconds / wall:.0f} x real time, {n / wall:.0f} frames/s)"
+    )
 
 
 def main() -> None:
@@ -108,8 +124,10 @@ def main() -> None:
     ap.add_argument("--no-cache", action="store_true", help="skip the frame-cache timing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} CPU thread(s), {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU thread(s), {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for device in devices:
         for name in args.models:

@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.answering import SearchConfig  # noqa: E402
 from app.service import EgoRecall  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
 from indexing.config import LibraryConfig  # noqa: E402
 from indexing.library import Library  # noqa: E402
 from indexing.vectors import effective_factory  # noqa: E402
-from bench.machine import cpu_model  # noqa: E402
 from models.clip_encoder import EncoderSpec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +70,6 @@ DEFAULT_PLAN = {
     100: ["auto", "Flat", "IVF1024,SQ8", "IVF1024,PQ64x4fs"],
     1000: ["auto"],
 }
-
-
 
 
 def rss_anon_mb() -> float:
@@ -100,7 +98,7 @@ def video_features(seed: int, index: int, table: np.ndarray) -> tuple[np.ndarray
     while t < ROWS:
         length = int(rng.uniform(20, 120) * RATE_HZ)
         c = int(rng.integers(CONCEPTS))
-        scene_of[t:t + length] = c
+        scene_of[t : t + length] = c
         shown.append(c)
         t += length
     noise = rng.standard_normal((ROWS, DIM), dtype=np.float32) / np.float32(math.sqrt(DIM))
@@ -126,8 +124,9 @@ def make_features(videos: int, seed: int) -> list[int]:
             tmp = path.with_suffix(".tmp.npy")
             np.save(tmp, feats)
             os.replace(tmp, path)
-    print(f"features: {videos} videos ({videos * ROWS:,} vectors) ready in {time.monotonic() - started:.0f} s",
-          flush=True)
+    print(
+        f"features: {videos} videos ({videos * ROWS:,} vectors) ready in {time.monotonic() - started:.0f} s", flush=True
+    )
     return sorted(early)
 
 
@@ -164,17 +163,41 @@ def build_library(root: Path, videos: int, factory: str) -> float:
     shutil.rmtree(root, ignore_errors=True)
     lib = Library.open(root, config=LibraryConfig(index_factory=factory))
     with lib.catalog.connect(write=True) as con:
-        for name, value in (("encoder_key", KEY), ("encoder_model", "bench-synthetic"),
-                            ("encoder_pretrained", "none"), ("dim", DIM)):
+        for name, value in (
+            ("encoder_key", KEY),
+            ("encoder_model", "bench-synthetic"),
+            ("encoder_pretrained", "none"),
+            ("dim", DIM),
+        ):
             lib.catalog.set_setting(con, name, value)
         for i in range(videos):
             vid = f"{i:012x}"
             os.link(OUT / "features" / f"{vid}.npy", root / "features" / f"{vid}.npy")
-            lib.catalog.insert(con, dict(
-                id=vid, sha256=f"{i:064x}", name=f"day{i // 16:03d}-part{i % 16:02d}.mp4", status="ready",
-                duration=VIDEO_S, fps=30.0, width=1920, height=1080, rotation=0, codec="h264", container="mp4",
-                frame_count=int(VIDEO_S * 30), has_audio=0, size_bytes=0, encoder_key=KEY, dim=DIM,
-                rate_hz=RATE_HZ, num_rows=ROWS, media_mode="reference", source_path="/nonexistent"))
+            lib.catalog.insert(
+                con,
+                dict(
+                    id=vid,
+                    sha256=f"{i:064x}",
+                    name=f"day{i // 16:03d}-part{i % 16:02d}.mp4",
+                    status="ready",
+                    duration=VIDEO_S,
+                    fps=30.0,
+                    width=1920,
+                    height=1080,
+                    rotation=0,
+                    codec="h264",
+                    container="mp4",
+                    frame_count=int(VIDEO_S * 30),
+                    has_audio=0,
+                    size_bytes=0,
+                    encoder_key=KEY,
+                    dim=DIM,
+                    rate_hz=RATE_HZ,
+                    num_rows=ROWS,
+                    media_mode="reference",
+                    source_path="/nonexistent",
+                ),
+            )
         lib.catalog.bump_generation(con)
     started = time.monotonic()
     lib.repair()  # the index is stale: the library rebuilds it exactly as after a crash
@@ -208,8 +231,12 @@ def run_index(hours: int, videos: int, factory: str, queries: np.ndarray, truth,
     gc.collect()
     before = rss_anon_mb()
     stub = QuestionVectors()
-    service = EgoRecall(Settings(library=root, device="cpu"), encoder=stub,
-                        library_config=LibraryConfig(index_factory=factory), search_config=SearchConfig())
+    service = EgoRecall(
+        Settings(library=root, device="cpu"),
+        encoder=stub,
+        library_config=LibraryConfig(index_factory=factory),
+        search_config=SearchConfig(),
+    )
     started = time.monotonic()
     resolved = service.library._current_index().factory
     load_s = time.monotonic() - started
@@ -237,11 +264,21 @@ def run_index(hours: int, videos: int, factory: str, queries: np.ndarray, truth,
     del service, library
     gc.collect()
     shutil.rmtree(root, ignore_errors=True)
-    return dict(hours=hours, vectors=videos * ROWS, factory=resolved, asked=factory, build_s=build_s,
-                index_mb=index_mb, index_ram_mb=index_ram, load_s=load_s,
-                search=(pct(search_t, 50), pct(search_t, 95)), ask=(pct(ask_t, 50), pct(ask_t, 95)),
-                ask_cpu=pct(ask_cpu, 50),
-                recall=float(np.mean(recall)), found=float(np.mean(found)))
+    return dict(
+        hours=hours,
+        vectors=videos * ROWS,
+        factory=resolved,
+        asked=factory,
+        build_s=build_s,
+        index_mb=index_mb,
+        index_ram_mb=index_ram,
+        load_s=load_s,
+        search=(pct(search_t, 50), pct(search_t, 95)),
+        ask=(pct(ask_t, 50), pct(ask_t, 95)),
+        ask_cpu=pct(ask_cpu, 50),
+        recall=float(np.mean(recall)),
+        found=float(np.mean(found)),
+    )
 
 
 def text_encoding_ms(repeats: int = 20) -> tuple[float, float, int]:
@@ -266,9 +303,12 @@ def text_encoding_ms(repeats: int = 20) -> tuple[float, float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", nargs="+", type=int, default=sorted(DEFAULT_PLAN))
-    parser.add_argument("--indexes", nargs="+", default=None,
-                        help="factories for every size (default: the plan in this script; 'auto' = the library's "
-                             "own choice)")
+    parser.add_argument(
+        "--indexes",
+        nargs="+",
+        default=None,
+        help="factories for every size (default: the plan in this script; 'auto' = the library's own choice)",
+    )
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
@@ -281,24 +321,33 @@ def main() -> int:
 
     faiss.omp_set_num_threads(args.threads)
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(f"{cpu_model()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, faiss {faiss.__version__} (CPU, "
-          f"{args.threads} threads), numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}")
-    print(f"synthetic features: {DIM}-d float16 at {RATE_HZ} Hz, 30-minute videos ({ROWS} rows each); "
-          f"{args.queries} questions, {args.warmup} warm-up")
+    print(
+        f"{cpu_model()}, {os.cpu_count()} cores, {mem_gb:.0f} GB RAM, faiss {faiss.__version__} (CPU, "
+        f"{args.threads} threads), numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"synthetic features: {DIM}-d float16 at {RATE_HZ} Hz, 30-minute videos ({ROWS} rows each); "
+        f"{args.queries} questions, {args.warmup} warm-up"
+    )
     videos_needed = max(math.ceil(h * 3600 / VIDEO_S) for h in args.hours)
     try:
         shown = make_features(videos_needed, args.seed)
         queries = make_queries(args.queries + args.warmup, args.seed, shown)
         # Warm-up questions come first; the measured ones follow.
-        header = (f"{'hours':>5} {'vectors':>10} {'index':>14} {'build s':>8} {'file MB':>8} {'RAM MB':>7} "
-                  f"{'search p50/p95 ms':>18} {'ask p50/p95 [CPU] ms':>23} {'recall@100':>10} {'best video':>10}")
+        header = (
+            f"{'hours':>5} {'vectors':>10} {'index':>14} {'build s':>8} {'file MB':>8} {'RAM MB':>7} "
+            f"{'search p50/p95 ms':>18} {'ask p50/p95 [CPU] ms':>23} {'recall@100':>10} {'best video':>10}"
+        )
         rows = []
         for hours in sorted(args.hours):
             videos = math.ceil(hours * 3600 / VIDEO_S)
             started = time.monotonic()
             truth = exact_top(videos, queries)
-            print(f"{hours} h: exact top-100 of {len(queries)} questions by brute force in "
-                  f"{time.monotonic() - started:.0f} s", flush=True)
+            print(
+                f"{hours} h: exact top-100 of {len(queries)} questions by brute force in "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
             for factory in args.indexes or DEFAULT_PLAN.get(hours, ["auto"]):
                 resolved = effective_factory(factory, videos * ROWS, DIM)
                 if resolved.startswith("Flat") and videos * ROWS * DIM * 4 > 4 * 2**30:
@@ -306,10 +355,12 @@ def main() -> int:
                     continue
                 r = run_index(hours, videos, factory, queries, truth, args.warmup)
                 label = r["factory"] + (" (auto)" if r["asked"] == "auto" else "")
-                row = (f"{r['hours']:>5} {r['vectors']:>10,} {label:>14} {r['build_s']:>8.1f} {r['index_mb']:>8.0f} "
-                       f"{r['index_ram_mb']:>7.0f} {r['search'][0]:>8.1f} / {r['search'][1]:>6.1f} "
-                       f"{r['ask'][0]:>7.1f} / {r['ask'][1]:>6.1f} [{r['ask_cpu']:>5.1f}] {r['recall']:>10.3f} "
-                       f"{r['found'] * 100:>9.1f}%")
+                row = (
+                    f"{r['hours']:>5} {r['vectors']:>10,} {label:>14} {r['build_s']:>8.1f} {r['index_mb']:>8.0f} "
+                    f"{r['index_ram_mb']:>7.0f} {r['search'][0]:>8.1f} / {r['search'][1]:>6.1f} "
+                    f"{r['ask'][0]:>7.1f} / {r['ask'][1]:>6.1f} [{r['ask_cpu']:>5.1f}] {r['recall']:>10.3f} "
+                    f"{r['found'] * 100:>9.1f}%"
+                )
                 rows.append(row)
                 print(header if len(rows) == 1 else "", row, sep="\n" if len(rows) == 1 else "", flush=True)
         print("\n" + header)
@@ -317,8 +368,10 @@ def main() -> int:
             print(row)
         if not args.no_text:
             p50, p95, n = text_encoding_ms()
-            print(f"\ntext encoding (ViT-B-16, random weights, {n} prompts of one question, CPU): "
-                  f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+            print(
+                f"\ntext encoding (ViT-B-16, random weights, {n} prompts of one question, CPU): "
+                f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(OUT, ignore_errors=True)

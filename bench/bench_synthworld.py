@@ -53,15 +53,18 @@ def main() -> None:
     from training.synthworld.generate import SynthConfig, generate_world, plan_world_video
     from training.synthworld.render import SceneAssets, VideoRenderer
 
-    cfg = SynthConfig(n_videos=args.videos, seed=args.seed, duration=args.duration, size=args.size,
-                      workers=args.workers)
+    cfg = SynthConfig(
+        n_videos=args.videos, seed=args.seed, duration=args.duration, size=args.size, workers=args.workers
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = generate_world(Path(tmp) / "world", cfg)
         wall = time.perf_counter() - t0
         print(f"generate: {summary.totals_line()}")
-        print(f"generate: {wall:.1f} s wall with {args.workers} worker(s) = "
-              f"{summary.seconds / wall:.0f} video-seconds per second")
+        print(
+            f"generate: {wall:.1f} s wall with {args.workers} worker(s) = "
+            f"{summary.seconds / wall:.0f} video-seconds per second"
+        )
 
         plans = [plan_world_video(i, cfg) for i in range(cfg.n_videos)]
         assets = SceneAssets(DEFAULT_HOUSE, cfg.size)
@@ -78,17 +81,17 @@ def main() -> None:
         lf = labelled_frames(plans, assets, cfg.fps)
         rendered = distinguishability(encoder.encode_frames(lf.frames), lf, n_train)
         world = Path(tmp) / "world"
-        dec = np.concatenate([decoded_frames(world / p.file, lf.time[lf.video == p.index], cfg.fps)
-                              for p in plans])
+        dec = np.concatenate([decoded_frames(world / p.file, lf.time[lf.video == p.index], cfg.fps) for p in plans])
         decoded = distinguishability(encoder.encode_frames(dec), lf, n_train)
-    print(f"distinguishability, encoder {encoder.key}, "
-          f"{n_train} train / {cfg.n_videos - n_train} held-out videos:")
+    print(f"distinguishability, encoder {encoder.key}, {n_train} train / {cfg.n_videos - n_train} held-out videos:")
     print(f"  {'task':<16}{'chance':>7}  {'source':<9}{'NC':>6}{'NC-std':>8}{'probe':>7}  n_train/n_test")
     for task in rendered:
         for source, s in (("rendered", rendered[task]), ("decoded", decoded[task])):
-            print(f"  {task:<16}{s['chance']:>7.3f}  {source:<9}{s['nearest_centroid']:>6.3f}"
-                  f"{s['nearest_centroid_standardised']:>8.3f}{s['linear_probe']:>7.3f}  "
-                  f"{s['n_train']}/{s['n_test']}")
+            print(
+                f"  {task:<16}{s['chance']:>7.3f}  {source:<9}{s['nearest_centroid']:>6.3f}"
+                f"{s['nearest_centroid_standardised']:>8.3f}{s['linear_probe']:>7.3f}  "
+                f"{s['n_train']}/{s['n_test']}"
+            )
 
 
 if __name__ == "__main__":

@@ -52,33 +52,53 @@ def make_data(root: Path, clips: int, bins: int, dim: int, per_clip: int) -> dic
         for q in range(per_clip):
             start = float(rng.uniform(0, duration - 8))
             word = WORDS[q % len(WORDS)]
-            builder.add_query(uid, f"Where did I put the {word} {q}?", start, start + 4.0, template="Place: Where did I put X?")
-            builder.add_query(uid, f"c picks the {word} {q}", start, start + 1.0, template=NARRATION_TEMPLATE,
-                              annotation_uid=f"naq-{uid}")
+            builder.add_query(
+                uid, f"Where did I put the {word} {q}?", start, start + 4.0, template="Place: Where did I put X?"
+            )
+            builder.add_query(
+                uid,
+                f"c picks the {word} {q}",
+                start,
+                start + 1.0,
+                template=NARRATION_TEMPLATE,
+                annotation_uid=f"naq-{uid}",
+            )
     builder.write(root / "train.json")
     return {"features": str(feats), "train": str(root / "train.json")}
 
 
 def bench(model: str, args, data: dict[str, str], runs: Path) -> dict:
-    config = TrainConfig.from_dict({
-        "name": f"bench-{model}-{time.time_ns()}",
-        "threads": args.threads,
-        "device": args.device,
-        "amp": args.amp,
-        "model": {"name": model, "config": {"standardize_video": True}},
-        "data": {"train": [data["train"]], "features_dir": data["features"], "num_workers": args.workers},
-        "text": {"kind": "open_clip", "model": "ViT-B-16", "pretrained": "none"},
-        "optim": {"batch_size": args.batch, "micro_batch_size": args.micro_batch, "steps": args.steps},
-        "output": {"runs_dir": str(runs), "snapshot_every": 10**9, "log_every": args.log_every,
-                   "tensorboard": False},
-    })
+    config = TrainConfig.from_dict(
+        {
+            "name": f"bench-{model}-{time.time_ns()}",
+            "threads": args.threads,
+            "device": args.device,
+            "amp": args.amp,
+            "model": {"name": model, "config": {"standardize_video": True}},
+            "data": {"train": [data["train"]], "features_dir": data["features"], "num_workers": args.workers},
+            "text": {"kind": "open_clip", "model": "ViT-B-16", "pretrained": "none"},
+            "optim": {"batch_size": args.batch, "micro_batch_size": args.micro_batch, "steps": args.steps},
+            "output": {
+                "runs_dir": str(runs),
+                "snapshot_every": 10**9,
+                "log_every": args.log_every,
+                "tensorboard": False,
+            },
+        }
+    )
     t0 = time.perf_counter()
     result = run(config)
     wall = time.perf_counter() - t0
     rates = [r["queries_per_s"] for r in read_log(result.run_dir) if r["event"] == "train"]
     steady = rates[1:] or rates
-    return {"model": model, "median": statistics.median(steady), "min": min(steady), "max": max(steady),
-            "records": len(steady), "wall": wall}
+    return {
+        "model": model,
+        "median": statistics.median(steady),
+        "min": min(steady),
+        "max": max(steady),
+        "records": len(steady),
+        "wall": wall,
+    }
 
 
 def main() -> None:
@@ -99,15 +119,18 @@ def main() -> None:
     args = ap.parse_args()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.device = device
-    print(f"device {device}, torch {torch.__version__}, threads {args.threads}, {args.bins} bins x {args.dim}-d, "
-          f"batch {args.batch}" + (f" (micro {args.micro_batch})" if args.micro_batch else "") +
-          f", {args.steps} steps")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {args.threads}, {args.bins} bins x {args.dim}-d, "
+        f"batch {args.batch}" + (f" (micro {args.micro_batch})" if args.micro_batch else "") + f", {args.steps} steps"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp) / "data", args.clips, args.bins, args.dim, args.queries_per_clip)
         for model in args.models:
             r = bench(model, args, data, Path(tmp) / "runs")
-            print(f"{model:7s} {r['median']:8.2f} queries/s (median of {r['records']} records; min {r['min']:.2f}, "
-                  f"max {r['max']:.2f}); whole run {r['wall']:.1f} s incl. model/text-encoder set-up")
+            print(
+                f"{model:7s} {r['median']:8.2f} queries/s (median of {r['records']} records; min {r['min']:.2f}, "
+                f"max {r['max']:.2f}); whole run {r['wall']:.1f} s incl. model/text-encoder set-up"
+            )
 
 
 if __name__ == "__main__":

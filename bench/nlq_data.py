@@ -41,7 +41,7 @@ def bench_metrics(rng: np.random.Generator) -> None:
         gt = np.stack([gs, gs + rng.uniform(0.5, 10, n)], axis=1)
         ps = rng.uniform(0, 470, (n, 5))
         pred = np.stack([ps, ps + rng.uniform(1, 20, (n, 5))], axis=2)
-        seconds, _ = _timed(lambda: score_windows(pred, gt, ["t"] * n))
+        seconds, _ = _timed(lambda: score_windows(pred, gt, ["t"] * n))  # noqa: B023 (called at once)
         print(f"score_windows, {n} queries x 5 windows: {seconds * 1e3:.1f} ms")
 
 
@@ -66,22 +66,28 @@ def bench_naq(rng: np.random.Generator, tmp: Path, rows: int) -> None:
         b.add_clip(f"c{v}", f"v{v}", 100.0, 580.0)
     path = tmp / "egoclip.csv"
     with open(path, "w") as fh:
-        fh.write("\tclip_idx\tvideo_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\t"
-                 "clip_start\tclip_end\tclip_text\ttag_verb\ttag_noun\n")
+        fh.write(
+            "\tclip_idx\tvideo_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\t"
+            "clip_start\tclip_end\tclip_text\ttag_verb\ttag_noun\n"
+        )
         vids = rng.integers(0, videos * 2, rows)  # half the videos have no training clip
         times = rng.uniform(0, 1200, rows)
         for i in range(rows):
             t = times[i]
-            fh.write(f"{i}\t{i}\tv{vids[i]}\t1200.0\tnarration_pass_1\t{i}\t{t:.3f}\t{t - 0.4:.3f}\t"
-                     f"{t + 0.4:.3f}\t#C C picks object {i % 997} from the table\t[1]\t[2]\n")
+            fh.write(
+                f"{i}\t{i}\tv{vids[i]}\t1200.0\tnarration_pass_1\t{i}\t{t:.3f}\t{t - 0.4:.3f}\t"
+                f"{t + 0.4:.3f}\t#C C picks object {i % 997} from the table\t[1]\t[2]\n"
+            )
     read_s, nf = _timed(lambda: load_narrations(path), repeat=1)
     nlq = b.to_dict()
     build_s, (data, report) = _timed(lambda: build_naq([("nlq.json", nlq)], nf), repeat=1)
     write_s, _ = _timed(lambda: json.dumps(data), repeat=1)
     total = read_s + build_s + write_s
-    print(f"NaQ on {rows} EgoClip rows: read {read_s:.2f} s, build {build_s:.2f} s, "
-          f"serialise {write_s:.2f} s ({report.kept} kept); ~{total * 3.8e6 / rows:.0f} s extrapolated to "
-          "EgoClip's 3.8 M rows")
+    print(
+        f"NaQ on {rows} EgoClip rows: read {read_s:.2f} s, build {build_s:.2f} s, "
+        f"serialise {write_s:.2f} s ({report.kept} kept); ~{total * 3.8e6 / rows:.0f} s extrapolated to "
+        "EgoClip's 3.8 M rows"
+    )
     parse_s, _ = _timed(lambda: parse_nlq(data), repeat=1)
     print(f"parse_nlq of the result ({report.queries_written} narration queries): {parse_s:.2f} s")
 

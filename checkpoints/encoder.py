@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from checkpoints.files import fsync_path, sha256_file
 from checkpoints.errors import CheckpointError, NotACheckpoint, WrongCheckpointKind
+from checkpoints.files import fsync_path, sha256_file
 from checkpoints.metadata import egorecall_version, utc_now
 
 ENCODER_KIND = "open_clip-encoder"
@@ -42,8 +42,6 @@ ENCODER_FORMAT_VERSION = 1
 
 def sidecar_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
-
-
 
 
 def save_encoder_weights(path: str | Path, model: torch.nn.Module, model_name: str, info: dict[str, Any]) -> dict:
@@ -61,11 +59,20 @@ def save_encoder_weights(path: str | Path, model: torch.nn.Module, model_name: s
     tmp_m = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp_w), metadata={"kind": ENCODER_KIND, "model": model_name,
-                                                 "format_version": str(ENCODER_FORMAT_VERSION)})
-        sidecar = {"kind": ENCODER_KIND, "format_version": ENCODER_FORMAT_VERSION, "model": model_name, **info,
-                   "created": utc_now(), "egorecall_version": egorecall_version(),
-                   "weights_sha256": sha256_file(tmp_w)}
+        save_file(
+            tensors,
+            str(tmp_w),
+            metadata={"kind": ENCODER_KIND, "model": model_name, "format_version": str(ENCODER_FORMAT_VERSION)},
+        )
+        sidecar = {
+            "kind": ENCODER_KIND,
+            "format_version": ENCODER_FORMAT_VERSION,
+            "model": model_name,
+            **info,
+            "created": utc_now(),
+            "egorecall_version": egorecall_version(),
+            "weights_sha256": sha256_file(tmp_w),
+        }
         tmp_m.write_text(json.dumps(sidecar, indent=2) + "\n")
         for f in (tmp_w, tmp_m):
             fsync_path(f)

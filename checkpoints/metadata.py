@@ -30,8 +30,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from checkpoints.errors import (IncompatibleCheckpoint, InvalidCheckpointMetadata, UnsupportedCheckpointFormat,
-                                WrongCheckpointKind)
+from checkpoints.errors import (
+    IncompatibleCheckpoint,
+    InvalidCheckpointMetadata,
+    UnsupportedCheckpointFormat,
+    WrongCheckpointKind,
+)
 from models.text_tokens import TextEncoderSpec
 
 logger = logging.getLogger(__name__)
@@ -67,8 +71,10 @@ class FeatureEncoderInfo:
     def validate(self, what: str = "feature_encoder") -> None:
         _need(isinstance(self.key, str) and bool(self.key), f"{what}.key must be a non-empty string")
         _need(_positive_int(self.dim), f"{what}.dim must be a positive integer, got {self.dim!r}")
-        _need(isinstance(self.rate_hz, (int, float)) and math.isfinite(self.rate_hz) and self.rate_hz > 0,
-              f"{what}.rate_hz must be a positive number, got {self.rate_hz!r}")
+        _need(
+            isinstance(self.rate_hz, (int, float)) and math.isfinite(self.rate_hz) and self.rate_hz > 0,
+            f"{what}.rate_hz must be a positive number, got {self.rate_hz!r}",
+        )
 
     def describe(self) -> str:
         return f"{self.dim}-d features from '{self.key}' at {self.rate_hz:g} Hz"
@@ -100,7 +106,8 @@ def text_encoder_spec(info: TextEncoderInfo) -> TextEncoderSpec:
     if kind is None:
         raise IncompatibleCheckpoint(
             f"this checkpoint reads '{info.token_features}' query features, which this EgoRecall cannot make "
-            f"(known: {', '.join(sorted(TOKEN_FEATURE_KINDS))})")
+            f"(known: {', '.join(sorted(TOKEN_FEATURE_KINDS))})"
+        )
     return TextEncoderSpec(kind=kind, model=info.model, pretrained=info.pretrained)
 
 
@@ -154,11 +161,15 @@ class CheckpointMetadata:
         """Raise :class:`InvalidCheckpointMetadata` (or a kind/format error) unless this is a usable record."""
         if self.kind != KIND:
             raise WrongCheckpointKind(f"this is a '{self.kind}' checkpoint, not an NLQ localizer ('{KIND}')")
-        _need(_positive_int(self.format_version), f"format_version must be a positive integer, got {self.format_version!r}")
+        _need(
+            _positive_int(self.format_version),
+            f"format_version must be a positive integer, got {self.format_version!r}",
+        )
         if self.format_version > FORMAT_VERSION:
             raise UnsupportedCheckpointFormat(
                 f"this checkpoint has format version {self.format_version}, written by a newer EgoRecall "
-                f"(this one reads up to version {FORMAT_VERSION}); upgrade EgoRecall to load it")
+                f"(this one reads up to version {FORMAT_VERSION}); upgrade EgoRecall to load it"
+            )
         self.feature_encoder.validate()
         if self.aux_feature_encoder is not None:
             self.aux_feature_encoder.validate("aux_feature_encoder")
@@ -166,13 +177,22 @@ class CheckpointMetadata:
         _need(isinstance(self.model, str) and bool(self.model), "model must name a localizer architecture")
         _need(isinstance(self.model_config, dict), "model_config must be an object")
         _need(isinstance(self.data, dict), "data must be an object")
-        _need(isinstance(self.fusion, dict) and (
-            "weight" not in self.fusion or (isinstance(self.fusion["weight"], (int, float))
-                                            and 0.0 <= self.fusion["weight"] <= 1.0)),
-            "fusion must be an object whose weight is a number in [0, 1]")
-        _need(isinstance(self.metrics, dict) and all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-            for k, v in self.metrics.items()), "metrics must map names to numbers")
+        _need(
+            isinstance(self.fusion, dict)
+            and (
+                "weight" not in self.fusion
+                or (isinstance(self.fusion["weight"], (int, float)) and 0.0 <= self.fusion["weight"] <= 1.0)
+            ),
+            "fusion must be an object whose weight is a number in [0, 1]",
+        )
+        _need(
+            isinstance(self.metrics, dict)
+            and all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                for k, v in self.metrics.items()
+            ),
+            "metrics must map names to numbers",
+        )
         for name in ("stage", "notes", "egorecall_version", "weights_sha256"):
             _need(isinstance(getattr(self, name), str), f"{name} must be a string")
         try:
@@ -183,13 +203,27 @@ class CheckpointMetadata:
     # -------------------------------------------------------------- plain dicts
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        order = ["kind", "format_version", "model", "model_config", "feature_encoder", "aux_feature_encoder",
-                 "text_encoder", "stage", "data", "metrics", "fusion", "created", "egorecall_version", "notes",
-                 "weights_sha256"]
+        order = [
+            "kind",
+            "format_version",
+            "model",
+            "model_config",
+            "feature_encoder",
+            "aux_feature_encoder",
+            "text_encoder",
+            "stage",
+            "data",
+            "metrics",
+            "fusion",
+            "created",
+            "egorecall_version",
+            "notes",
+            "weights_sha256",
+        ]
         return {k: out[k] for k in order}
 
     @classmethod
-    def from_dict(cls, values: Any) -> "CheckpointMetadata":
+    def from_dict(cls, values: Any) -> CheckpointMetadata:
         """Parse and validate; unknown keys are ignored so later format-1 writers may add optional fields."""
         if not isinstance(values, dict):
             raise InvalidCheckpointMetadata("meta.json must hold a JSON object")
@@ -197,7 +231,8 @@ class CheckpointMetadata:
         if kind != KIND:
             raise WrongCheckpointKind(
                 f"this is {'a ' + repr(kind) if kind else 'not a'} checkpoint of kind '{KIND}' "
-                f"(meta.json says kind={kind!r})")
+                f"(meta.json says kind={kind!r})"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -207,8 +242,9 @@ class CheckpointMetadata:
             aux = values.get("aux_feature_encoder")
             aux = None if aux is None else FeatureEncoderInfo(**aux)
             te = TextEncoderInfo(**values["text_encoder"])
-            kwargs = {k: values[k] for k in known - {"feature_encoder", "aux_feature_encoder", "text_encoder"}
-                      if k in values}
+            kwargs = {
+                k: values[k] for k in known - {"feature_encoder", "aux_feature_encoder", "text_encoder"} if k in values
+            }
             meta = cls(feature_encoder=fe, aux_feature_encoder=aux, text_encoder=te, **kwargs)
         except KeyError as exc:
             raise InvalidCheckpointMetadata(f"meta.json lacks the field {exc.args[0]!r}") from None

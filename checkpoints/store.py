@@ -23,12 +23,26 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from checkpoints.errors import (
+    CheckpointError,
+    CheckpointExists,
+    CheckpointShapeMismatch,
+    IncompatibleCheckpoint,
+    InvalidCheckpointMetadata,
+    NotACheckpoint,
+    PickleCheckpointRefused,
+    UnknownCheckpointModel,
+    WrongCheckpointKind,
+)
 from checkpoints.files import fsync_path, sha256_file
-from checkpoints.errors import (CheckpointError, CheckpointExists, CheckpointShapeMismatch, IncompatibleCheckpoint,
-                                InvalidCheckpointMetadata, NotACheckpoint, PickleCheckpointRefused,
-                                UnknownCheckpointModel, WrongCheckpointKind)
-from checkpoints.metadata import (FORMAT_VERSION, KIND, CheckpointMetadata, FeatureEncoderInfo, egorecall_version,
-                                  utc_now)
+from checkpoints.metadata import (
+    FORMAT_VERSION,
+    KIND,
+    CheckpointMetadata,
+    FeatureEncoderInfo,
+    egorecall_version,
+    utc_now,
+)
 from models.localizer import Localizer
 from models.registry import InvalidLocalizerConfig, UnknownLocalizer, build_localizer, config_to_dict, localizer_class
 
@@ -78,8 +92,9 @@ def default_name(model_name: str, stage: str) -> str:
     return "-".join(part for part in (model_name, re.sub(r"[^A-Za-z0-9._-]", "_", stage), stamp) if part)
 
 
-def save_checkpoint(directory: str | Path, model: Localizer, metadata: CheckpointMetadata,
-                    name: str | None = None) -> Path:
+def save_checkpoint(
+    directory: str | Path, model: Localizer, metadata: CheckpointMetadata, name: str | None = None
+) -> Path:
     """Write ``model`` as a new checkpoint folder under ``directory`` and return its path.
 
     The model's registry name and config, the creation time, EgoRecall's version and the weights' digest
@@ -101,12 +116,19 @@ def save_checkpoint(directory: str | Path, model: Localizer, metadata: Checkpoin
     try:
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         weights = tmp / WEIGHTS_FILE
-        save_file(tensors, str(weights), metadata={"kind": KIND, "format_version": str(FORMAT_VERSION),
-                                                   "model": model.name})
+        save_file(
+            tensors, str(weights), metadata={"kind": KIND, "format_version": str(FORMAT_VERSION), "model": model.name}
+        )
         meta = dataclasses.replace(
-            metadata, model=model.name, model_config=config_to_dict(model.config), created=utc_now(),
-            egorecall_version=egorecall_version(), weights_sha256=sha256_file(weights), kind=KIND,
-            format_version=FORMAT_VERSION)
+            metadata,
+            model=model.name,
+            model_config=config_to_dict(model.config),
+            created=utc_now(),
+            egorecall_version=egorecall_version(),
+            weights_sha256=sha256_file(weights),
+            kind=KIND,
+            format_version=FORMAT_VERSION,
+        )
         meta.validate()
         (tmp / META_FILE).write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=False) + "\n")
         for f in (weights, tmp / META_FILE):
@@ -149,7 +171,8 @@ def read_metadata(folder: Path) -> CheckpointMetadata:
             raise PickleCheckpointRefused(
                 f"{folder} holds pickled PyTorch files ({', '.join(pickles)}), which EgoRecall never loads because "
                 "unpickling can run arbitrary code; EgoRecall checkpoints are folders with model.safetensors and "
-                "meta.json")
+                "meta.json"
+            )
         raise NotACheckpoint(f"{folder} is not an EgoRecall checkpoint: it has no {META_FILE}")
     try:
         values = json.loads(meta_path.read_text())
@@ -194,8 +217,11 @@ def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
         except CheckpointError as exc:
             logger.warning("skipping %s: %s", folder.name, exc)
             continue
-        found.append(CheckpointInfo(folder.name, folder, meta.model, meta.stage, dict(meta.metrics), meta.created,
-                                    meta.feature_encoder))
+        found.append(
+            CheckpointInfo(
+                folder.name, folder, meta.model, meta.stage, dict(meta.metrics), meta.created, meta.feature_encoder
+            )
+        )
     found.sort(key=lambda c: (c.created, c.name), reverse=True)
     return found
 
@@ -204,7 +230,8 @@ def _refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise PickleCheckpointRefused(
             f"{path.name} is a pickled PyTorch file; EgoRecall never loads pickles because unpickling can run "
-            "arbitrary code. Use an EgoRecall checkpoint folder (model.safetensors + meta.json)")
+            "arbitrary code. Use an EgoRecall checkpoint folder (model.safetensors + meta.json)"
+        )
 
 
 def _safetensors_file_kind(path: Path) -> None:
@@ -220,9 +247,11 @@ def _safetensors_file_kind(path: Path) -> None:
     if sidecar.is_file():
         raise WrongCheckpointKind(
             f"{path} looks like encoder weights (it has a {sidecar.name} sidecar), not an NLQ localizer checkpoint; "
-            "use it as an encoder (--pretrained) instead")
+            "use it as an encoder (--pretrained) instead"
+        )
     raise WrongCheckpointKind(
-        f"{path} is a safetensors file without EgoRecall localizer metadata, not an NLQ localizer checkpoint")
+        f"{path} is a safetensors file without EgoRecall localizer metadata, not an NLQ localizer checkpoint"
+    )
 
 
 def resolve_checkpoint(path_or_name: str | Path, directory: str | Path | None = None) -> Path:
@@ -233,8 +262,10 @@ def resolve_checkpoint(path_or_name: str | Path, directory: str | Path | None = 
         path = Path(directory) / str(path_or_name)
         if not path.exists():
             names = [c.name for c in list_checkpoints(directory)]
-            raise NotACheckpoint(f"there is no checkpoint named '{path_or_name}' in {directory} "
-                                 f"(available: {', '.join(names) or 'none'})")
+            raise NotACheckpoint(
+                f"there is no checkpoint named '{path_or_name}' in {directory} "
+                f"(available: {', '.join(names) or 'none'})"
+            )
     if not path.exists():
         raise NotACheckpoint(f"checkpoint not found: {path}")
     if path.is_file():
@@ -242,13 +273,15 @@ def resolve_checkpoint(path_or_name: str | Path, directory: str | Path | None = 
             return path.parent
         if path.suffix == ".safetensors":
             _safetensors_file_kind(path)
-        raise NotACheckpoint(f"{path} is not an EgoRecall checkpoint (expected a folder with {WEIGHTS_FILE} "
-                             f"and {META_FILE})")
+        raise NotACheckpoint(
+            f"{path} is not an EgoRecall checkpoint (expected a folder with {WEIGHTS_FILE} and {META_FILE})"
+        )
     return path
 
 
-def load_checkpoint(path_or_name: str | Path, directory: str | Path | None = None,
-                    device: str | torch.device | None = None) -> tuple[Localizer, CheckpointMetadata]:
+def load_checkpoint(
+    path_or_name: str | Path, directory: str | Path | None = None, device: str | torch.device | None = None
+) -> tuple[Localizer, CheckpointMetadata]:
     """Rebuild the model a checkpoint describes and load its weights (strictly), in eval mode on ``device``
     (default: CUDA when available, else CPU)."""
     folder = resolve_checkpoint(path_or_name, directory)
@@ -290,8 +323,10 @@ def _check_state(name: str, expected: dict[str, torch.Tensor], found: dict[str, 
     if extra:
         problems.append(f"unexpected {some(extra)}")
     if reshaped:
-        problems.append("wrong shape for " + some(
-            [f"{k} ({tuple(found[k].shape)} instead of {tuple(expected[k].shape)})" for k in reshaped]))
+        problems.append(
+            "wrong shape for "
+            + some([f"{k} ({tuple(found[k].shape)} instead of {tuple(expected[k].shape)})" for k in reshaped])
+        )
     raise CheckpointShapeMismatch(f"checkpoint {name}'s weights do not fit its model config: {'; '.join(problems)}")
 
 
@@ -303,4 +338,5 @@ def check_compatible(meta: CheckpointMetadata, feature_key: str, dim: int, rate_
     here = FeatureEncoderInfo(feature_key, dim, rate_hz)
     raise IncompatibleCheckpoint(
         f"this {meta.model} checkpoint expects {fe.describe()}, but the library holds {here.describe()}; "
-        "choose a checkpoint trained on the library's features, or re-index the videos with the checkpoint's encoder")
+        "choose a checkpoint trained on the library's features, or re-index the videos with the checkpoint's encoder"
+    )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -111,8 +112,8 @@ class GridSampler:
         self.convert = convert
         self.emit = emit
         self.next = 0
-        self._held = None          # the frame on screen now (not yet known to be needed)
-        self._held_rgb = None      # its conversion, if some bin already took it
+        self._held = None  # the frame on screen now (not yet known to be needed)
+        self._held_rgb = None  # its conversion, if some bin already took it
         self._batch: list[np.ndarray] = []
         self._batch_start = request.first_bin
         self.late_start = 0
@@ -299,7 +300,7 @@ class DecordBackend:
         stats.late_start = int(np.count_nonzero(idx < 0))
         idx = np.clip(idx, 0, n - 1)
         for s in range(0, len(idx), request.batch_frames):
-            chunk = idx[s:s + request.batch_frames]
+            chunk = idx[s : s + request.batch_frames]
             unique, inverse = np.unique(chunk, return_inverse=True)
             frames = reader.get_batch(unique.tolist()).asnumpy()[inverse]
             if request.rotation:
@@ -322,8 +323,9 @@ def resolve_backend(name: str) -> Backend:
     return getattr(importlib.import_module(module), attr)()
 
 
-def decode_segment(request: SegmentRequest, backend: str = "pyav", emit: Emit | None = None,
-                   beat: Beat | None = None) -> SegmentStats:
+def decode_segment(
+    request: SegmentRequest, backend: str = "pyav", emit: Emit | None = None, beat: Beat | None = None
+) -> SegmentStats:
     """Decode one segment in this process (what a child runs; handy in tests and tools)."""
     return resolve_backend(backend).decode_segment(request, emit or (lambda _b, _f: None), beat or (lambda: None))
 

@@ -12,10 +12,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator
 
 from indexing.errors import LibraryError
 from models.grid import TimeGrid
@@ -226,8 +226,10 @@ class Catalog:
         raw = self._settings_dict(con)
         version = raw.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise LibraryError(f"the library database {self.path} has schema version {version}; this EgoRecall "
-                               f"reads version {SCHEMA_VERSION}")
+            raise LibraryError(
+                f"the library database {self.path} has schema version {version}; this EgoRecall "
+                f"reads version {SCHEMA_VERSION}"
+            )
         return LibrarySettings(**{f.name: raw.get(f.name) for f in fields(LibrarySettings)})
 
     def _settings_dict(self, con: sqlite3.Connection) -> dict:
@@ -262,8 +264,9 @@ class Catalog:
     def videos(self, con: sqlite3.Connection, statuses: tuple[str, ...] | None = None) -> list[VideoRecord]:
         if statuses:
             marks = ",".join("?" * len(statuses))
-            rows = con.execute(f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY added_at, rowid",
-                               statuses).fetchall()
+            rows = con.execute(
+                f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY added_at, rowid", statuses
+            ).fetchall()
         else:
             rows = con.execute("SELECT * FROM videos ORDER BY added_at, rowid").fetchall()
         return [self._record(r) for r in rows]
@@ -279,7 +282,7 @@ class Catalog:
     def by_rowids(self, con: sqlite3.Connection, rowids: list[int]) -> dict[int, VideoRecord]:
         out: dict[int, VideoRecord] = {}
         for i in range(0, len(rowids), 500):
-            chunk = rowids[i:i + 500]
+            chunk = rowids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for row in con.execute(f"SELECT * FROM videos WHERE rowid IN ({marks})", chunk):
                 out[row["rowid"]] = self._record(row)

@@ -96,8 +96,9 @@ def _temp_sibling(final: Path) -> Path:
 class ClipMaker:
     """Cuts (or finds in the cache) the clip and thumbnail of a moment of a library video."""
 
-    def __init__(self, library: "Library", directory: str | Path | None = None,
-                 config: ClipConfig = ClipConfig()) -> None:
+    def __init__(
+        self, library: Library, directory: str | Path | None = None, config: ClipConfig = ClipConfig()
+    ) -> None:
         self.library = library
         self.directory = Path(directory) if directory is not None else library.root / CLIPS_DIR
         self.config = config
@@ -116,9 +117,14 @@ class ClipMaker:
         middle = (start + end) / 2.0
         folder = self.directory / video_id
         side = self.config.short_side
-        return ClipFiles(video_id, cut_start, cut_end,
-                         folder / f"{_ms(cut_start):09d}-{_ms(cut_end):09d}-{side}p.mp4",
-                         folder / f"t{_ms(middle):09d}-{side}p.jpg", middle)
+        return ClipFiles(
+            video_id,
+            cut_start,
+            cut_end,
+            folder / f"{_ms(cut_start):09d}-{_ms(cut_end):09d}-{side}p.mp4",
+            folder / f"t{_ms(middle):09d}-{side}p.jpg",
+            middle,
+        )
 
     def make(self, video_id: str, start: float, end: float) -> ClipFiles:
         """The moment's clip and thumbnail, cut now or reused from the cache; raises :class:`ClipError`."""
@@ -131,15 +137,22 @@ class ClipMaker:
         folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(folder / LOCK_NAME)
         if not lock.acquire(self.config.lock_timeout_s):
-            raise ClipError(f"clips of video {video_id} are being cut by another process (pid "
-                            f"{lock.holder_pid()}) for over {self.config.lock_timeout_s:g} s; try again later")
+            raise ClipError(
+                f"clips of video {video_id} are being cut by another process (pid "
+                f"{lock.holder_pid()}) for over {self.config.lock_timeout_s:g} s; try again later"
+            )
         try:
             if files.clip.is_file() and files.thumbnail.is_file():
                 return files  # made by whoever held the lock before us
             started = time.monotonic()
             self._cut(media, rec.rotation, rec.fps, files)
-            logger.info("cut clip %s (%.1f-%.1f s) in %.2f s", files.clip.name, files.start, files.end,
-                        time.monotonic() - started)
+            logger.info(
+                "cut clip %s (%.1f-%.1f s) in %.2f s",
+                files.clip.name,
+                files.start,
+                files.end,
+                time.monotonic() - started,
+            )
         finally:
             lock.release()
         return files
@@ -155,8 +168,9 @@ class ClipMaker:
                     break
                 logger.debug("seek into %s landed after %.2f s; backing off further", media.name, files.start)
             if thumb is None:
-                raise ClipError(f"no frame of {media.name} could be decoded between {files.start:.2f} s and "
-                                f"{files.end:.2f} s")
+                raise ClipError(
+                    f"no frame of {media.name} could be decoded between {files.start:.2f} s and {files.end:.2f} s"
+                )
             from PIL import Image
 
             Image.fromarray(thumb).save(thumb_tmp, format="JPEG", quality=self.config.thumbnail_quality)
@@ -165,14 +179,16 @@ class ClipMaker:
         except ClipError:
             raise
         except (OSError, ValueError) as exc:  # PyAV's errors are OSError/ValueError subclasses
-            raise ClipError(f"could not cut a clip from {media.name} ({files.start:.2f}-{files.end:.2f} s): "
-                            f"{exc}") from exc
+            raise ClipError(
+                f"could not cut a clip from {media.name} ({files.start:.2f}-{files.end:.2f} s): {exc}"
+            ) from exc
         finally:
             for p in (clip_tmp, thumb_tmp):
                 p.unlink(missing_ok=True)
 
-    def _encode(self, media: Path, rotation: int, fps: float, files: ClipFiles, out: Path,
-                back_off: float | None) -> np.ndarray | None:
+    def _encode(
+        self, media: Path, rotation: int, fps: float, files: ClipFiles, out: Path, back_off: float | None
+    ) -> np.ndarray | None:
         """One decode pass into ``out``; returns the thumbnail picture, or None when the seek landed late."""
         import av
 
@@ -203,12 +219,14 @@ class ClipMaker:
                 last_src = t
                 if size is None:
                     size = _scaled(frame.width, frame.height, rotation, cfg.short_side)
-                rgb = rotate_for_display(frame.to_ndarray(width=size[0], height=size[1], format="rgb24",
-                                                          interpolation="AREA"), rotation)
+                rgb = rotate_for_display(
+                    frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA"), rotation
+                )
                 if writer is None:
                     h, w = rgb.shape[:2]
-                    writer = VideoWriter(out, min(fps or cfg.max_fps, cfg.max_fps), w, h, crf=cfg.crf,
-                                         preset=cfg.preset)
+                    writer = VideoWriter(
+                        out, min(fps or cfg.max_fps, cfg.max_fps), w, h, crf=cfg.crf, preset=cfg.preset
+                    )
                 writer.write(rgb, time_s=rel)
                 last_out = rel
                 if thumb is None or t <= thumb_t + 1e-6:

@@ -108,4 +108,3 @@ class LibraryConfig:
     """Search on a GPU copy of the index when the installed faiss has GPU support and a GPU is present."""
     search: SearchTuning = field(default_factory=SearchTuning)
     """How approximate indexes search (not stored in the library: each process may trade speed for recall)."""
-

@@ -29,17 +29,16 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from indexing.backends import SegmentRequest, SegmentStats, segment_bounds, windows_for
 from indexing.config import DamagePolicy, DecodeConfig
-from indexing.errors import (VIDEO_ERRORS, DamagedVideo, DecoderCrashed, DecoderFailed, DecoderHung,
-                             InvalidVideo)
+from indexing.errors import VIDEO_ERRORS, DamagedVideo, DecoderCrashed, DecoderFailed, DecoderHung, InvalidVideo
 from indexing.probe import VideoInfo
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
@@ -88,7 +87,7 @@ class DecodeReport:
         return max(0, self.packets - self.frames) + self.corrupt
 
     @classmethod
-    def combine(cls, backend: str, stats: list[SegmentStats]) -> "DecodeReport":
+    def combine(cls, backend: str, stats: list[SegmentStats]) -> DecodeReport:
         report = cls(backend=backend, workers=len(stats))
         for s in stats:
             report.frames += s.frames
@@ -100,8 +99,9 @@ class DecodeReport:
             report.child_peak_rss_kb = max(report.child_peak_rss_kb, s.peak_rss_kb)
             report.child_cpu_s += s.cpu_s
             if s.first_damage_s is not None:
-                report.first_damage_s = s.first_damage_s if report.first_damage_s is None \
-                    else min(report.first_damage_s, s.first_damage_s)
+                report.first_damage_s = (
+                    s.first_damage_s if report.first_damage_s is None else min(report.first_damage_s, s.first_damage_s)
+                )
         if stats:
             report.end_s = stats[-1].end_s  # the last segment decodes to the end of the file
         return report
@@ -112,8 +112,10 @@ def assess_damage(path: str | Path, info: VideoInfo, report: DecodeReport, polic
     if info.duration_declared and report.end_s is not None:
         missing = info.duration - report.end_s
         if missing > max(policy.max_missing_s, policy.max_missing_fraction * info.duration):
-            raise DamagedVideo(path, f"it looks truncated: decoding stops at {report.end_s:.1f} s of the "
-                                     f"{info.duration:.1f} s it declares")
+            raise DamagedVideo(
+                path,
+                f"it looks truncated: decoding stops at {report.end_s:.1f} s of the {info.duration:.1f} s it declares",
+            )
     if info.frame_count and report.frames:
         short = info.frame_count - report.frames
         if short > max(2, policy.max_missing_frames_fraction * info.frame_count):
@@ -121,26 +123,42 @@ def assess_damage(path: str | Path, info: VideoInfo, report: DecodeReport, polic
                 # AVI (and some screen-capture / webcam exports) keep a slot for every frame period but store
                 # no packet for a repeated picture: every packet decoded and the pictures reach the end, so
                 # the file is whole; its grid follows the pictures' timestamps.
-                logger.info("%s: %d of the %d frame slots the header declares hold a picture (repeated frames "
-                            "are not stored); every packet decoded up to %.2f s", Path(path).name, report.frames,
-                            info.frame_count, report.end_s or 0.0)
+                logger.info(
+                    "%s: %d of the %d frame slots the header declares hold a picture (repeated frames "
+                    "are not stored); every packet decoded up to %.2f s",
+                    Path(path).name,
+                    report.frames,
+                    info.frame_count,
+                    report.end_s or 0.0,
+                )
             else:
                 failed = report.damaged + report.decode_errors
-                seen = (f"decoding stopped at {report.end_s or 0.0:.1f} s of {_declared_span(info):.1f} s, "
-                        f"{report.frames} of the {info.frame_count} frames it declares")
+                seen = (
+                    f"decoding stopped at {report.end_s or 0.0:.1f} s of {_declared_span(info):.1f} s, "
+                    f"{report.frames} of the {info.frame_count} frames it declares"
+                )
                 if failed:
                     seen += f"; {failed} packets failed to decode"
-                what = "it looks truncated" if report.late_start or not _reaches_end(info, report, policy) \
+                what = (
+                    "it looks truncated"
+                    if report.late_start or not _reaches_end(info, report, policy)
                     else "it is damaged"
+                )
                 raise DamagedVideo(path, f"{what}: {seen}")
     if report.damage_detectable and report.damaged:
         where = f" (first at {report.first_damage_s:.1f} s)" if report.first_damage_s is not None else ""
         total = max(report.frames, report.packets, 1)
         if report.damaged > policy.max_damaged_fraction * total:
-            raise DamagedVideo(path, f"it is damaged: {report.damaged} of {total} frames are corrupt or could not "
-                                     f"be decoded{where}")
-        logger.warning("%s: %d of %d frames damaged%s, within tolerance; indexed anyway",
-                       Path(path).name, report.damaged, total, where)
+            raise DamagedVideo(
+                path, f"it is damaged: {report.damaged} of {total} frames are corrupt or could not be decoded{where}"
+            )
+        logger.warning(
+            "%s: %d of %d frames damaged%s, within tolerance; indexed anyway",
+            Path(path).name,
+            report.damaged,
+            total,
+            where,
+        )
 
 
 def _declared_span(info: VideoInfo) -> float:
@@ -161,15 +179,21 @@ def _reaches_end(info: VideoInfo, report: DecodeReport, policy: DamagePolicy) ->
 def _frames_never_stored(info: VideoInfo, report: DecodeReport, policy: DamagePolicy) -> bool:
     """A frame count the pictures cannot reach because the container never stored those frames, told from a
     truncated or corrupt file: no packet failed, and the last picture ends where the declared frames end."""
-    return report.damaged == 0 and report.decode_errors == 0 and not report.late_start \
+    return (
+        report.damaged == 0
+        and report.decode_errors == 0
+        and not report.late_start
         and _reaches_end(info, report, policy)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- children
 def _context(method: str):
     if method == "fork":
-        raise ValueError("decoder children must not be forked from a process that may hold torch threads; "
-                         "use 'forkserver' or 'spawn'")
+        raise ValueError(
+            "decoder children must not be forked from a process that may hold torch threads; "
+            "use 'forkserver' or 'spawn'"
+        )
     try:
         ctx = multiprocessing.get_context(method)
     except ValueError:
@@ -227,8 +251,9 @@ class _Child:
         os.close(fd)
         self.label = label
         self.conn, child_conn = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=target, args=(child_conn, *args, self.log_path), daemon=True,
-                                name=f"egorecall-{label}")
+        self.proc = ctx.Process(
+            target=target, args=(child_conn, *args, self.log_path), daemon=True, name=f"egorecall-{label}"
+        )
         with _main_module_hidden():
             self.proc.start()
         child_conn.close()  # so the child's death reads as end-of-file here
@@ -270,8 +295,9 @@ def _describe_exit(child: _Child) -> str:
     return what + (f"; its last message: {last}" if last else "")
 
 
-def _pump(children: list[_Child], path: str | Path, config: DecodeConfig,
-          stall_timeout_s: float | None = None) -> Iterator[tuple[_Child, tuple]]:
+def _pump(
+    children: list[_Child], path: str | Path, config: DecodeConfig, stall_timeout_s: float | None = None
+) -> Iterator[tuple[_Child, tuple]]:
     """Messages from children as they come; raises for a crash, an exit without result, or a stall."""
     by_conn = {c.conn: c for c in children}
     while any(not c.finished for c in children):
@@ -299,8 +325,9 @@ def _pump(children: list[_Child], path: str | Path, config: DecodeConfig,
                 raise DecoderHung(path, f"the {child.label} made no progress for {limit:g} s and was stopped")
 
 
-def probe_isolated(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ,
-                   config: DecodeConfig | None = None) -> VideoInfo:
+def probe_isolated(
+    path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ, config: DecodeConfig | None = None
+) -> VideoInfo:
     """:func:`indexing.probe.probe` in a watched child process: a file that crashes FFmpeg costs one error."""
     from indexing.decode_worker import probe_main
 
@@ -327,9 +354,17 @@ class GridDecoder:
     exit, hang) when every backend failed. Stopping the iteration early kills the children.
     """
 
-    def __init__(self, path: str | Path, info: VideoInfo, grid: TimeGrid, short_side: int,
-                 config: DecodeConfig | None = None, *, batch_frames: int | None = None,
-                 times: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        grid: TimeGrid,
+        short_side: int,
+        config: DecodeConfig | None = None,
+        *,
+        batch_frames: int | None = None,
+        times: np.ndarray | None = None,
+    ) -> None:
         self.path = Path(path)
         self.info = info
         self.grid = grid
@@ -354,11 +389,23 @@ class GridDecoder:
         threads = self.config.threads
         if not threads and len(bounds) > 1:
             threads = max(1, (os.cpu_count() or 1) // len(bounds))
-        return [SegmentRequest(path=str(self.path), times=times[s:e], first_bin=s,
-                               start_time=self.info.start_time, window=window, short_side=self.short_side,
-                               rotation=self.info.rotation, batch_frames=self.batch_frames, threads=threads,
-                               fps=self.info.fps, width=self.info.width, height=self.info.height)
-                for (s, e), window in zip(bounds, windows_for(times, bounds))]
+        return [
+            SegmentRequest(
+                path=str(self.path),
+                times=times[s:e],
+                first_bin=s,
+                start_time=self.info.start_time,
+                window=window,
+                short_side=self.short_side,
+                rotation=self.info.rotation,
+                batch_frames=self.batch_frames,
+                threads=threads,
+                fps=self.info.fps,
+                width=self.info.width,
+                height=self.info.height,
+            )
+            for (s, e), window in zip(bounds, windows_for(times, bounds))
+        ]
 
     def _run(self, backend: str) -> Iterator[FrameBatch]:
         from indexing.decode_worker import segment_main
@@ -397,18 +444,27 @@ class GridDecoder:
                 continue
             self.report.failed_backends = [f.reason for f in failures]
             if failures:
-                logger.info("%s: decoded with %s after %s failed", self.path.name, backend,
-                            ", ".join(self.config.backends[:len(failures)]))
+                logger.info(
+                    "%s: decoded with %s after %s failed",
+                    self.path.name,
+                    backend,
+                    ", ".join(self.config.backends[: len(failures)]),
+                )
             return
         if len(failures) == 1:
             raise failures[0]
-        raise DecoderFailed(self.path, "no decoder could read it: " + "; ".join(f.reason.rstrip(".")
-                                                                                 for f in failures))
+        raise DecoderFailed(self.path, "no decoder could read it: " + "; ".join(f.reason.rstrip(".") for f in failures))
 
 
-def decode_frames(path: str | Path, info: VideoInfo, grid: TimeGrid, short_side: int,
-                  config: DecodeConfig | None = None, *, times: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, DecodeReport]:
+def decode_frames(
+    path: str | Path,
+    info: VideoInfo,
+    grid: TimeGrid,
+    short_side: int,
+    config: DecodeConfig | None = None,
+    *,
+    times: np.ndarray | None = None,
+) -> tuple[np.ndarray, DecodeReport]:
     """The frames on screen at ``times`` (default: every grid bin centre) as one array [len(times), H, W, 3].
 
     Holds every frame in memory: for short videos, tests, tools, and frame caches of chosen moments.
@@ -418,7 +474,7 @@ def decode_frames(path: str | Path, info: VideoInfo, grid: TimeGrid, short_side:
     for batch in decoder:
         if out is None:
             out = np.zeros((len(decoder.times), *batch.frames.shape[1:]), np.uint8)
-        out[batch.start:batch.stop] = batch.frames
+        out[batch.start : batch.stop] = batch.frames
     return out, decoder.report
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -55,9 +56,16 @@ def _on_cuda(encoder: FrameEncoder) -> bool:
     return getattr(getattr(encoder, "device", None), "type", None) == "cuda"
 
 
-def extract_features(path: str | Path, encoder: FrameEncoder, info: VideoInfo, grid: TimeGrid, *,
-                     out: np.ndarray | None = None, config: DecodeConfig | None = None,
-                     progress: Progress | None = None) -> Extraction:
+def extract_features(
+    path: str | Path,
+    encoder: FrameEncoder,
+    info: VideoInfo,
+    grid: TimeGrid,
+    *,
+    out: np.ndarray | None = None,
+    config: DecodeConfig | None = None,
+    progress: Progress | None = None,
+) -> Extraction:
     """Embed the frame on screen at every bin centre of ``grid``; raises the decoder's errors unchanged."""
     config = config or DecodeConfig()
     n = grid.num_bins
@@ -69,20 +77,20 @@ def extract_features(path: str | Path, encoder: FrameEncoder, info: VideoInfo, g
     done = 0
     started = time.monotonic()
     encode_s = 0.0
-    decoder = GridDecoder(path, info, grid, encoder.short_side(), config,
-                          batch_frames=config.resolved_batch_frames(_on_cuda(encoder)))
+    decoder = GridDecoder(
+        path, info, grid, encoder.short_side(), config, batch_frames=config.resolved_batch_frames(_on_cuda(encoder))
+    )
     if progress:
         progress(0, n)
     for batch in decoder:
         t = time.monotonic()
-        out[batch.start:batch.stop] = encoder.encode_frames(batch.frames)
+        out[batch.start : batch.stop] = encoder.encode_frames(batch.frames)
         encode_s += time.monotonic() - t
-        done += int(np.count_nonzero(~filled[batch.start:batch.stop]))
-        filled[batch.start:batch.stop] = True
+        done += int(np.count_nonzero(~filled[batch.start : batch.stop]))
+        filled[batch.start : batch.stop] = True
         logger.debug("%s: %d/%d frames", Path(path).name, done, n)
         if progress:
             progress(done, n)
     if not filled.all():  # a backend bug, never a property of the file
         raise DecoderFailed(path, f"the decoder delivered {int(filled.sum())} of {n} frames")
-    return Extraction(features=out, report=decoder.report, seconds=time.monotonic() - started,
-                      encode_seconds=encode_s)
+    return Extraction(features=out, report=decoder.report, seconds=time.monotonic() - started, encode_seconds=encode_s)

@@ -43,24 +43,30 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from indexing.catalog import (STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings,
-                              VideoRecord)
+from indexing.catalog import STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings, VideoRecord
 from indexing.clips import CLIPS_DIR, video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
 from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo, VideoError
 from indexing.extract import FrameEncoder, Progress, extract_features
-from indexing.fsutil import (TMP_MARK, FileLock, HashCache, fsync_dir, link_or_copy, lock_is_free,
-                             replace_durably, tmp_name)
-from indexing.vectors import (FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory,
-                              video_set_checksum)
+from indexing.fsutil import (
+    TMP_MARK,
+    FileLock,
+    HashCache,
+    fsync_dir,
+    link_or_copy,
+    lock_is_free,
+    replace_durably,
+    tmp_name,
+)
+from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory, video_set_checksum
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
@@ -72,8 +78,7 @@ STALE_CLIP_TMP_S = 3600.0
 STORES_DIR = "encoders"
 STORE_LOCK = "lock"
 
-__all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings",
-           "LibraryConfig"]
+__all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings", "LibraryConfig"]
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,16 @@ class Library:
 
     # ================================================================================== opening
     @classmethod
-    def open(cls, root: str | Path, *, encoder_spec=None, rate_hz: float | None = None, create: bool = True,
-             config: LibraryConfig | None = None, repair: bool = True) -> "Library":
+    def open(
+        cls,
+        root: str | Path,
+        *,
+        encoder_spec=None,
+        rate_hz: float | None = None,
+        create: bool = True,
+        config: LibraryConfig | None = None,
+        repair: bool = True,
+    ) -> Library:
         """Open (or create) the library at ``root``, check it and clean up after any interrupted writer.
 
         With ``repair`` (the default) and no other writer active, whatever an interrupted job left is
@@ -168,8 +181,10 @@ class Library:
             lib._create(rate_hz or EGO4D_RATE_HZ)
         settings = lib.settings
         if rate_hz is not None and abs(float(rate_hz) - settings.rate_hz) > 1e-9:
-            raise EncoderMismatch(f"the library at {root} uses a {settings.rate_hz:g} Hz time grid, not "
-                                  f"{float(rate_hz):g} Hz; leave out --rate or use another library")
+            raise EncoderMismatch(
+                f"the library at {root} uses a {settings.rate_hz:g} Hz time grid, not "
+                f"{float(rate_hz):g} Hz; leave out --rate or use another library"
+            )
         if encoder_spec is not None:
             lib.require_encoder(encoder_spec.key, None, settings)
         if repair and lib._lock.try_acquire():  # never wait here: a reader must not block on a writer
@@ -187,8 +202,11 @@ class Library:
                 return
             tmp = tmp_name(self.catalog.path)
             try:
-                Catalog(tmp).create(LibrarySettings(rate_hz=float(rate_hz), index_factory=self.config.index_factory,
-                                                    created_at=time.time()))
+                Catalog(tmp).create(
+                    LibrarySettings(
+                        rate_hz=float(rate_hz), index_factory=self.config.index_factory, created_at=time.time()
+                    )
+                )
                 replace_durably(tmp, self.catalog.path)
             finally:
                 for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
@@ -202,7 +220,7 @@ class Library:
             self._index = None
         self.catalog.close()
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,7 +257,8 @@ class Library:
                 f"({settings.dim}-d) and cannot mix in features of {key}; index with --model "
                 f"{settings.encoder_model} --pretrained {settings.encoder_pretrained}, switch the whole library "
                 f"to the new encoder with `python -m app library reindex --model NAME --pretrained TAG|FILE`, "
-                f"or use another library (--library DIR)")
+                f"or use another library (--library DIR)"
+            )
 
     # ================================================================================== reading
     def videos(self, *, include_pending: bool = False) -> list[VideoRecord]:
@@ -281,7 +300,7 @@ class Library:
             rec = self.catalog.by_sha(con, sha)
         return rec if rec is not None and rec.status == STATUS_READY else None
 
-    def features(self, video: "str | VideoRecord") -> np.ndarray:
+    def features(self, video: str | VideoRecord) -> np.ndarray:
         """A read-only memory map of the video's features: float16 [num_bins, dim], L2-normalised rows.
 
         ``video`` is an id or a record (only its id is used: the catalog's current record decides)."""
@@ -323,8 +342,14 @@ class Library:
         """Feature rows over all ready videos (the size the frame index must have)."""
         return sum(r.num_rows for r in self.videos())
 
-    def search(self, queries: np.ndarray, k: int = 10, *, video_ids: Sequence[str] | None = None,
-               encoder_key: str | None = None) -> list[list[SearchHit]]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        video_ids: Sequence[str] | None = None,
+        encoder_key: str | None = None,
+    ) -> list[list[SearchHit]]:
         """The ``k`` frames most similar to each query vector, best first, as one list per query.
 
         ``queries`` is float32 [Q, dim] (a single [dim] vector is accepted), in the encoder's space --
@@ -337,13 +362,17 @@ class Library:
             q = q[None]
         settings = self.settings
         if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
-            raise EncoderMismatch(f"the library at {self.root} now holds features of encoder "
-                                  f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it")
+            raise EncoderMismatch(
+                f"the library at {self.root} now holds features of encoder "
+                f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it"
+            )
         if settings.dim is None:
             return [[] for _ in range(len(q))]
         if q.ndim != 2 or q.shape[1] != settings.dim:
-            raise LibraryError(f"query vectors are shaped {tuple(q.shape)}; this library's features have "
-                               f"{settings.dim} dimensions ({settings.encoder_key})")
+            raise LibraryError(
+                f"query vectors are shaped {tuple(q.shape)}; this library's features have "
+                f"{settings.dim} dimensions ({settings.encoder_key})"
+            )
         with self.catalog.connect() as con:
             ready = {r.rowid: r for r in self._ready_records(con)}
         restrict = None
@@ -360,15 +389,18 @@ class Library:
             if index.ntotal == 0:
                 return [[] for _ in range(len(q))]
             if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
-                raise EncoderMismatch(f"the library at {self.root} was just re-indexed with another encoder "
-                                      f"({index.dim}-d); load its new encoder to search it")
+                raise EncoderMismatch(
+                    f"the library at {self.root} was just re-indexed with another encoder "
+                    f"({index.dim}-d); load its new encoder to search it"
+                )
             scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
         rowids, bins = decode_ids(ids)
         out = []
         for qi in range(len(q)):
             hits = []
-            for score, i, rowid, b in zip(scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(),
-                                          bins[qi].tolist()):
+            for score, i, rowid, b in zip(
+                scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(), bins[qi].tolist()
+            ):
                 rec = ready.get(rowid)
                 if i < 0 or rec is None or b >= rec.num_rows:
                     continue  # padding, or a video that stopped being ready since the index was loaded
@@ -381,8 +413,9 @@ class Library:
         return out
 
     # ================================================================================== adding
-    def add(self, path: str | Path, encoder: FrameEncoder, *, progress: Progress | None = None,
-            copy_media: bool = True) -> VideoRecord:
+    def add(
+        self, path: str | Path, encoder: FrameEncoder, *, progress: Progress | None = None, copy_media: bool = True
+    ) -> VideoRecord:
         """Index one video file and return its record (the existing one if the same bytes are already in).
 
         ``encoder`` is a ``ClipEncoder`` (its key must match the library's); ``progress(done, total)`` is
@@ -411,11 +444,13 @@ class Library:
             if copy_media:
                 media_tmp = job.dir / f"media{path.suffix.lower()}"
                 media_mode = link_or_copy(path, media_tmp)
-            feats = np.lib.format.open_memmap(job.features, mode="w+", dtype=np.float16,
-                                              shape=(grid.num_bins, encoder.dim))
+            feats = np.lib.format.open_memmap(
+                job.features, mode="w+", dtype=np.float16, shape=(grid.num_bins, encoder.dim)
+            )
             try:
-                result = extract_features(path, encoder, info, grid, out=feats, config=self.config.decode,
-                                          progress=progress)
+                result = extract_features(
+                    path, encoder, info, grid, out=feats, config=self.config.decode, progress=progress
+                )
                 feats.flush()
             finally:
                 del feats
@@ -439,8 +474,9 @@ class Library:
             rec = self.catalog.by_sha(con, sha)
         return rec if rec is not None and rec.status == STATUS_READY else None
 
-    def _register(self, path: Path, sha: str, info, grid: TimeGrid, encoder: FrameEncoder,
-                  copy_media: bool) -> "_Job | VideoRecord":
+    def _register(
+        self, path: Path, sha: str, info, grid: TimeGrid, encoder: FrameEncoder, copy_media: bool
+    ) -> _Job | VideoRecord:
         """Under the write lock: claim the library's encoder if unclaimed, insert the 'indexing' row, make
         the job directory and take the job's own lock (which marks the job alive for other processes)."""
         with self._writing(), self.catalog.connect(write=True) as con:
@@ -448,21 +484,26 @@ class Library:
             self.require_encoder(encoder.key, encoder.dim, settings)
             if settings.encoder_key != encoder.key:  # unclaimed, or claimed but still empty
                 spec = encoder.spec
-                for key, value in (("encoder_key", encoder.key), ("encoder_model", spec.model),
-                                   ("encoder_pretrained", spec.pretrained), ("dim", int(encoder.dim))):
+                for key, value in (
+                    ("encoder_key", encoder.key),
+                    ("encoder_model", spec.model),
+                    ("encoder_pretrained", spec.pretrained),
+                    ("dim", int(encoder.dim)),
+                ):
                     self.catalog.set_setting(con, key, value)
             rec = self.catalog.by_sha(con, sha)
             if rec is not None:
                 if rec.status == STATUS_READY:
                     return rec
                 if rec.status == STATUS_INDEXING and not self._job_dead(rec):
-                    raise LibraryBusy(f"{path.name} is being indexed by another job right now; try again when "
-                                      f"it has finished")
+                    raise LibraryBusy(
+                        f"{path.name} is being indexed by another job right now; try again when it has finished"
+                    )
                 self._drop_row(con, rec, CheckReport())  # a dead job or damaged entry: index it afresh
             video_id = sha[:ID_LENGTH]
             other = self.catalog.by_id(con, video_id)
             if other is not None and other.sha256 != sha:
-                video_id = sha[:2 * ID_LENGTH]
+                video_id = sha[: 2 * ID_LENGTH]
             name = f"{video_id}-{uuid.uuid4().hex[:8]}"
             job_dir = self.root / "jobs" / name
             job_dir.mkdir(parents=True)
@@ -470,13 +511,32 @@ class Library:
             if not lock.try_acquire():
                 raise LibraryError(f"could not lock the new job directory {job_dir}")
             try:
-                rowid = self.catalog.insert(con, dict(
-                    id=video_id, sha256=sha, name=path.name, status=STATUS_INDEXING, job=name,
-                    duration=info.duration, fps=info.fps, width=info.width, height=info.height,
-                    rotation=info.rotation, codec=info.codec, container=info.container,
-                    frame_count=info.frame_count, has_audio=int(info.has_audio), size_bytes=info.size_bytes,
-                    encoder_key=encoder.key, dim=int(encoder.dim), rate_hz=grid.rate_hz, num_rows=grid.num_bins,
-                    media_mode="copy" if copy_media else "reference", source_path=str(path.absolute())))
+                rowid = self.catalog.insert(
+                    con,
+                    dict(
+                        id=video_id,
+                        sha256=sha,
+                        name=path.name,
+                        status=STATUS_INDEXING,
+                        job=name,
+                        duration=info.duration,
+                        fps=info.fps,
+                        width=info.width,
+                        height=info.height,
+                        rotation=info.rotation,
+                        codec=info.codec,
+                        container=info.container,
+                        frame_count=info.frame_count,
+                        has_audio=int(info.has_audio),
+                        size_bytes=info.size_bytes,
+                        encoder_key=encoder.key,
+                        dim=int(encoder.dim),
+                        rate_hz=grid.rate_hz,
+                        num_rows=grid.num_bins,
+                        media_mode="copy" if copy_media else "reference",
+                        source_path=str(path.absolute()),
+                    ),
+                )
             except BaseException:
                 lock.release()
                 shutil.rmtree(job_dir, ignore_errors=True)
@@ -494,7 +554,8 @@ class Library:
             if settings.encoder_key != job.encoder_key:
                 raise EncoderMismatch(
                     f"{source.name}: the library at {self.root} was re-indexed with encoder {settings.encoder_key} "
-                    f"while this video was being indexed; index it again")
+                    f"while this video was being indexed; index it again"
+                )
             index = self._writable_index()
             features_path = self._features_path(job.video_id, settings)
             replace_durably(job.features, features_path)
@@ -521,9 +582,18 @@ class Library:
                     if index is None:
                         index = self._build_index(con, extra=[(job.rowid, features)])
                     index.save(self._index_dir(settings), generation, video_set_checksum(ready))
-                    self.catalog.update(con, job.rowid, status=STATUS_READY, job=None, backend=result.report.backend,
-                                        media_path=media_ref, media_mode=media_mode, added_at=time.time(),
-                                        damaged_frames=int(result.report.damaged), index_seconds=result.seconds)
+                    self.catalog.update(
+                        con,
+                        job.rowid,
+                        status=STATUS_READY,
+                        job=None,
+                        backend=result.report.backend,
+                        media_path=media_ref,
+                        media_mode=media_mode,
+                        added_at=time.time(),
+                        damaged_frames=int(result.report.damaged),
+                        index_seconds=result.seconds,
+                    )
                     record = self.catalog.by_id(con, job.video_id)
             except BaseException:
                 with self._index_lock:
@@ -532,8 +602,15 @@ class Library:
             with self._index_lock:
                 self._index, self._index_generation = index, generation
             shutil.rmtree(job.dir, ignore_errors=True)
-        logger.info("indexed %s as %s: %.1f s, %d frames, %s, %.1f s", source.name, record.id, record.duration,
-                    record.num_rows, record.backend, result.seconds)
+        logger.info(
+            "indexed %s as %s: %.1f s, %d frames, %s, %.1f s",
+            source.name,
+            record.id,
+            record.duration,
+            record.num_rows,
+            record.backend,
+            result.seconds,
+        )
         return record
 
     def _abandon(self, job: _Job) -> None:
@@ -558,8 +635,9 @@ class Library:
                 if rec is None:
                     raise UnknownVideo(f"there is no video {video_id!r} in the library at {self.root}")
                 if rec.status == STATUS_INDEXING and not self._job_dead(rec):
-                    raise LibraryBusy(f"video {video_id} ({rec.name}) is being indexed right now; remove it when "
-                                      f"that has finished")
+                    raise LibraryBusy(
+                        f"video {video_id} ({rec.name}) is being indexed right now; remove it when that has finished"
+                    )
                 index = self._writable_index() if rec.status == STATUS_READY else None
                 if index is not None and index.factory != self._factory(con, extra_rows=-rec.num_rows):
                     index = None  # shrunk below what this index type is for: rebuild as the new type
@@ -623,27 +701,33 @@ class Library:
                 for p in (store / "features").iterdir():  # features of videos removed meanwhile
                     if p.suffix == ".npy" and p.stem not in {r.id for r in keep}:
                         p.unlink(missing_ok=True)
-                features = [(r.rowid, _load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim))
-                            for r in keep]
-                factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features),
-                                            int(encoder.dim))
+                features = [
+                    (r.rowid, _load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim)) for r in keep
+                ]
+                factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features), int(encoder.dim))
                 index = FrameIndex.build(int(encoder.dim), factory, features, tuning=self.config.search)
                 old_settings = self.settings
                 try:
                     with self.catalog.connect(write=True) as con:
                         generation = self.catalog.bump_generation(con)
-                        index.save(store / "index", generation, video_set_checksum([(r.rowid, r.num_rows)
-                                                                                    for r in keep]))
+                        index.save(
+                            store / "index", generation, video_set_checksum([(r.rowid, r.num_rows) for r in keep])
+                        )
                         for rec in self.catalog.videos(con):
                             if rec.status == STATUS_INDEXING:
                                 continue  # a live job of the old encoder: its commit will be refused
                             status = STATUS_DAMAGED if rec.id in broken else rec.status
-                            self.catalog.update(con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim),
-                                                status=status)
+                            self.catalog.update(
+                                con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim), status=status
+                            )
                         spec = encoder.spec
-                        for key, value in (("encoder_key", encoder.key), ("encoder_model", spec.model),
-                                           ("encoder_pretrained", spec.pretrained), ("dim", int(encoder.dim)),
-                                           ("feature_store", store.name)):
+                        for key, value in (
+                            ("encoder_key", encoder.key),
+                            ("encoder_model", spec.model),
+                            ("encoder_pretrained", spec.pretrained),
+                            ("dim", int(encoder.dim)),
+                            ("feature_store", store.name),
+                        ):
                             self.catalog.set_setting(con, key, value)
                     committed = True
                 finally:
@@ -659,8 +743,14 @@ class Library:
                 shutil.rmtree(store, ignore_errors=True)
         report.videos = len(keep)
         report.seconds = time.monotonic() - started
-        logger.info("re-indexed %s with %s: %d videos, %d damaged, %.1f s", self.root, encoder.key, report.videos,
-                    len(report.damaged), report.seconds)
+        logger.info(
+            "re-indexed %s with %s: %d videos, %d damaged, %.1f s",
+            self.root,
+            encoder.key,
+            report.videos,
+            len(report.damaged),
+            report.seconds,
+        )
         return report
 
     def _check_media(self, records: Sequence[VideoRecord]) -> None:
@@ -672,8 +762,10 @@ class Library:
                 missing.append(rec)
         if missing:
             names = ", ".join(f"{r.id} ({r.name})" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise LibraryError(f"cannot re-index the library at {self.root}: the video files of {len(missing)} "
-                               f"video(s) are missing: {names}; put them back, or remove those videos first")
+            raise LibraryError(
+                f"cannot re-index the library at {self.root}: the video files of {len(missing)} "
+                f"video(s) are missing: {names}; put them back, or remove those videos first"
+            )
 
     def _new_store(self, encoder: FrameEncoder) -> tuple[Path, FileLock]:
         """Under the write lock: refuse a second re-index, make the new store folder and take its flock."""
@@ -682,8 +774,10 @@ class Library:
             current = self.settings.feature_store
             for other in sorted(stores.iterdir()) if stores.is_dir() else []:
                 if other.name != current and not lock_is_free(other / STORE_LOCK):
-                    raise LibraryBusy(f"the library at {self.root} is being re-indexed by another process right "
-                                      f"now ({other.name}); wait for it to finish")
+                    raise LibraryBusy(
+                        f"the library at {self.root} is being re-indexed by another process right "
+                        f"now ({other.name}); wait for it to finish"
+                    )
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.spec.model)
             store = stores / f"{safe}-{uuid.uuid4().hex[:8]}"
             (store / "features").mkdir(parents=True)
@@ -693,8 +787,16 @@ class Library:
                 raise LibraryError(f"could not lock the new encoder store {store}")
         return store, lock
 
-    def _reencode(self, records: Sequence[VideoRecord], encoder: FrameEncoder, store: Path, done: set[str],
-                  report: ReindexReport, counter: dict, progress: Progress | None) -> None:
+    def _reencode(
+        self,
+        records: Sequence[VideoRecord],
+        encoder: FrameEncoder,
+        store: Path,
+        done: set[str],
+        report: ReindexReport,
+        counter: dict,
+        progress: Progress | None,
+    ) -> None:
         """Encode the videos not yet in ``done`` into ``store/features``; failures go to ``report.damaged``."""
         broken = {vid for vid, _ in report.damaged}
         todo = [r for r in records if r.id not in done and r.id not in broken]
@@ -709,14 +811,13 @@ class Library:
                 path = self.media_path(rec.id)
                 info = probe_isolated(path, rate_hz=rec.rate_hz, config=self.config.decode)
                 if abs(info.duration - rec.duration) > 1e-3:
-                    raise InvalidVideo(path, f"it is {info.duration:.2f} s long now, not {rec.duration:.2f} s as "
-                                             f"when it was indexed")
-                feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
-                                                  shape=(rec.num_rows, encoder.dim))
+                    raise InvalidVideo(
+                        path, f"it is {info.duration:.2f} s long now, not {rec.duration:.2f} s as when it was indexed"
+                    )
+                feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(rec.num_rows, encoder.dim))
                 try:
                     cb = (lambda d, _t, _b=base: progress(_b + d, counter["total"])) if progress else None
-                    extract_features(path, encoder, info, rec.grid, out=feats, config=self.config.decode,
-                                     progress=cb)
+                    extract_features(path, encoder, info, rec.grid, out=feats, config=self.config.decode, progress=cb)
                     feats.flush()
                 finally:
                     del feats
@@ -774,8 +875,10 @@ class Library:
             by_job = {r.job: r for r in rows if r.job}
             for rec in rows:
                 if rec.status == STATUS_INDEXING and self._job_dead(rec):
-                    found(f"video {rec.id} ({rec.name}) was left half-indexed by an interrupted job",
-                          "dropped the half-indexed entry")
+                    found(
+                        f"video {rec.id} ({rec.name}) was left half-indexed by an interrupted job",
+                        "dropped the half-indexed entry",
+                    )
                     if fix:
                         self._drop_row(con, rec, report)
                 elif rec.status == STATUS_READY:
@@ -788,8 +891,10 @@ class Library:
                             self.catalog.bump_generation(con)
                     if rec.media_path and not (self.root / rec.media_path).is_file():  # absolute for references
                         what = "original file" if rec.media_mode == "reference" else "media file"
-                        found(f"video {rec.id} ({rec.name}): its {what} {rec.media_path} is missing; answer clips "
-                              f"cannot be cut from it")
+                        found(
+                            f"video {rec.id} ({rec.name}): its {what} {rec.media_path} is missing; answer clips "
+                            f"cannot be cut from it"
+                        )
             jobs_dir = self.root / "jobs"
             for job_dir in sorted(jobs_dir.iterdir()) if jobs_dir.is_dir() else []:
                 if job_dir.name not in by_job and lock_is_free(job_dir / "lock"):
@@ -799,16 +904,25 @@ class Library:
             stores = self.root / STORES_DIR
             for other in sorted(stores.iterdir()) if stores.is_dir() else []:
                 if other.name != settings.feature_store and lock_is_free(other / STORE_LOCK):
-                    found(f"leftover encoder store {other.relative_to(self.root)} (an interrupted or finished "
-                          f"re-index)", "deleted it")
+                    found(
+                        f"leftover encoder store {other.relative_to(self.root)} (an interrupted or finished re-index)",
+                        "deleted it",
+                    )
                     if fix:
                         shutil.rmtree(other, ignore_errors=True)
             rows = self.catalog.videos(con)
             keep_features = {f"{r.id}.npy" for r in rows if r.status in (STATUS_READY, STATUS_DAMAGED)}
-            keep_media = {Path(r.media_path).name for r in rows
-                          if r.media_path and r.media_mode != "reference" and r.status != STATUS_INDEXING}
-            scans = [(store / "features", keep_features), (self.root / "media", keep_media), (store / "index", None),
-                     (self.root, None)]
+            keep_media = {
+                Path(r.media_path).name
+                for r in rows
+                if r.media_path and r.media_mode != "reference" and r.status != STATUS_INDEXING
+            }
+            scans = [
+                (store / "features", keep_features),
+                (self.root / "media", keep_media),
+                (store / "index", None),
+                (self.root, None),
+            ]
             if settings.feature_store:  # the root's own store was replaced by a re-index: all of it is stale
                 scans += [(self.root / "features", set()), (self.root / "index", set())]
             for directory, keep in scans:
@@ -832,8 +946,7 @@ class Library:
                         with self._index_lock:
                             index = self._build_index(con)
                             generation = self.catalog.generation(con)
-                            index.save(self._index_dir(settings), generation,
-                                       self._expected_meta(con, settings).videos)
+                            index.save(self._index_dir(settings), generation, self._expected_meta(con, settings).videos)
                             self._index, self._index_generation = index, generation
         if fix:
             fsync_dir(self.root)
@@ -865,9 +978,11 @@ class Library:
     def _writing(self) -> Iterator[None]:
         if not self._lock.acquire(self.config.lock_timeout_s):
             pid = self._lock.holder_pid()
-            raise LibraryBusy(f"the library at {self.root} is busy: another writer"
-                              f"{f' (process {pid})' if pid else ''} has held it for over "
-                              f"{self.config.lock_timeout_s:g} s; try again later")
+            raise LibraryBusy(
+                f"the library at {self.root} is busy: another writer"
+                f"{f' (process {pid})' if pid else ''} has held it for over "
+                f"{self.config.lock_timeout_s:g} s; try again later"
+            )
         try:
             yield
         finally:
@@ -906,9 +1021,13 @@ class Library:
     def _expected_meta(self, con, settings: LibrarySettings) -> IndexMeta:
         ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
         ntotal = sum(n for _, n in ready)
-        return IndexMeta(ntotal=ntotal, dim=int(settings.dim),
-                         factory=effective_factory(settings.index_factory, ntotal, int(settings.dim)),
-                         generation=self.catalog.generation(con), videos=video_set_checksum(ready))
+        return IndexMeta(
+            ntotal=ntotal,
+            dim=int(settings.dim),
+            factory=effective_factory(settings.index_factory, ntotal, int(settings.dim)),
+            generation=self.catalog.generation(con),
+            videos=video_set_checksum(ready),
+        )
 
     def _factory(self, con=None, extra_rows: int = 0) -> str:
         """The index type the library needs with ``extra_rows`` more (or fewer) vectors than its ready videos."""
@@ -922,14 +1041,21 @@ class Library:
     def _build_index(self, con, extra: list[tuple[int, np.ndarray]] = ()) -> FrameIndex:
         """A new index from the feature files of every ready video (plus ``extra`` not yet marked ready)."""
         settings = self.catalog.settings(con)
-        videos = [(r.rowid, _load_features(self._features_path(r.id, settings), r.num_rows, r.dim))
-                  for r in self.catalog.videos(con, (STATUS_READY,))]
+        videos = [
+            (r.rowid, _load_features(self._features_path(r.id, settings), r.num_rows, r.dim))
+            for r in self.catalog.videos(con, (STATUS_READY,))
+        ]
         videos = [*videos, *extra]
         factory = effective_factory(settings.index_factory, sum(len(f) for _, f in videos), int(settings.dim))
         started = time.monotonic()
         index = FrameIndex.build(int(settings.dim), factory, videos, tuning=self.config.search)
-        logger.info("built the frame index of %s (%s): %d vectors in %.1f s", self.root, factory, index.ntotal,
-                    time.monotonic() - started)
+        logger.info(
+            "built the frame index of %s (%s): %d vectors in %.1f s",
+            self.root,
+            factory,
+            index.ntotal,
+            time.monotonic() - started,
+        )
         return index
 
     def _writable_index(self) -> FrameIndex:
@@ -981,4 +1107,3 @@ def _load_features(path: Path, rows: int, dim: int) -> np.ndarray:
     if arr.dtype != np.float16 or arr.shape != (rows, dim):
         raise LibraryError(f"feature file {path.name} holds {arr.dtype} {arr.shape}, expected float16 {(rows, dim)}")
     return arr
-

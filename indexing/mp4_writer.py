@@ -20,9 +20,19 @@ PTS_TICKS_PER_SECOND = 30_000  # fine enough for any real frame rate, and within
 class VideoWriter:
     """Context manager that appends RGB frames (H, W, 3 uint8) to a video file."""
 
-    def __init__(self, path: str | Path, fps: float, width: int, height: int, codec: str = "libx264",
-                 crf: int = 23, preset: str = "veryfast", rotation: int = 0, gop: int | None = None,
-                 threads: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        width: int,
+        height: int,
+        codec: str = "libx264",
+        crf: int = 23,
+        preset: str = "veryfast",
+        rotation: int = 0,
+        gop: int | None = None,
+        threads: int = 0,
+    ) -> None:
         self.path = Path(path)
         self.fps = float(fps)
         # yuv420p needs even sides; odd requests are rounded down so callers need not care.
@@ -37,8 +47,9 @@ class VideoWriter:
         self._stream.pix_fmt = "yuv420p"
         # AVI has no timestamps of its own, only a frame rate: its clock must tick once a frame.
         self._ticks = float(rate) if self.path.suffix.lower() == ".avi" else PTS_TICKS_PER_SECOND
-        self._stream.time_base = fractions.Fraction(1, PTS_TICKS_PER_SECOND) if self._ticks == PTS_TICKS_PER_SECOND \
-            else 1 / rate
+        self._stream.time_base = (
+            fractions.Fraction(1, PTS_TICKS_PER_SECOND) if self._ticks == PTS_TICKS_PER_SECOND else 1 / rate
+        )
         self._stream.codec_context.time_base = self._stream.time_base
         self._time_base = self._stream.time_base  # muxers may change the stream's once the header is written
         if threads:
@@ -81,9 +92,10 @@ class VideoWriter:
             self._container.close()
             self._container = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

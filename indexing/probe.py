@@ -91,8 +91,9 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
 
 
 def _video_stream(container: av.container.InputContainer, path: Path):
-    streams = [s for s in container.streams.video
-               if not (s.disposition & av.stream.Disposition.attached_pic)]  # cover art is not video
+    streams = [
+        s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)
+    ]  # cover art is not video
     if not streams:
         has_audio = bool(container.streams.audio)
         raise InvalidVideo(path, "it has no video stream" + (" (it holds only audio)" if has_audio else ""))
@@ -200,8 +201,23 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
     if not fps > 0:
         fps = (declared_frames or 0) / duration
     if rate_hz and duration < 1.0 / rate_hz - 1e-6:
-        raise InvalidVideo(path, f"it is too short to index: {duration:.2f} s, shorter than one "
-                                 f"{rate_hz:g} Hz grid bin ({1.0 / rate_hz:.2f} s)")
-    return VideoInfo(path=str(path), duration=float(duration), fps=fps, width=int(width), height=int(height),
-                     rotation=rotation, codec=codec, container=fmt, frame_count=declared_frames,
-                     has_audio=has_audio, start_time=float(start), size_bytes=size, duration_declared=declared)
+        raise InvalidVideo(
+            path,
+            f"it is too short to index: {duration:.2f} s, shorter than one "
+            f"{rate_hz:g} Hz grid bin ({1.0 / rate_hz:.2f} s)",
+        )
+    return VideoInfo(
+        path=str(path),
+        duration=float(duration),
+        fps=fps,
+        width=int(width),
+        height=int(height),
+        rotation=rotation,
+        codec=codec,
+        container=fmt,
+        frame_count=declared_frames,
+        has_audio=has_audio,
+        start_time=float(start),
+        size_bytes=size,
+        duration_declared=declared,
+    )

@@ -26,9 +26,9 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import faiss
 import numpy as np
@@ -117,7 +117,7 @@ class FrameIndex:
         self.tune(tuning or SearchTuning())
 
     @classmethod
-    def new(cls, dim: int, factory: str = "Flat", tuning: SearchTuning | None = None) -> "FrameIndex":
+    def new(cls, dim: int, factory: str = "Flat", tuning: SearchTuning | None = None) -> FrameIndex:
         try:
             index = faiss.index_factory(int(dim), f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
@@ -139,7 +139,7 @@ class FrameIndex:
             self._hnsw.hnsw.efSearch = max(1, int(tuning.ef_search))
         self._gpu = None
 
-    def _params(self, sel) -> "faiss.SearchParameters":
+    def _params(self, sel) -> faiss.SearchParameters:
         """Search parameters carrying a selector, of the type the inner index accepts (IVF refuses others)."""
         if self._ivf is not None:
             return faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf.nprobe)
@@ -171,8 +171,14 @@ class FrameIndex:
         return removed
 
     @classmethod
-    def build(cls, dim: int, factory: str, videos: Iterable[tuple[int, np.ndarray]],
-              train_sample: int = 200_000, tuning: SearchTuning | None = None) -> "FrameIndex":
+    def build(
+        cls,
+        dim: int,
+        factory: str,
+        videos: Iterable[tuple[int, np.ndarray]],
+        train_sample: int = 200_000,
+        tuning: SearchTuning | None = None,
+    ) -> FrameIndex:
         """A fresh index over ``(rowid, features)`` pairs; trains first when the index type needs it."""
         index = cls.new(dim, factory, tuning)
         videos = list(videos)
@@ -180,13 +186,14 @@ class FrameIndex:
             total = sum(len(f) for _, f in videos)
             rng = np.random.default_rng(0)
             take = min(1.0, train_sample / max(total, 1))
-            sample = np.concatenate([np.asarray(f[rng.random(len(f)) < take] if take < 1 else f, np.float32)
-                                     for _, f in videos])
+            sample = np.concatenate(
+                [np.asarray(f[rng.random(len(f)) < take] if take < 1 else f, np.float32) for _, f in videos]
+            )
             logger.info("training %s on %d vectors", factory, len(sample))
             index.index.train(sample)
         for rowid, feats in videos:
             for s in range(0, len(feats), 65536):
-                x = np.ascontiguousarray(feats[s:s + 65536], dtype=np.float32)
+                x = np.ascontiguousarray(feats[s : s + 65536], dtype=np.float32)
                 index.index.add_with_ids(x, encode_ids(rowid, np.arange(s, s + len(x))))
         return index
 
@@ -202,8 +209,9 @@ class FrameIndex:
                 self._gpu = self.index
         return self._gpu
 
-    def search(self, queries: np.ndarray, k: int, rowids: dict[int, int] | None = None,
-               use_gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, rowids: dict[int, int] | None = None, use_gpu: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, ids) per query; ``rowids`` ({rowid: rows}) restricts the search to those videos."""
         x = np.ascontiguousarray(queries, dtype=np.float32)
         k = int(max(1, min(k, max(self.ntotal, 1))))
@@ -217,8 +225,11 @@ class FrameIndex:
             (rowid,) = rowids
             sel = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
         else:
-            ids = np.concatenate([encode_ids(r, np.arange(n)) for r, n in rowids.items()]) if rowids else \
-                np.zeros(0, np.int64)
+            ids = (
+                np.concatenate([encode_ids(r, np.arange(n)) for r, n in rowids.items()])
+                if rowids
+                else np.zeros(0, np.int64)
+            )
             sel = faiss.IDSelectorBatch(ids)
         return self.index.search(x, k, params=self._params(sel))  # selectors run on the CPU index
 
@@ -229,8 +240,14 @@ class FrameIndex:
         with atomic_path(final) as tmp:
             faiss.write_index(self.index, str(tmp))
             size = tmp.stat().st_size
-        meta = IndexMeta(ntotal=self.ntotal, dim=self.dim, factory=self.factory, generation=generation,
-                         videos=videos_checksum, file_size=size)
+        meta = IndexMeta(
+            ntotal=self.ntotal,
+            dim=self.dim,
+            factory=self.factory,
+            generation=generation,
+            videos=videos_checksum,
+            file_size=size,
+        )
         write_json_atomic(directory / META_FILE, asdict(meta))
         return meta
 
@@ -242,7 +259,7 @@ class FrameIndex:
             return None
 
     @classmethod
-    def load(cls, directory: Path, expect: IndexMeta, tuning: SearchTuning | None = None) -> "FrameIndex | None":
+    def load(cls, directory: Path, expect: IndexMeta, tuning: SearchTuning | None = None) -> FrameIndex | None:
         """The saved index if it is exactly what ``expect`` describes (generation aside), else None."""
         why = cls.mismatch(directory, expect)
         if why:
@@ -254,8 +271,14 @@ class FrameIndex:
             logger.info("frame index at %s unreadable: %s", directory, str(exc).splitlines()[0][:200])
             return None
         if index.ntotal != expect.ntotal or index.d != expect.dim:
-            logger.info("frame index at %s holds %d x %d, expected %d x %d", directory, index.ntotal, index.d,
-                        expect.ntotal, expect.dim)
+            logger.info(
+                "frame index at %s holds %d x %d, expected %d x %d",
+                directory,
+                index.ntotal,
+                index.d,
+                expect.ntotal,
+                expect.dim,
+            )
             return None
         return cls(index, expect.dim, expect.factory, tuning)
 

@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class EncoderSpec:
     pretrained: str = DEFAULT_PRETRAINED
 
     @classmethod
-    def from_env(cls, model: str | None = None, pretrained: str | None = None) -> "EncoderSpec":
+    def from_env(cls, model: str | None = None, pretrained: str | None = None) -> EncoderSpec:
         return cls(
             model=model or os.environ.get("EGORECALL_MODEL", DEFAULT_MODEL),
             pretrained=pretrained or os.environ.get("EGORECALL_PRETRAINED", DEFAULT_PRETRAINED),
@@ -160,8 +160,17 @@ def _resolve_tag(model: str, tag: str) -> tuple[str, dict]:
 class ClipEncoder:
     """A frozen open_clip model with batched, device-aware frame and text encoding."""
 
-    def __init__(self, model: torch.nn.Module, spec: EncoderSpec, key: str, image_size: int,
-                 mean: Sequence[float], std: Sequence[float], tokenizer, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        spec: EncoderSpec,
+        key: str,
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        tokenizer,
+        device: torch.device,
+    ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.spec = spec
         self.key = key
@@ -175,7 +184,7 @@ class ClipEncoder:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, spec: EncoderSpec, device: str | torch.device | None = None) -> "ClipEncoder":
+    def load(cls, spec: EncoderSpec, device: str | torch.device | None = None) -> ClipEncoder:
         import open_clip
 
         register_model_configs()
@@ -207,8 +216,9 @@ class ClipEncoder:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)
             try:
-                model = open_clip.create_model(spec.model, pretrained=weights, precision=precision,
-                                               device=device, **kwargs)
+                model = open_clip.create_model(
+                    spec.model, pretrained=weights, precision=precision, device=device, **kwargs
+                )
             except (RuntimeError, KeyError, ValueError, OSError) as exc:
                 raise EncoderUnavailable(f"could not load encoder {spec.model} from {weights}: {exc}") from exc
         pp = model.visual.preprocess_cfg
@@ -244,7 +254,7 @@ class ClipEncoder:
             x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
             h, w = x.shape[-2:]
         top, left = (h - self.image_size) // 2, (w - self.image_size) // 2
-        x = x[:, :, top:top + self.image_size, left:left + self.image_size]
+        x = x[:, :, top : top + self.image_size, left : left + self.image_size]
         x = (x - self._mean) / self._std
         return x.to(self.dtype)
 
@@ -297,7 +307,7 @@ class ClipEncoder:
         finally:
             handle.remove()
         x = captured[-1]
-        tokens = tokens[:, :x.shape[1]]  # the padding the text tower was spared
+        tokens = tokens[:, : x.shape[1]]  # the padding the text tower was spared
         if proj is not None:
             x = proj(x) if isinstance(proj, torch.nn.Module) else x @ proj
         mask = tokens != 0
@@ -312,7 +322,7 @@ class _DropRandomInitWarning(logging.Filter):
 
 
 @contextmanager
-def quiet_random_init_warning(spec: "EncoderSpec"):
+def quiet_random_init_warning(spec: EncoderSpec):
     """open_clip warns on the root logger about random weights; with ``--pretrained none`` that was the
     user's explicit choice, and the CLI promises one stderr line per problem, so the warning is dropped."""
     if not spec.is_random:

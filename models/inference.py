@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -89,8 +89,16 @@ def _autocast(device: torch.device):
 
 
 @torch.inference_mode()
-def localize(model: Localizer, features, grid: TimeGrid, query_tokens, query_mask, *,
-             video_aux=None, config: InferenceConfig = InferenceConfig()) -> list[QueryAnswer]:
+def localize(
+    model: Localizer,
+    features,
+    grid: TimeGrid,
+    query_tokens,
+    query_mask,
+    *,
+    video_aux=None,
+    config: InferenceConfig = InferenceConfig(),
+) -> list[QueryAnswer]:
     """Answer queries about one clip.
 
     ``features`` ``[grid.num_bins, Dv]`` (numpy or tensor, any float dtype) on ``grid``; ``query_tokens``
@@ -138,25 +146,27 @@ def _localize(model, features, grid, query_tokens, query_mask, video_aux, config
     for offset in chunk_starts(n, chunk, config.chunk_overlap):
         length = min(chunk, n - offset)
         chunk_grid = _chunk_grid(run_grid, offset, length)
-        v = video[offset:offset + length].unsqueeze(0).to(device, non_blocking=True)
+        v = video[offset : offset + length].unsqueeze(0).to(device, non_blocking=True)
         v_mask = torch.ones(1, length, dtype=torch.bool, device=device)
-        a = None if aux is None else aux[offset:offset + length].unsqueeze(0).to(device)
+        a = None if aux is None else aux[offset : offset + length].unsqueeze(0).to(device)
         with _autocast(device):
             encoded = model.encode_video(v, v_mask, a)
             for first in range(0, num_queries, config.query_batch):
-                q = queries[first:first + config.query_batch]
-                qm = q_mask[first:first + config.query_batch]
+                q = queries[first : first + config.query_batch]
+                qm = q_mask[first : first + config.query_batch]
                 out = model.fuse(encoded, q, qm)
-                distributions = [(ps.float().cpu().numpy(), pe.float().cpu().numpy())
-                                 for ps, pe in model.span_distributions(out)]
+                distributions = [
+                    (ps.float().cpu().numpy(), pe.float().cpu().numpy()) for ps, pe in model.span_distributions(out)
+                ]
                 curve = model.score_curve(out).float().cpu().numpy()
                 for i in range(q.shape[0]):
                     for ps, pe in distributions:
-                        local = span_windows(ps[i], pe[i], chunk_grid, k=per_chunk, max_length_bins=max_span,
-                                             nms_iou=config.nms_iou)
+                        local = span_windows(
+                            ps[i], pe[i], chunk_grid, k=per_chunk, max_length_bins=max_span, nms_iou=config.nms_iou
+                        )
                         candidates[first + i].extend(_to_clip_seconds(local, chunk_grid, run_grid, offset, duration))
-                curve_sum[first:first + q.shape[0], offset:offset + length] += curve
-        curve_count[offset:offset + length] += 1
+                curve_sum[first : first + q.shape[0], offset : offset + length] += curve
+        curve_count[offset : offset + length] += 1
 
     curves = curve_sum / np.maximum(curve_count, 1)
     if config.resample_to is not None:
@@ -174,8 +184,9 @@ def _chunk_grid(grid: TimeGrid, offset: int, length: int) -> TimeGrid:
     return chunk
 
 
-def _to_clip_seconds(windows: Sequence[Window], chunk_grid: TimeGrid, grid: TimeGrid, offset: int,
-                     duration: float) -> list[Window]:
+def _to_clip_seconds(
+    windows: Sequence[Window], chunk_grid: TimeGrid, grid: TimeGrid, offset: int, duration: float
+) -> list[Window]:
     """Chunk seconds → chunk bins → clip bins → clip seconds, through the grids, so nothing drifts."""
     out = []
     for w in windows:
@@ -193,13 +204,19 @@ def _curve_to_grid(curves: np.ndarray, source: TimeGrid, target: TimeGrid) -> np
     return curves[:, idx]
 
 
-def outputs_to_windows(model: Localizer, outputs: LocalizerOutput, grids: Sequence[TimeGrid], k: int = 5,
-                       max_span_s: float | None = InferenceConfig.max_span_s,
-                       nms_iou: float = DEFAULT_NMS_IOU) -> list[list[Window]]:
+def outputs_to_windows(
+    model: Localizer,
+    outputs: LocalizerOutput,
+    grids: Sequence[TimeGrid],
+    k: int = 5,
+    max_span_s: float | None = InferenceConfig.max_span_s,
+    nms_iou: float = DEFAULT_NMS_IOU,
+) -> list[list[Window]]:
     """Windows (seconds) for every query of a padded batch, e.g. in validation; ``grids[i]`` is query ``i``'s
     clip grid, whose ``num_bins`` real bins come first in the batch (the rest is padding)."""
-    distributions = [(ps.float().cpu().numpy(), pe.float().cpu().numpy())
-                     for ps, pe in model.span_distributions(outputs)]
+    distributions = [
+        (ps.float().cpu().numpy(), pe.float().cpu().numpy()) for ps, pe in model.span_distributions(outputs)
+    ]
     results = []
     for i, grid in enumerate(grids):
         n = grid.num_bins

@@ -57,7 +57,8 @@ class DepthwiseSeparableConvs(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(dim, eps=LAYER_NORM_EPS) for _ in range(num_layers))
         self.depthwise = nn.ModuleList(
             nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=False)
-            for _ in range(num_layers))
+            for _ in range(num_layers)
+        )
         self.pointwise = nn.ModuleList(nn.Linear(dim, dim) for _ in range(num_layers))  # = 1×1 conv, faster
         self.dropout = nn.Dropout(dropout)
 
@@ -88,8 +89,8 @@ class SelfAttentionBlock(nn.Module):
         h = self.dropout(self.norm1(x))
         q, k, v = self.qkv(h).view(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask[:, None, None, :],
-            dropout_p=self.attn_dropout if self.training else 0.0)
+            q, k, v, attn_mask=mask[:, None, None, :], dropout_p=self.attn_dropout if self.training else 0.0
+        )
         x = x + self.dropout(attn.transpose(1, 2).reshape(b, n, d))
         return x + self.dropout(self.out(self.dropout(self.norm2(x))))
 
@@ -100,8 +101,15 @@ class FeatureEncoder(nn.Module):
     ``max_positions=None`` drops the positional embedding, for models that encode positions before.
     """
 
-    def __init__(self, dim: int, num_heads: int, max_positions: int | None, kernel_size: int = 7,
-                 num_conv_layers: int = 4, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        max_positions: int | None,
+        kernel_size: int = 7,
+        num_conv_layers: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.position = nn.Embedding(max_positions, dim) if max_positions else None
         self.convs = DepthwiseSeparableConvs(dim, kernel_size, num_conv_layers, dropout)
@@ -159,7 +167,7 @@ def split_linear(linear: nn.Linear, parts: list[torch.Tensor]) -> torch.Tensor:
     offset = 0
     for part in parts:
         width = part.shape[-1]
-        y = torch.matmul(part, linear.weight[:, offset:offset + width].t())
+        y = torch.matmul(part, linear.weight[:, offset : offset + width].t())
         out = y if out is None else out + y
         offset += width
     if offset != linear.in_features:

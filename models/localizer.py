@@ -70,15 +70,19 @@ class SpanTargets:
     highlight: torch.Tensor | None = None
 
     @classmethod
-    def from_bins(cls, start, end, video_mask: torch.Tensor,
-                  extend: float = DEFAULT_HIGHLIGHT_EXTEND) -> "SpanTargets":
+    def from_bins(cls, start, end, video_mask: torch.Tensor, extend: float = DEFAULT_HIGHLIGHT_EXTEND) -> SpanTargets:
         start = torch.as_tensor(start, dtype=torch.long, device=video_mask.device)
         end = torch.as_tensor(end, dtype=torch.long, device=video_mask.device)
         return cls(start, end, highlight_labels(start, end, video_mask, extend))
 
-    def to(self, device: torch.device | str) -> "SpanTargets":
-        return replace(self, **{f.name: (None if getattr(self, f.name) is None
-                                         else getattr(self, f.name).to(device)) for f in fields(self)})
+    def to(self, device: torch.device | str) -> SpanTargets:
+        return replace(
+            self,
+            **{
+                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
+                for f in fields(self)
+            },
+        )
 
 
 def answer_bins(grid: TimeGrid, start_s: float, end_s: float) -> tuple[int, int]:
@@ -107,8 +111,9 @@ def answer_mask(start: torch.Tensor, end: torch.Tensor, length: int) -> torch.Te
     return (pos[None, :] >= start[:, None]) & (pos[None, :] <= end[:, None])
 
 
-def highlight_labels(start: torch.Tensor, end: torch.Tensor, video_mask: torch.Tensor,
-                     extend: float = DEFAULT_HIGHLIGHT_EXTEND) -> torch.Tensor:
+def highlight_labels(
+    start: torch.Tensor, end: torch.Tensor, video_mask: torch.Tensor, extend: float = DEFAULT_HIGHLIGHT_EXTEND
+) -> torch.Tensor:
     """VSLNet's highlight labels: 1 on the answer widened by ``round(extend * length)`` bins each side.
 
     The widening rounds like the reference (so answers under 5 bins are not widened at all) and stops at the
@@ -128,8 +133,9 @@ def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return logits.float().masked_fill(~mask, MASK_VALUE)
 
 
-def weighted_highlight_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-                           positive_weight: float = 2.0) -> torch.Tensor:
+def weighted_highlight_bce(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, positive_weight: float = 2.0
+) -> torch.Tensor:
     """VSLNet's highlight loss: per-bin BCE, answer bins weighted ``positive_weight``, mean over real bins.
 
     Takes logits rather than sigmoid outputs for numerical stability; the value equals the reference's
@@ -142,8 +148,7 @@ def weighted_highlight_bce(logits: torch.Tensor, labels: torch.Tensor, mask: tor
     return (per_bin * weights * m).sum() / m.sum().clamp(min=1.0)
 
 
-def span_cross_entropy(start_logits: torch.Tensor, end_logits: torch.Tensor,
-                       targets: SpanTargets) -> torch.Tensor:
+def span_cross_entropy(start_logits: torch.Tensor, end_logits: torch.Tensor, targets: SpanTargets) -> torch.Tensor:
     return F.cross_entropy(start_logits, targets.start) + F.cross_entropy(end_logits, targets.end)
 
 
@@ -182,13 +187,13 @@ class Localizer(nn.Module):
         return next(self.parameters()).device
 
     # -------------------------------------------------------------- forward
-    def encode_video(self, video: torch.Tensor, video_mask: torch.Tensor,
-                     video_aux: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_video(
+        self, video: torch.Tensor, video_mask: torch.Tensor, video_aux: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """The query-independent half: everything computed from the clip alone. Values are ``[B, ...]``."""
         raise NotImplementedError
 
-    def fuse(self, encoded: dict[str, torch.Tensor], query: torch.Tensor,
-             query_mask: torch.Tensor) -> LocalizerOutput:
+    def fuse(self, encoded: dict[str, torch.Tensor], query: torch.Tensor, query_mask: torch.Tensor) -> LocalizerOutput:
         """The query-dependent half: answer the questions about the encoded clips.
 
         ``encoded`` has either one clip per query or a single clip (batch 1) that every query is about;
@@ -196,8 +201,14 @@ class Localizer(nn.Module):
         """
         raise NotImplementedError
 
-    def forward(self, video: torch.Tensor, video_mask: torch.Tensor, query: torch.Tensor,
-                query_mask: torch.Tensor, video_aux: torch.Tensor | None = None) -> LocalizerOutput:
+    def forward(
+        self,
+        video: torch.Tensor,
+        video_mask: torch.Tensor,
+        query: torch.Tensor,
+        query_mask: torch.Tensor,
+        video_aux: torch.Tensor | None = None,
+    ) -> LocalizerOutput:
         self.check_inputs(video, video_mask, query, query_mask, video_aux)
         return self.fuse(self.encode_video(video, video_mask, video_aux), query, query_mask)
 
@@ -212,8 +223,10 @@ class Localizer(nn.Module):
         if video.shape[0] != query.shape[0]:
             raise ValueError(f"{video.shape[0]} clips but {query.shape[0]} queries; expand the clips first")
         if self.max_positions is not None and video.shape[1] > self.max_positions:
-            raise ValueError(f"{self.name} handles at most {self.max_positions} bins per pass, got {video.shape[1]}; "
-                             "use models.inference (sliding windows) or models.resample for longer clips")
+            raise ValueError(
+                f"{self.name} handles at most {self.max_positions} bins per pass, got {video.shape[1]}; "
+                "use models.inference (sliding windows) or models.resample for longer clips"
+            )
         aux_dim = getattr(cfg, "aux_video_dim", 0)
         if aux_dim and (video_aux is None or video_aux.shape != (*video.shape[:2], aux_dim)):
             raise ValueError(f"{self.name} expects a second video stream [B, L, {aux_dim}]")

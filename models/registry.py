@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import typing
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from models.errors import EgoRecallError
 from models.localizer import Localizer
@@ -74,6 +75,7 @@ def localizer_class(name: str) -> type[Localizer]:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as JSON-ready plain values (tuples become lists)."""
+
     def plain(value):
         if isinstance(value, (tuple, list)):
             return [plain(v) for v in value]
@@ -94,7 +96,8 @@ def config_from_dict(name: str, values: dict[str, Any] | None = None):
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise InvalidLocalizerConfig(
-            f"unknown {name} config field(s): {', '.join(unknown)} (known: {', '.join(known)})")
+            f"unknown {name} config field(s): {', '.join(unknown)} (known: {', '.join(known)})"
+        )
     hints = typing.get_type_hints(cls)
     for key, value in list(values.items()):
         values[key] = _coerce(name, key, value, hints.get(key))
@@ -125,6 +128,5 @@ def build_localizer(name: str, config: dict[str, Any] | Any | None = None) -> Lo
     if config is None or isinstance(config, dict):
         config = config_from_dict(name, config)
     elif not isinstance(config, cls.config_class):
-        raise InvalidLocalizerConfig(
-            f"{name} needs a {cls.config_class.__name__}, got {type(config).__name__}")
+        raise InvalidLocalizerConfig(f"{name} needs a {cls.config_class.__name__}, got {type(config).__name__}")
     return cls(config)

@@ -37,17 +37,27 @@ Where this differs from the ReLER paper/code (chosen for clarity and for EgoReca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.layers import AttentionPool, ConditionedSpanPredictor, FeatureStandardizer, sine_positions, zero_padding
-from models.localizer import (DEFAULT_HIGHLIGHT_EXTEND, MASK_VALUE, Localizer, LocalizerOutput, SpanTargets,
-                              answer_mask, expand_encoded, highlight_labels, masked_logits, span_cross_entropy,
-                              weighted_highlight_bce)
+from models.localizer import (
+    DEFAULT_HIGHLIGHT_EXTEND,
+    MASK_VALUE,
+    Localizer,
+    LocalizerOutput,
+    SpanTargets,
+    answer_mask,
+    expand_encoded,
+    highlight_labels,
+    masked_logits,
+    span_cross_entropy,
+    weighted_highlight_bce,
+)
 from models.registry import register_localizer
 
 
@@ -86,8 +96,17 @@ class ReLERConfig:
     L2-normalised; see :class:`models.layers.FeatureStandardizer`."""
 
     def __post_init__(self) -> None:
-        for name in ("video_dim", "query_dim", "dim", "num_heads", "num_co_layers", "ffn_dim", "max_positions",
-                     "contrastive_dim", "saliency_pairs"):
+        for name in (
+            "video_dim",
+            "query_dim",
+            "dim",
+            "num_heads",
+            "num_co_layers",
+            "ffn_dim",
+            "max_positions",
+            "contrastive_dim",
+            "saliency_pairs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive")
         if self.aux_video_dim < 0:
@@ -123,15 +142,17 @@ class Attention(nn.Module):
         q = self.q(x).view(b, n, h, d // h).transpose(1, 2)
         k, v = self.kv(context).view(b, context.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
         mask = context_mask | ~context_mask.any(-1, keepdim=True)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
 class FeedForward(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
-        super().__init__(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, dim))
+        super().__init__(
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+        )
 
 
 class CoAttentionLayer(nn.Module):
@@ -189,7 +210,7 @@ class Segmentation:
     """``[B, L]``: the segment each bin belongs to (padding: 0)."""
 
     @classmethod
-    def cut(cls, video_mask: torch.Tensor, num_segments: int) -> "Segmentation":
+    def cut(cls, video_mask: torch.Tensor, num_segments: int) -> Segmentation:
         b, length = video_mask.shape
         device = video_mask.device
         real = video_mask.long().sum(1)
@@ -240,12 +261,17 @@ class ReLER(Localizer):
         in_dim = cfg.video_dim + cfg.aux_video_dim + 2
         self.video_norm = FeatureStandardizer(cfg.video_dim) if cfg.standardize_video else None
         self.video_proj = nn.Sequential(
-            nn.Linear(in_dim, cfg.dim), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, cfg.dim),
-            nn.LayerNorm(cfg.dim))
+            nn.Linear(in_dim, cfg.dim),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.dim, cfg.dim),
+            nn.LayerNorm(cfg.dim),
+        )
         self.query_proj = nn.Sequential(nn.Linear(cfg.query_dim, cfg.dim), nn.LayerNorm(cfg.dim))
         self.co_layers = nn.ModuleList(
             CoAttentionLayer(cfg.dim, cfg.num_heads, cfg.ffn_dim, cfg.dropout, update_text=i < cfg.num_co_layers - 1)
-            for i in range(cfg.num_co_layers))
+            for i in range(cfg.num_co_layers)
+        )
         self.segment_pool = AttentionPool(cfg.dim)
         self.segment_score = nn.Linear(cfg.dim, 1)
         self.highlight = nn.Linear(cfg.dim, 1)
@@ -280,8 +306,12 @@ class ReLER(Localizer):
             start = _log_mean_softmax([p["start_logits"] for p in per_scale], v_mask)
             end = _log_mean_softmax([p["end_logits"] for p in per_scale], v_mask)
             highlight = torch.stack([p["highlight"] for p in per_scale]).mean(0)
-        aux = {"scales": per_scale, "frames": encoded["frames"], "tokens": self.token_embed(t),
-               "query_mask": query_mask}
+        aux = {
+            "scales": per_scale,
+            "frames": encoded["frames"],
+            "tokens": self.token_embed(t),
+            "query_mask": query_mask,
+        }
         return LocalizerOutput(start, end, v_mask, highlight=highlight, aux=aux)
 
     def _pick_scales(self) -> list[int]:
@@ -306,8 +336,14 @@ class ReLER(Localizer):
         h_logits = masked_logits(self.highlight(x).squeeze(-1), v_mask)
         h = torch.sigmoid(h_logits)
         start, end = self.predictor(x * h.unsqueeze(-1).to(x.dtype), v_mask)
-        return {"start_logits": start, "end_logits": end, "highlight": h, "highlight_logits": h_logits,
-                "segment_logits": seg_logits, "segmentation": seg}
+        return {
+            "start_logits": start,
+            "end_logits": end,
+            "highlight": h,
+            "highlight_logits": h_logits,
+            "segment_logits": seg_logits,
+            "segmentation": seg,
+        }
 
     # -------------------------------------------------------------- reading outputs
     def span_distributions(self, outputs):
@@ -329,17 +365,17 @@ class ReLER(Localizer):
             seg_bce = F.binary_cross_entropy_with_logits(p["segment_logits"], seg.labels(in_answer), reduction="none")
             scale_terms = {
                 "span": cfg.span_loss_weight * span_cross_entropy(p["start_logits"], p["end_logits"], targets),
-                "highlight": cfg.highlight_loss_weight * weighted_highlight_bce(
-                    p["highlight_logits"], labels, mask, cfg.highlight_positive_weight),
-                "saliency": cfg.saliency_loss_weight * saliency_hinge(
-                    p["highlight"], in_answer, mask, cfg.saliency_margin, cfg.saliency_pairs),
+                "highlight": cfg.highlight_loss_weight
+                * weighted_highlight_bce(p["highlight_logits"], labels, mask, cfg.highlight_positive_weight),
+                "saliency": cfg.saliency_loss_weight
+                * saliency_hinge(p["highlight"], in_answer, mask, cfg.saliency_margin, cfg.saliency_pairs),
                 "segment": cfg.segment_loss_weight * (seg_bce * seg_valid).sum() / seg_valid.sum().clamp(min=1),
             }
             for key, value in scale_terms.items():
                 terms[key] = terms.get(key, 0.0) + value / len(scales)
         terms["contrastive"] = cfg.contrastive_loss_weight * frame_text_infonce(
-            outputs.aux["frames"], outputs.aux["tokens"], outputs.aux["query_mask"], in_answer, mask,
-            cfg.temperature)
+            outputs.aux["frames"], outputs.aux["tokens"], outputs.aux["query_mask"], in_answer, mask, cfg.temperature
+        )
         terms["total"] = sum(terms.values())
         return terms
 
@@ -358,8 +394,9 @@ def _log_mean_softmax(logits: list[torch.Tensor], mask: torch.Tensor) -> torch.T
     return masked_logits(torch.log(mean.clamp(min=1e-30)), mask)
 
 
-def saliency_hinge(scores: torch.Tensor, in_answer: torch.Tensor, mask: torch.Tensor, margin: float,
-                   pairs: int) -> torch.Tensor:
+def saliency_hinge(
+    scores: torch.Tensor, in_answer: torch.Tensor, mask: torch.Tensor, margin: float, pairs: int
+) -> torch.Tensor:
     """mean of max(0, margin + s(neg) − s(pos)) over ``pairs`` random (answer bin, other bin) pairs per query;
     queries whose answer fills the clip have no negatives and are skipped."""
     negative = mask & ~in_answer
@@ -372,8 +409,14 @@ def saliency_hinge(scores: torch.Tensor, in_answer: torch.Tensor, mask: torch.Te
     return F.relu(margin + s.gather(1, neg) - s.gather(1, pos)).mean()
 
 
-def frame_text_infonce(frames: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor,
-                       in_answer: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+def frame_text_infonce(
+    frames: torch.Tensor,
+    tokens: torch.Tensor,
+    token_mask: torch.Tensor,
+    in_answer: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
     """Multi-positive InfoNCE over a clip's bins: −log(Σ_answer e^{s/τ} / Σ_all e^{s/τ}), where ``s`` is a bin's
     mean cosine similarity with the query's tokens."""
     f = F.normalize(frames.float(), dim=-1)

@@ -38,8 +38,9 @@ def resample_features(features: np.ndarray | torch.Tensor, length: int) -> np.nd
         out = (integral[1:] - integral[:-1]) / (n / length)
     if is_torch:
         return torch.from_numpy(out).to(dtype=features.dtype, device=features.device)
-    return out.astype(np.asarray(features).dtype if np.issubdtype(np.asarray(features).dtype, np.floating)
-                      else np.float32)
+    return out.astype(
+        np.asarray(features).dtype if np.issubdtype(np.asarray(features).dtype, np.floating) else np.float32
+    )
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,9 @@ def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens)`` computed on the tokens up to the batch's last end-of-text position."""
     text = getattr(model, "text", None)
     if isinstance(text, TextTransformer):
-        safe = (text.attn_mask is not None and text.cls_emb is None and not text.use_pad_mask
-                and text.pool_type in _POOLS)
+        safe = (
+            text.attn_mask is not None and text.cls_emb is None and not text.use_pad_mask and text.pool_type in _POOLS
+        )
         length = _needed_length(tokens, text.pool_type, getattr(text, "eos_id", None)) if safe else None
         # TextTransformer slices its positional embedding and causal mask to the input's length itself.
         return model.encode_text(tokens[:, :length] if length else tokens)

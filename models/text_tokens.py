@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -39,11 +40,11 @@ class TextEncoderSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TextEncoderSpec":
+    def from_dict(cls, data: dict) -> TextEncoderSpec:
         return cls(**{k: data[k] for k in ("kind", "model", "pretrained") if k in data})
 
     @classmethod
-    def from_clip(cls, spec: EncoderSpec) -> "TextEncoderSpec":
+    def from_clip(cls, spec: EncoderSpec) -> TextEncoderSpec:
         return cls(kind="open_clip", model=spec.model, pretrained=spec.pretrained)
 
 
@@ -63,6 +64,7 @@ def register_text_encoder(kind: str):
     def wrap(factory):
         _KINDS[kind] = factory
         return factory
+
     return wrap
 
 
@@ -111,8 +113,9 @@ class HuggingFaceTokens:
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.tokenizer([normalize_text(t) for t in texts], padding=True, truncation=True,
-                               max_length=64, return_tensors="pt").to(self.device)
+        batch = self.tokenizer(
+            [normalize_text(t) for t in texts], padding=True, truncation=True, max_length=64, return_tensors="pt"
+        ).to(self.device)
         out = self.model(**batch).last_hidden_state
         return out.float().cpu().numpy(), batch["attention_mask"].bool().cpu().numpy()
 
@@ -121,8 +124,9 @@ _cache: dict[tuple[TextEncoderSpec, str], TokenEncoder] = {}
 _cache_lock = threading.Lock()
 
 
-def load_text_encoder(spec: TextEncoderSpec, device: str | torch.device | None = None,
-                      clip: ClipEncoder | None = None) -> TokenEncoder:
+def load_text_encoder(
+    spec: TextEncoderSpec, device: str | torch.device | None = None, clip: ClipEncoder | None = None
+) -> TokenEncoder:
     """Build (once per process and device) the token encoder a spec describes.
 
     Pass ``clip`` to reuse an already loaded :class:`ClipEncoder` with the same weights instead of loading a
@@ -134,8 +138,11 @@ def load_text_encoder(spec: TextEncoderSpec, device: str | torch.device | None =
     with _cache_lock:
         key = (spec, str(device))
         if key not in _cache:
-            if clip is not None and spec.kind == "open_clip" \
-                    and (clip.spec.model, clip.spec.pretrained) == (spec.model, spec.pretrained):
+            if (
+                clip is not None
+                and spec.kind == "open_clip"
+                and (clip.spec.model, clip.spec.pretrained) == (spec.model, spec.pretrained)
+            ):
                 _cache[key] = OpenClipTokens(spec, device, clip=clip)
             else:
                 _cache[key] = _KINDS[spec.kind](spec, device)

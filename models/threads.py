@@ -12,8 +12,8 @@ it; anything else running meanwhile (e.g. indexing in another thread) is at most
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 
 class ThreadLimit:

@@ -19,10 +19,24 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.layers import (AttentionPool, ConditionedSpanPredictor, FeatureEncoder, FeatureStandardizer, split_linear,
-                           zero_padding)
-from models.localizer import (DEFAULT_HIGHLIGHT_EXTEND, Localizer, LocalizerOutput, SpanTargets,
-                              highlight_labels, masked_logits, span_cross_entropy, weighted_highlight_bce)
+from models.layers import (
+    AttentionPool,
+    ConditionedSpanPredictor,
+    FeatureEncoder,
+    FeatureStandardizer,
+    split_linear,
+    zero_padding,
+)
+from models.localizer import (
+    DEFAULT_HIGHLIGHT_EXTEND,
+    Localizer,
+    LocalizerOutput,
+    SpanTargets,
+    highlight_labels,
+    masked_logits,
+    span_cross_entropy,
+    weighted_highlight_bce,
+)
 from models.registry import register_localizer
 
 
@@ -100,8 +114,9 @@ class VSLNet(Localizer):
         self.video_dropout = nn.Dropout(cfg.dropout)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.dim)  # = 1×1 conv
         self.query_proj = nn.Linear(cfg.query_dim, cfg.dim)
-        self.encoder = FeatureEncoder(cfg.dim, cfg.num_heads, cfg.max_positions, cfg.kernel_size,
-                                      cfg.num_conv_layers, cfg.dropout)
+        self.encoder = FeatureEncoder(
+            cfg.dim, cfg.num_heads, cfg.max_positions, cfg.kernel_size, cfg.num_conv_layers, cfg.dropout
+        )
         self.cq_attention = ContextQueryAttention(cfg.dim, cfg.dropout)
         self.query_pool = AttentionPool(cfg.dim)
         self.cq_concat = nn.Linear(2 * cfg.dim, cfg.dim)
@@ -135,5 +150,6 @@ class VSLNet(Localizer):
             labels = highlight_labels(targets.start, targets.end, mask, cfg.highlight_extend)
         span = span_cross_entropy(outputs.start_logits, outputs.end_logits, targets)
         highlight = cfg.highlight_loss_weight * weighted_highlight_bce(
-            outputs.aux["highlight_logits"], labels, mask, cfg.highlight_positive_weight)
+            outputs.aux["highlight_logits"], labels, mask, cfg.highlight_positive_weight
+        )
         return {"span": span, "highlight": highlight, "total": span + highlight}

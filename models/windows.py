@@ -8,8 +8,8 @@ non-maximum suppression (the reference NLQ baselines skip it and return near-dup
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -53,8 +53,12 @@ def containment(a: Window, b: Window) -> float:
     return max(0.0, min(a.end, b.end) - max(a.start, b.start)) / shorter
 
 
-def temporal_nms(windows: Iterable[Window], k: int, iou_threshold: float = DEFAULT_NMS_IOU,
-                 max_containment: float = DEFAULT_MAX_CONTAINMENT) -> list[Window]:
+def temporal_nms(
+    windows: Iterable[Window],
+    k: int,
+    iou_threshold: float = DEFAULT_NMS_IOU,
+    max_containment: float = DEFAULT_MAX_CONTAINMENT,
+) -> list[Window]:
     """Greedy NMS: best first, dropping windows that overlap a kept one (by IoU or by containment)."""
     kept: list[Window] = []
     for w in sorted(windows, key=lambda w: w.score, reverse=True):
@@ -115,8 +119,9 @@ class ProposalConfig:
         return tuple(self.answer_length_s * f for f in self.length_factors)
 
 
-def curve_to_windows(curve: np.ndarray, grid: TimeGrid, k: int = 5,
-                     config: ProposalConfig = ProposalConfig()) -> list[Window]:
+def curve_to_windows(
+    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ProposalConfig = ProposalConfig()
+) -> list[Window]:
     """Multi-scale sliding windows over a per-bin score curve, scored, then NMS'd down to ``k``.
 
     Candidates per scale are the *local maxima* of that scale's window score (each best within half a window
@@ -155,8 +160,9 @@ def curve_to_windows(curve: np.ndarray, grid: TimeGrid, k: int = 5,
     return kept
 
 
-def _nms_pool(pool: list[tuple], values: np.ndarray, grid: TimeGrid, k: int, config: ProposalConfig,
-              fill: bool = False) -> list[Window]:
+def _nms_pool(
+    pool: list[tuple], values: np.ndarray, grid: TimeGrid, k: int, config: ProposalConfig, fill: bool = False
+) -> list[Window]:
     first, last, score = (np.concatenate(parts) for parts in zip(*pool))
     if config.refine:
         first, last = _refine_edges(values, first, last, config.refine_level)
@@ -188,9 +194,9 @@ def _refine_edges(values: np.ndarray, first: np.ndarray, last: np.ndarray, level
         length = b - a + 1
         lo, hi = max(0, a - length), min(n, b + length + 1)
         region = values[lo:hi]
-        peak_at = a + int(np.argmax(values[a:b + 1]))
+        peak_at = a + int(np.argmax(values[a : b + 1]))
         peak = values[peak_at]
-        base = min(values[lo:a].min() if a > lo else peak, values[b + 1:hi].min() if hi > b + 1 else peak)
+        base = min(values[lo:a].min() if a > lo else peak, values[b + 1 : hi].min() if hi > b + 1 else peak)
         if not peak > base:
             continue
         above = region >= base + level * (peak - base)
@@ -217,8 +223,14 @@ def _fill(kept: list[Window], start: np.ndarray, end: np.ndarray, score: np.ndar
     return out
 
 
-def _nms_arrays(start: np.ndarray, end: np.ndarray, score: np.ndarray, k: int, iou_threshold: float,
-                max_containment: float = DEFAULT_MAX_CONTAINMENT) -> list[Window]:
+def _nms_arrays(
+    start: np.ndarray,
+    end: np.ndarray,
+    score: np.ndarray,
+    k: int,
+    iou_threshold: float,
+    max_containment: float = DEFAULT_MAX_CONTAINMENT,
+) -> list[Window]:
     """:func:`temporal_nms` on candidate arrays (same rule, vectorised: a question scores several videos
     with ~100 candidates each, and per-candidate Python objects dominated the cost)."""
     order = np.argsort(-score, kind="stable")
@@ -250,9 +262,15 @@ def _scale_lengths(grid: TimeGrid, config: ProposalConfig) -> list[int]:
     return lengths or [min(min_len, n)]
 
 
-def span_windows(start_prob: np.ndarray, end_prob: np.ndarray, grid: TimeGrid, k: int = 5,
-                 max_length_bins: int | None = None, nms_iou: float = DEFAULT_NMS_IOU,
-                 pool: int = 200) -> list[Window]:
+def span_windows(
+    start_prob: np.ndarray,
+    end_prob: np.ndarray,
+    grid: TimeGrid,
+    k: int = 5,
+    max_length_bins: int | None = None,
+    nms_iou: float = DEFAULT_NMS_IOU,
+    pool: int = 200,
+) -> list[Window]:
     """Top-k windows from a span predictor's start and end distributions (score = p_start * p_end, s <= e).
 
     Only spans up to ``max_length_bins`` long are scored (a band of the upper triangle), which keeps long

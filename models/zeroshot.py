@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -47,8 +48,18 @@ from models.text_normalize import normalize_text
 from models.threads import torch_threads
 from models.windows import ProposalConfig, Window, curve_to_windows
 
-__all__ = ["EmptyQuestion", "Prompt", "Rewrite", "rewrite_question", "TextEmbedder", "embed_prompts",
-           "embed_question", "similarity_curve", "ZeroShotConfig", "zero_shot_windows"]
+__all__ = [
+    "EmptyQuestion",
+    "Prompt",
+    "Rewrite",
+    "rewrite_question",
+    "TextEmbedder",
+    "embed_prompts",
+    "embed_question",
+    "similarity_curve",
+    "ZeroShotConfig",
+    "zero_shot_windows",
+]
 
 
 class EmptyQuestion(EgoRecallError):
@@ -88,34 +99,95 @@ _CONTRACTIONS = (
     (re.compile(r"\bi've\b"), "i have"),
     (re.compile(r"\bi'm\b"), "i am"),
 )
-_OPENERS = re.compile(r"^(?:(?:hey|hi|ok|okay|so|please|um|uh)\b,?\s*)*"
-                      r"(?:(?:can|could|would) you (?:please )?(?:tell|show) me |(?:please )?(?:tell|show) me |"
-                      r"do you know |i (?:want|need) to know |i wonder )?")
-_TRAILING_TIME = re.compile(r"\s+(?:today|yesterday|earlier|before|recently|last time|this (?:morning|afternoon|"
-                            r"evening)|in the video|in this video|first|last)$")
+_OPENERS = re.compile(
+    r"^(?:(?:hey|hi|ok|okay|so|please|um|uh)\b,?\s*)*"
+    r"(?:(?:can|could|would) you (?:please )?(?:tell|show) me |(?:please )?(?:tell|show) me |"
+    r"do you know |i (?:want|need) to know |i wonder )?"
+)
+_TRAILING_TIME = re.compile(
+    r"\s+(?:today|yesterday|earlier|before|recently|last time|this (?:morning|afternoon|"
+    r"evening)|in the video|in this video|first|last)$"
+)
 _DETERMINER = re.compile(r"^(?:the|a|an|some|any|my|your|our|his|her|their|its|this|that|these|those)\s+")
 _POSSESSIVE = re.compile(r"^(?:my|your|our|his|her|their)\s+")
-_KIND_WORDS = re.compile(r"^(?:(?:object|objects|thing|things|item|items|color|colour|kind of|type of|sort of|"
-                         r"brand of|kinds of|types of)\s+)+")
+_KIND_WORDS = re.compile(
+    r"^(?:(?:object|objects|thing|things|item|items|color|colour|kind of|type of|sort of|"
+    r"brand of|kinds of|types of)\s+)+"
+)
 
 IRREGULAR_PAST = {
-    "took": "take", "left": "leave", "saw": "see", "ate": "eat", "made": "make", "went": "go", "got": "get",
-    "gave": "give", "threw": "throw", "held": "hold", "brought": "bring", "bought": "buy", "kept": "keep",
-    "wore": "wear", "drank": "drink", "hung": "hang", "ran": "run", "sat": "sit", "spoke": "speak",
-    "told": "tell", "found": "find", "lost": "lose", "broke": "break", "fed": "feed", "laid": "lay",
-    "paid": "pay", "sold": "sell", "sent": "send", "stood": "stand", "swept": "sweep", "thought": "think",
-    "drew": "draw", "drove": "drive", "rode": "ride", "wrote": "write", "began": "begin", "came": "come",
-    "did": "do", "had": "have", "heard": "hear", "met": "meet", "chose": "choose", "fell": "fall",
-    "forgot": "forget", "froze": "freeze", "shook": "shake", "stuck": "stick", "tore": "tear", "woke": "wake",
-    "hid": "hide", "dug": "dig", "spun": "spin", "slid": "slide", "bit": "bite", "lit": "light",
-    "ground": "grind", "wound": "wind", "bent": "bend", "built": "build", "caught": "catch",
-    "fought": "fight", "led": "lead", "lent": "lend", "understood": "understand", "washed": "wash",
+    "took": "take",
+    "left": "leave",
+    "saw": "see",
+    "ate": "eat",
+    "made": "make",
+    "went": "go",
+    "got": "get",
+    "gave": "give",
+    "threw": "throw",
+    "held": "hold",
+    "brought": "bring",
+    "bought": "buy",
+    "kept": "keep",
+    "wore": "wear",
+    "drank": "drink",
+    "hung": "hang",
+    "ran": "run",
+    "sat": "sit",
+    "spoke": "speak",
+    "told": "tell",
+    "found": "find",
+    "lost": "lose",
+    "broke": "break",
+    "fed": "feed",
+    "laid": "lay",
+    "paid": "pay",
+    "sold": "sell",
+    "sent": "send",
+    "stood": "stand",
+    "swept": "sweep",
+    "thought": "think",
+    "drew": "draw",
+    "drove": "drive",
+    "rode": "ride",
+    "wrote": "write",
+    "began": "begin",
+    "came": "come",
+    "did": "do",
+    "had": "have",
+    "heard": "hear",
+    "met": "meet",
+    "chose": "choose",
+    "fell": "fall",
+    "forgot": "forget",
+    "froze": "freeze",
+    "shook": "shake",
+    "stuck": "stick",
+    "tore": "tear",
+    "woke": "wake",
+    "hid": "hide",
+    "dug": "dig",
+    "spun": "spin",
+    "slid": "slide",
+    "bit": "bite",
+    "lit": "light",
+    "ground": "grind",
+    "wound": "wind",
+    "bent": "bend",
+    "built": "build",
+    "caught": "catch",
+    "fought": "fight",
+    "led": "lead",
+    "lent": "lend",
+    "understood": "understand",
+    "washed": "wash",
 }
 _THIRD_PERSON_IRREGULAR = {"have": "has", "do": "does", "go": "goes", "be": "is"}
 _PARTICLES = ("down", "away", "up", "out", "back", "off", "on", "in", "aside", "inside")
 PERSON_WORDS = frozenset(
     "person people man men woman women lady boy girl child children kid kids guy friend someone somebody "
-    "baby worker cashier shopkeeper seller customer".split())
+    "baby worker cashier shopkeeper seller customer".split()
+)
 SEEING_VERBS = frozenset("see saw find found notice noticed spot spotted look looked watch watched".split())
 
 
@@ -185,10 +257,30 @@ def looks_plural(phrase: str) -> bool:
 def indefinite(phrase: str) -> str:
     """As a caption names one thing: "knife" -> "a knife", "onion" -> "an onion", "keys" -> "keys"."""
     b = bare(phrase)
-    if not b or looks_plural(b) or b.split()[0] in PERSON_WORDS - {"man", "woman", "person", "lady", "boy", "girl",
-                                                                      "child", "kid", "guy", "friend", "baby",
-                                                                      "worker", "cashier", "shopkeeper", "seller",
-                                                                      "customer"}:
+    if (
+        not b
+        or looks_plural(b)
+        or b.split()[0]
+        in PERSON_WORDS
+        - {
+            "man",
+            "woman",
+            "person",
+            "lady",
+            "boy",
+            "girl",
+            "child",
+            "kid",
+            "guy",
+            "friend",
+            "baby",
+            "worker",
+            "cashier",
+            "shopkeeper",
+            "seller",
+            "customer",
+        }
+    ):
         return b
     return f"{'an' if b[0] in 'aeiou' else 'a'} {b}"
 
@@ -227,8 +319,12 @@ def _prepare(question: str) -> str:
         text = pattern.sub(repl, text)
     text = _OPENERS.sub("", text, count=1)
     # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
-    text = re.sub(r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
-                  r"(?!(?:did|do|have|had) )", r"\1 did i ", text)
+    text = re.sub(
+        r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
+        r"(?!(?:did|do|have|had) )",
+        r"\1 did i ",
+        text,
+    )
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
     return text
@@ -307,54 +403,94 @@ _PREPOSITIONS = r"in|into|in to|inside|on|onto|on to|under|from|out of|off|to|at
 _PLACE_PREPOSITIONS = r"in|into|inside|on|onto|under|from|out of|off|at|near|next to|behind|over"
 
 _RULES: list[tuple[str, re.Pattern]] = [
-    ("where_is_relative", re.compile(
-        r"^where (?:is|are|was|were) (?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$")),
-    ("seen_location", re.compile(
-        r"^(?:in |at )?(?:what|which) (?:location|place|room|area|spot|part of the house)s? (?:did|do|have) i "
-        r"(?:first |last )?(?P<verb>\w+) (?P<obj>.+?)(?: (?:in|at))?$")),
-    ("where_person", re.compile(
-        r"^where did i (?:see|meet|find) (?P<person>(?:the |a |an )?(?:person|man|woman|lady|boy|girl|child|kid|"
-        r"guy|friend|someone)\b.*)$")),
-    ("where_verb", re.compile(
-        rf"^where (?:did|do|have|had) i (?:first |last )?(?P<verb>\w+)(?: (?P<p1>{_VERB_PARTICLES}))? "
-        rf"(?P<obj>.+?)(?: (?P<p2>{_VERB_PARTICLES}))?$")),
+    (
+        "where_is_relative",
+        re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$"),
+    ),
+    (
+        "seen_location",
+        re.compile(
+            r"^(?:in |at )?(?:what|which) (?:location|place|room|area|spot|part of the house)s? (?:did|do|have) i "
+            r"(?:first |last )?(?P<verb>\w+) (?P<obj>.+?)(?: (?:in|at))?$"
+        ),
+    ),
+    (
+        "where_person",
+        re.compile(
+            r"^where did i (?:see|meet|find) (?P<person>(?:the |a |an )?(?:person|man|woman|lady|boy|girl|child|kid|"
+            r"guy|friend|someone)\b.*)$"
+        ),
+    ),
+    (
+        "where_verb",
+        re.compile(
+            rf"^where (?:did|do|have|had) i (?:first |last )?(?P<verb>\w+)(?: (?P<p1>{_VERB_PARTICLES}))? "
+            rf"(?P<obj>.+?)(?: (?P<p2>{_VERB_PARTICLES}))?$"
+        ),
+    ),
     ("where_is", re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?)(?: (?:located|kept|now))?$")),
-    ("what_verb_prep", re.compile(
-        rf"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<particle>{_VERB_PARTICLES}))?"
-        rf" (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$")),
-    ("what_thing_did_i", re.compile(
-        r"^(?:what|which) (?P<thing>[a-z][a-z ]*?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
+    (
+        "what_verb_prep",
+        re.compile(
+            rf"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<particle>{_VERB_PARTICLES}))?"
+            rf" (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$"
+        ),
+    ),
+    (
+        "what_thing_did_i",
+        re.compile(r"^(?:what|which) (?P<thing>[a-z][a-z ]*?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$"),
+    ),
     ("what_did_i", re.compile(r"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
     ("how_many_times", re.compile(r"^how many times (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
-    ("how_many_did_i", re.compile(
-        r"^how many (?P<obj>.+?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
-    ("how_many_are", re.compile(
-        rf"^how many (?P<obj>.+?) (?:are|were|is|was)(?: there)?(?: (?:{_PREPOSITIONS}) (?P<place>.+))?$")),
-    ("who_interact", re.compile(
-        r"^(?:who|whom|which person) (?:did|do|have) i (?P<verb>talk|speak|chat|interact|play|work|eat|walk|meet|"
-        r"see|help|greet|cook|converse)\w*(?: (?:to|with))?"
-        r"(?: (?:in|at|inside|on|near) (?P<place>.+?))?(?: (?:when|while|after|before) (?P<event>.+))?$")),
-    ("when_person", re.compile(
-        r"^when did i (?P<verb>\w+)(?: (?:to|with))? (?:the |a |an )?(?P<noun>person|man|woman|someone)"
-        r"(?: (?:with the role|who is|who was|who|with)(?: of)?)? ?(?P<role>.*)$")),
+    ("how_many_did_i", re.compile(r"^how many (?P<obj>.+?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
+    (
+        "how_many_are",
+        re.compile(rf"^how many (?P<obj>.+?) (?:are|were|is|was)(?: there)?(?: (?:{_PREPOSITIONS}) (?P<place>.+))?$"),
+    ),
+    (
+        "who_interact",
+        re.compile(
+            r"^(?:who|whom|which person) (?:did|do|have) i (?P<verb>talk|speak|chat|interact|play|work|eat|walk|meet|"
+            r"see|help|greet|cook|converse)\w*(?: (?:to|with))?"
+            r"(?: (?:in|at|inside|on|near) (?P<place>.+?))?(?: (?:when|while|after|before) (?P<event>.+))?$"
+        ),
+    ),
+    (
+        "when_person",
+        re.compile(
+            r"^when did i (?P<verb>\w+)(?: (?:to|with))? (?:the |a |an )?(?P<noun>person|man|woman|someone)"
+            r"(?: (?:with the role|who is|who was|who|with)(?: of)?)? ?(?P<role>.*)$"
+        ),
+    ),
     ("who_other", re.compile(r"^who (?P<rest>.+)$")),
     ("when_did_i", re.compile(r"^when (?:did|do|have) i (?P<action>.+)$")),
     ("did_i", re.compile(r"^(?:did|do|have) i (?P<action>.+)$")),
-    ("state", re.compile(
-        r"^(?:is|are|was|were) (?P<obj>.+?) (?P<state>open|opened|closed|shut|on|off|empty|full|clean|dirty|"
-        r"locked|unlocked|turned on|turned off|plugged in|unplugged|switched on|switched off)$")),
-    ("what_attribute", re.compile(
-        r"^what (?P<attr>colou?r|size|shape|brand|kind|type|sort|material)(?: of)? (?:is|are|was|were) (?P<obj>.+)$")),
+    (
+        "state",
+        re.compile(
+            r"^(?:is|are|was|were) (?P<obj>.+?) (?P<state>open|opened|closed|shut|on|off|empty|full|clean|dirty|"
+            r"locked|unlocked|turned on|turned off|plugged in|unplugged|switched on|switched off)$"
+        ),
+    ),
+    (
+        "what_attribute",
+        re.compile(
+            r"^what (?P<attr>colou?r|size|shape|brand|kind|type|sort|material)(?: of)? (?:is|are|was|were) (?P<obj>.+)$"
+        ),
+    ),
     ("what_is_place", re.compile(rf"^what (?:is|are|was|were) (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$")),
     ("what_is", re.compile(r"^what (?:is|are|was|were) (?P<rest>.+)$")),
 ]
 
-_OPENING_WORDS = frozenset("where what when who whom whose which why how did do does is are was were can could "
-                           "would will should have has had".split())
+_OPENING_WORDS = frozenset(
+    "where what when who whom whose which why how did do does is are was were can could "
+    "would will should have has had".split()
+)
 """A text opening with one of these is a question; its content words are kept without the question words."""
 _QUESTION_WORDS = frozenset(
     "where what when who whom whose which why how many much did do does i is are was were have has had the my "
-    "a an in on at of to me you can could would will should please there it".split())
+    "a an in on at of to me you can could would will should please there it".split()
+)
 
 
 EVENT_OBJECT_WEIGHT = 0.25
@@ -415,8 +551,11 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
         place = re.match(rf"^(?:{_PLACE_PREPOSITIONS}) (?P<place>.+)$", rest)
         if place:
             b.obj(_object_phrase(place["place"]), 0.5)
-        found.update(object=thing, action=f"{verb} {target} {rest}".strip(),
-                     place=_object_phrase(place["place"]) if place else None)
+        found.update(
+            object=thing,
+            action=f"{verb} {target} {rest}".strip(),
+            place=_object_phrase(place["place"]) if place else None,
+        )
     elif rule == "what_did_i":
         verb = to_base_verb(g["verb"])
         rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
@@ -449,8 +588,7 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
         b.action(verb, "to a person" if verb in ("talk", "speak", "chat") else "with a person", 0.75)
         b.place(g.get("place"), 0.5)
         b.event(_clean_phrase(g.get("event")), 0.5)
-        found.update(person="a person", place=_clean_phrase(g.get("place")),
-                     action=_clean_phrase(g.get("event")))
+        found.update(person="a person", place=_clean_phrase(g.get("place")), action=_clean_phrase(g.get("event")))
     elif rule == "when_person":
         role = _clean_phrase(g.get("role")) or g["noun"]
         verb = to_base_verb(g["verb"])
@@ -506,12 +644,14 @@ def rewrite_question(question: str) -> Rewrite:
     Raises :class:`EmptyQuestion` when nothing is left once cleaned.
     """
     if question is None or not str(question).strip():
-        raise EmptyQuestion("the question is empty; ask something like \"where did I put my keys?\"")
+        raise EmptyQuestion('the question is empty; ask something like "where did I put my keys?"')
     normalized = normalize_text(question)
     text = _prepare(question)
     if not normalized or not text:
-        raise EmptyQuestion(f"the question {str(question).strip()!r} has no words left once cleaned; ask something "
-                            "like \"where did I put my keys?\"")
+        raise EmptyQuestion(
+            f"the question {str(question).strip()!r} has no words left once cleaned; ask something "
+            'like "where did I put my keys?"'
+        )
     for rule, pattern in _RULES:
         m = pattern.match(text)
         if not m:
@@ -534,8 +674,13 @@ def rewrite_question(question: str) -> Rewrite:
 
 def _finish(question: str, normalized: str, rule: str, builder: _Builder, found: dict) -> Rewrite:
     prompts = tuple(Prompt(t, round(w, 4)) for t, w in builder.prompts.items())
-    return Rewrite(question=str(question), normalized=normalized, template=rule, prompts=prompts,
-                   **{k: found.get(k) for k in ("object", "action", "place", "person")})
+    return Rewrite(
+        question=str(question),
+        normalized=normalized,
+        template=rule,
+        prompts=prompts,
+        **{k: found.get(k) for k in ("object", "action", "place", "person")},
+    )
 
 
 # ------------------------------------------------------------------------------------------ embedding
@@ -607,8 +752,8 @@ def similarity_curve(features: np.ndarray, query: np.ndarray, chunk_rows: int | 
         rows = chunk_rows or max(1, SERIAL_ELEMENTS // max(1, tq.shape[1]))
         out = np.empty((tq.shape[0], n), dtype=np.float32)
         for s in range(0, n, rows):
-            block = _tensor_view(features[s:s + rows])
-            out[:, s:s + len(block)] = (tq @ block.float().T).numpy()
+            block = _tensor_view(features[s : s + rows])
+            out[:, s : s + len(block)] = (tq @ block.float().T).numpy()
         return out
 
 
@@ -617,7 +762,8 @@ class ZeroShotConfig:
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
 
 
-def zero_shot_windows(curve: np.ndarray, grid: TimeGrid, k: int = 5,
-                      config: ZeroShotConfig = ZeroShotConfig()) -> list[Window]:
+def zero_shot_windows(
+    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ZeroShotConfig = ZeroShotConfig()
+) -> list[Window]:
     """Ranked, non-overlapping windows from a similarity curve (scores in cosine units)."""
     return curve_to_windows(curve, grid, k, config.proposals)

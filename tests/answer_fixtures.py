@@ -56,6 +56,7 @@ class ColorEncoder:
 
 def colored_frames(spans: dict[str, list[tuple[float, float]]], fps: float):
     """A ``frame(i, w, h)`` for ``tests.media.write_video``: gray, except a colour during its spans."""
+
     def frame(i: int, width: int, height: int) -> np.ndarray:
         t = i / fps
         img = np.full((height, width, 3), 128, np.uint8)
@@ -64,6 +65,7 @@ def colored_frames(spans: dict[str, list[tuple[float, float]]], fps: float):
                 img[:] = COLOR_RGB[color]
         img[:4, :4] = (i * 37) % 256  # no two frames alike
         return img
+
     return frame
 
 
@@ -76,7 +78,7 @@ def timecode_frame(i: int, width: int, height: int) -> np.ndarray:
     step = width // TIMECODE_BITS
     for b in range(TIMECODE_BITS):
         if (i >> (TIMECODE_BITS - 1 - b)) & 1:
-            img[:, b * step:(b + 1) * step] = 255
+            img[:, b * step : (b + 1) * step] = 255
     return img
 
 

@@ -38,6 +38,5 @@ class RunningApp:
 def start_app(library: Path, *, max_file_size: str = "2gb", poll_s: float = 0.5) -> RunningApp:
     service = EgoRecall(Settings(library=library, device="cpu"), encoder_spec=TINY)
     blocks = build_app(service, poll_s=poll_s)
-    _, url = launch_app(blocks, port=free_port(), max_file_size=max_file_size, prevent_thread_lock=True,
-                        quiet=True)
+    _, url = launch_app(blocks, port=free_port(), max_file_size=max_file_size, prevent_thread_lock=True, quiet=True)
     return RunningApp(url.rstrip("/") + "/", blocks, service)

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 
-def run_and_kill_midway(args: list[str], *, cwd: Path, env: dict[str, str], progress: str,
-                        timeout_s: float = 120.0) -> tuple[int, int]:
+def run_and_kill_midway(
+    args: list[str], *, cwd: Path, env: dict[str, str], progress: str, timeout_s: float = 120.0
+) -> tuple[int, int]:
     """Start ``args``, wait until a stderr line matches ``progress`` (groups: done, total) with 0 < done < total,
     then SIGKILL the process; returns (done, total) as last seen."""
     proc = subprocess.Popen(args, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

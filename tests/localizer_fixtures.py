@@ -9,11 +9,28 @@ import torch
 VIDEO_DIM, QUERY_DIM, AUX_DIM = 16, 12, 6
 
 TINY_CONFIGS = {
-    "vslnet": {"video_dim": VIDEO_DIM, "query_dim": QUERY_DIM, "dim": 32, "num_heads": 4, "max_positions": 64,
-               "dropout": 0.0},
-    "reler": {"video_dim": VIDEO_DIM, "query_dim": QUERY_DIM, "aux_video_dim": AUX_DIM, "dim": 32, "num_heads": 4,
-              "num_co_layers": 1, "ffn_dim": 64, "dropout": 0.0, "max_positions": 64, "contrastive_dim": 16,
-              "train_scales": [2, 3, 4], "eval_scales": [2, 4]},
+    "vslnet": {
+        "video_dim": VIDEO_DIM,
+        "query_dim": QUERY_DIM,
+        "dim": 32,
+        "num_heads": 4,
+        "max_positions": 64,
+        "dropout": 0.0,
+    },
+    "reler": {
+        "video_dim": VIDEO_DIM,
+        "query_dim": QUERY_DIM,
+        "aux_video_dim": AUX_DIM,
+        "dim": 32,
+        "num_heads": 4,
+        "num_co_layers": 1,
+        "ffn_dim": 64,
+        "dropout": 0.0,
+        "max_positions": 64,
+        "contrastive_dim": 16,
+        "train_scales": [2, 3, 4],
+        "eval_scales": [2, 4],
+    },
 }
 
 
@@ -22,10 +39,10 @@ def random_batch(name: str, batch: int = 3, length: int = 20, tokens: int = 5, s
     g = torch.Generator().manual_seed(seed)
     video = torch.randn(batch, length, VIDEO_DIM, generator=g)
     video_mask = torch.ones(batch, length, dtype=torch.bool)
-    video_mask[1, length - 6:] = False
+    video_mask[1, length - 6 :] = False
     query = torch.randn(batch, tokens, QUERY_DIM, generator=g)
     query_mask = torch.ones(batch, tokens, dtype=torch.bool)
-    query_mask[-1, tokens - 2:] = False
+    query_mask[-1, tokens - 2 :] = False
     aux = torch.randn(batch, length, AUX_DIM, generator=g) if name == "reler" else None
     return video, video_mask, query, query_mask, aux
 
@@ -44,8 +61,8 @@ def marked_moments(num: int = 8, length: int = 24, seed: int = 0):
         a_start = int(torch.randint(0, length // 2 - 4, (1,), generator=g))
         b_start = int(torch.randint(length // 2, length - 4, (1,), generator=g))
         a_len, b_len = 2 + i % 3, 1 + (i + 1) % 3
-        video[i, a_start:a_start + a_len] += markers[0]
-        video[i, b_start:b_start + b_len] += markers[1]
+        video[i, a_start : a_start + a_len] += markers[0]
+        video[i, b_start : b_start + b_len] += markers[1]
         which = i % 2
         query[i, 1:3] += names[which]
         s, n = (a_start, a_len) if which == 0 else (b_start, b_len)

@@ -35,14 +35,25 @@ def pattern_frame(i: int, width: int = 160, height: int = 96, fps: float = 15.0,
     img[:] = rng.integers(0, 256, 3, dtype=np.uint8)
     for _ in range(3):
         y, x = rng.integers(0, height // 2), rng.integers(0, width // 2)
-        img[y:y + height // 2, x:x + width // 2] = rng.integers(0, 256, 3, dtype=np.uint8)
+        img[y : y + height // 2, x : x + width // 2] = rng.integers(0, 256, 3, dtype=np.uint8)
     img[:16, :16] = np.random.default_rng((seed, 10_000 + i)).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     return img
 
 
-def write_video(path: Path, *, seconds: float = 3.0, fps: float = 15.0, width: int = 160, height: int = 96,
-                codec: str | None = None, rotation: int = 0, gop: int | None = None, crf: int = 23,
-                seed: int = 0, frame=None) -> Path:
+def write_video(
+    path: Path,
+    *,
+    seconds: float = 3.0,
+    fps: float = 15.0,
+    width: int = 160,
+    height: int = 96,
+    codec: str | None = None,
+    rotation: int = 0,
+    gop: int | None = None,
+    crf: int = 23,
+    seed: int = 0,
+    frame=None,
+) -> Path:
     """A constant-frame-rate video of ``pattern_frame`` (or ``frame(i, width, height)``)."""
     path = Path(path)
     codec = codec or SUFFIX_CODEC.get(path.suffix.lower(), "libx264")
@@ -73,8 +84,9 @@ def write_vfr_video(path: Path, spans=((20.0, 1.5), (4.0, 2.0), (10.0, 1.5)), si
     return times
 
 
-def write_avi_with_dropped_frames(path: Path, *, seconds: float = 10.0, fps: int = 15, every: int = 5,
-                                  size=(64, 48)) -> Path:
+def write_avi_with_dropped_frames(
+    path: Path, *, seconds: float = 10.0, fps: int = 15, every: int = 5, size=(64, 48)
+) -> Path:
     """An AVI that keeps a slot per frame period but stores a picture only every ``every`` slots, as webcam,
     surveillance and screen-capture exports do for repeated frames: the header declares ~``seconds * fps``
     frames, a player shows ``seconds`` of video, and only 1/``every`` of the frames decode. Picture ``i`` (at
@@ -89,7 +101,7 @@ def write_avi_with_dropped_frames(path: Path, *, seconds: float = 10.0, fps: int
         stream.time_base = Fraction(1, fps)
         for i in range(0, int(seconds * fps), every):
             img = np.full((h, w, 3), gray_for(i // every), np.uint8)
-            img[h // 2:] = np.random.default_rng(i).integers(0, 256, (h - h // 2, w, 3), dtype=np.uint8)
+            img[h // 2 :] = np.random.default_rng(i).integers(0, 256, (h - h // 2, w, 3), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame):
@@ -176,8 +188,10 @@ def media_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def codec_videos(media_dir) -> dict[str, Path]:
     """3 s, 15 fps, 160x96 videos of the same pattern in each codec of :data:`CODECS`."""
-    return {name: write_video(media_dir / f"pattern-{name}{suffix}", codec=codec)
-            for name, (suffix, codec) in CODECS.items()}
+    return {
+        name: write_video(media_dir / f"pattern-{name}{suffix}", codec=codec)
+        for name, (suffix, codec) in CODECS.items()
+    }
 
 
 @pytest.fixture(scope="session")

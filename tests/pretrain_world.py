@@ -45,7 +45,12 @@ def zero_shot_scores(library: Library, encoder: ClipEncoder, nlq_file: Path) -> 
     dataset = load_nlq(nlq_file)
     features = LibraryClipFeatures(library)
     scores = evaluate_curves(dataset, features, zero_shot_curve(encoder))
-    chance = [evaluate_curves(dataset, features, random_curve(seed), proposals=answer_length_proposals(dataset))
-              for seed in range(5)]
-    return {"model": scores.recall, "chance": {m: float(np.mean([c.recall[m] for c in chance]))
-                                               for m in scores.recall}, "queries": scores.num_queries}
+    chance = [
+        evaluate_curves(dataset, features, random_curve(seed), proposals=answer_length_proposals(dataset))
+        for seed in range(5)
+    ]
+    return {
+        "model": scores.recall,
+        "chance": {m: float(np.mean([c.recall[m] for c in chance])) for m in scores.recall},
+        "queries": scores.num_queries,
+    }

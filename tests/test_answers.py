@@ -11,8 +11,7 @@ import pytest
 from answer_fixtures import ColorEncoder, colored_frames
 from media import write_video
 
-from app.answering import TrainedAnswerer, ZeroShotAnswerer, window_mean
-from app.answering import InvalidRequest, NothingToSearch, SearchConfig
+from app.answering import InvalidRequest, NothingToSearch, SearchConfig, TrainedAnswerer, ZeroShotAnswerer, window_mean
 from app.service import EgoRecall
 from app.settings import Settings
 from checkpoints import NotACheckpoint
@@ -37,8 +36,10 @@ def world(tmp_path_factory):
     encoder = ColorEncoder()
     settings = Settings(library=root / "lib", device="cpu")
     service = EgoRecall(settings, encoder=encoder)
-    paths = [write_video(root / name, seconds=sec, fps=FPS, width=64, height=48, frame=colored_frames(spans, FPS))
-             for name, (sec, spans) in VIDEOS.items()]
+    paths = [
+        write_video(root / name, seconds=sec, fps=FPS, width=64, height=48, frame=colored_frames(spans, FPS))
+        for name, (sec, spans) in VIDEOS.items()
+    ]
     results = service.index(paths)
     assert all(r.ok for r in results), [r.error for r in results]
     return settings, encoder, {r.record.name: r.record.id for r in results}
@@ -105,7 +106,7 @@ def test_k_gives_distinct_moments_inside_the_video(world):
     five = service.ask("keys", video_id=kitchen, k=5, clips=False).moments
     assert len(five) == 5
     for i, a in enumerate(five):
-        for b in five[i + 1:]:
+        for b in five[i + 1 :]:
             assert temporal_iou((a.start, a.end), (b.start, b.end)) <= 0.3
     many = service.ask("keys", video_id=kitchen, k=60, clips=False)
     assert 5 <= len(many.moments) <= 60

@@ -21,8 +21,10 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("appapi")
     app = start_app(root / "lib", max_file_size=LIMIT)
     client = Client(app.url, verbose=False)
-    videos = [write_video(root / "kitchen walk.mp4", seconds=12, seed=1),
-              write_video(root / "garden.mp4", seconds=8, seed=2)]
+    videos = [
+        write_video(root / "kitchen walk.mp4", seconds=12, seed=1),
+        write_video(root / "garden.mp4", seconds=8, seed=2),
+    ]
     job = client.predict([handle_file(str(v)) for v in videos], api_name="/index")
     assert job["state"] in ("queued", "running") and len(job["files"]) == 2
     done = app.jobs.wait_index(job["id"], timeout=120)
@@ -105,11 +107,21 @@ def test_upload_over_the_limit_is_refused(served, tmp_path):
 SECRET = b"egorecall-secret-content"
 
 
-@pytest.mark.parametrize("path", [
-    "../../../../etc/passwd", "/etc/passwd", "%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-    "..%2F..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "{secret}", "{media}", "{catalog}",
-    "{clips}/../../secret.txt", "{clips_enc}%2F..%2F..%2Fsecret.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        "%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "{secret}",
+        "{media}",
+        "{catalog}",
+        "{clips}/../../secret.txt",
+        "{clips_enc}%2F..%2F..%2Fsecret.txt",
+    ],
+)
 def test_files_outside_the_clips_folder_are_not_served(served, path):
     app, root = served["app"], served["root"]
     secret = root / "secret.txt"
@@ -118,8 +130,9 @@ def test_files_outside_the_clips_folder_are_not_served(served, path):
     media = lib.media_path(app.service.videos()[0].id)
     clips = app.service.settings.clips_dir.resolve()
     catalog = next(p for p in sorted(lib.root.iterdir()) if p.is_file())
-    path = path.format(secret=secret, media=media, catalog=catalog, clips=clips,
-                       clips_enc=str(clips).replace("/", "%2F"))
+    path = path.format(
+        secret=secret, media=media, catalog=catalog, clips=clips, clips_enc=str(clips).replace("/", "%2F")
+    )
     with httpx.Client(timeout=30) as http:
         for url in (f"{app.url}gradio_api/file={path}", f"{app.url}file={path}"):
             r = http.get(url)
@@ -133,8 +146,7 @@ def test_index_refuses_server_paths_that_were_not_uploaded(served, tmp_path):
     app = served["app"]
     elsewhere = write_video(tmp_path / "elsewhere.mp4", seconds=4, seed=5)
     before = len(app.jobs.index_status()["jobs"])
-    payload = {"data": [[{"path": str(elsewhere), "orig_name": "elsewhere.mp4",
-                          "meta": {"_type": "gradio.FileData"}}]]}
+    payload = {"data": [[{"path": str(elsewhere), "orig_name": "elsewhere.mp4", "meta": {"_type": "gradio.FileData"}}]]}
     with httpx.Client(timeout=60) as http:
         r = http.post(app.url + "gradio_api/call/index", json=payload)
         assert r.status_code == 200
@@ -159,23 +171,38 @@ def test_remove_through_the_api(served, tmp_path):
 
 def test_train_through_the_api_publishes_a_mode(served, tmp_path):
     """A tiny run on the app's own library: live records, then its checkpoints become answering modes."""
-    from training.nlq import NLQFileBuilder
     from training_fixtures import TINY_TEXT, TINY_VSLNET
+
+    from training.nlq import NLQFileBuilder
 
     client = served["client"]
     builder = NLQFileBuilder()
     for uid, video, duration in (("c1", "kitchen walk", 12.0), ("c2", "garden", 8.0)):
         builder.add_clip(uid, video, 0.0, duration, split="train")
         for i, thing in enumerate(("red ball", "blue cup")):
-            builder.add_query(uid, f"where is the {thing}?", 1.0 + 3 * i, 2.5 + 3 * i,
-                              template="Objects: Where is object X?")
+            builder.add_query(
+                uid, f"where is the {thing}?", 1.0 + 3 * i, 2.5 + 3 * i, template="Objects: Where is object X?"
+            )
     data = tmp_path / "nlq.json"
     builder.write(data)
-    settings = {"name": "ui-tiny", "device": "cpu", "threads": 1, "data.train": [str(data)],
-                "data.val": str(data), "model.config": TINY_VSLNET, "text.kind": TINY_TEXT["kind"],
-                "text.model": TINY_TEXT["model"], "text.pretrained": TINY_TEXT["pretrained"],
-                "text.cache_dir": None, "optim.steps": 4, "optim.batch_size": 4, "optim.epochs": None,
-                "eval.every": 2, "output.log_every": 1, "output.tensorboard": False}
+    settings = {
+        "name": "ui-tiny",
+        "device": "cpu",
+        "threads": 1,
+        "data.train": [str(data)],
+        "data.val": str(data),
+        "model.config": TINY_VSLNET,
+        "text.kind": TINY_TEXT["kind"],
+        "text.model": TINY_TEXT["model"],
+        "text.pretrained": TINY_TEXT["pretrained"],
+        "text.cache_dir": None,
+        "optim.steps": 4,
+        "optim.batch_size": 4,
+        "optim.epochs": None,
+        "eval.every": 2,
+        "output.log_every": 1,
+        "output.tensorboard": False,
+    }
     started = client.predict("vslnet_nlq", settings, api_name="/train")
     assert started["name"] == "ui-tiny" and started["state"] in ("running", "finished")
     status = served["app"].jobs.wait_training(120)

@@ -14,8 +14,11 @@ from media import write_video
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+]
 
 
 @pytest.fixture()
@@ -32,8 +35,10 @@ def page(tmp_path):
 def test_upload_ask_and_play_in_the_browser(tmp_path, page):
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    videos = [write_video(tmp_path / "kitchen.mp4", seconds=12, seed=1),
-              write_video(tmp_path / "hallway.mp4", seconds=10, seed=2)]
+    videos = [
+        write_video(tmp_path / "kitchen.mp4", seconds=12, seed=1),
+        write_video(tmp_path / "hallway.mp4", seconds=10, seed=2),
+    ]
     app = start_app(tmp_path / "lib", poll_s=0.5)
     try:
         page.goto(app.url)
@@ -44,7 +49,8 @@ def test_upload_ask_and_play_in_the_browser(tmp_path, page):
         page.wait_for_function(
             "() => { const t = document.querySelector('#er-videos').innerText;"
             " return t.includes('kitchen.mp4') && t.includes('hallway.mp4') && t.split('ready').length === 3; }",
-            timeout=30_000)
+            timeout=30_000,
+        )
         page.screenshot(path=str(shots / "library.png"), full_page=True)
 
         page.get_by_role("tab", name="Ask").click()
@@ -56,11 +62,15 @@ def test_upload_ask_and_play_in_the_browser(tmp_path, page):
         assert clips.count() == 5
         page.wait_for_function(
             "() => { const v = [...document.querySelectorAll('.er-clip video')];"
-            " return v.length === 5 && v.every(e => e.readyState >= 1 && e.duration > 0); }", timeout=30_000)
+            " return v.length === 5 && v.every(e => e.readyState >= 1 && e.duration > 0); }",
+            timeout=30_000,
+        )
         # Clicking a moment's thumbnail plays it in the player.
         page.locator("#er-gallery button, #er-gallery img").first.click()
-        page.wait_for_function("() => { const v = document.querySelector('#er-player video');"
-                               " return v && v.readyState >= 1; }", timeout=30_000)
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#er-player video'); return v && v.readyState >= 1; }",
+            timeout=30_000,
+        )
         page.locator("#er-plot").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "ask.png"), full_page=True)
         assert (shots / "ask.png").stat().st_size > 10_000

@@ -26,11 +26,22 @@ def test_parse_auth():
 
 def test_python_m_app_serves_the_library_with_auth(tmp_path):
     port = free_port()
-    env = dict(os.environ, EGORECALL_MODEL="egorecall-tiny", EGORECALL_PRETRAINED="none", HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "app", "--library", str(tmp_path / "lib"), "--port", str(port),
-                             "--auth", "ann:secret"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        EGORECALL_MODEL="egorecall-tiny",
+        EGORECALL_PRETRAINED="none",
+        HF_HUB_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        PYTHONPATH=str(REPO),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "--library", str(tmp_path / "lib"), "--port", str(port), "--auth", "ann:secret"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 90
@@ -48,8 +59,17 @@ def test_python_m_app_serves_the_library_with_auth(tmp_path):
             config = http.get(url + "config").json()
             assert config["title"] == "EgoRecall"
             names = {d.get("api_name") for d in config["dependencies"]}
-            assert {"index", "videos", "remove", "ask", "train", "train_status", "train_stop", "index_status",
-                    "demo"} <= names
+            assert {
+                "index",
+                "videos",
+                "remove",
+                "ask",
+                "train",
+                "train_status",
+                "train_stop",
+                "index_status",
+                "demo",
+            } <= names
         assert (tmp_path / "lib" / "clips").is_dir()
     finally:
         proc.terminate()

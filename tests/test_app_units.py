@@ -18,8 +18,14 @@ from models.errors import EgoRecallError
 
 
 def test_clock_and_span():
-    assert [clock(s) for s in (0, 5.9, 65, 3599.99, 3600, 7322)] == ["0:00", "0:05", "1:05", "59:59", "1:00:00",
-                                                                     "2:02:02"]
+    assert [clock(s) for s in (0, 5.9, 65, 3599.99, 3600, 7322)] == [
+        "0:00",
+        "0:05",
+        "1:05",
+        "59:59",
+        "1:00:00",
+        "2:02:02",
+    ]
     assert span(12.4, 18.7) == "0:12–0:18"
     assert span(4.2, 4.8) == "0:04–0:05"  # never an empty-looking window
     assert span(59.5, 61.0) == "0:59–1:01"
@@ -27,8 +33,9 @@ def test_clock_and_span():
 
 def test_moment_record_and_caption(tmp_path):
     clip = tmp_path / "c.mp4"
-    m = Moment("abc123", "kitchen.mp4", 12.25, 18.5, 0.31234, 1, clip=clip, thumbnail=tmp_path / "t.jpg",
-               clip_start=11.25)
+    m = Moment(
+        "abc123", "kitchen.mp4", 12.25, 18.5, 0.31234, 1, clip=clip, thumbnail=tmp_path / "t.jpg", clip_start=11.25
+    )
     r = moment_record(m)
     assert r["video_id"] == "abc123" and r["video_name"] == "kitchen.mp4"
     assert (r["start"], r["end"], r["span"], r["rank"]) == (12.25, 18.5, "0:12–0:18", 1)
@@ -40,19 +47,38 @@ def test_moment_record_and_caption(tmp_path):
 
 
 def test_video_rows_show_ready_and_pending_files():
-    rec = SimpleNamespace(name="walk.mp4", duration=75.2, fps=30.0, frame_count=None, encoder_key="tiny/x",
-                          added_at=0, status="ready", id="v1")
-    pending = [SimpleNamespace(name="next.mp4", state="indexing", frames_done=30, frames_total=120),
-               SimpleNamespace(name="later.mp4", state="queued", frames_done=0, frames_total=0)]
+    rec = SimpleNamespace(
+        name="walk.mp4",
+        duration=75.2,
+        fps=30.0,
+        frame_count=None,
+        encoder_key="tiny/x",
+        added_at=0,
+        status="ready",
+        id="v1",
+    )
+    pending = [
+        SimpleNamespace(name="next.mp4", state="indexing", frames_done=30, frames_total=120),
+        SimpleNamespace(name="later.mp4", state="queued", frames_done=0, frames_total=0),
+    ]
     rows = video_rows([rec], pending)
     assert rows[0][:3] == ["walk.mp4", "1:15", 2256] and rows[0][-2:] == ["ready", "v1"]
     assert rows[1][0] == "next.mp4" and rows[1][5] == "indexing 25%" and rows[2][5] == "queued"
 
 
 def test_progress_html_escapes_names_and_shows_eta():
-    status = {"current": {"name": "<b>x</b>.mp4", "file": 1, "files": 2, "frames_done": 30, "frames_total": 120,
-                          "eta_s": 65.0}, "queued_files": 1,
-              "jobs": [{"files": [{"name": "bad.mp4", "state": "failed", "message": "bad.mp4: not a video."}]}]}
+    status = {
+        "current": {
+            "name": "<b>x</b>.mp4",
+            "file": 1,
+            "files": 2,
+            "frames_done": 30,
+            "frames_total": 120,
+            "eta_s": 65.0,
+        },
+        "queued_files": 1,
+        "jobs": [{"files": [{"name": "bad.mp4", "state": "failed", "message": "bad.mp4: not a video."}]}],
+    }
     text = progress_html(status)
     assert "&lt;b&gt;x&lt;/b&gt;.mp4" in text and "<b>x</b>" not in text
     assert 'value="25.0"' in text and "30 / 120 frames" in text and "1:05 left" in text
@@ -61,8 +87,14 @@ def test_progress_html_escapes_names_and_shows_eta():
 
 
 def test_series_points_mark_the_windows():
-    s = ScoreSeries("v", "v.mp4", 5.0, np.arange(10) * 0.5 + 0.25, np.linspace(0, 1, 10, dtype=np.float32),
-                    ((1.0, 2.0, 1), (4.0, 4.1, 2)))
+    s = ScoreSeries(
+        "v",
+        "v.mp4",
+        5.0,
+        np.arange(10) * 0.5 + 0.25,
+        np.linspace(0, 1, 10, dtype=np.float32),
+        ((1.0, 2.0, 1), (4.0, 4.1, 2)),
+    )
     pts = series_points(s)
     assert len([p for p in pts if p["series"] == "score"]) == 10
     first = [p["time"] for p in pts if p["series"] == "#1"]
@@ -88,11 +120,19 @@ class FakeService:
             step += 1
             progress({"event": "train", "step": step, "total_steps": 100, "loss": {"total": 1.0 / step}})
             if step == 3:
-                progress({"event": "eval", "step": 3, "total_steps": 100, "metrics": {"R@1@0.3": 10.0,
-                                                                                       "R@5@0.3": 30.0}})
-        return SimpleNamespace(stopped=True, to_dict=lambda: {
-            "steps": step, "total_steps": 100, "stopped": True, "best": None,
-            "checkpoints": {"final": "lib/checkpoints/run-final"}})
+                progress(
+                    {"event": "eval", "step": 3, "total_steps": 100, "metrics": {"R@1@0.3": 10.0, "R@5@0.3": 30.0}}
+                )
+        return SimpleNamespace(
+            stopped=True,
+            to_dict=lambda: {
+                "steps": step,
+                "total_steps": 100,
+                "stopped": True,
+                "best": None,
+                "checkpoints": {"final": "lib/checkpoints/run-final"},
+            },
+        )
 
     def index(self, paths, progress=None, copy_media=True):
         raise RuntimeError("boom")
@@ -174,8 +214,7 @@ def test_train_form_defaults_come_from_the_configs(tmp_path):
     c = config_defaults("vslnet_naq_joint")
     assert c.optim.lr == 1e-3 and c.stage == "joint"
     settings = SimpleNamespace(library=tmp_path / "lib")
-    made = make_config("vslnet_nlq", {"data.train": ["a.json"], "optim.steps": 20, "optim.lr": 5e-4},
-                       settings)
+    made = make_config("vslnet_nlq", {"data.train": ["a.json"], "optim.steps": 20, "optim.lr": 5e-4}, settings)
     assert made.data.library == str(tmp_path / "lib") and made.data.features_dir is None
     assert made.optim.steps == 20 and made.optim.lr == 5e-4 and made.optim.batch_size == 32  # from the file
     assert made.output.runs_dir == str(tmp_path / "lib" / "runs") and made.name.startswith("vslnet_nlq-")

@@ -43,13 +43,22 @@ def world(tmp_path_factory):
     lib = root / "lib"
     torch.manual_seed(0)
     good = build_localizer("vslnet", SMALL_VSLNET)
-    meta = CheckpointMetadata(feature_encoder=FeatureEncoderInfo(TINY_KEY, 64, 1.875),
-                              text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64), stage="test")
+    meta = CheckpointMetadata(
+        feature_encoder=FeatureEncoderInfo(TINY_KEY, 64, 1.875),
+        text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64),
+        stage="test",
+    )
     save_checkpoint(lib / "checkpoints", good, meta, name="tiny-vslnet")
     other = build_localizer("vslnet", {**SMALL_VSLNET, "video_dim": 512})
-    save_checkpoint(lib / "checkpoints", other, CheckpointMetadata(
-        feature_encoder=FeatureEncoderInfo("ViT-B-16/openai", 512, 1.875),
-        text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64)), name="vitb-vslnet")
+    save_checkpoint(
+        lib / "checkpoints",
+        other,
+        CheckpointMetadata(
+            feature_encoder=FeatureEncoderInfo("ViT-B-16/openai", 512, 1.875),
+            text_encoder=TextEncoderInfo("egorecall-tiny", "none", TINY_KEY, 64),
+        ),
+        name="vitb-vslnet",
+    )
     return {"root": root, "val": root / "world" / "nlq_val.json", "videos": root / "world" / "videos", "lib": lib}
 
 
@@ -75,15 +84,38 @@ def check_submission(path: Path, annotations: Path, k: int = 5) -> None:
 
 def test_predict_zeroshot_from_videos_then_evaluate(world, capsys):
     out = world["root"] / "zs.json"
-    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "zeroshot", "--videos-dir",
-                        world["videos"], "--out", out, "--library", world["lib"], *TINY)
+    rc, stdout, _ = run(
+        capsys,
+        "predict",
+        "--annotations",
+        world["val"],
+        "--mode",
+        "zeroshot",
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        out,
+        "--library",
+        world["lib"],
+        *TINY,
+    )
     assert rc == 0 and "answered" in stdout and str(out) in stdout
     check_submission(out, world["val"])
     scores = evaluate(capsys, world["val"], out)
     assert scores["num_predicted"] == scores["num_queries"]
     # The video is in the library now: a second run indexes nothing and says the same.
-    rc, again, _ = run(capsys, "predict", "--annotations", world["val"], "--videos-dir", world["videos"], "--out",
-                       world["root"] / "zs2.json", "--library", world["lib"])
+    rc, again, _ = run(
+        capsys,
+        "predict",
+        "--annotations",
+        world["val"],
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        world["root"] / "zs2.json",
+        "--library",
+        world["lib"],
+    )
     assert rc == 0 and json.loads(out.read_text()) == json.loads((world["root"] / "zs2.json").read_text())
 
 
@@ -95,8 +127,18 @@ def test_queries_without_features_are_reported_as_misses(world, capsys):
     annotations = world["root"] / "with_missing.json"
     annotations.write_text(json.dumps(data))
     out = world["root"] / "missing.json"
-    rc, stdout, stderr = run(capsys, "predict", "--annotations", annotations, "--videos-dir", world["videos"],
-                             "--out", out, "--library", world["lib"])
+    rc, stdout, stderr = run(
+        capsys,
+        "predict",
+        "--annotations",
+        annotations,
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        out,
+        "--library",
+        world["lib"],
+    )
     n_missing = sum(len(a["language_queries"]) for a in clip["annotations"])
     assert rc == 0 and f"{n_missing} queries in 1 clips without features" in stdout
     assert "missing-video" in stderr
@@ -115,8 +157,9 @@ def test_predict_from_a_features_folder(world, capsys, tmp_path):
     for uid, clip in dataset.clips.items():
         np.save(folder / f"{uid}.npy", rng.standard_normal((int(clip.duration * 1.875), 64)).astype(np.float32))
     out = tmp_path / "pred.json"
-    rc, _, _ = run(capsys, "predict", "--annotations", world["val"], "--features-dir", folder, "--out", out,
-                   "--k", 3, *TINY)
+    rc, _, _ = run(
+        capsys, "predict", "--annotations", world["val"], "--features-dir", folder, "--out", out, "--k", 3, *TINY
+    )
     assert rc == 0
     check_submission(out, world["val"], k=3)
     evaluate(capsys, world["val"], out)
@@ -131,15 +174,38 @@ def test_predict_from_a_features_folder(world, capsys, tmp_path):
 
 def test_trained_checkpoint_answers_through_the_same_interface(world, capsys):
     lib = world["lib"]
-    rc, out, _ = run(capsys, "ask", "where did I put the cup?", "--mode", "tiny-vslnet", "--library", lib,
-                     "--json", "--no-clips", "--k", 3)
+    rc, out, _ = run(
+        capsys,
+        "ask",
+        "where did I put the cup?",
+        "--mode",
+        "tiny-vslnet",
+        "--library",
+        lib,
+        "--json",
+        "--no-clips",
+        "--k",
+        3,
+    )
     assert rc == 0
     answer = json.loads(out)
     assert answer["mode"] == "tiny-vslnet" and 1 <= len(answer["moments"]) <= 3
     assert all(0 <= m["start"] < m["end"] for m in answer["moments"])
     pred = world["root"] / "trained.json"
-    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "tiny-vslnet", "--videos-dir",
-                        world["videos"], "--out", pred, "--library", lib)
+    rc, stdout, _ = run(
+        capsys,
+        "predict",
+        "--annotations",
+        world["val"],
+        "--mode",
+        "tiny-vslnet",
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        pred,
+        "--library",
+        lib,
+    )
     assert rc == 0 and "vslnet checkpoint tiny-vslnet" in stdout
     check_submission(pred, world["val"])
     evaluate(capsys, world["val"], pred)
@@ -167,8 +233,12 @@ def test_ask_cli(world, capsys, tmp_path):
     rc, out, _ = run(capsys, "ask", "Where is the cup?", "--library", lib, "--json", "--k", 1)
     moment = json.loads(out)["moments"][0]
     assert Path(moment["clip"]).is_file() and Path(moment["thumbnail"]).is_file()
-    for argv, words in ((["   "], "empty"), (["cup", "--video", "nope"], "no video"),
-                        (["cup", "--k", "0"], "at least 1"), (["cup", "--mode", "nothing"], "no checkpoint")):
+    for argv, words in (
+        (["   "], "empty"),
+        (["cup", "--video", "nope"], "no video"),
+        (["cup", "--k", "0"], "at least 1"),
+        (["cup", "--mode", "nothing"], "no checkpoint"),
+    ):
         rc, out, err = run(capsys, "ask", *argv, "--library", lib)
         assert rc == 1 and out == "" and err.startswith("error: ") and err.count("\n") == 1 and words in err
     rc, _, err = run(capsys, "ask", "cup", "--library", tmp_path / "none")
@@ -177,15 +247,38 @@ def test_ask_cli(world, capsys, tmp_path):
 
 def test_fused_mode_answers_everywhere_modes_are(world, capsys):
     lib = world["lib"]
-    rc, out, _ = run(capsys, "ask", "where did I put the cup?", "--mode", "fused:tiny-vslnet", "--library", lib,
-                     "--json", "--no-clips", "--k", 5)
+    rc, out, _ = run(
+        capsys,
+        "ask",
+        "where did I put the cup?",
+        "--mode",
+        "fused:tiny-vslnet",
+        "--library",
+        lib,
+        "--json",
+        "--no-clips",
+        "--k",
+        5,
+    )
     assert rc == 0
     answer = json.loads(out)
     assert answer["mode"] == "fused:tiny-vslnet" and len(answer["moments"]) == 5
     assert all(0 <= m["start"] < m["end"] and 0.0 <= m["score"] <= 1.0 for m in answer["moments"])
     pred = world["root"] / "fused.json"
-    rc, stdout, _ = run(capsys, "predict", "--annotations", world["val"], "--mode", "fused:tiny-vslnet",
-                        "--videos-dir", world["videos"], "--out", pred, "--library", lib)
+    rc, stdout, _ = run(
+        capsys,
+        "predict",
+        "--annotations",
+        world["val"],
+        "--mode",
+        "fused:tiny-vslnet",
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        pred,
+        "--library",
+        lib,
+    )
     assert rc == 0 and "fused" in stdout and "weight 0.5" in stdout  # no weight chosen yet: the default
     check_submission(pred, world["val"])
 

@@ -58,8 +58,8 @@ def test_splice_inserts_the_whole_clip_and_shifts_the_answer():
         assert out.features.shape[0] == 130
         assert out.features[out.start_bin, 0] == 1010 and out.features[out.end_bin, 0] == 1014
         at = out.offset
-        assert np.array_equal(out.features[at:at + 30], clip)
-        assert np.array_equal(out.features[:at], host[:at]) and np.array_equal(out.features[at + 30:], host[at:])
+        assert np.array_equal(out.features[at : at + 30], clip)
+        assert np.array_equal(out.features[:at], host[:at]) and np.array_equal(out.features[at + 30 :], host[at:])
         assert np.array_equal(out.extra[0][:, 0], out.features[:, 0])
     assert 70 < applied < 130  # p = 0.5
 

@@ -9,15 +9,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from localizer_fixtures import AUX_DIM, QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, one_thread, random_batch
 from safetensors.torch import save_file
 
 import checkpoints.store as store
 from app.cli import main as cli_main
-from checkpoints import (CheckpointExists, CheckpointMetadata, CheckpointShapeMismatch, FeatureEncoderInfo,
-                         IncompatibleCheckpoint, InvalidCheckpointMetadata, NotACheckpoint, PickleCheckpointRefused,
-                         TextEncoderInfo, UnknownCheckpointModel, UnsupportedCheckpointFormat, WrongCheckpointKind,
-                         check_compatible, list_checkpoints, load_checkpoint, save_checkpoint)
-from localizer_fixtures import AUX_DIM, QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, one_thread, random_batch
+from checkpoints import (
+    CheckpointExists,
+    CheckpointMetadata,
+    CheckpointShapeMismatch,
+    FeatureEncoderInfo,
+    IncompatibleCheckpoint,
+    InvalidCheckpointMetadata,
+    NotACheckpoint,
+    PickleCheckpointRefused,
+    TextEncoderInfo,
+    UnknownCheckpointModel,
+    UnsupportedCheckpointFormat,
+    WrongCheckpointKind,
+    check_compatible,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from models.errors import EgoRecallError
 from models.registry import build_localizer
 
@@ -36,10 +50,16 @@ def tiny(name: str):
 def metadata(name: str = "vslnet", **overrides) -> CheckpointMetadata:
     return CheckpointMetadata(
         feature_encoder=FeatureEncoderInfo("egorecall-tiny/random-seed0", VIDEO_DIM, 1.875),
-        aux_feature_encoder=FeatureEncoderInfo("egorecall-tiny/random-seed0", AUX_DIM, 1.875) if name == "reler" else None,
+        aux_feature_encoder=FeatureEncoderInfo("egorecall-tiny/random-seed0", AUX_DIM, 1.875)
+        if name == "reler"
+        else None,
         text_encoder=TextEncoderInfo("egorecall-tiny", "none", "egorecall-tiny/random-seed0", QUERY_DIM),
-        stage="nlq-finetune", data={"train": "nlq_train.json", "queries": 8}, metrics={"R@1@0.3": 0.25},
-        notes="test", **overrides)
+        stage="nlq-finetune",
+        data={"train": "nlq_train.json", "queries": 8},
+        metrics={"R@1@0.3": 0.25},
+        notes="test",
+        **overrides,
+    )
 
 
 @pytest.mark.parametrize("name", ["vslnet", "reler"])
@@ -67,9 +87,23 @@ def test_save_list_load_gives_identical_outputs(tmp_path, name):
 def test_meta_json_follows_the_documented_schema(tmp_path):
     path = save_checkpoint(tmp_path, tiny("vslnet"), metadata())
     meta = json.loads((path / "meta.json").read_text())
-    assert list(meta) == ["kind", "format_version", "model", "model_config", "feature_encoder",
-                          "aux_feature_encoder", "text_encoder", "stage", "data", "metrics", "fusion", "created",
-                          "egorecall_version", "notes", "weights_sha256"]
+    assert list(meta) == [
+        "kind",
+        "format_version",
+        "model",
+        "model_config",
+        "feature_encoder",
+        "aux_feature_encoder",
+        "text_encoder",
+        "stage",
+        "data",
+        "metrics",
+        "fusion",
+        "created",
+        "egorecall_version",
+        "notes",
+        "weights_sha256",
+    ]
     assert meta["kind"] == "nlq-localizer" and meta["format_version"] == 1
     assert meta["feature_encoder"] == {"key": "egorecall-tiny/random-seed0", "dim": VIDEO_DIM, "rate_hz": 1.875}
     assert meta["text_encoder"]["token_features"] == "open_clip-text-tokens"
@@ -101,8 +135,11 @@ def test_a_failed_save_leaves_nothing_visible(tmp_path, monkeypatch):
 
 def test_metadata_must_describe_the_model(tmp_path):
     with pytest.raises(ValueError, match="video_dim"):
-        save_checkpoint(tmp_path, tiny("vslnet"), dataclasses.replace(
-            metadata(), feature_encoder=FeatureEncoderInfo("x", 99, 1.875)))
+        save_checkpoint(
+            tmp_path,
+            tiny("vslnet"),
+            dataclasses.replace(metadata(), feature_encoder=FeatureEncoderInfo("x", 99, 1.875)),
+        )
     with pytest.raises(ValueError, match="second stream"):
         save_checkpoint(tmp_path, tiny("reler"), metadata("vslnet"))
 

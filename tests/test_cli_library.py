@@ -28,8 +28,15 @@ def _env(**extra) -> dict:
 
 
 def _cli(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, env=_env(), text=True,
-                          capture_output=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)],
+        cwd=ROOT,
+        env=_env(),
+        text=True,
+        capture_output=True,
+        timeout=300,
+        **kw,
+    )
 
 
 @pytest.fixture()
@@ -82,9 +89,12 @@ def test_each_bad_file_alone_fails_with_one_line(indexed, bad_inputs, kind, caps
 def test_killed_indexer_leaves_a_consistent_library(tmp_path, tiny_encoder):
     long_video = write_video(tmp_path / "long.mp4", seconds=60.0, fps=30.0, seed=9)
     root = tmp_path / "lib"
-    run_and_kill_midway([sys.executable, "-m", "app", "-v", "index", str(long_video), "--library", str(root),
-                         "--rate", "30", *TINY], cwd=ROOT, env=_env(),
-                        progress=r"long\.mp4: (\d+)/(\d+) frames")
+    run_and_kill_midway(
+        [sys.executable, "-m", "app", "-v", "index", str(long_video), "--library", str(root), "--rate", "30", *TINY],
+        cwd=ROOT,
+        env=_env(),
+        progress=r"long\.mp4: (\d+)/(\d+) frames",
+    )
 
     report = Library.open(root, repair=False).check()
     assert any("interrupted" in p for p in report.problems)  # the half-done job is visible to check ...
@@ -130,8 +140,9 @@ def test_default_encoder_missing_offline_is_one_clear_line(tmp_path, h264_video,
 
 def test_encoder_mismatch_is_refused(indexed, h264_video, capsys):
     lib, _, _ = indexed
-    assert main(["index", str(h264_video), "--library", str(lib.root), "--model", "ViT-B-32",
-                 "--pretrained", "none"]) == 1
+    assert (
+        main(["index", str(h264_video), "--library", str(lib.root), "--model", "ViT-B-32", "--pretrained", "none"]) == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot mix in features of ViT-B-32/random-seed0" in err[0]
 

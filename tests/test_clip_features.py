@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 
 from indexing.library import Library
+from tests.media import write_video
 from training.features import DirectoryClipFeatures, FeaturesUnavailable, LibraryClipFeatures
 from training.nlq import Clip
-
-from tests.media import write_video
 
 
 def test_directory_features_take_their_rate_from_the_file(tmp_path):
@@ -34,6 +33,6 @@ def test_library_clips_are_slices_of_their_video(tmp_path, tiny_encoder):
     clip = Clip("clip-a", "vid-1", 2.0, min(6.0, rec.duration))
     got = src.get(clip)
     first = int(round(2.0 * rec.rate_hz))
-    np.testing.assert_array_equal(got.features, np.asarray(lib.features(rec.id))[first:first + got.grid.num_bins])
+    np.testing.assert_array_equal(got.features, np.asarray(lib.features(rec.id))[first : first + got.grid.num_bins])
     assert got.grid.duration == pytest.approx(clip.duration)
     assert not src.has(Clip("x", "other-video", 0, 1))

@@ -33,8 +33,9 @@ def lib(tmp_path_factory):
     library = Library.open(root / "lib")
     enc = ColorEncoder()
     coded = write_video(root / "coded.mp4", seconds=30.0, fps=FPS, width=160, height=96, frame=timecode_frame)
-    turned = write_video(root / "turned.mp4", seconds=3.0, fps=FPS, width=640, height=400, rotation=90,
-                         frame=timecode_frame)
+    turned = write_video(
+        root / "turned.mp4", seconds=3.0, fps=FPS, width=640, height=400, rotation=90, frame=timecode_frame
+    )
     ids = {p.name: library.add(p, enc).id for p in (coded, turned)}
     return library, ids
 

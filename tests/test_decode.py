@@ -7,8 +7,17 @@ import re
 
 import numpy as np
 import pytest
-from media import (bad_inputs, codec_videos, gray_for, h264_video, media_dir,  # noqa: F401
-                   truncated_copy, write_avi_with_dropped_frames, write_vfr_video, write_video)
+from media import (  # noqa: F401
+    bad_inputs,
+    codec_videos,
+    gray_for,
+    h264_video,
+    media_dir,
+    truncated_copy,
+    write_avi_with_dropped_frames,
+    write_vfr_video,
+    write_video,
+)
 
 from indexing.backends import PyAVBackend, SegmentRequest
 from indexing.config import DecodeConfig
@@ -53,13 +62,16 @@ def test_codecs_decode_to_the_same_pictures(codec_videos):
             assert np.abs(frames - ref).mean() < 12, name
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("empty", "the file is empty"),
-    ("random", "not a video file"),
-    ("audio", "no video stream (it holds only audio)"),
-    ("png", "still image (PNG)"),
-    ("one_frame", "too short to index"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("empty", "the file is empty"),
+        ("random", "not a video file"),
+        ("audio", "no video stream (it holds only audio)"),
+        ("png", "still image (PNG)"),
+        ("one_frame", "too short to index"),
+    ],
+)
 def test_probe_refuses_what_cannot_be_indexed(bad_inputs, kind, message):
     path = bad_inputs[kind]
     with pytest.raises(InvalidVideo, match=re.escape(message)) as err:
@@ -138,9 +150,19 @@ def test_late_seek_retries_further_back(h264_video):
     grid = info.grid(1.875)
     times = grid.sample_times()
     got = []
-    request = SegmentRequest(path=str(h264_video), times=times[5:], first_bin=5, start_time=info.start_time,
-                             window=(times[5], np.inf), short_side=32, rotation=0, batch_frames=8,
-                             width=info.width, height=info.height, fps=info.fps)
+    request = SegmentRequest(
+        path=str(h264_video),
+        times=times[5:],
+        first_bin=5,
+        start_time=info.start_time,
+        window=(times[5], np.inf),
+        short_side=32,
+        rotation=0,
+        batch_frames=8,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+    )
     stats = PyAVBackend().decode_segment(request, lambda b, f: got.append((b, f)), lambda: None)
     full, _ = decode_frames(h264_video, info, grid, 32)
     np.testing.assert_array_equal(np.concatenate([f for _, f in got]), full[5:])

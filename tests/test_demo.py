@@ -88,8 +88,15 @@ def test_second_run_reuses_finished_stages(first_run):
     service = _service(library)  # a fresh process would see the same
     again = service.demo(QUICK)
     reused = {s.name: s.reused for s in again.stages}
-    assert reused == {"world": True, "pretrain": True, "index": True, "naq": False, "train": True, "finetune": True,
-                      "ask": False}
+    assert reused == {
+        "world": True,
+        "pretrain": True,
+        "index": True,
+        "naq": False,
+        "train": True,
+        "finetune": True,
+        "ask": False,
+    }
     assert again.encoder == report.encoder and report.encoder.stat().st_mtime_ns == encoder_mtime
     assert (library / "demo" / "world" / "world.json").stat().st_mtime_ns == world_mtime
     assert len(service.videos()) == QUICK.videos
@@ -117,7 +124,7 @@ def test_cli_prints_stages_answers_and_total(first_run, capsys):
     out = capsys.readouterr().out
     for stage in ALL_STAGES:
         assert f"  {stage} " in out
-    assert "zero-shot (zeroshot): \"where did I put the keys?\"" in out
+    assert 'zero-shot (zeroshot): "where did I put the keys?"' in out
     assert f"trained ({first_run[2].checkpoint})" in out
     assert "total: " in out and f"python -m app --library {library}" in out
 

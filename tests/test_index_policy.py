@@ -48,8 +48,17 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
     monkeypatch.setattr(library_module, "effective_factory", small_policy)
     enc = ColorEncoder()
     lib = Library.open(tmp_path / "lib")
-    paths = [write_video(tmp_path / f"{c}.mp4", seconds=20.0, fps=10.0, width=64, height=48,
-                         frame=colored_frames({c: [(5.0, 8.0)]}, 10.0)) for c in ("red", "green")]
+    paths = [
+        write_video(
+            tmp_path / f"{c}.mp4",
+            seconds=20.0,
+            fps=10.0,
+            width=64,
+            height=48,
+            frame=colored_frames({c: [(5.0, 8.0)]}, 10.0),
+        )
+        for c in ("red", "green")
+    ]
     first = lib.add(paths[0], enc)
     assert lib.settings.index_factory == "auto" and lib._current_index().factory == "Flat"
     second = lib.add(paths[1], enc)  # 76 vectors: rebuilt as IVF
@@ -72,8 +81,14 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
 def test_explicit_factories_are_kept(tmp_path, factory):
     enc = ColorEncoder()
     lib = Library.open(tmp_path / "lib", config=LibraryConfig(index_factory=factory))
-    path = write_video(tmp_path / "v.mp4", seconds=20.0, fps=10.0, width=64, height=48,
-                       frame=colored_frames({"red": [(2.0, 3.0)]}, 10.0))
+    path = write_video(
+        tmp_path / "v.mp4",
+        seconds=20.0,
+        fps=10.0,
+        width=64,
+        height=48,
+        frame=colored_frames({"red": [(2.0, 3.0)]}, 10.0),
+    )
     lib.add(path, enc)
     assert lib.settings.index_factory == factory and lib._current_index().factory == factory
     assert lib.search(enc.encode_text(["keys"]), k=1)[0][0].time < 4.0

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
-
 from localizer_fixtures import QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, one_thread
+
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 from models.inference import InferenceConfig, chunk_starts, localize, outputs_to_windows
 from models.localizer import Localizer, LocalizerOutput, masked_logits
@@ -85,15 +85,16 @@ def test_a_span_found_in_the_third_chunk_maps_to_the_right_seconds():
     assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
     assert all(0.0 <= w.start < w.end <= grid.duration for w in windows)
     for i, a in enumerate(windows):
-        for b in windows[i + 1:]:
+        for b in windows[i + 1 :]:
             assert temporal_iou(a, b) <= 0.3
     assert answers[0].curve.shape == (2500,)
 
 
 def test_the_partial_last_bin_ends_at_the_video_end():
     grid = TimeGrid(EGO4D_RATE_HZ, duration=1500.5 / EGO4D_RATE_HZ)
-    answers = localize(Oracle(), marked_clip(grid.num_bins, [(grid.num_bins - 3, grid.num_bins - 1, 1.0)]),
-                       grid, *one_query())
+    answers = localize(
+        Oracle(), marked_clip(grid.num_bins, [(grid.num_bins - 3, grid.num_bins - 1, 1.0)]), grid, *one_query()
+    )
     assert answers[0].windows[0].end == grid.duration
     assert answers[0].windows[0].start == pytest.approx((grid.num_bins - 3) / EGO4D_RATE_HZ)
 
@@ -124,7 +125,7 @@ def test_short_clips_and_batched_queries_agree_with_one_at_a_time():
     batched = localize(model, feats, grid, tokens, mask, config=InferenceConfig(k=3, query_batch=2))
     assert len(batched) == 5
     for i, answer in enumerate(batched):
-        single = localize(model, feats, grid, tokens[i:i + 1], mask[i:i + 1], config=InferenceConfig(k=3))[0]
+        single = localize(model, feats, grid, tokens[i : i + 1], mask[i : i + 1], config=InferenceConfig(k=3))[0]
         assert [(w.start, w.end) for w in answer.windows] == [(w.start, w.end) for w in single.windows]
         assert np.allclose(answer.curve, single.curve, atol=1e-6)
         assert 1 <= len(answer.windows) <= 3

@@ -28,7 +28,8 @@ def module_name(path: Path) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(path: Path) -> set[str]:
@@ -93,7 +94,8 @@ def test_imports_follow_the_layers(module):
         assert LAYER[theirs] < LAYER[mine] and frozenset({mine, theirs}) not in SIBLINGS, (
             f"{module} imports {target}: {mine} may import only "
             f"{sorted(k for k, v in LAYER.items() if v < LAYER[mine])} (layers: app -> training -> "
-            f"indexing | checkpoints -> models)")
+            f"indexing | checkpoints -> models)"
+        )
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

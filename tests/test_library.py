@@ -20,8 +20,10 @@ from models.clip_encoder import ClipEncoder, EncoderSpec
 @pytest.fixture(scope="module")
 def videos(media_dir):
     """Two videos of different content (3 s and 5 s)."""
-    return (write_video(media_dir / "kitchen.mp4", seconds=3.0, seed=11),
-            write_video(media_dir / "garden.webm", seconds=5.0, seed=12))
+    return (
+        write_video(media_dir / "kitchen.mp4", seconds=3.0, seed=11),
+        write_video(media_dir / "garden.webm", seconds=5.0, seed=12),
+    )
 
 
 @pytest.fixture()

@@ -34,8 +34,11 @@ def _env() -> dict:
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("reindex-media")
-    return [write_video(d / "kitchen.mp4", seconds=3.0, seed=21), write_video(d / "garden.mp4", seconds=4.0, seed=22),
-            write_video(d / "late.mp4", seconds=2.0, seed=23)]
+    return [
+        write_video(d / "kitchen.mp4", seconds=3.0, seed=21),
+        write_video(d / "garden.mp4", seconds=4.0, seed=22),
+        write_video(d / "late.mp4", seconds=2.0, seed=23),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +61,25 @@ def library(tmp_path, videos, tiny_encoder):
     return lib
 
 
-def test_reindex_switches_every_video_and_the_settings_at_once(library, videos, tiny_encoder, other_encoder,
-                                                               tmp_path):
+def test_reindex_switches_every_video_and_the_settings_at_once(library, videos, tiny_encoder, other_encoder, tmp_path):
     before = {r.id: r for r in library.videos()}
     calls = []
     report = library.reindex(other_encoder, progress=lambda d, t: calls.append((d, t)))
     assert (report.videos, report.damaged, report.old_key, report.new_key) == (
-        2, [], tiny_encoder.key, other_encoder.key)
+        2,
+        [],
+        tiny_encoder.key,
+        other_encoder.key,
+    )
     total = sum(r.num_rows for r in before.values())
     assert calls[-1] == (total, total) and report.frames == total
     s = library.settings
     assert (s.encoder_key, s.encoder_model, s.encoder_pretrained, s.dim) == (
-        other_encoder.key, "egorecall-tiny", other_encoder.spec.pretrained, 64)
+        other_encoder.key,
+        "egorecall-tiny",
+        other_encoder.spec.pretrained,
+        64,
+    )
     assert s.feature_store and (library.root / "encoders" / s.feature_store / "features").is_dir()
     assert library.encoder_spec == other_encoder.spec
     # The features are exactly what indexing afresh with the new encoder gives.
@@ -176,9 +186,25 @@ def test_cli_reindex_and_a_killed_reindex_leaves_the_old_library_usable(tmp_path
     rec = lib.add(long_video, tiny_encoder)
     query = lib.features(rec.id)[[100]].astype(np.float32)
     before = lib.search(query, k=3)
-    run_and_kill_midway([sys.executable, "-m", "app", "-v", "library", "reindex", "--library", str(root),
-                         "--model", "egorecall-small", "--pretrained", "none"], cwd=ROOT, env=_env(),
-                        progress=rf"{rec.id}\.mp4: (\d+)/(\d+) frames")
+    run_and_kill_midway(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "-v",
+            "library",
+            "reindex",
+            "--library",
+            str(root),
+            "--model",
+            "egorecall-small",
+            "--pretrained",
+            "none",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        progress=rf"{rec.id}\.mp4: (\d+)/(\d+) frames",
+    )
 
     report = Library.open(root, repair=False).check()
     assert any("leftover encoder store" in p for p in report.problems), report.problems
@@ -188,11 +214,25 @@ def test_cli_reindex_and_a_killed_reindex_leaves_the_old_library_usable(tmp_path
     lib = Library.open(root)  # the dead store is cleaned up on open
     assert lib.check().ok and not list((root / "encoders").iterdir())
 
-    assert main(["library", "reindex", "--library", str(root), "--model", "egorecall-tiny", "--pretrained",
-                 "none"]) == 0
+    assert (
+        main(["library", "reindex", "--library", str(root), "--model", "egorecall-tiny", "--pretrained", "none"]) == 0
+    )
     assert "already uses" in capsys.readouterr().out
-    assert main(["library", "reindex", "--library", str(tmp_path / "nothing"), "--model", "egorecall-tiny",
-                 "--pretrained", "none"]) == 1
+    assert (
+        main(
+            [
+                "library",
+                "reindex",
+                "--library",
+                str(tmp_path / "nothing"),
+                "--model",
+                "egorecall-tiny",
+                "--pretrained",
+                "none",
+            ]
+        )
+        == 1
+    )
     assert "there is no EgoRecall library" in capsys.readouterr().err
 
 

@@ -6,12 +6,18 @@ import json
 
 import pytest
 import torch
-
 from localizer_fixtures import TINY_CONFIGS, marked_moments, one_thread, random_batch
+
 from models.grid import TimeGrid
 from models.localizer import MASK_VALUE, SpanTargets, answer_bins, highlight_labels
-from models.registry import (InvalidLocalizerConfig, UnknownLocalizer, build_localizer, config_from_dict,
-                             config_to_dict, localizer_names)
+from models.registry import (
+    InvalidLocalizerConfig,
+    UnknownLocalizer,
+    build_localizer,
+    config_from_dict,
+    config_to_dict,
+    localizer_names,
+)
 
 NAMES = ["vslnet", "reler"]
 
@@ -54,8 +60,9 @@ def test_padding_gets_masked_and_changes_nothing(name):
     ps, _ = model.span_probabilities(out)
     assert (ps[1, 14:] == 0).all()
     # Clip 1 alone, unpadded, with garbage where the padding was: same outputs for its real bins.
-    alone = model(video[1:2, :14], video_mask[1:2, :14], query[1:2], query_mask[1:2],
-                  None if aux is None else aux[1:2, :14])
+    alone = model(
+        video[1:2, :14], video_mask[1:2, :14], query[1:2], query_mask[1:2], None if aux is None else aux[1:2, :14]
+    )
     assert torch.allclose(alone.start_logits[0], out.start_logits[1, :14], atol=1e-5)
     assert torch.allclose(alone.end_logits[0], out.end_logits[1, :14], atol=1e-5)
     garbage = video.clone()
@@ -74,8 +81,13 @@ def test_a_shared_clip_answers_every_query_like_separate_clips(name):
     video, video_mask, query, query_mask, aux = random_batch(name)
     one = model.encode_video(video[:1], video_mask[:1], None if aux is None else aux[:1])
     shared = model.fuse(one, query, query_mask)
-    separate = model(video[:1].expand(3, -1, -1), video_mask[:1].expand(3, -1), query, query_mask,
-                     None if aux is None else aux[:1].expand(3, -1, -1))
+    separate = model(
+        video[:1].expand(3, -1, -1),
+        video_mask[:1].expand(3, -1),
+        query,
+        query_mask,
+        None if aux is None else aux[:1].expand(3, -1, -1),
+    )
     assert shared.start_logits.shape == (3, 20)
     assert torch.allclose(shared.start_logits, separate.start_logits, atol=1e-5)
     assert torch.allclose(shared.end_logits, separate.end_logits, atol=1e-5)
@@ -158,7 +170,12 @@ def test_defaults_match_the_reference_sizes():
     assert vsl.highlight_loss_weight == 5.0 and vsl.max_positions == 1024
     rel = config_from_dict("reler")
     assert (rel.dim, rel.num_co_layers, rel.train_scales) == (256, 3, (2, 3, 4, 5, 6))
-    assert (rel.highlight_loss_weight, rel.saliency_margin, rel.contrastive_dim, rel.temperature) == (20.0, 0.2, 64, 0.07)
+    assert (rel.highlight_loss_weight, rel.saliency_margin, rel.contrastive_dim, rel.temperature) == (
+        20.0,
+        0.2,
+        64,
+        0.07,
+    )
 
 
 def test_inputs_are_checked():

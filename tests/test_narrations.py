@@ -12,24 +12,47 @@ NARRATION_JSON = {
     "vid-a": {
         "narration_pass_1": {
             "narrations": [
-                {"timestamp_sec": 1.5, "timestamp_frame": 45, "narration_text": "#C C opens the fridge",
-                 "annotation_uid": "u1"},
-                {"timestamp_sec": 3.0, "timestamp_frame": 90, "narration_text": "#C C picks a cup",
-                 "annotation_uid": "u1"},
+                {
+                    "timestamp_sec": 1.5,
+                    "timestamp_frame": 45,
+                    "narration_text": "#C C opens the fridge",
+                    "annotation_uid": "u1",
+                },
+                {
+                    "timestamp_sec": 3.0,
+                    "timestamp_frame": 90,
+                    "narration_text": "#C C picks a cup",
+                    "annotation_uid": "u1",
+                },
                 {"timestamp_frame": 99, "narration_text": "#C C has no time", "annotation_uid": "u1"},
             ],
             "summaries": [{"start_sec": 0, "end_sec": 10, "summary_text": "#Summary C cooks"}],
         },
         "narration_pass_2": {
-            "narrations": [{"timestamp_sec": 2.0, "timestamp_frame": 60,
-                            "narration_text": "#C C opens a door", "annotation_uid": "u2"}],
+            "narrations": [
+                {
+                    "timestamp_sec": 2.0,
+                    "timestamp_frame": 60,
+                    "narration_text": "#C C opens a door",
+                    "annotation_uid": "u2",
+                }
+            ],
             "summaries": [],
         },
         "status": "complete",
     },
-    "vid-b": {"narration_pass_1": {"narrations": [
-        {"timestamp_sec": 7.25, "timestamp_frame": 217, "narration_text": "#O man X waves",
-         "annotation_uid": "u3"}]}},  # only one pass
+    "vid-b": {
+        "narration_pass_1": {
+            "narrations": [
+                {
+                    "timestamp_sec": 7.25,
+                    "timestamp_frame": 217,
+                    "narration_text": "#O man X waves",
+                    "annotation_uid": "u3",
+                }
+            ]
+        }
+    },  # only one pass
     "vid-redacted": {"status": "redacted"},
 }
 
@@ -60,8 +83,10 @@ def test_narration_json_of_the_wrong_shape_is_refused(tmp_path):
         load_narrations(bad)
 
 
-EGOCLIP_HEADER = ("\tclip_idx\tvideo_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\t"
-                  "clip_start\tclip_end\tclip_text\ttag_verb\ttag_noun")
+EGOCLIP_HEADER = (
+    "\tclip_idx\tvideo_uid\tvideo_dur\tnarration_source\tnarration_ind\tnarration_time\t"
+    "clip_start\tclip_end\tclip_text\ttag_verb\ttag_noun"
+)
 
 
 def _egoclip_rows():
@@ -90,11 +115,15 @@ def test_egoclip_table_with_index_column_quotes_and_bad_rows(tmp_path):
 
 def test_egoclip_columns_are_found_by_name_in_any_order_and_with_commas(tmp_path):
     path = tmp_path / "egoclip_subset.csv"
-    path.write_text("\ufeffclip_text,clip_end,video_uid,clip_start\n"
-                    '"#C C cuts, slowly",12.5,vid-z,11.0\n')
+    path.write_text('\ufeffclip_text,clip_end,video_uid,clip_start\n"#C C cuts, slowly",12.5,vid-z,11.0\n')
     (n,) = read_egoclip(path).narrations
-    assert (n.video_uid, n.text, n.window, n.time, n.source) == ("vid-z", "#C C cuts, slowly", (11.0, 12.5),
-                                                                 11.75, "egoclip")
+    assert (n.video_uid, n.text, n.window, n.time, n.source) == (
+        "vid-z",
+        "#C C cuts, slowly",
+        (11.0, 12.5),
+        11.75,
+        "egoclip",
+    )
 
 
 def test_tables_without_the_needed_columns_are_refused(tmp_path):

@@ -32,8 +32,9 @@ def run_app(*args: str) -> subprocess.CompletedProcess:
 
 
 def run_python_m_app(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -58,8 +59,18 @@ def test_evaluate_json_is_one_object_with_the_metrics(files):
     proc = run_python_m_app("evaluate", "--annotations", ann, "--predictions", pred, "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    for key in ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "mean_R1", "mean_R5", "num_queries", "per_template",
-                "mIoU", "num_predicted"):
+    for key in (
+        "R1@0.3",
+        "R5@0.3",
+        "R1@0.5",
+        "R5@0.5",
+        "mean_R1",
+        "mean_R5",
+        "num_queries",
+        "per_template",
+        "mIoU",
+        "num_predicted",
+    ):
         assert key in out
     assert out["num_queries"] == len(gt_windows(data)) == 48
     assert out["num_predicted"] == len(json.loads(Path(pred).read_text())["results"]) < 48
@@ -75,26 +86,31 @@ def test_evaluate_table_is_readable(files):
     assert "48 with ground truth" in proc.stdout
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ("{oops", "not valid JSON"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[3, 1]]}]}',
-     "after it ends"),
-    ('{"results": [{"clip_uid": "nope", "annotation_uid": "a", "query_idx": 0,'
-     ' "predicted_times": [[1, 3]]}]}', "does not contain"),
-])
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        ("{oops", "not valid JSON"),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[3, 1]]}]}',
+            "after it ends",
+        ),
+        (
+            '{"results": [{"clip_uid": "nope", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, 3]]}]}',
+            "does not contain",
+        ),
+    ],
+)
 def test_evaluate_bad_predictions_give_one_line_errors(files, tmp_path, content, fragment):
     _, ann, _ = files
     bad = tmp_path / "bad.json"
     bad.write_text(content)
-    _assert_one_line_error(run_app("evaluate", "--annotations", ann, "--predictions", bad),
-                           fragment, str(bad))
+    _assert_one_line_error(run_app("evaluate", "--annotations", ann, "--predictions", bad), fragment, str(bad))
 
 
 def test_evaluate_bad_or_missing_annotations(files, tmp_path):
     _, _, pred = files
     missing = tmp_path / "nope.json"
-    _assert_one_line_error(run_app("evaluate", "--annotations", missing, "--predictions", pred),
-                           "does not exist")
+    _assert_one_line_error(run_app("evaluate", "--annotations", missing, "--predictions", pred), "does not exist")
     bad = write(tmp_path / "ann.json", {"videos": "many"})
     _assert_one_line_error(run_app("evaluate", "--annotations", bad, "--predictions", pred), "videos")
 
@@ -104,11 +120,13 @@ def test_naq_command_writes_a_file_and_reports(tmp_path):
     ann = write(tmp_path / "nlq_train.json", data)
     clip = data["videos"][0]["clips"][0]
     vid, vs = data["videos"][0]["video_uid"], clip["video_start_sec"]
-    rows = ["video_uid\tnarration_source\tnarration_time\tclip_start\tclip_end\tclip_text",
-            f"{vid}\tnarration_pass_1\t{vs + 10}\t{vs + 9.5}\t{vs + 10.5}\t#C C picks a cup",
-            f"{vid}\tnarration_pass_1\t{vs + 10}\t{vs - 1}\t{vs + 1}\t#C C crosses the start",
-            f"unknown\tnarration_pass_1\t5\t4.5\t5.5\t#C C elsewhere",
-            f"{vid}\tnarration_pass_1\t{vs + 20}\t{vs + 19.5}\t{vs + 20.5}\t#unsure"]
+    rows = [
+        "video_uid\tnarration_source\tnarration_time\tclip_start\tclip_end\tclip_text",
+        f"{vid}\tnarration_pass_1\t{vs + 10}\t{vs + 9.5}\t{vs + 10.5}\t#C C picks a cup",
+        f"{vid}\tnarration_pass_1\t{vs + 10}\t{vs - 1}\t{vs + 1}\t#C C crosses the start",
+        "unknown\tnarration_pass_1\t5\t4.5\t5.5\t#C C elsewhere",
+        f"{vid}\tnarration_pass_1\t{vs + 20}\t{vs + 19.5}\t{vs + 20.5}\t#unsure",
+    ]
     narr = tmp_path / "egoclip.csv"
     narr.write_text("\n".join(rows) + "\n")
     out = tmp_path / "naq.json"
@@ -120,8 +138,13 @@ def test_naq_command_writes_a_file_and_reports(tmp_path):
     assert report["dropped"]["video not in any training clip"] == 1
     assert report["dropped"]["empty text after normalisation"] == 1
     written = json.loads(out.read_text())
-    naq_ann = [a for v in written["videos"] for c in v["clips"] for a in c["annotations"]
-               if a["annotation_uid"].startswith("naq-")]
+    naq_ann = [
+        a
+        for v in written["videos"]
+        for c in v["clips"]
+        for a in c["annotations"]
+        if a["annotation_uid"].startswith("naq-")
+    ]
     assert len(naq_ann) == 1 and naq_ann[0]["language_queries"][0]["query"] == "picks a cup"
     text = run_app("naq", "--annotations", ann, "--narrations", narr, "--out", out, "--nlq-fraction", "0")
     assert text.returncode == 0 and "kept: 1" in text.stdout and "NLQ queries kept: 0" in text.stdout
@@ -131,14 +154,18 @@ def test_naq_command_bad_inputs_give_one_line_errors(tmp_path):
     ann = write(tmp_path / "nlq_train.json", make_nlq(seed=3))
     junk = tmp_path / "junk.tsv"
     junk.write_text("a\tb\n1\t2\n")
-    _assert_one_line_error(run_app("naq", "--annotations", ann, "--narrations", junk, "--out",
-                                   tmp_path / "o.json"), "clip_text")
-    _assert_one_line_error(run_app("naq", "--annotations", ann, "--narrations", junk, "--out",
-                                   tmp_path / "o.json", "--nlq-fraction", "2"), "--nlq-fraction")
+    _assert_one_line_error(
+        run_app("naq", "--annotations", ann, "--narrations", junk, "--out", tmp_path / "o.json"), "clip_text"
+    )
+    _assert_one_line_error(
+        run_app("naq", "--annotations", ann, "--narrations", junk, "--out", tmp_path / "o.json", "--nlq-fraction", "2"),
+        "--nlq-fraction",
+    )
     assert not (tmp_path / "o.json").exists()
     narr = tmp_path / "narration.json"
     narr.write_text("{}")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    _assert_one_line_error(run_app("naq", "--annotations", ann, "--narrations", narr, "--out",
-                                   blocker / "o.json"), "Cannot write")
+    _assert_one_line_error(
+        run_app("naq", "--annotations", ann, "--narrations", narr, "--out", blocker / "o.json"), "Cannot write"
+    )

@@ -7,13 +7,24 @@ import json
 import pytest
 from nlq_samples import make_nlq, write
 
-from training.nlq import (EMPTY_WINDOW_S, NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder,
-                          few_shot_clips, few_shot_subset, load_nlq, parse_nlq, read_clips)
+from training.nlq import (
+    EMPTY_WINDOW_S,
+    NARRATION_TEMPLATE,
+    AnnotationFileError,
+    NLQFileBuilder,
+    few_shot_clips,
+    few_shot_subset,
+    load_nlq,
+    parse_nlq,
+    read_clips,
+)
 
 
 def test_v2_file_reads_into_clips_and_queries(tmp_path):
-    path = write(tmp_path / "nlq_val.json", make_nlq(seed=0, version="v2", videos=3, clips_per_video=2,
-                                                     annotations_per_clip=2, queries_per_annotation=4))
+    path = write(
+        tmp_path / "nlq_val.json",
+        make_nlq(seed=0, version="v2", videos=3, clips_per_video=2, annotations_per_clip=2, queries_per_annotation=4),
+    )
     ds = load_nlq(path)
     assert ds.version == "v2" and ds.source == str(path)
     assert len(ds.clips) == 6 and len(ds) == 48
@@ -96,8 +107,7 @@ def test_builder_writes_a_file_the_reader_reads_back_exactly(tmp_path):
     b = NLQFileBuilder(version="v2", description="synthetic world")
     b.add_clip("clipA", "video1", 10.0, 70.0, split="train", source="synth")
     b.add_clip("clipB", "video1", 80.0, 140.0)
-    k0 = b.add_query("clipA", "where did I put the red ball?", 3.0, 7.5,
-                     template="Objects: Where did I put X?")
+    k0 = b.add_query("clipA", "where did I put the red ball?", 3.0, 7.5, template="Objects: Where did I put X?")
     k1 = b.add_query("clipA", "what did I pick up?", 20.0, 22.0, annotation_uid="other")
     k2 = b.add_query("clipA", "where is the cup?", 30.0, 31.0)
     k3 = b.add_query("clipB", "narrated", 1.0, 2.0, template=NARRATION_TEMPLATE)
@@ -121,39 +131,74 @@ def test_builder_writes_a_file_the_reader_reads_back_exactly(tmp_path):
 
 
 def test_read_clips_accepts_vq_and_moments_style_files(tmp_path):
-    vq = {"version": "v2", "videos": [{"video_uid": "v", "split": "train", "clips": [
-        {"clip_uid": "c1", "video_start_sec": 5.0, "video_end_sec": 485.0,
-         "annotations": [{"query_sets": {"1": {"object_title": "cup"}}}]}]}]}
+    vq = {
+        "version": "v2",
+        "videos": [
+            {
+                "video_uid": "v",
+                "split": "train",
+                "clips": [
+                    {
+                        "clip_uid": "c1",
+                        "video_start_sec": 5.0,
+                        "video_end_sec": 485.0,
+                        "annotations": [{"query_sets": {"1": {"object_title": "cup"}}}],
+                    }
+                ],
+            }
+        ],
+    }
     clips = read_clips(write(tmp_path / "vq_train.json", vq))
     assert clips["c1"].duration == 480.0 and clips["c1"].video_uid == "v"
     with pytest.raises(AnnotationFileError, match="language_queries.*is this an NLQ file"):
         load_nlq(tmp_path / "vq_train.json")
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{bad json", r"not valid JSON \(line 1"),
-    ("[1, 2]", "top level should be an object"),
-    ('{"version": "v2"}', "should have a list named 'videos' but has nothing"),
-    ('{"videos": [{"clips": []}]}', r"videos\[0\] has no 'video_uid'"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"video_start_sec": 0, "video_end_sec": 1}]}]}',
-     r"videos\[0\].clips\[0\] has no 'clip_uid'"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c"}]}]}', "neither video_start_sec"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": "0",'
-     ' "video_end_sec": 1}]}]}', "video_start_sec = '0', which is not a finite number"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 9,'
-     ' "video_end_sec": 1}]}]}', "before it starts"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
-     ' "annotations": [{"annotation_uid": "a", "language_queries": [{"query": "q", "clip_start_sec": 1,'
-     ' "clip_end_sec": null}]}]}]}]}', "clip_end_sec = None"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
-     ' "annotations": [{"annotation_uid": "a", "language_queries": []}, {"annotation_uid": "a",'
-     ' "language_queries": []}]}]}]}', "repeats annotation a"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
-     ' "annotations": []}, {"clip_uid": "c", "video_start_sec": 5, "video_end_sec": 9,'
-     ' "annotations": []}]}]}', "repeats clip c"),
-    ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0,'
-     ' "video_end_sec": 9}]}]}', "should have a list named 'annotations'"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{bad json", r"not valid JSON \(line 1"),
+        ("[1, 2]", "top level should be an object"),
+        ('{"version": "v2"}', "should have a list named 'videos' but has nothing"),
+        ('{"videos": [{"clips": []}]}', r"videos\[0\] has no 'video_uid'"),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"video_start_sec": 0, "video_end_sec": 1}]}]}',
+            r"videos\[0\].clips\[0\] has no 'clip_uid'",
+        ),
+        ('{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c"}]}]}', "neither video_start_sec"),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": "0",'
+            ' "video_end_sec": 1}]}]}',
+            "video_start_sec = '0', which is not a finite number",
+        ),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 9, "video_end_sec": 1}]}]}',
+            "before it starts",
+        ),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
+            ' "annotations": [{"annotation_uid": "a", "language_queries": [{"query": "q", "clip_start_sec": 1,'
+            ' "clip_end_sec": null}]}]}]}]}',
+            "clip_end_sec = None",
+        ),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
+            ' "annotations": [{"annotation_uid": "a", "language_queries": []}, {"annotation_uid": "a",'
+            ' "language_queries": []}]}]}]}',
+            "repeats annotation a",
+        ),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9,'
+            ' "annotations": []}, {"clip_uid": "c", "video_start_sec": 5, "video_end_sec": 9,'
+            ' "annotations": []}]}]}',
+            "repeats clip c",
+        ),
+        (
+            '{"videos": [{"video_uid": "v", "clips": [{"clip_uid": "c", "video_start_sec": 0, "video_end_sec": 9}]}]}',
+            "should have a list named 'annotations'",
+        ),
+    ],
+)
 def test_malformed_annotation_files_name_the_file_and_the_problem(tmp_path, content, match):
     path = tmp_path / "nlq_bad.json"
     path.write_text(content)
@@ -172,8 +217,15 @@ def test_missing_and_folder_paths(tmp_path):
 def test_a_clip_listed_twice_with_the_same_range_merges_its_annotations():
     data = make_nlq(seed=4, videos=1, clips_per_video=1)
     clip = data["videos"][0]["clips"][0]
-    twin = {**clip, "annotations": [{"annotation_uid": "extra", "language_queries": [
-        {"query": "again?", "clip_start_sec": 1.0, "clip_end_sec": 2.0, "template": None}]}]}
+    twin = {
+        **clip,
+        "annotations": [
+            {
+                "annotation_uid": "extra",
+                "language_queries": [{"query": "again?", "clip_start_sec": 1.0, "clip_end_sec": 2.0, "template": None}],
+            }
+        ],
+    }
     data["videos"][0]["clips"].append(twin)
     ds = parse_nlq(data)
     assert len(ds.clips) == 1 and ds.query((clip["clip_uid"], "extra", 0)).text == "again?"

@@ -9,11 +9,24 @@ import numpy as np
 import pytest
 from nlq_samples import gt_windows, make_nlq, make_predictions, write
 
-from training.metrics import (METRIC_NAMES, NO_TEMPLATE, EvaluationError, evaluate, score_windows,
-                              temporal_iou_array, windows_array)
+from training.metrics import (
+    METRIC_NAMES,
+    NO_TEMPLATE,
+    EvaluationError,
+    evaluate,
+    score_windows,
+    temporal_iou_array,
+    windows_array,
+)
 from training.nlq import NLQFileBuilder, parse_nlq
-from training.submission import (Prediction, SubmissionError, load_submission, parse_submission,
-                                 submission_dict, write_submission)
+from training.submission import (
+    Prediction,
+    SubmissionError,
+    load_submission,
+    parse_submission,
+    submission_dict,
+    write_submission,
+)
 
 
 # ------------------------------------------------------------------------------------------ the oracle
@@ -82,8 +95,7 @@ def test_integer_grid_ties_fall_on_the_same_side_as_the_official_algorithm():
             ps = int(rng.integers(0, 30))
             wins.append([ps, ps + int(rng.integers(1, 21))])
             ties += temporal_iou_array(np.array(wins[-1], float), np.array([gs, ge], float)) in (0.3, 0.5)
-        preds.append({"clip_uid": key[0], "annotation_uid": key[1], "query_idx": key[2],
-                      "predicted_times": wins})
+        preds.append({"clip_uid": key[0], "annotation_uid": key[1], "query_idx": key[2], "predicted_times": wins})
     assert ties > 20
     data = b.to_dict()
     sub = {"version": "1.0", "challenge": "ego4d_nlq_challenge", "results": preds}
@@ -173,8 +185,11 @@ def test_per_template_names_null_and_divides_by_that_templates_queries():
     k2 = b.add_query("c", "b", 20, 30, template="Objects: Where did I put X?")
     k3 = b.add_query("c", "c", 40, 50, template=None)
     b.add_query("c", "d", 60, 70, template=None)  # no prediction: a miss for its template
-    preds = [Prediction.for_query(k1, [(0, 10)]), Prediction.for_query(k2, [(80, 90)]),
-             Prediction.for_query(k3, [(40, 49)])]
+    preds = [
+        Prediction.for_query(k1, [(0, 10)]),
+        Prediction.for_query(k2, [(80, 90)]),
+        Prediction.for_query(k3, [(40, 49)]),
+    ]
     scores = evaluate(parse_nlq(b.to_dict()), preds)
     per = scores.per_template
     assert set(per) == {"Objects: Where did I put X?", NO_TEMPLATE}
@@ -190,8 +205,10 @@ def test_mean_recalls_and_miou():
     b.add_clip("c", "v", 0, 100)
     k1 = b.add_query("c", "a", 0, 10)
     k2 = b.add_query("c", "b", 20, 30)
-    preds = [Prediction.for_query(k1, [(0, 4), (0, 10)]),  # rank 1 IoU 0.4, rank 2 exact
-             Prediction.for_query(k2, [(20, 30)])]
+    preds = [
+        Prediction.for_query(k1, [(0, 4), (0, 10)]),  # rank 1 IoU 0.4, rank 2 exact
+        Prediction.for_query(k2, [(20, 30)]),
+    ]
     s = evaluate(parse_nlq(b.to_dict()), preds)
     assert s.recall == {"R1@0.3": 100, "R5@0.3": 100, "R1@0.5": 50, "R5@0.5": 100}
     assert s.mean_r1 == 75 and s.mean_r5 == 100
@@ -222,8 +239,10 @@ def test_predictions_for_unknown_queries_are_an_error_and_textless_ones_ignored(
     textless = Prediction(first_clip["clip_uid"], ann["annotation_uid"], 1, ((0.0, 1.0),))
     scores = evaluate(ds, [ok, textless])
     assert scores.num_ignored == 1 and scores.num_predicted == 1
-    for bad in (Prediction("nope", ann["annotation_uid"], 0, ()),
-                Prediction(first_clip["clip_uid"], ann["annotation_uid"], 99, ())):
+    for bad in (
+        Prediction("nope", ann["annotation_uid"], 0, ()),
+        Prediction(first_clip["clip_uid"], ann["annotation_uid"], 99, ()),
+    ):
         with pytest.raises(SubmissionError, match="does not contain"):
             evaluate(ds, [ok, bad])
 
@@ -236,29 +255,46 @@ def test_unannotated_files_cannot_be_evaluated():
         evaluate(parse_nlq(b.to_dict(with_answers=False), "test.json"), [])
 
 
-@pytest.mark.parametrize("content,match", [
-    ("{not json", "not valid JSON"),
-    ("[]", "top level should be an object"),
-    ('{"version": "1.0"}', "no 'results' list"),
-    ('{"challenge": "ego4d_vq2d_challenge", "results": []}', "'challenge' is"),
-    ('{"results": [3]}', r"results\[0\] should be an object"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": "0", "predicted_times": []}]}',
-     "query_idx"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": -1, "predicted_times": []}]}',
-     "query_idx"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0}]}', "predicted_times"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1]]}]}',
-     r"\[start, end\] pair"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, "x"]]}]}',
-     "not a finite number"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, NaN]]}]}',
-     "not a finite number"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0,'
-     ' "predicted_times": [[true, 2]]}]}', "not a finite number"),
-    ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[5, 2]]}]}',
-     "after it ends"),
-    ('{"results": [{"annotation_uid": "a", "query_idx": 0, "predicted_times": []}]}', "clip_uid"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "top level should be an object"),
+        ('{"version": "1.0"}', "no 'results' list"),
+        ('{"challenge": "ego4d_vq2d_challenge", "results": []}', "'challenge' is"),
+        ('{"results": [3]}', r"results\[0\] should be an object"),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": "0", "predicted_times": []}]}',
+            "query_idx",
+        ),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": -1, "predicted_times": []}]}',
+            "query_idx",
+        ),
+        ('{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0}]}', "predicted_times"),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1]]}]}',
+            r"\[start, end\] pair",
+        ),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, "x"]]}]}',
+            "not a finite number",
+        ),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[1, NaN]]}]}',
+            "not a finite number",
+        ),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[true, 2]]}]}',
+            "not a finite number",
+        ),
+        (
+            '{"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 0, "predicted_times": [[5, 2]]}]}',
+            "after it ends",
+        ),
+        ('{"results": [{"annotation_uid": "a", "query_idx": 0, "predicted_times": []}]}', "clip_uid"),
+    ],
+)
 def test_bad_submissions_give_one_clear_error_naming_the_file(tmp_path, content, match):
     path = tmp_path / "pred.json"
     path.write_text(content)
@@ -273,8 +309,7 @@ def test_missing_submission_file(tmp_path):
 
 
 def test_submission_round_trip_keeps_five_windows_best_first(tmp_path):
-    preds = [Prediction("c", "a", 0, tuple((float(i), float(i) + 1) for i in range(7))),
-             Prediction("c", "a", 1, ())]
+    preds = [Prediction("c", "a", 0, tuple((float(i), float(i) + 1) for i in range(7))), Prediction("c", "a", 1, ())]
     path = write_submission(tmp_path / "out.json", preds)
     raw = json.loads(path.read_text())
     assert raw["version"] == "1.0" and raw["challenge"] == "ego4d_nlq_challenge"
@@ -283,8 +318,12 @@ def test_submission_round_trip_keeps_five_windows_best_first(tmp_path):
     assert back[0].windows == tuple((float(i), float(i) + 1) for i in range(5))
     assert submission_dict(preds, max_windows=7)["results"][0]["predicted_times"][6] == [6.0, 7.0]
     # A float query_idx such as 3.0 (some writers produce it) reads as 3.
-    assert parse_submission({"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 3.0,
-                                          "predicted_times": []}]})[0].query_idx == 3
+    assert (
+        parse_submission(
+            {"results": [{"clip_uid": "c", "annotation_uid": "a", "query_idx": 3.0, "predicted_times": []}]}
+        )[0].query_idx
+        == 3
+    )
 
 
 def test_fast_path_equals_file_path_and_handles_thousands():
@@ -293,8 +332,7 @@ def test_fast_path_equals_file_path_and_handles_thousands():
     ds = parse_nlq(data)
     queries = ds.evaluation_queries()
     assert len(queries) == 5000
-    by_key = {(r["clip_uid"], r["annotation_uid"], r["query_idx"]): r["predicted_times"]
-              for r in sub["results"]}
+    by_key = {(r["clip_uid"], r["annotation_uid"], r["query_idx"]): r["predicted_times"] for r in sub["results"]}
     pred = windows_array([by_key.get(q.key) for q in queries])
     gt = np.array([(q.start, q.end) for q in queries])
     fast = score_windows(pred, gt, [q.template for q in queries]).to_dict()
@@ -305,6 +343,7 @@ def test_fast_path_equals_file_path_and_handles_thousands():
 
 def test_windows_array_accepts_window_objects_and_pads_with_nan():
     from models.windows import Window
+
     arr = windows_array([[Window(1, 2, 0.9)], None, [(3, 4)] * 7], k=5)
     assert arr.shape == (3, 5, 2)
     assert arr[0, 0].tolist() == [1, 2] and np.isnan(arr[0, 1]).all() and np.isnan(arr[1]).all()

@@ -36,13 +36,24 @@ def world(tmp_path_factory) -> Path:
 
 
 def _args(world: Path, out: Path, cache: Path, *extra) -> list[str]:
-    return ["--videos-dir", str(world / "videos"), "--narrations", str(world / "narration.json"), "--out", str(out),
-            "--cache-dir", str(cache), *TINY, *map(str, extra)]
+    return [
+        "--videos-dir",
+        str(world / "videos"),
+        "--narrations",
+        str(world / "narration.json"),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *TINY,
+        *map(str, extra),
+    ]
 
 
 def _app(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=_env(), text=True,
-                          capture_output=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], cwd=ROOT, env=_env(), text=True, capture_output=True, timeout=300, **kw
+    )
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
@@ -51,8 +62,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, tmp_path, capsys):
     cache = tmp_path / "frames"
-    common = ["--steps", 60, "--batch-size", 8, "--save-every", 5, "--eval-every", 20, "--log-every", 5,
-              "--threads", 1]
+    common = ["--steps", 60, "--batch-size", 8, "--save-every", 5, "--eval-every", 20, "--log-every", 5, "--threads", 1]
     full = tmp_path / "full.safetensors"
     done = _app("pretrain", *_args(world, full, cache, *common))
     assert done.returncode == 0, done.stderr
@@ -68,8 +78,13 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, t
     assert not (tmp_path / "full.train" / "state").exists()  # dropped once the weights are written
 
     killed = tmp_path / "killed.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "app", "pretrain", *_args(world, killed, cache, *common)],
-                            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "pretrain", *_args(world, killed, cache, *common)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = tmp_path / "killed.train" / "state"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(state.glob("step-*")) and proc.poll() is None:
@@ -99,9 +114,25 @@ def test_two_processes_with_torchrun_match_one_process_with_their_joint_batch(wo
     one = tmp_path / "one.safetensors"
     assert main(["pretrain", *_args(world, one, cache, *common, "--batch-size", 16)]) == 0
     two = tmp_path / "two.safetensors"
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "app", "pretrain", *_args(world, two, cache, *common, "--batch-size", 8)],
-                         cwd=ROOT, env=_env(), text=True, capture_output=True, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "app",
+            "pretrain",
+            *_args(world, two, cache, *common, "--batch-size", 8),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     sidecar = json.loads(two.with_suffix(".json").read_text())
     assert sidecar["training"]["world_size"] == 2 and sidecar["training"]["global_batch"] == 16
@@ -118,6 +149,7 @@ def _random_tiny(tmp_path: Path) -> Path:
     from models.clip_encoder import ClipEncoder, EncoderSpec
 
     path = tmp_path / "start.safetensors"
-    save_encoder_weights(path, ClipEncoder.load(EncoderSpec("egorecall-tiny", "none"), "cpu").model,
-                         "egorecall-tiny", {})
+    save_encoder_weights(
+        path, ClipEncoder.load(EncoderSpec("egorecall-tiny", "none"), "cpu").model, "egorecall-tiny", {}
+    )
     return path

@@ -60,10 +60,23 @@ def _val_videos(world: Path) -> list[str]:
 def test_pretraining_makes_zero_shot_understand_words(world, tmp_path):
     val = _val_videos(world)
     out = tmp_path / "small-synth.safetensors"
-    result = pretrain(PretrainConfig(
-        videos_dir=world / "videos", narrations=world / "narration.json", out=out, model=MODEL, pretrained="none",
-        cache_dir=tmp_path / "frames", steps=STEPS, batch_size=64, val_videos=tuple(val), seed=SEED,
-        eval_every=STEPS, save_every=STEPS, progress=False))
+    result = pretrain(
+        PretrainConfig(
+            videos_dir=world / "videos",
+            narrations=world / "narration.json",
+            out=out,
+            model=MODEL,
+            pretrained="none",
+            cache_dir=tmp_path / "frames",
+            steps=STEPS,
+            batch_size=64,
+            val_videos=tuple(val),
+            seed=SEED,
+            eval_every=STEPS,
+            save_every=STEPS,
+            progress=False,
+        )
+    )
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["data"]["val_videos"] == len(val) and sidecar["training"]["steps"] == STEPS
 
@@ -81,8 +94,10 @@ def test_pretraining_makes_zero_shot_understand_words(world, tmp_path):
     r_before = retrieval_metrics(before.encode_frames, before.encode_text, held_out)
     r_after = retrieval_metrics(after.encode_frames, after.encode_text, held_out)
     chance = r_after["chance_t2v_R@5"]
-    print(f"\nretrieval t2v R@5: before {r_before['t2v_R@5']:.1f}, after {r_after['t2v_R@5']:.1f} "
-          f"(in training {result.metrics['t2v_R@5']:.1f}), chance {chance:.1f}")
+    print(
+        f"\nretrieval t2v R@5: before {r_before['t2v_R@5']:.1f}, after {r_after['t2v_R@5']:.1f} "
+        f"(in training {result.metrics['t2v_R@5']:.1f}), chance {chance:.1f}"
+    )
     assert r_after["t2v_R@5"] >= max(10 * chance, r_before["t2v_R@5"] + 40.0)
     assert r_after["t2v_R@5"] == pytest.approx(result.metrics["t2v_R@5"], abs=5.0)  # the file is the model
 
@@ -92,8 +107,10 @@ def test_pretraining_makes_zero_shot_understand_words(world, tmp_path):
         library = index_videos(tmp_path / f"lib-{name}", encoder, [files[u] for u in val])
         nlq[name] = zero_shot_scores(library, encoder, world / "nlq_val.json")
     chance_nlq = nlq["after"]["chance"]["R5@0.3"]
-    print(f"zero-shot NLQ R5@0.3 on {nlq['after']['queries']} queries: before {nlq['before']['model']['R5@0.3']:.1f},"
-          f" after {nlq['after']['model']['R5@0.3']:.1f}, chance {chance_nlq:.1f}")
+    print(
+        f"zero-shot NLQ R5@0.3 on {nlq['after']['queries']} queries: before {nlq['before']['model']['R5@0.3']:.1f},"
+        f" after {nlq['after']['model']['R5@0.3']:.1f}, chance {chance_nlq:.1f}"
+    )
     assert nlq["after"]["model"]["R5@0.3"] >= chance_nlq + 15.0
     assert nlq["after"]["model"]["R5@0.3"] >= nlq["before"]["model"]["R5@0.3"] + 15.0
     assert nlq["after"]["model"]["R1@0.3"] >= nlq["after"]["chance"]["R1@0.3"] + 5.0

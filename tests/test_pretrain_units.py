@@ -18,8 +18,17 @@ from indexing.probe import probe
 from models.clip_encoder import ClipEncoder, EncoderSpec, EncoderUnavailable
 from training.narrations import Narration, load_narrations
 from training.pretrain.actions import action_of
-from training.pretrain.data import (FrameCache, KeyVocabulary, Moment, SceneBatchSampler, attach_frames,
-                                    build_moments, cache_videos, split_videos, video_sample_times)
+from training.pretrain.data import (
+    FrameCache,
+    KeyVocabulary,
+    Moment,
+    SceneBatchSampler,
+    attach_frames,
+    build_moments,
+    cache_videos,
+    split_videos,
+    video_sample_times,
+)
 from training.pretrain.evaluate import chance_recall, retrieval_metrics
 from training.pretrain.loss import NO_KEY, EgoNCELoss, positive_mask
 from training.pretrain.state import latest_state, load_state, save_state
@@ -27,17 +36,20 @@ from training.pretrain.trainer import lr_at
 
 
 # ------------------------------------------------------------------------------------------------ actions
-@pytest.mark.parametrize("text, verb, noun", [
-    ("picks up the wallet from the bed", "pick", "wallet"),
-    ("takes the glasses out of the basket", "take", "glasses"),
-    ("looks at the phone on the bed", "look", "phone"),
-    ("walks into the hallway holding the apple", "walk", "hallway"),
-    ("man opens the door", "open", "door"),
-    ("someone hands me a cup", "hand", "cup"),
-    ("washes the kitchen knife in the sink", "wash", "knife"),
-    ("carries a piece of cloth", "carry", "cloth"),
-    ("stands up", "stand", ""),
-])
+@pytest.mark.parametrize(
+    "text, verb, noun",
+    [
+        ("picks up the wallet from the bed", "pick", "wallet"),
+        ("takes the glasses out of the basket", "take", "glasses"),
+        ("looks at the phone on the bed", "look", "phone"),
+        ("walks into the hallway holding the apple", "walk", "hallway"),
+        ("man opens the door", "open", "door"),
+        ("someone hands me a cup", "hand", "cup"),
+        ("washes the kitchen knife in the sink", "wash", "knife"),
+        ("carries a piece of cloth", "carry", "cloth"),
+        ("stands up", "stand", ""),
+    ],
+)
 def test_verb_and_noun_of_normalised_narrations(text, verb, noun):
     action = action_of(text)
     assert (action.verb, action.noun) == (verb, noun)
@@ -59,8 +71,12 @@ def test_action_aware_positives_share_verb_and_noun():
     # texts 0..3; verbs: put, put, take, put; nouns: mug, mug, mug, keys
     keys = torch.tensor([[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 0, 1]])
     p = positive_mask(keys[:, 0], keys[:, 1], keys[:, 2])
-    assert p.tolist() == [[True, True, False, False], [True, True, False, False],
-                          [False, False, True, False], [False, False, False, True]]
+    assert p.tolist() == [
+        [True, True, False, False],
+        [True, True, False, False],
+        [False, False, True, False],
+        [False, False, False, True],
+    ]
     assert positive_mask(keys[:, 0], keys[:, 1], keys[:, 2], action_aware=False).equal(torch.eye(4, dtype=bool))
     same_text = torch.tensor([[5, NO_KEY, NO_KEY], [5, NO_KEY, NO_KEY]])
     assert positive_mask(same_text[:, 0], same_text[:, 1], same_text[:, 2]).all()  # "walks to the bed" twice
@@ -80,14 +96,19 @@ def test_learning_rate_warms_up_then_decays_to_zero():
 
 # ------------------------------------------------------------------------------------------------ moments
 def test_moments_use_given_windows_tags_or_egovlp_rule_and_clamp_to_the_video():
-    ns = [Narration("a", 0.2, "#C C opens the fridge", "narration_pass_1"),
-          Narration("a", 4.2, "#C C takes the mug out of the fridge", "narration_pass_1"),
-          Narration("a", 8.2, "#unsure", "narration_pass_1"),
-          Narration("b", 3.0, "#C C puts the mug on the table", "egoclip", (2.5, 3.5), (7,), (40, 41)),
-          Narration("zz", 1.0, "#C C sits", "narration_pass_1")]
+    ns = [
+        Narration("a", 0.2, "#C C opens the fridge", "narration_pass_1"),
+        Narration("a", 4.2, "#C C takes the mug out of the fridge", "narration_pass_1"),
+        Narration("a", 8.2, "#unsure", "narration_pass_1"),
+        Narration("b", 3.0, "#C C puts the mug on the table", "egoclip", (2.5, 3.5), (7,), (40, 41)),
+        Narration("zz", 1.0, "#C C sits", "narration_pass_1"),
+    ]
     moments, report = build_moments(ns, {"a": 9.0, "b": 3.2})
-    assert [m.text for m in moments] == ["opens the fridge", "takes the mug out of the fridge",
-                                         "puts the mug on the table"]
+    assert [m.text for m in moments] == [
+        "opens the fridge",
+        "takes the mug out of the fridge",
+        "puts the mug on the table",
+    ]
     # EgoVLP: beta_a = 4.0 s, alpha = 4.0 (one stream with a gap) -> 1 s windows, clamped at 0 and at the end
     assert (moments[0].start, moments[0].end) == (0.0, pytest.approx(0.7))
     assert (moments[1].start, moments[1].end) == (pytest.approx(3.7), pytest.approx(4.7))
@@ -102,9 +123,11 @@ def test_moments_use_given_windows_tags_or_egovlp_rule_and_clamp_to_the_video():
 
 def test_egoclip_tags_are_read(tmp_path):
     path = tmp_path / "egoclip.tsv"
-    path.write_text("video_uid\tnarration_time\tclip_start\tclip_end\tclip_text\ttag_verb\ttag_noun\n"
-                    "v\t1.0\t0.5\t1.5\t#C C cuts the onion\t[93]\t[192, 115]\n"
-                    "v\t2.0\t1.5\t2.5\t#C C waits\t[]\tnone\n")
+    path.write_text(
+        "video_uid\tnarration_time\tclip_start\tclip_end\tclip_text\ttag_verb\ttag_noun\n"
+        "v\t1.0\t0.5\t1.5\t#C C cuts the onion\t[93]\t[192, 115]\n"
+        "v\t2.0\t1.5\t2.5\t#C C waits\t[]\tnone\n"
+    )
     a, b = load_narrations(path).narrations
     assert (a.verb_tags, a.noun_tags) == ((93,), (115, 192)) and (b.verb_tags, b.noun_tags) == ((), ())
 
@@ -157,8 +180,10 @@ def test_grid_decoder_samples_frames_at_given_times(tmp_path):
 
 def test_frame_cache_decodes_once_and_follows_the_moments(tmp_path):
     path = write_video(tmp_path / "vid.mp4", seconds=4.0, fps=10.0, width=80, height=48, seed=5)
-    moments = [Moment("vid", 0.5, 1.5, "opens the door", "open", "door"),
-               Moment("vid", 2.0, 3.0, "closes the door", "close", "door")]
+    moments = [
+        Moment("vid", 0.5, 1.5, "opens the door", "open", "door"),
+        Moment("vid", 2.0, 3.0, "closes the door", "close", "door"),
+    ]
     cache = FrameCache(tmp_path / "cache", 32)
     assert cache.probe_duration("vid", path) == pytest.approx(4.0, abs=0.11)
     frames, failed = cache_videos(cache, {"vid": path}, moments, k=2)
@@ -167,8 +192,10 @@ def test_frame_cache_decodes_once_and_follows_the_moments(tmp_path):
     stamp = npy.stat().st_mtime_ns
     again, _ = cache_videos(cache, {"vid": path}, moments, k=2)
     assert npy.stat().st_mtime_ns == stamp and np.array_equal(again["vid"].frames, frames["vid"].frames)
-    assert FrameCache(tmp_path / "cache", 32).probe_duration("vid", path) == json.loads(
-        (tmp_path / "cache" / "vid-32px.json").read_text())["duration"]  # answered from the cache
+    assert (
+        FrameCache(tmp_path / "cache", 32).probe_duration("vid", path)
+        == json.loads((tmp_path / "cache" / "vid-32px.json").read_text())["duration"]
+    )  # answered from the cache
     ms = attach_frames(moments, again, 2)
     assert ms.frame_index.tolist() == [[0, 1], [2, 3]] and ms.frames(1).shape == (2, 32, 32, 3)
     np.testing.assert_array_equal(video_sample_times(moments, 2), [0.75, 1.25, 2.25, 2.75])
@@ -191,8 +218,11 @@ def test_retrieval_metrics_reward_the_right_moments():
     frames = {"v": VideoFrames("v", pixels, np.arange(4.0))}
     ms = MomentSet(moments, frames, np.arange(4).reshape(4, 1))
     colour = {"red": [1, 0, 0], "green": [0, 1, 0], "blue": [0, 0, 1]}
-    perfect = retrieval_metrics(lambda f: f.reshape(len(f), -1, 3).mean(1).astype(np.float32),
-                                lambda ts: np.array([colour[t] for t in ts], np.float32), ms)
+    perfect = retrieval_metrics(
+        lambda f: f.reshape(len(f), -1, 3).mean(1).astype(np.float32),
+        lambda ts: np.array([colour[t] for t in ts], np.float32),
+        ms,
+    )
     assert perfect["t2v_R@1"] == 100.0 and perfect["v2t_R@1"] == 100.0 and perfect["texts"] == 3
     assert perfect["chance_t2v_R@1"] == pytest.approx(100 * (2 / 4 + 1 / 4 + 1 / 4) / 3)
 
@@ -265,11 +295,13 @@ def test_the_demo_encoder_reads_the_longest_synthetic_narration_and_question_who
     inside = longest([p.name for p in house.places if p.preposition == "in"])
     room = longest([r.name for r in house.rooms])
     slots = max(len(p.slots) for p in house.places)
-    texts = [f"#C C looks at {', '.join('the ' + o for o in objs[:slots - 1])} and the {objs[slots - 1]} on the "
-             f"{place}", f"#C C walks into the {room} holding the {obj}",
-             f"Where were the {obj} before I took the {objs[1]} out of the {inside}?",
-             f"How many things did I put in the {inside}?",
-             "#C C picks up a small plastic container of cooking oil from the lower shelf of the kitchen cabinet"]
+    texts = [
+        f"#C C looks at {', '.join('the ' + o for o in objs[: slots - 1])} and the {objs[slots - 1]} on the {place}",
+        f"#C C walks into the {room} holding the {obj}",
+        f"Where were the {obj} before I took the {objs[1]} out of the {inside}?",
+        f"How many things did I put in the {inside}?",
+        "#C C picks up a small plastic container of cooking oil from the lower shelf of the kitchen cabinet",
+    ]
     for text in texts:
         n = len(tokenizer.encode(normalize_text(text))) + 2  # start and end tokens
         assert n <= ctx, (text, n, ctx)

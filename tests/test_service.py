@@ -13,8 +13,10 @@ from indexing.errors import DamagedVideo, EncoderMismatch
 def test_index_list_remove(tmp_path, h264_video, bad_inputs, tiny_spec):
     service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"), encoder_spec=tiny_spec)
     seen = []
-    results = service.index([h264_video, bad_inputs["truncated"], h264_video],
-                            progress=lambda path, done, total: seen.append((path.name, done, total)))
+    results = service.index(
+        [h264_video, bad_inputs["truncated"], h264_video],
+        progress=lambda path, done, total: seen.append((path.name, done, total)),
+    )
     good, bad, again = results
     assert good.ok and not good.existed and good.record.num_rows == 12
     assert isinstance(bad.error, DamagedVideo) and bad.record is None

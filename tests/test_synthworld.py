@@ -14,17 +14,32 @@ import pytest
 
 from training.synthworld.catalog import DEFAULT_HOUSE
 from training.synthworld.generate import SynthConfig, SynthWorldError, generate_world, plan_world_video
-from training.synthworld.queries import (TEMPLATE_BEFORE_AFTER, TEMPLATE_HOW_MANY, TEMPLATE_PUT,
-                                         TEMPLATE_PUT_IN, TEMPLATE_SEEN, TEMPLATE_STATE, TEMPLATE_WHAT_DID,
-                                         TEMPLATE_WHERE_IS, ClipView, clip_queries, where_did_i_put)
+from training.synthworld.queries import (
+    TEMPLATE_BEFORE_AFTER,
+    TEMPLATE_HOW_MANY,
+    TEMPLATE_PUT,
+    TEMPLATE_PUT_IN,
+    TEMPLATE_SEEN,
+    TEMPLATE_STATE,
+    TEMPLATE_WHAT_DID,
+    TEMPLATE_WHERE_IS,
+    ClipView,
+    clip_queries,
+    where_did_i_put,
+)
 from training.synthworld.script import Event, plan_video, sightings
 
 EGO4D_TEMPLATES = {
-    "Objects: Where is object X before / after event Y?", "Place: Where did I put X?",
+    "Objects: Where is object X before / after event Y?",
+    "Place: Where did I put X?",
     "Objects: Where is object X?",
-    "Objects: What did I put in X?", "Objects: How many X\u2019s? (quantity question)",
-    "Objects: In what location did I see object X ?", "Objects: What X did I Y?", "Objects: What X is Y?",
-    "Objects: State of an object", "Objects: Where is my object X?",
+    "Objects: What did I put in X?",
+    "Objects: How many X\u2019s? (quantity question)",
+    "Objects: In what location did I see object X ?",
+    "Objects: What X did I Y?",
+    "Objects: What X is Y?",
+    "Objects: State of an object",
+    "Objects: Where is my object X?",
 }
 SMALL = dict(n_videos=3, seed=7, duration=40.0, size=64, fps=10.0, val_fraction=0.34)
 
@@ -56,8 +71,9 @@ def test_videos_decode_to_their_recorded_length(world):
         assert len(frames) == v["n_frames"] == round(v["duration"] * v["fps"])
         assert frames[0].shape == (64, 64, 3)
         # A real, moving video: frames a second apart differ, and not just by compression noise.
-        diffs = [np.abs(frames[i].astype(int) - frames[i + 10].astype(int)).mean()
-                 for i in range(0, len(frames) - 10, 10)]
+        diffs = [
+            np.abs(frames[i].astype(int) - frames[i + 10].astype(int)).mean() for i in range(0, len(frames) - 10, 10)
+        ]
         assert np.median(diffs) > 2.0
         assert times[-1] == pytest.approx(v["duration"] - 1 / v["fps"], abs=1e-3)
 
@@ -149,11 +165,18 @@ def test_nlq_files_follow_the_ego4d_schema_and_split_by_video(world):
             for ann in c["annotations"]:
                 assert ann["annotation_uid"]
                 for q in ann["language_queries"]:
-                    assert set(q) >= {"clip_start_sec", "clip_end_sec", "video_start_sec", "video_end_sec",
-                                      "template", "query", "slot_x", "verb_x"}
+                    assert set(q) >= {
+                        "clip_start_sec",
+                        "clip_end_sec",
+                        "video_start_sec",
+                        "video_end_sec",
+                        "template",
+                        "query",
+                        "slot_x",
+                        "verb_x",
+                    }
                     assert q["template"] in EGO4D_TEMPLATES
-    n = sum(len(a["language_queries"])
-            for nlq in (train, val) for _, c in _clips(nlq) for a in c["annotations"])
+    n = sum(len(a["language_queries"]) for nlq in (train, val) for _, c in _clips(nlq) for a in c["annotations"])
     assert n == summary.n_train_queries + summary.n_val_queries
 
 
@@ -230,6 +253,7 @@ def _check_answer(q: dict, clip: dict, events: list[dict]) -> bool:
         obj = re.search(r"the (\w+)", text).group(1)
         inside = [e for e in events if window[0] - 1e-6 <= e["start"] and e["end"] <= window[1] + 1e-6]
         assert inside and all(e["place"] == inside[0]["place"] for e in inside), "one place in view"
+
         def shown(e):
             return obj in [o for _, o in e["contents"]] or (e["kind"] == "put" and e["obj"] == obj)
 
@@ -254,8 +278,7 @@ def test_answers_rederived_from_the_event_log():
         for c in plan.clips:
             clip = {"video_start_sec": c.start, "video_end_sec": c.end}
             for q in c.queries:
-                d = {"query": q.query, "template": q.template, "video_start_sec": q.start,
-                     "video_end_sec": q.end}
+                d = {"query": q.query, "template": q.template, "video_start_sec": q.start, "video_end_sec": q.end}
                 assert _check_answer(d, clip, events)
                 seen_templates.add(q.template)
     assert len(seen_templates) >= 6, seen_templates
@@ -302,8 +325,10 @@ def test_same_seed_same_annotations_different_seed_different(tmp_path, world):
     generate_world(other, **{**SMALL, "seed": 8, "n_videos": 2})
     assert (other / "narration.json").read_bytes() != (out / "narration.json").read_bytes()
     # A video does not depend on how many others are generated with it.
-    assert plan_world_video(1, SynthConfig(seed=7, n_videos=2)).events == \
-        plan_world_video(1, SynthConfig(seed=7, n_videos=9)).events
+    assert (
+        plan_world_video(1, SynthConfig(seed=7, n_videos=2)).events
+        == plan_world_video(1, SynthConfig(seed=7, n_videos=9)).events
+    )
 
 
 def test_scripts_differ_between_seeds_and_videos():
@@ -331,8 +356,28 @@ def test_bad_settings_and_non_empty_folders_are_refused(tmp_path):
 
 def test_cli_writes_a_world_and_reports_it(tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "app", "synth", "--out", str(out), "--videos", "2", "--seed", "4",
-           "--duration", "20", "--duration-jitter", "0", "--size", "48", "--fps", "8", "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app",
+        "synth",
+        "--out",
+        str(out),
+        "--videos",
+        "2",
+        "--seed",
+        "4",
+        "--duration",
+        "20",
+        "--duration-jitter",
+        "0",
+        "--size",
+        "48",
+        "--fps",
+        "8",
+        "--workers",
+        "2",
+    ]
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

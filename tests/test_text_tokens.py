@@ -24,8 +24,11 @@ def test_local_bert_folder(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "did", "i", "put", "the", "keys"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab))
     BertTokenizer(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=64)).save_pretrained(tmp_path)
+    BertModel(
+        BertConfig(
+            vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        )
+    ).save_pretrained(tmp_path)
     enc = load_text_encoder(TextEncoderSpec(kind="hf", model=str(tmp_path)), device="cpu")
     feats, mask = enc.encode(["Where did I put the keys?", "keys"])
     assert feats.shape == (2, mask.shape[1], 32) and mask[0].sum() == 8 and mask[1].sum() == 3

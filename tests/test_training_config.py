@@ -13,10 +13,20 @@ BASE = ["data.train=[train.json]", "data.library=lib", "optim.steps=10"]
 
 def test_file_then_overrides_win_over_defaults(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text("stage: joint\noptim:\n  lr: 1e-3\n  batch_size: 64\ndata:\n  train: [a.json]\n"
-                    "  library: lib\n  nlq_fraction: 0.25\n")
-    config = load_config(path, ["optim.lr=2.5e-4", "data.train=[a.json, b.json]", "optim.steps=100",
-                                "data.crop_fraction=[0.3, 0.9]", "optim.grad_clip=null"])
+    path.write_text(
+        "stage: joint\noptim:\n  lr: 1e-3\n  batch_size: 64\ndata:\n  train: [a.json]\n"
+        "  library: lib\n  nlq_fraction: 0.25\n"
+    )
+    config = load_config(
+        path,
+        [
+            "optim.lr=2.5e-4",
+            "data.train=[a.json, b.json]",
+            "optim.steps=100",
+            "data.crop_fraction=[0.3, 0.9]",
+            "optim.grad_clip=null",
+        ],
+    )
     assert config.name == "exp"  # from the file name
     assert config.optim.lr == pytest.approx(2.5e-4) and isinstance(config.optim.lr, float)
     assert config.optim.batch_size == 64 and config.data.nlq_fraction == 0.25
@@ -27,11 +37,14 @@ def test_file_then_overrides_win_over_defaults(tmp_path):
     assert TrainConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("optim.lrr=1", "optim.lrr"),
-    ("modle.name=vslnet", "modle"),
-    ("data.library.path=x", "data.library"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("optim.lrr=1", "optim.lrr"),
+        ("modle.name=vslnet", "modle"),
+        ("data.library.path=x", "data.library"),
+    ],
+)
 def test_unknown_or_misplaced_keys_are_named(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         load_config(None, ["name=x", *BASE, override])
@@ -44,14 +57,17 @@ def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
         load_config(path)
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("optim.lr=fast", "optim.lr"),
-    ("optim.batch_size=2.5", "optim.batch_size"),
-    ("data.narrations=maybe", "data.narrations"),
-    ("stage=pretrain", "stage"),
-    ("data.nlq_fraction=1.5", "nlq_fraction"),
-    ("data.jitter_factor=0.5", "jitter_factor"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("optim.lr=fast", "optim.lr"),
+        ("optim.batch_size=2.5", "optim.batch_size"),
+        ("data.narrations=maybe", "data.narrations"),
+        ("stage=pretrain", "stage"),
+        ("data.nlq_fraction=1.5", "nlq_fraction"),
+        ("data.jitter_factor=0.5", "jitter_factor"),
+    ],
+)
 def test_bad_values_are_refused(override, needle):
     with pytest.raises(ConfigError, match=needle):
         load_config(None, ["name=x", *BASE, override])
@@ -91,8 +107,14 @@ def test_shipped_configs_are_valid(path):
 
 def test_shipped_configs_follow_naq_schedules():
     joint = load_config(CONFIG_DIR / "vslnet_naq_joint.yaml")
-    assert (joint.optim.batch_size, joint.optim.lr, joint.optim.weight_decay, joint.optim.warmup_fraction,
-            joint.optim.grad_clip, joint.optim.epochs) == (2048, 1e-3, 0.01, 0.025, 1.0, 200)
+    assert (
+        joint.optim.batch_size,
+        joint.optim.lr,
+        joint.optim.weight_decay,
+        joint.optim.warmup_fraction,
+        joint.optim.grad_clip,
+        joint.optim.epochs,
+    ) == (2048, 1e-3, 0.01, 0.025, 1.0, 200)
     ft = load_config(CONFIG_DIR / "vslnet_nlq_finetune.yaml")
     assert (ft.optim.batch_size, ft.optim.lr) == (32, 1e-4) and not ft.uses_narrations
     reler = load_config(CONFIG_DIR / "reler_naq_joint.yaml")

@@ -7,12 +7,19 @@ import pytest
 import torch
 
 from models.text_tokens import TextEncoderSpec, load_text_encoder
-from training.dataset import (ClipStore, Collate, EpochBatchSampler, ItemOptions, QueryDataset, crop_around,
-                              merge_nlq_files, select_training_queries)
+from tests.training_fixtures import OBJECTS, TINY_TEXT, make_task
+from training.dataset import (
+    ClipStore,
+    Collate,
+    EpochBatchSampler,
+    ItemOptions,
+    QueryDataset,
+    crop_around,
+    merge_nlq_files,
+    select_training_queries,
+)
 from training.features import DirectoryClipFeatures
 from training.text_features import TextFeatureCache, pad_tokens
-
-from tests.training_fixtures import OBJECTS, TINY_TEXT, make_task
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +216,9 @@ def test_disk_cache_is_reused_without_an_encoder(encoder, tmp_path):
     (tmp_path / "junk").mkdir()  # unrelated files are ignored
     second = TextFeatureCache(None, encoder.key, encoder.dim, cache_dir=tmp_path)
     assert len(second) == 2
-    np.testing.assert_array_equal(np.asarray(second.get("where is the blue cup")),
-                                  np.asarray(first.get("where is the blue cup")))
+    np.testing.assert_array_equal(
+        np.asarray(second.get("where is the blue cup")), np.asarray(first.get("where is the blue cup"))
+    )
     with pytest.raises(RuntimeError, match="no text encoder"):
         second.ensure(["a new question"])
     other = TextFeatureCache(None, "another-encoder", encoder.dim, cache_dir=tmp_path)

@@ -14,7 +14,8 @@ answers' median length (as in the pretraining proof).
 
 Calibration (2-core development box, seed 1, 300 steps of 32, best of the evaluations at steps 100/200/300),
 R@1@0.3 / R@5@0.3 / R@1@0.5: NLQ + NaQ 15.8 / 35.0 / 8.3; NLQ only 8.3 / 25.8 / 3.3 (it overfits after step
-100); chance 4.3 / 23.7 / 3.2. An earlier run of the same recipe gave 15.8 / 35.8 and 11.7 / 21.7. With every NLQ query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). The test takes about
+100); chance 4.3 / 23.7 / 3.2. An earlier run of the same recipe gave 15.8 / 35.8 and 11.7 / 21.7. With every NLQ
+query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). The test takes about
 7 minutes here (world 13 s, pretraining ~100 s, indexing 25 s, two trainings ~150 s each); smaller worlds did
 not learn reliably (14 videos of 100 s: R@1@0.3 9.3 vs chance 6.7), and the random ``egorecall-tiny``
 encoder stays at chance.
@@ -48,19 +49,22 @@ def test_naq_beats_nlq_only_when_nlq_queries_are_few(tmp_path):
     report = service.demo(config)  # world, pretraining, index, NaQ, VSLNet on few NLQ + all narrations
     naq = report.train_metrics
 
-    baseline = demo_train_config(service, config, name="few-shot-nlq-only", stage="nlq",
-                                 train=[report.world / "nlq_train.json"])
+    baseline = demo_train_config(
+        service, config, name="few-shot-nlq-only", stage="nlq", train=[report.world / "nlq_train.json"]
+    )
     nlq = _best_metrics(service.train(baseline))
 
     val = load_nlq(report.world / "nlq_val.json")
     features = LibraryClipFeatures(service.library)
     runs = [evaluate_curves(val, features, random_curve(s), proposals=answer_length_proposals(val)) for s in range(5)]
     chance = {m: float(np.mean([r.recall[m] for r in runs])) for m in runs[0].recall}
-    print(f"\nfew-shot ({FEW_SHOT:.0%} of NLQ clips) on {runs[0].num_queries} held-out queries, R@1@0.3 / R@5@0.3 / "
-          f"R@1@0.5: NLQ+NaQ {naq['R@1@0.3']:.1f} / {naq['R@5@0.3']:.1f} / {naq['R@1@0.5']:.1f}, NLQ only "
-          f"{nlq['R@1@0.3']:.1f} / {nlq['R@5@0.3']:.1f} / {nlq['R@1@0.5']:.1f}, chance {chance['R1@0.3']:.1f} / "
-          f"{chance['R5@0.3']:.1f} / {chance['R1@0.5']:.1f}; stages "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in report.stage_seconds.items()))
+    print(
+        f"\nfew-shot ({FEW_SHOT:.0%} of NLQ clips) on {runs[0].num_queries} held-out queries, R@1@0.3 / R@5@0.3 / "
+        f"R@1@0.5: NLQ+NaQ {naq['R@1@0.3']:.1f} / {naq['R@5@0.3']:.1f} / {naq['R@1@0.5']:.1f}, NLQ only "
+        f"{nlq['R@1@0.3']:.1f} / {nlq['R@5@0.3']:.1f} / {nlq['R@1@0.5']:.1f}, chance {chance['R1@0.3']:.1f} / "
+        f"{chance['R5@0.3']:.1f} / {chance['R1@0.5']:.1f}; stages "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in report.stage_seconds.items())
+    )
     assert naq["num_queries"] == nlq["num_queries"] == runs[0].num_queries >= 100
     # far above chance
     assert naq["R@1@0.3"] >= 2.5 * chance["R1@0.3"]

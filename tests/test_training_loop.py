@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from checkpoints import list_checkpoints, load_checkpoint
 from models.inference import localize
 from models.text_tokens import TextEncoderSpec, load_text_encoder
+from tests.training_fixtures import TINY_TEXT, make_task, tiny_config_values
 from training.checkpoint_info import inference_config_from_metadata, text_spec_from_metadata
 from training.config import TrainConfig
 from training.features import DirectoryClipFeatures
@@ -27,8 +28,6 @@ from training.loop import TrainingError, lr_factor, run
 from training.nlq import load_nlq
 from training.runlog import read_log
 from training.snapshot import flatten_optimizer, latest_snapshot, unflatten_optimizer, write_snapshot
-
-from tests.training_fixtures import TINY_TEXT, make_task, tiny_config_values
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,8 +79,15 @@ def test_optimizer_state_round_trips_without_pickles(tmp_path):
             assert torch.equal(value, b["state"][pid][name])
 
     for step in (4, 8):
-        write_snapshot(tmp_path, step, model.state_dict(), opt.state_dict(), {"time": 1.0}, None,
-                       {"cpu.rank0": torch.get_rng_state()})
+        write_snapshot(
+            tmp_path,
+            step,
+            model.state_dict(),
+            opt.state_dict(),
+            {"time": 1.0},
+            None,
+            {"cpu.rank0": torch.get_rng_state()},
+        )
     assert latest_snapshot(tmp_path).name == "step-000000008"
     assert [p.name for p in (tmp_path / "snapshots").iterdir()] == ["step-000000008"]  # older ones go
 
@@ -104,8 +110,9 @@ def test_a_run_logs_evaluates_and_publishes_usable_checkpoints(task, tmp_path):
     assert events[0] == "start" and events[-1] == "done" and events.count("eval") == 2
     train = [r for r in log if r["event"] == "train"]
     assert [r["step"] for r in train] == [2, 4, 6, 8, 10, 12]
-    assert all({"total", "span", "highlight"} <= set(r["loss"]) and r["lr"] > 0 and r["queries_per_s"] > 0
-               for r in train)
+    assert all(
+        {"total", "span", "highlight"} <= set(r["loss"]) and r["lr"] > 0 and r["queries_per_s"] > 0 for r in train
+    )
     evals = [r for r in log if r["event"] == "eval"]
     assert [r["step"] for r in evals] == [6, 12] and "R@5@0.5" in evals[0]["metrics"]
     assert log[0]["data"]["nlq_queries"] == 24 and log[0]["data"]["narration_queries"] == 24
@@ -135,8 +142,7 @@ def test_a_run_logs_evaluates_and_publishes_usable_checkpoints(task, tmp_path):
 def test_stop_ends_cleanly_and_resume_finishes_the_run(task, tmp_path):
     cfg = config(task, tmp_path, **{"optim.steps": 16})
     stop = threading.Event()
-    result = run(cfg, progress=lambda r: stop.set() if r["event"] == "train" and r["step"] >= 4 else None,
-                 stop=stop)
+    result = run(cfg, progress=lambda r: stop.set() if r["event"] == "train" and r["step"] >= 4 else None, stop=stop)
     assert result.stopped and result.steps == 4
     assert result.checkpoints["final"].name == "tiny-final"  # stopping still gives a usable model
     assert latest_snapshot(result.run_dir).name == "step-000000004"
@@ -157,9 +163,16 @@ def test_resume_requires_a_snapshot(task, tmp_path):
 
 def test_stage_two_starts_from_the_stage_one_checkpoint(task, tmp_path):
     first = run(config(task, tmp_path, name="stage1"))
-    second = run(config(task, tmp_path, name="stage2", stage="finetune", init_from="stage1-best",
-                        **{"data.train": [task["nlq_train"]], "optim.lr": 1e-12, "optim.steps": 2,
-                           "model.config": {}}))
+    second = run(
+        config(
+            task,
+            tmp_path,
+            name="stage2",
+            stage="finetune",
+            init_from="stage1-best",
+            **{"data.train": [task["nlq_train"]], "optim.lr": 1e-12, "optim.steps": 2, "model.config": {}},
+        )
+    )
     _, meta = load_checkpoint(second.checkpoints["final"])
     assert meta.stage == "finetune" and meta.data["narration_queries"] == 0 and meta.data["nlq_queries"] == 24
     assert meta.data["init_from"]["checkpoint"] == "stage1-best" and meta.data["init_from"]["stage"] == "joint"
@@ -214,8 +227,14 @@ def test_a_killed_run_resumes_to_the_same_weights(task, tmp_path):
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "app", "train", "--config", "vslnet_naq_joint.yaml", "--set",
-                          "optim.learning_rate=1"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "train", "--config", "vslnet_naq_joint.yaml", "--set", "optim.learning_rate=1"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert out.stderr.strip().startswith("error:") and "optim.learning_rate" in out.stderr
     assert "Traceback" not in out.stderr
@@ -226,8 +245,20 @@ def test_two_processes_train_identical_replicas(task, tmp_path):
     values = tiny_config_values(task, tmp_path, **{"optim.steps": 6, "eval.every": 3})
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(values))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "app", "train", "--config", str(path), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "app",
+        "train",
+        "--config",
+        str(path),
+        "--json",
+    ]
     done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 
 from models.grid import TimeGrid
-from models.windows import (ProposalConfig, Window, curve_to_windows, rank_across, span_windows,
-                            temporal_iou, temporal_nms)
+from models.windows import (
+    ProposalConfig,
+    Window,
+    curve_to_windows,
+    rank_across,
+    span_windows,
+    temporal_iou,
+    temporal_nms,
+)
 
 
 def test_iou_uses_the_ego4d_union():
@@ -33,7 +40,7 @@ def test_curve_peaks_become_distinct_windows_inside_the_video():
         assert temporal_iou((s, e), w) > 0.5, (s, e, w)
     assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
     for i, a in enumerate(windows):
-        for b in windows[i + 1:]:
+        for b in windows[i + 1 :]:
             assert temporal_iou(a, b) <= 0.3
 
 
@@ -81,7 +88,7 @@ def test_every_slot_holds_a_distinct_window_when_the_video_allows_it():
     curve = 0.1 + 0.3 * np.exp(-0.5 * ((times - 40.0) / 6.0) ** 2)
     windows = curve_to_windows(curve, grid, k=5)
     assert len(windows) == 5
-    assert all(temporal_iou(a, b) <= 0.3 for i, a in enumerate(windows) for b in windows[i + 1:])
+    assert all(temporal_iou(a, b) <= 0.3 for i, a in enumerate(windows) for b in windows[i + 1 :])
     assert windows[0].start <= 40.0 <= windows[0].end
 
 

@@ -8,41 +8,88 @@ from answer_fixtures import ColorEncoder
 
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
-from models.zeroshot import (EmptyQuestion, Prompt, embed_prompts, embed_question, rewrite_question,
-                             similarity_curve, third_person, to_base_verb, zero_shot_windows)
+from models.zeroshot import (
+    EmptyQuestion,
+    Prompt,
+    embed_prompts,
+    embed_question,
+    rewrite_question,
+    similarity_curve,
+    third_person,
+    to_base_verb,
+    zero_shot_windows,
+)
 
 # question, template, object, must-have prompts, must-not-have prompts
 TABLE = [
-    ("Where did I put my keys?", "where_verb", "the keys", ["keys", "a photo of keys", "puts the keys", "put keys"],
-     ["my keys", "where did i put my keys"]),
-    ("Where did I leave my phone?", "where_verb", "the phone", ["phone", "a photo of a phone", "leaves the phone"],
-     []),
-    ("where did i put the screwdriver down", "where_verb", "the screwdriver",
-     ["screwdriver", "puts down the screwdriver"], []),
-    ("Where did I put the car keys before I left the house?", "where_verb", "the car keys",
-     ["car keys", "puts the car keys", "leaves the house"], []),
-    ("What did I pour into the bowl?", "what_verb_prep", None,
-     ["pours something into the bowl", "pours into the bowl", "a photo of a bowl"], []),
+    (
+        "Where did I put my keys?",
+        "where_verb",
+        "the keys",
+        ["keys", "a photo of keys", "puts the keys", "put keys"],
+        ["my keys", "where did i put my keys"],
+    ),
+    ("Where did I leave my phone?", "where_verb", "the phone", ["phone", "a photo of a phone", "leaves the phone"], []),
+    (
+        "where did i put the screwdriver down",
+        "where_verb",
+        "the screwdriver",
+        ["screwdriver", "puts down the screwdriver"],
+        [],
+    ),
+    (
+        "Where did I put the car keys before I left the house?",
+        "where_verb",
+        "the car keys",
+        ["car keys", "puts the car keys", "leaves the house"],
+        [],
+    ),
+    (
+        "What did I pour into the bowl?",
+        "what_verb_prep",
+        None,
+        ["pours something into the bowl", "pours into the bowl", "a photo of a bowl"],
+        [],
+    ),
     ("What did I put in the drawer?", "what_verb_prep", None, ["puts something in the drawer"], []),
-    ("In what location did I see the scissors?", "seen_location", "the scissors",
-     ["scissors", "a photo of scissors"], ["sees the scissors"]),
+    (
+        "In what location did I see the scissors?",
+        "seen_location",
+        "the scissors",
+        ["scissors", "a photo of scissors"],
+        ["sees the scissors"],
+    ),
     ("How many cups did I wash?", "how_many_did_i", "the cups", ["cups", "washes the cup", "washes the cups"], []),
     ("How many times did I open the fridge?", "how_many_times", "the fridge", ["opens the fridge"], []),
     ("How many eggs are in the carton?", "how_many_are", "the eggs", ["eggs", "a photo of a carton"], []),
-    ("Who did I talk to in the kitchen?", "who_interact", None,
-     ["a person", "talks to a person", "a photo of a kitchen"], []),
-    ("Who did I interact with when I opened the door?", "who_interact", None,
-     ["a person", "opens the door"], []),
+    (
+        "Who did I talk to in the kitchen?",
+        "who_interact",
+        None,
+        ["a person", "talks to a person", "a photo of a kitchen"],
+        [],
+    ),
+    ("Who did I interact with when I opened the door?", "who_interact", None, ["a person", "opens the door"], []),
     ("When did I talk to the man?", "when_person", None, ["a man", "talks to the man"], []),
     ("Where did I see the woman?", "where_person", None, ["a woman", "a photo of a woman"], []),
     ("Where is the knife?", "where_is", "the knife", ["knife", "a photo of a knife"], []),
     ("Where's my wallet?", "where_is", "the wallet", ["wallet"], []),
     ("Where was the knife after I cut the onion?", "where_is_relative", "the knife", ["knife", "cuts the onion"], []),
     ("Where were the plates before I washed them?", "where_is_relative", "the plates", ["plates"], []),
-    ("What object did I take out of the fridge?", "what_thing_did_i", None,
-     ["takes something out of the fridge", "fridge"], ["object"]),
-    ("Which knife did I use to cut the bread?", "what_thing_did_i", "the knife",
-     ["uses the knife to cut the bread", "knife"], []),
+    (
+        "What object did I take out of the fridge?",
+        "what_thing_did_i",
+        None,
+        ["takes something out of the fridge", "fridge"],
+        ["object"],
+    ),
+    (
+        "Which knife did I use to cut the bread?",
+        "what_thing_did_i",
+        "the knife",
+        ["uses the knife to cut the bread", "knife"],
+        [],
+    ),
     ("What did I eat?", "what_did_i", None, ["eats something"], []),
     ("Did I close the fridge?", "did_i", "the fridge", ["closes the fridge", "fridge"], []),
     ("Did I leave the door open?", "did_i", "the door", ["leaves the door open"], []),
@@ -72,10 +119,11 @@ def test_rewrite_table(question, template, obj, present, absent):
     assert all(t == t.strip() and "  " not in t and "?" not in t for t in texts)
 
 
-@pytest.mark.parametrize("question", ["Where did I put my keys?", "where did i leave the keys",
-                                      "Where have I placed my keys?"])
+@pytest.mark.parametrize(
+    "question", ["Where did I put my keys?", "where did i leave the keys", "Where have I placed my keys?"]
+)
 def test_events_are_found_by_their_action_and_objects_by_their_looks(question):
-    """"Where did I put X" asks for the moment of putting, not every frame showing X (the answer benchmark's
+    """ "Where did I put X" asks for the moment of putting, not every frame showing X (the answer benchmark's
     "Place" template went from 14 to 32 R@1@0.3 when the action led); "where is X" asks for X itself."""
     event = {p.text: p.weight for p in rewrite_question(question).prompts}
     action = max(w for t, w in event.items() if t.split()[0] in ("puts", "leaves", "places"))
@@ -97,11 +145,31 @@ def test_empty_questions_are_refused_clearly(question):
 
 
 def test_verb_forms():
-    assert [to_base_verb(w) for w in ("opened", "placed", "dropped", "carried", "wiped", "washed", "took",
-                                      "closed", "poured", "cut", "rinsed", "need")] == \
-        ["open", "place", "drop", "carry", "wipe", "wash", "take", "close", "pour", "cut", "rinse", "need"]
-    assert [third_person(v) for v in ("put", "wash", "carry", "go", "play", "touch")] == \
-        ["puts", "washes", "carries", "goes", "plays", "touches"]
+    assert [
+        to_base_verb(w)
+        for w in (
+            "opened",
+            "placed",
+            "dropped",
+            "carried",
+            "wiped",
+            "washed",
+            "took",
+            "closed",
+            "poured",
+            "cut",
+            "rinsed",
+            "need",
+        )
+    ] == ["open", "place", "drop", "carry", "wipe", "wash", "take", "close", "pour", "cut", "rinse", "need"]
+    assert [third_person(v) for v in ("put", "wash", "carry", "go", "play", "touch")] == [
+        "puts",
+        "washes",
+        "carries",
+        "goes",
+        "plays",
+        "touches",
+    ]
 
 
 def test_prompt_ensemble_is_the_renormalised_weighted_mean():
@@ -135,7 +203,7 @@ def test_windows_find_a_bump_and_stay_inside_the_video():
     grid = TimeGrid(1.875, 61.3)
     curve = np.full(grid.num_bins, 0.1)
     s, e = grid.seconds_to_bins(30.0, 34.0)
-    curve[s:e + 1] = 0.6
+    curve[s : e + 1] = 0.6
     windows = zero_shot_windows(curve, grid, k=4)
     assert len(windows) == 4 and windows[0].start <= 30.5 and windows[0].end >= 33.5
     assert all(0 <= w.start < w.end <= grid.duration for w in windows)

@@ -18,8 +18,14 @@ from training.nlq import NARRATION_TEMPLATE, NLQFileBuilder
 OBJECTS = ("red ball", "blue cup", "green key", "yellow book")
 DIM = 16
 TINY_TEXT = {"kind": "open_clip", "model": "egorecall-tiny", "pretrained": "none"}
-TINY_VSLNET = {"dim": 16, "num_heads": 2, "num_conv_layers": 1, "dropout": 0.0, "max_positions": 64,
-               "standardize_video": True}
+TINY_VSLNET = {
+    "dim": 16,
+    "num_heads": 2,
+    "num_conv_layers": 1,
+    "dropout": 0.0,
+    "max_positions": 64,
+    "standardize_video": True,
+}
 
 
 def make_task(root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed: int = 0) -> dict[str, str]:
@@ -34,12 +40,12 @@ def make_task(root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed
         split = "train" if c < n_train else "val"
         uid = f"clip-{c:02d}"
         x = 0.3 * rng.standard_normal((bins, DIM)) + 1.0  # a shared offset, like normalised CLIP features
-        slots = rng.permutation(bins // 8)[:len(OBJECTS)]
+        slots = rng.permutation(bins // 8)[: len(OBJECTS)]
         answers = []
         for k, slot in enumerate(slots):
             start = int(slot) * 8 + int(rng.integers(0, 4))
             length = int(rng.integers(2, 4))
-            x[start:start + length] += markers[k]
+            x[start : start + length] += markers[k]
             answers.append((start / EGO4D_RATE_HZ, (start + length) / EGO4D_RATE_HZ))
         np.save(feats_dir / f"{uid}.npy", x.astype(np.float32))
         targets = [builders["train"], builders["nlq"]] if split == "train" else [builders["val"]]
@@ -51,10 +57,20 @@ def make_task(root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed
             for k, name in enumerate(OBJECTS):
                 s, e = answers[k]
                 mid = (s + e) / 2
-                builders["train"].add_query(uid, f"c touches the {name}", mid - 0.4, mid + 0.4,
-                                            template=NARRATION_TEMPLATE, annotation_uid=f"naq-{uid}")
-    paths = {"features": str(feats_dir), "train": str(root / "train.json"), "nlq_train": str(root / "nlq_train.json"),
-             "val": str(root / "val.json")}
+                builders["train"].add_query(
+                    uid,
+                    f"c touches the {name}",
+                    mid - 0.4,
+                    mid + 0.4,
+                    template=NARRATION_TEMPLATE,
+                    annotation_uid=f"naq-{uid}",
+                )
+    paths = {
+        "features": str(feats_dir),
+        "train": str(root / "train.json"),
+        "nlq_train": str(root / "nlq_train.json"),
+        "val": str(root / "val.json"),
+    }
     builders["train"].write(paths["train"])
     builders["nlq"].write(paths["nlq_train"])
     builders["val"].write(paths["val"])
@@ -73,8 +89,13 @@ def tiny_config_values(paths: dict[str, str], runs: Path, **changes) -> dict:
         "text": dict(TINY_TEXT),
         "optim": {"lr": 3e-3, "batch_size": 8, "steps": 12, "warmup_fraction": 0.1},
         "eval": {"every": 6},
-        "output": {"runs_dir": str(runs), "checkpoints_dir": str(runs / "checkpoints"), "snapshot_every": 4,
-                   "log_every": 2, "tensorboard": False},
+        "output": {
+            "runs_dir": str(runs),
+            "checkpoints_dir": str(runs / "checkpoints"),
+            "snapshot_every": 4,
+            "log_every": 2,
+            "tensorboard": False,
+        },
     }
     for key, value in changes.items():
         node = values

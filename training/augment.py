@@ -14,8 +14,8 @@ arrays or torch tensors (``[N, D]``); nothing is modified in place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,9 +48,14 @@ def _check_extra(features, extra: Sequence) -> None:
             raise ValueError(f"an extra stream has {x.shape[0]} bins, the features {features.shape[0]}")
 
 
-def variable_length_crop(features, start_bin: int, end_bin: int, rng: np.random.Generator,
-                         fraction: tuple[float, float] = DEFAULT_CROP_FRACTION,
-                         extra: Sequence = ()) -> Augmented:
+def variable_length_crop(
+    features,
+    start_bin: int,
+    end_bin: int,
+    rng: np.random.Generator,
+    fraction: tuple[float, float] = DEFAULT_CROP_FRACTION,
+    extra: Sequence = (),
+) -> Augmented:
     """Keep ``U(fraction)`` of the clip (at least the answer), placed uniformly among the crops that contain
     the whole answer."""
     n = features.shape[0]
@@ -63,8 +68,9 @@ def variable_length_crop(features, start_bin: int, end_bin: int, rng: np.random.
     length = min(n, max(answer_len, 1, int(round(rng.uniform(lo, hi) * n))))
     first = int(rng.integers(max(0, end_bin - length + 1), min(start_bin, n - length) + 1))
     window = slice(first, first + length)
-    return Augmented(features[window], start_bin - first, end_bin - first,
-                     tuple(x[window] for x in extra), offset=-first)
+    return Augmented(
+        features[window], start_bin - first, end_bin - first, tuple(x[window] for x in extra), offset=-first
+    )
 
 
 def _concat(parts: list):
@@ -73,9 +79,17 @@ def _concat(parts: list):
     return np.concatenate(parts, 0)
 
 
-def splice_into(features, start_bin: int, end_bin: int, host, rng: np.random.Generator,
-                probability: float = DEFAULT_SPLICE_PROBABILITY, max_length: int | None = None,
-                extra: Sequence = (), host_extra: Sequence = ()) -> Augmented:
+def splice_into(
+    features,
+    start_bin: int,
+    end_bin: int,
+    host,
+    rng: np.random.Generator,
+    probability: float = DEFAULT_SPLICE_PROBABILITY,
+    max_length: int | None = None,
+    extra: Sequence = (),
+    host_extra: Sequence = (),
+) -> Augmented:
     """With ``probability``, insert the whole clip at a random bin of ``host`` (another video's features on
     the same grid); otherwise return the clip unchanged (``applied=False``).
 
@@ -104,5 +118,10 @@ def splice_into(features, start_bin: int, end_bin: int, host, rng: np.random.Gen
         other = other[piece]
         return _concat([other[:at], clip, other[at:]])
 
-    return Augmented(splice(features, host), start_bin + at, end_bin + at,
-                     tuple(splice(x, h) for x, h in zip(extra, host_extra)), offset=at)
+    return Augmented(
+        splice(features, host),
+        start_bin + at,
+        end_bin + at,
+        tuple(splice(x, h) for x, h in zip(extra, host_extra)),
+        offset=at,
+    )

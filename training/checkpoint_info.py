@@ -21,8 +21,13 @@ KIND_BY_TOKEN_FEATURES = {v: k for k, v in TOKEN_FEATURES_BY_KIND.items()}
 
 
 def text_encoder_info(spec: TextEncoderSpec, encoder: TokenEncoder) -> TextEncoderInfo:
-    return TextEncoderInfo(model=spec.model, pretrained=spec.pretrained or "-", key=encoder.key, dim=int(encoder.dim),
-                           token_features=TOKEN_FEATURES_BY_KIND.get(spec.kind, spec.kind))
+    return TextEncoderInfo(
+        model=spec.model,
+        pretrained=spec.pretrained or "-",
+        key=encoder.key,
+        dim=int(encoder.dim),
+        token_features=TOKEN_FEATURES_BY_KIND.get(spec.kind, spec.kind),
+    )
 
 
 def text_spec_from_metadata(meta: CheckpointMetadata) -> TextEncoderSpec:

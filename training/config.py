@@ -23,9 +23,10 @@ import json
 import math
 import types
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -203,21 +204,26 @@ class TrainConfig:
                 problems.append(message)
 
         need(bool(self.name), "name must be set (the run folder and checkpoint names come from it)")
-        need(all(c.isalnum() or c in "._-" for c in self.name) and not self.name.startswith("."),
-             f"name '{self.name}' may only hold letters, digits, '.', '_' and '-'")
+        need(
+            all(c.isalnum() or c in "._-" for c in self.name) and not self.name.startswith("."),
+            f"name '{self.name}' may only hold letters, digits, '.', '_' and '-'",
+        )
         need(self.stage in STAGES, f"stage must be one of {', '.join(STAGES)}, not '{self.stage}'")
-        need(self.stage != "finetune" or bool(self.init_from),
-             "stage finetune needs init_from (the stage-1 checkpoint to start from)")
+        need(
+            self.stage != "finetune" or bool(self.init_from),
+            "stage finetune needs init_from (the stage-1 checkpoint to start from)",
+        )
         need(self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, not '{self.amp}'")
         need(self.threads is None or self.threads >= 1, "threads must be at least 1")
         need(bool(d.train), "data.train must list at least one NLQ-format training file")
         need(bool(d.library) != bool(d.features_dir), "set exactly one of data.library and data.features_dir")
         need(0.0 <= d.nlq_fraction <= 1.0, f"data.nlq_fraction must lie in [0, 1], not {d.nlq_fraction}")
-        need(d.jitter_factor >= 1.0, f"data.jitter_factor must be at least 1 (1 = no jittering), not "
-                                     f"{d.jitter_factor}")
+        need(d.jitter_factor >= 1.0, f"data.jitter_factor must be at least 1 (1 = no jittering), not {d.jitter_factor}")
         need(d.long_clips in LONG_CLIP_MODES, f"data.long_clips must be one of {', '.join(LONG_CLIP_MODES)}")
-        need(d.long_clips != "resample" or (d.resample_to or 0) >= 1,
-             "data.long_clips resample needs data.resample_to (bins per clip)")
+        need(
+            d.long_clips != "resample" or (d.resample_to or 0) >= 1,
+            "data.long_clips resample needs data.resample_to (bins per clip)",
+        )
         need(d.max_bins is None or d.max_bins >= 2, "data.max_bins must be at least 2")
         lo, hi = d.crop_fraction
         need(0.0 < lo <= hi <= 1.0, f"data.crop_fraction must satisfy 0 < low <= high <= 1, not {d.crop_fraction}")
@@ -238,8 +244,10 @@ class TrainConfig:
         need(o.epochs is None or o.epochs > 0, "optim.epochs must be positive")
         need(e.every >= 0, "eval.every cannot be negative")
         need(e.k >= 1 and e.query_batch >= 1, "eval.k and eval.query_batch must be positive")
-        need(out.snapshot_every >= 1 and out.log_every >= 1, "output.snapshot_every and output.log_every must be "
-                                                               "positive")
+        need(
+            out.snapshot_every >= 1 and out.log_every >= 1,
+            "output.snapshot_every and output.log_every must be positive",
+        )
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems) + ".")
 
@@ -248,7 +256,7 @@ class TrainConfig:
         return _plain(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
         config = cls()
         apply_values(config, values, source)
         return config
@@ -348,8 +356,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"The training config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-                          f"({str(exc).splitlines()[0]}).") from None
+        raise ConfigError(
+            f"The training config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
+            f"({str(exc).splitlines()[0]})."
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -379,8 +389,9 @@ def nest(parts: list[str], value: Any) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
-                values: Mapping[str, Any] | None = None) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), values: Mapping[str, Any] | None = None
+) -> TrainConfig:
     """Defaults, then the file at ``path`` (YAML/JSON; a bare name also looks in ``training/configs``), then
     ``values`` (a nested mapping), then ``key=value`` overrides. The name defaults to the file's stem."""
     config = TrainConfig()

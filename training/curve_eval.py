@@ -13,7 +13,7 @@ an untrained encoder and chance alike:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -26,8 +26,14 @@ CurveFn = Callable[[Query, ClipFeatures], np.ndarray]
 """``curve(query, clip_features) -> float [clip_features.grid.num_bins]``: higher = more likely the answer."""
 
 
-def evaluate_curves(dataset: NLQDataset, features: ClipFeatureSource, curve: CurveFn, *, k: int = 5,
-                    proposals: ProposalConfig = ProposalConfig()) -> NLQScores:
+def evaluate_curves(
+    dataset: NLQDataset,
+    features: ClipFeatureSource,
+    curve: CurveFn,
+    *,
+    k: int = 5,
+    proposals: ProposalConfig = ProposalConfig(),
+) -> NLQScores:
     """Top-``k`` windows from ``curve`` for every annotated query, scored against its ground truth."""
     queries = [q for q in dataset.evaluation_queries() if q.has_answer]
     cache: dict[str, ClipFeatures] = {}

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,13 +74,20 @@ def merge_nlq_files(paths: Sequence[str]) -> NLQDataset:
                 queries.append(q)
         for k, n in ds.annotation_sizes.items():
             sizes[k] = max(n, sizes.get(k, 0))
-    return NLQDataset(source=", ".join(map(str, paths)), version=None, clips=clips, queries=queries,
-                      annotation_sizes=sizes)
+    return NLQDataset(
+        source=", ".join(map(str, paths)), version=None, clips=clips, queries=queries, annotation_sizes=sizes
+    )
 
 
-def select_training_queries(dataset: NLQDataset, source: ClipFeatureSource, *, narrations: bool,
-                            nlq_fraction: float = 1.0, few_shot_seed: int = 0,
-                            drop_empty: bool = True) -> TrainingData:
+def select_training_queries(
+    dataset: NLQDataset,
+    source: ClipFeatureSource,
+    *,
+    narrations: bool,
+    nlq_fraction: float = 1.0,
+    few_shot_seed: int = 0,
+    drop_empty: bool = True,
+) -> TrainingData:
     """NLQ queries (of a seeded share of clips when few-shot) plus, if asked, narration queries; without
     (almost) empty answers; only clips the feature source has (the others are counted and skipped)."""
     nlq_clips = set(few_shot_clips(dataset, nlq_fraction, few_shot_seed)) if nlq_fraction < 1.0 else None
@@ -87,8 +95,12 @@ def select_training_queries(dataset: NLQDataset, source: ClipFeatureSource, *, n
     chosen = [q for q in usable if q.is_narration or nlq_clips is None or q.clip_uid in nlq_clips]
     missing = sorted({q.clip_uid for q in chosen if not source.has(dataset.clips[q.clip_uid])})
     if missing:
-        logger.warning("%d training clips have no features (e.g. %s, video %s); their queries are skipped",
-                       len(missing), missing[0], dataset.clips[missing[0]].video_uid)
+        logger.warning(
+            "%d training clips have no features (e.g. %s, video %s); their queries are skipped",
+            len(missing),
+            missing[0],
+            dataset.clips[missing[0]].video_uid,
+        )
     drop = set(missing)
     chosen = [q for q in chosen if q.clip_uid not in drop]
     clips = {q.clip_uid: dataset.clips[q.clip_uid] for q in chosen}
@@ -124,8 +136,9 @@ class ItemOptions:
 class ClipStore:
     """A feature source with an optional in-memory cache and the optional resampling applied once."""
 
-    def __init__(self, source: ClipFeatureSource, clips: dict[str, Clip], resample_to: int | None = None,
-                 cache: bool = True) -> None:
+    def __init__(
+        self, source: ClipFeatureSource, clips: dict[str, Clip], resample_to: int | None = None, cache: bool = True
+    ) -> None:
         self.source = source
         self.clips = clips
         self.resample_to = resample_to
@@ -152,8 +165,14 @@ class QueryDataset(Dataset):
     """One item per query. Index with ``(index, epoch)`` pairs (what :class:`EpochBatchSampler` yields) or a
     plain index (epoch 0)."""
 
-    def __init__(self, queries: Sequence[Query], store: ClipStore, texts: TextFeatureCache,
-                 options: ItemOptions = ItemOptions(), seed: int = 0) -> None:
+    def __init__(
+        self,
+        queries: Sequence[Query],
+        store: ClipStore,
+        texts: TextFeatureCache,
+        options: ItemOptions = ItemOptions(),
+        seed: int = 0,
+    ) -> None:
         self.queries = list(queries)
         self.store = store
         self.texts = texts
@@ -183,8 +202,15 @@ class QueryDataset(Dataset):
             if opt.splice_probability > 0 and len(self._clip_uids) > 1:
                 host_uid = self._clip_uids[int(rng.integers(len(self._clip_uids)))]
                 if host_uid != q.clip_uid:
-                    a = splice_into(feats, s, e, self.store.get(host_uid).features, rng, opt.splice_probability,
-                                    max_length=opt.max_bins)
+                    a = splice_into(
+                        feats,
+                        s,
+                        e,
+                        self.store.get(host_uid).features,
+                        rng,
+                        opt.splice_probability,
+                        max_length=opt.max_bins,
+                    )
                     feats, s, e = a.features, a.start_bin, a.end_bin
         if opt.max_bins is not None and feats.shape[0] > opt.max_bins:
             feats, s, e = crop_around(feats, s, e, opt.max_bins, rng if opt.train else None)
@@ -198,8 +224,9 @@ class QueryDataset(Dataset):
         }
 
 
-def crop_around(features: np.ndarray, start: int, end: int, length: int,
-                rng: np.random.Generator | None) -> tuple[np.ndarray, int, int]:
+def crop_around(
+    features: np.ndarray, start: int, end: int, length: int, rng: np.random.Generator | None
+) -> tuple[np.ndarray, int, int]:
     """A ``length``-bin window holding the answer (random placement with ``rng``, else centred on it); an
     answer longer than the window keeps its start and is cut."""
     n = features.shape[0]
@@ -211,7 +238,7 @@ def crop_around(features: np.ndarray, start: int, end: int, length: int,
     else:
         first = int(rng.integers(lo, hi + 1))
     last = first + length - 1
-    return features[first:first + length], max(start, first) - first, min(end, last) - first
+    return features[first : first + length], max(start, first) - first, min(end, last) - first
 
 
 # ---------------------------------------------------------------------------------------------- batches
@@ -231,14 +258,30 @@ class Batch:
     def __len__(self) -> int:
         return self.video.shape[0]
 
-    def to(self, device: torch.device, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
-        return Batch(move(self.video), move(self.video_mask), move(self.query), move(self.query_mask),
-                     move(self.start), move(self.end), move(self.is_narration), self.keys)
+        return Batch(
+            move(self.video),
+            move(self.video_mask),
+            move(self.query),
+            move(self.query_mask),
+            move(self.start),
+            move(self.end),
+            move(self.is_narration),
+            self.keys,
+        )
 
-    def pin_memory(self) -> "Batch":
-        return Batch(self.video.pin_memory(), self.video_mask.pin_memory(), self.query.pin_memory(),
-                     self.query_mask.pin_memory(), self.start, self.end, self.is_narration, self.keys)
+    def pin_memory(self) -> Batch:
+        return Batch(
+            self.video.pin_memory(),
+            self.video_mask.pin_memory(),
+            self.query.pin_memory(),
+            self.query_mask.pin_memory(),
+            self.start,
+            self.end,
+            self.is_narration,
+            self.keys,
+        )
 
 
 def collate_one(items: Sequence[dict[str, Any]]) -> Batch:
@@ -251,11 +294,16 @@ def collate_one(items: Sequence[dict[str, Any]]) -> Batch:
         video[i, :n] = torch.from_numpy(np.ascontiguousarray(it["video"], dtype=np.float32))
         video_mask[i, :n] = True
     query, query_mask = pad_tokens([it["tokens"] for it in items])
-    return Batch(video, video_mask, query, query_mask,
-                 torch.tensor([it["start"] for it in items], dtype=torch.long),
-                 torch.tensor([it["end"] for it in items], dtype=torch.long),
-                 torch.tensor([it["is_narration"] for it in items], dtype=torch.bool),
-                 [it["key"] for it in items])
+    return Batch(
+        video,
+        video_mask,
+        query,
+        query_mask,
+        torch.tensor([it["start"] for it in items], dtype=torch.long),
+        torch.tensor([it["end"] for it in items], dtype=torch.long),
+        torch.tensor([it["is_narration"] for it in items], dtype=torch.bool),
+        [it["key"] for it in items],
+    )
 
 
 class Collate:
@@ -270,7 +318,7 @@ class Collate:
         if size >= len(items):
             return [collate_one(items)]
         ordered = sorted(items, key=lambda it: it["video"].shape[0])
-        return [collate_one(ordered[i:i + size]) for i in range(0, len(ordered), size)]
+        return [collate_one(ordered[i : i + size]) for i in range(0, len(ordered), size)]
 
 
 class EpochBatchSampler:
@@ -280,13 +328,22 @@ class EpochBatchSampler:
     so every process gets as many batches as the others. Call :meth:`set_epoch` before iterating.
     """
 
-    def __init__(self, num_items: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        num_items: int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ) -> None:
         if num_items < 1:
             raise ValueError("nothing to train on: no training queries")
         self.batch_size = batch_size
-        self.sampler = DistributedSampler(range(num_items), num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                          seed=seed, drop_last=False)
+        self.sampler = DistributedSampler(
+            range(num_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        )
         self.epoch = 0
         self.skip = 0
 
@@ -305,7 +362,7 @@ class EpochBatchSampler:
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         indices = list(self.sampler)
         for b in range(self.skip, self.batches_per_epoch):
-            chunk = indices[b * self.batch_size:(b + 1) * self.batch_size]
+            chunk = indices[b * self.batch_size : (b + 1) * self.batch_size]
             yield [(i, self.epoch) for i in chunk]
 
 

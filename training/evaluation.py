@@ -10,8 +10,8 @@ missing counts as misses, never as skipped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -31,8 +31,14 @@ METRIC_KEYS = {"R1@0.3": "R@1@0.3", "R5@0.3": "R@5@0.3", "R1@0.5": "R@1@0.5", "R
 def headline_metrics(scores: NLQScores) -> dict[str, float]:
     """The figures logged and stored in checkpoint metadata (percentages)."""
     out = {METRIC_KEYS[k]: float(v) for k, v in scores.recall.items() if k in METRIC_KEYS}
-    out.update({"mean_R1": float(scores.mean_r1), "mean_R5": float(scores.mean_r5), "mIoU": float(scores.miou),
-                "num_queries": float(scores.num_queries)})
+    out.update(
+        {
+            "mean_R1": float(scores.mean_r1),
+            "mean_R5": float(scores.mean_r5),
+            "mIoU": float(scores.miou),
+            "num_queries": float(scores.num_queries),
+        }
+    )
     return out
 
 
@@ -55,8 +61,11 @@ class Validator:
         self.by_clip = by_clip
         self.missing = sorted(uid for uid in by_clip if not self.store.source.has(self.dataset.clips[uid]))
         if self.missing:
-            logger.warning("%d validation clips have no features; their %d queries count as misses",
-                           len(self.missing), sum(len(by_clip[u]) for u in self.missing))
+            logger.warning(
+                "%d validation clips have no features; their %d queries count as misses",
+                len(self.missing),
+                sum(len(by_clip[u]) for u in self.missing),
+            )
 
     @property
     def texts_needed(self) -> list[str]:
@@ -81,5 +90,6 @@ class Validator:
 
     def evaluate(self, model: Localizer) -> NLQScores:
         windows = self.predict(model)
-        return score_windows(windows_array(windows), self.gt, self.templates,
-                             num_predicted=sum(w is not None for w in windows))
+        return score_windows(
+            windows_array(windows), self.gt, self.templates, num_predicted=sum(w is not None for w in windows)
+        )

@@ -86,7 +86,7 @@ class LibraryClipFeatures:
             )
         grid = TimeGrid(self.rate_hz, end - clip.video_start_sec)
         first = int(round(clip.video_start_sec * self.rate_hz))
-        rows = np.asarray(feats[first:first + grid.num_bins])
+        rows = np.asarray(feats[first : first + grid.num_bins])
         if len(rows) < grid.num_bins:  # the clip's last bin hangs over the video's end: repeat the last row
             rows = np.concatenate([rows, np.repeat(feats[-1:], grid.num_bins - len(rows), axis=0)])
         return ClipFeatures(rows, grid)
@@ -137,6 +137,9 @@ class DirectoryClipFeatures:
         duration = clip.duration if clip.duration > 0 else n / 1.875
         grid = TimeGrid(n / duration, duration)
         if grid.num_bins != n:  # float noise at the last bin: trust the file's count
-            arr = arr[: grid.num_bins] if n > grid.num_bins else np.concatenate(
-                [arr, np.repeat(arr[-1:], grid.num_bins - n, axis=0)])
+            arr = (
+                arr[: grid.num_bins]
+                if n > grid.num_bins
+                else np.concatenate([arr, np.repeat(arr[-1:], grid.num_bins - n, axis=0)])
+            )
         return ClipFeatures(arr, grid)

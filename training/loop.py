@@ -29,9 +29,10 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,7 @@ from torch.utils.data import DataLoader
 from checkpoints import load_checkpoint, save_checkpoint
 from checkpoints.errors import CheckpointExists
 from checkpoints.metadata import CheckpointMetadata, FeatureEncoderInfo
-from checkpoints.store import check_compatible, resolve_checkpoint
+from checkpoints.store import check_compatible
 from models.clip_encoder import ClipEncoder
 from models.grid import EGO4D_RATE_HZ
 from models.inference import InferenceConfig
@@ -51,8 +52,15 @@ from models.text_tokens import TextEncoderSpec, load_text_encoder
 from training import distributed as ddp
 from training.checkpoint_info import text_encoder_info, text_spec_from_metadata
 from training.config import ConfigError, TrainConfig
-from training.dataset import (ClipStore, Collate, EpochBatchSampler, ItemOptions, QueryDataset, TrainingData,
-                              merge_nlq_files, select_training_queries)
+from training.dataset import (
+    ClipStore,
+    Collate,
+    EpochBatchSampler,
+    ItemOptions,
+    QueryDataset,
+    merge_nlq_files,
+    select_training_queries,
+)
 from training.evaluation import Validator, headline_metrics
 from training.features import ClipFeatureSource, DirectoryClipFeatures, LibraryClipFeatures
 from training.nlq import load_nlq
@@ -66,9 +74,19 @@ RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
 PUBLISHED_FILE = "published.json"
 
-RESUMABLE_CHANGES = ("device", "threads", "data.num_workers", "text.cache_dir", "text.batch_size", "eval.every",
-                     "eval.query_batch", "output.snapshot_every", "output.log_every", "output.tensorboard",
-                     "output.checkpoints_dir")
+RESUMABLE_CHANGES = (
+    "device",
+    "threads",
+    "data.num_workers",
+    "text.cache_dir",
+    "text.batch_size",
+    "eval.every",
+    "eval.query_batch",
+    "output.snapshot_every",
+    "output.log_every",
+    "output.tensorboard",
+    "output.checkpoints_dir",
+)
 """Config fields that may differ when a run is resumed (how it runs, not what it learns)."""
 
 
@@ -105,7 +123,7 @@ class TrainResult:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainResult":
+    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
         d = dict(d)
         d["run_dir"] = Path(d["run_dir"])
         d["checkpoints"] = {k: Path(v) for k, v in d.get("checkpoints", {}).items()}
@@ -129,15 +147,18 @@ def source_rate(source: ClipFeatureSource) -> float:
     return float(getattr(source, "rate_hz", EGO4D_RATE_HZ))
 
 
-def resolve_text_spec(config: TrainConfig, source: ClipFeatureSource, init_meta: CheckpointMetadata | None
-                      ) -> TextEncoderSpec:
+def resolve_text_spec(
+    config: TrainConfig, source: ClipFeatureSource, init_meta: CheckpointMetadata | None
+) -> TextEncoderSpec:
     """Explicit text settings, else the stage-1 checkpoint's encoder, else the library's CLIP text tower."""
     t = config.text
     if t.kind or t.model:
         base = TextEncoderSpec()
-        return TextEncoderSpec(kind=t.kind or "open_clip", model=t.model or base.model,
-                               pretrained=t.pretrained or (base.pretrained if (t.kind or "open_clip") == "open_clip"
-                                                           else "-"))
+        return TextEncoderSpec(
+            kind=t.kind or "open_clip",
+            model=t.model or base.model,
+            pretrained=t.pretrained or (base.pretrained if (t.kind or "open_clip") == "open_clip" else "-"),
+        )
     if init_meta is not None:
         return text_spec_from_metadata(init_meta)
     if isinstance(source, LibraryClipFeatures):
@@ -208,8 +229,16 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------- the trainer
 class Trainer:
-    def __init__(self, config: TrainConfig, *, progress: Progress | None = None, stop: threading.Event | None = None,
-                 clip: ClipEncoder | None = None, resume: bool | None = None, show_progress: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        clip: ClipEncoder | None = None,
+        resume: bool | None = None,
+        show_progress: bool = False,
+    ) -> None:
         config.validate()
         self.config = config
         self.progress = progress
@@ -251,23 +280,31 @@ class Trainer:
         source = open_feature_source(cfg)
         init_model, init_meta = self._load_init(source)
         text_spec = resolve_text_spec(cfg, source, init_meta)
-        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu",
-                                    clip=self.clip)
+        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu", clip=self.clip)
         if init_meta is not None and init_meta.text_encoder.key != encoder.key:
-            raise TrainingError(f"The checkpoint {cfg.init_from} was trained with text encoder "
-                                f"'{init_meta.text_encoder.key}', not '{encoder.key}'; leave the text settings "
-                                "out to use the checkpoint's own.")
+            raise TrainingError(
+                f"The checkpoint {cfg.init_from} was trained with text encoder "
+                f"'{init_meta.text_encoder.key}', not '{encoder.key}'; leave the text settings "
+                "out to use the checkpoint's own."
+            )
         texts = TextFeatureCache.for_encoder(encoder, cfg.text.cache_dir, cfg.text.batch_size)
 
         # ---- data
         train_ds = merge_nlq_files(cfg.data.train)
-        data = select_training_queries(train_ds, source, narrations=cfg.uses_narrations,
-                                       nlq_fraction=cfg.data.nlq_fraction, few_shot_seed=cfg.data.few_shot_seed,
-                                       drop_empty=cfg.data.drop_empty)
+        data = select_training_queries(
+            train_ds,
+            source,
+            narrations=cfg.uses_narrations,
+            nlq_fraction=cfg.data.nlq_fraction,
+            few_shot_seed=cfg.data.few_shot_seed,
+            drop_empty=cfg.data.drop_empty,
+        )
         if not data.queries:
-            raise TrainingError(f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "
-                                f"nlq_fraction {cfg.data.nlq_fraction}, narrations {cfg.uses_narrations}); "
-                                "check the files and that their videos are in the feature source.")
+            raise TrainingError(
+                f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "
+                f"nlq_fraction {cfg.data.nlq_fraction}, narrations {cfg.uses_narrations}); "
+                "check the files and that their videos are in the feature source."
+            )
         model = self._build_model(source, encoder.dim, init_model, init_meta)
         core: Localizer = model
         max_bins = cfg.data.max_bins or core.max_positions
@@ -279,8 +316,9 @@ class Trainer:
         validator = None
         if cfg.data.val:
             val_ds = load_nlq(cfg.data.val)
-            inference = InferenceConfig(k=cfg.eval.k, max_span_s=cfg.eval.max_span_s,
-                                        query_batch=cfg.eval.query_batch, resample_to=resample_to)
+            inference = InferenceConfig(
+                k=cfg.eval.k, max_span_s=cfg.eval.max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
+            )
             validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
             if not validator.queries:
                 raise TrainingError(f"The validation file {cfg.data.val} has no annotated queries.")
@@ -290,22 +328,32 @@ class Trainer:
         # ---- batches
         world = info.world_size
         if cfg.optim.batch_size % world:
-            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the "
-                                f"{world} processes.")
+            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the {world} processes.")
         per_rank = cfg.optim.batch_size // world
-        options = ItemOptions(train=True, jitter_factor=cfg.data.jitter_factor, jitter_shift=cfg.data.jitter_shift,
-                              max_bins=max_bins, resample_to=resample_to,
-                              crop_probability=cfg.data.crop_probability, crop_fraction=cfg.data.crop_fraction,
-                              splice_probability=cfg.data.splice_probability)
+        options = ItemOptions(
+            train=True,
+            jitter_factor=cfg.data.jitter_factor,
+            jitter_shift=cfg.data.jitter_shift,
+            max_bins=max_bins,
+            resample_to=resample_to,
+            crop_probability=cfg.data.crop_probability,
+            crop_fraction=cfg.data.crop_fraction,
+            splice_probability=cfg.data.splice_probability,
+        )
         store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
         if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
             model.video_norm.fit(*feature_statistics(store, data.clips))
         dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
         sampler = EpochBatchSampler(len(dataset), per_rank, seed=cfg.seed, rank=info.rank, world_size=world)
         cuda = info.device.type == "cuda"
-        loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=Collate(cfg.optim.micro_batch_size),
-                            num_workers=cfg.data.num_workers, pin_memory=cuda,
-                            persistent_workers=cfg.data.num_workers > 0)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=Collate(cfg.optim.micro_batch_size),
+            num_workers=cfg.data.num_workers,
+            pin_memory=cuda,
+            persistent_workers=cfg.data.num_workers > 0,
+        )
         per_epoch = sampler.batches_per_epoch
         total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
         eval_every = cfg.eval.every or per_epoch
@@ -316,11 +364,13 @@ class Trainer:
         train_model: torch.nn.Module = model
         if info.distributed:
             train_model = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
-                                      weight_decay=cfg.optim.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        )
         warmup = int(round(cfg.optim.warmup_fraction * total))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule))
+            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule)
+        )
         autocast, amp_dtype = _autocast(info.device, cfg.amp)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
@@ -342,18 +392,44 @@ class Trainer:
         elif info.is_main:
             (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
 
-        self.ctx = dict(cfg=cfg, info=info, model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                        source=source, encoder=encoder, text_spec=text_spec, data=data, validator=validator,
-                        total=total, per_epoch=per_epoch, init_meta=init_meta, resample_to=resample_to,
-                        max_bins=max_bins)
+        self.ctx = dict(
+            cfg=cfg,
+            info=info,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            source=source,
+            encoder=encoder,
+            text_spec=text_spec,
+            data=data,
+            validator=validator,
+            total=total,
+            per_epoch=per_epoch,
+            init_meta=init_meta,
+            resample_to=resample_to,
+            max_bins=max_bins,
+        )
         self.best, self.history, self.best_weights = best, history, best_weights
         self.run_time, self.session_start = run_time, time.monotonic()
         n_params = sum(p.numel() for p in model.parameters())
-        self._log("start", step, run_dir=str(run_dir), resumed_from=resumed_from, model=core.name,
-                  parameters=n_params, device=str(info.device), world_size=world,
-                  data={**data.summary, "val_queries": len(validator.queries) if validator else 0,
-                        "steps_per_epoch": per_epoch, "batch_size": cfg.optim.batch_size},
-                  config=cfg.to_dict())
+        self._log(
+            "start",
+            step,
+            run_dir=str(run_dir),
+            resumed_from=resumed_from,
+            model=core.name,
+            parameters=n_params,
+            device=str(info.device),
+            world_size=world,
+            data={
+                **data.summary,
+                "val_queries": len(validator.queries) if validator else 0,
+                "steps_per_epoch": per_epoch,
+                "batch_size": cfg.optim.batch_size,
+            },
+            config=cfg.to_dict(),
+        )
 
         # ---- the loop
         bar = None
@@ -376,8 +452,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             for j, mb in enumerate(micro):
                 mb = mb.to(info.device, non_blocking=cuda)
-                sync = contextlib.nullcontext() if (not info.distributed or j == len(micro) - 1) \
-                    else train_model.no_sync()
+                sync = (
+                    contextlib.nullcontext() if (not info.distributed or j == len(micro) - 1) else train_model.no_sync()
+                )
                 with sync:
                     with autocast():
                         out = train_model(mb.video, mb.video_mask, mb.query, mb.query_mask)
@@ -409,11 +486,19 @@ class Trainer:
             if step % cfg.output.log_every == 0 or step == total:
                 elapsed = max(1e-9, time.monotonic() - interval_start)
                 loss_means = {k: v / n_logged for k, v in sums.items()}
-                self._log("train", step, loss=loss_means, lr=lr_used, grad_norm=grad_norm_value,
-                          queries_per_s=n_queries / elapsed, **({"skipped_steps": skipped} if skipped else {}))
+                self._log(
+                    "train",
+                    step,
+                    loss=loss_means,
+                    lr=lr_used,
+                    grad_norm=grad_norm_value,
+                    queries_per_s=n_queries / elapsed,
+                    **({"skipped_steps": skipped} if skipped else {}),
+                )
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss_means.get('total', float('nan')):.3f}",
-                                    lr=f"{lr_used:.2e}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{loss_means.get('total', float('nan')):.3f}", lr=f"{lr_used:.2e}", refresh=False
+                    )
                 sums, n_logged, n_queries, interval_start = {}, 0, 0, time.monotonic()
 
             stopped = ddp.any_rank(info, self.stop.is_set())
@@ -441,13 +526,15 @@ class Trainer:
         if not path.is_file():
             return None
         saved = json.loads(path.read_text(encoding="utf-8"))
-        old_config = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) \
-            if (run_dir / CONFIG_FILE).is_file() else {}
-        diff = [k for k in config_differences(old_config, self.config.to_dict())
-                if not k.startswith(RESUMABLE_CHANGES)]
+        old_config = (
+            json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) if (run_dir / CONFIG_FILE).is_file() else {}
+        )
+        diff = [k for k in config_differences(old_config, self.config.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
         if diff:
-            raise TrainingError(f"The run folder {run_dir} holds a finished run with a different config "
-                                f"({', '.join(diff[:6])}); choose another name (--set name=...).")
+            raise TrainingError(
+                f"The run folder {run_dir} holds a finished run with a different config "
+                f"({', '.join(diff[:6])}); choose another name (--set name=...)."
+            )
         result = TrainResult.from_dict(saved)
         if result.stopped and self.resume:
             path.unlink(missing_ok=True)  # continue a run that was stopped early
@@ -456,12 +543,16 @@ class Trainer:
         return result
 
     def _check_resumable(self, meta: dict[str, Any]) -> None:
-        diff = [k for k in config_differences(meta.get("config", {}), self.config.to_dict())
-                if not k.startswith(RESUMABLE_CHANGES)]
+        diff = [
+            k
+            for k in config_differences(meta.get("config", {}), self.config.to_dict())
+            if not k.startswith(RESUMABLE_CHANGES)
+        ]
         if diff:
             raise TrainingError(
                 f"The run folder {self.config.run_dir()} holds an unfinished run with a different config "
-                f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...).")
+                f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...)."
+            )
 
     def _load_init(self, source: ClipFeatureSource):
         cfg = self.config
@@ -470,12 +561,18 @@ class Trainer:
         model, meta = load_checkpoint(cfg.init_from, directory=cfg.checkpoints_dir(), device="cpu")
         check_compatible(meta, source.key, source.dim, source_rate(source))
         if cfg.model.name and cfg.model.name != meta.model:
-            raise TrainingError(f"The checkpoint {cfg.init_from} is a {meta.model} model, but the config asks for "
-                                f"{cfg.model.name}.")
+            raise TrainingError(
+                f"The checkpoint {cfg.init_from} is a {meta.model} model, but the config asks for {cfg.model.name}."
+            )
         return model, meta
 
-    def _build_model(self, source: ClipFeatureSource, text_dim: int, init_model: Localizer | None,
-                     init_meta: CheckpointMetadata | None) -> Localizer:
+    def _build_model(
+        self,
+        source: ClipFeatureSource,
+        text_dim: int,
+        init_model: Localizer | None,
+        init_meta: CheckpointMetadata | None,
+    ) -> Localizer:
         cfg = self.config
         torch.manual_seed(cfg.seed)  # identical initial weights on every process
         if init_model is not None:
@@ -489,11 +586,15 @@ class Trainer:
         values = {**cfg.model.config, "video_dim": source.dim, "query_dim": int(text_dim)}
         for key in ("video_dim", "query_dim"):
             if key in cfg.model.config and cfg.model.config[key] != values[key]:
-                raise TrainingError(f"model.config.{key} = {cfg.model.config[key]} does not match the data "
-                                    f"({values[key]}); leave it out, it is filled in from the features.")
+                raise TrainingError(
+                    f"model.config.{key} = {cfg.model.config[key]} does not match the data "
+                    f"({values[key]}); leave it out, it is filled in from the features."
+                )
         if values.get("aux_video_dim"):
-            raise TrainingError("Training with a second video stream (aux_video_dim) is not supported yet; "
-                                "the library's features are the model's only video input.")
+            raise TrainingError(
+                "Training with a second video stream (aux_video_dim) is not supported yet; "
+                "the library's features are the model's only video input."
+            )
         return build_localizer(cfg.model.name, values)
 
     def _encode_texts(self, texts: TextFeatureCache, needed: list[str]) -> None:
@@ -552,11 +653,18 @@ class Trainer:
                 self.best = {"step": step, "metric": metric, "value": value, "metrics": metrics}
                 self.best_weights = {k: v.detach().to("cpu").clone() for k, v in c["model"].state_dict().items()}
             self.history.append({"step": step, "metrics": metrics})
-            self._log("eval", step, metrics=metrics, is_best=is_best,
-                      best={k: self.best[k] for k in ("step", "metric", "value")})
+            self._log(
+                "eval",
+                step,
+                metrics=metrics,
+                is_best=is_best,
+                best={k: self.best[k] for k in ("step", "metric", "value")},
+            )
             if bar is not None:
-                bar.write(f"step {step}: {metric} {value:.2f} (best {self.best['value']:.2f} at step "
-                          f"{self.best['step']})", file=sys.stderr)
+                bar.write(
+                    f"step {step}: {metric} {value:.2f} (best {self.best['value']:.2f} at step {self.best['step']})",
+                    file=sys.stderr,
+                )
         ddp.barrier(info)
 
     def _snapshot(self, step: int) -> None:
@@ -567,15 +675,23 @@ class Trainer:
             for r, s in enumerate(states):
                 for k, v in s.items():
                     rng[f"{k}.rank{r}"] = v
-            meta = {"time": self._now(), "world_size": info.world_size, "scheduler": c["scheduler"].state_dict(),
-                    "scaler": c["scaler"].state_dict() if c["scaler"] is not None else None,
-                    "best": self.best, "history": self.history, "log_bytes": 0, "config": self.config.to_dict()}
+            meta = {
+                "time": self._now(),
+                "world_size": info.world_size,
+                "scheduler": c["scheduler"].state_dict(),
+                "scaler": c["scaler"].state_dict() if c["scaler"] is not None else None,
+                "best": self.best,
+                "history": self.history,
+                "log_bytes": 0,
+                "config": self.config.to_dict(),
+            }
             # the snapshot record itself is part of the log the snapshot restores
             self._log("snapshot", step, path=str(self.run_dir / "snapshots" / f"step-{step:09d}"))
             self.log.sync()
             meta["log_bytes"] = self.log.size()
-            write_snapshot(self.run_dir, step, c["model"].state_dict(), c["optimizer"].state_dict(), meta,
-                           self.best_weights, rng)
+            write_snapshot(
+                self.run_dir, step, c["model"].state_dict(), c["optimizer"].state_dict(), meta, self.best_weights, rng
+            )
         ddp.barrier(info)
 
     def _restore_rng(self, rng: dict[str, torch.Tensor], saved_world: int, step: int) -> None:
@@ -586,8 +702,11 @@ class Trainer:
             if info.device.type == "cuda" and f"cuda.rank{info.rank}" in rng:
                 torch.cuda.set_rng_state(rng[f"cuda.rank{info.rank}"], info.device)
         else:
-            logger.warning("the snapshot was written by %d processes, this run has %d: RNG streams are reseeded",
-                           saved_world, info.world_size)
+            logger.warning(
+                "the snapshot was written by %d processes, this run has %d: RNG streams are reseeded",
+                saved_world,
+                info.world_size,
+            )
             torch.manual_seed(self.config.seed * 1_000_003 + info.rank + 7919 * step)
 
     # ------------------------------------------------------------------ the end
@@ -595,32 +714,42 @@ class Trainer:
         c, cfg = self.ctx, self.config
         source = c["source"]
         data = dict(c["data"].summary)
-        data.update({
-            "val_file": cfg.data.val,
-            "val_queries": len(c["validator"].queries) if c["validator"] else 0,
-            "run": cfg.name,
-            "run_dir": str(self.run_dir),
-            "which": which,
-            "step": step,
-            "total_steps": c["total"],
-            "best_step": self.best["step"] if self.best else None,
-            "jitter_factor": cfg.data.jitter_factor if cfg.uses_narrations else None,
-            "long_clips": cfg.data.long_clips,
-            "max_bins": c["max_bins"],
-            "inference": {"resample_to": c["resample_to"], "max_span_s": cfg.eval.max_span_s,
-                          "grid": "resampled" if c["resample_to"] else "native"},
-            "init_from": ({"checkpoint": str(cfg.init_from), "stage": c["init_meta"].stage,
-                           "metrics": c["init_meta"].metrics} if c["init_meta"] is not None else None),
-            "config": cfg.to_dict(),
-        })
+        data.update(
+            {
+                "val_file": cfg.data.val,
+                "val_queries": len(c["validator"].queries) if c["validator"] else 0,
+                "run": cfg.name,
+                "run_dir": str(self.run_dir),
+                "which": which,
+                "step": step,
+                "total_steps": c["total"],
+                "best_step": self.best["step"] if self.best else None,
+                "jitter_factor": cfg.data.jitter_factor if cfg.uses_narrations else None,
+                "long_clips": cfg.data.long_clips,
+                "max_bins": c["max_bins"],
+                "inference": {
+                    "resample_to": c["resample_to"],
+                    "max_span_s": cfg.eval.max_span_s,
+                    "grid": "resampled" if c["resample_to"] else "native",
+                },
+                "init_from": (
+                    {"checkpoint": str(cfg.init_from), "stage": c["init_meta"].stage, "metrics": c["init_meta"].metrics}
+                    if c["init_meta"] is not None
+                    else None
+                ),
+                "config": cfg.to_dict(),
+            }
+        )
         return CheckpointMetadata(
             feature_encoder=FeatureEncoderInfo(source.key, int(source.dim), source_rate(source)),
             text_encoder=text_encoder_info(c["text_spec"], c["encoder"]),
-            stage=cfg.stage, data=data, metrics={k: float(v) for k, v in metrics.items()},
-            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c['total']}).")
+            stage=cfg.stage,
+            data=data,
+            metrics={k: float(v) for k, v in metrics.items()},
+            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c['total']}).",
+        )
 
-    def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int,
-                 metrics: dict[str, float]) -> Path:
+    def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int, metrics: dict[str, float]) -> Path:
         """Save one checkpoint as ``<name>-<which>`` (``-2``, ``-3``... if a continued run published before)."""
         published_path = self.run_dir / PUBLISHED_FILE
         published = json.loads(published_path.read_text()) if published_path.is_file() else {}
@@ -659,10 +788,25 @@ class Trainer:
             if self.best is not None and self.best_weights is not None:
                 checkpoints["best"] = self._publish("best", self.best_weights, self.best["step"], self.best["metrics"])
             checkpoints["final"] = self._publish("final", c["model"].state_dict(), step, final_metrics)
-            result = TrainResult(self.run_dir, step, c["total"], stopped, self.best, final_metrics, checkpoints,
-                                 list(self.history), digests)
-            self._log("done", step, stopped=stopped, best=self.best,
-                      checkpoints={k: str(v) for k, v in checkpoints.items()}, replica_digests=digests)
+            result = TrainResult(
+                self.run_dir,
+                step,
+                c["total"],
+                stopped,
+                self.best,
+                final_metrics,
+                checkpoints,
+                list(self.history),
+                digests,
+            )
+            self._log(
+                "done",
+                step,
+                stopped=stopped,
+                best=self.best,
+                checkpoints={k: str(v) for k, v in checkpoints.items()},
+                replica_digests=digests,
+            )
             tmp = self.run_dir / (RESULT_FILE + ".tmp")
             tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
             tmp.replace(self.run_dir / RESULT_FILE)
@@ -671,8 +815,15 @@ class Trainer:
         return TrainResult.from_dict(result)
 
 
-def run(config: TrainConfig, *, progress: Progress | None = None, stop: threading.Event | None = None,
-        clip: ClipEncoder | None = None, resume: bool | None = None, show_progress: bool = False) -> TrainResult:
+def run(
+    config: TrainConfig,
+    *,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    clip: ClipEncoder | None = None,
+    resume: bool | None = None,
+    show_progress: bool = False,
+) -> TrainResult:
     """Train one stage as ``config`` says and return what it produced.
 
     ``progress(record)`` receives every log record (see :mod:`training.runlog`) as it is written; ``stop`` ends

@@ -20,8 +20,9 @@ against an independent re-implementation of the official algorithm).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +102,11 @@ class NLQScores:
         r = self.recall
         lines = [
             f"Queries: {self.num_queries} with ground truth, {self.num_predicted} predicted"
-            + (f" (the other {self.num_queries - self.num_predicted} count as misses)"
-               if self.num_predicted < self.num_queries else "")
+            + (
+                f" (the other {self.num_queries - self.num_predicted} count as misses)"
+                if self.num_predicted < self.num_queries
+                else ""
+            )
             + (f"; {self.num_ignored} predictions ignored (unscorable queries)" if self.num_ignored else ""),
             "",
             f"{'':14}{'R@1':>8}{'R@5':>8}",
@@ -115,8 +119,7 @@ class NLQScores:
             width = max(len("template"), *(len(t) for t in self.per_template))
             lines += ["", f"{'template':<{width}}  {'queries':>7}  {'R@1@0.3':>7}  {'R@5@0.3':>7}"]
             for name, row in sorted(self.per_template.items(), key=lambda kv: (-kv[1]["num_queries"], kv[0])):
-                lines.append(f"{name:<{width}}  {row['num_queries']:>7d}  {row['R1@0.3']:>7.2f}  "
-                             f"{row['R5@0.3']:>7.2f}")
+                lines.append(f"{name:<{width}}  {row['num_queries']:>7d}  {row['R1@0.3']:>7.2f}  {row['R5@0.3']:>7.2f}")
         return "\n".join(lines)
 
 
@@ -130,8 +133,13 @@ def _recalls(iou: np.ndarray) -> dict[str, np.ndarray]:
     return hits
 
 
-def score_windows(pred: np.ndarray, gt: np.ndarray, templates: Sequence[str | None] | None = None,
-                  num_predicted: int | None = None, num_ignored: int = 0) -> NLQScores:
+def score_windows(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    templates: Sequence[str | None] | None = None,
+    num_predicted: int | None = None,
+    num_ignored: int = 0,
+) -> NLQScores:
     """Score ranked windows against ground truth, one row per ground-truth query (the fast path).
 
     ``pred``: ``[N, K, 2]`` clip seconds, best first, NaN-padded (see :func:`windows_array`); a row of NaNs is
@@ -160,8 +168,10 @@ def score_windows(pred: np.ndarray, gt: np.ndarray, templates: Sequence[str | No
         for name in sorted(set(names)):
             mask = names == name
             count = int(mask.sum())
-            per_template[name] = {"num_queries": count,
-                                  **{m: 100.0 * float(hits[m][mask].sum()) / count for m in METRIC_NAMES}}
+            per_template[name] = {
+                "num_queries": count,
+                **{m: 100.0 * float(hits[m][mask].sum()) / count for m in METRIC_NAMES},
+            }
     return NLQScores(
         recall=recall,
         mean_r1=(recall["R1@0.3"] + recall["R1@0.5"]) / 2.0,
@@ -174,8 +184,7 @@ def score_windows(pred: np.ndarray, gt: np.ndarray, templates: Sequence[str | No
     )
 
 
-def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction],
-             source: str = "predictions") -> NLQScores:
+def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction], source: str = "predictions") -> NLQScores:
     """Score a submission against an annotated NLQ file, dividing by its ground-truth queries.
 
     A prediction for a query the file has but cannot score (no text, or no answer) is ignored and counted;
@@ -183,8 +192,9 @@ def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction],
     """
     queries: list[Query] = dataset.evaluation_queries()
     if not queries:
-        raise EvaluationError(f"{dataset.source} has no ground-truth windows to evaluate against "
-                              "(is it the unannotated test file?).")
+        raise EvaluationError(
+            f"{dataset.source} has no ground-truth windows to evaluate against (is it the unannotated test file?)."
+        )
     row = {q.key: i for i, q in enumerate(queries)}
     per_query: list[Any] = [None] * len(queries)
     ignored = 0
@@ -193,8 +203,10 @@ def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction],
     for p in predictions:
         seen[p.key] += 1
         if seen[p.key] == 2:
-            raise SubmissionError(f"{source} has more than one prediction for clip {p.clip_uid}, annotation "
-                                  f"{p.annotation_uid}, query {p.query_idx}; each query may appear once.")
+            raise SubmissionError(
+                f"{source} has more than one prediction for clip {p.clip_uid}, annotation "
+                f"{p.annotation_uid}, query {p.query_idx}; each query may appear once."
+            )
         i = row.get(p.key)
         if i is not None:
             per_query[i] = p.windows
@@ -204,9 +216,16 @@ def evaluate(dataset: NLQDataset, predictions: Sequence[Prediction],
             unknown.append(p.key)
     if unknown:
         c, a, q = unknown[0]
-        raise SubmissionError(f"{source} has predictions for {len(unknown)} queries that {dataset.source} "
-                              f"does not contain (e.g. clip {c}, annotation {a}, query {q}); "
-                              "are they for another split?")
+        raise SubmissionError(
+            f"{source} has predictions for {len(unknown)} queries that {dataset.source} "
+            f"does not contain (e.g. clip {c}, annotation {a}, query {q}); "
+            "are they for another split?"
+        )
     gt = np.array([(q.start, q.end) for q in queries], dtype=np.float64)
-    return score_windows(windows_array(per_query), gt, [q.template for q in queries],
-                         num_predicted=sum(w is not None for w in per_query), num_ignored=ignored)
+    return score_windows(
+        windows_array(per_query),
+        gt,
+        [q.template for q in queries],
+        num_predicted=sum(w is not None for w in per_query),
+        num_ignored=ignored,
+    )

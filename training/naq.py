@@ -24,17 +24,27 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from models.errors import EgoRecallError
 from models.text_normalize import normalize_text
 from training.narrations import Narration, NarrationFile, load_narrations
-from training.nlq import (NAQ_ANNOTATION_PREFIX, NARRATION_TEMPLATE, AnnotationFileError, Clip,
-                          clips_from_data, few_shot_clips, parse_nlq, read_json, write_json_atomic)
+from training.nlq import (
+    NAQ_ANNOTATION_PREFIX,
+    NARRATION_TEMPLATE,
+    AnnotationFileError,
+    Clip,
+    clips_from_data,
+    few_shot_clips,
+    parse_nlq,
+    read_json,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +97,9 @@ def stream_gaps(narrations: Sequence[Narration]) -> dict[tuple[str, str], float]
     return gaps
 
 
-def egovlp_windows(narrations: Sequence[Narration], alpha: float | None = None
-                   ) -> tuple[list[tuple[float, float]], float]:
+def egovlp_windows(
+    narrations: Sequence[Narration], alpha: float | None = None
+) -> tuple[list[tuple[float, float]], float]:
     """EgoVLP's window per narration, ``[t - beta_v/(2 alpha), t + beta_v/(2 alpha)]``, and the alpha used.
 
     ``alpha`` defaults to the mean beta over all streams given. A stream with a single narration (no gap to
@@ -147,18 +158,22 @@ class NaQReport:
         }
 
     def to_text(self) -> str:
-        lines = [f"narrations read: {self.narrations_read}",
-                 f"kept: {self.kept} -> {self.queries_written} narration queries in "
-                 f"{self.clips_with_narrations} of {self.training_clips} training clips"]
+        lines = [
+            f"narrations read: {self.narrations_read}",
+            f"kept: {self.kept} -> {self.queries_written} narration queries in "
+            f"{self.clips_with_narrations} of {self.training_clips} training clips",
+        ]
         for reason in DROP_REASONS:
             lines.append(f"dropped, {reason}: {self.dropped.get(reason, 0)}")
         for reason, n in sorted(self.unreadable.items()):
             lines.append(f"not read, {reason}: {n}")
         if self.windows:
-            lines.append("windows: " + ", ".join(f"{k} {v}" for k, v in sorted(self.windows.items()))
-                         + (f" (alpha {self.alpha:.3f} s)" if self.alpha is not None else ""))
-        lines.append(f"NLQ queries kept: {self.nlq_queries_kept} from {self.nlq_clips_kept} of "
-                     f"{self.nlq_clips} clips")
+            lines.append(
+                "windows: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.windows.items()))
+                + (f" (alpha {self.alpha:.3f} s)" if self.alpha is not None else "")
+            )
+        lines.append(f"NLQ queries kept: {self.nlq_queries_kept} from {self.nlq_clips_kept} of {self.nlq_clips} clips")
         return "\n".join(lines)
 
 
@@ -193,19 +208,25 @@ def _merge_nlq(sources: Sequence[tuple[str, Any]]) -> tuple[dict, dict[str, dict
                 raw_clips[uid] = copy
         for uid, clip in clips_from_data(data, source).items():
             seen = clips.get(uid)
-            if seen is not None and (abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
-                                     or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3):
-                raise AnnotationFileError(f"{source}: clip {uid} has a different time range than in an "
-                                          "earlier annotation file.")
+            if seen is not None and (
+                abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
+                or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3
+            ):
+                raise AnnotationFileError(
+                    f"{source}: clip {uid} has a different time range than in an earlier annotation file."
+                )
             clips.setdefault(uid, clip)
     if merged["version"] is None:
         merged["version"] = "v2"
     return merged, raw_clips, clips
 
 
-def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile | Sequence[Narration],
-              extra_clips: Mapping[str, Clip] | None = None, config: NaQConfig = NaQConfig()
-              ) -> tuple[dict, NaQReport]:
+def build_naq(
+    nlq_sources: Sequence[tuple[str, Any]],
+    narrations: NarrationFile | Sequence[Narration],
+    extra_clips: Mapping[str, Clip] | None = None,
+    config: NaQConfig = NaQConfig(),
+) -> tuple[dict, NaQReport]:
     """NLQ (+ extra clip sources) + narrations -> (NLQ-format object with NaQ annotations, report).
 
     ``nlq_sources``: ``(name, parsed JSON)`` of NLQ train files; their queries are kept (a ``nlq_fraction``
@@ -225,16 +246,18 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
             if uid not in keep:
                 raw["annotations"] = []
     report.nlq_clips_kept = sum(1 for c in raw_clips.values() if c["annotations"])
-    report.nlq_queries_kept = sum(len(a.get("language_queries", [])) for c in raw_clips.values()
-                                  for a in c["annotations"])
+    report.nlq_queries_kept = sum(
+        len(a.get("language_queries", [])) for c in raw_clips.values() for a in c["annotations"]
+    )
 
     train_clips: dict[str, Clip] = dict(clips)
     for uid, clip in (extra_clips or {}).items():
         seen = train_clips.get(uid)
-        if seen is not None and (abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
-                                 or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3):
-            raise AnnotationFileError(f"Clip {uid} has different time ranges in the NLQ and extra clip "
-                                      "files.")
+        if seen is not None and (
+            abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
+            or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3
+        ):
+            raise AnnotationFileError(f"Clip {uid} has different time ranges in the NLQ and extra clip files.")
         train_clips.setdefault(uid, clip)
     report.training_clips = len(train_clips)
 
@@ -274,17 +297,19 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
         report.kept += 1
         report.windows["given" if given else "egovlp"] += 1
         for clip in inside:
-            per_clip[clip.clip_uid].append({
-                "clip_start_sec": start - clip.video_start_sec,
-                "clip_end_sec": end - clip.video_start_sec,
-                "video_start_sec": start,
-                "video_end_sec": end,
-                "template": NARRATION_TEMPLATE,
-                "query": text,
-                "narration_text": n.text,
-                "narration_source": n.source,
-                "narration_time": n.time,
-            })
+            per_clip[clip.clip_uid].append(
+                {
+                    "clip_start_sec": start - clip.video_start_sec,
+                    "clip_end_sec": end - clip.video_start_sec,
+                    "video_start_sec": start,
+                    "video_end_sec": end,
+                    "template": NARRATION_TEMPLATE,
+                    "query": text,
+                    "narration_text": n.text,
+                    "narration_source": n.source,
+                    "narration_time": n.time,
+                }
+            )
 
     videos = {v["video_uid"]: v for v in merged["videos"]}
     for uid in sorted(per_clip, key=lambda u: (train_clips[u].video_uid, train_clips[u].video_start_sec, u)):
@@ -297,15 +322,22 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
                 video = {"video_uid": clip.video_uid, "split": "train", "clips": []}
                 videos[clip.video_uid] = video
                 merged["videos"].append(video)
-            raw = {"clip_uid": uid, "video_start_sec": clip.video_start_sec,
-                   "video_end_sec": clip.video_end_sec, "clip_start_sec": 0.0, "clip_end_sec": clip.duration,
-                   "annotations": []}
+            raw = {
+                "clip_uid": uid,
+                "video_start_sec": clip.video_start_sec,
+                "video_end_sec": clip.video_end_sec,
+                "clip_start_sec": 0.0,
+                "clip_end_sec": clip.duration,
+                "annotations": [],
+            }
             video["clips"].append(raw)
             raw_clips[uid] = raw
         ann_uid = f"{NAQ_ANNOTATION_PREFIX}{uid}"
         if any(a.get("annotation_uid") == ann_uid for a in raw["annotations"]):
-            raise NaQError(f"Clip {uid} already has an annotation {ann_uid}: the input already contains NaQ "
-                           "queries; build NaQ from the plain NLQ file.")
+            raise NaQError(
+                f"Clip {uid} already has an annotation {ann_uid}: the input already contains NaQ "
+                "queries; build NaQ from the plain NLQ file."
+            )
         raw["annotations"].append({"annotation_uid": ann_uid, "language_queries": queries})
         report.queries_written += len(queries)
     report.clips_with_narrations = len(per_clip)
@@ -314,21 +346,26 @@ def build_naq(nlq_sources: Sequence[tuple[str, Any]], narrations: NarrationFile 
     for video in merged["videos"]:
         video["clips"] = [c for c in video["clips"] if c["annotations"]]
     merged["videos"] = [v for v in merged["videos"] if v["clips"]]
-    merged["description"] = (f"NLQ + Narrations-as-Queries built by EgoRecall ({report.kept} narrations, "
-                             f"NLQ fraction {config.nlq_fraction:g})")
+    merged["description"] = (
+        f"NLQ + Narrations-as-Queries built by EgoRecall ({report.kept} narrations, "
+        f"NLQ fraction {config.nlq_fraction:g})"
+    )
     parse_nlq(merged, "NaQ output")  # the output must read back as a valid NLQ file
     return merged, report
 
 
-def build_naq_files(annotations: Sequence[str | os.PathLike], narrations: str | os.PathLike,
-                    out: str | os.PathLike, extra_clips: Sequence[str | os.PathLike] = (),
-                    config: NaQConfig = NaQConfig()) -> NaQReport:
+def build_naq_files(
+    annotations: Sequence[str | os.PathLike],
+    narrations: str | os.PathLike,
+    out: str | os.PathLike,
+    extra_clips: Sequence[str | os.PathLike] = (),
+    config: NaQConfig = NaQConfig(),
+) -> NaQReport:
     """File-level :func:`build_naq`: read NLQ train files, extra clip files and narrations, write ``out``."""
     sources = [(str(p), read_json(p, AnnotationFileError, "annotation file")) for p in annotations]
     extra: dict[str, Clip] = {}
     for path in extra_clips:
-        for uid, clip in clips_from_data(read_json(path, AnnotationFileError, "annotation file"),
-                                         str(path)).items():
+        for uid, clip in clips_from_data(read_json(path, AnnotationFileError, "annotation file"), str(path)).items():
             extra.setdefault(uid, clip)
     narration_file = load_narrations(narrations)
     data, report = build_naq(sources, narration_file, extra, config)
@@ -340,8 +377,9 @@ def build_naq_files(annotations: Sequence[str | os.PathLike], narrations: str | 
 # --------------------------------------------------------------------------------------------- jittering
 
 
-def jitter_window(start, end, limit, rng: np.random.Generator, factor: float = DEFAULT_JITTER_FACTOR,
-                  shift: bool = True):
+def jitter_window(
+    start, end, limit, rng: np.random.Generator, factor: float = DEFAULT_JITTER_FACTOR, shift: bool = True
+):
     """NaQ's temporal response jittering of answer windows (scalars or arrays, any time unit).
 
     Width w grows to w' = w * U(1, factor); the centre moves by t ~ U(-(w' - w)/2, (w' - w)/2) (when
@@ -369,12 +407,24 @@ def jitter_window(start, end, limit, rng: np.random.Generator, factor: float = D
     return new_start, new_end
 
 
-def jitter_bins(start_bin, end_bin, num_bins: int, rng: np.random.Generator,
-                factor: float = DEFAULT_JITTER_FACTOR, shift: bool = True):
+def jitter_bins(
+    start_bin,
+    end_bin,
+    num_bins: int,
+    rng: np.random.Generator,
+    factor: float = DEFAULT_JITTER_FACTOR,
+    shift: bool = True,
+):
     """:func:`jitter_window` on inclusive bin ranges (``s..e`` covers ``[s, e + 1)``) of a sequence of
     ``num_bins``; rounds outward so the jittered range always covers the original one."""
-    s, e = jitter_window(np.asarray(start_bin, dtype=np.float64), np.asarray(end_bin, dtype=np.float64) + 1.0,
-                         float(num_bins), rng, factor, shift)
+    s, e = jitter_window(
+        np.asarray(start_bin, dtype=np.float64),
+        np.asarray(end_bin, dtype=np.float64) + 1.0,
+        float(num_bins),
+        rng,
+        factor,
+        shift,
+    )
     s_bin = np.clip(np.floor(s + 1e-9), 0, num_bins - 1).astype(np.int64)
     e_bin = np.clip(np.ceil(e - 1e-9) - 1, 0, num_bins - 1).astype(np.int64)
     e_bin = np.maximum(e_bin, s_bin)

@@ -22,9 +22,10 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from training.nlq import NLQFileError, read_json
 
@@ -88,8 +89,10 @@ def _finite(value: Any) -> float | None:
 def parse_narration_json(data: Any, source: str = "<narrations>") -> NarrationFile:
     """Ego4D ``narration.json`` content -> narrations, both passes, in file order."""
     if not isinstance(data, dict):
-        raise NarrationFileError(f"{source}: narration.json should map video uids to narration passes, but "
-                                 f"its top level is a {type(data).__name__}.")
+        raise NarrationFileError(
+            f"{source}: narration.json should map video uids to narration passes, but "
+            f"its top level is a {type(data).__name__}."
+        )
     out: list[Narration] = []
     skipped: Counter = Counter()
     recognised = 0
@@ -121,8 +124,10 @@ def parse_narration_json(data: Any, source: str = "<narrations>") -> NarrationFi
                 else:
                     out.append(Narration(str(video_uid), time, text, pass_name))
     if data and not recognised and not out:
-        raise NarrationFileError(f"{source}: none of its {len(data)} entries has a narration pass; it does "
-                                 "not look like Ego4D's narration.json.")
+        raise NarrationFileError(
+            f"{source}: none of its {len(data)} entries has a narration pass; it does "
+            "not look like Ego4D's narration.json."
+        )
     return NarrationFile(source, "narration.json", out, skipped)
 
 
@@ -138,8 +143,7 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
     try:
         fh = open(path, newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise NarrationFileError(f"The narrations file {path} cannot be read "
-                                 f"({exc.strerror or exc}).") from None
+        raise NarrationFileError(f"The narrations file {path} cannot be read ({exc.strerror or exc}).") from None
     with fh:
         try:
             header_line = fh.readline()
@@ -151,10 +155,13 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
         missing = [c for c in REQUIRED_EGOCLIP if c not in columns]
         has_window = "clip_start" in columns and "clip_end" in columns
         if missing or not (has_window or "narration_time" in columns):
-            need = missing + ([] if has_window or "narration_time" in columns
-                              else ["clip_start/clip_end or narration_time"])
-            raise NarrationFileError(f"The narrations file {path} is neither narration.json nor an EgoClip "
-                                     f"table: its header lacks {', '.join(need)}.")
+            need = missing + (
+                [] if has_window or "narration_time" in columns else ["clip_start/clip_end or narration_time"]
+            )
+            raise NarrationFileError(
+                f"The narrations file {path} is neither narration.json nor an EgoClip "
+                f"table: its header lacks {', '.join(need)}."
+            )
         col = columns.get
         reader = csv.reader(fh, delimiter=delimiter)
         try:
@@ -185,8 +192,9 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
         except UnicodeDecodeError:
             raise NarrationFileError(f"The narrations file {path} is not UTF-8 text.") from None
         except csv.Error as exc:
-            raise NarrationFileError(f"The narrations file {path} is not a readable table "
-                                     f"(line {reader.line_num}: {exc}).") from None
+            raise NarrationFileError(
+                f"The narrations file {path} is not a readable table (line {reader.line_num}: {exc})."
+            ) from None
     return NarrationFile(str(path), "egoclip", out, skipped)
 
 
@@ -201,8 +209,7 @@ def load_narrations(path: str | os.PathLike) -> NarrationFile:
     except IsADirectoryError:
         raise NarrationFileError(f"The narrations file {path} is a folder, not a file.") from None
     except OSError as exc:
-        raise NarrationFileError(f"The narrations file {path} cannot be read "
-                                 f"({exc.strerror or exc}).") from None
+        raise NarrationFileError(f"The narrations file {path} cannot be read ({exc.strerror or exc}).") from None
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     if head[:1] in (b"{", b"["):

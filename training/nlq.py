@@ -27,9 +27,10 @@ import math
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -181,26 +182,31 @@ class NLQDataset:
             out.append(q)
         return out
 
-    def subset(self, clip_uids: Iterable[str]) -> "NLQDataset":
+    def subset(self, clip_uids: Iterable[str]) -> NLQDataset:
         """The same data restricted to some clips (order kept)."""
         keep = set(clip_uids)
         return NLQDataset(
-            source=self.source, version=self.version,
+            source=self.source,
+            version=self.version,
             clips={u: c for u, c in self.clips.items() if u in keep},
             queries=[q for q in self.queries if q.clip_uid in keep],
             annotation_sizes={k: n for k, n in self.annotation_sizes.items() if k[0] in keep},
         )
 
-    def without_narrations(self) -> "NLQDataset":
+    def without_narrations(self) -> NLQDataset:
         return self._filtered(lambda q: not q.is_narration)
 
-    def narrations_only(self) -> "NLQDataset":
+    def narrations_only(self) -> NLQDataset:
         return self._filtered(lambda q: q.is_narration)
 
-    def _filtered(self, keep) -> "NLQDataset":
-        return NLQDataset(source=self.source, version=self.version, clips=dict(self.clips),
-                          queries=[q for q in self.queries if keep(q)],
-                          annotation_sizes=dict(self.annotation_sizes))
+    def _filtered(self, keep) -> NLQDataset:
+        return NLQDataset(
+            source=self.source,
+            version=self.version,
+            clips=dict(self.clips),
+            queries=[q for q in self.queries if keep(q)],
+            annotation_sizes=dict(self.annotation_sizes),
+        )
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -221,8 +227,9 @@ def read_json(path: str | os.PathLike, error: type[NLQFileError] = NLQFileError,
     except UnicodeDecodeError:
         raise error(f"The {what} {path} is not UTF-8 text, so it is not JSON.") from None
     except json.JSONDecodeError as exc:
-        raise error(f"The {what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                    f"{exc.msg}).") from None
+        raise error(
+            f"The {what} {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
+        ) from None
 
 
 def _number(value: Any, where: str, source: str, name: str) -> float:
@@ -249,8 +256,9 @@ def _uid(obj: Mapping, key: str, where: str, source: str) -> str:
 def _iter_clips(data: Any, source: str) -> Iterator[tuple[str, Clip, dict]]:
     """(where, Clip, raw clip dict) for every clip of any Ego4D episodic-memory annotation file."""
     if not isinstance(data, dict):
-        raise AnnotationFileError(f"{source}: the top level should be an object with a 'videos' list, "
-                                  f"not a {type(data).__name__}.")
+        raise AnnotationFileError(
+            f"{source}: the top level should be an object with a 'videos' list, not a {type(data).__name__}."
+        )
     for vi, video in enumerate(_list(data, "videos", "the top level", source)):
         vwhere = f"videos[{vi}]"
         if not isinstance(video, dict):
@@ -270,11 +278,14 @@ def _iter_clips(data: Any, source: str) -> Iterator[tuple[str, Clip, dict]]:
                 vs = _number(clip.get("clip_start_sec"), where, source, "clip_start_sec")
                 ve = _number(clip.get("clip_end_sec"), where, source, "clip_end_sec")
             else:
-                raise AnnotationFileError(f"{source}: {where} (clip {clip_uid}) has neither "
-                                          "video_start_sec/video_end_sec nor clip_start_sec/clip_end_sec.")
+                raise AnnotationFileError(
+                    f"{source}: {where} (clip {clip_uid}) has neither "
+                    "video_start_sec/video_end_sec nor clip_start_sec/clip_end_sec."
+                )
             if ve < vs:
-                raise AnnotationFileError(f"{source}: {where} (clip {clip_uid}) ends at {ve} s, before it "
-                                          f"starts at {vs} s.")
+                raise AnnotationFileError(
+                    f"{source}: {where} (clip {clip_uid}) ends at {ve} s, before it starts at {vs} s."
+                )
             yield where, Clip(clip_uid, video_uid, vs, ve, split), clip
 
 
@@ -282,12 +293,16 @@ def _add_clip(clips: dict[str, Clip], clip: Clip, where: str, source: str) -> No
     seen = clips.get(clip.clip_uid)
     if seen is None:
         clips[clip.clip_uid] = clip
-    elif (seen.video_uid != clip.video_uid or abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
-          or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3):
+    elif (
+        seen.video_uid != clip.video_uid
+        or abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
+        or abs(seen.video_end_sec - clip.video_end_sec) > 1e-3
+    ):
         raise AnnotationFileError(
             f"{source}: {where} repeats clip {clip.clip_uid} with a different video or time range "
             f"({clip.video_uid} {clip.video_start_sec}-{clip.video_end_sec} s vs {seen.video_uid} "
-            f"{seen.video_start_sec}-{seen.video_end_sec} s).")
+            f"{seen.video_start_sec}-{seen.video_end_sec} s)."
+        )
 
 
 def clips_from_data(data: Any, source: str = "<data>") -> dict[str, Clip]:
@@ -321,26 +336,36 @@ def parse_nlq(data: Any, source: str = "<data>") -> NLQDataset:
             if not isinstance(lqs, list):
                 raise AnnotationFileError(
                     f"{source}: {awhere} has no 'language_queries' list -- is this an NLQ file? "
-                    "(VQ and Moments files can only give clips, e.g. to NaQ's --extra-clips.)")
+                    "(VQ and Moments files can only give clips, e.g. to NaQ's --extra-clips.)"
+                )
             ann_uid = _uid(ann, "annotation_uid", awhere, source)
             if (clip.clip_uid, ann_uid) in sizes:
-                raise AnnotationFileError(f"{source}: {awhere} repeats annotation {ann_uid} of clip "
-                                          f"{clip.clip_uid}; its queries could not be told apart.")
+                raise AnnotationFileError(
+                    f"{source}: {awhere} repeats annotation {ann_uid} of clip "
+                    f"{clip.clip_uid}; its queries could not be told apart."
+                )
             sizes[(clip.clip_uid, ann_uid)] = len(lqs)
             for qi, lq in enumerate(lqs):
-                query = _parse_query(lq, qi, f"{awhere}.language_queries[{qi}]", clip, ann_uid, source,
-                                     skipped, notes)
+                query = _parse_query(lq, qi, f"{awhere}.language_queries[{qi}]", clip, ann_uid, source, skipped, notes)
                 if query is not None:
                     queries.append(query)
     version = data.get("version") if isinstance(data.get("version"), str) else None
     if skipped:
         log.info("%s: skipped %s", source, dict(skipped))
-    return NLQDataset(source=source, version=version, clips=clips, queries=queries, skipped=skipped,
-                      notes=notes, annotation_sizes=sizes)
+    return NLQDataset(
+        source=source,
+        version=version,
+        clips=clips,
+        queries=queries,
+        skipped=skipped,
+        notes=notes,
+        annotation_sizes=sizes,
+    )
 
 
-def _parse_query(lq: Any, qi: int, where: str, clip: Clip, ann_uid: str, source: str,
-                 skipped: Counter, notes: Counter) -> Query | None:
+def _parse_query(
+    lq: Any, qi: int, where: str, clip: Clip, ann_uid: str, source: str, skipped: Counter, notes: Counter
+) -> Query | None:
     if lq is None:
         skipped["null entry"] += 1
         return None
@@ -404,16 +429,22 @@ class NLQFileBuilder:
     the same key a submission must use.
     """
 
-    def __init__(self, version: str = "v2", description: str = "EgoRecall NLQ annotations",
-                 date: str | None = None):
+    def __init__(self, version: str = "v2", description: str = "EgoRecall NLQ annotations", date: str | None = None):
         self.version = version
         self.description = description
         self.date = date
         self._videos: dict[str, dict] = {}
         self._clips: dict[str, tuple[dict, Clip]] = {}
 
-    def add_clip(self, clip_uid: str, video_uid: str, video_start_sec: float, video_end_sec: float,
-                 split: str = "train", **extra: Any) -> Clip:
+    def add_clip(
+        self,
+        clip_uid: str,
+        video_uid: str,
+        video_start_sec: float,
+        video_end_sec: float,
+        split: str = "train",
+        **extra: Any,
+    ) -> Clip:
         """Add a clip covering ``[video_start_sec, video_end_sec]`` of ``video_uid``; extras are copied in."""
         if clip_uid in self._clips:
             raise ValueError(f"clip {clip_uid} was already added")
@@ -434,9 +465,16 @@ class NLQFileBuilder:
         self._clips[clip_uid] = (raw, clip)
         return clip
 
-    def add_query(self, clip_uid: str, query: str, start: float | None, end: float | None,
-                  template: str | None = None, annotation_uid: str | None = None,
-                  **extra: Any) -> QueryKey:
+    def add_query(
+        self,
+        clip_uid: str,
+        query: str,
+        start: float | None,
+        end: float | None,
+        template: str | None = None,
+        annotation_uid: str | None = None,
+        **extra: Any,
+    ) -> QueryKey:
         """Add a query with its answer in clip seconds (``None`` for an unannotated file)."""
         if clip_uid not in self._clips:
             raise ValueError(f"add clip {clip_uid} before its queries")
@@ -450,9 +488,12 @@ class NLQFileBuilder:
         if start is not None or end is not None:
             if start is None or end is None:
                 raise ValueError("give both start and end, or neither")
-            lq.update(clip_start_sec=float(start), clip_end_sec=float(end),
-                      video_start_sec=clip.video_start_sec + float(start),
-                      video_end_sec=clip.video_start_sec + float(end))
+            lq.update(
+                clip_start_sec=float(start),
+                clip_end_sec=float(end),
+                video_start_sec=clip.video_start_sec + float(start),
+                video_end_sec=clip.video_start_sec + float(end),
+            )
         lq.update(template=template, query=query)
         lq.update(extra)
         ann["language_queries"].append(lq)
@@ -460,8 +501,11 @@ class NLQFileBuilder:
 
     def to_dict(self, with_answers: bool = True) -> dict:
         """The file's content; ``with_answers=False`` gives the unannotated (test-file) form."""
-        data = {"version": self.version, "description": self.description,
-                "videos": json.loads(json.dumps(list(self._videos.values())))}
+        data = {
+            "version": self.version,
+            "description": self.description,
+            "videos": json.loads(json.dumps(list(self._videos.values()))),
+        }
         if self.date is not None:
             data["date"] = self.date
         if not with_answers:
@@ -469,16 +513,26 @@ class NLQFileBuilder:
                 for clip in video["clips"]:
                     for ann in clip["annotations"]:
                         ann["language_queries"] = [
-                            {k: v for k, v in lq.items() if k not in ANSWER_KEYS}
-                            for lq in ann["language_queries"]]
+                            {k: v for k, v in lq.items() if k not in ANSWER_KEYS} for lq in ann["language_queries"]
+                        ]
         return data
 
     def write(self, path: str | os.PathLike, with_answers: bool = True, indent: int | None = None) -> Path:
         return write_json_atomic(path, self.to_dict(with_answers), indent=indent)
 
 
-ANSWER_KEYS = frozenset({"clip_start_sec", "clip_end_sec", "video_start_sec", "video_end_sec",
-                         "video_start_frame", "video_end_frame", "clip_start_frame", "clip_end_frame"})
+ANSWER_KEYS = frozenset(
+    {
+        "clip_start_sec",
+        "clip_end_sec",
+        "video_start_sec",
+        "video_end_sec",
+        "video_start_frame",
+        "video_end_frame",
+        "clip_start_frame",
+        "clip_end_frame",
+    }
+)
 """The fields of a language query that give its answer away (absent from the unannotated test file)."""
 
 

@@ -23,8 +23,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ def read_log(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 class RunLog:
     """Writes records (rank 0 only: other ranks get ``enabled=False`` and write nothing)."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, progress: Progress | None = None,
-                 tensorboard: bool = True) -> None:
+    def __init__(
+        self, run_dir: Path, enabled: bool = True, progress: Progress | None = None, tensorboard: bool = True
+    ) -> None:
         self.path = Path(run_dir) / LOG_FILE
         self.enabled = enabled
         self.progress = progress
@@ -82,10 +84,18 @@ class RunLog:
         self._fh.truncate(min(size, self._fh.tell()))
         self._fh.seek(0, os.SEEK_END)
 
-    def write(self, event: str, step: int, total_steps: int, epoch: float, run_time: float,
-              **values: Any) -> dict[str, Any]:
-        record = {"event": event, "step": step, "total_steps": total_steps, "epoch": round(epoch, 4),
-                  "time": round(run_time, 3), "wall": round(time.time(), 3), **values}
+    def write(
+        self, event: str, step: int, total_steps: int, epoch: float, run_time: float, **values: Any
+    ) -> dict[str, Any]:
+        record = {
+            "event": event,
+            "step": step,
+            "total_steps": total_steps,
+            "epoch": round(epoch, 4),
+            "time": round(run_time, 3),
+            "wall": round(time.time(), 3),
+            **values,
+        }
         if not self.enabled:
             return record
         self._fh.write(json.dumps(record, default=str) + "\n")

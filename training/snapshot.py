@@ -50,8 +50,6 @@ class TrainingState:
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-
-
 # ---------------------------------------------------------------------------------------------- optimiser
 def flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``optimizer.state_dict()`` -> (tensors for safetensors, the JSON-able rest)."""
@@ -88,9 +86,16 @@ def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
 
 
-def write_snapshot(run_dir: Path, step: int, model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any],
-                   meta: dict[str, Any], best_weights: dict[str, torch.Tensor] | None,
-                   rng: dict[str, torch.Tensor], keep: int = 1) -> Path:
+def write_snapshot(
+    run_dir: Path,
+    step: int,
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    meta: dict[str, Any],
+    best_weights: dict[str, torch.Tensor] | None,
+    rng: dict[str, torch.Tensor],
+    keep: int = 1,
+) -> Path:
     """Write a complete snapshot for ``step`` and return its folder; then drop all but the ``keep`` newest."""
     root = Path(run_dir) / SNAPSHOT_DIR
     root.mkdir(parents=True, exist_ok=True)
@@ -139,15 +144,15 @@ def read_snapshot_meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "state.json").read_text(encoding="utf-8"))
 
 
-def load_snapshot(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                  device: torch.device) -> TrainingState:
+def load_snapshot(
+    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+) -> TrainingState:
     """Load weights and optimiser state into the live objects; return the rest."""
     meta = read_snapshot_meta(folder)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{folder} has snapshot format {meta.get('format')}, this EgoRecall reads {FORMAT}")
     model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)), strict=True)
-    opt = unflatten_optimizer(load_file(str(folder / "optimizer.safetensors"), device="cpu"),
-                              meta.pop("optimizer"))
+    opt = unflatten_optimizer(load_file(str(folder / "optimizer.safetensors"), device="cpu"), meta.pop("optimizer"))
     optimizer.load_state_dict(opt)
     best_path = folder / "best.safetensors"
     best = load_file(str(best_path), device="cpu") if best_path.is_file() else None

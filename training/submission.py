@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from training.nlq import NLQFileError, Query, QueryKey, read_json, write_json_atomic
 
@@ -44,12 +45,13 @@ class Prediction:
         return (self.clip_uid, self.annotation_uid, self.query_idx)
 
     @classmethod
-    def for_query(cls, query: Query | QueryKey, windows: Iterable[Any]) -> "Prediction":
+    def for_query(cls, query: Query | QueryKey, windows: Iterable[Any]) -> Prediction:
         """Build from a query (or its key) and windows given as ``(start, end)`` pairs or objects with
         ``.start``/``.end`` (e.g. :class:`models.windows.Window`)."""
         key = query.key if isinstance(query, Query) else tuple(query)
-        pairs = tuple((float(w.start), float(w.end)) if hasattr(w, "start") else (float(w[0]), float(w[1]))
-                      for w in windows)
+        pairs = tuple(
+            (float(w.start), float(w.end)) if hasattr(w, "start") else (float(w[0]), float(w[1])) for w in windows
+        )
         return cls(key[0], key[1], int(key[2]), pairs)
 
 
@@ -66,8 +68,7 @@ def _time(value: Any, source: str, where: str) -> float:
 def parse_submission(data: Any, source: str = "<submission>") -> list[Prediction]:
     """Validate a submission object (parsed JSON) and return its predictions in file order."""
     if not isinstance(data, dict):
-        raise _fail(source, f"the top level should be an object with a 'results' list, not a "
-                            f"{type(data).__name__}.")
+        raise _fail(source, f"the top level should be an object with a 'results' list, not a {type(data).__name__}.")
     challenge = data.get("challenge")
     if challenge is not None and challenge != CHALLENGE:
         raise _fail(source, f"'challenge' is {challenge!r}; an NLQ submission says {CHALLENGE!r}.")
@@ -87,8 +88,7 @@ def parse_submission(data: Any, source: str = "<submission>") -> list[Prediction
         if isinstance(idx, float) and idx.is_integer():
             idx = int(idx)
         if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
-            raise _fail(source, f"{where} has query_idx = {item.get('query_idx')!r}; it should be a "
-                                "whole number >= 0.")
+            raise _fail(source, f"{where} has query_idx = {item.get('query_idx')!r}; it should be a whole number >= 0.")
         times = item.get("predicted_times")
         if not isinstance(times, list):
             raise _fail(source, f"{where} should have 'predicted_times', a list of [start, end] pairs.")
@@ -103,9 +103,12 @@ def parse_submission(data: Any, source: str = "<submission>") -> list[Prediction
             windows.append((start, end))
         pred = Prediction(item["clip_uid"], item["annotation_uid"], idx, tuple(windows))
         if pred.key in first_index:
-            raise _fail(source, f"{where} and results[{first_index[pred.key]}] are both for clip "
-                                f"{pred.clip_uid}, annotation {pred.annotation_uid}, query {idx}; "
-                                "each query may appear once.")
+            raise _fail(
+                source,
+                f"{where} and results[{first_index[pred.key]}] are both for clip "
+                f"{pred.clip_uid}, annotation {pred.annotation_uid}, query {idx}; "
+                "each query may appear once.",
+            )
         first_index[pred.key] = i
         predictions.append(pred)
     return predictions
@@ -122,19 +125,27 @@ def submission_dict(predictions: Sequence[Prediction], max_windows: int = MAX_WI
     results = []
     for p in predictions:
         if p.key in seen:
-            raise SubmissionError(f"Two predictions for clip {p.clip_uid}, annotation {p.annotation_uid}, "
-                                  f"query {p.query_idx}; each query may appear once.")
+            raise SubmissionError(
+                f"Two predictions for clip {p.clip_uid}, annotation {p.annotation_uid}, "
+                f"query {p.query_idx}; each query may appear once."
+            )
         seen.add(p.key)
         for s, e in p.windows:
             if not (math.isfinite(s) and math.isfinite(e)) or s > e:
                 raise SubmissionError(f"The prediction for {p.key} has an invalid window [{s}, {e}].")
-        results.append({"clip_uid": p.clip_uid, "annotation_uid": p.annotation_uid,
-                        "query_idx": int(p.query_idx),
-                        "predicted_times": [[float(s), float(e)] for s, e in p.windows[:max_windows]]})
+        results.append(
+            {
+                "clip_uid": p.clip_uid,
+                "annotation_uid": p.annotation_uid,
+                "query_idx": int(p.query_idx),
+                "predicted_times": [[float(s), float(e)] for s, e in p.windows[:max_windows]],
+            }
+        )
     return {"version": VERSION, "challenge": CHALLENGE, "results": results}
 
 
-def write_submission(path: str | os.PathLike, predictions: Sequence[Prediction],
-                     max_windows: int = MAX_WINDOWS) -> Path:
+def write_submission(
+    path: str | os.PathLike, predictions: Sequence[Prediction], max_windows: int = MAX_WINDOWS
+) -> Path:
     """Write a challenge submission (atomically); see :func:`submission_dict`."""
     return write_json_atomic(path, submission_dict(predictions, max_windows))

@@ -19,8 +19,8 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -44,8 +44,14 @@ class TextFeatureCache:
     distributed training, after rank 0 filled the cache).
     """
 
-    def __init__(self, encoder: TokenEncoder | None, key: str, dim: int, cache_dir: str | os.PathLike | None = None,
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        encoder: TokenEncoder | None,
+        key: str,
+        dim: int,
+        cache_dir: str | os.PathLike | None = None,
+        batch_size: int = 256,
+    ) -> None:
         self.encoder = encoder
         self.key = key
         self.dim = int(dim)
@@ -57,7 +63,7 @@ class TextFeatureCache:
             self._load_disk()
 
     @classmethod
-    def for_encoder(cls, encoder: TokenEncoder, cache_dir=None, batch_size: int = 256) -> "TextFeatureCache":
+    def for_encoder(cls, encoder: TokenEncoder, cache_dir=None, batch_size: int = 256) -> TextFeatureCache:
         return cls(encoder, encoder.key, encoder.dim, cache_dir, batch_size)
 
     # ------------------------------------------------------------------ lookup
@@ -101,7 +107,7 @@ class TextFeatureCache:
         shard_texts: list[str] = []
         shard_rows: list[np.ndarray] = []
         for first in range(0, len(todo), self.batch_size):
-            batch = todo[first:first + self.batch_size]
+            batch = todo[first : first + self.batch_size]
             with torch.inference_mode():
                 feats, mask = self.encoder.encode(batch)
             feats, mask = np.asarray(feats), np.asarray(mask, dtype=bool)
@@ -138,15 +144,20 @@ class TextFeatureCache:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
                 array = np.load(meta_path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
                 texts, offsets = meta["texts"], meta["offsets"]
-                if int(meta["dim"]) != self.dim or array.ndim != 2 or array.shape[1] != self.dim \
-                        or len(offsets) != len(texts) + 1 or offsets[-1] != array.shape[0]:
+                if (
+                    int(meta["dim"]) != self.dim
+                    or array.ndim != 2
+                    or array.shape[1] != self.dim
+                    or len(offsets) != len(texts) + 1
+                    or offsets[-1] != array.shape[0]
+                ):
                     raise ValueError("shape does not match its index")
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 logger.warning("ignoring text feature shard %s: %s", meta_path, exc)
                 continue
             self._shards.append(array)
             for i, text in enumerate(texts):
-                self._features.setdefault(text, array[offsets[i]:offsets[i + 1]])
+                self._features.setdefault(text, array[offsets[i] : offsets[i + 1]])
         if self._features:
             logger.info("loaded token features of %d texts from %s", len(self._features), self.folder)
 
@@ -160,8 +171,10 @@ class TextFeatureCache:
             with open(tmp_npy, "wb") as fh:
                 np.save(fh, np.concatenate(rows).astype(np.float16), allow_pickle=False)
             os.replace(tmp_npy, npy)
-            tmp_meta.write_text(json.dumps({"key": self.key, "dim": self.dim, "texts": list(texts),
-                                            "offsets": offsets.tolist()}), encoding="utf-8")
+            tmp_meta.write_text(
+                json.dumps({"key": self.key, "dim": self.dim, "texts": list(texts), "offsets": offsets.tolist()}),
+                encoding="utf-8",
+            )
             os.replace(tmp_meta, meta)
         except BaseException:
             for p in (tmp_npy, tmp_meta):
@@ -176,6 +189,6 @@ def pad_tokens(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor
     out = torch.zeros(len(arrays), longest, dim)
     mask = torch.zeros(len(arrays), longest, dtype=torch.bool)
     for i, a in enumerate(arrays):
-        out[i, :len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
-        mask[i, :len(a)] = True
+        out[i, : len(a)] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+        mask[i, : len(a)] = True
     return out, mask

@@ -40,24 +40,80 @@ Comparable scores. Within one mode, window scores of different videos must rank 
 
 from __future__ import annotations
 
-from app.answering.base import (CHECKPOINT, ZEROSHOT, AnswerContext, Answerer, ClipAnswer, FeatureMismatch,
-                                PreparedQuestion, UnknownMode, window_mean)
+from app.answering.base import (
+    CHECKPOINT,
+    ZEROSHOT,
+    AnswerContext,
+    Answerer,
+    ClipAnswer,
+    FeatureMismatch,
+    PreparedQuestion,
+    UnknownMode,
+    window_mean,
+)
 from app.answering.dataset import answer_dataset
 from app.answering.fusion import FUSED, FusedAnswerer, FusionChoice, choose_fusion_weight
-from app.answering.registry import (AnswererCache, AnswererKind, answerer_cache_key, answerer_kinds, make_answerer,
-                                    parse_mode, register_answerer)
+from app.answering.registry import (
+    AnswererCache,
+    AnswererKind,
+    answerer_cache_key,
+    answerer_kinds,
+    make_answerer,
+    parse_mode,
+    register_answerer,
+)
 from app.answering.results import Answer, Moment, ScoreSeries
-from app.answering.search import (InvalidRequest, NothingToSearch, Ranking, ScoredVideo, SearchConfig,
-                                  find_moments, segment_grid, to_answer)
+from app.answering.search import (
+    InvalidRequest,
+    NothingToSearch,
+    Ranking,
+    ScoredVideo,
+    SearchConfig,
+    find_moments,
+    segment_grid,
+    to_answer,
+)
 from app.answering.trained import TrainedAnswerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from app.answering.zeroshot import ZeroShotAnswerer
 from models.zeroshot import EmptyQuestion
 
-__all__ = ["ZEROSHOT", "CHECKPOINT", "FUSED", "FusedAnswerer", "FusionChoice", "choose_fusion_weight", "Answer",
-           "Answerer", "AnswerContext", "AnswererCache", "AnswererKind",
-           "ClipAnswer", "EmptyQuestion", "FeatureMismatch", "InvalidRequest", "Moment", "NothingToSearch",
-           "PreparedQuestion", "Ranking", "ScoreSeries", "ScoredVideo", "SearchConfig", "TrainedAnswerer",
-           "UnknownMode", "VectorCache", "ZeroShotAnswerer", "answer_dataset", "answerer_cache_key",
-           "answerer_kinds", "find_moments", "make_answerer", "parse_mode", "prompt_vectors", "register_answerer",
-           "segment_grid", "to_answer", "window_mean"]
+__all__ = [
+    "ZEROSHOT",
+    "CHECKPOINT",
+    "FUSED",
+    "FusedAnswerer",
+    "FusionChoice",
+    "choose_fusion_weight",
+    "Answer",
+    "Answerer",
+    "AnswerContext",
+    "AnswererCache",
+    "AnswererKind",
+    "ClipAnswer",
+    "EmptyQuestion",
+    "FeatureMismatch",
+    "InvalidRequest",
+    "Moment",
+    "NothingToSearch",
+    "PreparedQuestion",
+    "Ranking",
+    "ScoreSeries",
+    "ScoredVideo",
+    "SearchConfig",
+    "TrainedAnswerer",
+    "UnknownMode",
+    "VectorCache",
+    "ZeroShotAnswerer",
+    "answer_dataset",
+    "answerer_cache_key",
+    "answerer_kinds",
+    "find_moments",
+    "make_answerer",
+    "parse_mode",
+    "prompt_vectors",
+    "register_answerer",
+    "segment_grid",
+    "to_answer",
+    "window_mean",
+]

@@ -5,9 +5,10 @@ talks to, so a new mode is one registered class (:mod:`app.answering.registry`).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -81,10 +82,10 @@ class Answerer(Protocol):
         """Encode questions once. ``search``: also make the CLIP vector used to narrow a library search.
         Raises :class:`EmptyQuestion` if any question is empty."""
 
-    def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
-               comparable: bool = False) -> list[ClipAnswer]:
+    def answer(
+        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+    ) -> list[ClipAnswer]:
         """Up to ``k`` windows per question over one clip's ``features`` [grid.num_bins, dim]."""
-
 
 
 def rewrite_all(questions: Sequence[str]) -> list[Rewrite]:
@@ -97,4 +98,4 @@ def rewrite_all(questions: Sequence[str]) -> list[Rewrite]:
 def window_mean(curve: np.ndarray, grid: TimeGrid, window: Window) -> float:
     """Mean of a per-bin curve over the bins a window covers."""
     s, e = grid.seconds_to_bins(window.start, window.end)
-    return float(np.mean(curve[s:e + 1]))
+    return float(np.mean(curve[s : e + 1]))

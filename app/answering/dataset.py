@@ -7,8 +7,8 @@ empty question are recorded, never raised: both count as misses in the NLQ metri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from app.answering.base import Answerer
 from models.windows import Window
@@ -30,9 +30,15 @@ class DatasetAnswers:
         return self.windows.get(query.key, [])
 
 
-def answer_dataset(answerer: Answerer, dataset: NLQDataset, source: ClipFeatureSource, k: int = 5, *,
-                   queries: list[Query] | None = None,
-                   progress: Callable[[int], None] | None = None) -> DatasetAnswers:
+def answer_dataset(
+    answerer: Answerer,
+    dataset: NLQDataset,
+    source: ClipFeatureSource,
+    k: int = 5,
+    *,
+    queries: list[Query] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DatasetAnswers:
     """Top-``k`` windows of ``answerer`` for ``queries`` (default: every query of ``dataset``), clip by clip.
 
     ``progress(n)`` is called after each clip with the number of its queries.

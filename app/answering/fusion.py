@@ -19,8 +19,8 @@ one uses :data:`DEFAULT_FUSION_WEIGHT`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -80,15 +80,17 @@ class FusedAnswerer:
         cosines = similarity_curve(features, np.stack([q.vector for q in questions]))
         return [(t.curve, c) for t, c in zip(trained, cosines)]
 
-    def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
-               comparable: bool = False) -> list[ClipAnswer]:
+    def answer(
+        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+    ) -> list[ClipAnswer]:
         if not questions:
             return []
         out = []
         for highlight, cosine in self.curves(questions, features, grid):
             fused = fuse_curves(highlight, cosine, self.weight)
-            out.append(ClipAnswer(curve_to_windows(fused, grid, k, self.zeroshot.config.proposals),
-                                  fused.astype(np.float32)))
+            out.append(
+                ClipAnswer(curve_to_windows(fused, grid, k, self.zeroshot.config.proposals), fused.astype(np.float32))
+            )
         return out
 
 
@@ -100,8 +102,9 @@ class FusionChoice:
     queries: int
 
 
-def choose_fusion_weight(fused: FusedAnswerer, dataset, source, weights: Sequence[float] = WEIGHT_GRID,
-                         k: int = 5) -> FusionChoice:
+def choose_fusion_weight(
+    fused: FusedAnswerer, dataset, source, weights: Sequence[float] = WEIGHT_GRID, k: int = 5
+) -> FusionChoice:
     """The weight with the best mean of R@1@0.3 and R@5@0.3 on ``dataset``'s annotated queries (ties: the
     lower weight, i.e. the trained model). Curves are computed once; each weight only re-makes windows."""
     from training.features import FeaturesUnavailable

@@ -4,8 +4,8 @@ else registers itself, each built from an :class:`~app.answering.base.AnswerCont
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from app.answering.base import CHECKPOINT, ZEROSHOT, AnswerContext, Answerer, UnknownMode
 
@@ -21,12 +21,15 @@ class AnswererKind:
 _KINDS: dict[str, AnswererKind] = {}
 
 
-def register_answerer(name: str, *, takes_argument: bool = False,
-                      cache_key: Callable[[AnswerContext, str | None], tuple] | None = None):
+def register_answerer(
+    name: str, *, takes_argument: bool = False, cache_key: Callable[[AnswerContext, str | None], tuple] | None = None
+):
     def wrap(factory):
-        _KINDS[name] = AnswererKind(name, factory, cache_key or (lambda ctx, arg: (name, arg, ctx.feature_key)),
-                                    takes_argument)
+        _KINDS[name] = AnswererKind(
+            name, factory, cache_key or (lambda ctx, arg: (name, arg, ctx.feature_key)), takes_argument
+        )
         return factory
+
     return wrap
 
 

@@ -38,12 +38,18 @@ class Moment:
         return self.end - self.start
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "video_id": self.video_id, "video_name": self.video_name,
-                "start": round(self.start, 3), "end": round(self.end, 3), "score": float(self.score),
-                "clip": str(self.clip) if self.clip else None,
-                "thumbnail": str(self.thumbnail) if self.thumbnail else None,
-                "clip_start": None if self.clip_start is None else round(self.clip_start, 3),
-                "clip_error": self.clip_error}
+        return {
+            "rank": self.rank,
+            "video_id": self.video_id,
+            "video_name": self.video_name,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "score": float(self.score),
+            "clip": str(self.clip) if self.clip else None,
+            "thumbnail": str(self.thumbnail) if self.thumbnail else None,
+            "clip_start": None if self.clip_start is None else round(self.clip_start, 3),
+            "clip_error": self.clip_error,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,14 @@ class ScoreSeries:
     """(start, end, rank) of this answer's moments in this video."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"video_id": self.video_id, "video_name": self.video_name, "duration": self.duration,
-                "times": [round(float(t), 3) for t in self.times],
-                "scores": [None if not np.isfinite(s) else round(float(s), 5) for s in self.scores],
-                "windows": [{"start": s, "end": e, "rank": r} for s, e, r in self.windows]}
+        return {
+            "video_id": self.video_id,
+            "video_name": self.video_name,
+            "duration": self.duration,
+            "times": [round(float(t), 3) for t in self.times],
+            "scores": [None if not np.isfinite(s) else round(float(s), 5) for s in self.scores],
+            "windows": [{"start": s, "end": e, "rank": r} for s, e, r in self.windows],
+        }
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,13 @@ class Answer:
     """Time to answer (clips included)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "mode": self.mode, "video_id": self.video_id,
-                "moments": [m.to_dict() for m in self.moments], "series": [s.to_dict() for s in self.series],
-                "prompts": [{"text": t, "weight": w} for t, w in self.prompts], "candidates": self.candidates,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "question": self.question,
+            "mode": self.mode,
+            "video_id": self.video_id,
+            "moments": [m.to_dict() for m in self.moments],
+            "series": [s.to_dict() for s in self.series],
+            "prompts": [{"text": t, "weight": w} for t, w in self.prompts],
+            "candidates": self.candidates,
+            "seconds": round(self.seconds, 3),
+        }

@@ -17,9 +17,6 @@ Every window lies inside its video and is never empty.
 
 from __future__ import annotations
 
-
-from __future__ import annotations
-
 import logging
 import math
 import time
@@ -78,8 +75,15 @@ class Ranking:
     videos: dict[str, ScoredVideo] = field(default_factory=dict)
 
 
-def find_moments(library: Library, answerer: Answerer, question: str, *, video_id: str | None = None, k: int = 5,
-                 config: SearchConfig = SearchConfig()) -> Ranking:
+def find_moments(
+    library: Library,
+    answerer: Answerer,
+    question: str,
+    *,
+    video_id: str | None = None,
+    k: int = 5,
+    config: SearchConfig = SearchConfig(),
+) -> Ranking:
     """Answer one question over one video (``video_id``) or the whole library: the ``k`` best windows."""
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InvalidRequest(f"k must be a whole number of moments, at least 1 (got {k!r})")
@@ -92,8 +96,9 @@ def find_moments(library: Library, answerer: Answerer, question: str, *, video_i
     else:
         records = library.videos()
         if not records:
-            raise NothingToSearch(f"the library at {library.root} has no videos yet; add some with "
-                                  f"`python -m app index VIDEO...`")
+            raise NothingToSearch(
+                f"the library at {library.root} has no videos yet; add some with `python -m app index VIDEO...`"
+            )
         prepared = answerer.prepare([question], search=True)[0]
         plan = _plan(library, records, prepared, answerer, config)
     ranking = Ranking(prepared, [])
@@ -104,8 +109,9 @@ def find_moments(library: Library, answerer: Answerer, question: str, *, video_i
     return ranking
 
 
-def _plan(library: Library, records: list[VideoRecord], prepared: PreparedQuestion, answerer: Answerer,
-          config: SearchConfig) -> dict[str, tuple[VideoRecord, list[tuple[int, int]]]]:
+def _plan(
+    library: Library, records: list[VideoRecord], prepared: PreparedQuestion, answerer: Answerer, config: SearchConfig
+) -> dict[str, tuple[VideoRecord, list[tuple[int, int]]]]:
     """Which videos (and which bin ranges of them) to answer in full."""
     budget = config.max_videos or answerer.max_candidate_videos
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
@@ -125,8 +131,10 @@ def _plan(library: Library, records: list[VideoRecord], prepared: PreparedQuesti
         if rec.duration <= config.long_video_s or vid not in by_video:
             plan[vid] = (rec, [(0, rec.num_rows)])
         else:
-            plan[vid] = (rec, _regions([h.bin for h in by_video[vid]], rec.num_rows,
-                                       int(math.ceil(config.region_s * rec.rate_hz))))
+            plan[vid] = (
+                rec,
+                _regions([h.bin for h in by_video[vid]], rec.num_rows, int(math.ceil(config.region_s * rec.rate_hz))),
+            )
     return plan
 
 
@@ -153,8 +161,14 @@ def segment_grid(grid: TimeGrid, start: int, stop: int) -> TimeGrid:
     return sub
 
 
-def _score_video(library: Library, answerer: Answerer, prepared: PreparedQuestion, record: VideoRecord,
-                 segments: list[tuple[int, int]], k: int) -> ScoredVideo:
+def _score_video(
+    library: Library,
+    answerer: Answerer,
+    prepared: PreparedQuestion,
+    record: VideoRecord,
+    segments: list[tuple[int, int]],
+    k: int,
+) -> ScoredVideo:
     features = library.features(record)
     grid = record.grid
     centres = grid.sample_times()
@@ -180,8 +194,9 @@ def _score_video(library: Library, answerer: Answerer, prepared: PreparedQuestio
     return ScoredVideo(record, windows[:k], np.concatenate(times), np.concatenate(scores))
 
 
-def to_answer(ranking: Ranking, mode: str, question: str, video_id: str | None,
-              moments: list[Moment], seconds: float) -> Answer:
+def to_answer(
+    ranking: Ranking, mode: str, question: str, video_id: str | None, moments: list[Moment], seconds: float
+) -> Answer:
     """Assemble an :class:`Answer` (series ordered by each video's best moment, then by video order)."""
     first_rank: dict[str, int] = {}
     for m in moments:
@@ -193,5 +208,13 @@ def to_answer(ranking: Ranking, mode: str, question: str, video_id: str | None,
         mine = tuple((m.start, m.end, m.rank) for m in moments if m.video_id == vid)
         series.append(ScoreSeries(vid, sv.record.name, sv.record.duration, sv.times, sv.scores, mine))
     prompts = tuple((p.text, p.weight) for p in ranking.prepared.rewrite.prompts)
-    return Answer(question=question, mode=mode, moments=moments, series=series, video_id=video_id,
-                  prompts=prompts, candidates=len(ranking.videos), seconds=seconds)
+    return Answer(
+        question=question,
+        mode=mode,
+        moments=moments,
+        series=series,
+        video_id=video_id,
+        prompts=prompts,
+        candidates=len(ranking.videos),
+        seconds=seconds,
+    )

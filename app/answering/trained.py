@@ -7,12 +7,11 @@ reusing the already loaded CLIP when the weights are the same.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from app.answering.base import (CHECKPOINT, AnswerContext, ClipAnswer, PreparedQuestion, rewrite_all,
-                                window_mean)
+from app.answering.base import CHECKPOINT, AnswerContext, ClipAnswer, PreparedQuestion, rewrite_all, window_mean
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
@@ -39,8 +38,13 @@ class TrainedAnswerer:
     max_candidate_videos = 4
 
     def __init__(self, context: AnswerContext, checkpoint: str | None, inference=None) -> None:
-        from checkpoints import (IncompatibleCheckpoint, check_compatible, load_checkpoint, resolve_checkpoint,
-                                 text_encoder_spec)
+        from checkpoints import (
+            IncompatibleCheckpoint,
+            check_compatible,
+            load_checkpoint,
+            resolve_checkpoint,
+            text_encoder_spec,
+        )
         from models.inference import InferenceConfig
         from models.text_tokens import load_text_encoder
 
@@ -48,18 +52,24 @@ class TrainedAnswerer:
         self.model, self.meta = load_checkpoint(folder, device=context.device)
         fe = self.meta.feature_encoder
         if context.feature_key_known:
-            check_compatible(self.meta, context.feature_key, context.feature_dim,
-                             context.rate_hz if context.rate_hz is not None else fe.rate_hz)
+            check_compatible(
+                self.meta,
+                context.feature_key,
+                context.feature_dim,
+                context.rate_hz if context.rate_hz is not None else fe.rate_hz,
+            )
         elif fe.dim != context.feature_dim:
             raise IncompatibleCheckpoint(
                 f"this {self.meta.model} checkpoint expects {fe.describe()}, but the features are "
-                f"{context.feature_dim}-d")
+                f"{context.feature_dim}-d"
+            )
         aux = self.meta.aux_feature_encoder
         self._aux = aux is not None
         if aux is not None and not (aux.key == context.feature_key and aux.dim == context.feature_dim):
             raise IncompatibleCheckpoint(
                 f"this {self.meta.model} checkpoint also reads a second stream of {aux.describe()}, which these "
-                f"features ({context.feature_dim}-d from '{context.feature_key}') cannot provide")
+                f"features ({context.feature_dim}-d from '{context.feature_key}') cannot provide"
+            )
         spec = text_encoder_spec(self.meta.text_encoder)
         clip = None
         cs = context.clip_spec
@@ -69,7 +79,8 @@ class TrainedAnswerer:
         if int(self.tokens.dim) != int(self.meta.text_encoder.dim):
             raise IncompatibleCheckpoint(
                 f"checkpoint {folder.name} expects {self.meta.text_encoder.dim}-d query tokens, but its text "
-                f"encoder {self.tokens.key} makes {self.tokens.dim}-d ones")
+                f"encoder {self.tokens.key} makes {self.tokens.dim}-d ones"
+            )
         self._context = context
         self._inference = inference or InferenceConfig()
         self._vectors = VectorCache()
@@ -85,13 +96,16 @@ class TrainedAnswerer:
         for r, m in zip(rewrites, mask):
             if not m.any():
                 raise EmptyQuestion(f"the question {r.question!r} gives no text tokens")
-        vectors = (prompt_vectors(self._context.clip(), rewrites, cache=self._vectors) if search
-                   else [None] * len(rewrites))
-        return [PreparedQuestion(r.question, r, v, feats[i], mask[i])
-                for i, (r, v) in enumerate(zip(rewrites, vectors))]
+        vectors = (
+            prompt_vectors(self._context.clip(), rewrites, cache=self._vectors) if search else [None] * len(rewrites)
+        )
+        return [
+            PreparedQuestion(r.question, r, v, feats[i], mask[i]) for i, (r, v) in enumerate(zip(rewrites, vectors))
+        ]
 
-    def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
-               comparable: bool = False) -> list[ClipAnswer]:
+    def answer(
+        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+    ) -> list[ClipAnswer]:
         from dataclasses import replace
 
         from models.inference import localize
@@ -103,16 +117,26 @@ class TrainedAnswerer:
         tokens = np.zeros((len(questions), t_max, dim), np.float32)
         mask = np.zeros((len(questions), t_max), bool)
         for i, q in enumerate(questions):
-            tokens[i, :len(q.tokens)] = q.tokens
-            mask[i, :len(q.mask)] = q.mask
+            tokens[i, : len(q.tokens)] = q.tokens
+            mask[i, : len(q.mask)] = q.mask
         features = np.array(features, dtype=np.float32)  # a writable copy: memory maps are read-only
-        results = localize(self.model, features, grid, tokens, mask, video_aux=features if self._aux else None,
-                           config=replace(self._inference, k=k))
+        results = localize(
+            self.model,
+            features,
+            grid,
+            tokens,
+            mask,
+            video_aux=features if self._aux else None,
+            config=replace(self._inference, k=k),
+        )
         out = []
         for res in results:
             windows = res.windows
             if comparable:
-                windows = sorted((Window(w.start, w.end, window_mean(res.curve, grid, w)) for w in windows),
-                                 key=lambda w: w.score, reverse=True)
+                windows = sorted(
+                    (Window(w.start, w.end, window_mean(res.curve, grid, w)) for w in windows),
+                    key=lambda w: w.score,
+                    reverse=True,
+                )
             out.append(ClipAnswer(windows, np.asarray(res.curve, np.float32)))
         return out

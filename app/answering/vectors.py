@@ -4,7 +4,7 @@ remembered, because CLIP's text tower is the slowest step of a question on a CPU
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,8 +34,9 @@ class VectorCache:
                 self._items.pop(next(iter(self._items)))
 
 
-def prompt_vectors(clip, rewrites: Sequence[Rewrite], batch: int = 256,
-                   cache: VectorCache | None = None) -> list[np.ndarray]:
+def prompt_vectors(
+    clip, rewrites: Sequence[Rewrite], batch: int = 256, cache: VectorCache | None = None
+) -> list[np.ndarray]:
     """Every question's prompt-ensemble vector, encoding all new prompts of all questions in few batches."""
     keys = [tuple((p.text, p.weight) for p in r.prompts) for r in rewrites]
     found = [cache.get(k) if cache is not None else None for k in keys]
@@ -45,8 +46,13 @@ def prompt_vectors(clip, rewrites: Sequence[Rewrite], batch: int = 256,
         for p in r.prompts:
             texts.setdefault(p.text, len(texts))
     order = list(texts)
-    emb = np.concatenate([np.asarray(clip.encode_text(order[s:s + batch]), np.float32)
-                          for s in range(0, len(order), batch)]) if order else np.zeros((0, clip.dim), np.float32)
+    emb = (
+        np.concatenate(
+            [np.asarray(clip.encode_text(order[s : s + batch]), np.float32) for s in range(0, len(order), batch)]
+        )
+        if order
+        else np.zeros((0, clip.dim), np.float32)
+    )
 
     class _Lookup:  # embed_prompts' encoder interface over the rows just encoded
         dim = clip.dim

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from app.answering.base import (ZEROSHOT, AnswerContext, ClipAnswer, FeatureMismatch, PreparedQuestion,
-                                rewrite_all)
+from app.answering.base import ZEROSHOT, AnswerContext, ClipAnswer, FeatureMismatch, PreparedQuestion, rewrite_all
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
@@ -20,18 +19,21 @@ class ZeroShotAnswerer:
 
     max_candidate_videos = 8
 
-    def __init__(self, context: AnswerContext, _arg: str | None = None,
-                 config: ZeroShotConfig = ZeroShotConfig()) -> None:
+    def __init__(
+        self, context: AnswerContext, _arg: str | None = None, config: ZeroShotConfig = ZeroShotConfig()
+    ) -> None:
         self.clip = context.clip()
         if int(self.clip.dim) != int(context.feature_dim):
             raise FeatureMismatch(
                 f"zero-shot answering compares questions embedded by CLIP {self.clip.key} ({self.clip.dim}-d) with "
                 f"the frame features, but the features are {context.feature_dim}-d ({context.feature_key}); "
-                f"zero-shot needs features made by that same CLIP (or choose a trained checkpoint)")
+                f"zero-shot needs features made by that same CLIP (or choose a trained checkpoint)"
+            )
         if context.feature_key_known and context.feature_key != self.clip.key:
             raise FeatureMismatch(
                 f"the features were made by {context.feature_key}, but the questions would be embedded by CLIP "
-                f"{self.clip.key}; zero-shot needs both from the same CLIP (pass its --model/--pretrained)")
+                f"{self.clip.key}; zero-shot needs both from the same CLIP (pass its --model/--pretrained)"
+            )
         self.mode = ZEROSHOT
         self.label = f"zero-shot ({self.clip.key})"
         self.config = config
@@ -42,8 +44,9 @@ class ZeroShotAnswerer:
         vectors = prompt_vectors(self.clip, rewrites, cache=self._vectors)
         return [PreparedQuestion(r.question, r, v) for r, v in zip(rewrites, vectors)]
 
-    def answer(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *,
-               comparable: bool = False) -> list[ClipAnswer]:
+    def answer(
+        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+    ) -> list[ClipAnswer]:
         if not questions:
             return []
         curves = similarity_curve(features, np.stack([q.vector for q in questions]))

@@ -21,17 +21,24 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts"
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "ask", help="find the moments of your videos that answer a question",
-        description="Answer a question such as \"where did I put my keys?\" with the best moments of one video "
-                    "or of the whole library: rank, video, start-end, score and a playable clip of each.")
-    p.add_argument("question", help="the question, e.g. \"where did I put my keys?\"")
+        "ask",
+        help="find the moments of your videos that answer a question",
+        description='Answer a question such as "where did I put my keys?" with the best moments of one video '
+        "or of the whole library: rank, video, start-end, score and a playable clip of each.",
+    )
+    p.add_argument("question", help='the question, e.g. "where did I put my keys?"')
     p.add_argument("--video", metavar="ID", default=None, help="search only this video (id from `library list`)")
-    p.add_argument("--mode", default="zeroshot", metavar="zeroshot|CHECKPOINT",
-                   help="zero-shot CLIP search (default) or a trained checkpoint's name or folder")
+    p.add_argument(
+        "--mode",
+        default="zeroshot",
+        metavar="zeroshot|CHECKPOINT",
+        help="zero-shot CLIP search (default) or a trained checkpoint's name or folder",
+    )
     p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments (default 5)")
     clips = p.add_mutually_exclusive_group()
-    clips.add_argument("--clips", type=Path, default=None, metavar="DIR",
-                       help="also copy each moment's clip and thumbnail into DIR")
+    clips.add_argument(
+        "--clips", type=Path, default=None, metavar="DIR", help="also copy each moment's clip and thumbnail into DIR"
+    )
     clips.add_argument("--no-clips", action="store_true", help="do not cut clips (faster)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
@@ -39,29 +46,48 @@ def register(subparsers) -> None:
     p.set_defaults(handler=ask_command)
 
     pr = subparsers.add_parser(
-        "predict", help="answer every query of an Ego4D NLQ file and write a challenge submission",
+        "predict",
+        help="answer every query of an Ego4D NLQ file and write a challenge submission",
         description="Answer each query of an NLQ annotation file (top-k windows, seconds from the clip's start) "
-                    "and write an Ego4D NLQ challenge submission; score it with `python -m app evaluate`. "
-                    "Queries whose clip has no features are reported and written with no windows (misses).")
-    pr.add_argument("--annotations", required=True, type=Path, metavar="NLQ.json", help="NLQ file (v1/v2, "
-                    "annotated or not)")
-    pr.add_argument("--mode", default="zeroshot", metavar="zeroshot|CHECKPOINT",
-                    help="zero-shot CLIP search (default) or a trained checkpoint's name or folder")
+        "and write an Ego4D NLQ challenge submission; score it with `python -m app evaluate`. "
+        "Queries whose clip has no features are reported and written with no windows (misses).",
+    )
+    pr.add_argument(
+        "--annotations", required=True, type=Path, metavar="NLQ.json", help="NLQ file (v1/v2, annotated or not)"
+    )
+    pr.add_argument(
+        "--mode",
+        default="zeroshot",
+        metavar="zeroshot|CHECKPOINT",
+        help="zero-shot CLIP search (default) or a trained checkpoint's name or folder",
+    )
     src = pr.add_mutually_exclusive_group(required=True)
-    src.add_argument("--videos-dir", type=Path, metavar="DIR",
-                     help="folder of the clips' source videos, <video_uid>.<ext>: indexed into the library "
-                          "when not there yet")
-    src.add_argument("--features-dir", type=Path, metavar="DIR",
-                     help="folder of precomputed clip features, <clip_uid>.npy or .pt")
+    src.add_argument(
+        "--videos-dir",
+        type=Path,
+        metavar="DIR",
+        help="folder of the clips' source videos, <video_uid>.<ext>: indexed into the library when not there yet",
+    )
+    src.add_argument(
+        "--features-dir", type=Path, metavar="DIR", help="folder of precomputed clip features, <clip_uid>.npy or .pt"
+    )
     pr.add_argument("--out", required=True, type=Path, metavar="PRED.json", help="submission file to write")
     pr.add_argument("--k", type=int, default=5, metavar="N", help="windows per query (default 5)")
-    pr.add_argument("--model", default=None, metavar="NAME",
-                    help="open_clip architecture for questions (default: the library's, else $EGORECALL_MODEL)")
+    pr.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="open_clip architecture for questions (default: the library's, else $EGORECALL_MODEL)",
+    )
     pr.add_argument("--pretrained", default=None, metavar="TAG|FILE|none", help="its weights")
-    pr.add_argument("--features-key", default=None, metavar="KEY",
-                    help="with --features-dir: the identity of the encoder that made the features (an encoder "
-                         "key such as ViT-B-16/openai), checked against the mode; without it only the "
-                         "dimension is checked")
+    pr.add_argument(
+        "--features-key",
+        default=None,
+        metavar="KEY",
+        help="with --features-dir: the identity of the encoder that made the features (an encoder "
+        "key such as ViT-B-16/openai), checked against the mode; without it only the "
+        "dimension is checked",
+    )
     pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
     _add_library_arg(pr)
     pr.set_defaults(handler=predict_command)
@@ -90,8 +116,10 @@ def _copy_clips(answer, directory: Path):
         if m.clip is None:
             out.append(m)
             continue
-        base = (f"{m.rank:02d}-{_safe(Path(m.video_name).stem)}-"
-                f"{clock(m.start).replace(':', '')}-{clock(m.end).replace(':', '')}")
+        base = (
+            f"{m.rank:02d}-{_safe(Path(m.video_name).stem)}-"
+            f"{clock(m.start).replace(':', '')}-{clock(m.end).replace(':', '')}"
+        )
         clip = directory / f"{base}.mp4"
         shutil.copyfile(m.clip, clip)
         thumb = None
@@ -112,8 +140,7 @@ def ask_command(args: argparse.Namespace) -> int:
     settings = _settings(args)
     Library.open(settings.library, create=False, repair=False).close()  # no library: say so, create none
     service = EgoRecall(settings)
-    answer = service.ask(args.question, video_id=args.video, mode=args.mode, k=args.k,
-                         clips=not args.no_clips)
+    answer = service.ask(args.question, video_id=args.video, mode=args.mode, k=args.k, clips=not args.no_clips)
     if args.clips is not None:
         answer = _copy_clips(answer, args.clips)
     if args.json:
@@ -165,9 +192,12 @@ def _library_source(args, settings, dataset):
     missing = [u for u in uids if u not in have and _find_video(args.videos_dir, u) is None]
     todo = [(u, _find_video(args.videos_dir, u)) for u in uids if u not in have and u not in missing]
     if missing:
-        print(f"warning: {len(missing)} of {len(uids)} videos are neither in the library nor in "
-              f"{args.videos_dir} (e.g. {missing[0]}); their queries count as misses", file=sys.stderr)
-    for uid, path in tqdm(todo, desc="indexing", unit="video", disable=None, file=sys.stderr):
+        print(
+            f"warning: {len(missing)} of {len(uids)} videos are neither in the library nor in "
+            f"{args.videos_dir} (e.g. {missing[0]}); their queries count as misses",
+            file=sys.stderr,
+        )
+    for _uid, path in tqdm(todo, desc="indexing", unit="video", disable=None, file=sys.stderr):
         (result,) = service.index([path])
         if not result.ok:
             print(f"error: {result.error}", file=sys.stderr)
@@ -188,9 +218,16 @@ def _directory_source(args, settings):
             loaded["clip"] = ClipEncoder.load(spec, settings.device)
         return loaded["clip"]
 
-    context = AnswerContext(feature_key=source.key, feature_dim=source.dim, rate_hz=None, clip=clip,
-                            clip_spec=spec, checkpoints_dir=settings.checkpoints_dir, device=settings.device,
-                            feature_key_known=args.features_key is not None)
+    context = AnswerContext(
+        feature_key=source.key,
+        feature_dim=source.dim,
+        rate_hz=None,
+        clip=clip,
+        clip_spec=spec,
+        checkpoints_dir=settings.checkpoints_dir,
+        device=settings.device,
+        feature_key_known=args.features_key is not None,
+    )
     return make_answerer(args.mode, context), source
 
 
@@ -220,12 +257,14 @@ def predict_command(args: argparse.Namespace) -> int:
     ordered = [Prediction.for_query(q, answers.for_query(q)) for q in dataset.queries]
     write_submission(args.out, ordered, max_windows=args.k)
     missed = sum(len(by_clip[c]) for c in no_features)
-    for clip_uid, why in list(no_features.items())[:5]:
+    for why in list(no_features.values())[:5]:
         print(f"warning: {why}", file=sys.stderr)
     if len(no_features) > 5:
         print(f"warning: ... and {len(no_features) - 5} more clips without features", file=sys.stderr)
-    print(f"{answerer.label}: answered {len(answers.windows)} of {len(dataset.queries)} queries in "
-          f"{len(by_clip) - len(no_features)} clips in {time.monotonic() - started:.1f} s; "
-          f"{missed} queries in {len(no_features)} clips without features and {empty} empty queries count as "
-          f"misses; wrote {args.out}")
+    print(
+        f"{answerer.label}: answered {len(answers.windows)} of {len(dataset.queries)} queries in "
+        f"{len(by_clip) - len(no_features)} clips in {time.monotonic() - started:.1f} s; "
+        f"{missed} queries in {len(no_features)} clips without features and {empty} empty queries count as "
+        f"misses; wrote {args.out}"
+    )
     return 0

@@ -16,8 +16,12 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="checkpoints_action", metavar="ACTION", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dir", type=Path, default=None,
-                       help="checkpoints folder (default: <library>/checkpoints, or EGORECALL_CHECKPOINTS)")
+        p.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help="checkpoints folder (default: <library>/checkpoints, or EGORECALL_CHECKPOINTS)",
+        )
 
     listing = actions.add_parser("list", help="list stored checkpoints, newest first")
     common(listing)
@@ -50,8 +54,17 @@ def list_command(args) -> int:
     if not found:
         print(f"no checkpoints in {directory}")
         return 0
-    rows = [(c.name, c.model, c.stage or "-", c.created, f"{c.feature_encoder.key} ({c.feature_encoder.dim}-d)",
-             _metrics_summary(c.metrics)) for c in found]
+    rows = [
+        (
+            c.name,
+            c.model,
+            c.stage or "-",
+            c.created,
+            f"{c.feature_encoder.key} ({c.feature_encoder.dim}-d)",
+            _metrics_summary(c.metrics),
+        )
+        for c in found
+    ]
     header = ("NAME", "MODEL", "STAGE", "CREATED", "FEATURES", "METRICS")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:

@@ -16,14 +16,21 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="run the offline end-to-end demo (synthetic world -> pretrain -> index -> NaQ -> VSLNet -> ask)",
+        "demo",
+        help="run the offline end-to-end demo (synthetic world -> pretrain -> index -> NaQ -> VSLNet -> ask)",
         description="Synthesize a first-person world, pretrain the small demo encoder on its narrations, index "
-                    "its videos, build NaQ queries, train VSLNet, and answer 'where did I put the keys?' zero-shot "
-                    "and with the trained model. Nothing is downloaded. Running it again on the same library "
-                    "reuses the finished stages.")
-    p.add_argument("--library", type=Path, default=None, metavar="DIR",
-                   help="library directory (default: $EGORECALL_LIBRARY or data/library); it must be empty or "
-                        "hold an earlier demo")
+        "its videos, build NaQ queries, train VSLNet, and answer 'where did I put the keys?' zero-shot "
+        "and with the trained model. Nothing is downloaded. Running it again on the same library "
+        "reuses the finished stages.",
+    )
+    p.add_argument(
+        "--library",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="library directory (default: $EGORECALL_LIBRARY or data/library); it must be empty or "
+        "hold an earlier demo",
+    )
     p.add_argument("--quick", action="store_true", help="a much smaller demo (a few short videos, a few steps)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
     p.set_defaults(handler=demo_command)
@@ -41,7 +48,7 @@ def _span(start: float, end: float) -> str:
 
 
 def _print_answer(title: str, answer, report) -> None:
-    print(f"\n{title} ({answer.mode}): \"{answer.question}\"")
+    print(f'\n{title} ({answer.mode}): "{answer.question}"')
     if not answer.moments:
         print("  no moments found")
     for m in answer.moments:
@@ -67,12 +74,17 @@ def demo_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
+
         def on_signal(signum, frame):
             if stop.is_set():
                 raise KeyboardInterrupt
             stop.set()
-            print("\nstopping at the next stage boundary or training step (Ctrl-C again to abort)...",
-                  file=sys.stderr, flush=True)
+            print(
+                "\nstopping at the next stage boundary or training step (Ctrl-C again to abort)...",
+                file=sys.stderr,
+                flush=True,
+            )
+
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     last = {"text": None}
@@ -94,13 +106,17 @@ def demo_command(args: argparse.Namespace) -> int:
         print(f"  {stage.name:<9} {stage.seconds:7.1f} s{note}  {stage.detail}")
     if report.pretrain_metrics:
         m = report.pretrain_metrics
-        print(f"encoder: {report.encoder}\n  held-out text->moment retrieval R@1 {m.get('t2v_R@1', 0):.1f} "
-              f"(chance {m.get('chance_t2v_R@1', 0):.1f}), R@5 {m.get('t2v_R@5', 0):.1f} "
-              f"(chance {m.get('chance_t2v_R@5', 0):.1f})")
+        print(
+            f"encoder: {report.encoder}\n  held-out text->moment retrieval R@1 {m.get('t2v_R@1', 0):.1f} "
+            f"(chance {m.get('chance_t2v_R@1', 0):.1f}), R@5 {m.get('t2v_R@5', 0):.1f} "
+            f"(chance {m.get('chance_t2v_R@5', 0):.1f})"
+        )
     if report.train_metrics:
         m = report.train_metrics
-        print(f"localizer: {report.checkpoint} (in {report.checkpoints_dir})\n  validation "
-              + "  ".join(f"{k} {m[k]:.1f}" for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5") if k in m))
+        print(
+            f"localizer: {report.checkpoint} (in {report.checkpoints_dir})\n  validation "
+            + "  ".join(f"{k} {m[k]:.1f}" for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5") if k in m)
+        )
     if report.zero_shot is not None:
         _print_answer("zero-shot", report.zero_shot, report)
     if report.trained is not None:

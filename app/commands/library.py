@@ -17,8 +17,13 @@ from app.settings import Settings
 
 
 def _add_library_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--library", type=Path, default=None, metavar="DIR",
-                        help="library directory (default: $EGORECALL_LIBRARY or data/library)")
+    parser.add_argument(
+        "--library",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="library directory (default: $EGORECALL_LIBRARY or data/library)",
+    )
 
 
 def _settings(args) -> Settings:
@@ -31,21 +36,43 @@ def _settings(args) -> Settings:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("index", help="add videos to the library",
-                              description="Decode, embed and index videos into the library.")
+    p = subparsers.add_parser(
+        "index", help="add videos to the library", description="Decode, embed and index videos into the library."
+    )
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to add")
     _add_library_arg(p)
-    p.add_argument("--model", default=None, metavar="NAME",
-                   help="open_clip architecture (default: the library's encoder, else $EGORECALL_MODEL or ViT-B-16)")
-    p.add_argument("--pretrained", default=None, metavar="TAG|FILE|none",
-                   help="weights: an open_clip tag, a weights file, or 'none' for random weights (testing only)")
-    p.add_argument("--rate", type=float, default=None, metavar="HZ",
-                   help="feature grid rate of a new library (default 1.875 Hz, as Ego4D)")
+    p.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="open_clip architecture (default: the library's encoder, else $EGORECALL_MODEL or ViT-B-16)",
+    )
+    p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="TAG|FILE|none",
+        help="weights: an open_clip tag, a weights file, or 'none' for random weights (testing only)",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="HZ",
+        help="feature grid rate of a new library (default 1.875 Hz, as Ego4D)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoder processes per video, each decoding a time segment (default 1)")
-    p.add_argument("--reference", action="store_true",
-                   help="keep the video where it is instead of linking/copying it into the library")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="decoder processes per video, each decoding a time segment (default 1)",
+    )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="keep the video where it is instead of linking/copying it into the library",
+    )
     p.set_defaults(handler=index_command)
 
     lib = subparsers.add_parser("library", help="list, remove, check or repair library videos")
@@ -64,14 +91,21 @@ def register(subparsers) -> None:
     rp = sub.add_parser("repair", help="fix inconsistencies (dead jobs, orphan files, stale index)")
     _add_library_arg(rp)
     rp.set_defaults(handler=repair_command)
-    ri = sub.add_parser("reindex", help="switch the library to another encoder (re-encodes every video)",
-                        description="Re-encode every video of the library with another encoder and switch to it "
-                                    "atomically: until the switch the library keeps working with its old encoder, "
-                                    "and an interrupted re-index leaves it as it was.")
+    ri = sub.add_parser(
+        "reindex",
+        help="switch the library to another encoder (re-encodes every video)",
+        description="Re-encode every video of the library with another encoder and switch to it "
+        "atomically: until the switch the library keeps working with its old encoder, "
+        "and an interrupted re-index leaves it as it was.",
+    )
     _add_library_arg(ri)
     ri.add_argument("--model", required=True, metavar="NAME", help="open_clip architecture of the new encoder")
-    ri.add_argument("--pretrained", required=True, metavar="TAG|FILE|none",
-                    help="its weights: an open_clip tag, a weights file (e.g. from `pretrain`), or 'none'")
+    ri.add_argument(
+        "--pretrained",
+        required=True,
+        metavar="TAG|FILE|none",
+        help="its weights: an open_clip tag, a weights file (e.g. from `pretrain`), or 'none'",
+    )
     ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
     ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
     ri.set_defaults(handler=reindex_command)
@@ -106,8 +140,9 @@ def index_command(args) -> int:
     def progress(path: Path, done: int, total: int) -> None:
         bar = bars.get(path)
         if bar is None:
-            bar = bars[path] = tqdm(total=total, desc=path.name, unit="frame", leave=False, disable=None,
-                                    file=sys.stderr)
+            bar = bars[path] = tqdm(
+                total=total, desc=path.name, unit="frame", leave=False, disable=None, file=sys.stderr
+            )
         bar.update(done - bar.n)
 
     failed = 0
@@ -173,9 +208,8 @@ def check_command(args) -> int:
 def reindex_command(args) -> int:
     from tqdm import tqdm
 
-    from models.clip_encoder import EncoderSpec
-
     from indexing.library import Library
+    from models.clip_encoder import EncoderSpec
 
     Library.open(_settings(args).library, create=False, repair=False)  # a clear error when there is none
     service = _service(argparse.Namespace(library=args.library, device=args.device, workers=args.workers))
@@ -194,8 +228,9 @@ def reindex_command(args) -> int:
         return 0
     for video_id, why in report.damaged:
         print(f"error: {why} (video {video_id} is now marked damaged; remove it and add it again)", file=sys.stderr)
-    print(f"re-indexed {report.videos} videos with {report.new_key} (was {report.old_key}) in "
-          f"{_duration(report.seconds)}")
+    print(
+        f"re-indexed {report.videos} videos with {report.new_key} (was {report.old_key}) in {_duration(report.seconds)}"
+    )
     return 1 if report.damaged else 0
 
 

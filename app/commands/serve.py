@@ -21,18 +21,29 @@ class ServeError(EgoRecallError):
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("serve", help="serve the app in the browser (the default command)",
-                              description="Serve EgoRecall's app: add videos, ask questions, train models. "
-                                          "Binds to 127.0.0.1 by default.")
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the app in the browser (the default command)",
+        description="Serve EgoRecall's app: add videos, ask questions, train models. Binds to 127.0.0.1 by default.",
+    )
     _add_library_arg(p)
-    p.add_argument("--host", default="127.0.0.1", metavar="ADDR",
-                   help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the app to the network -- "
-                        "use --auth then)")
-    p.add_argument("--port", type=int, default=None, metavar="N",
-                   help=f"port (default {DEFAULT_PORT}, or a free one if it is taken)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the app to the network -- use --auth then)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"port (default {DEFAULT_PORT}, or a free one if it is taken)",
+    )
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require this user name and password")
-    p.add_argument("--max-file-size", default="2gb", metavar="SIZE",
-                   help="largest upload accepted, e.g. 500mb, 2gb (default 2gb)")
+    p.add_argument(
+        "--max-file-size", default="2gb", metavar="SIZE", help="largest upload accepted, e.g. 500mb, 2gb (default 2gb)"
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
     p.set_defaults(handler=serve_command)
 

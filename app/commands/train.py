@@ -21,26 +21,40 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train a localizer (VSLNet, ReLER) on NLQ and NaQ queries",
+        "train",
+        help="train a localizer (VSLNet, ReLER) on NLQ and NaQ queries",
         description="Train one stage of a trained localizer as a config file says (stage 1 'joint': NLQ + "
-                    "narration queries; stage 2 'finetune': NLQ only, from a stage-1 checkpoint). Evaluates on the "
-                    "validation file every eval.every steps and publishes <name>-best and <name>-final to the "
-                    "checkpoints folder. Running the same command again resumes an interrupted run.")
-    p.add_argument("--config", required=True, metavar="FILE",
-                   help="YAML/JSON training config (e.g. training/configs/vslnet_naq_joint.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set optim.lr=1e-4 --set data.train=[a.json,b.json] "
-                        "(repeatable)")
-    p.add_argument("--resume", action="store_true",
-                   help="require a snapshot to continue from (also continues a run that was stopped early)")
-    p.add_argument("--library", type=Path, default=None, metavar="DIR",
-                   help="shorthand for --set data.library=DIR")
+        "narration queries; stage 2 'finetune': NLQ only, from a stage-1 checkpoint). Evaluates on the "
+        "validation file every eval.every steps and publishes <name>-best and <name>-final to the "
+        "checkpoints folder. Running the same command again resumes an interrupted run.",
+    )
+    p.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="YAML/JSON training config (e.g. training/configs/vslnet_naq_joint.yaml)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set optim.lr=1e-4 --set data.train=[a.json,b.json] (repeatable)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="require a snapshot to continue from (also continues a run that was stopped early)",
+    )
+    p.add_argument("--library", type=Path, default=None, metavar="DIR", help="shorthand for --set data.library=DIR")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=train_command)
 
 
 def _stop_on_signals(stop: threading.Event):
     """First Ctrl-C/SIGTERM: stop after the current step; a second Ctrl-C interrupts at once."""
+
     def handler(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
@@ -66,8 +80,7 @@ def train_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     try:
-        result = EgoRecall(settings).train(config, stop=stop, resume=True if args.resume else None,
-                                           show_progress=True)
+        result = EgoRecall(settings).train(config, stop=stop, resume=True if args.resume else None, show_progress=True)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -80,8 +93,10 @@ def train_command(args: argparse.Namespace) -> int:
     print(f"{config.name}: {state} step {result.steps} of {result.total_steps} (run folder {result.run_dir})")
     if result.best:
         m = result.best["metrics"]
-        print(f"best at step {result.best['step']}: " + "  ".join(
-            f"{k} {m[k]:.2f}" for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5", "mIoU") if k in m))
+        print(
+            f"best at step {result.best['step']}: "
+            + "  ".join(f"{k} {m[k]:.2f}" for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5", "mIoU") if k in m)
+        )
     for which, path in result.checkpoints.items():
         print(f"checkpoint ({which}): {path}")
     return 0

@@ -53,8 +53,7 @@ def build_app(service, jobs: JobManager | None = None, *, poll_s: float = POLL_S
         # page opens, when the Ask tab is shown, and when a training run ends.
         blocks.load(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
         ask.select(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
-        trained["finished"].change(refresh, inputs=ins, outputs=outs, api_visibility="private",
-                                   concurrency_limit=None)
+        trained["finished"].change(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
         _add_api(actions)
     blocks.egorecall_jobs = jobs  # type: ignore[attr-defined]
     blocks.egorecall_service = service  # type: ignore[attr-defined]
@@ -106,23 +105,49 @@ def _add_api(actions: Actions) -> None:
     def demo_status() -> dict:
         return actions.jobs.demo_status()
 
-    for fn, limit, group in ((videos, None, None), (remove, 1, "library"), (ask, ask_tab.ASK_CONCURRENCY, "ask"),
-                             (modes, None, None), (index_status, None, None), (train, 1, "gpu"),
-                             (train_status, None, None), (train_stop, None, None), (demo, 1, "gpu"),
-                             (demo_status, None, None)):
+    for fn, limit, group in (
+        (videos, None, None),
+        (remove, 1, "library"),
+        (ask, ask_tab.ASK_CONCURRENCY, "ask"),
+        (modes, None, None),
+        (index_status, None, None),
+        (train, 1, "gpu"),
+        (train_status, None, None),
+        (train_stop, None, None),
+        (demo, 1, "gpu"),
+        (demo_status, None, None),
+    ):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=limit, concurrency_id=group)
 
 
-def launch_app(blocks: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
-               auth: tuple[str, str] | None = None, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE,
-               prevent_thread_lock: bool = False, quiet: bool = False) -> tuple[Any, str]:
+def launch_app(
+    blocks: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    max_file_size: str | int = DEFAULT_MAX_FILE_SIZE,
+    prevent_thread_lock: bool = False,
+    quiet: bool = False,
+) -> tuple[Any, str]:
     """Serve ``blocks``; returns (FastAPI app, local URL). Only the clips folder is readable by URL."""
     service = blocks.egorecall_service  # type: ignore[attr-defined]
     clips = Path(service.settings.clips_dir).resolve()
     clips.mkdir(parents=True, exist_ok=True)
     blocks.queue(default_concurrency_limit=1)
-    app, url, _ = blocks.launch(server_name=host, server_port=port, auth=auth, max_file_size=max_file_size,
-                                allowed_paths=[str(clips)], prevent_thread_lock=prevent_thread_lock,
-                                show_error=True, quiet=quiet, inbrowser=False, share=False, css=CSS,
-                                footer_links=["api"], ssr_mode=False)
+    app, url, _ = blocks.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        max_file_size=max_file_size,
+        allowed_paths=[str(clips)],
+        prevent_thread_lock=prevent_thread_lock,
+        show_error=True,
+        quiet=quiet,
+        inbrowser=False,
+        share=False,
+        css=CSS,
+        footer_links=["api"],
+        ssr_mode=False,
+    )
     return app, url

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -29,6 +30,7 @@ ALL_VIDEOS = "*"
 
 def user_facing(what: str) -> Callable[[F], F]:
     """Turn any failure of ``fn`` into a ``gr.Error`` with one line for the user."""
+
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(*args, **kwargs):
@@ -39,7 +41,9 @@ def user_facing(what: str) -> Callable[[F], F]:
             except Exception as exc:  # noqa: BLE001 - the page must get a sentence, not a traceback
                 # The message may hold file names; the page renders it as HTML, so it is escaped.
                 raise gr.Error(html.escape(_sentence(error_message(exc, what))), print_exception=False) from None
+
         return inner  # type: ignore[return-value]
+
     return wrap
 
 
@@ -50,8 +54,23 @@ def _sentence(text: str) -> str:
 
 
 def video_record(record) -> dict[str, Any]:
-    keep = ("id", "name", "status", "duration", "fps", "width", "height", "codec", "frame_count", "encoder_key",
-            "dim", "rate_hz", "num_rows", "added_at", "size_bytes")
+    keep = (
+        "id",
+        "name",
+        "status",
+        "duration",
+        "fps",
+        "width",
+        "height",
+        "codec",
+        "frame_count",
+        "encoder_key",
+        "dim",
+        "rate_hz",
+        "num_rows",
+        "added_at",
+        "size_bytes",
+    )
     d = record.to_dict()
     return {k: d.get(k) for k in keep}
 
@@ -104,8 +123,15 @@ class Actions:
             label = "zero-shot (CLIP)" if name == "zeroshot" else _checkpoint_label(name, info)
             if fused:
                 label = f"fused: {_checkpoint_label(info.name, info) if info else name} + zero-shot"
-            out.append({"name": name, "label": label, "metrics": metrics,
-                        "model": info.model if info else "clip", "stage": info.stage if info else ""})
+            out.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "metrics": metrics,
+                    "model": info.model if info else "clip",
+                    "stage": info.stage if info else "",
+                }
+            )
         return out
 
     def ask_answer(self, question: str, video_id: str | None, mode: str, k: int):
@@ -127,7 +153,7 @@ class Actions:
     def train(self, config: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         from app.ui.train_form import make_config
 
-        job = self.jobs.start_training(make_config(config, settings or {}, self.service.settings))
+        self.jobs.start_training(make_config(config, settings or {}, self.service.settings))
         return self.jobs.training_status()
 
     @user_facing("reading the training status")
@@ -160,6 +186,11 @@ def _checkpoint_label(name: str, info) -> str:
 
 def answer_record(answer) -> dict[str, Any]:
     """The ``ask`` API's answer: moments as records (clip files by path and by URL), without the curves."""
-    return {"question": answer.question, "mode": answer.mode, "video_id": answer.video_id,
-            "moments": [moment_record(m) for m in answer.moments], "candidates": answer.candidates,
-            "seconds": round(answer.seconds, 3)}
+    return {
+        "question": answer.question,
+        "mode": answer.mode,
+        "video_id": answer.video_id,
+        "moments": [moment_record(m) for m in answer.moments],
+        "candidates": answer.candidates,
+        "seconds": round(answer.seconds, 3),
+    }

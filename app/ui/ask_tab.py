@@ -50,14 +50,27 @@ def _plot_frame(series) -> pd.DataFrame | None:
 def build(actions: Actions) -> dict[str, Any]:
     service = actions.service
     with gr.Row():
-        question = gr.Textbox(label="Question", placeholder="Where did I put my keys?", scale=4,
-                              elem_id="er-question", max_lines=2)
+        question = gr.Textbox(
+            label="Question", placeholder="Where did I put my keys?", scale=4, elem_id="er-question", max_lines=2
+        )
         ask_btn = gr.Button("Ask", variant="primary", scale=1, elem_id="er-ask")
     with gr.Row():
-        scope = gr.Dropdown(label="Search in", choices=scope_choices(service.videos()), value=ALL_VIDEOS,
-                            allow_custom_value=True, scale=2, elem_id="er-scope")
-        mode = gr.Dropdown(label="Mode", choices=mode_choices(actions.modes()), value="zeroshot",
-                           allow_custom_value=True, scale=2, elem_id="er-mode")
+        scope = gr.Dropdown(
+            label="Search in",
+            choices=scope_choices(service.videos()),
+            value=ALL_VIDEOS,
+            allow_custom_value=True,
+            scale=2,
+            elem_id="er-scope",
+        )
+        mode = gr.Dropdown(
+            label="Mode",
+            choices=mode_choices(actions.modes()),
+            value="zeroshot",
+            allow_custom_value=True,
+            scale=2,
+            elem_id="er-mode",
+        )
         k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Moments (k)", scale=1)
     summary = gr.Markdown(elem_id="er-summary")
     answer_json = gr.JSON(visible=False, label="answer")
@@ -65,20 +78,30 @@ def build(actions: Actions) -> dict[str, Any]:
     """Per page: {"moments": [records], "series": [ScoreSeries as dicts]}."""
     with gr.Row():
         with gr.Column(scale=2):
-            gallery = gr.Gallery(label="Moments (click one to play it)", columns=5, height=190,
-                                 allow_preview=False, elem_id="er-gallery")
+            gallery = gr.Gallery(
+                label="Moments (click one to play it)", columns=5, height=190, allow_preview=False, elem_id="er-gallery"
+            )
             player = gr.Video(label="Selected moment", interactive=False, autoplay=True, elem_id="er-player")
         with gr.Column(scale=3):
             plot_video = gr.Dropdown(label="Score over time of", choices=[], allow_custom_value=True)
-            plot = gr.LinePlot(None, x="time", y="score", color="series",
-                               x_title="time (s)", y_title="score", label="Score over time",
-                               elem_id="er-plot", height=300)
+            plot = gr.LinePlot(
+                None,
+                x="time",
+                y="score",
+                color="series",
+                x_title="time (s)",
+                y_title="score",
+                label="Score over time",
+                elem_id="er-plot",
+                height=300,
+            )
     gr.Markdown("### Clips")
     slots = []
     with gr.Row(elem_id="er-clips"):
         for i in range(MAX_K):
-            slots.append(gr.Video(visible=False, interactive=False, label=f"#{i + 1}", min_width=200,
-                                  elem_classes=["er-clip"]))
+            slots.append(
+                gr.Video(visible=False, interactive=False, label=f"#{i + 1}", min_width=200, elem_classes=["er-clip"])
+            )
 
     @user_facing("answering the question")
     def ui_ask(q: str, video_id: str, mode_name: str, k_value: float):
@@ -87,13 +110,29 @@ def build(actions: Actions) -> dict[str, Any]:
 
         return answer_record(answer), {"series": answer.series}
 
-    ask_event = dict(fn=ui_ask, inputs=[question, scope, mode, k], outputs=[answer_json, answer_state],
-                     concurrency_id="ask", concurrency_limit=ASK_CONCURRENCY, api_visibility="private")
+    ask_event = dict(
+        fn=ui_ask,
+        inputs=[question, scope, mode, k],
+        outputs=[answer_json, answer_state],
+        concurrency_id="ask",
+        concurrency_limit=ASK_CONCURRENCY,
+        api_visibility="private",
+    )
     render_outputs = [summary, gallery, player, plot_video, plot, *slots]
-    ask_btn.click(**ask_event).success(_render, inputs=[answer_json, answer_state], outputs=render_outputs,
-                                       api_visibility="private", concurrency_limit=None)
-    question.submit(**ask_event).success(_render, inputs=[answer_json, answer_state], outputs=render_outputs,
-                                         api_visibility="private", concurrency_limit=None)
+    ask_btn.click(**ask_event).success(
+        _render,
+        inputs=[answer_json, answer_state],
+        outputs=render_outputs,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    question.submit(**ask_event).success(
+        _render,
+        inputs=[answer_json, answer_state],
+        outputs=render_outputs,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
 
     def select(answer: dict | None, evt: gr.SelectData):
         moments = (answer or {}).get("moments") or []
@@ -107,16 +146,19 @@ def build(actions: Actions) -> dict[str, Any]:
     def choose_plot(video_id: str, state: dict | None):
         return _plot_for(state, video_id)
 
-    plot_video.change(choose_plot, inputs=[plot_video, answer_state], outputs=plot, api_visibility="private",
-                      concurrency_limit=None)
+    plot_video.change(
+        choose_plot, inputs=[plot_video, answer_state], outputs=plot, api_visibility="private", concurrency_limit=None
+    )
 
     def refresh_choices(current_scope: str, current_mode: str):
         records = service.videos()
         modes = actions.modes()
         ids = {r.id for r in records}
         names = {m["name"] for m in modes}
-        return (gr.update(choices=scope_choices(records), value=current_scope if current_scope in ids else ALL_VIDEOS),
-                gr.update(choices=mode_choices(modes), value=current_mode if current_mode in names else "zeroshot"))
+        return (
+            gr.update(choices=scope_choices(records), value=current_scope if current_scope in ids else ALL_VIDEOS),
+            gr.update(choices=mode_choices(modes), value=current_mode if current_mode in names else "zeroshot"),
+        )
 
     return {"scope": scope, "mode": mode, "refresh": (refresh_choices, [scope, mode], [scope, mode])}
 
@@ -141,8 +183,10 @@ def _plot_for(state: dict | None, video_id: str | None):
 def _render(answer: dict, state: dict):
     moments = answer["moments"]
     if moments:
-        lines = f"**{len(moments)} moment(s)** for “{answer['question']}” ({answer['mode']}, " \
-                f"{answer['candidates']} video(s) searched, {answer['seconds']:.2f} s)"
+        lines = (
+            f"**{len(moments)} moment(s)** for “{answer['question']}” ({answer['mode']}, "
+            f"{answer['candidates']} video(s) searched, {answer['seconds']:.2f} s)"
+        )
     else:
         lines = f"No moments found for “{answer['question']}”."
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]
@@ -150,17 +194,20 @@ def _render(answer: dict, state: dict):
         lines += "\n\n" + "; ".join(problems)
     gallery = [(m["thumbnail"], _caption(m)) for m in moments if m.get("thumbnail")]
     first = next((m for m in moments if m.get("clip")), None)
-    player = gr.update(value=first["clip"], label=_caption(first), playback_position=_offset(first)) \
-        if first else gr.update(value=None, label="Selected moment")
+    player = (
+        gr.update(value=first["clip"], label=_caption(first), playback_position=_offset(first))
+        if first
+        else gr.update(value=None, label="Selected moment")
+    )
     series = state.get("series") or []
-    plot_choice = gr.update(choices=[(s.video_name, s.video_id) for s in series],
-                            value=series[0].video_id if series else None)
+    plot_choice = gr.update(
+        choices=[(s.video_name, s.video_id) for s in series], value=series[0].video_id if series else None
+    )
     slots = []
     for i in range(MAX_K):
         m = moments[i] if i < len(moments) else None
         if m is not None and m.get("clip"):
-            slots.append(gr.update(value=m["clip"], label=_caption(m), visible=True,
-                                   playback_position=_offset(m)))
+            slots.append(gr.update(value=m["clip"], label=_caption(m), visible=True, playback_position=_offset(m)))
         else:
             slots.append(gr.update(value=None, visible=False))
     return (lines, gallery, player, plot_choice, _plot_for(state, series[0].video_id if series else None), *slots)

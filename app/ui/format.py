@@ -8,14 +8,26 @@ from __future__ import annotations
 import html
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote
 
 from app.commands.ask import clock
 
-__all__ = ["clock", "span", "file_url", "moment_record", "moment_caption", "video_rows", "VIDEO_COLUMNS",
-           "progress_html", "series_points", "eta_text", "playback_offset"]
+__all__ = [
+    "clock",
+    "span",
+    "file_url",
+    "moment_record",
+    "moment_caption",
+    "video_rows",
+    "VIDEO_COLUMNS",
+    "progress_html",
+    "series_points",
+    "eta_text",
+    "playback_offset",
+]
 
 VIDEO_COLUMNS = ["Name", "Duration", "Frames", "Encoder", "Added", "Status", "ID"]
 
@@ -44,14 +56,21 @@ def playback_offset(moment) -> float:
 
 def moment_record(moment) -> dict[str, Any]:
     """One answer moment as JSON for the API: ids, times (seconds and m:ss), score and its files."""
-    return {"rank": moment.rank, "video_id": moment.video_id, "video_name": moment.video_name,
-            "start": round(float(moment.start), 3), "end": round(float(moment.end), 3),
-            "span": span(moment.start, moment.end), "score": round(float(moment.score), 6),
-            "clip": str(moment.clip) if moment.clip else None, "clip_url": file_url(moment.clip),
-            "thumbnail": str(moment.thumbnail) if moment.thumbnail else None,
-            "thumbnail_url": file_url(moment.thumbnail),
-            "clip_start": None if moment.clip_start is None else round(float(moment.clip_start), 3),
-            "clip_error": moment.clip_error}
+    return {
+        "rank": moment.rank,
+        "video_id": moment.video_id,
+        "video_name": moment.video_name,
+        "start": round(float(moment.start), 3),
+        "end": round(float(moment.end), 3),
+        "span": span(moment.start, moment.end),
+        "score": round(float(moment.score), 6),
+        "clip": str(moment.clip) if moment.clip else None,
+        "clip_url": file_url(moment.clip),
+        "thumbnail": str(moment.thumbnail) if moment.thumbnail else None,
+        "thumbnail_url": file_url(moment.thumbnail),
+        "clip_start": None if moment.clip_start is None else round(float(moment.clip_start), 3),
+        "clip_error": moment.clip_error,
+    }
 
 
 def moment_caption(moment) -> str:
@@ -68,8 +87,17 @@ def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
     rows = []
     for r in records:
         frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
-        rows.append([r.name, clock(r.duration), frames if frames is not None else "", r.encoder_key,
-                     _date(r.added_at), r.status, r.id])
+        rows.append(
+            [
+                r.name,
+                clock(r.duration),
+                frames if frames is not None else "",
+                r.encoder_key,
+                _date(r.added_at),
+                r.status,
+                r.id,
+            ]
+        )
     for f in pending:
         if f.state == "indexing" and f.frames_total:
             status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
@@ -95,9 +123,10 @@ def progress_html(status: dict[str, Any], limit: int = 6) -> str:
         pct = 100.0 * done / total if total else 0.0
         parts.append(
             f'<div class="er-progress" data-state="indexing">'
-            f'<div>Indexing <b>{html.escape(cur["name"])}</b> (file {cur["file"]} of {cur["files"]}): '
-            f'{done} / {total or "?"} frames, {html.escape(eta_text(cur["eta_s"]))}</div>'
-            f'<progress max="100" value="{pct:.1f}" style="width:100%">{pct:.0f}%</progress></div>')
+            f"<div>Indexing <b>{html.escape(cur['name'])}</b> (file {cur['file']} of {cur['files']}): "
+            f"{done} / {total or '?'} frames, {html.escape(eta_text(cur['eta_s']))}</div>"
+            f'<progress max="100" value="{pct:.1f}" style="width:100%">{pct:.0f}%</progress></div>'
+        )
     if status.get("queued_files"):
         parts.append(f"<div>{status['queued_files']} file(s) waiting</div>")
     lines = []
@@ -122,8 +151,11 @@ def series_points(series, *, max_points: int = 4000) -> list[dict[str, Any]]:
     Long curves are thinned to ``max_points`` (every n-th point) and gaps (NaN) are dropped."""
     times, scores = list(series.times), list(series.scores)
     step = max(1, math.ceil(len(times) / max_points))
-    pts = [{"time": round(float(t), 3), "score": float(s), "series": "score"}
-           for t, s in zip(times[::step], scores[::step]) if math.isfinite(float(s))]
+    pts = [
+        {"time": round(float(t), 3), "score": float(s), "series": "score"}
+        for t, s in zip(times[::step], scores[::step])
+        if math.isfinite(float(s))
+    ]
     for start, end, rank in series.windows:
         inside = [(float(t), float(s)) for t, s in zip(times, scores) if start <= t <= end and math.isfinite(s)]
         if not inside:  # a window shorter than a bin: mark its two ends at the nearest curve value

@@ -21,9 +21,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from models.errors import EgoRecallError
 
@@ -73,9 +74,15 @@ class IndexFile:
         return max(0.0, (self.frames_total - self.frames_done) / rate)
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        return {"name": self.name, "state": self.state, "message": self.message, "video_id": self.video_id,
-                "frames_done": self.frames_done, "frames_total": self.frames_total,
-                "eta_s": None if self.state != "indexing" else self.eta_s(now)}
+        return {
+            "name": self.name,
+            "state": self.state,
+            "message": self.message,
+            "video_id": self.video_id,
+            "frames_done": self.frames_done,
+            "frames_total": self.frames_total,
+            "eta_s": None if self.state != "indexing" else self.eta_s(now),
+        }
 
 
 @dataclass
@@ -92,8 +99,13 @@ class IndexJob:
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         now = time.monotonic() if now is None else now
-        return {"id": self.id, "kind": "index", "state": self.state, "created": self.created,
-                "files": [f.to_dict(now) for f in self.files]}
+        return {
+            "id": self.id,
+            "kind": "index",
+            "state": self.state,
+            "created": self.created,
+            "files": [f.to_dict(now) for f in self.files],
+        }
 
 
 # ---------------------------------------------------------------------------------------------- training / demo
@@ -117,10 +129,20 @@ class TrainJob:
     def to_dict(self, since: int = 0) -> dict[str, Any]:
         """``since``: only records from this index on (a page that already has the first ones)."""
         last = next((r for r in reversed(self.records) if r.get("event") in ("train", "eval", "start")), None)
-        return {"id": self.id, "kind": "train", "name": self.name, "state": self.state, "message": self.message,
-                "step": last.get("step", 0) if last else 0, "total_steps": last.get("total_steps", 0) if last else 0,
-                "started": self.started, "ended": self.ended, "result": self.result,
-                "num_records": len(self.records), "records": self.records[since:]}
+        return {
+            "id": self.id,
+            "kind": "train",
+            "name": self.name,
+            "state": self.state,
+            "message": self.message,
+            "step": last.get("step", 0) if last else 0,
+            "total_steps": last.get("total_steps", 0) if last else 0,
+            "started": self.started,
+            "ended": self.ended,
+            "result": self.result,
+            "num_records": len(self.records),
+            "records": self.records[since:],
+        }
 
 
 @dataclass
@@ -139,8 +161,14 @@ class DemoJob:
         return self.state in ("queued", "running")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": "demo", "state": self.state, "stage": self.stage,
-                "fraction": round(self.fraction, 4), "message": self.message}
+        return {
+            "id": self.id,
+            "kind": "demo",
+            "state": self.state,
+            "stage": self.stage,
+            "fraction": round(self.fraction, 4),
+            "message": self.message,
+        }
 
 
 def describe_report(report: Any) -> str:
@@ -164,13 +192,12 @@ class JobManager:
     the lazily imported ``app.demo.run_demo``.
     """
 
-    def __init__(self, service, *, keep: int = 20,
-                 demo_runner: Callable[..., Any] | None = None) -> None:
+    def __init__(self, service, *, keep: int = 20, demo_runner: Callable[..., Any] | None = None) -> None:
         self.service = service
         self._keep = keep
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._queue: "queue.Queue[IndexJob | DemoJob]" = queue.Queue()
+        self._queue: queue.Queue[IndexJob | DemoJob] = queue.Queue()
         self._index_jobs: list[IndexJob] = []
         self._train: TrainJob | None = None
         self._train_thread: threading.Thread | None = None
@@ -234,7 +261,7 @@ class JobManager:
         with self._lock:
             self._index_jobs.append(job)
             done = [j for j in self._index_jobs if j.finished]
-            for old in done[:max(0, len(done) - self._keep)]:
+            for old in done[: max(0, len(done) - self._keep)]:
                 self._index_jobs.remove(old)
         self._queue.put(job)
         self._ensure_worker()
@@ -266,8 +293,7 @@ class JobManager:
             else:
                 f.state = "failed"
                 # The library names the file by its temporary upload name; say the user's name instead.
-                f.message = f"{f.name}: {result.error.reason}" if hasattr(result.error, "reason") \
-                    else str(result.error)
+                f.message = f"{f.name}: {result.error.reason}" if hasattr(result.error, "reason") else str(result.error)
             self._bump()
         job.state = "done"
 
@@ -288,14 +314,25 @@ class JobManager:
         for job in jobs:
             for n, f in enumerate(job.files, start=1):
                 if f.state == "indexing":
-                    current = {"job": job.id, "name": f.name, "file": n, "files": len(job.files),
-                               "frames_done": f.frames_done, "frames_total": f.frames_total,
-                               "fraction": f.frames_done / f.frames_total if f.frames_total else 0.0,
-                               "eta_s": f.eta_s(now)}
+                    current = {
+                        "job": job.id,
+                        "name": f.name,
+                        "file": n,
+                        "files": len(job.files),
+                        "frames_done": f.frames_done,
+                        "frames_total": f.frames_total,
+                        "fraction": f.frames_done / f.frames_total if f.frames_total else 0.0,
+                        "eta_s": f.eta_s(now),
+                    }
                 elif f.state == "queued":
                     queued += 1
-        return {"busy": current is not None or queued > 0, "current": current, "queued_files": queued,
-                "version": self.library_version, "jobs": [j.to_dict(now) for j in reversed(jobs)]}
+        return {
+            "busy": current is not None or queued > 0,
+            "current": current,
+            "queued_files": queued,
+            "version": self.library_version,
+            "jobs": [j.to_dict(now) for j in reversed(jobs)],
+        }
 
     def wait_index(self, job_id: str, timeout: float | None = None) -> IndexJob:
         """Block until a job has finished (tests, scripts); returns it (finished or not at the timeout)."""
@@ -319,12 +356,15 @@ class JobManager:
         """Start one training run (a :class:`training.config.TrainConfig`) in the background."""
         with self._lock:
             if self._train is not None and self._train.active:
-                raise JobBusy(f"the training run '{self._train.name}' is still running; stop it or wait for it "
-                              f"to finish before starting another")
+                raise JobBusy(
+                    f"the training run '{self._train.name}' is still running; stop it or wait for it "
+                    f"to finish before starting another"
+                )
             job = TrainJob(self._next_id("train"), config.name)
             self._train = job
-            self._train_thread = threading.Thread(target=self._run_training, args=(job, config),
-                                                  name=f"egorecall-train-{config.name}", daemon=True)
+            self._train_thread = threading.Thread(
+                target=self._run_training, args=(job, config), name=f"egorecall-train-{config.name}", daemon=True
+            )
             self._train_thread.start()
         return job
 
@@ -336,7 +376,7 @@ class JobManager:
             with self._lock:
                 job.records.append(record)
                 if len(job.records) > MAX_RECORDS:  # keep the first, thin the rest
-                    del job.records[1:len(job.records) // 2:2]
+                    del job.records[1 : len(job.records) // 2 : 2]
 
         try:
             result = self.service.train(config, progress=progress, stop=job.stop)
@@ -418,9 +458,11 @@ class JobManager:
 
     def demo_status(self) -> dict[str, Any]:
         with self._lock:
-            return self._demo.to_dict() if self._demo is not None else {"kind": "demo", "state": "idle",
-                                                                        "stage": "", "fraction": 0.0,
-                                                                        "message": ""}
+            return (
+                self._demo.to_dict()
+                if self._demo is not None
+                else {"kind": "demo", "state": "idle", "stage": "", "fraction": 0.0, "message": ""}
+            )
 
 
 class DemoUnavailable(EgoRecallError):
@@ -432,8 +474,9 @@ def _import_demo_runner() -> Callable[..., Any]:
         from app.demo import run_demo  # noqa: PLC0415 - optional module, written separately
     except ImportError as exc:
         logger.info("no demo module: %s", exc)
-        raise DemoUnavailable("making demo data is not available in this build of EgoRecall (the app.demo "
-                              "module is missing)") from None
+        raise DemoUnavailable(
+            "making demo data is not available in this build of EgoRecall (the app.demo module is missing)"
+        ) from None
     return run_demo
 
 

@@ -25,25 +25,44 @@ def _video_choices(records) -> list[tuple[str, str]]:
 def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     """Lay out the tab inside the current Blocks; returns the components other tabs react to."""
     jobs = actions.jobs
-    gr.Markdown("Add first-person videos to your library. Each one is decoded and embedded in the background; "
-                "you can ask questions about the videos that are ready while others are indexed.")
+    gr.Markdown(
+        "Add first-person videos to your library. Each one is decoded and embedded in the background; "
+        "you can ask questions about the videos that are ready while others are indexed."
+    )
     with gr.Row():
         with gr.Column(scale=2):
-            files = gr.File(label="Add videos (drag and drop one or more files)", file_count="multiple",
-                            type="filepath", elem_id="er-upload")
+            files = gr.File(
+                label="Add videos (drag and drop one or more files)",
+                file_count="multiple",
+                type="filepath",
+                elem_id="er-upload",
+            )
         with gr.Column(scale=3):
             status = gr.HTML(progress_html(jobs.index_status()), elem_id="er-index-status")
     last_job = gr.JSON(visible=False, label="indexing job")
-    table = gr.Dataframe(headers=VIDEO_COLUMNS, value=video_rows(actions.service.videos()), interactive=False,
-                         label="Videos", elem_id="er-videos", wrap=True)
+    table = gr.Dataframe(
+        headers=VIDEO_COLUMNS,
+        value=video_rows(actions.service.videos()),
+        interactive=False,
+        label="Videos",
+        elem_id="er-videos",
+        wrap=True,
+    )
     with gr.Row():
-        to_remove = gr.Dropdown(label="Video to remove", choices=_video_choices(actions.service.videos()),
-                                value=None, scale=3, allow_custom_value=True)
+        to_remove = gr.Dropdown(
+            label="Video to remove",
+            choices=_video_choices(actions.service.videos()),
+            value=None,
+            scale=3,
+            allow_custom_value=True,
+        )
         remove_btn = gr.Button("Remove", variant="stop", scale=1)
     removed = gr.Markdown()
     with gr.Accordion("Demo data", open=False):
-        gr.Markdown("Make a small synthetic first-person world, index it and train a demo model, so every part "
-                    "of the app can be tried without your own videos.")
+        gr.Markdown(
+            "Make a small synthetic first-person world, index it and train a demo model, so every part "
+            "of the app can be tried without your own videos."
+        )
         with gr.Row():
             demo_btn = gr.Button("Make demo data", elem_id="er-demo")
             demo_stop = gr.Button("Stop", variant="stop")
@@ -61,9 +80,15 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
             raise gr.Error("Only uploaded files can be added.", print_exception=False)
         return actions.index([(p, p.name) for p in paths])
 
-    files.upload(enqueue, inputs=files, outputs=last_job, api_name="index", concurrency_id="gpu",
-                 concurrency_limit=1, show_progress="minimal").then(
-        lambda: (None, progress_html(jobs.index_status())), outputs=[files, status], api_visibility="private")
+    files.upload(
+        enqueue,
+        inputs=files,
+        outputs=last_job,
+        api_name="index",
+        concurrency_id="gpu",
+        concurrency_limit=1,
+        show_progress="minimal",
+    ).then(lambda: (None, progress_html(jobs.index_status())), outputs=[files, status], api_visibility="private")
 
     def refresh(previous):
         st = jobs.index_status()
@@ -72,11 +97,22 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         if key == previous:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
         records = actions.service.videos()
-        return (progress_html(st), video_rows(records, jobs.pending_files()),
-                gr.update(choices=_video_choices(records)), _demo_text(demo), key)
+        return (
+            progress_html(st),
+            video_rows(records, jobs.pending_files()),
+            gr.update(choices=_video_choices(records)),
+            _demo_text(demo),
+            key,
+        )
 
-    timer.tick(refresh, inputs=seen, outputs=[status, table, to_remove, demo_status, seen],
-               show_progress="hidden", api_visibility="private", concurrency_limit=None)
+    timer.tick(
+        refresh,
+        inputs=seen,
+        outputs=[status, table, to_remove, demo_status, seen],
+        show_progress="hidden",
+        api_visibility="private",
+        concurrency_limit=None,
+    )
 
     def ui_remove(video_id: str | None):
         record = actions.remove(video_id or "")
@@ -84,8 +120,9 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
 
     remove_btn.click(ui_remove, inputs=to_remove, outputs=[removed, to_remove], api_visibility="private")
 
-    demo_btn.click(lambda: _demo_text(actions.demo()), outputs=demo_status, api_visibility="private",
-                   concurrency_id="gpu")
+    demo_btn.click(
+        lambda: _demo_text(actions.demo()), outputs=demo_status, api_visibility="private", concurrency_id="gpu"
+    )
     demo_stop.click(lambda: _demo_text(actions.demo_stop()), outputs=demo_status, api_visibility="private")
     return {"table": table, "status": status, "files": files}
 

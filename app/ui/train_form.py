@@ -8,8 +8,9 @@ the form only shows them, so a number is never written twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from training.config import CONFIG_DIR, TrainConfig, apply_values, load_config, nest, read_config_file
 
@@ -94,9 +95,16 @@ def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 def curves(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Loss points (``train`` records) and recall points (``eval`` records) for the live plots."""
-    loss = [{"step": r["step"], "value": float(r["loss"]["total"]), "series": "loss"}
-            for r in records if r.get("event") == "train" and "total" in (r.get("loss") or {})]
-    recall = [{"step": r["step"], "value": float(r["metrics"][k]), "series": k}
-              for r in records if r.get("event") == "eval"
-              for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5") if k in (r.get("metrics") or {})]
+    loss = [
+        {"step": r["step"], "value": float(r["loss"]["total"]), "series": "loss"}
+        for r in records
+        if r.get("event") == "train" and "total" in (r.get("loss") or {})
+    ]
+    recall = [
+        {"step": r["step"], "value": float(r["metrics"][k]), "series": k}
+        for r in records
+        if r.get("event") == "eval"
+        for k in ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5")
+        if k in (r.get("metrics") or {})
+    ]
     return loss, recall

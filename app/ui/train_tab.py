@@ -29,8 +29,14 @@ def _form_values(name: str) -> list[Any]:
     """Model, start checkpoint, training files, validation file, narrations, then the hyper-parameters."""
     c = config_defaults(name)
     narr = "default" if c.data.narrations is None else ("yes" if c.data.narrations else "no")
-    return [c.model.name, c.init_from or "", "\n".join(c.data.train), c.data.val or "", narr,
-            *[get_value(c, key) for key, _ in HYPERPARAMETERS]]
+    return [
+        c.model.name,
+        c.init_from or "",
+        "\n".join(c.data.train),
+        c.data.val or "",
+        narr,
+        *[get_value(c, key) for key, _ in HYPERPARAMETERS],
+    ]
 
 
 def _status_text(st: dict[str, Any]) -> str:
@@ -47,19 +53,24 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
     names = config_names()
     first = names[0] if names else None
     start_values = _form_values(first) if first else [None] * (5 + len(HYPERPARAMETERS))
-    gr.Markdown("Train a localizer on NLQ annotations and narrations (NaQ). Stage 1 trains on NLQ and "
-                "narration queries together; stage 2 fine-tunes a stage-1 checkpoint on NLQ only. One run at a "
-                "time; it keeps running if you close the page.")
+    gr.Markdown(
+        "Train a localizer on NLQ annotations and narrations (NaQ). Stage 1 trains on NLQ and "
+        "narration queries together; stage 2 fine-tunes a stage-1 checkpoint on NLQ only. One run at a "
+        "time; it keeps running if you close the page."
+    )
     with gr.Row():
-        config = gr.Dropdown(label="Stage / recipe", choices=[(config_label(n), n) for n in names], value=first,
-                             scale=3)
+        config = gr.Dropdown(
+            label="Stage / recipe", choices=[(config_label(n), n) for n in names], value=first, scale=3
+        )
         model = gr.Dropdown(label="Model", choices=localizer_names(), value=start_values[0], scale=1)
-        init_from = gr.Dropdown(label="Start from checkpoint (stage 2)", choices=[], value=start_values[1],
-                                allow_custom_value=True, scale=2)
+        init_from = gr.Dropdown(
+            label="Start from checkpoint (stage 2)", choices=[], value=start_values[1], allow_custom_value=True, scale=2
+        )
     with gr.Row():
         with gr.Column():
-            train_files = gr.Textbox(label="Training files on the server (NLQ / NaQ JSON, one per line)",
-                                     value=start_values[2], lines=3)
+            train_files = gr.Textbox(
+                label="Training files on the server (NLQ / NaQ JSON, one per line)", value=start_values[2], lines=3
+            )
             uploads = gr.File(label="... or upload annotation files", file_count="multiple", type="filepath")
             val_file = gr.Textbox(label="Validation file (annotated NLQ JSON)", value=start_values[3])
         with gr.Column():
@@ -69,29 +80,47 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
             run_name = gr.Textbox(label="Run name", placeholder="default: recipe and date")
     with gr.Accordion("Hyper-parameters", open=True):
         with gr.Row():
-            hyper = [gr.Number(label=label, value=start_values[5 + i], min_width=140)
-                     for i, (_, label) in enumerate(HYPERPARAMETERS)]
+            hyper = [
+                gr.Number(label=label, value=start_values[5 + i], min_width=140)
+                for i, (_, label) in enumerate(HYPERPARAMETERS)
+            ]
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="er-train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
     status = gr.Markdown(_status_text(actions.jobs.training_status()), elem_id="er-train-status")
     with gr.Row():
-        loss_plot = gr.LinePlot(None, x="step", y="value", color="series", label="Training loss",
-                                y_title="loss", height=260)
-        recall_plot = gr.LinePlot(None, x="step", y="value", color="series",
-                                  label="Validation recall (%)", y_title="%", height=260)
+        loss_plot = gr.LinePlot(
+            None, x="step", y="value", color="series", label="Training loss", y_title="loss", height=260
+        )
+        recall_plot = gr.LinePlot(
+            None, x="step", y="value", color="series", label="Validation recall (%)", y_title="%", height=260
+        )
     finished = gr.Textbox(visible=False)
     """The id of the last run that ended; the Ask tab re-reads its modes when it changes."""
     seen = gr.State(None)
     timer = gr.Timer(poll_s)
 
-    config.change(_form_values, inputs=config, outputs=[model, init_from, train_files, val_file, narrations, *hyper],
-                  api_visibility="private", concurrency_limit=None)
-    source.change(lambda s: gr.update(visible=s == SOURCE_FOLDER), inputs=source, outputs=folder,
-                  api_visibility="private", concurrency_limit=None)
+    config.change(
+        _form_values,
+        inputs=config,
+        outputs=[model, init_from, train_files, val_file, narrations, *hyper],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    source.change(
+        lambda s: gr.update(visible=s == SOURCE_FOLDER),
+        inputs=source,
+        outputs=folder,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
 
     def checkpoints_choices():
-        return gr.update(choices=[m["name"] for m in actions.modes() if m["name"] != "zeroshot" and not m["name"].startswith("fused:")])
+        return gr.update(
+            choices=[
+                m["name"] for m in actions.modes() if m["name"] != "zeroshot" and not m["name"].startswith("fused:")
+            ]
+        )
 
     init_from.focus(checkpoints_choices, outputs=init_from, api_visibility="private", concurrency_limit=None)
 
@@ -112,11 +141,16 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
             settings[key] = _number(key, value)
         return _status_text(actions.train(name, settings))
 
-    start.click(start_run, inputs=[config, model, init_from, train_files, uploads, val_file, narrations, source,
-                                   folder, run_name, *hyper], outputs=status, api_visibility="private",
-                concurrency_id="gpu")
-    stop.click(lambda: _status_text(actions.train_stop()), outputs=status, api_visibility="private",
-               concurrency_limit=None)
+    start.click(
+        start_run,
+        inputs=[config, model, init_from, train_files, uploads, val_file, narrations, source, folder, run_name, *hyper],
+        outputs=status,
+        api_visibility="private",
+        concurrency_id="gpu",
+    )
+    stop.click(
+        lambda: _status_text(actions.train_stop()), outputs=status, api_visibility="private", concurrency_limit=None
+    )
 
     def poll(previous):
         st = actions.jobs.training_status()
@@ -127,8 +161,14 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
         ended = st.get("id") if st.get("state") in ("finished", "stopped", "failed") else gr.skip()
         return _status_text(st), _frame(loss), _frame(recall), ended, key
 
-    timer.tick(poll, inputs=seen, outputs=[status, loss_plot, recall_plot, finished, seen], show_progress="hidden",
-               api_visibility="private", concurrency_limit=None)
+    timer.tick(
+        poll,
+        inputs=seen,
+        outputs=[status, loss_plot, recall_plot, finished, seen],
+        show_progress="hidden",
+        api_visibility="private",
+        concurrency_limit=None,
+    )
     return {"finished": finished}
 
 

@@ -32,12 +32,14 @@ __all__ = ["Action", "action_of", "base_verb"]
 SUBJECTS = PERSON_NOUNS | {"someone", "somebody", "people", "he", "she", "they", "c", "o"}
 DETERMINERS = frozenset(
     "the a an some any his her their its my your our this that these those another other each every both "
-    "all few several more most one two three four five me".split())
+    "all few several more most one two three four five me".split()
+)
 QUANTITIES = frozenset("piece pieces pair pairs bunch handful cup slice slices bit bits lot lots".split())
 """Heads that are really measures: "a piece of cloth" is about cloth."""
 LINKS = frozenset(
     "on in into onto from to with at by for under over above below behind beside near inside outside off out "
-    "up down and or while as then again away back around through across along towards toward of".split())
+    "up down and or while as then again away back around through across along towards toward of".split()
+)
 """Prepositions, particles and conjunctions: skipped between the verb and its object, end the object."""
 _WORD = re.compile(r"[a-z][a-z'-]*")
 _NO_STRIP = frozenset("is was has does goes this bus gas glass grass dress process across".split())
@@ -78,8 +80,12 @@ def action_of(text: str) -> Action:
     while i < len(words):
         while i < len(words) and (words[i] in DETERMINERS or words[i] in LINKS):
             i += 1
-        while i < len(words) and words[i] not in LINKS and words[i] not in DETERMINERS \
-                and not (noun and words[i].endswith("ing")):
+        while (
+            i < len(words)
+            and words[i] not in LINKS
+            and words[i] not in DETERMINERS
+            and not (noun and words[i].endswith("ing"))
+        ):
             noun = words[i]
             i += 1
         if noun not in QUANTITIES or i >= len(words) or words[i] != "of":

@@ -106,14 +106,16 @@ class PretrainConfig:
         if self.epochs is not None and not self.epochs > 0:
             problems.append(f"--epochs must be positive (got {self.epochs})")
         if self.batch_size < 2:
-            problems.append(f"--batch-size must be at least 2 (contrastive learning needs negatives; got "
-                            f"{self.batch_size})")
+            problems.append(
+                f"--batch-size must be at least 2 (contrastive learning needs negatives; got {self.batch_size})"
+            )
         if not 1 <= self.moments_per_video <= self.batch_size:
-            problems.append(f"--moments-per-video must be between 1 and the batch size (got "
-                            f"{self.moments_per_video})")
+            problems.append(f"--moments-per-video must be between 1 and the batch size (got {self.moments_per_video})")
         if not 1 <= self.frames_per_clip <= self.frames_per_window:
-            problems.append(f"--frames-per-clip must be between 1 and --frames-per-window "
-                            f"({self.frames_per_window}; got {self.frames_per_clip})")
+            problems.append(
+                f"--frames-per-clip must be between 1 and --frames-per-window "
+                f"({self.frames_per_window}; got {self.frames_per_clip})"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             problems.append(f"--val-fraction must be in [0, 1) (got {self.val_fraction})")
         if not self.lr > 0:
@@ -136,9 +138,27 @@ class PretrainConfig:
 
 
 DEFAULT_EPOCHS = 10.0
-RUN_DEFINING = ("model", "pretrained", "use_given_windows", "alpha", "frames_per_window", "val_fraction",
-                "val_videos", "batch_size", "moments_per_video", "frames_per_clip", "action_aware", "augment",
-                "steps", "epochs", "lr", "weight_decay", "warmup_fraction", "grad_clip", "seed")
+RUN_DEFINING = (
+    "model",
+    "pretrained",
+    "use_given_windows",
+    "alpha",
+    "frames_per_window",
+    "val_fraction",
+    "val_videos",
+    "batch_size",
+    "moments_per_video",
+    "frames_per_clip",
+    "action_aware",
+    "augment",
+    "steps",
+    "epochs",
+    "lr",
+    "weight_decay",
+    "warmup_fraction",
+    "grad_clip",
+    "seed",
+)
 """Settings a resumed run must share with the run it continues (else its batches or schedule would differ)."""
 
 __all__ = ["PretrainConfig", "PretrainError", "VIDEO_SUFFIXES", "DEFAULT_EPOCHS", "RUN_DEFINING"]

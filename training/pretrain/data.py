@@ -22,9 +22,9 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -74,8 +74,13 @@ class MomentReport:
     alpha: float | None = None
 
     def to_dict(self) -> dict:
-        return {"narrations": self.narrations, "moments": self.moments, "dropped": dict(self.dropped),
-                "windows": dict(self.windows), "alpha": self.alpha}
+        return {
+            "narrations": self.narrations,
+            "moments": self.moments,
+            "dropped": dict(self.dropped),
+            "windows": dict(self.windows),
+            "alpha": self.alpha,
+        }
 
 
 def find_videos(videos_dir: Path) -> dict[str, Path]:
@@ -91,8 +96,9 @@ def _tag_key(tags) -> str:
     return ",".join(str(t) for t in tags) if tags else ""
 
 
-def narration_windows(narrations: Sequence[Narration], *, use_given: bool = True, alpha: float | None = None
-                      ) -> tuple[list[tuple[float, float]], list[str], float | None]:
+def narration_windows(
+    narrations: Sequence[Narration], *, use_given: bool = True, alpha: float | None = None
+) -> tuple[list[tuple[float, float]], list[str], float | None]:
     """Per narration: its window, where it came from (``given``/``egovlp``), and EgoVLP's alpha if used."""
     need_rule = [i for i, n in enumerate(narrations) if not (use_given and n.window is not None)]
     rule_windows: dict[int, tuple[float, float]] = {}
@@ -112,8 +118,9 @@ def narration_windows(narrations: Sequence[Narration], *, use_given: bool = True
     return out, sources, used_alpha
 
 
-def build_moments(narrations: Sequence[Narration], durations: dict[str, float], *, use_given: bool = True,
-                  alpha: float | None = None) -> tuple[list[Moment], MomentReport]:
+def build_moments(
+    narrations: Sequence[Narration], durations: dict[str, float], *, use_given: bool = True, alpha: float | None = None
+) -> tuple[list[Moment], MomentReport]:
     """Moments of the narrations whose video is in ``durations`` ({video_uid: seconds}), in file order."""
     report = MomentReport(narrations=len(narrations))
     windows, sources, report.alpha = narration_windows(narrations, use_given=use_given, alpha=alpha)
@@ -140,8 +147,9 @@ def build_moments(narrations: Sequence[Narration], durations: dict[str, float], 
     return moments, report
 
 
-def split_videos(video_uids: Iterable[str], val_fraction: float, seed: int,
-                 val_videos: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+def split_videos(
+    video_uids: Iterable[str], val_fraction: float, seed: int, val_videos: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
     """Whole videos to train and to hold out: the given uids, else a seeded ``val_fraction`` of them."""
     uids = sorted(set(video_uids))
     if val_videos:
@@ -168,8 +176,10 @@ class KeyVocabulary:
 
     def keys(self, moments: Sequence[Moment]) -> np.ndarray:
         """int64 [N, 3]: text id, verb id, noun id (:data:`NO_KEY` when unknown)."""
-        return np.array([[self.texts[m.text], self.verbs.get(m.verb, NO_KEY), self.nouns.get(m.noun, NO_KEY)]
-                         for m in moments], dtype=np.int64).reshape(-1, 3)
+        return np.array(
+            [[self.texts[m.text], self.verbs.get(m.verb, NO_KEY), self.nouns.get(m.noun, NO_KEY)] for m in moments],
+            dtype=np.int64,
+        ).reshape(-1, 3)
 
 
 # ---------------------------------------------------------------------------------------------- frame cache
@@ -188,7 +198,7 @@ def centre_square(frames: np.ndarray, size: int) -> np.ndarray:
     if min(h, w) != size:
         raise ValueError(f"frames are {h}x{w}; expected a short side of {size}")
     top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(frames[:, top:top + size, left:left + size])
+    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
 
 
 @dataclass
@@ -233,8 +243,12 @@ class FrameCache:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
             return None
-        expect = {"format": CACHE_FORMAT, "size": self.size, "source": _source_identity(path),
-                  "times_sha1": _times_digest(times)}
+        expect = {
+            "format": CACHE_FORMAT,
+            "size": self.size,
+            "source": _source_identity(path),
+            "times_sha1": _times_digest(times),
+        }
         if any(meta.get(k) != v for k, v in expect.items()) or not npy.is_file():
             return None
         return meta
@@ -258,20 +272,30 @@ class FrameCache:
         if meta is None:
             info = self._probe(path)
             grid = TimeGrid(1.0, info.duration)  # unused by sampling at explicit times, required by the decoder
-            frames, _report = decode_frames(path, info, grid, self.size, self.decode,
-                                            times=np.clip(times, 0.0, info.duration))
+            frames, _report = decode_frames(
+                path, info, grid, self.size, self.decode, times=np.clip(times, 0.0, info.duration)
+            )
             frames = centre_square(frames, self.size)
             self.directory.mkdir(parents=True, exist_ok=True)
             save_npy_atomic(npy, frames)
-            write_json_atomic(meta_path, {"format": CACHE_FORMAT, "size": self.size,
-                                          "source": _source_identity(path), "times_sha1": _times_digest(times),
-                                          "duration": info.duration, "times": times.tolist()})
+            write_json_atomic(
+                meta_path,
+                {
+                    "format": CACHE_FORMAT,
+                    "size": self.size,
+                    "source": _source_identity(path),
+                    "times_sha1": _times_digest(times),
+                    "duration": info.duration,
+                    "times": times.tolist(),
+                },
+            )
             logger.info("cached %d frames of %s", len(frames), path.name)
         arr = np.load(npy, mmap_mode="r", allow_pickle=False)
         if arr.dtype != np.uint8 or arr.shape != (len(times), self.size, self.size, 3):
             npy.unlink(missing_ok=True)
-            raise PretrainError(f"the frame cache {npy} is damaged (it holds {arr.dtype} {arr.shape}); it was "
-                                f"deleted, run again")
+            raise PretrainError(
+                f"the frame cache {npy} is damaged (it holds {arr.dtype} {arr.shape}); it was deleted, run again"
+            )
         return VideoFrames(video_uid, arr, times)
 
 
@@ -305,12 +329,15 @@ class MomentSet:
             out[m.video_uid].append(i)
         return dict(out)
 
-    def subset(self, keep: Sequence[int]) -> "MomentSet":
+    def subset(self, keep: Sequence[int]) -> MomentSet:
         keep = list(keep)
         moments = [self.moments[i] for i in keep]
         uids = {m.video_uid for m in moments}
-        return MomentSet(moments, {u: v for u, v in self.videos.items() if u in uids},
-                         self.frame_index[keep] if keep else self.frame_index[:0])
+        return MomentSet(
+            moments,
+            {u: v for u, v in self.videos.items() if u in uids},
+            self.frame_index[keep] if keep else self.frame_index[:0],
+        )
 
 
 def attach_frames(moments: Sequence[Moment], videos: dict[str, VideoFrames], k: int) -> MomentSet:
@@ -321,13 +348,18 @@ def attach_frames(moments: Sequence[Moment], videos: dict[str, VideoFrames], k: 
             continue
         kept.append(m)
         rows.append(vf.indices(m.sample_times(k)))
-    return MomentSet(kept, {u: v for u, v in videos.items()},
-                     np.array(rows, dtype=np.int64).reshape(len(kept), k))
+    return MomentSet(kept, {u: v for u, v in videos.items()}, np.array(rows, dtype=np.int64).reshape(len(kept), k))
 
 
-def cache_videos(cache: FrameCache, files: dict[str, Path], moments: Sequence[Moment], k: int, *,
-                 uids: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
-                 ) -> tuple[dict[str, VideoFrames], dict[str, str]]:
+def cache_videos(
+    cache: FrameCache,
+    files: dict[str, Path],
+    moments: Sequence[Moment],
+    k: int,
+    *,
+    uids: Sequence[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, VideoFrames], dict[str, str]]:
     """Decode (or load) the frames of each video's moments; returns the frames and ``{uid: why}`` failures.
 
     ``uids`` limits the work to some videos (each process of a distributed run decodes its own share).
@@ -359,8 +391,9 @@ class SceneBatchSampler:
     the same epoch and skips the batches already taken.
     """
 
-    def __init__(self, by_video: dict[str, list[int]], batch_size: int, group: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self, by_video: dict[str, list[int]], batch_size: int, group: int, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.by_video = {u: list(v) for u, v in sorted(by_video.items())}
         self.batch_size = batch_size
         self.group = group
@@ -370,8 +403,10 @@ class SceneBatchSampler:
         total = sum(len(v) for v in self.by_video.values())
         self.steps_per_epoch = (total // batch_size) // world_size
         if self.steps_per_epoch < 1:
-            raise PretrainError(f"{total} training pairs are too few for {world_size} process(es) with batches of "
-                                f"{batch_size}; lower --batch-size or add narrated videos")
+            raise PretrainError(
+                f"{total} training pairs are too few for {world_size} process(es) with batches of "
+                f"{batch_size}; lower --batch-size or add narrated videos"
+            )
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """This process's batches of epoch ``epoch``, in order."""
@@ -379,9 +414,9 @@ class SceneBatchSampler:
         groups = []
         for uid in self.by_video:
             idx = np.array(self.by_video[uid], dtype=np.int64)[rng.permutation(len(self.by_video[uid]))]
-            groups.extend(idx[s:s + self.group] for s in range(0, len(idx), self.group))
+            groups.extend(idx[s : s + self.group] for s in range(0, len(idx), self.group))
         order = rng.permutation(len(groups))
         flat = np.concatenate([groups[i] for i in order]) if groups else np.zeros(0, np.int64)
         n = self.steps_per_epoch * self.world_size
-        batches = flat[:n * self.batch_size].reshape(n, self.batch_size)
-        return list(batches[self.rank::self.world_size])
+        batches = flat[: n * self.batch_size].reshape(n, self.batch_size)
+        return list(batches[self.rank :: self.world_size])

@@ -14,8 +14,8 @@ Figures are percentages. An encoder is anything with ``encode_frames(uint8 NHWC)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from math import comb
-from typing import Callable, Sequence
 
 import numpy as np
 

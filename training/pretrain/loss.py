@@ -27,8 +27,9 @@ NO_KEY = -1
 """Key id of an unknown verb/noun: never matches anything."""
 
 
-def positive_mask(text_ids: torch.Tensor, verb_ids: torch.Tensor, noun_ids: torch.Tensor,
-                  action_aware: bool = True) -> torch.Tensor:
+def positive_mask(
+    text_ids: torch.Tensor, verb_ids: torch.Tensor, noun_ids: torch.Tensor, action_aware: bool = True
+) -> torch.Tensor:
     """``P`` above, as bool [N, N]: the diagonal, equal texts, and (optionally) equal verb AND noun."""
     n = text_ids.shape[0]
     mask = torch.eye(n, dtype=torch.bool, device=text_ids.device)
@@ -61,14 +62,15 @@ class EgoNCELoss(ClipLoss):
         torch.distributed.all_gather(out, keys.contiguous())
         return torch.cat(out)
 
-    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor,
-                keys: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor, keys: torch.Tensor
+    ) -> torch.Tensor:
         """``keys``: long [B, 3] per local pair -- text id, verb id, noun id (``NO_KEY`` when unknown)."""
         logits_per_image, logits_per_text = self.get_logits(image_features, text_features, logit_scale)
         keys = self._gather_keys(keys)
         positives = positive_mask(keys[:, 0], keys[:, 1], keys[:, 2], self.action_aware)
         # Row i of logits_per_image is frame i against every text; row j of logits_per_text is text j against
         # every frame, whose positives are column j of P (P is symmetric).
-        return 0.5 * (multi_positive_nce(logits_per_image, positives)
-                      + multi_positive_nce(logits_per_text, positives.T))
-
+        return 0.5 * (
+            multi_positive_nce(logits_per_image, positives) + multi_positive_nce(logits_per_text, positives.T)
+        )

@@ -35,9 +35,9 @@ META = "state.json"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
 
 
-
-def save_state(directory: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               extra: dict[str, Any]) -> Path:
+def save_state(
+    directory: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, extra: dict[str, Any]
+) -> Path:
     """Write the state after ``step`` optimiser steps and drop older states; returns its folder."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / f"step-{step:08d}"
@@ -54,8 +54,13 @@ def save_state(directory: Path, step: int, model: torch.nn.Module, optimizer: to
                 else:
                     scalars.setdefault(str(pid), {})[name] = value
         save_file(tensors, str(tmp / WEIGHTS), metadata={"kind": "egorecall-pretrain-state"})
-        meta = {"format": STATE_FORMAT, "step": step, "optim_scalars": scalars,
-                "param_groups": opt["param_groups"], **extra}
+        meta = {
+            "format": STATE_FORMAT,
+            "step": step,
+            "optim_scalars": scalars,
+            "param_groups": opt["param_groups"],
+            **extra,
+        }
         (tmp / META).write_text(json.dumps(meta, indent=1) + "\n")
         for f in (tmp / WEIGHTS, tmp / META):
             fsync_path(f)
@@ -77,8 +82,11 @@ def latest_state(directory: Path) -> Path | None:
     """The newest complete state folder, or None."""
     if not directory.is_dir():
         return None
-    found = sorted((int(m[1]), p) for p in directory.iterdir()
-                   if (m := _STEP_DIR.match(p.name)) and (p / WEIGHTS).is_file() and (p / META).is_file())
+    found = sorted(
+        (int(m[1]), p)
+        for p in directory.iterdir()
+        if (m := _STEP_DIR.match(p.name)) and (p / WEIGHTS).is_file() and (p / META).is_file()
+    )
     return found[-1][1] if found else None
 
 
@@ -88,8 +96,9 @@ def read_state_meta(folder: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise PretrainError(f"the resume state {folder} cannot be read ({exc}); delete it to start over") from None
     if meta.get("format") != STATE_FORMAT:
-        raise PretrainError(f"the resume state {folder} has format {meta.get('format')!r}; this EgoRecall reads "
-                            f"{STATE_FORMAT}")
+        raise PretrainError(
+            f"the resume state {folder} has format {meta.get('format')!r}; this EgoRecall reads {STATE_FORMAT}"
+        )
     return meta
 
 
@@ -100,7 +109,7 @@ def load_state(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Opti
         tensors = load_file(str(folder / WEIGHTS), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise PretrainError(f"the resume state {folder} is unreadable ({exc}); delete it to start over") from None
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as exc:

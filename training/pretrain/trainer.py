@@ -42,8 +42,16 @@ from models.clip_encoder import ClipEncoder, EncoderSpec
 from training.distributed import DistInfo, barrier, gather_objects, setup, share, teardown
 from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
-from training.pretrain.data import (FrameCache, KeyVocabulary, SceneBatchSampler, attach_frames,
-                                    build_moments, cache_videos, find_videos, split_videos)
+from training.pretrain.data import (
+    FrameCache,
+    KeyVocabulary,
+    SceneBatchSampler,
+    attach_frames,
+    build_moments,
+    cache_videos,
+    find_videos,
+    split_videos,
+)
 from training.pretrain.evaluate import retrieval_metrics
 from training.pretrain.loss import EgoNCELoss
 from training.pretrain.state import latest_state, load_state, save_state
@@ -89,15 +97,25 @@ def random_resized_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Ten
         ch = int(min(h, max(8, round(math.sqrt(area / ratio)))))
         top = int(rng.integers(0, h - ch + 1))
         left = int(rng.integers(0, w - cw + 1))
-        crop = x[i:i + 1, :, top:top + ch, left:left + cw]
-        out[i:i + 1] = F.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        crop = x[i : i + 1, :, top : top + ch, left : left + cw]
+        out[i : i + 1] = F.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
     return out
 
 
-def train_step(net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, loss_fn: EgoNCELoss, images: torch.Tensor, tokens: torch.Tensor,
-               keys: torch.Tensor, *, frames_per_clip: int = 1, grad_clip: float = 1.0,
-               amp: torch.dtype | None = None) -> torch.Tensor:
+def train_step(
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss_fn: EgoNCELoss,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    frames_per_clip: int = 1,
+    grad_clip: float = 1.0,
+    amp: torch.dtype | None = None,
+) -> torch.Tensor:
     """One optimiser step on a batch (``images``: B * frames_per_clip normalised crops); returns the loss.
 
     ``net`` is ``model`` or its DistributedDataParallel wrapper.
@@ -151,8 +169,10 @@ class _Run:
         if cfg.out.exists() and not cfg.overwrite:
             raise PretrainError(f"{cfg.out} already exists; choose another --out or pass --overwrite")
         if latest_state(self.state_dir) is not None and not (cfg.resume or cfg.overwrite):
-            raise PretrainError(f"an interrupted run left its state in {self.state_dir}; pass --resume to continue "
-                                f"it, or --overwrite to start over")
+            raise PretrainError(
+                f"an interrupted run left its state in {self.state_dir}; pass --resume to continue "
+                f"it, or --overwrite to start over"
+            )
         barrier(self.ctx)
         if cfg.overwrite and not cfg.resume and self.ctx.is_main:
             shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -182,19 +202,27 @@ class _Run:
         if not present:
             raise PretrainError(
                 f"none of the {len(narrated)} narrated videos of {cfg.narrations.name} is in {cfg.videos_dir} "
-                f"(expected files named <video_uid>.mp4 or another video suffix)")
+                f"(expected files named <video_uid>.mp4 or another video suffix)"
+            )
         self.cache = FrameCache(cfg.resolved_cache_dir, self.image_size)
         durations, failed = {}, {}
         for part in gather_objects(self.ctx, self._durations(share(ctx, present))):
             durations.update(part[0])
             failed.update(part[1])
-        moments, self.moment_report = build_moments(nf.narrations, durations, use_given=cfg.use_given_windows,
-                                                    alpha=cfg.alpha)
+        moments, self.moment_report = build_moments(
+            nf.narrations, durations, use_given=cfg.use_given_windows, alpha=cfg.alpha
+        )
         if not moments:
             raise PretrainError(f"no usable narration windows in {cfg.narrations} for the videos in {cfg.videos_dir}")
         # Every process decodes its share of the videos into the cache, then all read the whole cache.
-        cache_videos(self.cache, files, moments, cfg.frames_per_window, uids=share(ctx, durations),
-                     progress=self._bar("decoding", "video") if ctx.is_main else None)
+        cache_videos(
+            self.cache,
+            files,
+            moments,
+            cfg.frames_per_window,
+            uids=share(ctx, durations),
+            progress=self._bar("decoding", "video") if ctx.is_main else None,
+        )
         barrier(ctx)
         frames, more_failed = cache_videos(self.cache, files, moments, cfg.frames_per_window)
         failed.update(more_failed)
@@ -205,7 +233,8 @@ class _Run:
         val_idx = [i for i, m in enumerate(everything.moments) if m.video_uid not in train_ids]
         if len(val_idx) > cfg.max_val_moments:
             pick = np.random.default_rng(np.random.SeedSequence([cfg.seed, 11])).choice(
-                len(val_idx), cfg.max_val_moments, replace=False)
+                len(val_idx), cfg.max_val_moments, replace=False
+            )
             val_idx = [val_idx[i] for i in sorted(pick)]
         self.val = everything.subset(val_idx)
         self.failed = failed
@@ -214,8 +243,14 @@ class _Run:
         self.keys = torch.from_numpy(vocab.keys(self.train.moments))
         self.tokens = self.tokenizer([m.text for m in self.train.moments])
         self.data_digest = _digest([(m.video_uid, m.start, m.end, m.text) for m in self.train.moments])
-        logger.info("pretraining on %d pairs from %d videos; %d held-out pairs from %d videos; %d videos failed",
-                    len(self.train), self.train_videos, len(self.val), self.val_videos, len(failed))
+        logger.info(
+            "pretraining on %d pairs from %d videos; %d held-out pairs from %d videos; %d videos failed",
+            len(self.train),
+            self.train_videos,
+            len(self.val),
+            self.val_videos,
+            len(failed),
+        )
 
     def _durations(self, uids: list[str]) -> tuple[dict[str, float], dict[str, str]]:
         files = find_videos(self.cfg.videos_dir)
@@ -242,6 +277,7 @@ class _Run:
             bar.update(done - bar.n)
             if done >= total:
                 bar.close()
+
         return update
 
     # ------------------------------------------------------------------------------------------ steps
@@ -249,8 +285,7 @@ class _Run:
         cfg = self.cfg
         rng = _step_rng(cfg.seed, step, self.ctx.rank, 2)
         k = cfg.frames_per_window
-        frames = np.stack([self.train.frames(int(i), rng.choice(k, cfg.frames_per_clip, replace=False))
-                           for i in batch])
+        frames = np.stack([self.train.frames(int(i), rng.choice(k, cfg.frames_per_clip, replace=False)) for i in batch])
         x = torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))
         if self.ctx.device.type == "cuda":
             x = x.pin_memory().to(self.ctx.device, non_blocking=True)
@@ -312,8 +347,9 @@ class _Run:
         self.work.mkdir(parents=True, exist_ok=True)
         self._load_model()
         self._load_data()
-        sampler = SceneBatchSampler(self.train.by_video(), cfg.batch_size, cfg.moments_per_video, cfg.seed,
-                                    ctx.rank, ctx.world_size)
+        sampler = SceneBatchSampler(
+            self.train.by_video(), cfg.batch_size, cfg.moments_per_video, cfg.seed, ctx.rank, ctx.world_size
+        )
         spe = sampler.steps_per_epoch
         total = cfg.steps or max(1, int(math.ceil((cfg.epochs or DEFAULT_EPOCHS) * spe)))
 
@@ -327,11 +363,14 @@ class _Run:
         if state is not None:
             meta = load_state(state, self.model, optimizer)
             if meta.get("run") != self._run_defining():
-                changed = sorted(k for k in self._run_defining() if meta.get("run", {}).get(k) !=
-                                 self._run_defining()[k])
-                raise PretrainError(f"the interrupted run in {self.state_dir} was started with other settings or "
-                                    f"data ({', '.join(changed)}); resume it with the same ones, or pass "
-                                    f"--overwrite to start over")
+                changed = sorted(
+                    k for k in self._run_defining() if meta.get("run", {}).get(k) != self._run_defining()[k]
+                )
+                raise PretrainError(
+                    f"the interrupted run in {self.state_dir} was started with other settings or "
+                    f"data ({', '.join(changed)}); resume it with the same ones, or pass "
+                    f"--overwrite to start over"
+                )
             step = int(meta["step"])
             self.wall_before = float(meta.get("wall_s", 0.0))
             if meta.get("scaler"):
@@ -343,7 +382,8 @@ class _Run:
         net = self.model
         if ctx.distributed:
             net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+                self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
+            )
 
         bar = None
         if ctx.is_main and cfg.progress:
@@ -357,9 +397,17 @@ class _Run:
 
         def save(at: int) -> None:
             if ctx.is_main:
-                save_state(self.state_dir, at, self.model, optimizer,
-                           {"run": self._run_defining(), "wall_s": self._wall(),
-                            "scaler": scaler.state_dict() if scaler.is_enabled() else None})
+                save_state(
+                    self.state_dir,
+                    at,
+                    self.model,
+                    optimizer,
+                    {
+                        "run": self._run_defining(),
+                        "wall_s": self._wall(),
+                        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    },
+                )
 
         try:
             while step < total:
@@ -373,8 +421,19 @@ class _Run:
                 images = self._images(batch, step)
                 tokens = self.tokens[batch].to(ctx.device, non_blocking=True)
                 keys = self.keys[batch].to(ctx.device)
-                loss = train_step(net, self.model, optimizer, scaler, loss_fn, images, tokens, keys,
-                                  frames_per_clip=cfg.frames_per_clip, grad_clip=cfg.grad_clip, amp=amp)
+                loss = train_step(
+                    net,
+                    self.model,
+                    optimizer,
+                    scaler,
+                    loss_fn,
+                    images,
+                    tokens,
+                    keys,
+                    frames_per_clip=cfg.frames_per_clip,
+                    grad_clip=cfg.grad_clip,
+                    amp=amp,
+                )
                 step += 1
                 loss_value = float(loss)
                 if not math.isfinite(loss_value):
@@ -386,11 +445,17 @@ class _Run:
                     bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
                 if step % cfg.log_every == 0 or step == total:
                     now = time.monotonic()
-                    self._log({"step": step, "epoch": round(step / spe, 4), "loss": loss_sum / window_steps,
-                               "lr": lr, "logit_scale": float(self.model.logit_scale.detach().exp()),
-                               "wall_s": round(self._wall(), 2),
-                               "pairs_per_s": round(window_steps * pairs_per_step / max(now - window_start, 1e-9),
-                                                    2)})
+                    self._log(
+                        {
+                            "step": step,
+                            "epoch": round(step / spe, 4),
+                            "loss": loss_sum / window_steps,
+                            "lr": lr,
+                            "logit_scale": float(self.model.logit_scale.detach().exp()),
+                            "wall_s": round(self._wall(), 2),
+                            "pairs_per_s": round(window_steps * pairs_per_step / max(now - window_start, 1e-9), 2),
+                        }
+                    )
                     window_start, window_steps, loss_sum = now, 0, 0.0
                 if step % cfg.eval_every == 0 or step == total:
                     if ctx.is_main:
@@ -420,20 +485,40 @@ class _Run:
         cfg = self.cfg
         return {
             "base": {"pretrained": cfg.pretrained, "key": self.base_key},
-            "image_size": self.image_size, "embed_dim": self.embed_dim, "context_length": self.context_length,
-            "data": {"narrations": str(cfg.narrations), "videos_dir": str(cfg.videos_dir),
-                     "train_videos": self.train_videos, "val_videos": self.val_videos,
-                     "train_pairs": len(self.train), "val_pairs": len(self.val),
-                     "failed_videos": self.failed, **self.moment_report.to_dict(),
-                     "frames_per_window": cfg.frames_per_window},
-            "training": {"steps": total, "epochs": round(total / spe, 3), "batch_size": cfg.batch_size,
-                         "world_size": self.ctx.world_size, "global_batch": cfg.batch_size * self.ctx.world_size,
-                         "lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_fraction": cfg.warmup_fraction,
-                         "grad_clip": cfg.grad_clip, "loss": "egonce", "action_aware": cfg.action_aware,
-                         "moments_per_video": cfg.moments_per_video, "frames_per_clip": cfg.frames_per_clip,
-                         "augment": cfg.augment, "seed": cfg.seed, "device": self.ctx.device.type,
-                         "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
-                         "seconds": round(self._wall(), 1)},
+            "image_size": self.image_size,
+            "embed_dim": self.embed_dim,
+            "context_length": self.context_length,
+            "data": {
+                "narrations": str(cfg.narrations),
+                "videos_dir": str(cfg.videos_dir),
+                "train_videos": self.train_videos,
+                "val_videos": self.val_videos,
+                "train_pairs": len(self.train),
+                "val_pairs": len(self.val),
+                "failed_videos": self.failed,
+                **self.moment_report.to_dict(),
+                "frames_per_window": cfg.frames_per_window,
+            },
+            "training": {
+                "steps": total,
+                "epochs": round(total / spe, 3),
+                "batch_size": cfg.batch_size,
+                "world_size": self.ctx.world_size,
+                "global_batch": cfg.batch_size * self.ctx.world_size,
+                "lr": cfg.lr,
+                "weight_decay": cfg.weight_decay,
+                "warmup_fraction": cfg.warmup_fraction,
+                "grad_clip": cfg.grad_clip,
+                "loss": "egonce",
+                "action_aware": cfg.action_aware,
+                "moments_per_video": cfg.moments_per_video,
+                "frames_per_clip": cfg.frames_per_clip,
+                "augment": cfg.augment,
+                "seed": cfg.seed,
+                "device": self.ctx.device.type,
+                "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
+                "seconds": round(self._wall(), 1),
+            },
             "metrics": metrics,
         }
 

@@ -10,8 +10,13 @@ Modules: ``catalog`` (the house), ``script`` (the event log), ``render`` (numpy 
 (the world on disk) and ``diagnostics`` (can an encoder tell the objects apart?).
 """
 
-from training.synthworld.generate import (SynthConfig, SynthWorldError, VideoPlan, WorldSummary,
-                                          generate_world, plan_world_video)
+from training.synthworld.generate import (
+    SynthConfig,
+    SynthWorldError,
+    VideoPlan,
+    WorldSummary,
+    generate_world,
+    plan_world_video,
+)
 
-__all__ = ["SynthConfig", "SynthWorldError", "VideoPlan", "WorldSummary", "generate_world",
-           "plan_world_video"]
+__all__ = ["SynthConfig", "SynthWorldError", "VideoPlan", "WorldSummary", "generate_world", "plan_world_video"]

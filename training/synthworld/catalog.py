@@ -82,10 +82,17 @@ class House:
     def describe(self) -> dict:
         """The house as plain data, for world.json."""
         return {
-            "rooms": [{"name": r.name, "places": [p.name for p in self.places_in(r.name)]}
-                      for r in self.rooms],
-            "places": [{"name": p.name, "room": p.room, "preposition": p.preposition, "closable": p.closable,
-                        "slots": len(p.slots)} for p in self.places],
+            "rooms": [{"name": r.name, "places": [p.name for p in self.places_in(r.name)]} for r in self.rooms],
+            "places": [
+                {
+                    "name": p.name,
+                    "room": p.room,
+                    "preposition": p.preposition,
+                    "closable": p.closable,
+                    "slots": len(p.slots),
+                }
+                for p in self.places
+            ],
             "objects": [{"name": t.name, "colour": list(t.colour), "plural": t.plural} for t in self.things],
         }
 

@@ -33,9 +33,10 @@ def labelled_frames(plans, assets: SceneAssets, fps: float = 15.0) -> LabelledFr
     for p in plans:
         r = VideoRenderer(assets, p.events, fps, p.motion_seed)
         for e in p.events:
+
             def add(u: float, view: str, obj: str = "", room: str = e.room, place: str = "") -> None:
-                t = e.start + u * e.duration
-                rows.append((r.frame_at(t, e), p.index, view, obj, room, place, t))
+                t = e.start + u * e.duration  # noqa: B023 (add is called within this iteration)
+                rows.append((r.frame_at(t, e), p.index, view, obj, room, place, t))  # noqa: B023
 
             if e.kind == "look_around" and e.duration >= 1.0:
                 for u in (0.25, 0.75):
@@ -50,8 +51,15 @@ def labelled_frames(plans, assets: SceneAssets, fps: float = 15.0) -> LabelledFr
             elif e.kind == "look" and not e.held:
                 add(0.5, "lying", place=e.place)
     frames, video, view, obj, room, place, time = zip(*rows)
-    return LabelledFrames(np.stack(frames), np.array(video), np.array(view), np.array(obj), np.array(room),
-                          np.array(place), np.array(time))
+    return LabelledFrames(
+        np.stack(frames),
+        np.array(video),
+        np.array(view),
+        np.array(obj),
+        np.array(room),
+        np.array(place),
+        np.array(time),
+    )
 
 
 def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -59,8 +67,9 @@ def _standardise(x: np.ndarray, train: np.ndarray) -> np.ndarray:
     return (x - mu) / sd
 
 
-def nearest_centroid_accuracy(emb: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-                              standardise: bool = False) -> float:
+def nearest_centroid_accuracy(
+    emb: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, standardise: bool = False
+) -> float:
     """Cosine nearest class mean, fitted on ``train`` rows, scored on ``test`` rows."""
     x = emb.astype(np.float64)
     if standardise:
@@ -73,8 +82,9 @@ def nearest_centroid_accuracy(emb: np.ndarray, labels: np.ndarray, train: np.nda
     return float((pred == labels[test]).mean())
 
 
-def linear_probe_accuracy(emb: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray,
-                          ridge: float = 1.0) -> float:
+def linear_probe_accuracy(
+    emb: np.ndarray, labels: np.ndarray, train: np.ndarray, test: np.ndarray, ridge: float = 1.0
+) -> float:
     """One-vs-rest ridge regression on standardised features: what a localizer's first linear layer reads."""
     x = _standardise(emb.astype(np.float64), train)
     x = np.concatenate([x, np.ones((len(x), 1))], axis=1)
@@ -86,8 +96,7 @@ def linear_probe_accuracy(emb: np.ndarray, labels: np.ndarray, train: np.ndarray
     return float((pred == labels[test]).mean())
 
 
-def distinguishability(emb: np.ndarray, lf: LabelledFrames,
-                        n_train_videos: int) -> dict[str, dict[str, float]]:
+def distinguishability(emb: np.ndarray, lf: LabelledFrames, n_train_videos: int) -> dict[str, dict[str, float]]:
     """Accuracy of identifying the held object, the room and the place, on videos not used for fitting."""
     train_v, test_v = lf.video < n_train_videos, lf.video >= n_train_videos
     tasks = {
@@ -102,8 +111,7 @@ def distinguishability(emb: np.ndarray, lf: LabelledFrames,
         out[name] = {
             "chance": 1.0 / n_classes,
             "nearest_centroid": nearest_centroid_accuracy(emb, labels, train, test),
-            "nearest_centroid_standardised": nearest_centroid_accuracy(emb, labels, train, test,
-                                                                       standardise=True),
+            "nearest_centroid_standardised": nearest_centroid_accuracy(emb, labels, train, test, standardise=True),
             "linear_probe": linear_probe_accuracy(emb, labels, train, test),
             "n_train": int(train.sum()),
             "n_test": int(test.sum()),

@@ -47,8 +47,9 @@ def nlq_clip(clip_uid: str, start: float, end: float, fps: float, annotation_uid
         "clip_start_frame": 0,
         "clip_end_frame": int(round((end - start) * fps)),
         "source_clip_uid": clip_uid,
-        "annotations": [{"annotation_uid": annotation_uid,
-                         "language_queries": [nlq_query(q, start, fps) for q in queries]}],
+        "annotations": [
+            {"annotation_uid": annotation_uid, "language_queries": [nlq_query(q, start, fps) for q in queries]}
+        ],
     }
 
 
@@ -59,22 +60,26 @@ def nlq_file(videos: list[dict], split: str, description: str) -> dict:
         "date": FILE_DATE,
         "description": description,
         "manifest": f"synthetic NLQ {split}",
-        "videos": [{"video_uid": v["video_uid"], "split": split, "clips": v["clips"]}
-                   for v in videos if v["clips"]],
+        "videos": [{"video_uid": v["video_uid"], "split": split, "clips": v["clips"]} for v in videos if v["clips"]],
     }
 
 
 def narration_entry(t: float, fps: float, text: str, annotation_uid: str) -> dict:
-    return {"timestamp_sec": _t(t), "timestamp_frame": int(round(t * fps)), "narration_text": text,
-            "annotation_uid": annotation_uid}
+    return {
+        "timestamp_sec": _t(t),
+        "timestamp_frame": int(round(t * fps)),
+        "narration_text": text,
+        "annotation_uid": annotation_uid,
+    }
 
 
 def narration_video(narrations: list[dict], summary: str, duration: float, annotation_uid: str) -> dict:
     return {
         "narration_pass_1": {
             "narrations": narrations,
-            "summaries": [{"start_sec": 0.0, "end_sec": _t(duration), "summary_text": summary,
-                           "annotation_uid": annotation_uid}],
+            "summaries": [
+                {"start_sec": 0.0, "end_sec": _t(duration), "summary_text": summary, "annotation_uid": annotation_uid}
+            ],
         },
         "status": "complete",
     }

@@ -115,9 +115,11 @@ class WorldSummary:
     val_videos: list[str]
 
     def totals_line(self) -> str:
-        return (f"{self.n_videos} videos, {self.seconds:.1f} s, {self.n_narrations} narrations, "
-                f"{self.n_train_queries} train / {self.n_val_queries} val queries "
-                f"({len(self.train_videos)} train / {len(self.val_videos)} val videos) in {self.out_dir}")
+        return (
+            f"{self.n_videos} videos, {self.seconds:.1f} s, {self.n_narrations} narrations, "
+            f"{self.n_train_queries} train / {self.n_val_queries} val queries "
+            f"({len(self.train_videos)} train / {len(self.val_videos)} val videos) in {self.out_dir}"
+        )
 
 
 def _uid(seed: int, *parts) -> str:
@@ -151,8 +153,15 @@ def plan_world_video(index: int, cfg: SynthConfig, house: House = DEFAULT_HOUSE)
     clips = []
     for k, (start, end) in enumerate(_plan_clips(meta, duration, cfg)):
         view = ClipView.of(start, end, events, seen, house)
-        clips.append(ClipPlan(_uid(cfg.seed, "clip", index, k), _uid(cfg.seed, "nlq", index, k), start, end,
-                              clip_queries(view, qrng, cfg.max_queries_per_clip)))
+        clips.append(
+            ClipPlan(
+                _uid(cfg.seed, "clip", index, k),
+                _uid(cfg.seed, "nlq", index, k),
+                start,
+                end,
+                clip_queries(view, qrng, cfg.max_queries_per_clip),
+            )
+        )
     motion_seed = int(np.random.default_rng(motion_ss).integers(2**31))
     return VideoPlan(index, uid, duration, n_frames, events, seen, clips, motion_seed)
 
@@ -192,8 +201,9 @@ def render_video_file(plan: VideoPlan, path: Path, cfg: SynthConfig, house: Hous
     renderer = VideoRenderer(_assets(house, cfg.size), plan.events, cfg.fps, plan.motion_seed)
     tmp = path.with_name(path.stem + ".partial.mp4")
     try:
-        with VideoWriter(tmp, cfg.fps, cfg.size, cfg.size, crf=cfg.crf, gop=int(round(2 * cfg.fps)),
-                         threads=1) as writer:
+        with VideoWriter(
+            tmp, cfg.fps, cfg.size, cfg.size, crf=cfg.crf, gop=int(round(2 * cfg.fps)), threads=1
+        ) as writer:
             for frame in renderer.frames(plan.n_frames):
                 writer.write(frame)
         os.replace(tmp, path)
@@ -214,11 +224,14 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
-        raise SynthWorldError(f"output folder {out} is not empty; choose an empty folder or pass --overwrite "
-                              "to replace a synthetic world generated there before.")
+        raise SynthWorldError(
+            f"output folder {out} is not empty; choose an empty folder or pass --overwrite "
+            "to replace a synthetic world generated there before."
+        )
     if not (out / "world.json").is_file():
-        raise SynthWorldError(f"--overwrite only replaces a synthetic world, and {out} has no world.json; "
-                              "choose an empty folder.")
+        raise SynthWorldError(
+            f"--overwrite only replaces a synthetic world, and {out} has no world.json; choose an empty folder."
+        )
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
     videos = out / "videos"
@@ -268,8 +281,14 @@ only asked when that answer is unique within its clip.
 """
 
 
-def generate_world(out_dir: str | Path, config: SynthConfig | None = None, *, overwrite: bool = False,
-                   house: House = DEFAULT_HOUSE, **settings) -> WorldSummary:
+def generate_world(
+    out_dir: str | Path,
+    config: SynthConfig | None = None,
+    *,
+    overwrite: bool = False,
+    house: House = DEFAULT_HOUSE,
+    **settings,
+) -> WorldSummary:
     """Write a synthetic world to ``out_dir`` and return what was written.
 
     ``settings`` are :class:`SynthConfig` fields overriding ``config`` (or the defaults), e.g.
@@ -293,14 +312,19 @@ def generate_world(out_dir: str | Path, config: SynthConfig | None = None, *, ov
     if cfg.workers > 1 and len(plans) > 1:
         pool = ProcessPoolExecutor(max_workers=min(cfg.workers, len(plans)), mp_context=get_context("spawn"))
         with pool as ex:
-            sizes = list(tqdm(ex.map(_render_job, jobs), total=len(jobs), desc="videos", unit="video",
-                              disable=None))
+            sizes = list(tqdm(ex.map(_render_job, jobs), total=len(jobs), desc="videos", unit="video", disable=None))
     else:
-        sizes = [render_video_file(p, Path(path), c, house)
-                 for p, path, c in tqdm(jobs, desc="videos", unit="video", disable=None)]
+        sizes = [
+            render_video_file(p, Path(path), c, house)
+            for p, path, c in tqdm(jobs, desc="videos", unit="video", disable=None)
+        ]
     for p, nbytes in zip(plans, sizes):
-        files.append((p.file, f"{p.duration:.1f} s, {p.n_frames} frames, {cfg.size}x{cfg.size}, {p.split}, "
-                              f"{nbytes / 1024:.0f} KiB"))
+        files.append(
+            (
+                p.file,
+                f"{p.duration:.1f} s, {p.n_frames} frames, {cfg.size}x{cfg.size}, {p.split}, {nbytes / 1024:.0f} KiB",
+            )
+        )
 
     narration_json, world_videos = {}, []
     n_narr = 0
@@ -308,39 +332,65 @@ def generate_world(out_dir: str | Path, config: SynthConfig | None = None, *, ov
     for p in plans:
         entries, per_event = _narrations(p, house, cfg)
         n_narr += len(entries)
-        narration_json[p.video_uid] = ego4d.narration_video(entries, _summary_text(p), p.duration,
-                                                            _uid(cfg.seed, "narration", p.index))
-        splits[p.split].append({"video_uid": p.video_uid, "clips": [
-            ego4d.nlq_clip(c.clip_uid, c.start, c.end, cfg.fps, c.annotation_uid, c.queries)
-            for c in p.clips if c.queries]})
+        narration_json[p.video_uid] = ego4d.narration_video(
+            entries, _summary_text(p), p.duration, _uid(cfg.seed, "narration", p.index)
+        )
+        splits[p.split].append(
+            {
+                "video_uid": p.video_uid,
+                "clips": [
+                    ego4d.nlq_clip(c.clip_uid, c.start, c.end, cfg.fps, c.annotation_uid, c.queries)
+                    for c in p.clips
+                    if c.queries
+                ],
+            }
+        )
         world_videos.append(_world_video(p, dict(per_event), cfg))
 
     counts = {}
     for split in ("train", "val"):
-        data = ego4d.nlq_file(splits[split], split,
-                              f"EgoRecall synthetic world, seed {cfg.seed}, {split} split")
+        data = ego4d.nlq_file(splits[split], split, f"EgoRecall synthetic world, seed {cfg.seed}, {split} split")
         nbytes = ego4d.write_json(out / f"nlq_{split}.json", data)
-        counts[split] = sum(len(a["language_queries"]) for v in data["videos"] for c in v["clips"]
-                            for a in c["annotations"])
-        files.append((f"nlq_{split}.json", f"{counts[split]} queries in "
-                                            f"{sum(len(v['clips']) for v in data['videos'])} clips of "
-                                            f"{len(data['videos'])} videos, {nbytes / 1024:.0f} KiB"))
+        counts[split] = sum(
+            len(a["language_queries"]) for v in data["videos"] for c in v["clips"] for a in c["annotations"]
+        )
+        files.append(
+            (
+                f"nlq_{split}.json",
+                f"{counts[split]} queries in "
+                f"{sum(len(v['clips']) for v in data['videos'])} clips of "
+                f"{len(data['videos'])} videos, {nbytes / 1024:.0f} KiB",
+            )
+        )
     nbytes = ego4d.write_json(out / "narration.json", narration_json)
     files.append(("narration.json", f"{n_narr} narrations, {nbytes / 1024:.0f} KiB"))
     # How it ran (worker count) must not change the bytes.
     recorded = {k: v for k, v in asdict(cfg).items() if k != "workers"}
-    world = {"generator": "egorecall-synthworld", "format_version": FORMAT_VERSION, "config": recorded,
-             "house": house.describe(), "videos": world_videos}
+    world = {
+        "generator": "egorecall-synthworld",
+        "format_version": FORMAT_VERSION,
+        "config": recorded,
+        "house": house.describe(),
+        "videos": world_videos,
+    }
     nbytes = ego4d.write_json(out / "world.json", world)
-    files.append(("world.json", f"ground-truth events, sightings and query evidence, "
-                                f"{nbytes / 1024:.0f} KiB"))
+    files.append(("world.json", f"ground-truth events, sightings and query evidence, {nbytes / 1024:.0f} KiB"))
     seconds = sum(p.duration for p in plans)
-    (out / "README.txt").write_text(README.format(seed=cfg.seed, n=len(plans), size=cfg.size, fps=cfg.fps,
-                                                  seconds=seconds), encoding="utf-8")
+    (out / "README.txt").write_text(
+        README.format(seed=cfg.seed, n=len(plans), size=cfg.size, fps=cfg.fps, seconds=seconds), encoding="utf-8"
+    )
     files.append(("README.txt", "what these files are"))
-    summary = WorldSummary(out, files, len(plans), seconds, n_narr, counts["train"], counts["val"],
-                           [p.video_uid for p in plans if p.split == "train"],
-                           [p.video_uid for p in plans if p.split == "val"])
+    summary = WorldSummary(
+        out,
+        files,
+        len(plans),
+        seconds,
+        n_narr,
+        counts["train"],
+        counts["val"],
+        [p.video_uid for p in plans if p.split == "train"],
+        [p.video_uid for p in plans if p.split == "val"],
+    )
     logger.info("synthetic world: %s", summary.totals_line())
     return summary
 
@@ -355,12 +405,33 @@ def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
     queries = []
     for c in p.clips:
         for k, q in enumerate(c.queries):
-            queries.append({"clip_uid": c.clip_uid, "annotation_uid": c.annotation_uid, "query_idx": k,
-                            "query": q.query, "template": q.template, "rule": q.rule,
-                            "video_start_sec": round(q.start, 3), "video_end_sec": round(q.end, 3),
-                            "evidence": q.evidence})
-    return {"video_uid": p.video_uid, "index": p.index, "split": p.split, "file": p.file,
-            "duration": p.duration, "n_frames": p.n_frames, "fps": cfg.fps, "size": cfg.size,
-            "clips": [{"clip_uid": c.clip_uid, "video_start_sec": c.start, "video_end_sec": c.end,
-                       "n_queries": len(c.queries)} for c in p.clips],
-            "events": events, "sightings": [s.to_dict() for s in p.sightings], "queries": queries}
+            queries.append(
+                {
+                    "clip_uid": c.clip_uid,
+                    "annotation_uid": c.annotation_uid,
+                    "query_idx": k,
+                    "query": q.query,
+                    "template": q.template,
+                    "rule": q.rule,
+                    "video_start_sec": round(q.start, 3),
+                    "video_end_sec": round(q.end, 3),
+                    "evidence": q.evidence,
+                }
+            )
+    return {
+        "video_uid": p.video_uid,
+        "index": p.index,
+        "split": p.split,
+        "file": p.file,
+        "duration": p.duration,
+        "n_frames": p.n_frames,
+        "fps": cfg.fps,
+        "size": cfg.size,
+        "clips": [
+            {"clip_uid": c.clip_uid, "video_start_sec": c.start, "video_end_sec": c.end, "n_queries": len(c.queries)}
+            for c in p.clips
+        ],
+        "events": events,
+        "sightings": [s.to_dict() for s in p.sightings],
+        "queries": queries,
+    }

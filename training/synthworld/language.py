@@ -7,7 +7,7 @@ every narrated event gets exactly one, at its midpoint, like Ego4D's dense narra
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from training.synthworld.catalog import House
 from training.synthworld.script import Event, visible_at_place
@@ -77,9 +77,11 @@ PAST: dict[str, Callable[[Event, House], str | None]] = {
     "walk": lambda ev, house: f"I walked into the {ev.room}",
     "open": lambda ev, house: f"I opened the {ev.place}",
     "close": lambda ev, house: f"I closed the {ev.place}",
-    "pick": lambda ev, house: (f"I took the {ev.obj} out of the {ev.place}"
-                               if house.place(ev.place).preposition == "in"
-                               else f"I picked up the {ev.obj}"),
+    "pick": lambda ev, house: (
+        f"I took the {ev.obj} out of the {ev.place}"
+        if house.place(ev.place).preposition == "in"
+        else f"I picked up the {ev.obj}"
+    ),
     "put": lambda ev, house: f"I put the {ev.obj} {house.place(ev.place).preposition} the {ev.place}",
 }
 """Events that can anchor "before/after" questions: distinct, visible actions with a clear moment."""

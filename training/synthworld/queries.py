@@ -11,8 +11,8 @@ Answer windows are the events (or merged sightings) themselves, so they are as l
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -59,18 +59,24 @@ class ClipView:
 
     def moved_between(self, obj: str, a: float, b: float) -> bool:
         """Whether ``obj`` was in the hand, picked up or put down at any moment of ``(a, b)``."""
-        return any(e.start < b and e.end > a
-                   and (e.held == obj or (e.kind in ("pick", "put") and e.obj == obj)) for e in self.events)
+        return any(
+            e.start < b and e.end > a and (e.held == obj or (e.kind in ("pick", "put") and e.obj == obj))
+            for e in self.events
+        )
 
     def inside(self, start: float, end: float) -> bool:
         return self.start - 1e-6 <= start and end <= self.end + 1e-6 and end - start >= MIN_WINDOW_SECONDS
 
     @classmethod
-    def of(cls, start: float, end: float, events: list[Event], sightings: list[Sighting],
-           house: House) -> "ClipView":
+    def of(cls, start: float, end: float, events: list[Event], sightings: list[Sighting], house: House) -> ClipView:
         touches = lambda a, b: a < end and b > start  # noqa: E731
-        return cls(start, end, [e for e in events if touches(e.start, e.end)],
-                   [s for s in sightings if touches(s.start, s.end)], house)
+        return cls(
+            start,
+            end,
+            [e for e in events if touches(e.start, e.end)],
+            [s for s in sightings if touches(s.start, s.end)],
+            house,
+        )
 
 
 def _from_event(template: str, text: str, slot: str, verb: str, ev: Event, rule: str) -> Query:
@@ -94,8 +100,7 @@ def where_did_i_put(c: ClipView) -> list[Query]:
     out = []
     for obj, puts in sorted(_by(c.events, "put", lambda e: e.obj).items()):
         if len(puts) == 1 and c.inside(puts[0].start, puts[0].end):
-            out.append(_from_event(TEMPLATE_PUT, f"Where did I put the {obj}?", obj, "put", puts[0],
-                                   "put_once"))
+            out.append(_from_event(TEMPLATE_PUT, f"Where did I put the {obj}?", obj, "put", puts[0], "put_once"))
     return out
 
 
@@ -104,8 +109,11 @@ def what_did_i_put_in(c: ClipView) -> list[Query]:
     for place, puts in sorted(_by(c.events, "put", lambda e: e.place).items()):
         if len(puts) == 1 and c.inside(puts[0].start, puts[0].end):
             prep = c.house.place(place).preposition
-            out.append(_from_event(TEMPLATE_PUT_IN, f"What did I put {prep} the {place}?", place, "put",
-                                   puts[0], "put_into_place"))
+            out.append(
+                _from_event(
+                    TEMPLATE_PUT_IN, f"What did I put {prep} the {place}?", place, "put", puts[0], "put_into_place"
+                )
+            )
     return out
 
 
@@ -148,19 +156,41 @@ def where_before_after(c: ClipView) -> list[Query]:
             later = [s for s in seen if s.end > y.end]
             if later and later[0].start >= y.end:  # a sighting already under way at the anchor is ambiguous
                 s = later[0]
-                if s.start - y.end <= MAX_ANCHOR_GAP_SECONDS and s.end - s.start <= MAX_SIGHTING_SECONDS \
-                        and c.inside(s.start, s.end) and not c.moved_between(obj, y.start, s.start):
-                    out.append(_from_sighting(TEMPLATE_BEFORE_AFTER,
-                                              f"Where {was(plural)} the {obj} after {phrase}?", obj, verb, s,
-                                              "after_event"))
+                if (
+                    s.start - y.end <= MAX_ANCHOR_GAP_SECONDS
+                    and s.end - s.start <= MAX_SIGHTING_SECONDS
+                    and c.inside(s.start, s.end)
+                    and not c.moved_between(obj, y.start, s.start)
+                ):
+                    out.append(
+                        _from_sighting(
+                            TEMPLATE_BEFORE_AFTER,
+                            f"Where {was(plural)} the {obj} after {phrase}?",
+                            obj,
+                            verb,
+                            s,
+                            "after_event",
+                        )
+                    )
             earlier = [s for s in seen if s.start < y.start]
             if earlier and earlier[-1].end <= y.start:
                 s = earlier[-1]
-                if y.start - s.end <= MAX_ANCHOR_GAP_SECONDS and s.end - s.start <= MAX_SIGHTING_SECONDS \
-                        and c.inside(s.start, s.end) and not c.moved_between(obj, s.end, y.end):
-                    out.append(_from_sighting(TEMPLATE_BEFORE_AFTER,
-                                              f"Where {was(plural)} the {obj} before {phrase}?", obj, verb, s,
-                                              "before_event"))
+                if (
+                    y.start - s.end <= MAX_ANCHOR_GAP_SECONDS
+                    and s.end - s.start <= MAX_SIGHTING_SECONDS
+                    and c.inside(s.start, s.end)
+                    and not c.moved_between(obj, s.end, y.end)
+                ):
+                    out.append(
+                        _from_sighting(
+                            TEMPLATE_BEFORE_AFTER,
+                            f"Where {was(plural)} the {obj} before {phrase}?",
+                            obj,
+                            verb,
+                            s,
+                            "before_event",
+                        )
+                    )
     return out
 
 
@@ -172,8 +202,16 @@ def where_did_i_see(c: ClipView) -> list[Query]:
     for obj, seen in sorted(by_obj.items()):
         s = seen[0]
         if len(seen) == 1 and s.end - s.start <= MAX_SIGHTING_SECONDS and c.inside(s.start, s.end):
-            out.append(_from_sighting(TEMPLATE_SEEN, f"In what location did I see the {obj}?", obj,
-                                      "[verb_not_applicable]", s, "seen_once"))
+            out.append(
+                _from_sighting(
+                    TEMPLATE_SEEN,
+                    f"In what location did I see the {obj}?",
+                    obj,
+                    "[verb_not_applicable]",
+                    s,
+                    "seen_once",
+                )
+            )
     return out
 
 
@@ -190,8 +228,16 @@ def where_is(c: ClipView) -> list[Query]:
         picked_later = any(e.kind == "pick" and e.obj == obj and e.end > s.start for e in c.events)
         if not picked_later and s.end - s.start <= MAX_SIGHTING_SECONDS and c.inside(s.start, s.end):
             plural = c.house.thing(obj).plural
-            out.append(_from_sighting(TEMPLATE_WHERE_IS, f"Where {'are' if plural else 'is'} the {obj}?", obj,
-                                      "[verb_not_applicable]", s, "last_seen"))
+            out.append(
+                _from_sighting(
+                    TEMPLATE_WHERE_IS,
+                    f"Where {'are' if plural else 'is'} the {obj}?",
+                    obj,
+                    "[verb_not_applicable]",
+                    s,
+                    "last_seen",
+                )
+            )
     return out
 
 
@@ -217,15 +263,18 @@ def state_of_container(c: ClipView) -> list[Query]:
 def how_many(c: ClipView) -> list[Query]:
     """Counts whose instances all happen close together, so one window covers them."""
     out = []
-    groups = [("put", lambda e: e.place, "How many things did I put {prep} the {key}?", "things", "put"),
-              ("open", lambda e: e.place, "How many times did I open the {key}?", "times", "open")]
+    groups = [
+        ("put", lambda e: e.place, "How many things did I put {prep} the {key}?", "things", "put"),
+        ("open", lambda e: e.place, "How many times did I open the {key}?", "times", "open"),
+    ]
     for kind, key_fn, pattern, slot, verb in groups:
         for key, evs in sorted(_by(c.events, kind, key_fn).items()):
             start, end = evs[0].start, evs[-1].end
             if len(evs) >= 2 and end - start <= MAX_COUNT_SPAN_SECONDS and c.inside(start, end):
                 text = pattern.format(prep=c.house.place(key).preposition, key=key)
-                out.append(Query(TEMPLATE_HOW_MANY, text, slot, verb, start, end, [e.idx for e in evs],
-                                 f"count_{kind}"))
+                out.append(
+                    Query(TEMPLATE_HOW_MANY, text, slot, verb, start, end, [e.idx for e in evs], f"count_{kind}")
+                )
     return out
 
 

@@ -12,13 +12,13 @@ walking adds a step bob, so neighbouring feature bins differ as they do in real 
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from training.synthworld.catalog import House, Place, Room
 from training.synthworld.script import Event
-from training.synthworld.shapes import (Canvas, checker, paste, speckle, stripes, vertical_gradient)
+from training.synthworld.shapes import Canvas, checker, paste, speckle, stripes, vertical_gradient
 
 SKIN = (232, 182, 146)
 SKIN_DARK = (204, 150, 114)
@@ -132,8 +132,18 @@ def _bag(c: Canvas, col) -> None:
 
 
 OBJECT_PAINTERS: dict[str, Callable[[Canvas, tuple], None]] = {
-    "keys": _keys, "mug": _mug, "phone": _phone, "wallet": _wallet, "scissors": _scissors, "book": _book,
-    "bottle": _bottle, "apple": _apple, "remote": _remote, "glasses": _glasses, "knife": _knife, "bag": _bag,
+    "keys": _keys,
+    "mug": _mug,
+    "phone": _phone,
+    "wallet": _wallet,
+    "scissors": _scissors,
+    "book": _book,
+    "bottle": _bottle,
+    "apple": _apple,
+    "remote": _remote,
+    "glasses": _glasses,
+    "knife": _knife,
+    "bag": _bag,
 }
 """One sprite painter per object name (unit box, y down); unknown objects get a disc in their colour."""
 
@@ -145,8 +155,12 @@ def _fallback(c: Canvas, col) -> None:
 def _open_hand(c: Canvas, _col) -> None:
     c.rect(0.36, 0.55, 0.66, 1.0, SKIN_DARK)
     c.ellipse(0.5, 0.52, 0.22, 0.2, SKIN)
-    for (x0, y0), (x1, y1) in (((0.36, 0.42), (0.3, 0.14)), ((0.45, 0.36), (0.43, 0.05)),
-                               ((0.55, 0.36), (0.57, 0.06)), ((0.64, 0.42), (0.7, 0.16))):
+    for (x0, y0), (x1, y1) in (
+        ((0.36, 0.42), (0.3, 0.14)),
+        ((0.45, 0.36), (0.43, 0.05)),
+        ((0.55, 0.36), (0.57, 0.06)),
+        ((0.64, 0.42), (0.7, 0.16)),
+    ):
         c.capsule((x0, y0), (x1, y1), 0.055, SKIN)
     c.capsule((0.32, 0.58), (0.14, 0.42), 0.06, SKIN)
 
@@ -169,8 +183,13 @@ HAND_PAINTERS = {"open_hand": _open_hand, "holding_hand": _holding_hand, "thumb"
 # ====================================================================== room panoramas
 def _room_shell(c: Canvas, room: Room, width: float) -> None:
     wall_dark = tuple(int(v * 0.8) for v in room.wall)
-    c.rect(-1, -1, width + 1, 0.6, vertical_gradient(tuple(min(255, int(v * 1.05)) for v in room.wall),
-                                                     room.wall, 0.0, 0.6))
+    c.rect(
+        -1,
+        -1,
+        width + 1,
+        0.6,
+        vertical_gradient(tuple(min(255, int(v * 1.05)) for v in room.wall), room.wall, 0.0, 0.6),
+    )
     c.rect(-1, 0.58, width + 1, 0.62, wall_dark)
 
 
@@ -208,8 +227,13 @@ def _hallway(c: Canvas, room: Room, width: float) -> None:
         c.ellipse(x + 0.23, 0.36, 0.02, 0.02, (220, 200, 120))
 
 
-ROOM_PAINTERS = {"kitchen": _kitchen_room, "living room": _living_room, "bedroom": _bedroom,
-                 "office": _office, "hallway": _hallway}
+ROOM_PAINTERS = {
+    "kitchen": _kitchen_room,
+    "living room": _living_room,
+    "bedroom": _bedroom,
+    "office": _office,
+    "hallway": _hallway,
+}
 
 
 def _pano_fridge(c, x):
@@ -302,10 +326,20 @@ def _pano_bench(c, x):
 
 
 PANORAMA_PAINTERS = {
-    "fridge": _pano_fridge, "counter": _pano_counter, "sink": _pano_sink, "table": _pano_table,
-    "sofa": _pano_sofa, "shelf": _pano_shelf, "cabinet": _pano_cabinet, "bed": _pano_bed,
-    "drawer": _pano_drawer, "nightstand": _pano_nightstand, "desk": _pano_desk, "box": _pano_box,
-    "basket": _pano_basket, "bench": _pano_bench,
+    "fridge": _pano_fridge,
+    "counter": _pano_counter,
+    "sink": _pano_sink,
+    "table": _pano_table,
+    "sofa": _pano_sofa,
+    "shelf": _pano_shelf,
+    "cabinet": _pano_cabinet,
+    "bed": _pano_bed,
+    "drawer": _pano_drawer,
+    "nightstand": _pano_nightstand,
+    "desk": _pano_desk,
+    "box": _pano_box,
+    "basket": _pano_basket,
+    "bench": _pano_bench,
 }
 
 
@@ -334,6 +368,7 @@ def _cu_fridge(c, room):
         d.rect(-1, 0.3, 2, 0.33, (186, 192, 200))
         d.rect(0.8, 0.4, 0.86, 0.78, (90, 95, 100))
         d.rect(0.8, 0.08, 0.86, 0.24, (90, 95, 100))
+
     return door
 
 
@@ -388,6 +423,7 @@ def _cu_cabinet(c, room):
         d.rect(0.495, -1, 0.505, 2, (140, 112, 74))
         d.ellipse(0.44, 0.5, 0.025, 0.025, (90, 70, 50))
         d.ellipse(0.56, 0.5, 0.025, 0.025, (90, 70, 50))
+
     return door
 
 
@@ -409,6 +445,7 @@ def _cu_drawer(c, room):
         d.rect(-1, 0.22, 2, 2, (222, 210, 192))
         d.rect(0.3, 0.48, 0.7, 0.54, (120, 100, 80))
         d.rect(-1, 0.84, 2, 0.86, (180, 164, 144))
+
     return door
 
 
@@ -446,9 +483,20 @@ def _cu_bench(c, room):
 
 
 CLOSEUP_PAINTERS = {
-    "fridge": _cu_fridge, "counter": _cu_counter, "sink": _cu_sink, "table": _cu_table, "sofa": _cu_sofa,
-    "shelf": _cu_shelf, "cabinet": _cu_cabinet, "bed": _cu_bed, "drawer": _cu_drawer,
-    "nightstand": _cu_nightstand, "desk": _cu_desk, "box": _cu_box, "basket": _cu_basket, "bench": _cu_bench,
+    "fridge": _cu_fridge,
+    "counter": _cu_counter,
+    "sink": _cu_sink,
+    "table": _cu_table,
+    "sofa": _cu_sofa,
+    "shelf": _cu_shelf,
+    "cabinet": _cu_cabinet,
+    "bed": _cu_bed,
+    "drawer": _cu_drawer,
+    "nightstand": _cu_nightstand,
+    "desk": _cu_desk,
+    "box": _cu_box,
+    "basket": _cu_basket,
+    "bench": _cu_bench,
 }
 
 
@@ -506,8 +554,7 @@ class SceneAssets:
             hit = self._sprites[key] = (c.rgb, c.alpha)
         return hit
 
-    def draw(self, out: np.ndarray, name: str, cx: float, cy: float, size: float,
-             dx: int = 0, dy: int = 0) -> None:
+    def draw(self, out: np.ndarray, name: str, cx: float, cy: float, size: float, dx: int = 0, dy: int = 0) -> None:
         """Paste a sprite centred at frame-unit (cx, cy), shifted by (-dx, -dy) pixels of camera shake."""
         rgb, alpha = self.sprite(name, size)
         px = rgb.shape[0]
@@ -525,9 +572,17 @@ class VideoRenderer:
         self.fps = fps
         rng = np.random.default_rng(motion_seed)
         self.phases = rng.uniform(0, 2 * math.pi, 6)
-        self.kinds = {"walk": self._walk, "look_around": self._look_around, "approach": self._approach,
-                      "leave": self._leave, "look": self._look, "open": self._open, "close": self._close,
-                      "pick": self._pick, "put": self._put}
+        self.kinds = {
+            "walk": self._walk,
+            "look_around": self._look_around,
+            "approach": self._approach,
+            "leave": self._leave,
+            "look": self._look,
+            "open": self._open,
+            "close": self._close,
+            "pick": self._pick,
+            "put": self._put,
+        }
 
     # ------------------------------------------------------------------ camera
     def shake(self, t: float, walking: bool = False) -> tuple[int, int]:
@@ -548,13 +603,13 @@ class VideoRenderer:
         s, m = self.a.size, self.a.margin
         dx, dy = self.shake(t, walking)
         x0 = min(max(self.pan(t) + extra_pan, 0), self.a.pano_px - s) + m + dx
-        return self.a.panoramas[room][m + dy:m + dy + s, x0:x0 + s].copy()
+        return self.a.panoramas[room][m + dy : m + dy + s, x0 : x0 + s].copy()
 
     def closeup(self, place: str, contents, openness: float, t: float, skip: str | None = None) -> np.ndarray:
         a = self.a
         s, m = a.size, a.margin
         dx, dy = self.shake(t)
-        out = a.closeups[place][m + dy:m + dy + s, m + dx:m + dx + s].copy()
+        out = a.closeups[place][m + dy : m + dy + s, m + dx : m + dx + s].copy()
         spec = a.house.place(place)
         for k, obj in contents:
             if obj != skip:
@@ -627,7 +682,7 @@ class VideoRenderer:
             right = self.room_view(ev.room, t, walking=True)
             out = np.concatenate([left[:, k:], right[:, :k]], axis=1)
             edge = s - k
-            out[:, max(0, edge - 2):edge + 2] = (60, 46, 36)
+            out[:, max(0, edge - 2) : edge + 2] = (60, 46, 36)
         return self.held_overlay(out, ev.held, t, walking=True)
 
     def _look_around(self, ev: Event, u: float, t: float) -> np.ndarray:
@@ -635,14 +690,12 @@ class VideoRenderer:
 
     def _approach(self, ev: Event, u: float, t: float) -> np.ndarray:
         room = self.held_overlay(self.room_view(ev.room, t, walking=True), ev.held, t)
-        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held,
-                                  t)
+        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held, t)
         return self.blend(room, close, smoothstep(u / 0.85))
 
     def _leave(self, ev: Event, u: float, t: float) -> np.ndarray:
         room = self.held_overlay(self.room_view(ev.room, t), ev.held, t)
-        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held,
-                                  t)
+        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held, t)
         return self.blend(close, room, smoothstep(u))
 
     def _look(self, ev: Event, u: float, t: float) -> np.ndarray:
@@ -663,8 +716,7 @@ class VideoRenderer:
         cy = 1.25 + (sy + 0.12 - 1.25) * w
         self.a.draw(out, "open_hand", cx, cy, 0.5 - 0.12 * w)
 
-    def _carry_between(self, out: np.ndarray, obj: str, sx: float, sy: float, slot_size: float,
-                       w: float) -> None:
+    def _carry_between(self, out: np.ndarray, obj: str, sx: float, sy: float, slot_size: float, w: float) -> None:
         """The holding hand between a slot (w=0) and the hold position (w=1)."""
         hx, hy = HOLD_POSITION
         size = slot_size + (HOLD_SIZE - slot_size) * w

@@ -101,8 +101,14 @@ class _Simulator:
         self.events: list[Event] = []
         where, slot = self._initial_placement()
         rooms = [r.name for r in house.rooms]
-        self.s = _State(room=rooms[int(rng.integers(len(rooms)))], focus=None, held=None, where=where,
-                        slot=slot, is_open={p.name: False for p in house.places if p.closable})
+        self.s = _State(
+            room=rooms[int(rng.integers(len(rooms)))],
+            focus=None,
+            held=None,
+            where=where,
+            slot=slot,
+            is_open={p.name: False for p in house.places if p.closable},
+        )
 
     # ------------------------------------------------------------------ state helpers
     def _initial_placement(self) -> tuple[dict[str, str], dict[str, int]]:
@@ -130,9 +136,17 @@ class _Simulator:
         if end > self.duration:
             raise _TaskOverflow
         place = fields.get("place", self.s.focus)
-        ev = Event(idx=len(self.events), kind=kind, start=self.t, end=end, room=self.s.room, place=place,
-                   held=self.s.held, contents=self.contents(place) if place else (),
-                   is_open=self.s.is_open.get(place) if place else None)
+        ev = Event(
+            idx=len(self.events),
+            kind=kind,
+            start=self.t,
+            end=end,
+            room=self.s.room,
+            place=place,
+            held=self.s.held,
+            contents=self.contents(place) if place else (),
+            is_open=self.s.is_open.get(place) if place else None,
+        )
         for k, v in fields.items():
             setattr(ev, k, v)
         self.events.append(ev)
@@ -201,8 +215,11 @@ class _Simulator:
         if fill_to is None:
             self._emit("look_around", place=None)
             return
-        self.events.append(Event(idx=len(self.events), kind="look_around", start=self.t, end=fill_to,
-                                 room=self.s.room, held=self.s.held))
+        self.events.append(
+            Event(
+                idx=len(self.events), kind="look_around", start=self.t, end=fill_to, room=self.s.room, held=self.s.held
+            )
+        )
         self.t = fill_to
 
     # ------------------------------------------------------------------ tasks
@@ -211,8 +228,11 @@ class _Simulator:
 
     def _destinations(self, obj: str, same_room_as: str | None = None) -> list[Place]:
         here = self.s.where.get(obj)
-        return [p for p in self.house.places if p.name != here and self.free_slots(p.name)
-                and (same_room_as is None or p.room == same_room_as)]
+        return [
+            p
+            for p in self.house.places
+            if p.name != here and self.free_slots(p.name) and (same_room_as is None or p.room == same_room_as)
+        ]
 
     def task_move(self) -> None:
         """Fetch one object and put it somewhere else, often in another room."""
@@ -222,8 +242,9 @@ class _Simulator:
             return self.task_look_around()
         dest = self._choice(dests).name
         self.approach(self.s.where[obj])
-        if self.rng.random() < 0.3 and not (self.house.place(self.s.focus).closable
-                                             and not self.s.is_open[self.s.focus]):
+        if self.rng.random() < 0.3 and not (
+            self.house.place(self.s.focus).closable and not self.s.is_open[self.s.focus]
+        ):
             self.look()
         self.ensure_open()
         self.pick(obj)
@@ -244,8 +265,7 @@ class _Simulator:
             return self.task_move()
         source = self._choice(sources)
         room = self.house.place(source).room
-        dests = [p for p in self.house.places_in(room)
-                 if p.name != source and len(self.free_slots(p.name)) >= 2]
+        dests = [p for p in self.house.places_in(room) if p.name != source and len(self.free_slots(p.name)) >= 2]
         if not dests:
             return self.task_move()
         dest = self._choice(dests).name
@@ -274,8 +294,12 @@ class _Simulator:
         self.look_around()
 
     def run(self) -> list[Event]:
-        tasks = {"move": self.task_move, "check": self.task_check, "tidy": self.task_tidy,
-                 "look_around": self.task_look_around}
+        tasks = {
+            "move": self.task_move,
+            "check": self.task_check,
+            "tidy": self.task_tidy,
+            "look_around": self.task_look_around,
+        }
         names = list(TASK_WEIGHTS)
         weights = np.array([TASK_WEIGHTS[n] for n in names])
         self.look_around()  # the video opens on the room the wearer is in

@@ -8,21 +8,28 @@ is evaluated only inside its bounding box, which keeps a full scene to well unde
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 RGB = tuple[int, int, int]
 Texture = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(X, Y) coordinate grids (broadcastable, in frame units) -> colours shaped (..., 3)."""
-Paint = Union[RGB, Texture]
+Paint = RGB | Texture
 
 
 class Canvas:
     """An RGB image whose pixel centres carry frame-unit coordinates; optionally tracks coverage (alpha)."""
 
-    def __init__(self, height_px: int, width_px: int, scale: float, margin_px: int = 0,
-                 background: RGB = (0, 0, 0), with_alpha: bool = False) -> None:
+    def __init__(
+        self,
+        height_px: int,
+        width_px: int,
+        scale: float,
+        margin_px: int = 0,
+        background: RGB = (0, 0, 0),
+        with_alpha: bool = False,
+    ) -> None:
         self.rgb = np.empty((height_px, width_px, 3), np.uint8)
         self.rgb[:] = background
         self.alpha = np.zeros((height_px, width_px), bool) if with_alpha else None
@@ -36,8 +43,9 @@ class Canvas:
         i1 = min(n, int(math.ceil(hi * self.scale + self.margin)))
         return i0, max(i0, i1)
 
-    def paint(self, bbox: Sequence[float], inside: Callable[[np.ndarray, np.ndarray], np.ndarray],
-              colour: Paint) -> None:
+    def paint(
+        self, bbox: Sequence[float], inside: Callable[[np.ndarray, np.ndarray], np.ndarray], colour: Paint
+    ) -> None:
         """Fill the pixels of ``bbox`` (x0, y0, x1, y1) for which ``inside(X, Y)`` holds."""
         h, w = self.rgb.shape[:2]
         j0, j1 = self._range(bbox[0], bbox[2], w)
@@ -69,12 +77,17 @@ class Canvas:
         self.paint((x0, y0, x1, y1), inside, colour)
 
     def ellipse(self, cx: float, cy: float, rx: float, ry: float, colour: Paint) -> None:
-        self.paint((cx - rx, cy - ry, cx + rx, cy + ry),
-                   lambda X, Y: ((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 <= 1.0, colour)
+        self.paint(
+            (cx - rx, cy - ry, cx + rx, cy + ry),
+            lambda X, Y: ((X - cx) / rx) ** 2 + ((Y - cy) / ry) ** 2 <= 1.0,
+            colour,
+        )
 
-    def ring(self, cx: float, cy: float, r_out: float, r_in: float, colour: Paint,
-             y_from: float = -1e9, y_to: float = 1e9) -> None:
+    def ring(
+        self, cx: float, cy: float, r_out: float, r_in: float, colour: Paint, y_from: float = -1e9, y_to: float = 1e9
+    ) -> None:
         """An annulus, optionally cut to the rows ``y_from..y_to`` (handles, arcs)."""
+
         def inside(X, Y):
             d2 = (X - cx) ** 2 + (Y - cy) ** 2
             return (d2 <= r_out * r_out) & (d2 >= r_in * r_in) & (Y >= y_from) & (Y <= y_to)
@@ -162,5 +175,5 @@ def paste(out: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: i
     if x0 >= x1 or y0 >= y1:
         return
     sx0, sy0 = x0 - left, y0 - top
-    a = alpha[sy0:sy0 + (y1 - y0), sx0:sx0 + (x1 - x0), None]
-    np.copyto(out[y0:y1, x0:x1], rgb[sy0:sy0 + (y1 - y0), sx0:sx0 + (x1 - x0)], where=a)
+    a = alpha[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0), None]
+    np.copyto(out[y0:y1, x0:x1], rgb[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0)], where=a)
