@@ -231,7 +231,15 @@ class EgoRecall:
             if maker is not None:
                 moment = self._with_clip(maker, moment)
             moments.append(moment)
-        return to_answer(ranking, answerer.mode, question, video_id, moments, time.monotonic() - started)
+        return to_answer(
+            ranking,
+            answerer.mode,
+            question,
+            video_id,
+            moments,
+            time.monotonic() - started,
+            getattr(answerer, "calibration", None),
+        )
 
     @staticmethod
     def _with_clip(maker: ClipMaker, moment: Moment) -> Moment:

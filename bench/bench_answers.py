@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         results[mode] = score_mode(service, mode, dataset, source, args.k)
     chance = chance_levels(dataset, source)
+    negatives = world_negatives(dataset, report.world)
+    rejection = {mode: calibrate_and_record(service, mode, dataset, source, negatives, args.k) for mode in modes}
 
     queries = len(dataset.evaluation_queries())
     print(
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, chance))
     print()
     print(template_table(results))
+    print()
+    print(rejection_table(rejection, len(negatives)))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     "chance": chance,
                     "results": results,
                     "fusion": fusion,
+                    "rejection": rejection,
                     "build_seconds": build_s,
                 },
                 indent=1,
@@ -229,11 +234,83 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+OBJECT_TEMPLATES = (
+    "Place: Where did I put X?",
+    "Objects: Where is object X?",
+    "Objects: Where is object X before / after event Y?",
+    "Objects: In what location did I see object X ?",
+)
+
+
+def world_negatives(dataset, world: Path, per_clip: int = 3):
+    """Questions about an object that the clip's narrations never mention, taken from other videos' clips:
+    unanswerable in that clip by the world's own record of what was seen and done."""
+    from app.answering.rejection import negative_queries
+    from models.zeroshot import bare, rewrite_question
+
+    narrations = json.loads((world / "narration.json").read_text(encoding="utf-8"))
+
+    def said(clip) -> str:
+        rows = narrations.get(clip.video_uid, {}).get("narration_pass_1", {}).get("narrations", [])
+        return " ".join(
+            r["narration_text"].lower()
+            for r in rows
+            if clip.video_start_sec - 2.0 <= r["timestamp_sec"] <= clip.video_end_sec + 2.0
+        )
+
+    text_of = {uid: said(clip) for uid, clip in dataset.clips.items()}
+
+    def keep(query, clip_uid: str) -> bool:
+        obj = rewrite_question(query.text).object if query.template in OBJECT_TEMPLATES else None
+        return bool(obj) and bare(obj) not in text_of[clip_uid]
+
+    return negative_queries(dataset, per_clip=per_clip, seed=BENCH_SEED, keep=keep)
+
+
+def calibrate_and_record(service, mode: str, dataset, source, negatives, k: int) -> dict:
+    """Cross-fitted rejection figures (fit on half the validation clips, report on the other half, both ways),
+    then one calibration fitted on all of them, stored where the app reads it (the checkpoint's metadata, or
+    the pretrained encoder's sidecar)."""
+    from app.answering.rejection import cross_fitted_report, fit_on, top_scores
+    from checkpoints import read_metadata, resolve_checkpoint, update_metadata
+    from checkpoints.encoder import record_encoder_calibration
+
+    scores = top_scores(service.answerer(mode), dataset, source, negatives, k)
+    report = cross_fitted_report(scores)
+    cal = fit_on(scores, fitted_on=str(dataset.source)).to_dict()
+    kind, _, name = mode.partition(":")
+    if mode == "zeroshot":
+        record_encoder_calibration(service.encoder_spec.pretrained, "zeroshot", cal)
+    else:
+        folder = resolve_checkpoint(name if kind == "fused" else mode, service.settings.checkpoints_dir)
+        stored = dict(read_metadata(folder).calibration)
+        stored["fused" if kind == "fused" else "checkpoint"] = cal
+        update_metadata(folder, {"calibration": stored})
+    return {"cross_fitted": report, "calibration": cal}
+
+
+def rejection_table(rejection: dict[str, dict], negatives: int) -> str:
+    lines = [
+        f'"No good match": {negatives} negative queries (an object the clip never shows, asked with another '
+        "video's question); calibration fitted on half the clips, measured on the other half, both ways",
+        "",
+        "| mode | negatives flagged | answerable flagged | R@1@0.3 | R@1@0.3 kept | R@1@0.3 lost |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode, r in rejection.items():
+        c = r["cross_fitted"]
+        lines.append(
+            f"| {mode} | {c['negatives_flagged']:.1f} % | {c['answerable_flagged']:.1f} % | {c['R@1@0.3']:.1f} | "
+            f"{c['R@1@0.3_kept']:.1f} | {c['R@1@0.3_lost']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def choose_and_record_fusion(service, checkpoint: str, dataset, source) -> dict:
     """The fused mode's weight, chosen on the validation queries the best checkpoint was also chosen on (the
     NLQ convention: val selects, val reports), stored in the checkpoint's metadata."""
     from app.answering import choose_fusion_weight
-    from checkpoints import record_fusion
+    from checkpoints import update_metadata
 
     choice = choose_fusion_weight(service.answerer(f"fused:{checkpoint}"), dataset, source)
     fusion = {
@@ -241,7 +318,7 @@ def choose_and_record_fusion(service, checkpoint: str, dataset, source) -> dict:
         "chosen_on": str(dataset.source),
         "metrics": {str(w): s for w, s in choice.scores.items()},
     }
-    record_fusion(checkpoint, fusion, service.settings.checkpoints_dir)
+    update_metadata(checkpoint, {"fusion": fusion}, service.settings.checkpoints_dir)
     return fusion
 
 

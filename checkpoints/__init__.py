@@ -29,9 +29,9 @@ from checkpoints.store import (
     list_checkpoints,
     load_checkpoint,
     read_metadata,
-    record_fusion,
     resolve_checkpoint,
     save_checkpoint,
+    update_metadata,
 )
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "read_metadata",
-    "record_fusion",
+    "update_metadata",
     "resolve_checkpoint",
     "save_checkpoint",
     "text_encoder_spec",

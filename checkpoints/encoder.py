@@ -98,3 +98,16 @@ def read_encoder_metadata(path: str | Path) -> dict:
         kind = meta.get("kind") if isinstance(meta, dict) else None
         raise WrongCheckpointKind(f"{meta_path} describes a {kind!r}, not encoder weights ({ENCODER_KIND!r})")
     return meta
+
+
+def record_encoder_calibration(path: str | Path, mode: str, calibration: dict[str, Any]) -> dict:
+    """Store a calibration (``calibration[mode]``) in the sidecar of EgoRecall encoder weights, atomically."""
+    meta = read_encoder_metadata(path)
+    meta.setdefault("calibration", {})[mode] = dict(calibration)
+    meta_path = sidecar_path(path)
+    tmp = meta_path.with_name(f".{meta_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    fsync_path(tmp)
+    tmp.replace(meta_path)
+    fsync_path(meta_path.parent)
+    return meta

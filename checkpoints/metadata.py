@@ -146,7 +146,10 @@ class CheckpointMetadata:
     metrics: dict[str, float] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)
     """How the app's fused mode mixes this model with zero-shot CLIP: ``{"weight": w, "chosen_on": file,
-    "metrics": {...}}``, chosen on validation data (:func:`checkpoints.store.record_fusion`); empty = not chosen."""
+    "metrics": {...}}``, chosen on validation data (:func:`checkpoints.store.update_metadata`); empty = not chosen."""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    """Per answering mode (``checkpoint``, ``fused``): the score -> probability-of-a-right-answer map and the
+    "no good match" threshold (``app.answering.calibration.Calibration.to_dict``); empty = not calibrated."""
     notes: str = ""
     model: str = ""
     model_config: dict[str, Any] = field(default_factory=dict)
@@ -186,6 +189,10 @@ class CheckpointMetadata:
             "fusion must be an object whose weight is a number in [0, 1]",
         )
         _need(
+            isinstance(self.calibration, dict) and all(isinstance(v, dict) for v in self.calibration.values()),
+            "calibration must map answering modes to objects",
+        )
+        _need(
             isinstance(self.metrics, dict)
             and all(
                 isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -215,6 +222,7 @@ class CheckpointMetadata:
             "data",
             "metrics",
             "fusion",
+            "calibration",
             "created",
             "egorecall_version",
             "notes",

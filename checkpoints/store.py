@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -186,11 +187,28 @@ def read_metadata(folder: Path) -> CheckpointMetadata:
         raise InvalidCheckpointMetadata(f"{meta_path} is invalid: {exc}") from None
 
 
-def record_fusion(path_or_name: str | Path, fusion: dict, directory: str | Path | None = None) -> CheckpointMetadata:
-    """Store how the fused mode should mix this checkpoint with zero-shot (validated, written atomically: a temp
-    file renamed over ``meta.json``, so a crash leaves the old metadata, never half of the new)."""
+def update_metadata(
+    path_or_name: str | Path, changes: dict[str, Any], directory: str | Path | None = None
+) -> CheckpointMetadata:
+    """Replace fields of a checkpoint's metadata after training (e.g. ``fusion``, ``calibration``): validated,
+    then written atomically (a temp file renamed over ``meta.json``, so a crash leaves the old metadata, never
+    half of the new). Weights are never touched; identity fields cannot be changed this way."""
+    frozen = {
+        "kind",
+        "format_version",
+        "model",
+        "model_config",
+        "feature_encoder",
+        "aux_feature_encoder",
+        "text_encoder",
+        "weights_sha256",
+        "created",
+        "egorecall_version",
+    }
+    if set(changes) & frozen:
+        raise InvalidCheckpointMetadata(f"{', '.join(sorted(set(changes) & frozen))} cannot be changed after saving")
     folder = resolve_checkpoint(path_or_name, directory)
-    meta = dataclasses.replace(read_metadata(folder), fusion=dict(fusion))
+    meta = dataclasses.replace(read_metadata(folder), **changes)
     meta.validate()
     target = folder / META_FILE
     tmp = target.with_name(f".{META_FILE}.tmp")

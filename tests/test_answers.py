@@ -199,3 +199,23 @@ def test_trained_windows_rank_by_their_mean_highlight():
     assert window_mean(curve, grid, Window(0.0, 4.0, 0.1)) == pytest.approx(0.45)
     assert math.isfinite(window_mean(curve, grid, Window(9.9, 10.0, 0.0)))
     assert TrainedAnswerer.max_candidate_videos <= ZeroShotAnswerer.max_candidate_videos
+
+
+def test_calibrated_answers_carry_confidence_and_say_no_good_match(world):
+    """The cup (green) is in the garden only: asked of the kitchen, its best moment is below the threshold."""
+    from app.answering.calibration import Calibration
+
+    _, _, ids = world
+    service = service_for(world)
+    found = service.ask("where is my cup?", video_id=ids["garden.mp4"], k=3, clips=False)
+    absent = service.ask("where is my cup?", video_id=ids["kitchen.mp4"], k=3, clips=False)
+    assert found.moments[0].confidence is None and not found.no_good_match  # not calibrated: raw scores only
+    middle = (found.moments[0].score + absent.moments[0].score) / 2
+    service.answerer("zeroshot").calibration = Calibration(a=40.0, b=-40.0 * middle, threshold=0.5)
+    found = service.ask("where is my cup?", video_id=ids["garden.mp4"], k=3, clips=False)
+    absent = service.ask("where is my cup?", video_id=ids["kitchen.mp4"], k=3, clips=False)
+    assert not found.no_good_match and found.moments[0].confidence > 0.5 and found.threshold == 0.5
+    assert absent.no_good_match and len(absent.moments) == 3  # the candidates are still shown
+    assert all(m.confidence < 0.5 for m in absent.moments)
+    record = absent.to_dict()
+    assert record["no_good_match"] is True and 0.0 <= record["moments"][0]["confidence"] < 0.5

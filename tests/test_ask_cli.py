@@ -293,15 +293,15 @@ def test_fused_mode_with_a_checkpoint_of_other_features_is_refused_in_one_line(w
 def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
     import shutil
 
-    from checkpoints import InvalidCheckpointMetadata, read_metadata, record_fusion
+    from checkpoints import InvalidCheckpointMetadata, read_metadata, update_metadata
 
     ckpts = tmp_path / "checkpoints"
     shutil.copytree(world["lib"] / "checkpoints" / "tiny-vslnet", ckpts / "tiny-copy")
-    record_fusion("tiny-copy", {"weight": 0.8, "chosen_on": "val.json"}, ckpts)
+    update_metadata("tiny-copy", {"fusion": {"weight": 0.8, "chosen_on": "val.json"}}, ckpts)
     assert read_metadata(ckpts / "tiny-copy").fusion["weight"] == 0.8
     before = (ckpts / "tiny-copy" / "meta.json").read_bytes()
     with pytest.raises(InvalidCheckpointMetadata, match="weight"):
-        record_fusion("tiny-copy", {"weight": 1.5}, ckpts)
+        update_metadata("tiny-copy", {"fusion": {"weight": 1.5}}, ckpts)
     assert (ckpts / "tiny-copy" / "meta.json").read_bytes() == before  # a refused update changes nothing
     service = EgoRecall(Settings(library=world["lib"], device="cpu"))
     fused = service.answerer(f"fused:{ckpts / 'tiny-copy'}")

@@ -99,6 +99,7 @@ def test_meta_json_follows_the_documented_schema(tmp_path):
         "data",
         "metrics",
         "fusion",
+        "calibration",
         "created",
         "egorecall_version",
         "notes",

@@ -5,6 +5,7 @@ talks to, so a new mode is one registered class (:mod:`app.answering.registry`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,13 @@ from typing import Protocol
 
 import numpy as np
 
+from app.answering.calibration import Calibration, InvalidCalibration
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.windows import Window
 from models.zeroshot import Rewrite, rewrite_question
+
+logger = logging.getLogger(__name__)
 
 ZEROSHOT = "zeroshot"
 CHECKPOINT = "checkpoint"
@@ -77,6 +81,9 @@ class Answerer(Protocol):
     """A short human description, e.g. ``zero-shot (ViT-B-16/openai)``."""
     max_candidate_videos: int
     """How many videos a library-wide question may score in full (its cost per video decides)."""
+    calibration: Calibration | None
+    """Its score -> probability map and "no good match" threshold, when one was fitted (see
+    :mod:`app.answering.calibration`); scores shown to users go through it."""
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         """Encode questions once. ``search``: also make the CLIP vector used to narrow a library search.
@@ -99,3 +106,41 @@ def window_mean(curve: np.ndarray, grid: TimeGrid, window: Window) -> float:
     """Mean of a per-bin curve over the bins a window covers."""
     s, e = grid.seconds_to_bins(window.start, window.end)
     return float(np.mean(curve[s : e + 1]))
+
+
+def stored_calibration(calibrations: dict | None, mode: str, where: str) -> Calibration | None:
+    """The calibration stored for ``mode`` (None when there is none; a malformed one is logged and ignored,
+    so a bad record costs the confidence display, never the answer)."""
+    values = (calibrations or {}).get(mode)
+    if values is None:
+        return None
+    try:
+        return Calibration.from_dict(values)
+    except InvalidCalibration as exc:
+        logger.warning("ignoring the %s calibration in %s: %s", mode, where, exc)
+        return None
+
+
+def encoder_calibration(spec, mode: str = ZEROSHOT) -> Calibration | None:
+    """The calibration stored in an EgoRecall-pretrained encoder's sidecar (None for other weights)."""
+    from checkpoints.encoder import read_encoder_metadata, sidecar_path
+
+    pretrained = getattr(spec, "pretrained", None)
+    if not pretrained or not sidecar_path(pretrained).is_file():
+        return None
+    try:
+        meta = read_encoder_metadata(pretrained)
+    except EgoRecallError:
+        return None
+    return stored_calibration(meta.get("calibration"), mode, str(sidecar_path(pretrained)))
+
+
+def encoder_calibration_stamp(spec) -> int:
+    """Changes when the encoder's sidecar (and so its calibration) is rewritten: part of cache keys."""
+    from checkpoints.encoder import sidecar_path
+
+    pretrained = getattr(spec, "pretrained", None)
+    try:
+        return sidecar_path(pretrained).stat().st_mtime_ns if pretrained else 0
+    except OSError:
+        return 0

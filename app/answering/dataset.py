@@ -38,10 +38,12 @@ def answer_dataset(
     *,
     queries: list[Query] | None = None,
     progress: Callable[[int], None] | None = None,
+    comparable: bool = False,
 ) -> DatasetAnswers:
     """Top-``k`` windows of ``answerer`` for ``queries`` (default: every query of ``dataset``), clip by clip.
 
-    ``progress(n)`` is called after each clip with the number of its queries.
+    ``progress(n)`` is called after each clip with the number of its queries. ``comparable``: window scores as
+    ``ask`` shows them (what confidence calibration needs) rather than each model's own order.
     """
     out = DatasetAnswers()
     by_clip: dict[str, list[Query]] = {}
@@ -63,7 +65,7 @@ def answer_dataset(
             except EmptyQuestion:
                 out.empty += 1
         prepared = answerer.prepare([q.text for q in good])
-        for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, k)):
+        for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, k, comparable=comparable)):
             out.windows[q.key] = list(result.windows)
         if progress:
             progress(len(clip_queries))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.answering.base import AnswerContext, ClipAnswer, PreparedQuestion
+from app.answering.base import AnswerContext, ClipAnswer, PreparedQuestion, stored_calibration
 from app.answering.registry import register_answerer
 from app.answering.trained import TrainedAnswerer, _checkpoint_key
 from app.answering.zeroshot import ZeroShotAnswerer
@@ -68,6 +68,7 @@ class FusedAnswerer:
         self.zeroshot = ZeroShotAnswerer(context)  # refuses features of another CLIP
         stored = self.trained.meta.fusion.get("weight")
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
+        self.calibration = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
         self.mode = f"{FUSED}:{self.trained.mode}"
         self.label = f"fused ({self.trained.label} + {self.zeroshot.label}, weight {self.weight:.1f})"
 

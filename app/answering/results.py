@@ -31,6 +31,8 @@ class Moment:
     """Where the clip starts in the video (it is padded): play it from ``start - clip_start`` to highlight
     the window itself."""
     clip_error: str | None = None
+    confidence: float | None = None
+    """Calibrated probability that this moment is right (None when the mode has no calibration)."""
     """Why the clip could not be made (the moment itself stands)."""
 
     @property
@@ -49,6 +51,7 @@ class Moment:
             "thumbnail": str(self.thumbnail) if self.thumbnail else None,
             "clip_start": None if self.clip_start is None else round(self.clip_start, 3),
             "clip_error": self.clip_error,
+            "confidence": None if self.confidence is None else round(float(self.confidence), 4),
         }
 
 
@@ -94,6 +97,10 @@ class Answer:
     candidates: int = 0
     """Videos answered in full (or in regions)."""
     seconds: float = 0.0
+    no_good_match: bool = False
+    """The best moment's confidence is under the mode's threshold: the moments are candidates, not answers."""
+    threshold: float | None = None
+    """That threshold (None when the mode has no calibration)."""
     """Time to answer (clips included)."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,4 +113,6 @@ class Answer:
             "prompts": [{"text": t, "weight": w} for t, w in self.prompts],
             "candidates": self.candidates,
             "seconds": round(self.seconds, 3),
+            "no_good_match": self.no_good_match,
+            "threshold": self.threshold,
         }

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
+from app.answering.calibration import Calibration
 from app.answering.results import Answer, Moment, ScoreSeries
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
@@ -195,9 +196,18 @@ def _score_video(
 
 
 def to_answer(
-    ranking: Ranking, mode: str, question: str, video_id: str | None, moments: list[Moment], seconds: float
+    ranking: Ranking,
+    mode: str,
+    question: str,
+    video_id: str | None,
+    moments: list[Moment],
+    seconds: float,
+    calibration: Calibration | None = None,
 ) -> Answer:
-    """Assemble an :class:`Answer` (series ordered by each video's best moment, then by video order)."""
+    """Assemble an :class:`Answer` (series ordered by each video's best moment, then by video order); with a
+    ``calibration``, each moment carries its confidence and the answer says whether any is a good match."""
+    if calibration is not None:
+        moments = [replace(m, confidence=calibration.probability(m.score)) for m in moments]
     first_rank: dict[str, int] = {}
     for m in moments:
         first_rank.setdefault(m.video_id, m.rank)
@@ -217,4 +227,6 @@ def to_answer(
         prompts=prompts,
         candidates=len(ranking.videos),
         seconds=seconds,
+        no_good_match=calibration is not None and not any(m.confidence >= calibration.threshold for m in moments),
+        threshold=None if calibration is None else calibration.threshold,
     )

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.answering.base import CHECKPOINT, AnswerContext, ClipAnswer, PreparedQuestion, rewrite_all, window_mean
+from app.answering.base import (
+    CHECKPOINT,
+    AnswerContext,
+    ClipAnswer,
+    PreparedQuestion,
+    rewrite_all,
+    stored_calibration,
+    window_mean,
+)
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
@@ -50,6 +58,7 @@ class TrainedAnswerer:
 
         folder = resolve_checkpoint(checkpoint, context.checkpoints_dir)
         self.model, self.meta = load_checkpoint(folder, device=context.device)
+        self.calibration = stored_calibration(self.meta.calibration, CHECKPOINT, str(folder))
         fe = self.meta.feature_encoder
         if context.feature_key_known:
             check_compatible(

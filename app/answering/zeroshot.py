@@ -6,14 +6,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.answering.base import ZEROSHOT, AnswerContext, ClipAnswer, FeatureMismatch, PreparedQuestion, rewrite_all
+from app.answering.base import (
+    ZEROSHOT,
+    AnswerContext,
+    ClipAnswer,
+    FeatureMismatch,
+    PreparedQuestion,
+    encoder_calibration,
+    encoder_calibration_stamp,
+    rewrite_all,
+)
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
 from models.zeroshot import ZeroShotConfig, similarity_curve, zero_shot_windows
 
 
-@register_answerer(ZEROSHOT)
+def _zeroshot_key(context: AnswerContext, arg: str | None) -> tuple:
+    return ZEROSHOT, context.feature_key, encoder_calibration_stamp(context.clip_spec)
+
+
+@register_answerer(ZEROSHOT, cache_key=_zeroshot_key)
 class ZeroShotAnswerer:
     """CLIP prompt ensembles against frame features (see :mod:`models.zeroshot`)."""
 
@@ -37,6 +50,7 @@ class ZeroShotAnswerer:
         self.mode = ZEROSHOT
         self.label = f"zero-shot ({self.clip.key})"
         self.config = config
+        self.calibration = encoder_calibration(context.clip_spec)
         self._vectors = VectorCache()
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:

@@ -151,6 +151,12 @@ def ask_command(args: argparse.Namespace) -> int:
     if not answer.moments:
         print("  no moments found")
         return 0
+    if answer.no_good_match:
+        best = max(m.confidence for m in answer.moments)
+        print(
+            f"  no good match (best confidence {100 * best:.0f} %, a good match needs "
+            f"{100 * answer.threshold:.0f} %); the closest candidates:"
+        )
     width = max(len(m.video_name) for m in answer.moments)
     for m in answer.moments:
         where = str(m.clip) if m.clip else (f"(no clip: {m.clip_error})" if m.clip_error else "")

@@ -193,4 +193,6 @@ def answer_record(answer) -> dict[str, Any]:
         "moments": [moment_record(m) for m in answer.moments],
         "candidates": answer.candidates,
         "seconds": round(answer.seconds, 3),
+        "no_good_match": answer.no_good_match,
+        "threshold": answer.threshold,
     }

@@ -164,6 +164,8 @@ def build(actions: Actions) -> dict[str, Any]:
 
 
 def _caption(m: dict) -> str:
+    if m.get("confidence") is not None:
+        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {100 * m['confidence']:.0f} % likely"
     return f"#{m['rank']} · {m['video_name']} · {m['span']} · score {m['score']:.3f}"
 
 
@@ -189,6 +191,12 @@ def _render(answer: dict, state: dict):
         )
     else:
         lines = f"No moments found for “{answer['question']}”."
+    if moments and answer.get("no_good_match"):
+        best = max((m.get("confidence") or 0.0) for m in moments)
+        lines = (
+            f"**No good match** for “{answer['question']}”: the best moment is {100 * best:.0f} % likely to be "
+            f"right (a good match needs {100 * answer['threshold']:.0f} %). The closest candidates are below."
+        )
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]
     if problems:
         lines += "\n\n" + "; ".join(problems)

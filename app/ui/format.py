@@ -70,6 +70,7 @@ def moment_record(moment) -> dict[str, Any]:
         "thumbnail_url": file_url(moment.thumbnail),
         "clip_start": None if moment.clip_start is None else round(float(moment.clip_start), 3),
         "clip_error": moment.clip_error,
+        "confidence": None if moment.confidence is None else round(float(moment.confidence), 4),
     }
 
 

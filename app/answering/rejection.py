@@ -1,0 +1,116 @@
+"""Fitting and measuring "no good match" on NLQ files: answerable queries, negative queries, one calibration.
+
+Negative queries are questions whose answer is not in the clip they are asked of. Without ground truth about
+absence, :func:`negative_queries` takes questions of *other videos'* clips (what an object or event that
+never happens in this clip usually is); a caller that knows better (the answer benchmark reads its world's
+narrations) passes ``keep`` to drop the ones that might be answerable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.answering.base import Answerer
+from app.answering.calibration import Calibration, fit_calibration, rejection_report
+from app.answering.dataset import answer_dataset
+from models.windows import temporal_iou
+from training.features import ClipFeatureSource
+from training.nlq import NLQDataset, Query
+
+NEGATIVE_ANNOTATION = "negative"
+
+
+def negative_queries(
+    dataset: NLQDataset,
+    per_clip: int = 3,
+    seed: int = 0,
+    keep: Callable[[Query, str], bool] | None = None,
+) -> list[Query]:
+    """Up to ``per_clip`` questions per clip, taken from clips of other videos (``keep(question, clip_uid)``
+    may veto one), as unanswered queries of that clip."""
+    rng = np.random.default_rng(seed)
+    asked = [q for q in dataset.evaluation_queries()]
+    out: list[Query] = []
+    for clip_uid, clip in sorted(dataset.clips.items()):
+        others = [q for q in asked if dataset.clips[q.clip_uid].video_uid != clip.video_uid]
+        if keep is not None:
+            others = [q for q in others if keep(q, clip_uid)]
+        texts = sorted({q.text for q in others})
+        for i, j in enumerate(rng.permutation(len(texts))[:per_clip]):
+            out.append(Query(clip_uid, NEGATIVE_ANNOTATION, i, texts[j], None, None, None, clip.video_uid))
+    return out
+
+
+@dataclass
+class TopScores:
+    """The rank-1 window score of each answerable query (and whether it hit at IoU > 0.3), and of each
+    negative query: what a calibration is fitted on."""
+
+    answerable: np.ndarray
+    hits: np.ndarray
+    negative: np.ndarray
+    clips_answerable: list[str]
+    clips_negative: list[str]
+
+    def subset(self, clips: set[str]) -> TopScores:
+        a = np.array([c in clips for c in self.clips_answerable], dtype=bool)
+        n = np.array([c in clips for c in self.clips_negative], dtype=bool)
+        return TopScores(
+            self.answerable[a],
+            self.hits[a],
+            self.negative[n],
+            [c for c, m in zip(self.clips_answerable, a) if m],
+            [c for c, m in zip(self.clips_negative, n) if m],
+        )
+
+
+def top_scores(
+    answerer: Answerer, dataset: NLQDataset, source: ClipFeatureSource, negatives: Sequence[Query], k: int = 5
+) -> TopScores:
+    """Answer every annotated query and every negative one with ``ask``'s comparable scores."""
+    answerable = dataset.evaluation_queries()
+    got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
+
+    def best(q: Query) -> float:
+        ws = got.for_query(q)
+        return ws[0].score if ws else -np.inf
+
+    def hit(q: Query) -> bool:
+        ws = got.for_query(q)
+        return bool(ws) and temporal_iou((ws[0].start, ws[0].end), (q.start, q.end)) > 0.3
+
+    pos = np.array([best(q) for q in answerable])
+    hits = np.array([hit(q) for q in answerable], dtype=bool)
+    neg = np.array([best(q) for q in negatives])
+    finite = np.isfinite(pos)
+    low = float(np.min(pos[finite])) if finite.any() else 0.0
+    pos[~finite] = low
+    neg[~np.isfinite(neg)] = low
+    return TopScores(pos, hits, neg, [q.clip_uid for q in answerable], [q.clip_uid for q in negatives])
+
+
+def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> Calibration:
+    return fit_calibration(
+        scores.answerable, scores.hits, scores.negative, max_r1_loss=max_r1_loss, fitted_on=fitted_on
+    )
+
+
+def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int = 2) -> dict[str, float]:
+    """Fit on all clips but one fold, report on that fold, average the folds: figures for queries the
+    calibration never saw (clips are dealt to folds in sorted order)."""
+    clips = sorted(set(scores.clips_answerable) | set(scores.clips_negative))
+    reports = []
+    for f in range(folds):
+        held = {c for i, c in enumerate(clips) if i % folds == f}
+        fit = scores.subset(set(clips) - held)
+        test = scores.subset(held)
+        if len(fit.answerable) == 0 or len(fit.negative) == 0 or len(test.answerable) == 0:
+            continue
+        cal = fit_on(fit, max_r1_loss)
+        reports.append(rejection_report(cal, test.answerable, test.hits, test.negative))
+    if not reports:
+        raise ValueError("too few clips to cross-fit a calibration")
+    return {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
