@@ -306,3 +306,36 @@ def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
     service = EgoRecall(Settings(library=world["lib"], device="cpu"))
     fused = service.answerer(f"fused:{ckpts / 'tiny-copy'}")
     assert fused.weight == 0.8 and "weight 0.8" in fused.label
+
+
+def test_predict_uses_the_library_when_no_folder_is_given(world, capsys, tmp_path):
+    """After the first predict indexed the clips' videos, the library alone answers the same file."""
+    first = world["root"] / "from-videos.json"
+    rc, _, _ = run(
+        capsys,
+        "predict",
+        "--annotations",
+        world["val"],
+        "--videos-dir",
+        world["videos"],
+        "--out",
+        first,
+        "--library",
+        world["lib"],
+        *TINY,
+    )
+    assert rc == 0
+    again = tmp_path / "from-library.json"
+    rc, out, err = run(capsys, "predict", "--annotations", world["val"], "--out", again, "--library", world["lib"])
+    assert rc == 0 and "without features" in out and "warning" not in err
+    assert json.loads(first.read_text()) == json.loads(again.read_text())
+    data = json.loads(world["val"].read_text())
+    clip = json.loads(json.dumps(data["videos"][0]["clips"][0]))
+    clip["clip_uid"] = "clip-of-an-unindexed-video"
+    data["videos"].append({"video_uid": "unindexed-video", "split": "val", "clips": [clip]})
+    annotations = tmp_path / "with_unindexed.json"
+    annotations.write_text(json.dumps(data))
+    rc, out, err = run(
+        capsys, "predict", "--annotations", annotations, "--out", tmp_path / "p.json", "--library", world["lib"]
+    )
+    assert rc == 0 and "unindexed-video" in err and "not in the library" in err

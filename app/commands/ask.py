@@ -50,7 +50,9 @@ def register(subparsers) -> None:
         help="answer every query of an Ego4D NLQ file and write a challenge submission",
         description="Answer each query of an NLQ annotation file (top-k windows, seconds from the clip's start) "
         "and write an Ego4D NLQ challenge submission; score it with `python -m app evaluate`. "
-        "Queries whose clip has no features are reported and written with no windows (misses).",
+        "Clips come from the library's videos (named <video_uid>.<ext>), from --videos-dir (indexed first when "
+        "missing), or from --features-dir. Queries whose clip has no features are reported and written with no "
+        "windows (misses).",
     )
     pr.add_argument(
         "--annotations", required=True, type=Path, metavar="NLQ.json", help="NLQ file (v1/v2, annotated or not)"
@@ -61,7 +63,7 @@ def register(subparsers) -> None:
         metavar="zeroshot|CHECKPOINT",
         help="zero-shot CLIP search (default) or a trained checkpoint's name or folder",
     )
-    src = pr.add_mutually_exclusive_group(required=True)
+    src = pr.add_mutually_exclusive_group()
     src.add_argument(
         "--videos-dir",
         type=Path,
@@ -181,7 +183,8 @@ def _find_video(directory: Path, video_uid: str) -> Path | None:
 
 
 def _library_source(args, settings, dataset):
-    """Index the clips' source videos that are not in the library yet; the library as a clip source."""
+    """The library as a clip source; with ``--videos-dir``, the clips' source videos that are not in it yet are
+    indexed first. Videos found nowhere are reported by uid and their queries count as misses."""
     from tqdm import tqdm
 
     from app.service import EgoRecall
@@ -189,18 +192,22 @@ def _library_source(args, settings, dataset):
     from models.errors import EgoRecallError
     from training.features import LibraryClipFeatures
 
-    if not args.videos_dir.is_dir():
+    if args.videos_dir is not None and not args.videos_dir.is_dir():
         raise EgoRecallError(f"--videos-dir {args.videos_dir} is not a folder")
     spec = EncoderSpec.from_env(args.model, args.pretrained) if (args.model or args.pretrained) else None
     service = EgoRecall(settings, encoder_spec=spec)
     have = {Path(r.name).stem for r in service.videos()}
     uids = sorted({c.video_uid for c in dataset.clips.values()})
-    missing = [u for u in uids if u not in have and _find_video(args.videos_dir, u) is None]
-    todo = [(u, _find_video(args.videos_dir, u)) for u in uids if u not in have and u not in missing]
+    folder = args.videos_dir
+    missing = [u for u in uids if u not in have and (folder is None or _find_video(folder, u) is None)]
+    todo = [(u, _find_video(folder, u)) for u in uids if u not in have and u not in missing]
     if missing:
+        where = f"in the library nor in {folder}" if folder is not None else f"in the library at {settings.library}"
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         print(
-            f"warning: {len(missing)} of {len(uids)} videos are neither in the library nor in "
-            f"{args.videos_dir} (e.g. {missing[0]}); their queries count as misses",
+            f"warning: {len(missing)} of {len(uids)} videos are {'neither ' if folder else 'not '}{where}: "
+            f"{shown}; their queries count as misses"
+            + ("" if folder else " (index them, or pass --videos-dir/--features-dir)"),
             file=sys.stderr,
         )
     for _uid, path in tqdm(todo, desc="indexing", unit="video", disable=None, file=sys.stderr):
@@ -249,7 +256,7 @@ def predict_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     settings = _settings(args)
     dataset = load_nlq(args.annotations)
-    if args.videos_dir is not None:
+    if args.features_dir is None:
         _service, answerer, source = _library_source(args, settings, dataset)
     else:
         answerer, source = _directory_source(args, settings)
