@@ -5,8 +5,11 @@ token features of trained localizers -- goes through :class:`ClipEncoder`, so th
 weights (:attr:`EncoderSpec.key`) can be recorded next to every feature and checked before features of two
 encoders are ever compared.
 
-Weights are never fetched behind the user's back: a pretrained tag is looked up in the local weights folder
-and the Hugging Face cache, and only downloaded when ``EGORECALL_ALLOW_DOWNLOAD=1``. Random initialisation is
+Weights follow the convention of open_clip, transformers and lighthouse: a pretrained tag is looked up in the
+local weights folder and the Hugging Face cache, and downloaded on first use (a progress bar on the terminal,
+:func:`current_download` for the app's status line, written to a temporary name and renamed once complete and
+verified); ``HF_HUB_OFFLINE=1`` or ``EGORECALL_OFFLINE=1`` keep a machine offline, and then a missing tag is
+one immediate, clear error. Random initialisation is
 used only when asked for (``pretrained="none"``) and is seeded, so a library indexed with a random encoder
 can still be queried by a later process.
 """
@@ -18,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,7 +124,6 @@ def _sidecar_model_name(path: Path) -> str | None:
 def _resolve_tag(model: str, tag: str) -> tuple[str, dict]:
     """Find a pretrained tag's weights locally (weights folder, then HF cache); download only if allowed."""
     import open_clip
-    from open_clip.pretrained import download_pretrained
 
     cfg = open_clip.get_pretrained_cfg(model, tag)
     if not cfg:
@@ -143,18 +146,108 @@ def _resolve_tag(model: str, tag: str) -> tuple[str, dict]:
                 return hf_hub_download(repo_id=repo, filename=name, local_files_only=True), cfg
             except Exception:  # noqa: BLE001 - any miss means "not cached"; we try the next name
                 continue
-    if os.environ.get("EGORECALL_ALLOW_DOWNLOAD") == "1":
-        try:
-            return download_pretrained(cfg), cfg
-        except Exception as exc:  # noqa: BLE001
-            raise EncoderUnavailable(f"downloading {model}/{tag} failed: {exc}") from exc
-    raise EncoderUnavailable(
-        f"pretrained weights for {model} ('{tag}') are not on this machine. Either put the open_clip weights file "
-        f"at {local_dir / WEIGHT_FILE_NAMES[0]} (or {WEIGHT_FILE_NAMES[1]}; the folder is set by EGORECALL_WEIGHTS), "
-        f"pass a weights file with --pretrained /path/to/weights (EGORECALL_PRETRAINED), set "
-        f"EGORECALL_ALLOW_DOWNLOAD=1 on a machine with internet access, or choose --pretrained none for random "
-        f"weights (testing only: random weights do not understand words)"
-    )
+    if offline():
+        raise EncoderUnavailable(
+            f"pretrained weights for {model} ('{tag}') are not on this machine, and downloads are off "
+            f"(HF_HUB_OFFLINE or EGORECALL_OFFLINE is set). Either put the open_clip weights file at "
+            f"{local_dir / WEIGHT_FILE_NAMES[0]} (or {WEIGHT_FILE_NAMES[1]}; the folder is set by EGORECALL_WEIGHTS), "
+            f"pass a weights file with --pretrained /path/to/weights (EGORECALL_PRETRAINED), unset the offline "
+            f"variable on a machine with internet access, or use the offline demo encoder (the app's Library tab: "
+            f"Make demo data; or `python -m app demo`)"
+        )
+    return download_weights(model, tag, cfg, local_dir), cfg
+
+
+def offline() -> bool:
+    """Whether this process must not download anything (the Hugging Face convention, or ours)."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARIABLES)
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "EGORECALL_OFFLINE")
+
+_download_lock = threading.Lock()
+_download: dict | None = None
+
+
+def current_download() -> dict | None:
+    """The download in progress, for status displays: ``{"what", "done", "total", "started"}`` (bytes; total
+    0 when unknown), or None."""
+    with _download_lock:
+        return dict(_download) if _download else None
+
+
+def _set_download(state: dict | None) -> None:
+    global _download
+    with _download_lock:
+        _download = state
+
+
+def download_weights(model: str, tag: str, cfg: dict, local_dir: Path) -> str:
+    """Fetch a pretrained tag's weights: from the Hugging Face hub into its standard cache when the tag has a
+    hub entry (the hub client downloads to a temporary name and shows its own progress bar), else from its
+    URL into ``local_dir`` (here: temp file, progress bar, SHA-256 check when the URL names one, rename)."""
+    what = f"{model} ('{tag}')"
+    logger.warning("downloading the pretrained weights for %s (first use only)", what)
+    _set_download({"what": what, "done": 0, "total": 0, "started": time.time()})
+    try:
+        hub = cfg.get("hf_hub", "")
+        if hub:
+            from huggingface_hub import hf_hub_download
+
+            repo, filename = os.path.split(hub)
+            path = hf_hub_download(repo_id=repo, filename=filename or WEIGHT_FILE_NAMES[1])
+        elif cfg.get("url"):
+            path = str(_download_url(cfg["url"], local_dir, what))
+        else:
+            raise EncoderUnavailable(f"open_clip names no download location for {what}")
+    except EncoderUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - network, disk, hub: one message either way
+        raise EncoderUnavailable(
+            f"downloading the pretrained weights for {what} failed ({exc}); check the internet connection and try "
+            f"again, or set HF_HUB_OFFLINE=1 and put the weights file at {local_dir / WEIGHT_FILE_NAMES[0]}"
+        ) from exc
+    finally:
+        _set_download(None)
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        raise EncoderUnavailable(f"the download of {what} produced no weights file ({path})")
+    return path
+
+
+def _download_url(url: str, local_dir: Path, what: str) -> Path:
+    import hashlib
+    import urllib.request
+
+    from tqdm import tqdm
+
+    name = os.path.basename(url.split("?")[0]) or WEIGHT_FILE_NAMES[1]
+    suffix = Path(name).suffix
+    target = local_dir / (WEIGHT_FILE_NAMES[0] if suffix == ".safetensors" else WEIGHT_FILE_NAMES[1])
+    expected = url.split("/")[-2] if "openaipublic" in url else ""  # openai's URLs carry the file's SHA-256
+    local_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url) as source, open(tmp, "wb") as out:
+            total = int(source.headers.get("Content-Length") or 0)
+            with tqdm(total=total or None, unit="B", unit_scale=True, desc=f"downloading {what}", disable=None) as bar:
+                done = 0
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+                    _set_download({**(current_download() or {}), "done": done, "total": total})
+            out.flush()
+            os.fsync(out.fileno())
+        if total and done != total:
+            raise EncoderUnavailable(f"the download of {what} stopped after {done} of {total} bytes; try again")
+        if expected and not digest.hexdigest().startswith(expected):
+            raise EncoderUnavailable(f"the downloaded weights of {what} do not match their published checksum")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 class ClipEncoder:

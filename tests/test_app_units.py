@@ -240,3 +240,11 @@ def test_train_form_numbers():
     assert _number("optim.steps", 0) is None and _number("optim.steps", 20.0) == 20
     assert isinstance(_number("optim.batch_size", 32.0), int) and _number("optim.lr", 0.001) == 0.001
     assert _number("optim.epochs", None) is None and _number("eval.every", 0) == 0
+
+
+def test_the_library_panel_shows_a_weights_download():
+    from app.ui.format import progress_html
+
+    status = {"download": {"what": "ViT-B-16 ('openai')", "done": 150e6, "total": 600e6}, "jobs": []}
+    html = progress_html(status)
+    assert "Downloading the encoder weights" in html and "150 of 600 MB" in html and 'value="25.0"' in html

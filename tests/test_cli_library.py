@@ -132,7 +132,7 @@ def test_default_encoder_missing_offline_is_one_clear_line(tmp_path, h264_video,
     monkeypatch.setenv("EGORECALL_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.delenv("EGORECALL_MODEL", raising=False)
     monkeypatch.delenv("EGORECALL_PRETRAINED", raising=False)
-    monkeypatch.delenv("EGORECALL_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["index", str(h264_video), "--library", str(tmp_path / "lib")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: pretrained weights for ViT-B-16 ('openai') are not on")

@@ -28,7 +28,7 @@ def test_token_features_mask_padding(tiny_encoder):
 
 def test_missing_pretrained_weights_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("EGORECALL_WEIGHTS", str(tmp_path))
-    monkeypatch.delenv("EGORECALL_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EncoderUnavailable, match=str(tmp_path / "ViT-B-16" / "openai")):
         ClipEncoder.load(EncoderSpec("ViT-B-16", "openai"), device="cpu")
 
@@ -63,3 +63,39 @@ def test_text_without_padding_matches_the_full_context(model):
     n = feats.shape[1]
     assert n == int((tokens != 0).sum(1).max()) < tokens.shape[1]
     np.testing.assert_allclose(feats[mask], full_tokens[:, :n][mask], atol=1e-4)
+
+
+def test_first_use_downloads_the_weights_then_finds_them_on_the_machine(tmp_path, monkeypatch):
+    """A pretrained tag served from a local file URL: downloaded once (temp file, renamed), then found locally;
+    offline, the same missing tag is one immediate message."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    reference = ClipEncoder.load(EncoderSpec("egorecall-tiny", "none"), device="cpu")
+    served = tmp_path / "served" / "tiny.safetensors"
+    served.parent.mkdir()
+    save_file({k: v.contiguous() for k, v in reference.model.state_dict().items()}, str(served))
+    real = open_clip.get_pretrained_cfg
+
+    def cfg(model, tag):
+        return {"url": served.as_uri()} if (model, tag) == ("egorecall-tiny", "served") else real(model, tag)
+
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", cfg)
+    monkeypatch.setenv("EGORECALL_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("EGORECALL_OFFLINE", raising=False)
+    downloaded = ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu")
+    local = tmp_path / "weights" / "egorecall-tiny" / "served" / "open_clip_model.safetensors"
+    assert local.is_file() and not list(local.parent.glob(".*part*"))  # no temporary file left behind
+    texts = ["where did I put my keys", "mug"]
+    np.testing.assert_allclose(downloaded.encode_text(texts), reference.encode_text(texts), atol=1e-6)
+    served.unlink()  # the second load must not need the network
+    assert ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu").key == "egorecall-tiny/served"
+
+    monkeypatch.setenv("EGORECALL_WEIGHTS", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("EGORECALL_OFFLINE", "1")
+    with pytest.raises(EncoderUnavailable, match="downloads are off"):
+        ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu")
+    monkeypatch.delenv("EGORECALL_OFFLINE")
+    with pytest.raises(EncoderUnavailable, match="downloading the pretrained weights .* failed"):
+        ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu")  # the URL is gone now

@@ -118,6 +118,16 @@ def progress_html(status: dict[str, Any], limit: int = 6) -> str:
     """The indexing panel: a real progress bar for the file being indexed (frames done of total, ETA), the
     queue, and the outcome of recent files (errors as one line each)."""
     parts = []
+    download = status.get("download")
+    if download:
+        mb = f"{download['done'] / 1e6:.0f}" + (f" of {download['total'] / 1e6:.0f}" if download.get("total") else "")
+        pct = 100.0 * download["done"] / download["total"] if download.get("total") else 0.0
+        parts.append(
+            f'<div class="er-progress" data-state="downloading">'
+            f"<div>Downloading the encoder weights <b>{html.escape(download['what'])}</b> (first use only): "
+            f"{mb} MB</div>"
+            f'<progress max="100" value="{pct:.1f}" style="width:100%">{pct:.0f}%</progress></div>'
+        )
     cur = status.get("current")
     if cur:
         total, done = cur["frames_total"], cur["frames_done"]

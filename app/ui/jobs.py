@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.clip_encoder import current_download
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
@@ -330,6 +331,7 @@ class JobManager:
             "busy": current is not None or queued > 0,
             "current": current,
             "queued_files": queued,
+            "download": current_download(),
             "version": self.library_version,
             "jobs": [j.to_dict(now) for j in reversed(jobs)],
         }
