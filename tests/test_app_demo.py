@@ -10,10 +10,10 @@ from app_fixtures import TINY, free_port
 from gradio_client import Client
 
 from app.demo import DemoConfig, run_demo
+from app.jobs import JobManager
 from app.service import EgoRecall
 from app.settings import Settings
 from app.ui import build_app, launch_app
-from app.ui.jobs import JobManager
 
 pytestmark = pytest.mark.slow
 

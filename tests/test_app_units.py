@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from app.answering import Moment, ScoreSeries
+from app.jobs import JobBusy, JobManager
 from app.ui.format import clock, moment_caption, moment_record, progress_html, series_points, span, video_rows
-from app.ui.jobs import DemoUnavailable, JobBusy, JobManager
 from app.ui.train_form import config_defaults, config_names, curves, make_config
 from models.errors import EgoRecallError
 
@@ -192,19 +192,6 @@ def test_demo_runs_on_the_queue_and_reports_progress(monkeypatch):
     st = jobs.demo_status()
     assert st["state"] == "finished" and st["message"] == "3 videos, 1 checkpoint" and seen == [job.stop]
     jobs.close()
-
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_demo(name, *args, **kwargs):
-        if name == "app.demo":
-            raise ImportError("no module named app.demo")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_demo)
-    with pytest.raises(DemoUnavailable, match="not available"):
-        JobManager(FakeService()).start_demo()
 
 
 # ---------------------------------------------------------------------------------------------- train form

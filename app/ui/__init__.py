@@ -18,9 +18,9 @@ from typing import Any
 
 import gradio as gr
 
+from app.jobs import JobManager
 from app.ui import ask_tab, library_tab, train_tab
 from app.ui.actions import ALL_VIDEOS, Actions
-from app.ui.jobs import JobManager
 
 logger = logging.getLogger(__name__)
 

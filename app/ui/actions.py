@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from app.jobs import JobManager, error_message
 from app.ui.format import moment_record
-from app.ui.jobs import JobManager, error_message
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)

@@ -419,7 +419,7 @@ class JobManager:
     def start_demo(self) -> DemoJob:
         """Queue "make demo data" (``app.demo.run_demo``) on the encoder queue. Raises :class:`JobBusy` while
         one is queued or running, and an :class:`EgoRecallError` when this build has no demo module."""
-        runner = self._demo_runner or _import_demo_runner()
+        runner = self._demo_runner or _run_demo
         with self._lock:
             if self._demo is not None and self._demo.active:
                 raise JobBusy("demo data is already being made")
@@ -467,19 +467,10 @@ class JobManager:
             )
 
 
-class DemoUnavailable(EgoRecallError):
-    """This build has no demo-data module."""
+def _run_demo(*args: Any, **kwargs: Any) -> Any:
+    from app.demo import run_demo
 
-
-def _import_demo_runner() -> Callable[..., Any]:
-    try:
-        from app.demo import run_demo  # noqa: PLC0415 - optional module, written separately
-    except ImportError as exc:
-        logger.info("no demo module: %s", exc)
-        raise DemoUnavailable(
-            "making demo data is not available in this build of EgoRecall (the app.demo module is missing)"
-        ) from None
-    return run_demo
+    return run_demo(*args, **kwargs)
 
 
 def _train_result(result) -> dict[str, Any]:
