@@ -23,6 +23,7 @@ from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
 from indexing.errors import VideoError
+from indexing.feedback import Correction
 from indexing.library import Library, ReindexReport, VideoRecord
 from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warning
 from models.errors import EgoRecallError
@@ -30,6 +31,7 @@ from models.errors import EgoRecallError
 if TYPE_CHECKING:
     from app.demo import DemoConfig, DemoProgress, DemoReport
     from training.config import TrainConfig
+    from training.feedback import FeedbackExport
     from training.loop import TrainResult
 
 logger = logging.getLogger(__name__)
@@ -154,6 +156,31 @@ class EgoRecall:
     def remove(self, video_id: str) -> VideoRecord:
         """Remove one video and everything the library stored for it."""
         return self.library.remove(video_id)
+
+    # ------------------------------------------------------------------------------------------ corrections
+    def correct(
+        self,
+        video_id: str,
+        question: str,
+        start: float,
+        end: float,
+        verdict: str,
+        *,
+        mode: str = "",
+        shown: tuple[float, float] | None = None,
+    ) -> Correction:
+        """Store a user's correction of one answer moment (``right``, ``wrong`` or ``adjusted`` to start-end);
+        raises ``InvalidCorrection`` or ``UnknownVideo`` with nothing stored."""
+        return self.library.feedback.add(video_id, question, start, end, verdict, mode=mode, shown=shown)
+
+    def corrections(self, video_id: str | None = None) -> list[Correction]:
+        return self.library.feedback.list(video_id)
+
+    def export_feedback(self, path: str | Path) -> FeedbackExport:
+        """The right and adjusted corrections as an Ego4D NLQ training file (see :mod:`training.feedback`)."""
+        from training.feedback import export_feedback
+
+        return export_feedback(self.library, path)
 
     # ------------------------------------------------------------------------------------------ answering
     def answer_context(self) -> AnswerContext:

@@ -56,6 +56,7 @@ from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
 from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo, VideoError
 from indexing.extract import FrameEncoder, Progress, extract_features
+from indexing.feedback import FeedbackStore
 from indexing.fsutil import (
     TMP_MARK,
     FileLock,
@@ -143,6 +144,8 @@ class Library:
         self.root = root
         self.config = config
         self.catalog = Catalog(root / DB_FILE)
+        self.feedback = FeedbackStore(self.catalog)
+        """Users' corrections of answers (:mod:`indexing.feedback`), removed with their video."""
         self._lock = FileLock(root / LOCK_FILE)
         self._index_lock = threading.RLock()
         self._index: FrameIndex | None = None
@@ -628,7 +631,8 @@ class Library:
 
     # ================================================================================== removing
     def remove(self, video_id: str) -> VideoRecord:
-        """Remove a video: its index entries, features, metadata and (unless referenced) its media file."""
+        """Remove a video: its index entries, features, metadata, corrections and (unless referenced) its media
+        file."""
         with self._writing():
             with self.catalog.connect(write=True) as con:
                 rec = self.catalog.by_id(con, video_id)
@@ -649,6 +653,7 @@ class Library:
                             except NeedsRebuild:
                                 index = None
                     self.catalog.delete(con, rec.rowid)
+                    FeedbackStore.delete_video(con, rec.id)
                     generation = self.catalog.bump_generation(con)
                     if rec.status == STATUS_READY:
                         if index is None:

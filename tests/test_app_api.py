@@ -73,6 +73,27 @@ def test_ask_errors_are_one_line(served):
         client.predict("where is it", "*", "not-a-model", api_name="/ask")
 
 
+def test_corrections_through_the_api(served):
+    client = served["client"]
+    answer = client.predict("a door", api_name="/ask")
+    m = answer["moments"][0]
+    stored = client.predict(
+        m["video_id"],
+        answer["question"],
+        m["start"],
+        m["start"] + 1.0,
+        "adjusted",
+        "zeroshot",
+        m["start"],
+        m["end"],
+        api_name="/correct",
+    )
+    assert stored["verdict"] == "adjusted" and stored["video_id"] == m["video_id"]
+    with pytest.raises(Exception, match="start before it ends"):
+        client.predict(m["video_id"], "a door", 5.0, 5.0, "adjusted", api_name="/correct")
+    assert [c["id"] for c in client.predict(api_name="/corrections")] == [stored["id"]]
+
+
 def test_twenty_concurrent_asks(served):
     client = served["client"]
     questions = [f"where did I leave object {i}" for i in range(20)]

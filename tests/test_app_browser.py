@@ -74,6 +74,11 @@ def test_upload_ask_and_play_in_the_browser(tmp_path, page):
         page.locator("#er-plot").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "ask.png"), full_page=True)
         assert (shots / "ask.png").stat().st_size > 10_000
+        # The clicked moment is the one to correct: mark it right, and the library keeps the correction.
+        page.locator("#er-fix").get_by_text("Correct a moment").click()
+        page.locator("#er-fix-right").click()
+        page.locator("#er-fix-status").get_by_text("marked right").wait_for(timeout=30_000)
+        assert [c.verdict for c in app.service.corrections()] == ["right"]
         if os.environ.get("EGORECALL_SCREENSHOT") == "1":
             docs = Path(__file__).resolve().parents[1] / "docs"
             docs.mkdir(exist_ok=True)

@@ -1,4 +1,5 @@
-"""``python -m app index VIDEO...`` and ``python -m app library list|remove|check|repair|reindex``.
+"""``python -m app index VIDEO...`` and ``python -m app library ACTION`` (list, remove, check, repair, reindex,
+correct, feedback).
 
 ``index`` prints one line per indexed video on stdout and, for each file that cannot be indexed, exactly one
 ``error: <name>: <why>`` line on stderr; the other files are still indexed and the exit status is 1 if any
@@ -109,6 +110,35 @@ def register(subparsers) -> None:
     ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
     ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
     ri.set_defaults(handler=reindex_command)
+    co = sub.add_parser(
+        "correct",
+        help="mark an answer right or wrong, or give its true start/end",
+        description="Store a correction of one answer moment in the library (kept until its video is removed); "
+        "`library feedback --out FILE` exports the right and adjusted ones as NLQ training data.",
+    )
+    co.add_argument("id", help="video id (from `library list` or an answer)")
+    co.add_argument("question", help="the question the moment answered")
+    co.add_argument("--start", type=float, required=True, metavar="S", help="seconds from the video's start")
+    co.add_argument("--end", type=float, required=True, metavar="S", help="seconds from the video's start")
+    verdict = co.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--right", dest="verdict", action="store_const", const="right", help="the moment is right")
+    verdict.add_argument("--wrong", dest="verdict", action="store_const", const="wrong", help="the moment is wrong")
+    verdict.add_argument(
+        "--adjusted", dest="verdict", action="store_const", const="adjusted", help="START-END is the true answer"
+    )
+    co.add_argument("--mode", default="", help="the mode that answered (recorded with the correction)")
+    _add_library_arg(co)
+    co.set_defaults(handler=correct_command)
+    fb = sub.add_parser(
+        "feedback",
+        help="list the stored corrections, or export them as an Ego4D NLQ file",
+        description="Without --out: the corrections, one per line. With --out: an NLQ-format file of the right "
+        "and adjusted answers (one clip per video), to train or fine-tune a localizer on.",
+    )
+    fb.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the NLQ file here")
+    fb.add_argument("--json", action="store_true", help="list as JSON")
+    _add_library_arg(fb)
+    fb.set_defaults(handler=feedback_command)
 
 
 def _service(args):
@@ -240,4 +270,37 @@ def repair_command(args) -> int:
     library = Library.open(_settings(args).library, create=False, repair=False)
     report = library.repair()
     _print_report(report)
+    return 0
+
+
+def correct_command(args) -> int:
+    from indexing.library import Library
+
+    library = Library.open(_settings(args).library, create=False, repair=False)
+    try:
+        c = library.feedback.add(args.id, args.question, args.start, args.end, args.verdict, mode=args.mode)
+    finally:
+        library.close()
+    print(f"stored correction {c.id}: {c.verdict} {c.start:.2f}-{c.end:.2f} s of video {c.video_id} for {c.question!r}")
+    return 0
+
+
+def feedback_command(args) -> int:
+    from indexing.library import Library
+    from training.feedback import export_feedback
+
+    library = Library.open(_settings(args).library, create=False, repair=False)
+    try:
+        if args.out is not None:
+            print(export_feedback(library, args.out).line())
+            return 0
+        corrections = library.feedback.list()
+    finally:
+        library.close()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in corrections], indent=1))
+    elif not corrections:
+        print("no corrections stored yet")
+    for c in [] if args.json else corrections:
+        print(f"{c.id:4d}  {c.video_id}  {c.verdict:<8}  {_duration(c.start)}-{_duration(c.end)}  {c.question}")
     return 0

@@ -77,6 +77,24 @@ def _add_api(actions: Actions) -> None:
         server path, and ``clip_url`` relative to the app)."""
         return actions.ask(question, video_id, mode, k)
 
+    def correct(
+        video_id: str,
+        question: str,
+        start: float,
+        end: float,
+        verdict: str,
+        mode: str = "",
+        shown_start: float | None = None,
+        shown_end: float | None = None,
+    ) -> dict:
+        """Store a correction of one answer: verdict right, wrong, or adjusted (start/end are the true answer,
+        seconds from the video's start). Kept in the library until the video is removed."""
+        return actions.correct(video_id, question, start, end, verdict, mode, shown_start, shown_end)
+
+    def corrections() -> list[dict]:
+        """The corrections stored in the library, oldest first."""
+        return actions.corrections()
+
     def modes() -> list[dict]:
         """Answering modes: zeroshot and the checkpoints compatible with this library, with their metrics."""
         return actions.modes()
@@ -109,6 +127,8 @@ def _add_api(actions: Actions) -> None:
         (videos, None, None),
         (remove, 1, "library"),
         (ask, ask_tab.ASK_CONCURRENCY, "ask"),
+        (correct, 1, "library"),
+        (corrections, None, None),
         (modes, None, None),
         (index_status, None, None),
         (train, 1, "gpu"),

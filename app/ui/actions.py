@@ -28,6 +28,10 @@ ALL_VIDEOS = "*"
 """The scope value meaning "the whole library" (video ids are hexadecimal, never ``*``)."""
 
 
+FEEDBACK_FILE = "feedback/feedback_nlq.json"
+"""Where the Train tab exports the library's corrections (inside the library)."""
+
+
 def user_facing(what: str) -> Callable[[F], F]:
     """Turn any failure of ``fn`` into a ``gr.Error`` with one line for the user."""
 
@@ -147,6 +151,55 @@ class Actions:
     def ask(self, question: str, video_id: str | None = None, mode: str = "zeroshot", k: int = 5) -> dict:
         answer = self.ask_answer(question, video_id, mode, k)
         return answer_record(answer)
+
+    # ------------------------------------------------------------------ corrections
+    @user_facing("storing the correction")
+    def correct(
+        self,
+        video_id: str,
+        question: str,
+        start: float,
+        end: float,
+        verdict: str,
+        mode: str = "",
+        shown_start: float | None = None,
+        shown_end: float | None = None,
+    ) -> dict[str, Any]:
+        shown = None if shown_start is None or shown_end is None else (float(shown_start), float(shown_end))
+        return self.service.correct(video_id, question, start, end, verdict, mode=mode, shown=shown).to_dict()
+
+    def correct_moment(self, answer: dict | None, rank: float, start: float, end: float, verdict: str) -> str:
+        """The Ask tab's correction of moment ``rank`` of the shown answer; returns the line to show."""
+        moments = (answer or {}).get("moments") or []
+        match = [m for m in moments if m["rank"] == int(rank or 0)]
+        if not match:
+            raise gr.Error(f"Ask a question first, then pick one of its moments (1 to {max(1, len(moments))}).")
+        m = match[0]
+        if verdict != "adjusted":
+            start, end = m["start"], m["end"]
+        c = self.correct(
+            m["video_id"], answer["question"], start, end, verdict, answer.get("mode", ""), m["start"], m["end"]
+        )
+        total = len(self.service.corrections())
+        return (
+            f"Saved: moment #{m['rank']} of {m['video_name']} marked **{c['verdict']}** "
+            f"({c['start']:.1f}-{c['end']:.1f} s). {total} correction(s) in this library; "
+            f"the Train tab can train on them."
+        )
+
+    @user_facing("exporting the corrections")
+    def feedback_file(self) -> tuple[Path, str]:
+        """The library's corrections written as an NLQ file inside the library, for the Train tab."""
+        path = Path(self.service.settings.library) / FEEDBACK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = self.service.export_feedback(path)
+        if report.queries == 0:
+            raise EgoRecallError("there are no right or adjusted corrections yet; mark answers in the Ask tab first")
+        return path, report.line()
+
+    @user_facing("listing the corrections")
+    def corrections(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.service.corrections()]
 
     # ------------------------------------------------------------------ training
     @user_facing("starting training")

@@ -95,6 +95,17 @@ def build(actions: Actions) -> dict[str, Any]:
                 elem_id="er-plot",
                 height=300,
             )
+    with gr.Accordion("Correct a moment (your corrections become training data)", open=False, elem_id="er-fix"):
+        with gr.Row():
+            fix_rank = gr.Number(
+                label="Moment #", value=1, precision=0, minimum=1, maximum=MAX_K, scale=1, elem_id="er-fix-rank"
+            )
+            fix_start = gr.Number(label="Start (s)", value=None, scale=1, elem_id="er-fix-start")
+            fix_end = gr.Number(label="End (s)", value=None, scale=1, elem_id="er-fix-end")
+            fix_right = gr.Button("Right", scale=1, elem_id="er-fix-right")
+            fix_wrong = gr.Button("Wrong", scale=1, elem_id="er-fix-wrong")
+            fix_save = gr.Button("Save start/end", scale=1, elem_id="er-fix-save")
+        fix_status = gr.Markdown(elem_id="er-fix-status")
     gr.Markdown("### Clips")
     slots = []
     with gr.Row(elem_id="er-clips"):
@@ -142,6 +153,42 @@ def build(actions: Actions) -> dict[str, Any]:
         return gr.update(value=m["clip"], label=_caption(m), playback_position=_offset(m))
 
     gallery.select(select, inputs=answer_json, outputs=player, api_visibility="private", concurrency_limit=None)
+
+    def pick_for_fix(answer: dict | None, evt: gr.SelectData):
+        moments = (answer or {}).get("moments") or []
+        if evt.index is None or not (0 <= evt.index < len(moments)):
+            return gr.skip(), gr.skip(), gr.skip()
+        m = moments[evt.index]
+        return m["rank"], m["start"], m["end"]
+
+    gallery.select(
+        pick_for_fix,
+        inputs=answer_json,
+        outputs=[fix_rank, fix_start, fix_end],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+
+    def fill_fix(answer: dict | None):
+        moments = (answer or {}).get("moments") or []
+        return (1, moments[0]["start"], moments[0]["end"], "") if moments else (1, None, None, "")
+
+    answer_json.change(
+        fill_fix,
+        inputs=answer_json,
+        outputs=[fix_rank, fix_start, fix_end, fix_status],
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    for button, verdict in ((fix_right, "right"), (fix_wrong, "wrong"), (fix_save, "adjusted")):
+        button.click(
+            lambda answer, rank, start, end, _v=verdict: actions.correct_moment(answer, rank, start, end, _v),
+            inputs=[answer_json, fix_rank, fix_start, fix_end],
+            outputs=fix_status,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="library",
+        )
 
     def choose_plot(video_id: str, state: dict | None):
         return _plot_for(state, video_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from app.ui.actions import Actions
+from app.ui.actions import Actions, user_facing
 from app.ui.ask_tab import typed_frame
 from app.ui.train_form import HYPERPARAMETERS, config_defaults, config_label, config_names, curves, get_value
 from models.registry import localizer_names
@@ -72,6 +72,9 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
                 label="Training files on the server (NLQ / NaQ JSON, one per line)", value=start_values[2], lines=3
             )
             uploads = gr.File(label="... or upload annotation files", file_count="multiple", type="filepath")
+            with gr.Row():
+                add_feedback = gr.Button("Add this library's corrections", size="sm", elem_id="er-train-feedback")
+                feedback_note = gr.Markdown(elem_id="er-train-feedback-note")
             val_file = gr.Textbox(label="Validation file (annotated NLQ JSON)", value=start_values[3])
         with gr.Column():
             source = gr.Radio([SOURCE_LIBRARY, SOURCE_FOLDER], value=SOURCE_LIBRARY, label="Clip features from")
@@ -84,6 +87,19 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
                 gr.Number(label=label, value=start_values[5 + i], min_width=140)
                 for i, (_, label) in enumerate(HYPERPARAMETERS)
             ]
+
+    @user_facing("exporting the library's corrections")
+    def ui_add_feedback(files: str):
+        path, line = actions.feedback_file()
+        listed = [f for f in (files or "").splitlines() if f.strip()]
+        if str(path) not in listed:
+            listed.append(str(path))
+        return "\n".join(listed), line
+
+    add_feedback.click(
+        ui_add_feedback, inputs=train_files, outputs=[train_files, feedback_note], api_visibility="private"
+    )
+
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="er-train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
