@@ -27,6 +27,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -194,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         results[mode] = score_mode(service, mode, dataset, source, args.k)
     chance = chance_levels(dataset, source)
+    feedback = None
+    if report.checkpoint:
+        feedback = feedback_experiment(
+            service, config, report, dataset, source, args.k, wanted=6 if args.quick else FEEDBACK_CORRECTIONS
+        )
     negatives = world_negatives(dataset, report.world)
     rejection = {mode: calibrate_and_record(service, mode, dataset, source, negatives, args.k) for mode in modes}
 
@@ -216,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(template_table(results))
     print()
     print(rejection_table(rejection, len(negatives)))
+    if feedback is not None:
+        print()
+        print(feedback_table(feedback))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -226,12 +235,98 @@ def main(argv: list[str] | None = None) -> int:
                     "results": results,
                     "fusion": fusion,
                     "rejection": rejection,
+                    "feedback": feedback,
                     "build_seconds": build_s,
                 },
                 indent=1,
             )
         )
     return 0
+
+
+FEEDBACK_CORRECTIONS = 20
+FEEDBACK_STEPS = 40
+
+
+def feedback_experiment(service, config, report, dataset, source, k: int, wanted: int = FEEDBACK_CORRECTIONS) -> dict:
+    """A user corrects 20 answers on held-out videos; the checkpoint is fine-tuned on the exported corrections
+    and scored on the *other* held-out queries of the same videos, before and after.
+
+    The corrections are the first half of each held-out video's queries (file order, videos in turn, until 20),
+    corrected to their true windows through the service (``correct`` -> ``export_feedback``, as the app does). The
+    fine-tune's best checkpoint is chosen on the corrections themselves, so the scored queries stay unseen.
+    """
+    from app.demo import demo_train_config
+    from training.nlq import NLQDataset
+
+    work = Path(service.settings.library) / "demo" / "feedback"
+    by_name = {Path(v.name).stem: v.id for v in service.videos()}
+    by_video: dict[str, list] = {}
+    for q in dataset.evaluation_queries():
+        by_video.setdefault(dataset.clips[q.clip_uid].video_uid, []).append(q)
+    chosen, held, videos = [], [], set()
+    for uid, qs in by_video.items():  # half of each video's queries are corrected, the other half scored
+        if len(chosen) >= wanted:
+            break
+        take = min((len(qs) + 1) // 2, wanted - len(chosen))
+        chosen += qs[:take]
+        held += qs[take:]
+        videos.add(uid)
+    mark = f"bench-feedback:{report.checkpoint}"
+    service.library.feedback.delete([c.id for c in service.corrections() if c.mode == mark])  # a re-run: anew
+    for q in chosen:
+        clip = dataset.clips[q.clip_uid]
+        start, end = clip.video_start_sec + q.start, clip.video_start_sec + q.end
+        service.correct(by_name[clip.video_uid], q.text, start, end, "adjusted", mode=mark)
+    export = service.export_feedback(work / "feedback_nlq.json")
+    train = demo_train_config(
+        service,
+        config,
+        name="bench-feedback-finetune",
+        stage="finetune",
+        train=[export.path],
+        steps=FEEDBACK_STEPS,
+        lr=config.finetune_lr,
+        init_from=report.checkpoint,
+    )
+    train.data.val = str(export.path)
+    # The bench's own run and checkpoints are made anew each time (same config, new corrections).
+    shutil.rmtree(train.run_dir(), ignore_errors=True)
+    for old in Path(service.settings.checkpoints_dir).glob("bench-feedback-finetune*"):
+        shutil.rmtree(old, ignore_errors=True)
+    result = service.train(train)
+    tuned = Path(result.checkpoints.get("best") or result.checkpoints["final"]).name
+    subset = NLQDataset(
+        source=f"{dataset.source} (held-out queries of the {len(videos)} corrected videos)",
+        version=dataset.version,
+        clips=dataset.clips,
+        queries=held,
+    )
+    before = score_mode(service, report.checkpoint, subset, source, k)["scores"]
+    after = score_mode(service, tuned, subset, source, k)["scores"]
+    return {
+        "corrections": export.queries,
+        "videos": len(videos),
+        "held_out": len(held),
+        "steps": FEEDBACK_STEPS,
+        "checkpoint": tuned,
+        "before": before,
+        "after": after,
+    }
+
+
+def feedback_table(f: dict) -> str:
+    rows = [
+        f"Corrections: {f['corrections']} corrected answers on {f['videos']} held-out videos, fine-tuned "
+        f"{f['steps']} steps from the checkpoint; scored on the other {f['held_out']} queries of those videos",
+        "",
+        "| | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("before", "after"):
+        s = f[name]
+        rows.append(f"| {name} | " + " | ".join(f"{s[m]:.1f}" for m in METRICS) + " |")
+    return "\n".join(rows)
 
 
 OBJECT_TEMPLATES = (

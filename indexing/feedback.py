@@ -127,6 +127,13 @@ class FeedbackStore:
                 rows = con.execute("SELECT * FROM feedback WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
         return [_correction(r) for r in rows]
 
+    def delete(self, ids: list[int]) -> int:
+        """Forget corrections by id (e.g. one the user takes back); returns how many were removed."""
+        with self.catalog.connect(write=True) as con:
+            if not _has_table(con):
+                return 0
+            return sum(con.execute("DELETE FROM feedback WHERE id=?", (int(i),)).rowcount for i in ids)
+
     @staticmethod
     def delete_video(con: sqlite3.Connection, video_id: str) -> int:
         """Inside the caller's transaction: forget a removed video's corrections."""
