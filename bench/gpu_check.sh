@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one GPU check (under 8 minutes on an H100/H200): the gpu-marked tests, then the GPU benchmarks, each
+# bounded in time, with every log and one JSON summary in bench/out/gpu/. Run it from a clone with the
+# project installed (.venv); it installs faiss's GPU build itself when it can.
+#
+#   bash bench/gpu_check.sh            # then paste bench/out/gpu/summary.md into bench/README.md
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=bench/out/gpu
+mkdir -p "$OUT"
+export HF_HUB_OFFLINE=1
+
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "no CUDA device visible to torch: nothing to check" | tee "$OUT/summary.md"
+  exit 0
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1 || true
+
+# faiss on the GPU: the CUDA 12 wheel, if the registry has it (the CPU build stays usable either way).
+if ! "$PY" -c "import faiss, sys; sys.exit(0 if hasattr(faiss, 'StandardGpuResources') else 1)" 2>/dev/null; then
+  timeout 120 "$PY" -m pip install -q faiss-gpu-cu12 > "$OUT/faiss_install.log" 2>&1 \
+    || echo "faiss-gpu-cu12 could not be installed (see faiss_install.log); the faiss GPU test will skip"
+fi
+
+declare -A RC SECONDS_TAKEN
+run() {  # name, time limit (s), command...
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s)
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  RC[$name]=$?
+  SECONDS_TAKEN[$name]=$(( $(date +%s) - t0 ))
+  echo "$name: exit ${RC[$name]} in ${SECONDS_TAKEN[$name]} s"
+}
+
+run gpu_tests 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/
+run encoder 90 "$PY" bench/gpu_encoder.py --model ViT-B-16 --batch 256 --json "$OUT/encoder.json"
+run localizers 90 "$PY" bench/bench_localizers.py --devices cuda --train-batch-cuda 256
+run training 120 "$PY" bench/bench_training.py --device cuda --batch 256 --steps 12 --models vslnet reler
+
+{
+  echo "# GPU check, $(date -u +%Y-%m-%d) on $(cat "$OUT/gpu.txt" 2>/dev/null | head -1)"
+  echo
+  echo "| step | exit | seconds | last lines |"
+  echo "|---|---|---|---|"
+  for name in gpu_tests encoder localizers training; do
+    last=$(tail -n 3 "$OUT/$name.log" | tr '\n' ' ' | tr '|' '/' | cut -c1-300)
+    echo "| $name | ${RC[$name]} | ${SECONDS_TAKEN[$name]} | $last |"
+  done
+} > "$OUT/summary.md"
+"$PY" - "$OUT" <<'PYEOF'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+summary = {"gpu": (out / "gpu.txt").read_text().strip() if (out / "gpu.txt").exists() else None,
+           "logs": {p.stem: p.read_text()[-2000:] for p in sorted(out.glob("*.log"))}}
+if (out / "encoder.json").exists():
+    summary["encoder"] = json.loads((out / "encoder.json").read_text())
+(out / "summary.json").write_text(json.dumps(summary, indent=1))
+PYEOF
+cat "$OUT/summary.md"
