@@ -46,9 +46,10 @@ from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.text_normalize import normalize_text
 from models.threads import torch_threads
-from models.windows import ProposalConfig, Window, curve_to_windows
+from models.windows import ProposalConfig, Window, curve_to_windows, smooth
 
 __all__ = [
+    "order_by_anchor",
     "EmptyQuestion",
     "Prompt",
     "Rewrite",
@@ -85,6 +86,10 @@ class Rewrite:
     action: str | None = None
     place: str | None = None
     person: str | None = None
+    relation: str | None = None
+    """``before`` or ``after``: the answer is the object's moment on that side of the ``anchor`` event."""
+    anchor: tuple[Prompt, ...] = ()
+    """Prompts of the event the answer is ordered against ("... before I opened the fridge")."""
 
     @property
     def texts(self) -> list[str]:
@@ -498,6 +503,24 @@ EVENT_OBJECT_WEIGHT = 0.25
 measured on bench/bench_answers.py ("Place: Where did I put X?")."""
 
 
+ORDERING_RELATIONS = ("before", "after")
+
+
+def _ordered_event(b: _Builder, found: dict, relation: str | None, clause: str | None) -> None:
+    """ "Where was X before/after Y": Y is when to look, not what to look for, so it becomes the anchor that
+    orders the answer (:func:`order_by_anchor`) instead of a prompt mixed into X's (which pulled the answer
+    towards Y's moment, where X is often not in view: bench/bench_answers.py, R@1@0.3 14 -> 29). Other
+    relations ("while Y") keep Y as a weak prompt of their own."""
+    if not clause:
+        return
+    if relation in ORDERING_RELATIONS:
+        anchor = _Builder()
+        anchor.event(clause, 1.0)
+        found.update(relation=relation, anchor=tuple(Prompt(t, round(w, 4)) for t, w in anchor.prompts.items()))
+    else:
+        b.event(clause, 0.4)
+
+
 def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
     b = _Builder()
     found: dict[str, str | None] = {}
@@ -505,7 +528,7 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
     if rule == "where_is_relative":
         obj = _object_phrase(g["obj"])
         b.obj(obj, 1.0)
-        b.event(_clean_phrase(g["event"]), 0.4)
+        _ordered_event(b, found, g["rel"], _clean_phrase(g["event"]))
         found.update(object=obj, action=_clean_phrase(g["event"]))
     elif rule == "seen_location":
         obj = _object_phrase(g["obj"])
@@ -526,7 +549,7 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
             found["action"] = f"{verb} {obj}"
         else:
             b.obj(obj, 1.0)
-        b.event(_clean_phrase(event), 0.4)
+        _ordered_event(b, found, _rel, _clean_phrase(event))
         found["object"] = obj
     elif rule == "where_is":
         obj = _object_phrase(g["obj"])
@@ -679,7 +702,8 @@ def _finish(question: str, normalized: str, rule: str, builder: _Builder, found:
         normalized=normalized,
         template=rule,
         prompts=prompts,
-        **{k: found.get(k) for k in ("object", "action", "place", "person")},
+        **{k: found.get(k) for k in ("object", "action", "place", "person", "relation")},
+        anchor=found.get("anchor", ()),
     )
 
 
@@ -760,6 +784,27 @@ def similarity_curve(features: np.ndarray, query: np.ndarray, chunk_rows: int | 
 @dataclass(frozen=True)
 class ZeroShotConfig:
     proposals: ProposalConfig = field(default_factory=ProposalConfig)
+    order_penalty: float = 0.25
+    """How far (as a share of the curve's range) bins on the wrong side of a before/after anchor are pushed
+    down: soft, so a missed anchor costs little (bench/bench_answers.py: 0.1-0.5 all within a query)."""
+    anchor_smooth_s: float = 2.0
+
+
+def order_by_anchor(
+    curve: np.ndarray,
+    anchor_curve: np.ndarray,
+    relation: str,
+    grid: TimeGrid,
+    config: ZeroShotConfig = ZeroShotConfig(),
+) -> np.ndarray:
+    """The object's curve with the bins on the wrong side of the anchor event lowered: the event is placed at
+    the peak of its own (smoothed) curve, and "before" lowers what comes after it, "after" what comes before."""
+    curve = np.asarray(curve, dtype=np.float64)
+    times = grid.sample_times()
+    at = times[int(np.argmax(smooth(np.asarray(anchor_curve, np.float64), config.anchor_smooth_s * grid.rate_hz)))]
+    wrong = times > at if relation == "before" else times < at
+    span = float(curve.max() - curve.min()) if curve.size else 0.0
+    return curve - config.order_penalty * span * wrong
 
 
 def zero_shot_windows(

@@ -41,8 +41,8 @@ TABLE = [
         "Where did I put the car keys before I left the house?",
         "where_verb",
         "the car keys",
-        ["car keys", "puts the car keys", "leaves the house"],
-        [],
+        ["car keys", "puts the car keys"],
+        ["leaves the house"],  # the event orders the answer (the anchor), it is not what to look for
     ),
     (
         "What did I pour into the bowl?",
@@ -74,7 +74,7 @@ TABLE = [
     ("Where did I see the woman?", "where_person", None, ["a woman", "a photo of a woman"], []),
     ("Where is the knife?", "where_is", "the knife", ["knife", "a photo of a knife"], []),
     ("Where's my wallet?", "where_is", "the wallet", ["wallet"], []),
-    ("Where was the knife after I cut the onion?", "where_is_relative", "the knife", ["knife", "cuts the onion"], []),
+    ("Where was the knife after I cut the onion?", "where_is_relative", "the knife", ["knife"], ["cuts the onion"]),
     ("Where were the plates before I washed them?", "where_is_relative", "the plates", ["plates"], []),
     (
         "What object did I take out of the fridge?",
@@ -207,3 +207,32 @@ def test_windows_find_a_bump_and_stay_inside_the_video():
     windows = zero_shot_windows(curve, grid, k=4)
     assert len(windows) == 4 and windows[0].start <= 30.5 and windows[0].end >= 33.5
     assert all(0 <= w.start < w.end <= grid.duration for w in windows)
+
+
+@pytest.mark.parametrize(
+    "question, relation, event",
+    [
+        ("Where was the knife after I cut the onion?", "after", "cuts the onion"),
+        ("where were my keys before i opened the fridge", "before", "opens the fridge"),
+        ("Where did I put the car keys before I left the house?", "before", "leaves the house"),
+    ],
+)
+def test_before_and_after_questions_keep_their_event_as_an_anchor(question, relation, event):
+    r = rewrite_question(question)
+    assert r.relation == relation and event in [p.text for p in r.anchor]
+    while_q = rewrite_question("where was the knife while I was cutting the onion")
+    assert while_q.relation is None and not while_q.anchor  # "while" is not an order
+
+
+def test_order_by_anchor_lowers_the_wrong_side_of_the_event():
+    from models.grid import TimeGrid
+    from models.zeroshot import order_by_anchor
+
+    grid = TimeGrid(rate_hz=1.0, duration=60.0)
+    times = grid.sample_times()
+    seen = np.exp(-0.5 * ((times - 10) / 2) ** 2) + np.exp(-0.5 * ((times - 50) / 2) ** 2)  # X seen twice
+    event = np.exp(-0.5 * ((times - 30) / 2) ** 2)  # the event in between
+    before = order_by_anchor(seen, event, "before", grid)
+    after = order_by_anchor(seen, event, "after", grid)
+    assert abs(times[np.argmax(before)] - 10) <= 1 and abs(times[np.argmax(after)] - 50) <= 1
+    assert before.max() == pytest.approx(seen.max())  # the right side is left as it was

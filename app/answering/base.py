@@ -45,6 +45,8 @@ class PreparedQuestion:
     """Trained modes: the query's token features [T, Dt] (float32) ..."""
     mask: np.ndarray | None = None
     """... and their validity mask [T]."""
+    anchor: np.ndarray | None = None
+    """Zero-shot: the CLIP vector of the event a before/after question is ordered against (``rewrite.anchor``)."""
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from app.answering.base import (
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
-from models.zeroshot import ZeroShotConfig, similarity_curve, zero_shot_windows
+from models.zeroshot import ZeroShotConfig, order_by_anchor, similarity_curve, zero_shot_windows
 
 
 def _zeroshot_key(context: AnswerContext, arg: str | None) -> tuple:
@@ -56,12 +57,21 @@ class ZeroShotAnswerer:
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         rewrites = rewrite_all(questions)
         vectors = prompt_vectors(self.clip, rewrites, cache=self._vectors)
-        return [PreparedQuestion(r.question, r, v) for r, v in zip(rewrites, vectors)]
+        ordered = [replace(r, prompts=r.anchor) for r in rewrites if r.anchor and r.relation]
+        anchors = iter(prompt_vectors(self.clip, ordered, cache=self._vectors)) if ordered else iter(())
+        return [
+            PreparedQuestion(r.question, r, v, anchor=next(anchors) if r.anchor and r.relation else None)
+            for r, v in zip(rewrites, vectors)
+        ]
 
     def answer(
         self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
     ) -> list[ClipAnswer]:
         if not questions:
             return []
-        curves = similarity_curve(features, np.stack([q.vector for q in questions]))
+        curves = list(similarity_curve(features, np.stack([q.vector for q in questions])))
+        for i, q in enumerate(questions):
+            if q.anchor is not None:  # "where was X before Y": Y's moment orders X's curve
+                anchor = similarity_curve(features, q.anchor)
+                curves[i] = order_by_anchor(curves[i], anchor, q.rewrite.relation, grid, self.config).astype(np.float32)
         return [ClipAnswer(zero_shot_windows(c, grid, k, self.config), c) for c in curves]
