@@ -235,3 +235,28 @@ def test_the_library_panel_shows_a_weights_download():
     status = {"download": {"what": "ViT-B-16 ('openai')", "done": 150e6, "total": 600e6}, "jobs": []}
     html = progress_html(status)
     assert "Downloading the encoder weights" in html and "150 of 600 MB" in html and 'value="25.0"' in html
+
+
+def test_the_train_tab_proposes_the_librarys_own_data(tmp_path):
+    """After "Make demo data" the recipe's Ego4D paths do not exist here; the demo's files do."""
+    from app.jobs import JobManager
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from app.ui.actions import Actions
+    from app.ui.train_tab import missing_files_note
+
+    service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"))
+    actions = Actions(service, JobManager(service))
+    try:
+        assert actions.library_training_data() == {"train": [], "val": None, "recipe": None}
+        demo = tmp_path / "lib" / "demo"
+        (demo / "world").mkdir(parents=True)
+        (demo / "naq_train.json").write_text("{}")
+        (demo / "world" / "nlq_val.json").write_text("{}")
+        own = actions.library_training_data()
+        assert own["recipe"] == "vslnet_naq_joint" and own["train"] == [str(demo / "naq_train.json")]
+        assert missing_files_note("\n".join(own["train"]), own["val"]) == ""
+        note = missing_files_note("data/ego4d/naq_train.json\n" + own["train"][0], "data/ego4d/nlq_val.json")
+        assert "data/ego4d/naq_train.json" in note and "nlq_val.json" in note and "naq_train.json`," in note
+    finally:
+        actions.jobs.close()

@@ -46,7 +46,7 @@ def build_app(service, jobs: JobManager | None = None, *, poll_s: float = POLL_S
                 library_tab.build(actions, timer)
             with gr.Tab("Ask", id="ask") as ask:
                 asked = ask_tab.build(actions)
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train:
                 trained = train_tab.build(actions, poll_s=max(poll_s, 2.0))
         refresh, ins, outs = asked["refresh"]
         # The video and mode lists change in the background (indexing, training): re-read them when the
@@ -54,6 +54,9 @@ def build_app(service, jobs: JobManager | None = None, *, poll_s: float = POLL_S
         blocks.load(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
         ask.select(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
         trained["finished"].change(refresh, inputs=ins, outputs=outs, api_visibility="private", concurrency_limit=None)
+        # The Train tab proposes what this library can train on (demo data, corrections) when it is shown.
+        defaults, d_ins, d_outs = trained["defaults"]
+        train.select(defaults, inputs=d_ins, outputs=d_outs, api_visibility="private", concurrency_limit=None)
         _add_api(actions)
     blocks.egorecall_jobs = jobs  # type: ignore[attr-defined]
     blocks.egorecall_service = service  # type: ignore[attr-defined]

@@ -29,6 +29,8 @@ ALL_VIDEOS = "*"
 
 
 FEEDBACK_FILE = "feedback/feedback_nlq.json"
+DEMO_FOLDER = "demo"
+"""Where "Make demo data" leaves its world and NaQ file inside the library (``app.demo.DEMO_DIR``)."""
 """Where the Train tab exports the library's corrections (inside the library)."""
 
 
@@ -196,6 +198,27 @@ class Actions:
         if report.queries == 0:
             raise EgoRecallError("there are no right or adjusted corrections yet; mark answers in the Ask tab first")
         return path, report.line()
+
+    def library_training_data(self) -> dict[str, Any]:
+        """What this library can train on, for the Train tab's defaults: after "Make demo data", the demo
+        world's NaQ training file and NLQ validation file (recipe ``vslnet_naq_joint``); once corrections exist,
+        their exported NLQ file too (refreshed here). Empty when the library has neither."""
+        root = Path(self.service.settings.library)
+        demo = root / DEMO_FOLDER
+        out: dict[str, Any] = {"train": [], "val": None, "recipe": None}
+        if (demo / "naq_train.json").is_file() and (demo / "world" / "nlq_val.json").is_file():
+            out.update(
+                train=[str(demo / "naq_train.json")],
+                val=str(demo / "world" / "nlq_val.json"),
+                recipe="vslnet_naq_joint",
+            )
+        try:
+            if any(c.verdict != "wrong" for c in self.service.corrections()):
+                path, _ = self.feedback_file()
+                out["train"].append(str(path))
+        except (EgoRecallError, gr.Error):  # no library yet, or nothing exportable: no default
+            pass
+        return out
 
     @user_facing("listing the corrections")
     def corrections(self) -> list[dict[str, Any]]:

@@ -39,6 +39,19 @@ def _form_values(name: str) -> list[Any]:
     ]
 
 
+def missing_files_note(files_text: str | None, val: str | None) -> str:
+    """The line under the data fields: which of the typed paths do not exist on the server."""
+    from pathlib import Path
+
+    paths = [line.strip() for line in (files_text or "").splitlines() if line.strip()]
+    missing = [p for p in paths if not Path(p).expanduser().is_file()]
+    if val and val.strip() and not Path(val.strip()).expanduser().is_file():
+        missing.append(val.strip())
+    if not missing:
+        return ""
+    return "Not found on the server: " + ", ".join(f"`{m}`" for m in missing)
+
+
 def _status_text(st: dict[str, Any]) -> str:
     state = st.get("state", "idle")
     if state == "idle":
@@ -76,6 +89,7 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
                 add_feedback = gr.Button("Add this library's corrections", size="sm", elem_id="er-train-feedback")
                 feedback_note = gr.Markdown(elem_id="er-train-feedback-note")
             val_file = gr.Textbox(label="Validation file (annotated NLQ JSON)", value=start_values[3])
+            files_note = gr.Markdown(elem_id="er-train-files-note")
         with gr.Column():
             source = gr.Radio([SOURCE_LIBRARY, SOURCE_FOLDER], value=SOURCE_LIBRARY, label="Clip features from")
             folder = gr.Textbox(label="Features folder (<clip_uid>.npy or .pt)", visible=False)
@@ -116,13 +130,33 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
     seen = gr.State(None)
     timer = gr.Timer(poll_s)
 
-    config.change(
-        _form_values,
-        inputs=config,
-        outputs=[model, init_from, train_files, val_file, narrations, *hyper],
-        api_visibility="private",
-        concurrency_limit=None,
-    )
+    def form_values(name: str) -> list[Any]:
+        """The recipe's defaults, with its data files replaced by this library's own when they are missing."""
+        values = _form_values(name)
+        own = actions.library_training_data()
+        if own["train"] and missing_files_note(values[2], values[3]):
+            values[2], values[3] = "\n".join(own["train"]), own["val"] or ""
+        return [*values, missing_files_note(values[2], values[3])]
+
+    def library_defaults(name: str, files_text: str, val: str):
+        """When the form's files do not exist (e.g. a recipe's Ego4D paths on a machine that has only the demo
+        data), propose this library's own data and the recipe for it; a form whose files exist is left alone."""
+        own = actions.library_training_data()
+        if not own["train"] or not missing_files_note(files_text, val):
+            return [gr.skip()] * (1 + len(form_outputs))
+        recipe = own["recipe"] or name
+        return [recipe, *form_values(recipe)]
+
+    form_outputs = [model, init_from, train_files, val_file, narrations, *hyper, files_note]
+    config.change(form_values, inputs=config, outputs=form_outputs, api_visibility="private", concurrency_limit=None)
+    for box in (train_files, val_file):
+        box.change(
+            missing_files_note,
+            inputs=[train_files, val_file],
+            outputs=files_note,
+            api_visibility="private",
+            concurrency_limit=None,
+        )
     source.change(
         lambda s: gr.update(visible=s == SOURCE_FOLDER),
         inputs=source,
@@ -185,7 +219,10 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
         api_visibility="private",
         concurrency_limit=None,
     )
-    return {"finished": finished}
+    return {
+        "finished": finished,
+        "defaults": (library_defaults, [config, train_files, val_file], [config, *form_outputs]),
+    }
 
 
 def _number(key: str, value):
