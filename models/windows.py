@@ -294,8 +294,19 @@ def span_windows(
     return temporal_nms(windows, k, nms_iou)
 
 
-def rank_across(videos: Sequence[tuple[str, Sequence[Window]]], k: int) -> list[tuple[str, Window]]:
-    """Merge per-video answers into one ranking; NMS already ran per video, so only scores decide here."""
-    merged = [(vid, w) for vid, ws in videos for w in ws]
-    merged.sort(key=lambda item: item[1].score, reverse=True)
-    return merged[:k]
+def rank_across(
+    videos: Sequence[tuple[str, Sequence[Window]]], k: int, iou_threshold: float = DEFAULT_NMS_IOU
+) -> list[tuple[str, Window]]:
+    """Merge per-video answers into one ranking by score. A short video tops up its answer with overlapping
+    windows when it has too few distinct ones (:func:`curve_to_windows`); across videos those come only after
+    every distinct moment, so one short video cannot fill the answer with copies of one moment."""
+    merged = sorted(((vid, w) for vid, ws in videos for w in ws), key=lambda item: item[1].score, reverse=True)
+    distinct: list[tuple[str, Window]] = []
+    later: list[tuple[str, Window]] = []
+    for vid, w in merged:
+        same = [o for v, o in distinct if v == vid]
+        overlapping = any(
+            temporal_iou(w, o) > iou_threshold or containment(w, o) > DEFAULT_MAX_CONTAINMENT for o in same
+        )
+        (later if overlapping else distinct).append((vid, w))
+    return (distinct + later)[:k]

@@ -120,3 +120,11 @@ def test_fusion_mixes_highlight_and_cosine_on_one_scale_and_keeps_either_mode_at
     spans = lambda curve: [(w.start, w.end) for w in curve_to_windows(curve, grid, 5)]  # noqa: E731
     assert spans(fuse_curves(highlight, cos, 1.0)) == spans(cos)  # w = 1 is zero-shot, exactly
     assert spans(fuse_curves(highlight, cos, 0.0)) == spans(highlight)
+
+
+def test_ranking_across_videos_puts_a_short_videos_overlapping_fill_last():
+    short = [Window(0.0, 4.0, 0.9), Window(0.5, 4.5, 0.8)]  # a 5 s video topped up with an overlapping window
+    other = [Window(10.0, 14.0, 0.7), Window(30.0, 34.0, 0.6)]
+    ranked = rank_across([("short", short), ("other", other)], k=3)
+    assert [(v, w.score) for v, w in ranked] == [("short", 0.9), ("other", 0.7), ("other", 0.6)]
+    assert len(rank_across([("short", short)], k=5)) == 2  # alone, the fill still counts
