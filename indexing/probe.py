@@ -126,6 +126,17 @@ def _frame_time(frame) -> float | None:
     return _seconds(frame.pts, frame.time_base)
 
 
+def _duration_tag(stream) -> float | None:
+    """Matroska/WebM muxers write each stream's length as a ``DURATION`` tag (``HH:MM:SS.nnnnnnnnn``)."""
+    text = next((v for k, v in (stream.metadata or {}).items() if k.upper() == "DURATION"), None)
+    try:
+        h, m, s = str(text).split(":")
+        seconds = int(h) * 3600 + int(m) * 60 + float(s)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 and math.isfinite(seconds) else None
+
+
 def _measured_end(path: Path, stream_index: int) -> float | None:
     """End of the video stream by demuxing every packet (no decoding): for files that declare no duration."""
     end = None
@@ -180,10 +191,14 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         declared_frames = int(stream.frames) if stream.frames else None
 
         # The end of the video stream, as declared: the stream's own duration, else the container's.
+        # The container's duration is its *longest* stream's (audio running on, a second video): use it
+        # only when the video is its one stream; Matroska keeps a per-stream DURATION tag instead.
         end = None
         if stream.duration is not None and stream.duration > 0:
             end = (_seconds(stream.start_time, tb) or 0.0) + _seconds(stream.duration, tb)
-        elif container.duration is not None and container.duration > 0:
+        elif (tagged := _duration_tag(stream)) is not None:
+            end = (_seconds(stream.start_time, tb) or 0.0) + tagged
+        elif container.duration is not None and container.duration > 0 and len(container.streams) == 1:
             end = (container.start_time or 0) / av.time_base + container.duration / av.time_base
         declared = end is not None
         stream_index = stream.index
