@@ -62,7 +62,10 @@ class DataSection:
     library: str | None = None
     """Read clip features from this EgoRecall library (clips are found by ``video_uid`` = file name)."""
     features_dir: str | None = None
-    """... or from per-clip ``{clip_uid}.npy``/``.pt`` files (Ego4D's published features)."""
+    """... or from a folder of Ego4D-style feature files: per clip (``{clip_uid}.npy``/``.pt``) or per video
+    (``{video_uid}.pt``, Ego4D's downloads; clips are cut from them), see ``features_layout``."""
+    features_layout: str = "auto"
+    """``auto`` (each clip's own file, else its video's), ``clip`` or ``video``."""
     features_key: str | None = None
     """Identity of the encoder that made ``features_dir`` (recorded in checkpoints; default from the folder)."""
     nlq_fraction: float = 1.0

@@ -84,32 +84,47 @@ class LibraryClipFeatures:
                 f"clip {clip.clip_uid} ({clip.video_start_sec:.1f}-{clip.video_end_sec:.1f} s) lies outside "
                 f"video {clip.video_uid}, which is {rec.duration:.1f} s long"
             )
-        grid = TimeGrid(self.rate_hz, end - clip.video_start_sec)
-        first = int(round(clip.video_start_sec * self.rate_hz))
-        rows = np.asarray(feats[first : first + grid.num_bins])
-        if len(rows) < grid.num_bins:  # the clip's last bin hangs over the video's end: repeat the last row
-            rows = np.concatenate([rows, np.repeat(feats[-1:], grid.num_bins - len(rows), axis=0)])
-        return ClipFeatures(rows, grid)
+        return slice_clip(feats, clip.video_start_sec, end, self.rate_hz)
 
 
 class DirectoryClipFeatures:
-    """Per-clip feature files in a folder, as Ego4D publishes them."""
+    """A folder of feature files, as Ego4D publishes them: per clip (``<clip_uid>.npy|.pt``, what the NLQ
+    baselines' prepare step makes) or per video (``<video_uid>.pt``, the 1.875 Hz SlowFast / Omnivore / EgoVLP
+    downloads). With ``layout="auto"`` each clip uses its own file when there is one, else the rows of its
+    video's file from ``video_start_sec`` to ``video_end_sec`` on the grid -- the same rounding as a library
+    clip (:class:`LibraryClipFeatures`), so both layouts give identical clips."""
 
     SUFFIXES = (".npy", ".pt")
+    LAYOUTS = ("auto", "clip", "video")
 
-    def __init__(self, folder: str | os.PathLike, key: str | None = None) -> None:
+    def __init__(
+        self, folder: str | os.PathLike, key: str | None = None, layout: str = "auto", rate_hz: float = 1.875
+    ) -> None:
         self.folder = Path(folder)
+        if layout not in self.LAYOUTS:
+            raise FeaturesUnavailable(f"features layout must be one of {', '.join(self.LAYOUTS)} (got {layout!r})")
         if not self.folder.is_dir():
             raise FeaturesUnavailable(f"feature folder not found: {self.folder}")
         files = [p for p in self.folder.iterdir() if p.suffix in self.SUFFIXES]
         if not files:
             raise FeaturesUnavailable(f"no .npy or .pt feature files in {self.folder}")
         self._files = {p.stem: p for p in sorted(files)}
+        self.layout = layout
+        self.rate_hz = float(rate_hz)
         self.dim = int(self._load(files[0]).shape[1])
         self.key = key or f"features-dir:{self.folder.resolve().name}"
+        self._videos: dict[str, np.ndarray] = {}
+
+    def _file_for(self, clip: Clip) -> tuple[Path | None, bool]:
+        """(path, is_the_video's_file)."""
+        if self.layout != "video" and clip.clip_uid in self._files:
+            return self._files[clip.clip_uid], False
+        if self.layout != "clip" and clip.video_uid in self._files:
+            return self._files[clip.video_uid], True
+        return None, False
 
     def has(self, clip: Clip) -> bool:
-        return clip.clip_uid in self._files
+        return self._file_for(clip)[0] is not None
 
     def _load(self, path: Path) -> np.ndarray:
         try:
@@ -127,15 +142,23 @@ class DirectoryClipFeatures:
         return arr.astype(np.float32, copy=False)
 
     def get(self, clip: Clip) -> ClipFeatures:
-        path = self._files.get(clip.clip_uid)
+        path, per_video = self._file_for(clip)
         if path is None:
-            raise FeaturesUnavailable(f"no feature file for clip {clip.clip_uid} in {self.folder}")
+            wanted = {"clip": f"{clip.clip_uid}.npy/.pt", "video": f"{clip.video_uid}.npy/.pt"}
+            names = [wanted[k] for k in ("clip", "video") if self.layout in (k, "auto")]
+            raise FeaturesUnavailable(
+                f"no feature file for clip {clip.clip_uid} in {self.folder} (looked for {' or '.join(names)})"
+            )
+        if per_video:
+            return self._clip_of_video(clip, path)
         arr = self._load(path)
         if arr.shape[1] != self.dim:
             raise FeaturesUnavailable(f"{path} has {arr.shape[1]}-d features; the others are {self.dim}-d")
         n = arr.shape[0]
-        duration = clip.duration if clip.duration > 0 else n / 1.875
-        grid = TimeGrid(n / duration, duration)
+        duration = clip.duration if clip.duration > 0 else n / self.rate_hz
+        grid = TimeGrid(self.rate_hz, duration)
+        if grid.num_bins != n:  # not on the nominal grid (e.g. resampled to a fixed length): the file's own rate
+            grid = TimeGrid(n / duration, duration)
         if grid.num_bins != n:  # float noise at the last bin: trust the file's count
             arr = (
                 arr[: grid.num_bins]
@@ -143,3 +166,30 @@ class DirectoryClipFeatures:
                 else np.concatenate([arr, np.repeat(arr[-1:], grid.num_bins - n, axis=0)])
             )
         return ClipFeatures(arr, grid)
+
+    def _clip_of_video(self, clip: Clip, path: Path) -> ClipFeatures:
+        feats = self._videos.get(clip.video_uid)
+        if feats is None:
+            feats = self._load(path)
+            if feats.shape[1] != self.dim:
+                raise FeaturesUnavailable(f"{path} has {feats.shape[1]}-d features; the others are {self.dim}-d")
+            self._videos = {clip.video_uid: feats}  # clips come video by video: keep one video in memory
+        video_s = len(feats) / self.rate_hz
+        end = min(clip.video_end_sec, video_s)
+        if end - clip.video_start_sec <= 0:
+            raise FeaturesUnavailable(
+                f"clip {clip.clip_uid} ({clip.video_start_sec:.1f}-{clip.video_end_sec:.1f} s) lies outside "
+                f"{path.name}, whose {len(feats)} rows at {self.rate_hz:g} Hz cover {video_s:.1f} s"
+            )
+        return slice_clip(feats, clip.video_start_sec, end, self.rate_hz)
+
+
+def slice_clip(feats: np.ndarray, start_s: float, end_s: float, rate_hz: float) -> ClipFeatures:
+    """A clip's rows of a video's features on the grid (the last bin repeats the last row when the clip's
+    end hangs over the video's)."""
+    grid = TimeGrid(rate_hz, end_s - start_s)
+    first = int(round(start_s * rate_hz))
+    rows = np.asarray(feats[first : first + grid.num_bins])
+    if len(rows) < grid.num_bins:
+        rows = np.concatenate([rows, np.repeat(feats[-1:], grid.num_bins - len(rows), axis=0)])
+    return ClipFeatures(rows, grid)

@@ -140,7 +140,7 @@ def open_feature_source(config: TrainConfig) -> ClipFeatureSource:
         if not root.exists():
             raise TrainingError(f"There is no EgoRecall library at {root} (data.library).")
         return LibraryClipFeatures(Library.open(root, create=False, repair=False))
-    return DirectoryClipFeatures(d.features_dir, key=d.features_key)
+    return DirectoryClipFeatures(d.features_dir, key=d.features_key, layout=d.features_layout)
 
 
 def source_rate(source: ClipFeatureSource) -> float:

@@ -90,6 +90,13 @@ def register(subparsers) -> None:
         "key such as ViT-B-16/openai), checked against the mode; without it only the "
         "dimension is checked",
     )
+    pr.add_argument(
+        "--features-layout",
+        choices=("auto", "clip", "video"),
+        default="auto",
+        help="with --features-dir: per-clip files, per-video files (Ego4D's downloads, <video_uid>.pt; clips are "
+        "cut from them), or auto (each clip's own file, else its video's)",
+    )
     pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
     _add_library_arg(pr)
     pr.set_defaults(handler=predict_command)
@@ -222,7 +229,7 @@ def _directory_source(args, settings):
     from models.clip_encoder import ClipEncoder, EncoderSpec
     from training.features import DirectoryClipFeatures
 
-    source = DirectoryClipFeatures(args.features_dir, key=args.features_key)
+    source = DirectoryClipFeatures(args.features_dir, key=args.features_key, layout=args.features_layout)
     spec = EncoderSpec.from_env(args.model, args.pretrained) if (args.model or args.pretrained) else settings.encoder
     loaded = {}
 
