@@ -38,6 +38,7 @@ from checkpoints.errors import (
 from checkpoints.files import fsync_path, sha256_file
 from checkpoints.metadata import (
     FORMAT_VERSION,
+    IDENTITY_FIELDS,
     KIND,
     CheckpointMetadata,
     FeatureEncoderInfo,
@@ -193,18 +194,7 @@ def update_metadata(
     """Replace fields of a checkpoint's metadata after training (e.g. ``fusion``, ``calibration``): validated,
     then written atomically (a temp file renamed over ``meta.json``, so a crash leaves the old metadata, never
     half of the new). Weights are never touched; identity fields cannot be changed this way."""
-    frozen = {
-        "kind",
-        "format_version",
-        "model",
-        "model_config",
-        "feature_encoder",
-        "aux_feature_encoder",
-        "text_encoder",
-        "weights_sha256",
-        "created",
-        "egorecall_version",
-    }
+    frozen = set(IDENTITY_FIELDS)
     if set(changes) & frozen:
         raise InvalidCheckpointMetadata(f"{', '.join(sorted(set(changes) & frozen))} cannot be changed after saving")
     folder = resolve_checkpoint(path_or_name, directory)
