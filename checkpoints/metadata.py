@@ -130,15 +130,25 @@ def egorecall_version() -> str:
         return "unknown"
 
 
-@dataclass(frozen=True)
 IDENTITY_FIELDS = frozenset(
-    {"kind", "format_version", "model", "model_config", "feature_encoder", "aux_feature_encoder", "text_encoder",
-     "weights_sha256", "created", "egorecall_version"}
+    {
+        "kind",
+        "format_version",
+        "model",
+        "model_config",
+        "feature_encoder",
+        "aux_feature_encoder",
+        "text_encoder",
+        "weights_sha256",
+        "created",
+        "egorecall_version",
+    }
 )
 """What a checkpoint *is*: fixed when it is saved (:func:`checkpoints.store.update_metadata` refuses to change
 them); the other fields (stage, data, metrics, fusion, calibration, notes) describe it and may be updated."""
 
 
+@dataclass(frozen=True)
 class CheckpointMetadata:
     """Everything ``meta.json`` records. ``model``, ``model_config``, ``created``, ``egorecall_version`` and
     ``weights_sha256`` are filled in by :func:`checkpoints.store.save_checkpoint`."""
