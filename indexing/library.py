@@ -45,39 +45,34 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from indexing.catalog import STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings, VideoRecord
-from indexing.clips import CLIPS_DIR, video_clips_dir
+from indexing.catalog import STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings, VideoRecord
+from indexing.clips import video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
-from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo, VideoError
+from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
 from indexing.extract import FrameEncoder, Progress, extract_features
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import (
-    TMP_MARK,
     FileLock,
     HashCache,
-    fsync_dir,
     link_or_copy,
     lock_is_free,
     replace_durably,
     tmp_name,
 )
+from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, load_features
+from indexing.reindexing import ReindexMixin, ReindexReport
+from indexing.repairing import CheckReport, RepairMixin
 from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory, video_set_checksum
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
 
-DB_FILE = "library.sqlite"
-LOCK_FILE = "lock"
-ID_LENGTH = 12
-STALE_CLIP_TMP_S = 3600.0
-STORES_DIR = "encoders"
-STORE_LOCK = "lock"
 
 __all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings", "LibraryConfig"]
 
@@ -96,34 +91,6 @@ class SearchHit:
 
 
 @dataclass
-class CheckReport:
-    """What :meth:`Library.check` found (and, from :meth:`Library.repair`, what was fixed)."""
-
-    problems: list[str] = field(default_factory=list)
-    fixed: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass
-class ReindexReport:
-    """What :meth:`Library.reindex` did."""
-
-    old_key: str | None
-    new_key: str
-    videos: int = 0
-    """Videos re-encoded and searchable with the new encoder."""
-    damaged: list[tuple[str, str]] = field(default_factory=list)
-    """(video id, why) of videos that could not be re-encoded; they are marked damaged (remove, add again)."""
-    frames: int = 0
-    seconds: float = 0.0
-    unchanged: bool = False
-    """The library already used this encoder; nothing was done."""
-
-
-@dataclass
 class _Job:
     name: str
     dir: Path
@@ -137,7 +104,7 @@ class _Job:
         return self.dir / "features.npy"
 
 
-class Library:
+class Library(ReindexMixin, RepairMixin):
     """A persistent, crash-safe, searchable video library in one directory. Create with :meth:`open`."""
 
     def __init__(self, root: Path, config: LibraryConfig) -> None:
@@ -318,7 +285,7 @@ class Library:
             if rec.status != STATUS_READY:
                 raise LibraryError(f"video {video_id} ({rec.name}) is {rec.status}, not ready")
             try:
-                return _load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
+                return load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
             except LibraryError as exc:
                 if attempt == 0 and self.catalog.generation() != generation:
                     continue  # a re-index switched stores between reading the record and the file
@@ -568,7 +535,7 @@ class Library:
                 media_ref = str(media_path.relative_to(self.root))
             else:
                 media_ref = str(source.absolute())
-            features = _load_features(features_path, len(result.features), result.features.shape[1])
+            features = load_features(features_path, len(result.features), result.features.shape[1])
             try:
                 with self._index_lock:
                     if index.factory != self._factory(extra_rows=len(features)):
@@ -671,313 +638,6 @@ class Library:
         logger.info("removed %s (%s)", rec.id, rec.name)
         return rec
 
-    # ================================================================================== re-indexing
-    def reindex(self, encoder: FrameEncoder, *, progress: Progress | None = None) -> ReindexReport:
-        """Re-encode every video with ``encoder`` and switch the whole library to it in one commit.
-
-        Videos are decoded again from the library's media (or the referenced originals) on the library's grid;
-        features and a new index are built in a new store folder beside the current one while the library
-        stays searchable with its old encoder, and other processes may keep adding videos (with the old
-        encoder: they are caught up under the write lock before the switch). The switch is one SQLite
-        transaction (store, encoder settings, every row); the old store is deleted after it. A video that
-        cannot be decoded any more is marked damaged. ``progress(frames_done, frames_total)`` follows the
-        re-encoding. Raises :class:`LibraryBusy` when another re-index is running and :class:`LibraryError`
-        when media files are missing (before any work is done).
-        """
-        started = time.monotonic()
-        settings = self.settings
-        report = ReindexReport(old_key=settings.encoder_key, new_key=encoder.key)
-        if settings.encoder_key == encoder.key and settings.dim == encoder.dim:
-            report.unchanged = True
-            return report
-        self._check_media(self.videos())
-        store, lock = self._new_store(encoder)
-        committed = False
-        try:
-            done: set[str] = set()
-            counter = {"done": 0, "total": 0}
-            self._reencode(self.videos(), encoder, store, done, report, counter, progress)
-            with self._writing():  # catch up with videos added meanwhile; nobody can add or remove from here on
-                ready = self.videos()
-                self._check_media([r for r in ready if r.id not in done])
-                self._reencode(ready, encoder, store, done, report, counter, progress)
-                broken = {vid for vid, _ in report.damaged}
-                keep = [r for r in ready if r.id in done and r.id not in broken]
-                for p in (store / "features").iterdir():  # features of videos removed meanwhile
-                    if p.suffix == ".npy" and p.stem not in {r.id for r in keep}:
-                        p.unlink(missing_ok=True)
-                features = [
-                    (r.rowid, _load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim)) for r in keep
-                ]
-                factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features), int(encoder.dim))
-                index = FrameIndex.build(int(encoder.dim), factory, features, tuning=self.config.search)
-                old_settings = self.settings
-                try:
-                    with self.catalog.connect(write=True) as con:
-                        generation = self.catalog.bump_generation(con)
-                        index.save(
-                            store / "index", generation, video_set_checksum([(r.rowid, r.num_rows) for r in keep])
-                        )
-                        for rec in self.catalog.videos(con):
-                            if rec.status == STATUS_INDEXING:
-                                continue  # a live job of the old encoder: its commit will be refused
-                            status = STATUS_DAMAGED if rec.id in broken else rec.status
-                            self.catalog.update(
-                                con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim), status=status
-                            )
-                        spec = encoder.spec
-                        for key, value in (
-                            ("encoder_key", encoder.key),
-                            ("encoder_model", spec.model),
-                            ("encoder_pretrained", spec.pretrained),
-                            ("dim", int(encoder.dim)),
-                            ("feature_store", store.name),
-                        ):
-                            self.catalog.set_setting(con, key, value)
-                    committed = True
-                finally:
-                    with self._index_lock:
-                        self._index = index if committed else None
-                        self._index_generation = generation if committed else None
-                self._delete_store(old_settings)
-        finally:
-            lock.release()
-            if committed:
-                (store / STORE_LOCK).unlink(missing_ok=True)
-            else:
-                shutil.rmtree(store, ignore_errors=True)
-        report.videos = len(keep)
-        report.seconds = time.monotonic() - started
-        logger.info(
-            "re-indexed %s with %s: %d videos, %d damaged, %.1f s",
-            self.root,
-            encoder.key,
-            report.videos,
-            len(report.damaged),
-            report.seconds,
-        )
-        return report
-
-    def _check_media(self, records: Sequence[VideoRecord]) -> None:
-        missing = []
-        for rec in records:
-            try:
-                self.media_path(rec.id)
-            except LibraryError:
-                missing.append(rec)
-        if missing:
-            names = ", ".join(f"{r.id} ({r.name})" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise LibraryError(
-                f"cannot re-index the library at {self.root}: the video files of {len(missing)} "
-                f"video(s) are missing: {names}; put them back, or remove those videos first"
-            )
-
-    def _new_store(self, encoder: FrameEncoder) -> tuple[Path, FileLock]:
-        """Under the write lock: refuse a second re-index, make the new store folder and take its flock."""
-        with self._writing():
-            stores = self.root / STORES_DIR
-            current = self.settings.feature_store
-            for other in sorted(stores.iterdir()) if stores.is_dir() else []:
-                if other.name != current and not lock_is_free(other / STORE_LOCK):
-                    raise LibraryBusy(
-                        f"the library at {self.root} is being re-indexed by another process right "
-                        f"now ({other.name}); wait for it to finish"
-                    )
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.spec.model)
-            store = stores / f"{safe}-{uuid.uuid4().hex[:8]}"
-            (store / "features").mkdir(parents=True)
-            (store / "index").mkdir()
-            lock = FileLock(store / STORE_LOCK)
-            if not lock.try_acquire():
-                raise LibraryError(f"could not lock the new encoder store {store}")
-        return store, lock
-
-    def _reencode(
-        self,
-        records: Sequence[VideoRecord],
-        encoder: FrameEncoder,
-        store: Path,
-        done: set[str],
-        report: ReindexReport,
-        counter: dict,
-        progress: Progress | None,
-    ) -> None:
-        """Encode the videos not yet in ``done`` into ``store/features``; failures go to ``report.damaged``."""
-        broken = {vid for vid, _ in report.damaged}
-        todo = [r for r in records if r.id not in done and r.id not in broken]
-        counter["total"] += sum(r.num_rows for r in todo)
-        if progress:
-            progress(counter["done"], counter["total"])
-        for rec in todo:
-            final = store / "features" / f"{rec.id}.npy"
-            tmp = tmp_name(final)
-            base = counter["done"]
-            try:
-                path = self.media_path(rec.id)
-                info = probe_isolated(path, rate_hz=rec.rate_hz, config=self.config.decode)
-                if abs(info.duration - rec.duration) > 1e-3:
-                    raise InvalidVideo(
-                        path, f"it is {info.duration:.2f} s long now, not {rec.duration:.2f} s as when it was indexed"
-                    )
-                feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(rec.num_rows, encoder.dim))
-                try:
-                    cb = (lambda d, _t, _b=base: progress(_b + d, counter["total"])) if progress else None
-                    extract_features(path, encoder, info, rec.grid, out=feats, config=self.config.decode, progress=cb)
-                    feats.flush()
-                finally:
-                    del feats
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-                replace_durably(tmp, final)
-                done.add(rec.id)
-            except (VideoError, LibraryError) as exc:
-                logger.warning("re-index: video %s (%s) could not be re-encoded: %s", rec.id, rec.name, exc)
-                report.damaged.append((rec.id, str(exc)))
-            finally:
-                tmp.unlink(missing_ok=True)
-            counter["done"] = base + rec.num_rows
-            report.frames = counter["done"]
-            if progress:
-                progress(counter["done"], counter["total"])
-
-    def _delete_store(self, settings: LibrarySettings) -> None:
-        """Delete a store that is no longer current (a crash before this is cleaned up by repair)."""
-        if settings.feature_store:
-            shutil.rmtree(self.root / STORES_DIR / settings.feature_store, ignore_errors=True)
-            return
-        for sub in ("features", "index"):
-            directory = self.root / sub
-            for p in directory.iterdir() if directory.is_dir() else []:
-                if p.is_file():
-                    p.unlink(missing_ok=True)
-
-    # ================================================================================== checking
-    def check(self) -> CheckReport:
-        """List inconsistencies without changing anything (takes no lock)."""
-        report = CheckReport()
-        self._repair_locked(report, fix=False)
-        return report
-
-    def repair(self) -> CheckReport:
-        """Fix what :meth:`check` finds: drop dead jobs, orphan and temporary files; mark videos whose
-        features are gone as damaged; rebuild a stale index. Waits for the write lock."""
-        report = CheckReport()
-        with self._writing():
-            self._repair_locked(report, fix=True)
-        return report
-
-    def _repair_locked(self, report: CheckReport, fix: bool) -> None:
-        def found(problem: str, fixed: str | None = None) -> None:
-            report.problems.append(problem)
-            if fix and fixed:
-                report.fixed.append(fixed)
-            logger.info("library %s: %s%s", self.root, problem, " (fixed)" if fix and fixed else "")
-
-        with self.catalog.connect(write=fix) as con:
-            settings = self.catalog.settings(con)
-            store = self._store_dir(settings)
-            rows = self.catalog.videos(con)
-            by_job = {r.job: r for r in rows if r.job}
-            for rec in rows:
-                if rec.status == STATUS_INDEXING and self._job_dead(rec):
-                    found(
-                        f"video {rec.id} ({rec.name}) was left half-indexed by an interrupted job",
-                        "dropped the half-indexed entry",
-                    )
-                    if fix:
-                        self._drop_row(con, rec, report)
-                elif rec.status == STATUS_READY:
-                    try:
-                        _load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
-                    except LibraryError as exc:
-                        found(f"video {rec.id} ({rec.name}): {exc}", "marked it damaged; remove and add it again")
-                        if fix:
-                            self.catalog.update(con, rec.rowid, status=STATUS_DAMAGED)
-                            self.catalog.bump_generation(con)
-                    if rec.media_path and not (self.root / rec.media_path).is_file():  # absolute for references
-                        what = "original file" if rec.media_mode == "reference" else "media file"
-                        found(
-                            f"video {rec.id} ({rec.name}): its {what} {rec.media_path} is missing; answer clips "
-                            f"cannot be cut from it"
-                        )
-            jobs_dir = self.root / "jobs"
-            for job_dir in sorted(jobs_dir.iterdir()) if jobs_dir.is_dir() else []:
-                if job_dir.name not in by_job and lock_is_free(job_dir / "lock"):
-                    found(f"leftover job directory {job_dir.name}", "deleted it")
-                    if fix:
-                        shutil.rmtree(job_dir, ignore_errors=True)
-            stores = self.root / STORES_DIR
-            for other in sorted(stores.iterdir()) if stores.is_dir() else []:
-                if other.name != settings.feature_store and lock_is_free(other / STORE_LOCK):
-                    found(
-                        f"leftover encoder store {other.relative_to(self.root)} (an interrupted or finished re-index)",
-                        "deleted it",
-                    )
-                    if fix:
-                        shutil.rmtree(other, ignore_errors=True)
-            rows = self.catalog.videos(con)
-            keep_features = {f"{r.id}.npy" for r in rows if r.status in (STATUS_READY, STATUS_DAMAGED)}
-            keep_media = {
-                Path(r.media_path).name
-                for r in rows
-                if r.media_path and r.media_mode != "reference" and r.status != STATUS_INDEXING
-            }
-            scans = [
-                (store / "features", keep_features),
-                (self.root / "media", keep_media),
-                (store / "index", None),
-                (self.root, None),
-            ]
-            if settings.feature_store:  # the root's own store was replaced by a re-index: all of it is stale
-                scans += [(self.root / "features", set()), (self.root / "index", set())]
-            for directory, keep in scans:
-                for p in sorted(directory.iterdir()) if directory.is_dir() else []:
-                    if not p.is_file():
-                        continue
-                    if TMP_MARK in p.name:
-                        found(f"leftover temporary file {p.relative_to(self.root)}", "deleted it")
-                    elif keep is not None and p.name not in keep:
-                        found(f"orphan file {p.relative_to(self.root)}", "deleted it")
-                    else:
-                        continue
-                    if fix:
-                        p.unlink(missing_ok=True)
-            self._check_clips(found, {r.id for r in rows}, fix)
-            if settings.dim is not None:
-                why = FrameIndex.mismatch(self._index_dir(settings), self._expected_meta(con, settings))
-                if why:
-                    found(f"the frame index does not match the catalog ({why})", "rebuilt the frame index")
-                    if fix:
-                        with self._index_lock:
-                            index = self._build_index(con)
-                            generation = self.catalog.generation(con)
-                            index.save(self._index_dir(settings), generation, self._expected_meta(con, settings).videos)
-                            self._index, self._index_generation = index, generation
-        if fix:
-            fsync_dir(self.root)
-
-    def _check_clips(self, found, known_ids: set[str], fix: bool) -> None:
-        """Clip folders of videos that are gone, and temporary clip files a killed cutter left (only old ones:
-        a young one may belong to a cut in progress in another process)."""
-        clips = self.root / CLIPS_DIR
-        for folder in sorted(clips.iterdir()) if clips.is_dir() else []:
-            if not folder.is_dir():
-                continue
-            if folder.name not in known_ids:
-                found(f"orphan clips folder {folder.relative_to(self.root)}", "deleted it")
-                if fix:
-                    shutil.rmtree(folder, ignore_errors=True)
-                continue
-            for p in folder.iterdir():
-                try:
-                    old = time.time() - p.stat().st_mtime > STALE_CLIP_TMP_S
-                except OSError:
-                    continue
-                if TMP_MARK in p.name and old:
-                    found(f"leftover temporary file {p.relative_to(self.root)}", "deleted it")
-                    if fix:
-                        p.unlink(missing_ok=True)
-
     # ================================================================================== internals
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -1047,7 +707,7 @@ class Library:
         """A new index from the feature files of every ready video (plus ``extra`` not yet marked ready)."""
         settings = self.catalog.settings(con)
         videos = [
-            (r.rowid, _load_features(self._features_path(r.id, settings), r.num_rows, r.dim))
+            (r.rowid, load_features(self._features_path(r.id, settings), r.num_rows, r.dim))
             for r in self.catalog.videos(con, (STATUS_READY,))
         ]
         videos = [*videos, *extra]
@@ -1099,16 +759,3 @@ class Library:
                 index = self._build_index(con)
         self._index, self._index_generation = index, generation
         return index
-
-
-def _load_features(path: Path, rows: int, dim: int) -> np.ndarray:
-    """Memory-map a feature file and check it is float16 [rows, dim]; LibraryError says what is wrong."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise LibraryError(f"feature file {path.name} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise LibraryError(f"feature file {path.name} is unreadable ({exc})") from None
-    if arr.dtype != np.float16 or arr.shape != (rows, dim):
-        raise LibraryError(f"feature file {path.name} holds {arr.dtype} {arr.shape}, expected float16 {(rows, dim)}")
-    return arr
