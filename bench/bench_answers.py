@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         feedback = feedback_experiment(
             service, config, report, dataset, source, args.k, wanted=6 if args.quick else FEEDBACK_CORRECTIONS
         )
+    paraphrased = paraphrase_scores(service, dataset, source, args.k)
     negatives = world_negatives(dataset, report.world)
     rejection = {mode: calibrate_and_record(service, mode, dataset, source, negatives, args.k) for mode in modes}
 
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(template_table(results))
     print()
+    print(paraphrase_table(paraphrased))
+    print()
     print(rejection_table(rejection, len(negatives)))
     if feedback is not None:
         print()
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     "results": results,
                     "fusion": fusion,
                     "rejection": rejection,
+                    "paraphrases": paraphrased,
                     "feedback": feedback,
                     "build_seconds": build_s,
                 },
@@ -242,6 +246,62 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     return 0
+
+
+PARAPHRASES = {
+    "Place: Where did I put X?": (
+        r"^Where did I put the (?P<x>.+)\?$",
+        [
+            "Where did I put the {x}?",
+            "where have I left my {x}",
+            "Where did I place the {x}?",
+            "where did i drop the {x}",
+            "Can you show me where I set down the {x}?",
+        ],
+    ),
+    "Objects: Where is object X before / after event Y?": (
+        r"^Where (?P<be>is|are|was|were) the (?P<x>.+?) (?P<rel>before|after) (?P<y>.+)\?$",
+        ["Where {be} the {x} {rel} {y}?", "where had I seen my {x} {rel} {y}", "{rel} {y}, where {be} the {x}?"],
+    ),
+}
+"""Each template's questions asked in other words: the effect must hold for how people ask, not only for the
+world's own phrasing (the first phrasing of each list is the original)."""
+
+
+def paraphrase_scores(service, dataset, source, k: int) -> dict:
+    """Zero-shot R@1/R@5 at 0.3 per phrasing, on the same queries (those each pattern reads)."""
+    import re
+    from dataclasses import replace as dc_replace
+
+    from training.nlq import NLQDataset
+
+    out = {}
+    for template, (pattern, phrasings) in PARAPHRASES.items():
+        matched = [(q, re.match(pattern, q.text)) for q in dataset.evaluation_queries() if q.template == template]
+        matched = [(q, m) for q, m in matched if m]
+        rows = {}
+        for phrasing in phrasings:
+            queries = [dc_replace(q, text=phrasing.format(**m.groupdict())) for q, m in matched]
+            subset = NLQDataset(
+                source=str(dataset.source), version=dataset.version, clips=dataset.clips, queries=queries
+            )
+            s = score_mode(service, "zeroshot", subset, source, k)["scores"]
+            rows[phrasing] = {"R1@0.3": s["R1@0.3"], "R5@0.3": s["R5@0.3"]}
+        out[template] = {"queries": len(matched), "phrasings": rows}
+    return out
+
+
+def paraphrase_table(p: dict) -> str:
+    lines = [
+        "Zero-shot on the same queries asked in other words (R@1@0.3 / R@5@0.3):",
+        "",
+        "| template | phrasing | queries | R@1@0.3 | R@5@0.3 |",
+        "|---|---|---|---|---|",
+    ]
+    for template, r in p.items():
+        for phrasing, s in r["phrasings"].items():
+            lines.append(f"| {template} | {phrasing} | {r['queries']} | {s['R1@0.3']:.1f} | {s['R5@0.3']:.1f} |")
+    return "\n".join(lines)
 
 
 FEEDBACK_CORRECTIONS = 20

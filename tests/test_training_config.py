@@ -122,3 +122,17 @@ def test_shipped_configs_follow_naq_schedules():
     assert load_config(CONFIG_DIR / "vslnet_naq_only.yaml").data.nlq_fraction == 0.0
     # a bare name finds the shipped file
     assert load_config("vslnet_naq_joint.yaml").name == "vslnet_naq_joint"
+
+
+def test_a_run_recorded_before_a_config_field_existed_is_still_the_same_run():
+    """Fields added later (with defaults that keep the old behaviour) must not make a finished or half-done
+    run look like another one (seen: data.features_layout made every earlier run folder 'different')."""
+    from training.config import TrainConfig
+    from training.loop import config_differences, with_defaults
+
+    today = TrainConfig().to_dict()
+    recorded = {k: dict(v) if isinstance(v, dict) else v for k, v in today.items()}
+    del recorded["data"]["features_layout"]
+    assert config_differences(with_defaults(recorded), today) == []
+    recorded["data"]["features_layout"] = "video"  # an explicit, different value is a different run
+    assert config_differences(with_defaults(recorded), today) == ["data.features_layout"]

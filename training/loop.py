@@ -177,6 +177,19 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+def with_defaults(recorded: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A recorded config with the fields it predates filled in from today's defaults: a field added by a later
+    EgoRecall (with a default that keeps the old behaviour) must not make an earlier run look different."""
+    defaults = TrainConfig().to_dict() if defaults is None else defaults
+    out = dict(recorded)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(out[k], dict) and k != "model":
+            out[k] = with_defaults(out[k], v)
+    return out
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     keys = []
     for k in sorted(set(old) | set(new)):
@@ -529,7 +542,11 @@ class Trainer:
         old_config = (
             json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) if (run_dir / CONFIG_FILE).is_file() else {}
         )
-        diff = [k for k in config_differences(old_config, self.config.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
+        diff = [
+            k
+            for k in config_differences(with_defaults(old_config) if old_config else {}, self.config.to_dict())
+            if not k.startswith(RESUMABLE_CHANGES)
+        ]
         if diff:
             raise TrainingError(
                 f"The run folder {run_dir} holds a finished run with a different config "
@@ -545,7 +562,9 @@ class Trainer:
     def _check_resumable(self, meta: dict[str, Any]) -> None:
         diff = [
             k
-            for k in config_differences(meta.get("config", {}), self.config.to_dict())
+            for k in config_differences(
+                with_defaults(meta["config"]) if meta.get("config") else {}, self.config.to_dict()
+            )
             if not k.startswith(RESUMABLE_CHANGES)
         ]
         if diff:
