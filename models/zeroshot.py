@@ -122,6 +122,27 @@ _KIND_WORDS = re.compile(
 
 IRREGULAR_PAST = {
     "took": "take",
+    # past participles ("where had I seen ...", "what have I taken ...")
+    "seen": "see",
+    "taken": "take",
+    "given": "give",
+    "eaten": "eat",
+    "gone": "go",
+    "done": "do",
+    "written": "write",
+    "hidden": "hide",
+    "broken": "break",
+    "chosen": "choose",
+    "fallen": "fall",
+    "forgotten": "forget",
+    "frozen": "freeze",
+    "shaken": "shake",
+    "thrown": "throw",
+    "shown": "show",
+    "worn": "wear",
+    "torn": "tear",
+    "drunk": "drink",
+    "begun": "begin",
     "left": "leave",
     "saw": "see",
     "ate": "eat",
@@ -332,6 +353,10 @@ def _prepare(question: str) -> str:
     )
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    # A leading time clause ("before I opened the fridge, where was the mug") goes where the templates have it.
+    text = re.sub(
+        r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
+    )
     return text
 
 

@@ -215,6 +215,8 @@ def test_windows_find_a_bump_and_stay_inside_the_video():
         ("Where was the knife after I cut the onion?", "after", "cuts the onion"),
         ("where were my keys before i opened the fridge", "before", "opens the fridge"),
         ("Where did I put the car keys before I left the house?", "before", "leaves the house"),
+        ("before I opened the fridge, where was the mug?", "before", "opens the fridge"),  # clause first
+        ("where had I seen my mug after I closed the drawer", "after", "closes the drawer"),  # participle
     ],
 )
 def test_before_and_after_questions_keep_their_event_as_an_anchor(question, relation, event):
