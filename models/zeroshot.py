@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -546,143 +546,210 @@ def _ordered_event(b: _Builder, found: dict, relation: str | None, clause: str |
         b.event(clause, 0.4)
 
 
+# One builder per rule of :data:`_RULES`: each turns the rule's named groups into weighted prompts (``b``)
+# and the phrases it found (``found``).
+
+
+def _where_is_relative(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    _ordered_event(b, found, g["rel"], _clean_phrase(g["event"]))
+    found.update(object=obj, action=_clean_phrase(g["event"]))
+
+
+def _seen_location(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    if g["verb"] not in SEEING_VERBS:
+        b.action(g["verb"], obj, 0.5)
+    found.update(object=obj)
+
+
+def _where_verb(b: _Builder, g: dict, found: dict) -> None:
+    text, _rel, event = _split_object_and_clause(g["obj"])
+    obj = _object_phrase(text)
+    verb = to_base_verb(g["verb"])
+    if verb not in SEEING_VERBS and obj:
+        # An event ("where did I put X"): its moment is the action, not every frame where X is visible,
+        # so the narration of the action leads and the object only steadies it.
+        particle = g.get("p1") or g.get("p2")
+        b.action(verb, f"{particle} {obj}" if particle else obj, 1.0)
+        b.obj(obj, EVENT_OBJECT_WEIGHT)
+        found["action"] = f"{verb} {obj}"
+    else:
+        b.obj(obj, 1.0)
+    _ordered_event(b, found, _rel, _clean_phrase(event))
+    found["object"] = obj
+
+
+def _where_is(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    found["object"] = obj
+
+
+def _what_verb_prep(b: _Builder, g: dict, found: dict) -> None:
+    place = _object_phrase(g["place"])
+    verb = to_base_verb(g["verb"])
+    prep = g["prep"]
+    particle = f"{g['particle']} " if g.get("particle") else ""
+    b.action(verb, f"{particle}something {prep} {place}", 1.0)
+    b.action(verb, f"{particle}{prep} {place}", 0.75)
+    b.obj(place, 0.5)
+    found.update(action=f"{verb} {particle}{prep} {place}", place=place)
+
+
+def _what_thing_did_i(b: _Builder, g: dict, found: dict) -> None:
+    thing = _object_phrase(g["thing"])
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    target = thing or "something"
+    b.action(verb, f"{target} {rest}", 1.0)
+    b.obj(thing, 0.75)
+    place = re.match(rf"^(?:{_PLACE_PREPOSITIONS}) (?P<place>.+)$", rest)
+    if place:
+        b.obj(_object_phrase(place["place"]), 0.5)
+    found.update(
+        object=thing,
+        action=f"{verb} {target} {rest}".strip(),
+        place=_object_phrase(place["place"]) if place else None,
+    )
+
+
+def _what_did_i(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    b.action(verb, rest or "something", 1.0)
+    found.update(action=f"{verb} {rest}".strip())
+
+
+def _how_many_times(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    b.action(verb, rest, 1.0)
+    b.obj(_object_phrase(rest), 0.5)
+    found.update(action=f"{verb} {rest}".strip(), object=_object_phrase(rest))
+
+
+def _how_many_did_i(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    one = obj and definite(singular(bare(obj)))
+    b.obj(obj, 1.0)
+    if obj:
+        b.action(verb, f"{one} {rest}", 0.75)
+        b.action(verb, f"{obj} {rest}", 0.5)
+    found.update(object=obj, action=f"{verb} {obj or ''} {rest}".strip())
+
+
+def _how_many_are(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    b.place(g.get("place"), 0.5)
+    found.update(object=obj, place=_clean_phrase(g.get("place")))
+
+
+def _who_interact(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    b.person(None, 1.0)
+    b.action(verb, "to a person" if verb in ("talk", "speak", "chat") else "with a person", 0.75)
+    b.place(g.get("place"), 0.5)
+    b.event(_clean_phrase(g.get("event")), 0.5)
+    found.update(person="a person", place=_clean_phrase(g.get("place")), action=_clean_phrase(g.get("event")))
+
+
+def _when_person(b: _Builder, g: dict, found: dict) -> None:
+    role = _clean_phrase(g.get("role")) or g["noun"]
+    verb = to_base_verb(g["verb"])
+    b.person(role, 1.0)
+    b.action(verb, f"{'to' if verb in ('talk', 'speak', 'chat') else 'with'} the {bare(role)}", 0.5)
+    found.update(person=role)
+
+
+def _where_person(b: _Builder, g: dict, found: dict) -> None:
+    person = _clean_phrase(g["person"])
+    b.person(person, 1.0)
+    found.update(person=person)
+
+
+def _who_other(b: _Builder, g: dict, found: dict) -> None:
+    b.person(None, 1.0)
+    rest = _clean_phrase(g["rest"])
+    if rest:
+        b.add(re.sub(r"^(?:did|was|were|is) ", "", _possessive_to_article(rest)), 0.5)
+    found.update(person="a person", action=rest)
+
+
+def _when_did_i_or_did_i(b: _Builder, g: dict, found: dict) -> None:
+    clause = _clean_phrase(g["action"]) or ""
+    b.event(clause, 1.0)
+    words = clause.split()
+    obj = _object_phrase(" ".join(words[1:])) if len(words) > 1 else None
+    if obj and obj.split()[-1] in ("open", "closed", "on", "off"):  # "leave the door open"
+        obj = definite(" ".join(bare(obj).split()[:-1])) if len(bare(obj).split()) > 1 else None
+    b.obj(obj, 0.4)
+    found.update(action=clause, object=obj)
+
+
+def _state(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    if obj:
+        b.add(f"{bare(obj)} {g['state']}", 1.0)
+        b.add(f"{obj} is {g['state']}", 1.0)
+        b.obj(obj, 0.5)
+    found.update(object=obj)
+
+
+def _what_attribute(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    found.update(object=obj)
+
+
+def _what_is_place(b: _Builder, g: dict, found: dict) -> None:
+    place = _object_phrase(g["place"])
+    b.obj(place, 0.75)
+    b.add(f"something {g['prep']} {place}", 0.5)
+    found.update(place=place)
+
+
+def _what_is(b: _Builder, g: dict, found: dict) -> None:
+    rest = _clean_phrase(g["rest"])
+    obj = _object_phrase(re.sub(r"^(?:the )?(?:state|colou?r|size|shape|name|brand) of ", "", rest or ""))
+    b.obj(obj, 1.0)
+    found.update(object=obj)
+
+
+_BUILDERS: dict[str, Callable[[_Builder, dict, dict], None]] = {
+    "where_is_relative": _where_is_relative,
+    "seen_location": _seen_location,
+    "where_verb": _where_verb,
+    "where_is": _where_is,
+    "what_verb_prep": _what_verb_prep,
+    "what_thing_did_i": _what_thing_did_i,
+    "what_did_i": _what_did_i,
+    "how_many_times": _how_many_times,
+    "how_many_did_i": _how_many_did_i,
+    "how_many_are": _how_many_are,
+    "who_interact": _who_interact,
+    "when_person": _when_person,
+    "where_person": _where_person,
+    "who_other": _who_other,
+    "when_did_i": _when_did_i_or_did_i,
+    "did_i": _when_did_i_or_did_i,
+    "state": _state,
+    "what_attribute": _what_attribute,
+    "what_is_place": _what_is_place,
+    "what_is": _what_is,
+}
+"""Rule name -> its prompt builder (every rule of :data:`_RULES` has one; a test keeps them in step)."""
+
+
 def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
     b = _Builder()
     found: dict[str, str | None] = {}
-    g = m.groupdict()
-    if rule == "where_is_relative":
-        obj = _object_phrase(g["obj"])
-        b.obj(obj, 1.0)
-        _ordered_event(b, found, g["rel"], _clean_phrase(g["event"]))
-        found.update(object=obj, action=_clean_phrase(g["event"]))
-    elif rule == "seen_location":
-        obj = _object_phrase(g["obj"])
-        b.obj(obj, 1.0)
-        if g["verb"] not in SEEING_VERBS:
-            b.action(g["verb"], obj, 0.5)
-        found.update(object=obj)
-    elif rule == "where_verb":
-        text, _rel, event = _split_object_and_clause(g["obj"])
-        obj = _object_phrase(text)
-        verb = to_base_verb(g["verb"])
-        if verb not in SEEING_VERBS and obj:
-            # An event ("where did I put X"): its moment is the action, not every frame where X is visible,
-            # so the narration of the action leads and the object only steadies it.
-            particle = g.get("p1") or g.get("p2")
-            b.action(verb, f"{particle} {obj}" if particle else obj, 1.0)
-            b.obj(obj, EVENT_OBJECT_WEIGHT)
-            found["action"] = f"{verb} {obj}"
-        else:
-            b.obj(obj, 1.0)
-        _ordered_event(b, found, _rel, _clean_phrase(event))
-        found["object"] = obj
-    elif rule == "where_is":
-        obj = _object_phrase(g["obj"])
-        b.obj(obj, 1.0)
-        found["object"] = obj
-    elif rule == "what_verb_prep":
-        place = _object_phrase(g["place"])
-        verb = to_base_verb(g["verb"])
-        prep = g["prep"]
-        particle = f"{g['particle']} " if g.get("particle") else ""
-        b.action(verb, f"{particle}something {prep} {place}", 1.0)
-        b.action(verb, f"{particle}{prep} {place}", 0.75)
-        b.obj(place, 0.5)
-        found.update(action=f"{verb} {particle}{prep} {place}", place=place)
-    elif rule == "what_thing_did_i":
-        thing = _object_phrase(g["thing"])
-        verb = to_base_verb(g["verb"])
-        rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
-        target = thing or "something"
-        b.action(verb, f"{target} {rest}", 1.0)
-        b.obj(thing, 0.75)
-        place = re.match(rf"^(?:{_PLACE_PREPOSITIONS}) (?P<place>.+)$", rest)
-        if place:
-            b.obj(_object_phrase(place["place"]), 0.5)
-        found.update(
-            object=thing,
-            action=f"{verb} {target} {rest}".strip(),
-            place=_object_phrase(place["place"]) if place else None,
-        )
-    elif rule == "what_did_i":
-        verb = to_base_verb(g["verb"])
-        rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
-        b.action(verb, rest or "something", 1.0)
-        found.update(action=f"{verb} {rest}".strip())
-    elif rule == "how_many_times":
-        verb = to_base_verb(g["verb"])
-        rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
-        b.action(verb, rest, 1.0)
-        b.obj(_object_phrase(rest), 0.5)
-        found.update(action=f"{verb} {rest}".strip(), object=_object_phrase(rest))
-    elif rule == "how_many_did_i":
-        obj = _object_phrase(g["obj"])
-        verb = to_base_verb(g["verb"])
-        rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
-        one = obj and definite(singular(bare(obj)))
-        b.obj(obj, 1.0)
-        if obj:
-            b.action(verb, f"{one} {rest}", 0.75)
-            b.action(verb, f"{obj} {rest}", 0.5)
-        found.update(object=obj, action=f"{verb} {obj or ''} {rest}".strip())
-    elif rule == "how_many_are":
-        obj = _object_phrase(g["obj"])
-        b.obj(obj, 1.0)
-        b.place(g.get("place"), 0.5)
-        found.update(object=obj, place=_clean_phrase(g.get("place")))
-    elif rule == "who_interact":
-        verb = to_base_verb(g["verb"])
-        b.person(None, 1.0)
-        b.action(verb, "to a person" if verb in ("talk", "speak", "chat") else "with a person", 0.75)
-        b.place(g.get("place"), 0.5)
-        b.event(_clean_phrase(g.get("event")), 0.5)
-        found.update(person="a person", place=_clean_phrase(g.get("place")), action=_clean_phrase(g.get("event")))
-    elif rule == "when_person":
-        role = _clean_phrase(g.get("role")) or g["noun"]
-        verb = to_base_verb(g["verb"])
-        b.person(role, 1.0)
-        b.action(verb, f"{'to' if verb in ('talk', 'speak', 'chat') else 'with'} the {bare(role)}", 0.5)
-        found.update(person=role)
-    elif rule == "where_person":
-        person = _clean_phrase(g["person"])
-        b.person(person, 1.0)
-        found.update(person=person)
-    elif rule == "who_other":
-        b.person(None, 1.0)
-        rest = _clean_phrase(g["rest"])
-        if rest:
-            b.add(re.sub(r"^(?:did|was|were|is) ", "", _possessive_to_article(rest)), 0.5)
-        found.update(person="a person", action=rest)
-    elif rule in ("when_did_i", "did_i"):
-        clause = _clean_phrase(g["action"]) or ""
-        b.event(clause, 1.0)
-        words = clause.split()
-        obj = _object_phrase(" ".join(words[1:])) if len(words) > 1 else None
-        if obj and obj.split()[-1] in ("open", "closed", "on", "off"):  # "leave the door open"
-            obj = definite(" ".join(bare(obj).split()[:-1])) if len(bare(obj).split()) > 1 else None
-        b.obj(obj, 0.4)
-        found.update(action=clause, object=obj)
-    elif rule == "state":
-        obj = _object_phrase(g["obj"])
-        if obj:
-            b.add(f"{bare(obj)} {g['state']}", 1.0)
-            b.add(f"{obj} is {g['state']}", 1.0)
-            b.obj(obj, 0.5)
-        found.update(object=obj)
-    elif rule == "what_attribute":
-        obj = _object_phrase(g["obj"])
-        b.obj(obj, 1.0)
-        found.update(object=obj)
-    elif rule == "what_is_place":
-        place = _object_phrase(g["place"])
-        b.obj(place, 0.75)
-        b.add(f"something {g['prep']} {place}", 0.5)
-        found.update(place=place)
-    elif rule == "what_is":
-        rest = _clean_phrase(g["rest"])
-        obj = _object_phrase(re.sub(r"^(?:the )?(?:state|colou?r|size|shape|name|brand) of ", "", rest or ""))
-        b.obj(obj, 1.0)
-        found.update(object=obj)
+    _BUILDERS[rule](b, m.groupdict(), found)
     return b, found
 
 

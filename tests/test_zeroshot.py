@@ -238,3 +238,10 @@ def test_order_by_anchor_lowers_the_wrong_side_of_the_event():
     after = order_by_anchor(seen, event, "after", grid)
     assert abs(times[np.argmax(before)] - 10) <= 1 and abs(times[np.argmax(after)] - 50) <= 1
     assert before.max() == pytest.approx(seen.max())  # the right side is left as it was
+
+
+def test_every_question_rule_has_its_prompt_builder():
+    from models.zeroshot import _BUILDERS, _RULES
+
+    assert [name for name, _ in _RULES if name not in _BUILDERS] == []
+    assert set(_BUILDERS) == {name for name, _ in _RULES}
