@@ -401,7 +401,7 @@ def world_negatives(dataset, world: Path, per_clip: int = 3):
     """Questions about an object that the clip's narrations never mention, taken from other videos' clips:
     unanswerable in that clip by the world's own record of what was seen and done."""
     from app.answering.rejection import negative_queries
-    from models.zeroshot import bare, rewrite_question
+    from models.questions import bare, rewrite_question
 
     narrations = json.loads((world / "narration.json").read_text(encoding="utf-8"))
 

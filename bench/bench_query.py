@@ -286,7 +286,7 @@ def text_encoding_ms(repeats: int = 20) -> tuple[float, float, int]:
 
     from app.answering import prompt_vectors
     from models.clip_encoder import ClipEncoder
-    from models.zeroshot import rewrite_question
+    from models.questions import rewrite_question
 
     clip = ClipEncoder.load(EncoderSpec("ViT-B-16", "none"), device="cpu")
     rewrite = rewrite_question("Where did I put my keys?")

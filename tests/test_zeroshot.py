@@ -8,17 +8,8 @@ from answer_fixtures import ColorEncoder
 
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
-from models.zeroshot import (
-    EmptyQuestion,
-    Prompt,
-    embed_prompts,
-    embed_question,
-    rewrite_question,
-    similarity_curve,
-    third_person,
-    to_base_verb,
-    zero_shot_windows,
-)
+from models.questions import EmptyQuestion, Prompt, rewrite_question, third_person, to_base_verb
+from models.zeroshot import embed_prompts, embed_question, similarity_curve, zero_shot_windows
 
 # question, template, object, must-have prompts, must-not-have prompts
 TABLE = [
@@ -241,7 +232,7 @@ def test_order_by_anchor_lowers_the_wrong_side_of_the_event():
 
 
 def test_every_question_rule_has_its_prompt_builder():
-    from models.zeroshot import _BUILDERS, _RULES
+    from models.questions import _BUILDERS, _RULES
 
     assert [name for name, _ in _RULES if name not in _BUILDERS] == []
     assert set(_BUILDERS) == {name for name, _ in _RULES}

@@ -76,7 +76,7 @@ from app.answering.search import (
 from app.answering.trained import TrainedAnswerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from app.answering.zeroshot import ZeroShotAnswerer
-from models.zeroshot import EmptyQuestion
+from models.questions import EmptyQuestion
 
 __all__ = [
     "ZEROSHOT",

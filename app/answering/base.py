@@ -16,8 +16,8 @@ import numpy as np
 from app.answering.calibration import Calibration, InvalidCalibration
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
+from models.questions import Rewrite, rewrite_question
 from models.windows import Window
-from models.zeroshot import Rewrite, rewrite_question
 
 logger = logging.getLogger(__name__)
 

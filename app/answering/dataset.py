@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.answering.base import Answerer
+from models.questions import EmptyQuestion, rewrite_question
 from models.windows import Window
-from models.zeroshot import EmptyQuestion, rewrite_question
 from training.features import ClipFeatureSource, FeaturesUnavailable
 from training.nlq import NLQDataset, Query
 

@@ -23,8 +23,8 @@ from app.answering.base import (
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
+from models.questions import EmptyQuestion
 from models.windows import Window
-from models.zeroshot import EmptyQuestion
 
 
 def _checkpoint_key(context: AnswerContext, arg: str | None) -> tuple:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.zeroshot import Rewrite, embed_prompts
+from models.questions import Rewrite
+from models.zeroshot import embed_prompts
 
 
 class VectorCache:

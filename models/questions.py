@@ -1,0 +1,769 @@
+"""Questions -> what their answer's frames would be captioned or narrated as: weighted CLIP prompts.
+
+Why: see :mod:`models.zeroshot` (CLIP and EgoRecall's narration-tuned CLIP never saw a *question*).
+
+How (:func:`rewrite_question`):
+
+1. :func:`normalize_text` (the one cleaning every text goes through), then contractions ("where's") and
+   polite openers ("can you tell me") are undone.
+2. Ego4D NLQ's query templates are recognised by regular expressions over the normalised text, each pulling
+   out the phrases that matter: the *object* ("where did I put my keys" -> "the keys"), the *action*
+   ("what did I pour into the bowl" -> "pour into the bowl"), a *place* ("who did I talk to in the
+   kitchen" -> "the kitchen"), a *person*. Possessives become articles ("my keys" -> "the keys"), because
+   captions and narrations say "the keys", never "my keys".
+3. Each phrase yields a few weighted prompts: the object itself ("keys") and photo-style captions ("a photo
+   of keys"); narration-style action phrases in the third person, as cleaned narrations read ("puts the
+   keys") and a bare form ("put keys"); places as photos ("a photo of a kitchen"). The weights say how much
+   a phrase is the *answer*: for "where did I put X" the object dominates, for "what did I pour into Y" the
+   action does (the object is unknown), a place only hints.
+4. A question no template recognises keeps its content words without the question words ("where", "did
+   i"), and, as the last resort, the whole normalised question is the prompt.
+
+Each rule of :data:`_RULES` (a regular expression over the normalised question) has a prompt builder in
+:data:`_BUILDERS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from models.errors import EgoRecallError
+from models.text_normalize import normalize_text
+
+
+class EmptyQuestion(EgoRecallError):
+    """The question is empty (or nothing is left of it once cleaned)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """How one question was read: the template that matched, the phrases it found and the prompts made."""
+
+    question: str
+    normalized: str
+    template: str
+    """Name of the rule that matched (e.g. ``where_put``), ``content`` or ``fallback``."""
+    prompts: tuple[Prompt, ...]
+    object: str | None = None
+    action: str | None = None
+    place: str | None = None
+    person: str | None = None
+    relation: str | None = None
+    """``before`` or ``after``: the answer is the object's moment on that side of the ``anchor`` event."""
+    anchor: tuple[Prompt, ...] = ()
+    """Prompts of the event the answer is ordered against ("... before I opened the fridge")."""
+
+    @property
+    def texts(self) -> list[str]:
+        return [p.text for p in self.prompts]
+
+
+# ------------------------------------------------------------------------------------------ word tools
+_CONTRACTIONS = (
+    (re.compile(r"\b(where|what|who|how|when|which|that|there|it)'s\b"), r"\1 is"),
+    (re.compile(r"\b(where|what|who|how|when|which)'re\b"), r"\1 are"),
+    (re.compile(r"\b(did|do|does|was|were|is|are|have|has)n't\b"), r"\1 not"),
+    (re.compile(r"\bi've\b"), "i have"),
+    (re.compile(r"\bi'm\b"), "i am"),
+)
+_OPENERS = re.compile(
+    r"^(?:(?:hey|hi|ok|okay|so|please|um|uh)\b,?\s*)*"
+    r"(?:(?:can|could|would) you (?:please )?(?:tell|show) me |(?:please )?(?:tell|show) me |"
+    r"do you know |i (?:want|need) to know |i wonder )?"
+)
+_TRAILING_TIME = re.compile(
+    r"\s+(?:today|yesterday|earlier|before|recently|last time|this (?:morning|afternoon|"
+    r"evening)|in the video|in this video|first|last)$"
+)
+_DETERMINER = re.compile(r"^(?:the|a|an|some|any|my|your|our|his|her|their|its|this|that|these|those)\s+")
+_POSSESSIVE = re.compile(r"^(?:my|your|our|his|her|their)\s+")
+_KIND_WORDS = re.compile(
+    r"^(?:(?:object|objects|thing|things|item|items|color|colour|kind of|type of|sort of|"
+    r"brand of|kinds of|types of)\s+)+"
+)
+
+IRREGULAR_PAST = {
+    "took": "take",
+    # past participles ("where had I seen ...", "what have I taken ...")
+    "seen": "see",
+    "taken": "take",
+    "given": "give",
+    "eaten": "eat",
+    "gone": "go",
+    "done": "do",
+    "written": "write",
+    "hidden": "hide",
+    "broken": "break",
+    "chosen": "choose",
+    "fallen": "fall",
+    "forgotten": "forget",
+    "frozen": "freeze",
+    "shaken": "shake",
+    "thrown": "throw",
+    "shown": "show",
+    "worn": "wear",
+    "torn": "tear",
+    "drunk": "drink",
+    "begun": "begin",
+    "left": "leave",
+    "saw": "see",
+    "ate": "eat",
+    "made": "make",
+    "went": "go",
+    "got": "get",
+    "gave": "give",
+    "threw": "throw",
+    "held": "hold",
+    "brought": "bring",
+    "bought": "buy",
+    "kept": "keep",
+    "wore": "wear",
+    "drank": "drink",
+    "hung": "hang",
+    "ran": "run",
+    "sat": "sit",
+    "spoke": "speak",
+    "told": "tell",
+    "found": "find",
+    "lost": "lose",
+    "broke": "break",
+    "fed": "feed",
+    "laid": "lay",
+    "paid": "pay",
+    "sold": "sell",
+    "sent": "send",
+    "stood": "stand",
+    "swept": "sweep",
+    "thought": "think",
+    "drew": "draw",
+    "drove": "drive",
+    "rode": "ride",
+    "wrote": "write",
+    "began": "begin",
+    "came": "come",
+    "did": "do",
+    "had": "have",
+    "heard": "hear",
+    "met": "meet",
+    "chose": "choose",
+    "fell": "fall",
+    "forgot": "forget",
+    "froze": "freeze",
+    "shook": "shake",
+    "stuck": "stick",
+    "tore": "tear",
+    "woke": "wake",
+    "hid": "hide",
+    "dug": "dig",
+    "spun": "spin",
+    "slid": "slide",
+    "bit": "bite",
+    "lit": "light",
+    "ground": "grind",
+    "wound": "wind",
+    "bent": "bend",
+    "built": "build",
+    "caught": "catch",
+    "fought": "fight",
+    "led": "lead",
+    "lent": "lend",
+    "understood": "understand",
+    "washed": "wash",
+}
+_THIRD_PERSON_IRREGULAR = {"have": "has", "do": "does", "go": "goes", "be": "is"}
+_PARTICLES = ("down", "away", "up", "out", "back", "off", "on", "in", "aside", "inside")
+PERSON_WORDS = frozenset(
+    "person people man men woman women lady boy girl child children kid kids guy friend someone somebody "
+    "baby worker cashier shopkeeper seller customer".split()
+)
+SEEING_VERBS = frozenset("see saw find found notice noticed spot spotted look looked watch watched".split())
+
+
+def to_base_verb(word: str) -> str:
+    """A simple-past verb -> its base form ("opened" -> "open", "placed" -> "place"); others unchanged.
+
+    Heuristic (English spelling rules plus a table of irregular verbs); it only feeds prompts, where a rare
+    miss costs a slightly worse phrasing, never a wrong answer on its own.
+    """
+    if word in IRREGULAR_PAST:
+        return IRREGULAR_PAST[word]
+    if len(word) <= 4 or not word.endswith("ed") or word.endswith("eed"):
+        return word
+    stem = word[:-2]
+    if stem.endswith("i"):
+        return stem[:-1] + "y"  # carried -> carry
+    if len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] in "bgmnprt":
+        return stem[:-1]  # dropped -> drop
+    if stem[-1] in "cgvz" or (stem[-1] == "s" and not stem.endswith("ss")) or stem.endswith("u"):
+        return stem + "e"  # placed -> place, closed -> close, rinsed -> rinse, glued -> glue
+    if re.fullmatch(r"[^aeiou]*[aeiou][^aeiouwxy]", stem):
+        return stem + "e"  # one syllable, consonant-vowel-consonant: wiped -> wipe, baked -> bake
+    return stem
+
+
+def third_person(verb: str) -> str:
+    """Base verb -> third person singular, as narrations read ("put" -> "puts", "wash" -> "washes")."""
+    if verb in _THIRD_PERSON_IRREGULAR:
+        return _THIRD_PERSON_IRREGULAR[verb]
+    if re.search(r"(s|sh|ch|x|z|o)$", verb):
+        return verb + "es"
+    if re.search(r"[^aeiou]y$", verb):
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def singular(noun_phrase: str) -> str:
+    """Last word made singular by spelling rules ("cups" -> "cup", "glasses" -> "glass", "knives" stays)."""
+    words = noun_phrase.split()
+    if not words:
+        return noun_phrase
+    w = words[-1]
+    if len(w) > 3 and w.endswith("ies"):
+        w = w[:-3] + "y"
+    elif len(w) > 3 and re.search(r"(ss|sh|ch|x|z)es$", w):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    return " ".join(words[:-1] + [w])
+
+
+def bare(phrase: str) -> str:
+    """Without its leading determiner(s): "the keys" -> "keys"."""
+    out = phrase
+    while True:
+        nxt = _DETERMINER.sub("", out, count=1)
+        if nxt == out:
+            return out.strip()
+        out = nxt
+
+
+def looks_plural(phrase: str) -> bool:
+    last = phrase.split()[-1] if phrase.split() else ""
+    return len(last) > 2 and last.endswith("s") and not last.endswith(("ss", "us", "is"))
+
+
+def indefinite(phrase: str) -> str:
+    """As a caption names one thing: "knife" -> "a knife", "onion" -> "an onion", "keys" -> "keys"."""
+    b = bare(phrase)
+    if (
+        not b
+        or looks_plural(b)
+        or b.split()[0]
+        in PERSON_WORDS
+        - {
+            "man",
+            "woman",
+            "person",
+            "lady",
+            "boy",
+            "girl",
+            "child",
+            "kid",
+            "guy",
+            "friend",
+            "baby",
+            "worker",
+            "cashier",
+            "shopkeeper",
+            "seller",
+            "customer",
+        }
+    ):
+        return b
+    return f"{'an' if b[0] in 'aeiou' else 'a'} {b}"
+
+
+def definite(phrase: str) -> str:
+    """With a definite article, as narrations write objects: "my keys" -> "the keys", "keys" -> "the keys"."""
+    phrase = _POSSESSIVE.sub("the ", phrase.strip())
+    if _DETERMINER.match(phrase) or phrase.split()[0] in PERSON_WORDS | {"me", "someone", "something"}:
+        return phrase
+    return f"the {phrase}"
+
+
+def _clean_phrase(phrase: str | None) -> str | None:
+    if phrase is None:
+        return None
+    phrase = _TRAILING_TIME.sub("", phrase.strip())
+    phrase = re.sub(r"\s+(?:at|in|on)$", "", phrase)  # "the cup i was drinking from" is fine; dangling "at" not
+    return phrase.strip() or None
+
+
+def _object_phrase(phrase: str | None) -> str | None:
+    """An object as asked about -> its definite form without words such as "object", "color"."""
+    phrase = _clean_phrase(phrase)
+    if not phrase:
+        return None
+    core = _KIND_WORDS.sub("", bare(phrase) + " ").strip()
+    if not core or core in ("it", "them", "this", "that", "something", "anything", "stuff"):
+        return None
+    return definite(core)
+
+
+def _prepare(question: str) -> str:
+    text = question.replace("\u2019", "'").replace("\u2018", "'")
+    text = normalize_text(text)
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    text = _OPENERS.sub("", text, count=1)
+    # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
+    text = re.sub(
+        r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
+        r"(?!(?:did|do|have|had) )",
+        r"\1 did i ",
+        text,
+    )
+    text = re.sub(r"[\"“”?!.,;:]+", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    # A leading time clause ("before I opened the fridge, where was the mug") goes where the templates have it.
+    text = re.sub(
+        r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
+    )
+    return text
+
+
+# ------------------------------------------------------------------------------------------ prompt building
+@dataclass
+class _Builder:
+    prompts: dict[str, float] = field(default_factory=dict)
+
+    def add(self, text: str | None, weight: float) -> None:
+        text = re.sub(r"\s+", " ", (text or "")).strip()
+        if text and weight > 0:
+            self.prompts[text] = self.prompts.get(text, 0.0) + weight
+
+    def obj(self, phrase: str | None, weight: float = 1.0) -> None:
+        """The thing itself, and photos of it: what CLIP matches best."""
+        if not phrase:
+            return
+        b = bare(phrase)
+        self.add(b, weight)
+        self.add(f"a photo of {indefinite(b)}", weight)
+        self.add(f"a close-up photo of {phrase}", 0.5 * weight)
+
+    def action(self, verb: str, rest: str | None, weight: float = 1.0) -> None:
+        """Narration style, as ``normalize_text`` leaves Ego4D narrations: "puts the keys", "put keys"."""
+        verb = to_base_verb(verb)
+        rest = rest.strip() if rest else ""
+        self.add(f"{third_person(verb)} {rest}", weight)
+        self.add(f"{verb} {bare(rest) if rest else ''}", 0.5 * weight)
+
+    def event(self, clause: str | None, weight: float) -> None:
+        """A clause about the camera wearer ("i opened the fridge") as a narration ("opens the fridge")."""
+        if not clause:
+            return
+        words = clause.split()
+        if words and words[0] in ("i", "we"):
+            words = words[1:]
+        if words and words[0] in ("was", "were", "am", "had", "have"):
+            words = words[1:]
+            if words and words[0].endswith("ing"):  # "i was cutting the onion" -> "cutting the onion"
+                self.add(" ".join(words), weight)
+                return
+        if not words:
+            return
+        if words[0] in PERSON_WORDS or words[0] in ("the", "a", "my"):  # "the man opened ..." -> keep subject
+            self.add(" ".join(words), weight)
+            return
+        self.action(words[0], _possessive_to_article(" ".join(words[1:])), weight)
+
+    def place(self, phrase: str | None, weight: float = 0.5) -> None:
+        phrase = _clean_phrase(phrase)
+        if phrase:
+            self.add(f"a photo of {indefinite(_possessive_to_article(phrase))}", weight)
+
+    def person(self, phrase: str | None, weight: float = 1.0) -> None:
+        who = indefinite(phrase or "person")
+        self.add(who, weight)
+        self.add(f"a photo of {who}", weight)
+
+
+def _possessive_to_article(phrase: str) -> str:
+    return re.sub(r"\b(?:my|your|our)\b", "the", phrase)
+
+
+def _split_object_and_clause(text: str) -> tuple[str, str | None, str | None]:
+    m = re.match(r"^(?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$", text)
+    if m:
+        return m["obj"], m["rel"], m["event"]
+    return text, None, None
+
+
+_VERB_PARTICLES = "|".join(_PARTICLES)
+_PREPOSITIONS = r"in|into|in to|inside|on|onto|on to|under|from|out of|off|to|at|with|near|next to|behind|over"
+
+_PLACE_PREPOSITIONS = r"in|into|inside|on|onto|under|from|out of|off|at|near|next to|behind|over"
+
+_RULES: list[tuple[str, re.Pattern]] = [
+    (
+        "where_is_relative",
+        re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$"),
+    ),
+    (
+        "seen_location",
+        re.compile(
+            r"^(?:in |at )?(?:what|which) (?:location|place|room|area|spot|part of the house)s? (?:did|do|have) i "
+            r"(?:first |last )?(?P<verb>\w+) (?P<obj>.+?)(?: (?:in|at))?$"
+        ),
+    ),
+    (
+        "where_person",
+        re.compile(
+            r"^where did i (?:see|meet|find) (?P<person>(?:the |a |an )?(?:person|man|woman|lady|boy|girl|child|kid|"
+            r"guy|friend|someone)\b.*)$"
+        ),
+    ),
+    (
+        "where_verb",
+        re.compile(
+            rf"^where (?:did|do|have|had) i (?:first |last )?(?P<verb>\w+)(?: (?P<p1>{_VERB_PARTICLES}))? "
+            rf"(?P<obj>.+?)(?: (?P<p2>{_VERB_PARTICLES}))?$"
+        ),
+    ),
+    ("where_is", re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?)(?: (?:located|kept|now))?$")),
+    (
+        "what_verb_prep",
+        re.compile(
+            rf"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<particle>{_VERB_PARTICLES}))?"
+            rf" (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$"
+        ),
+    ),
+    (
+        "what_thing_did_i",
+        re.compile(r"^(?:what|which) (?P<thing>[a-z][a-z ]*?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$"),
+    ),
+    ("what_did_i", re.compile(r"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
+    ("how_many_times", re.compile(r"^how many times (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
+    ("how_many_did_i", re.compile(r"^how many (?P<obj>.+?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
+    (
+        "how_many_are",
+        re.compile(rf"^how many (?P<obj>.+?) (?:are|were|is|was)(?: there)?(?: (?:{_PREPOSITIONS}) (?P<place>.+))?$"),
+    ),
+    (
+        "who_interact",
+        re.compile(
+            r"^(?:who|whom|which person) (?:did|do|have) i (?P<verb>talk|speak|chat|interact|play|work|eat|walk|meet|"
+            r"see|help|greet|cook|converse)\w*(?: (?:to|with))?"
+            r"(?: (?:in|at|inside|on|near) (?P<place>.+?))?(?: (?:when|while|after|before) (?P<event>.+))?$"
+        ),
+    ),
+    (
+        "when_person",
+        re.compile(
+            r"^when did i (?P<verb>\w+)(?: (?:to|with))? (?:the |a |an )?(?P<noun>person|man|woman|someone)"
+            r"(?: (?:with the role|who is|who was|who|with)(?: of)?)? ?(?P<role>.*)$"
+        ),
+    ),
+    ("who_other", re.compile(r"^who (?P<rest>.+)$")),
+    ("when_did_i", re.compile(r"^when (?:did|do|have) i (?P<action>.+)$")),
+    ("did_i", re.compile(r"^(?:did|do|have) i (?P<action>.+)$")),
+    (
+        "state",
+        re.compile(
+            r"^(?:is|are|was|were) (?P<obj>.+?) (?P<state>open|opened|closed|shut|on|off|empty|full|clean|dirty|"
+            r"locked|unlocked|turned on|turned off|plugged in|unplugged|switched on|switched off)$"
+        ),
+    ),
+    (
+        "what_attribute",
+        re.compile(
+            r"^what (?P<attr>colou?r|size|shape|brand|kind|type|sort|material)(?: of)? (?:is|are|was|were) (?P<obj>.+)$"
+        ),
+    ),
+    ("what_is_place", re.compile(rf"^what (?:is|are|was|were) (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$")),
+    ("what_is", re.compile(r"^what (?:is|are|was|were) (?P<rest>.+)$")),
+]
+
+_OPENING_WORDS = frozenset(
+    "where what when who whom whose which why how did do does is are was were can could "
+    "would will should have has had".split()
+)
+"""A text opening with one of these is a question; its content words are kept without the question words."""
+_QUESTION_WORDS = frozenset(
+    "where what when who whom whose which why how many much did do does i is are was were have has had the my "
+    "a an in on at of to me you can could would will should please there it".split()
+)
+
+
+EVENT_OBJECT_WEIGHT = 0.25
+"""Weight of the object's prompts beside an event's action (1.0) in "where did I <verb> X" questions:
+measured on bench/bench_answers.py ("Place: Where did I put X?")."""
+
+
+ORDERING_RELATIONS = ("before", "after")
+
+
+def _ordered_event(b: _Builder, found: dict, relation: str | None, clause: str | None) -> None:
+    """ "Where was X before/after Y": Y is when to look, not what to look for, so it becomes the anchor that
+    orders the answer (:func:`order_by_anchor`) instead of a prompt mixed into X's (which pulled the answer
+    towards Y's moment, where X is often not in view: bench/bench_answers.py, R@1@0.3 14 -> 29). Other
+    relations ("while Y") keep Y as a weak prompt of their own."""
+    if not clause:
+        return
+    if relation in ORDERING_RELATIONS:
+        anchor = _Builder()
+        anchor.event(clause, 1.0)
+        found.update(relation=relation, anchor=tuple(Prompt(t, round(w, 4)) for t, w in anchor.prompts.items()))
+    else:
+        b.event(clause, 0.4)
+
+
+# One builder per rule of :data:`_RULES`: each turns the rule's named groups into weighted prompts (``b``)
+# and the phrases it found (``found``).
+
+
+def _where_is_relative(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    _ordered_event(b, found, g["rel"], _clean_phrase(g["event"]))
+    found.update(object=obj, action=_clean_phrase(g["event"]))
+
+
+def _seen_location(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    if g["verb"] not in SEEING_VERBS:
+        b.action(g["verb"], obj, 0.5)
+    found.update(object=obj)
+
+
+def _where_verb(b: _Builder, g: dict, found: dict) -> None:
+    text, _rel, event = _split_object_and_clause(g["obj"])
+    obj = _object_phrase(text)
+    verb = to_base_verb(g["verb"])
+    if verb not in SEEING_VERBS and obj:
+        # An event ("where did I put X"): its moment is the action, not every frame where X is visible,
+        # so the narration of the action leads and the object only steadies it.
+        particle = g.get("p1") or g.get("p2")
+        b.action(verb, f"{particle} {obj}" if particle else obj, 1.0)
+        b.obj(obj, EVENT_OBJECT_WEIGHT)
+        found["action"] = f"{verb} {obj}"
+    else:
+        b.obj(obj, 1.0)
+    _ordered_event(b, found, _rel, _clean_phrase(event))
+    found["object"] = obj
+
+
+def _where_is(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    found["object"] = obj
+
+
+def _what_verb_prep(b: _Builder, g: dict, found: dict) -> None:
+    place = _object_phrase(g["place"])
+    verb = to_base_verb(g["verb"])
+    prep = g["prep"]
+    particle = f"{g['particle']} " if g.get("particle") else ""
+    b.action(verb, f"{particle}something {prep} {place}", 1.0)
+    b.action(verb, f"{particle}{prep} {place}", 0.75)
+    b.obj(place, 0.5)
+    found.update(action=f"{verb} {particle}{prep} {place}", place=place)
+
+
+def _what_thing_did_i(b: _Builder, g: dict, found: dict) -> None:
+    thing = _object_phrase(g["thing"])
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    target = thing or "something"
+    b.action(verb, f"{target} {rest}", 1.0)
+    b.obj(thing, 0.75)
+    place = re.match(rf"^(?:{_PLACE_PREPOSITIONS}) (?P<place>.+)$", rest)
+    if place:
+        b.obj(_object_phrase(place["place"]), 0.5)
+    found.update(
+        object=thing,
+        action=f"{verb} {target} {rest}".strip(),
+        place=_object_phrase(place["place"]) if place else None,
+    )
+
+
+def _what_did_i(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    b.action(verb, rest or "something", 1.0)
+    found.update(action=f"{verb} {rest}".strip())
+
+
+def _how_many_times(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    b.action(verb, rest, 1.0)
+    b.obj(_object_phrase(rest), 0.5)
+    found.update(action=f"{verb} {rest}".strip(), object=_object_phrase(rest))
+
+
+def _how_many_did_i(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    verb = to_base_verb(g["verb"])
+    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    one = obj and definite(singular(bare(obj)))
+    b.obj(obj, 1.0)
+    if obj:
+        b.action(verb, f"{one} {rest}", 0.75)
+        b.action(verb, f"{obj} {rest}", 0.5)
+    found.update(object=obj, action=f"{verb} {obj or ''} {rest}".strip())
+
+
+def _how_many_are(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    b.place(g.get("place"), 0.5)
+    found.update(object=obj, place=_clean_phrase(g.get("place")))
+
+
+def _who_interact(b: _Builder, g: dict, found: dict) -> None:
+    verb = to_base_verb(g["verb"])
+    b.person(None, 1.0)
+    b.action(verb, "to a person" if verb in ("talk", "speak", "chat") else "with a person", 0.75)
+    b.place(g.get("place"), 0.5)
+    b.event(_clean_phrase(g.get("event")), 0.5)
+    found.update(person="a person", place=_clean_phrase(g.get("place")), action=_clean_phrase(g.get("event")))
+
+
+def _when_person(b: _Builder, g: dict, found: dict) -> None:
+    role = _clean_phrase(g.get("role")) or g["noun"]
+    verb = to_base_verb(g["verb"])
+    b.person(role, 1.0)
+    b.action(verb, f"{'to' if verb in ('talk', 'speak', 'chat') else 'with'} the {bare(role)}", 0.5)
+    found.update(person=role)
+
+
+def _where_person(b: _Builder, g: dict, found: dict) -> None:
+    person = _clean_phrase(g["person"])
+    b.person(person, 1.0)
+    found.update(person=person)
+
+
+def _who_other(b: _Builder, g: dict, found: dict) -> None:
+    b.person(None, 1.0)
+    rest = _clean_phrase(g["rest"])
+    if rest:
+        b.add(re.sub(r"^(?:did|was|were|is) ", "", _possessive_to_article(rest)), 0.5)
+    found.update(person="a person", action=rest)
+
+
+def _when_did_i_or_did_i(b: _Builder, g: dict, found: dict) -> None:
+    clause = _clean_phrase(g["action"]) or ""
+    b.event(clause, 1.0)
+    words = clause.split()
+    obj = _object_phrase(" ".join(words[1:])) if len(words) > 1 else None
+    if obj and obj.split()[-1] in ("open", "closed", "on", "off"):  # "leave the door open"
+        obj = definite(" ".join(bare(obj).split()[:-1])) if len(bare(obj).split()) > 1 else None
+    b.obj(obj, 0.4)
+    found.update(action=clause, object=obj)
+
+
+def _state(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    if obj:
+        b.add(f"{bare(obj)} {g['state']}", 1.0)
+        b.add(f"{obj} is {g['state']}", 1.0)
+        b.obj(obj, 0.5)
+    found.update(object=obj)
+
+
+def _what_attribute(b: _Builder, g: dict, found: dict) -> None:
+    obj = _object_phrase(g["obj"])
+    b.obj(obj, 1.0)
+    found.update(object=obj)
+
+
+def _what_is_place(b: _Builder, g: dict, found: dict) -> None:
+    place = _object_phrase(g["place"])
+    b.obj(place, 0.75)
+    b.add(f"something {g['prep']} {place}", 0.5)
+    found.update(place=place)
+
+
+def _what_is(b: _Builder, g: dict, found: dict) -> None:
+    rest = _clean_phrase(g["rest"])
+    obj = _object_phrase(re.sub(r"^(?:the )?(?:state|colou?r|size|shape|name|brand) of ", "", rest or ""))
+    b.obj(obj, 1.0)
+    found.update(object=obj)
+
+
+_BUILDERS: dict[str, Callable[[_Builder, dict, dict], None]] = {
+    "where_is_relative": _where_is_relative,
+    "seen_location": _seen_location,
+    "where_verb": _where_verb,
+    "where_is": _where_is,
+    "what_verb_prep": _what_verb_prep,
+    "what_thing_did_i": _what_thing_did_i,
+    "what_did_i": _what_did_i,
+    "how_many_times": _how_many_times,
+    "how_many_did_i": _how_many_did_i,
+    "how_many_are": _how_many_are,
+    "who_interact": _who_interact,
+    "when_person": _when_person,
+    "where_person": _where_person,
+    "who_other": _who_other,
+    "when_did_i": _when_did_i_or_did_i,
+    "did_i": _when_did_i_or_did_i,
+    "state": _state,
+    "what_attribute": _what_attribute,
+    "what_is_place": _what_is_place,
+    "what_is": _what_is,
+}
+"""Rule name -> its prompt builder (every rule of :data:`_RULES` has one; a test keeps them in step)."""
+
+
+def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
+    b = _Builder()
+    found: dict[str, str | None] = {}
+    _BUILDERS[rule](b, m.groupdict(), found)
+    return b, found
+
+
+def rewrite_question(question: str) -> Rewrite:
+    """Read a question as Ego4D NLQ asks them and make its weighted prompts (see the module docstring).
+
+    Raises :class:`EmptyQuestion` when nothing is left once cleaned.
+    """
+    if question is None or not str(question).strip():
+        raise EmptyQuestion('the question is empty; ask something like "where did I put my keys?"')
+    normalized = normalize_text(question)
+    text = _prepare(question)
+    if not normalized or not text:
+        raise EmptyQuestion(
+            f"the question {str(question).strip()!r} has no words left once cleaned; ask something "
+            'like "where did I put my keys?"'
+        )
+    for rule, pattern in _RULES:
+        m = pattern.match(text)
+        if not m:
+            continue
+        builder, found = _build(rule, m)
+        if builder.prompts:
+            return _finish(question, normalized, rule, builder, found)
+    words = text.split()
+    content = [w for w in words if w not in _QUESTION_WORDS]
+    builder = _Builder()
+    if words[0] in _OPENING_WORDS and content and len(content) < len(words):
+        phrase = _possessive_to_article(" ".join(content))
+        builder.add(phrase, 1.0)
+        builder.add(f"a photo of {phrase}", 1.0)
+        builder.add(text, 0.5)
+        return _finish(question, normalized, "content", builder, {"object": phrase})
+    builder.add(text, 1.0)
+    return _finish(question, normalized, "fallback", builder, {})
+
+
+def _finish(question: str, normalized: str, rule: str, builder: _Builder, found: dict) -> Rewrite:
+    prompts = tuple(Prompt(t, round(w, 4)) for t, w in builder.prompts.items())
+    return Rewrite(
+        question=str(question),
+        normalized=normalized,
+        template=rule,
+        prompts=prompts,
+        **{k: found.get(k) for k in ("object", "action", "place", "person", "relation")},
+        anchor=found.get("anchor", ()),
+    )
