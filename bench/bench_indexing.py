@@ -2,6 +2,7 @@
 
     python bench/bench_indexing.py                      # ViT-B-32 and ViT-B-16, random weights, 1.875 Hz
     python bench/bench_indexing.py --models ViT-B-32 --workers 1 2 --lengths 150 600
+    python bench/bench_indexing.py --models ViT-B-32 ViT-B-32+int8 --lengths 150   # +int8: the int8 image tower
 
 The test videos (a scrolling texture with moving blocks and a scene change every 10 s, H.264 superfast,
 30 fps) are made once and cached under bench/out/. Every end-to-end run is a fresh process that indexes the
@@ -25,6 +26,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
 RATE_HZ = 1.875
 FPS = 30
+
+
+def spec_of(name: str):
+    """``ViT-B-32`` or ``ViT-B-32+int8`` (the int8 image tower) -> a randomly initialised encoder spec."""
+    from models.clip_encoder import EncoderSpec
+
+    model, _, quantize = name.partition("+")
+    return EncoderSpec(model, "none", quantize)
 
 
 def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
@@ -83,10 +92,10 @@ def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
     import numpy as np
     import torch
 
-    from models.clip_encoder import ClipEncoder, EncoderSpec
+    from models.clip_encoder import ClipEncoder
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    encoder = ClipEncoder.load(EncoderSpec(model, "none"), device=None)
+    encoder = ClipEncoder.load(spec_of(model), device=None)
     batch = np.random.default_rng(0).integers(0, 256, (32, short_side, short_side * 16 // 9, 3), dtype=np.uint8)
     encoder.encode_frames(batch[:4])  # warm-up
     started, cpu = time.monotonic(), time.process_time()
@@ -102,10 +111,10 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
 
     from indexing.config import DecodeConfig, LibraryConfig
     from indexing.library import Library
-    from models.clip_encoder import ClipEncoder, EncoderSpec
+    from models.clip_encoder import ClipEncoder
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    encoder = ClipEncoder.load(EncoderSpec(model, "none"), device=None)
+    encoder = ClipEncoder.load(spec_of(model), device=None)
     lib_dir = OUT / f"lib-{os.getpid()}"
     shutil.rmtree(lib_dir, ignore_errors=True)
     lib = Library.open(lib_dir, config=LibraryConfig(decode=DecodeConfig(workers=workers, min_segment_s=60)))

@@ -144,6 +144,7 @@ class LibrarySettings:
     encoder_key: str | None = None
     encoder_model: str | None = None
     encoder_pretrained: str | None = None
+    encoder_quantize: str | None = None
     dim: int | None = None
     created_at: float = 0.0
     feature_store: str | None = None

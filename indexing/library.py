@@ -211,7 +211,7 @@ class Library(ReindexMixin, RepairMixin):
         from models.clip_encoder import EncoderSpec
 
         s = self.settings
-        return EncoderSpec(s.encoder_model, s.encoder_pretrained) if s.encoder_model else None
+        return EncoderSpec(s.encoder_model, s.encoder_pretrained, s.encoder_quantize or "") if s.encoder_model else None
 
     def require_encoder(self, key: str, dim: int | None = None, settings: LibrarySettings | None = None) -> None:
         """Raise :class:`EncoderMismatch` unless features of encoder ``key`` may go into this library."""
@@ -458,6 +458,7 @@ class Library(ReindexMixin, RepairMixin):
                     ("encoder_key", encoder.key),
                     ("encoder_model", spec.model),
                     ("encoder_pretrained", spec.pretrained),
+                    ("encoder_quantize", getattr(spec, "quantize", "")),
                     ("dim", int(encoder.dim)),
                 ):
                     self.catalog.set_setting(con, key, value)

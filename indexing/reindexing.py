@@ -110,6 +110,7 @@ class ReindexMixin:
                             ("encoder_key", encoder.key),
                             ("encoder_model", spec.model),
                             ("encoder_pretrained", spec.pretrained),
+                            ("encoder_quantize", getattr(spec, "quantize", "")),
                             ("dim", int(encoder.dim)),
                             ("feature_store", store.name),
                         ):

@@ -41,6 +41,8 @@ DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
 RANDOM_INIT = "none"
 RANDOM_INIT_SEED = 0
+QUANTIZATIONS = ("", "int8")
+
 WEIGHT_FILE_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 _config_lock = threading.Lock()
@@ -81,12 +83,23 @@ class EncoderSpec:
 
     model: str = DEFAULT_MODEL
     pretrained: str = DEFAULT_PRETRAINED
+    quantize: str = ""
+    """``int8``: the image tower's linear layers run as int8 dynamic quantisation on the CPU (faster frames at a
+    cosine of ~0.9998 to the float tower). Its features are a different encoder's (another :attr:`key`)."""
+
+    def __post_init__(self) -> None:
+        if self.quantize not in QUANTIZATIONS:
+            raise EncoderUnavailable(f"unknown quantisation {self.quantize!r}; use one of: int8 (or none)")
 
     @classmethod
-    def from_env(cls, model: str | None = None, pretrained: str | None = None) -> EncoderSpec:
+    def from_env(
+        cls, model: str | None = None, pretrained: str | None = None, quantize: str | None = None
+    ) -> EncoderSpec:
+        q = os.environ.get("EGORECALL_QUANTIZE", "") if quantize is None else quantize
         return cls(
             model=model or os.environ.get("EGORECALL_MODEL", DEFAULT_MODEL),
             pretrained=pretrained or os.environ.get("EGORECALL_PRETRAINED", DEFAULT_PRETRAINED),
+            quantize="" if q in ("", "none") else q,
         )
 
     @property
@@ -100,14 +113,15 @@ class EncoderSpec:
     @property
     def key(self) -> str:
         """A stable identity for the weights; features with different keys must never be compared."""
+        suffix = f"+{self.quantize}" if self.quantize else ""
         if self.is_random:
-            return f"{self.model}/random-seed{RANDOM_INIT_SEED}"
+            return f"{self.model}/random-seed{RANDOM_INIT_SEED}{suffix}"
         if self.is_file:
             path = Path(self.pretrained)
             if not path.is_file():
                 raise EncoderUnavailable(f"encoder weights file not found: {path}")
-            return f"{self.model}/file-{_file_digest(path)}"
-        return f"{self.model}/{self.pretrained}"
+            return f"{self.model}/file-{_file_digest(path)}{suffix}"
+        return f"{self.model}/{self.pretrained}{suffix}"
 
 
 def _sidecar_model_name(path: Path) -> str | None:
@@ -156,6 +170,18 @@ def _resolve_tag(model: str, tag: str) -> tuple[str, dict]:
             f"Make demo data; or `python -m app demo`)"
         )
     return download_weights(model, tag, cfg, local_dir), cfg
+
+
+def _quantize_image_tower(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """int8 dynamic quantisation of the image tower's linear layers (weights int8, activations quantised on
+    the fly): the attention and MLP matrices that dominate a ViT's frame cost on a CPU. The text tower stays
+    float: questions are few, and their embeddings keep the float model's text space."""
+    if device.type != "cpu":
+        raise EncoderUnavailable("int8 quantisation runs on the CPU only; on a GPU use the float16 encoder")
+    from torch.ao.quantization import quantize_dynamic
+
+    model.visual = quantize_dynamic(model.visual.float(), {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 def offline() -> bool:
@@ -314,6 +340,8 @@ class ClipEncoder:
                 )
             except (RuntimeError, KeyError, ValueError, OSError) as exc:
                 raise EncoderUnavailable(f"could not load encoder {spec.model} from {weights}: {exc}") from exc
+        if spec.quantize == "int8":
+            model = _quantize_image_tower(model, device)
         pp = model.visual.preprocess_cfg
         size = pp["size"] if isinstance(pp["size"], int) else pp["size"][0]
         tokenizer = open_clip.get_tokenizer(spec.model)

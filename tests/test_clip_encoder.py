@@ -99,3 +99,31 @@ def test_first_use_downloads_the_weights_then_finds_them_on_the_machine(tmp_path
     monkeypatch.delenv("EGORECALL_OFFLINE")
     with pytest.raises(EncoderUnavailable, match="downloading the pretrained weights .* failed"):
         ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu")  # the URL is gone now
+
+
+def test_int8_image_tower_is_its_own_encoder_and_stays_close_to_float(tmp_path, tiny_encoder):
+    from media import write_video
+
+    from indexing.errors import EncoderMismatch
+    from indexing.library import Library
+
+    spec = EncoderSpec("egorecall-tiny", "none", "int8")
+    assert spec.key == tiny_encoder.key + "+int8"
+    fast = ClipEncoder.load(spec, device="cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
+    a = tiny_encoder.encode_frames(frames).astype(np.float32)
+    b = fast.encode_frames(frames).astype(np.float32)
+    assert np.min(np.sum(a * b, axis=1)) > 0.99  # the same pictures, nearly the same unit vectors
+    np.testing.assert_allclose(fast.encode_text(["keys"]), tiny_encoder.encode_text(["keys"]), atol=1e-6)
+
+    video = write_video(tmp_path / "walk.mp4", seconds=2.0)
+    library = Library.open(tmp_path / "lib")
+    try:
+        library.add(video, fast)
+        assert library.encoder_spec == spec  # reopened libraries load the int8 encoder again
+        with pytest.raises(EncoderMismatch):
+            library.add(write_video(tmp_path / "other.mp4", seconds=2.0, seed=4), tiny_encoder)
+    finally:
+        library.close()
+    with pytest.raises(EncoderUnavailable, match="quantisation"):
+        EncoderSpec("egorecall-tiny", "none", "int4")

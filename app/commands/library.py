@@ -55,6 +55,12 @@ def register(subparsers) -> None:
         help="weights: an open_clip tag, a weights file, or 'none' for random weights (testing only)",
     )
     p.add_argument(
+        "--quantize",
+        choices=("none", "int8"),
+        default=None,
+        help="int8: a faster CPU image tower (its features are another encoder's; default $EGORECALL_QUANTIZE)",
+    )
+    p.add_argument(
         "--rate",
         type=float,
         default=None,
@@ -107,6 +113,7 @@ def register(subparsers) -> None:
         metavar="TAG|FILE|none",
         help="its weights: an open_clip tag, a weights file (e.g. from `pretrain`), or 'none'",
     )
+    ri.add_argument("--quantize", choices=("none", "int8"), default="none", help="int8: a faster CPU image tower")
     ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
     ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
     ri.set_defaults(handler=reindex_command)
@@ -147,8 +154,8 @@ def _service(args):
     from models.clip_encoder import EncoderSpec
 
     spec = None
-    if getattr(args, "model", None) or getattr(args, "pretrained", None):
-        spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained)
+    if getattr(args, "model", None) or getattr(args, "pretrained", None) or getattr(args, "quantize", None):
+        spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained, quantize=args.quantize)
     config = None
     if getattr(args, "workers", None):
         config = LibraryConfig(decode=DecodeConfig(workers=args.workers))
@@ -250,7 +257,10 @@ def reindex_command(args) -> int:
         bar.update(done - bar.n)
 
     try:
-        report = service.reindex(EncoderSpec(args.model, args.pretrained), progress=progress)
+        report = service.reindex(
+            EncoderSpec(args.model, args.pretrained, "" if args.quantize == "none" else args.quantize),
+            progress=progress,
+        )
     finally:
         bar.close()
     if report.unchanged:
