@@ -4,6 +4,7 @@ becomes a ready library video."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from realworld import corpus  # noqa: F401
 
@@ -57,3 +58,30 @@ def test_the_whole_corpus_becomes_ready_library_videos(corpus, tmp_path, tiny_en
 def test_a_longer_other_stream_does_not_make_the_video_look_truncated(corpus, name):
     info = probe(corpus[name].path)
     assert info.duration == pytest.approx(3.0, abs=0.15)
+
+
+def test_an_hour_of_video_decodes_onto_its_grid_in_flat_memory(tmp_path):
+    """A 1-hour recording (64x64, 2 fps: small to make) decodes in bounded batches: the decoder child's memory
+    is that of a one-minute video."""
+    from media import write_video
+
+    sizes = {}
+    for seconds in (60, 3600):
+        path = write_video(tmp_path / f"{seconds}s.mp4", seconds=seconds, fps=2.0, width=64, height=64, gop=240)
+        info = probe(path)
+        frames, report = decode_frames(path, info, info.grid(1.875), 32)
+        assert len(frames) == info.grid(1.875).num_bins == int(np.ceil(seconds * 1.875 - 1e-6))
+        sizes[seconds] = report.child_peak_rss_kb
+    assert sizes[3600] <= 1.25 * sizes[60] + 20_000, sizes
+
+
+def test_the_app_indexes_the_corpus_with_one_result_per_file(corpus, tmp_path, tiny_spec):
+    """Through the service the CLI and the UI share: every file of the corpus is indexed, none refused."""
+    from app.service import EgoRecall
+    from app.settings import Settings
+
+    made = sorted(c.path for c in corpus.values() if c.duration > 0)
+    service = EgoRecall(Settings(library=tmp_path / "app-lib", device="cpu"), encoder_spec=tiny_spec)
+    results = service.index(made)
+    assert [str(r.error) for r in results if not r.ok] == []
+    assert len(service.videos()) == len(made)

@@ -120,7 +120,14 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
     status = gr.Markdown(_status_text(actions.jobs.training_status()), elem_id="er-train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(
-            None, x="step", y="value", color="series", label="Training loss", y_title="loss", height=260
+            None,
+            x="step",
+            y="value",
+            color="series",
+            label="Training loss",
+            y_title="loss",
+            height=260,
+            elem_id="er-train-loss",
         )
         recall_plot = gr.LinePlot(
             None, x="step", y="value", color="series", label="Validation recall (%)", y_title="%", height=260
