@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from app.answering.rejection import calibrate_mode
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     paraphrased = paraphrase_scores(service, dataset, source, args.k)
     negatives = world_negatives(dataset, report.world)
-    rejection = {mode: calibrate_and_record(service, mode, dataset, source, negatives, args.k) for mode in modes}
+    rejection = {mode: calibrate_mode(service, mode, dataset, source, negatives, args.k) for mode in modes}
 
     queries = len(dataset.evaluation_queries())
     print(
@@ -420,28 +421,6 @@ def world_negatives(dataset, world: Path, per_clip: int = 3):
         return bool(obj) and bare(obj) not in text_of[clip_uid]
 
     return negative_queries(dataset, per_clip=per_clip, seed=BENCH_SEED, keep=keep)
-
-
-def calibrate_and_record(service, mode: str, dataset, source, negatives, k: int) -> dict:
-    """Cross-fitted rejection figures (fit on half the validation clips, report on the other half, both ways),
-    then one calibration fitted on all of them, stored where the app reads it (the checkpoint's metadata, or
-    the pretrained encoder's sidecar)."""
-    from app.answering.rejection import cross_fitted_report, fit_on, top_scores
-    from checkpoints import read_metadata, resolve_checkpoint, update_metadata
-    from checkpoints.encoder import record_encoder_calibration
-
-    scores = top_scores(service.answerer(mode), dataset, source, negatives, k)
-    report = cross_fitted_report(scores)
-    cal = fit_on(scores, fitted_on=str(dataset.source)).to_dict()
-    kind, _, name = mode.partition(":")
-    if mode == "zeroshot":
-        record_encoder_calibration(service.encoder_spec.pretrained, "zeroshot", cal)
-    else:
-        folder = resolve_checkpoint(name if kind == "fused" else mode, service.settings.checkpoints_dir)
-        stored = dict(read_metadata(folder).calibration)
-        stored["fused" if kind == "fused" else "checkpoint"] = cal
-        update_metadata(folder, {"calibration": stored})
-    return {"cross_fitted": report, "calibration": cal}
 
 
 def rejection_table(rejection: dict[str, dict], negatives: int) -> str:

@@ -339,3 +339,44 @@ def test_predict_uses_the_library_when_no_folder_is_given(world, capsys, tmp_pat
         capsys, "predict", "--annotations", annotations, "--out", tmp_path / "p.json", "--library", world["lib"]
     )
     assert rc == 0 and "unindexed-video" in err and "not in the library" in err
+
+
+def test_calibrate_stores_a_checkpoints_confidence_and_answers_carry_it(world, capsys, tmp_path):
+    import shutil
+
+    from checkpoints import read_metadata
+    from training.synthworld import generate_world
+
+    generate_world(tmp_path / "world", n_videos=4, seed=5, duration=30, val_fraction=0.5)
+    lib = tmp_path / "lib"
+    shutil.copytree(world["lib"] / "checkpoints" / "tiny-vslnet", lib / "checkpoints" / "tiny-vslnet")
+    val = tmp_path / "world" / "nlq_val.json"
+    rc, _, err = run(
+        capsys,
+        "predict",
+        "--annotations",
+        val,
+        "--videos-dir",
+        tmp_path / "world" / "videos",
+        "--out",
+        tmp_path / "p.json",
+        "--library",
+        lib,
+        *TINY,
+    )  # indexes the clips' videos
+    assert rc == 0, err
+    rc, out, err = run(capsys, "calibrate", "--annotations", val, "--mode", "tiny-vslnet", "--library", lib)
+    assert rc == 0, err
+    assert "threshold" in out and "negatives flagged" in out
+    cal = read_metadata(lib / "checkpoints" / "tiny-vslnet").calibration["checkpoint"]
+    assert 0.0 <= cal["threshold"] <= 1.0 and cal["positives"] > 0 and cal["negatives"] > 0
+    rc, out, _ = run(
+        capsys, "ask", "where is the cup", "--mode", "tiny-vslnet", "--library", lib, "--json", "--no-clips"
+    )
+    answer = json.loads(out)
+    assert all(0.0 <= m["confidence"] <= 1.0 for m in answer["moments"]) and "no_good_match" in answer
+    # zero-shot with random weights has no EgoRecall sidecar to keep a calibration in: one clear line
+    rc, _, err = run(capsys, "calibrate", "--annotations", val, "--library", lib)
+    assert rc == 1 and err.count("\n") == 1 and "pretrained encoder" in err
+    rc, _, err = run(capsys, "calibrate", "--annotations", world["val"], "--mode", "tiny-vslnet", "--library", lib)
+    assert rc == 1 and err.count("\n") == 1 and "too few clips" in err  # one clip of one video

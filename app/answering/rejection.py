@@ -16,11 +16,16 @@ import numpy as np
 from app.answering.base import Answerer
 from app.answering.calibration import Calibration, fit_calibration, rejection_report
 from app.answering.dataset import answer_dataset
+from models.errors import EgoRecallError
 from models.windows import temporal_iou
 from training.features import ClipFeatureSource
 from training.nlq import NLQDataset, Query
 
 NEGATIVE_ANNOTATION = "negative"
+
+
+class CalibrationError(EgoRecallError):
+    """A calibration that cannot be fitted or stored from what was given."""
 
 
 def negative_queries(
@@ -112,5 +117,49 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
         cal = fit_on(fit, max_r1_loss)
         reports.append(rejection_report(cal, test.answerable, test.hits, test.negative))
     if not reports:
-        raise ValueError("too few clips to cross-fit a calibration")
+        raise CalibrationError(
+            "too few clips to fit and check a calibration: it needs annotated queries in at least two clips and "
+            "questions from other videos as negatives (a file about two or more videos)"
+        )
     return {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
+
+
+class CalibrationUnstorable(CalibrationError):
+    """The mode's calibration has nowhere to live (zero-shot with weights that have no EgoRecall sidecar)."""
+
+
+def calibrate_mode(
+    service,
+    mode: str,
+    dataset: NLQDataset,
+    source: ClipFeatureSource,
+    negatives: Sequence[Query],
+    k: int = 5,
+    max_r1_loss: float = 2.0,
+) -> dict:
+    """Fit ``mode``'s calibration on ``dataset`` (+ ``negatives``) and store it where its answerer reads it:
+    the checkpoint's ``meta.json`` (``calibration.checkpoint`` / ``calibration.fused``) or, for zero-shot, the
+    EgoRecall-pretrained encoder's sidecar. Returns the cross-fitted figures (fit on half the clips, measured
+    on the other half, both ways) and the stored calibration."""
+    from checkpoints import read_metadata, resolve_checkpoint, update_metadata
+    from checkpoints.encoder import record_encoder_calibration, sidecar_path
+
+    if mode == "zeroshot":
+        weights = getattr(service.encoder_spec, "pretrained", "")
+        if not weights or not sidecar_path(weights).is_file():
+            raise CalibrationUnstorable(
+                f"zero-shot calibration is stored with EgoRecall-pretrained encoder weights (a .safetensors file "
+                f"with its .json sidecar); this library's encoder is {service.encoder_spec.key}"
+            )
+    scores = top_scores(service.answerer(mode), dataset, source, negatives, k)
+    report = cross_fitted_report(scores, max_r1_loss)
+    cal = fit_on(scores, max_r1_loss, fitted_on=str(dataset.source)).to_dict()
+    kind, _, name = mode.partition(":")
+    if mode == "zeroshot":
+        record_encoder_calibration(service.encoder_spec.pretrained, "zeroshot", cal)
+    else:
+        folder = resolve_checkpoint(name if kind == "fused" else mode, service.settings.checkpoints_dir)
+        stored = dict(read_metadata(folder).calibration)
+        stored["fused" if kind == "fused" else "checkpoint"] = cal
+        update_metadata(folder, {"calibration": stored})
+    return {"cross_fitted": report, "calibration": cal}
