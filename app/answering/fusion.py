@@ -101,6 +101,7 @@ class FusionChoice:
     scores: dict[float, dict[str, float]]
     """weight -> R@1@0.3 / R@5@0.3 (percent) on the validation queries."""
     queries: int
+    """Annotated queries whose clip had features: what the weight was chosen on."""
 
 
 def choose_fusion_weight(
@@ -111,7 +112,6 @@ def choose_fusion_weight(
     from training.features import FeaturesUnavailable
     from training.metrics import score_windows, windows_array
 
-    queries = dataset.evaluation_queries()
     curves, grids, truth = [], [], []
     for clip_uid, clip_queries in dataset.queries_by_clip().items():
         clip_queries = [q for q in clip_queries if q.has_answer]
@@ -137,4 +137,4 @@ def choose_fusion_weight(
         scores[float(w)] = {"R@1@0.3": s.recall["R1@0.3"], "R@5@0.3": s.recall["R5@0.3"]}
     best = max(scores, key=lambda w: (scores[w]["R@1@0.3"] + scores[w]["R@5@0.3"], -w))
     logger.info("fusion weight %.1f chosen on %d queries of %s", best, len(curves), dataset.source)
-    return FusionChoice(best, scores, len(queries))
+    return FusionChoice(best, scores, len(curves))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.answering.base import Answerer
+from app.answering.base import CHECKPOINT, ZEROSHOT, Answerer
 from app.answering.calibration import Calibration, fit_calibration, rejection_report
 from app.answering.dataset import answer_dataset
+from app.answering.fusion import FUSED
 from models.errors import EgoRecallError
 from models.windows import temporal_iou
 from training.features import ClipFeatureSource
@@ -37,7 +38,7 @@ def negative_queries(
     """Up to ``per_clip`` questions per clip, taken from clips of other videos (``keep(question, clip_uid)``
     may veto one), as unanswered queries of that clip."""
     rng = np.random.default_rng(seed)
-    asked = [q for q in dataset.evaluation_queries()]
+    asked = dataset.evaluation_queries()
     out: list[Query] = []
     for clip_uid, clip in sorted(dataset.clips.items()):
         others = [q for q in asked if dataset.clips[q.clip_uid].video_uid != clip.video_uid]
@@ -144,7 +145,7 @@ def calibrate_mode(
     from checkpoints import read_metadata, resolve_checkpoint, update_metadata
     from checkpoints.encoder import record_encoder_calibration, sidecar_path
 
-    if mode == "zeroshot":
+    if mode == ZEROSHOT:
         weights = getattr(service.encoder_spec, "pretrained", "")
         if not weights or not sidecar_path(weights).is_file():
             raise CalibrationUnstorable(
@@ -155,11 +156,11 @@ def calibrate_mode(
     report = cross_fitted_report(scores, max_r1_loss)
     cal = fit_on(scores, max_r1_loss, fitted_on=str(dataset.source)).to_dict()
     kind, _, name = mode.partition(":")
-    if mode == "zeroshot":
-        record_encoder_calibration(service.encoder_spec.pretrained, "zeroshot", cal)
-    else:
-        folder = resolve_checkpoint(name if kind == "fused" else mode, service.settings.checkpoints_dir)
+    if mode == ZEROSHOT:
+        record_encoder_calibration(service.encoder_spec.pretrained, ZEROSHOT, cal)
+    else:  # the keys the answerers read back (``stored_calibration``)
+        folder = resolve_checkpoint(name if kind == FUSED else mode, service.settings.checkpoints_dir)
         stored = dict(read_metadata(folder).calibration)
-        stored["fused" if kind == "fused" else "checkpoint"] = cal
+        stored[FUSED if kind == FUSED else CHECKPOINT] = cal
         update_metadata(folder, {"calibration": stored})
     return {"cross_fitted": report, "calibration": cal}
