@@ -30,6 +30,7 @@ from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
     from app.demo import DemoConfig, DemoProgress, DemoReport
+    from indexing.cluster import ClusterConfig, CorpusProgress
     from training.config import TrainConfig
     from training.feedback import FeedbackExport
     from training.loop import TrainResult
@@ -148,6 +149,23 @@ class EgoRecall:
                 logger.info("not indexed: %s", exc)
                 results.append(IndexResult(path, error=exc))
         return results
+
+    def index_on_cluster(
+        self,
+        paths: Iterable[str | Path],
+        config: ClusterConfig | None = None,
+        progress: CorpusProgress | None = None,
+        *,
+        copy_media: bool = True,
+    ) -> list[IndexResult]:
+        """Index files with Ray workers (:mod:`indexing.cluster`): the same results as :meth:`index`, with
+        decoding and encoding spread over the cluster and the commits made here. Needs the ``ray`` extra."""
+        from indexing.cluster import index_on_cluster
+
+        outcomes = index_on_cluster(
+            self.library, list(paths), self.encoder_spec, config=config, copy_media=copy_media, progress=progress
+        )
+        return [IndexResult(o.path, o.record, existed=o.existed, error=o.error) for o in outcomes]
 
     def videos(self) -> list[VideoRecord]:
         """Ready videos, in the order they were added."""

@@ -15,6 +15,10 @@ STALE_CLIP_TMP_S = 3600.0
 """A temporary clip file older than this belongs to a dead writer."""
 STORES_DIR = "encoders"
 STORE_LOCK = "lock"
+STAGING_DIR = "staging"
+"""Videos indexed by workers without the write lock, waiting for the writer's commit (:mod:`indexing.staging`)."""
+STAGING_LOCK = "lock"
+"""Held by the driver of a distributed run for as long as it may commit from ``staging/``."""
 
 
 def load_features(path: Path, rows: int, dim: int) -> np.ndarray:

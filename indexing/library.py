@@ -38,7 +38,6 @@ may share one :class:`Library`.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -55,7 +54,7 @@ from indexing.clips import video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.decode import probe_isolated
 from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
-from indexing.extract import FrameEncoder, Progress, extract_features
+from indexing.extract import FrameEncoder, Progress
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import (
     FileLock,
@@ -68,6 +67,7 @@ from indexing.fsutil import (
 from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, load_features
 from indexing.reindexing import ReindexMixin, ReindexReport
 from indexing.repairing import CheckReport, RepairMixin
+from indexing.staging import StagedVideo, write_features
 from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory, video_set_checksum
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
@@ -414,24 +414,58 @@ class Library(ReindexMixin, RepairMixin):
             if copy_media:
                 media_tmp = job.dir / f"media{path.suffix.lower()}"
                 media_mode = link_or_copy(path, media_tmp)
-            feats = np.lib.format.open_memmap(
-                job.features, mode="w+", dtype=np.float16, shape=(grid.num_bins, encoder.dim)
+            result = write_features(
+                path, encoder, info, grid, job.features, config=self.config.decode, progress=progress
             )
-            try:
-                result = extract_features(
-                    path, encoder, info, grid, out=feats, config=self.config.decode, progress=progress
-                )
-                feats.flush()
-            finally:
-                del feats
-            with open(job.features, "rb+") as f:
-                os.fsync(f.fileno())
             return self._commit(job, path, media_mode, media_tmp, result)
         except BaseException:
             self._abandon(job)
             raise
         finally:
             job.lock.release()
+
+    def commit_staged(self, staged: StagedVideo) -> VideoRecord:
+        """Commit a video that a worker indexed into ``staging/`` (:func:`indexing.staging.stage_video`).
+
+        The same commit as :meth:`add`'s: the row becomes ready only after the feature file and the index
+        entries are in place, and the staged folder is consumed. Returns the existing record, deleting the
+        folder, when the same bytes are already in. Raises :class:`EncoderMismatch` for features of another
+        encoder or grid, LibraryError for a folder whose files do not match its manifest.
+        """
+        settings = self.settings
+        self.require_encoder(staged.encoder.key, staged.encoder.dim, settings)
+        if abs(staged.rate_hz - settings.rate_hz) > 1e-9:
+            raise EncoderMismatch(
+                f"{staged.source.name} was staged on a {staged.rate_hz:g} Hz grid, not the library's "
+                f"{settings.rate_hz:g} Hz"
+            )
+        existing = self._existing(staged.sha256)
+        if existing is not None:
+            shutil.rmtree(staged.dir, ignore_errors=True)
+            return existing
+        load_features(staged.features_path, staged.num_rows, staged.encoder.dim)  # refuse a bad folder up front
+        job_or_rec = self._register(
+            staged.source, staged.sha256, staged.info, staged.grid, staged.encoder, staged.media_file is not None
+        )
+        if isinstance(job_or_rec, VideoRecord):
+            shutil.rmtree(staged.dir, ignore_errors=True)
+            return job_or_rec
+        job = job_or_rec
+        try:
+            replace_durably(staged.features_path, job.features)
+            media_tmp = None
+            if staged.media_file is not None:
+                media_tmp = job.dir / staged.media_file
+                replace_durably(staged.dir / staged.media_file, media_tmp)
+            features = load_features(job.features, staged.num_rows, staged.encoder.dim)
+            record = self._commit(job, staged.source, staged.media_mode, media_tmp, staged.extraction(features))
+        except BaseException:
+            self._abandon(job)
+            raise
+        finally:
+            job.lock.release()
+        shutil.rmtree(staged.dir, ignore_errors=True)
+        return record
 
     def _sha(self, path: Path) -> str:
         try:

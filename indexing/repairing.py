@@ -20,7 +20,7 @@ from indexing.fsutil import (
     fsync_dir,
     lock_is_free,
 )
-from indexing.layout import STALE_CLIP_TMP_S, STORE_LOCK, STORES_DIR, load_features
+from indexing.layout import STAGING_DIR, STAGING_LOCK, STALE_CLIP_TMP_S, STORE_LOCK, STORES_DIR, load_features
 from indexing.vectors import FrameIndex
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,15 @@ class RepairMixin:
                     found(f"leftover job directory {job_dir.name}", "deleted it")
                     if fix:
                         shutil.rmtree(job_dir, ignore_errors=True)
+            staging = self.root / STAGING_DIR
+            if staging.is_dir() and lock_is_free(staging / STAGING_LOCK):  # no driver may commit from it
+                for p in sorted(staging.iterdir()):
+                    if p.name != STAGING_LOCK:
+                        found(f"leftover staged video {p.name} (an interrupted distributed run)", "deleted it")
+                        if fix and p.is_dir():
+                            shutil.rmtree(p, ignore_errors=True)
+                        elif fix:
+                            p.unlink(missing_ok=True)
             stores = self.root / STORES_DIR
             for other in sorted(stores.iterdir()) if stores.is_dir() else []:
                 if other.name != settings.feature_store and lock_is_free(other / STORE_LOCK):

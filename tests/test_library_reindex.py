@@ -14,7 +14,7 @@ import torch
 from killing import run_and_kill_midway
 from media import write_video
 
-import indexing.library as library_module
+import indexing.staging as staging_module
 from app.cli import main
 from checkpoints.encoder import save_encoder_weights
 from indexing.errors import EncoderMismatch
@@ -134,7 +134,7 @@ def test_a_crash_after_the_switch_leaves_only_stale_files_that_repair_deletes(li
 
 def test_an_add_that_started_before_the_switch_is_refused_at_commit(library, videos, tiny_encoder, other_encoder):
     release = threading.Event()
-    original = library_module.extract_features
+    original = staging_module.extract_features
 
     def slow_for_the_old_encoder(path, encoder, *args, **kwargs):
         if encoder is tiny_encoder:
@@ -142,7 +142,7 @@ def test_an_add_that_started_before_the_switch_is_refused_at_commit(library, vid
         return original(path, encoder, *args, **kwargs)
 
     errors = []
-    library_module.extract_features = slow_for_the_old_encoder
+    staging_module.extract_features = slow_for_the_old_encoder
     try:
         worker = threading.Thread(target=lambda: _catch(errors, library.add, videos[2], tiny_encoder))
         worker.start()
@@ -153,7 +153,7 @@ def test_an_add_that_started_before_the_switch_is_refused_at_commit(library, vid
         release.set()
         worker.join(60)
     finally:
-        library_module.extract_features = original
+        staging_module.extract_features = original
         release.set()
     assert report.videos == 2
     assert len(errors) == 1 and isinstance(errors[0], EncoderMismatch) and "re-indexed" in str(errors[0])
@@ -174,7 +174,7 @@ def test_missing_media_is_refused_before_any_work(tmp_path, videos, tiny_encoder
     lib.add(videos[0], tiny_encoder)
     lib.add(ref, tiny_encoder, copy_media=False)
     ref.unlink()
-    with pytest.raises(library_module.LibraryError, match="missing: .*moved.mp4"):
+    with pytest.raises(staging_module.LibraryError, match="missing: .*moved.mp4"):
         lib.reindex(other_encoder)
     assert lib.settings.encoder_key == tiny_encoder.key and not list((lib.root / "encoders").glob("*"))
 

@@ -40,7 +40,14 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "index", help="add videos to the library", description="Decode, embed and index videos into the library."
     )
-    p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files to add")
+    p.add_argument("videos", nargs="*", type=Path, metavar="VIDEO", help="video files to add")
+    p.add_argument(
+        "--from-list",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also add the videos listed in FILE, one path per line (relative to FILE's folder; # comments)",
+    )
     _add_library_arg(p)
     p.add_argument(
         "--model",
@@ -79,6 +86,22 @@ def register(subparsers) -> None:
         "--reference",
         action="store_true",
         help="keep the video where it is instead of linking/copying it into the library",
+    )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="decode and encode on a Ray cluster (the ray extra): 'auto' joins the cluster `ray start` made "
+        "here, HOST:PORT another head, no value starts Ray on this machine for the run",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --ray: worker actors (default: one per GPU, else one per CPU)",
     )
     p.set_defaults(handler=index_command)
 
@@ -168,7 +191,30 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _index_paths(args) -> list[Path]:
+    from indexing.cluster import read_list
+    from indexing.errors import LibraryError
+
+    paths = list(args.videos) + (read_list(args.from_list) if args.from_list else [])
+    if not paths:
+        raise LibraryError("nothing to index: name video files, or a list of them with --from-list FILE")
+    return paths
+
+
+def _print_result(result) -> bool:
+    if result.ok:
+        rec = result.record
+        note = "  (already in the library)" if result.existed else ""
+        print(f"{rec.id}  {_duration(rec.duration):>8}  {rec.num_rows:6d} frames  {rec.name}{note}", flush=True)
+    else:
+        print(f"error: {result.error}", file=sys.stderr, flush=True)
+    return result.ok
+
+
 def index_command(args) -> int:
+    paths = _index_paths(args)
+    if args.ray is not None:
+        return _index_on_cluster(args, paths)
     from tqdm import tqdm
 
     service = _service(args)
@@ -184,18 +230,40 @@ def index_command(args) -> int:
 
     failed = 0
     # Index one by one so each file's line appears as soon as it is done.
-    for path in args.videos:
+    for path in paths:
         (result,) = service.index([path], progress=progress, copy_media=not args.reference)
         bar = bars.pop(path, None)
         if bar is not None:
             bar.close()
-        if result.ok:
-            rec = result.record
-            note = "  (already in the library)" if result.existed else ""
-            print(f"{rec.id}  {_duration(rec.duration):>8}  {rec.num_rows:6d} frames  {rec.name}{note}", flush=True)
-        else:
-            failed += 1
-            print(f"error: {result.error}", file=sys.stderr, flush=True)
+        failed += not _print_result(result)
+    return 1 if failed else 0
+
+
+def _index_on_cluster(args, paths: list[Path]) -> int:
+    """One bar for the whole corpus (files, hours of video done, ETA); a line per file as it is committed."""
+    from tqdm import tqdm
+
+    from indexing.cluster import ClusterConfig
+
+    service = _service(args)
+    config = ClusterConfig(address=None if args.ray == "local" else args.ray, workers=args.ray_workers)
+    bar = tqdm(total=len(paths), desc="corpus", unit="video", disable=None, file=sys.stderr)
+    hours = 0.0
+    failed = 0
+
+    def progress(result, done: int, total: int) -> None:
+        nonlocal hours, failed
+        if result.ok and not result.existed:
+            hours += result.record.duration / 3600.0
+        bar.set_postfix_str(f"{hours:.2f} h indexed", refresh=False)
+        bar.update(1)
+        with bar.external_write_mode():
+            failed += not _print_result(result)
+
+    try:
+        service.index_on_cluster(paths, config, progress, copy_media=not args.reference)
+    finally:
+        bar.close()
     return 1 if failed else 0
 
 
