@@ -36,16 +36,17 @@ def spec_of(name: str):
     return EncoderSpec(model, "none", quantize)
 
 
-def make_video(seconds: int, width: int = 1280, height: int = 720) -> Path:
+def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0) -> Path:
+    """The cached test recording; another ``seed`` gives other bytes (a corpus of distinct videos)."""
     import numpy as np
 
     from indexing.mp4_writer import VideoWriter
 
-    path = OUT / f"synthetic_{height}p_{seconds}s.mp4"
+    path = OUT / f"synthetic_{height}p_{seconds}s{f'_seed{seed}' if seed else ''}.mp4"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (height // 16, width // 8, 3), dtype=np.uint8)
     texture = np.repeat(np.repeat(small, 16, axis=0), 16, axis=1)  # 2 x width wide, blocky
     tmp = path.with_suffix(".tmp.mp4")
@@ -121,15 +122,15 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     reports = []
-    import indexing.library as library_module
+    import indexing.staging as staging_module
 
-    extract = library_module.extract_features
+    extract = staging_module.extract_features
 
     def keep_report(*a, **kw):  # Library.add keeps the extraction details to itself; the benchmark wants them
         reports.append(extract(*a, **kw))
         return reports[-1]
 
-    library_module.extract_features = keep_report
+    staging_module.extract_features = keep_report
     started = time.monotonic()
     rec = lib.add(video, encoder)
     wall = time.monotonic() - started

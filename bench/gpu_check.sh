@@ -37,13 +37,14 @@ run gpu_tests 150 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/
 run encoder 90 "$PY" bench/gpu_encoder.py --model ViT-B-16 --batch 256 --json "$OUT/encoder.json"
 run localizers 90 "$PY" bench/bench_localizers.py --devices cuda --train-batch-cuda 256
 run training 120 "$PY" bench/bench_training.py --device cuda --batch 256 --steps 12 --models vslnet reler
+run cluster 90 "$PY" bench/bench_cluster.py --model ViT-B-16 --videos 2 --seconds 30 --workers 0
 
 {
   echo "# GPU check, $(date -u +%Y-%m-%d) on $(cat "$OUT/gpu.txt" 2>/dev/null | head -1)"
   echo
   echo "| step | exit | seconds | last lines |"
   echo "|---|---|---|---|"
-  for name in gpu_tests encoder localizers training; do
+  for name in gpu_tests encoder localizers training cluster; do
     last=$(tail -n 3 "$OUT/$name.log" | tr '\n' ' ' | tr '|' '/' | cut -c1-300)
     echo "| $name | ${RC[$name]} | ${SECONDS_TAKEN[$name]} | $last |"
   done

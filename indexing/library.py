@@ -292,6 +292,10 @@ class Library(ReindexMixin, RepairMixin):
                 raise LibraryError(f"the features of video {video_id} are unusable ({exc}); run repair") from None
         raise AssertionError("unreachable")
 
+    def feature_path(self, video_id: str) -> Path:
+        """Where the ready video's feature file lies now (it moves with a re-index: read, never keep)."""
+        return self._features_path(self._ready(video_id).id)
+
     def grid(self, video_id: str) -> TimeGrid:
         """The time grid of the video's features: row i covers [i / rate, (i + 1) / rate) seconds."""
         return self.get(video_id).grid

@@ -236,3 +236,20 @@ def test_index_with_nothing_to_index_says_so(tmp_path):
         _cli("index", "--library", str(tmp_path / "lib")), env=_env(), text=True, capture_output=True, timeout=120
     )
     assert out.returncode != 0 and "nothing to index" in out.stderr
+
+
+def test_exported_features_train_as_a_per_video_folder_of_the_librarys_encoder(tmp_path, reference):
+    from indexing.feature_export import SIDECAR, export_features
+    from training.features import DirectoryClipFeatures, LibraryClipFeatures
+    from training.nlq import Clip
+
+    out = export_features(reference, tmp_path / "features")
+    assert out.videos == len(reference.videos()) and (tmp_path / "features" / SIDECAR).is_file()
+    folder = DirectoryClipFeatures(tmp_path / "features")
+    assert folder.key == reference.settings.encoder_key and folder.rate_hz == reference.settings.rate_hz
+    clip = Clip(clip_uid="c1", video_uid="walk3", video_start_sec=3.0, video_end_sec=19.0)
+    a, b = folder.get(clip), LibraryClipFeatures(reference).get(clip)
+    np.testing.assert_array_equal(a.features, np.asarray(b.features, np.float32))
+    with open(tmp_path / "features" / "walk3.npy", "r+b") as f:  # a copy: the library's file is untouched
+        f.truncate(10)
+    assert reference.check().ok

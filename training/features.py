@@ -16,6 +16,7 @@ that one question through :class:`ClipFeatureSource`:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from indexing.feature_export import SIDECAR
 from indexing.library import Library
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
@@ -113,6 +115,9 @@ class DirectoryClipFeatures:
         self.rate_hz = float(rate_hz)
         self.dim = int(self._load(files[0]).shape[1])
         self.key = key or f"features-dir:{self.folder.resolve().name}"
+        exported = _library_export(self.folder)
+        if exported:  # exported from a library (`library export-features`): its encoder and grid
+            self.key, self.rate_hz = key or exported["encoder_key"], float(exported["rate_hz"])
         self._videos: dict[str, np.ndarray] = {}
 
     def _file_for(self, clip: Clip) -> tuple[Path | None, bool]:
@@ -182,6 +187,18 @@ class DirectoryClipFeatures:
                 f"{path.name}, whose {len(feats)} rows at {self.rate_hz:g} Hz cover {video_s:.1f} s"
             )
         return slice_clip(feats, clip.video_start_sec, end, self.rate_hz)
+
+
+def _library_export(folder: Path) -> dict | None:
+    """The sidecar an EgoRecall library export writes (``indexing.feature_export``), if this is one."""
+    path = folder / SIDECAR
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+        return meta if meta.get("encoder_key") and float(meta["rate_hz"]) > 0 else None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise FeaturesUnavailable(f"{path} is unreadable ({exc}); export the features again") from None
 
 
 def slice_clip(feats: np.ndarray, start_s: float, end_s: float, rate_hz: float) -> ClipFeatures:

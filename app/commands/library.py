@@ -1,5 +1,5 @@
 """``python -m app index VIDEO...`` and ``python -m app library ACTION`` (list, remove, check, repair, reindex,
-correct, feedback).
+correct, feedback, export-features).
 
 ``index`` prints one line per indexed video on stdout and, for each file that cannot be indexed, exactly one
 ``error: <name>: <why>`` line on stderr; the other files are still indexed and the exit status is 1 if any
@@ -169,6 +169,16 @@ def register(subparsers) -> None:
     fb.add_argument("--json", action="store_true", help="list as JSON")
     _add_library_arg(fb)
     fb.set_defaults(handler=feedback_command)
+    ex = sub.add_parser(
+        "export-features",
+        help="write every video's features as <video name>.npy (Ego4D's per-video layout), to train on",
+        description="Copy each ready video's float16 features to OUT/<file name stem>.npy with a features.json "
+        "naming the encoder and grid; `train --set data.features_dir=OUT` then trains a localizer that matches "
+        "this library's features.",
+    )
+    ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
+    _add_library_arg(ex)
+    ex.set_defaults(handler=export_features_command)
 
 
 def _service(args):
@@ -381,4 +391,13 @@ def feedback_command(args) -> int:
         print("no corrections stored yet")
     for c in [] if args.json else corrections:
         print(f"{c.id:4d}  {c.video_id}  {c.verdict:<8}  {_duration(c.start)}-{_duration(c.end)}  {c.question}")
+    return 0
+
+
+def export_features_command(args) -> int:
+    from indexing.feature_export import export_features
+    from indexing.library import Library
+
+    done = export_features(Library.open(_settings(args).library, create=False), args.out)
+    print(f"exported the features of {done.videos} videos to {done.folder}")
     return 0
