@@ -73,9 +73,12 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, t
     assert sidecar["data"]["train_videos"] == 3 and sidecar["data"]["val_videos"] == 1
     assert {"t2v_R@5", "chance_t2v_R@5", "v2t_R@1"} <= set(sidecar["metrics"])
     log = [json.loads(line) for line in (tmp_path / "full.train" / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "loss" in r] == list(range(5, 61, 5))
-    assert {"loss", "lr", "wall_s", "pairs_per_s"} <= set(log[0]) and sum("eval" in r for r in log) == 3
-    assert not (tmp_path / "full.train" / "state").exists()  # dropped once the weights are written
+    train = [r for r in log if r["event"] == "train"]
+    assert [r["step"] for r in train] == list(range(5, 61, 5))  # the run log of every training task
+    assert {"loss", "lr", "time", "pairs_per_s", "total_steps"} <= set(train[0])
+    assert log[0]["event"] == "start" and log[-1]["event"] == "done"
+    assert sum(r["event"] == "eval" for r in log) == 3
+    assert not (tmp_path / "full.train" / "snapshots").exists()  # dropped once the weights are written
 
     killed = tmp_path / "killed.safetensors"
     proc = subprocess.Popen(
@@ -85,7 +88,7 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, t
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    state = tmp_path / "killed.train" / "state"
+    state = tmp_path / "killed.train" / "snapshots"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(state.glob("step-*")) and proc.poll() is None:
         time.sleep(0.01)
@@ -100,6 +103,10 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, t
     assert "other settings" in err and "lr" in err
     resumed = _app("pretrain", *_args(world, killed, cache, *common, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
+    log = [json.loads(line) for line in (tmp_path / "killed.train" / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if r["event"] == "train"]
+    assert steps == list(range(5, 61, 5))  # cut back to the snapshot on resume: no step twice
+    assert [r["resumed_from"] is not None for r in log if r["event"] == "start"][-1]
     a, b = _weights(full), _weights(killed)
     assert a.keys() == b.keys()
     for k in a:

@@ -31,7 +31,7 @@ from training.pretrain.data import (
 )
 from training.pretrain.evaluate import chance_recall, retrieval_metrics
 from training.pretrain.loss import NO_KEY, EgoNCELoss, positive_mask
-from training.pretrain.state import latest_state, load_state, save_state
+from training.snapshot import latest_snapshot, load_snapshot, write_snapshot
 from training.pretrain.trainer import lr_at
 
 
@@ -236,15 +236,14 @@ def test_resume_state_round_trips_weights_and_optimiser(tmp_path):
         model(torch.randn(5, 4)).sum().backward()
         opt.step()
         opt.zero_grad()
-    save_state(tmp_path, 2, model, opt, {"run": {"seed": 1}})
-    (tmp_path / ".tmp-dead").mkdir()  # a save killed half-way
-    save_state(tmp_path, 4, model, opt, {"run": {"seed": 1}})
-    assert latest_state(tmp_path).name == "step-00000004"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000004"]
+    write_snapshot(tmp_path, 2, model.state_dict(), opt.state_dict(), {"run": {"seed": 1}})
+    (tmp_path / "snapshots" / ".tmp-dead").mkdir()  # a save killed half-way
+    write_snapshot(tmp_path, 4, model.state_dict(), opt.state_dict(), {"run": {"seed": 1}})
+    assert latest_snapshot(tmp_path).name == "step-000000004"
     clone = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
     clone_opt = torch.optim.AdamW(clone.parameters(), lr=0.5)
-    meta = load_state(latest_state(tmp_path), clone, clone_opt)
-    assert meta["step"] == 4 and meta["run"] == {"seed": 1}
+    resumed = load_snapshot(latest_snapshot(tmp_path), clone, clone_opt)
+    assert resumed.step == 4 and resumed.meta["run"] == {"seed": 1}
     for a, b in zip(model.parameters(), clone.parameters()):
         assert torch.equal(a, b)
     x = torch.randn(5, 4)

@@ -1,5 +1,9 @@
 """Resumable training state on disk, without pickles: safetensors for tensors, JSON for everything else.
 
+The one resume format of every training task: localizer training (:mod:`training.loop`) and narration
+pretraining (:mod:`training.pretrain.trainer`) both save and resume through these functions; each task puts
+its own run state into ``meta``.
+
 A snapshot is a folder ``<run>/snapshots/step-000001234/`` holding
 
 * ``model.safetensors`` -- the model's weights;
@@ -27,16 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from checkpoints.files import fsync_path
 from indexing.fsutil import fsync_dir
+from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
 SNAPSHOT_DIR = "snapshots"
 _NAME = re.compile(r"^step-(\d{9})$")
+
+
+class SnapshotError(EgoRecallError):
+    """A snapshot cannot be resumed from: unreadable, of another format, or of another model."""
 
 
 @dataclass
@@ -92,8 +102,8 @@ def write_snapshot(
     model_state: dict[str, torch.Tensor],
     optimizer_state: dict[str, Any],
     meta: dict[str, Any],
-    best_weights: dict[str, torch.Tensor] | None,
-    rng: dict[str, torch.Tensor],
+    best_weights: dict[str, torch.Tensor] | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
     keep: int = 1,
 ) -> Path:
     """Write a complete snapshot for ``step`` and return its folder; then drop all but the ``keep`` newest."""
@@ -107,7 +117,7 @@ def write_snapshot(
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         if best_weights is not None:
             save_file(_cpu(best_weights), str(tmp / "best.safetensors"))
-        save_file(_cpu(rng), str(tmp / "rng.safetensors"))
+        save_file(_cpu(rng or {}), str(tmp / "rng.safetensors"))
         body = {"format": FORMAT, "step": step, "optimizer": opt_rest, **meta}
         (tmp / "state.json").write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
         for f in tmp.iterdir():
@@ -141,23 +151,39 @@ def latest_snapshot(run_dir: Path) -> Path | None:
 
 
 def read_snapshot_meta(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    try:
+        meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"the snapshot {folder} cannot be read ({exc}); delete it to start over") from None
+    if meta.get("format") != FORMAT:
+        raise SnapshotError(f"{folder} has snapshot format {meta.get('format')!r}; this EgoRecall reads {FORMAT}")
+    return meta
 
 
 def load_snapshot(
-    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
+    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device | str = "cpu"
 ) -> TrainingState:
-    """Load weights and optimiser state into the live objects; return the rest."""
+    """Load weights and optimiser state (strictly) into the live objects; return the rest."""
     meta = read_snapshot_meta(folder)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{folder} has snapshot format {meta.get('format')}, this EgoRecall reads {FORMAT}")
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)), strict=True)
-    opt = unflatten_optimizer(load_file(str(folder / "optimizer.safetensors"), device="cpu"), meta.pop("optimizer"))
-    optimizer.load_state_dict(opt)
-    best_path = folder / "best.safetensors"
-    best = load_file(str(best_path), device="cpu") if best_path.is_file() else None
-    rng = load_file(str(folder / "rng.safetensors"), device="cpu")
+    try:
+        weights = load_file(str(folder / "model.safetensors"), device=str(device))
+        opt_tensors = load_file(str(folder / "optimizer.safetensors"), device="cpu")
+        best_path = folder / "best.safetensors"
+        best = load_file(str(best_path), device="cpu") if best_path.is_file() else None
+        rng = load_file(str(folder / "rng.safetensors"), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise SnapshotError(f"the snapshot {folder} is unreadable ({exc}); delete it to start over") from None
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise SnapshotError(f"the snapshot {folder} does not fit the model: {str(exc).splitlines()[0]}") from None
+    optimizer.load_state_dict(unflatten_optimizer(opt_tensors, meta.pop("optimizer")))
     return TrainingState(step=int(meta["step"]), meta=meta, best_weights=best, rng=rng)
+
+
+def remove_snapshots(run_dir: Path) -> None:
+    """Delete every snapshot of a run (when it has finished, or is started over)."""
+    shutil.rmtree(Path(run_dir) / SNAPSHOT_DIR, ignore_errors=True)
 
 
 def remove_temporaries(run_dir: Path) -> None:

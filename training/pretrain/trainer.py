@@ -10,13 +10,14 @@ cosine decay, gradient clipping, the temperature clamped as in CLIP (at most 100
 runs under bf16 autocast (fp16 with loss scaling where bf16 is missing); CPU runs fp32.
 
 Determinism and resuming: the batches of epoch e are a function of (seed, e), and every random draw of step
-s (frames, crops) is a function of (seed, s, rank), so a run resumed from the state saved after step s
-(:mod:`training.pretrain.state`) continues exactly as the uninterrupted run would have (up to floating-point
-non-determinism of the kernels).
+s (frames, crops) is a function of (seed, s, rank), so a run resumed from the snapshot saved after step s
+(:mod:`training.snapshot`, the resume format of every training task) continues exactly as the uninterrupted
+run would have (up to floating-point non-determinism of the kernels).
 
-Bookkeeping: ``<work dir>/log.jsonl`` gets one record every ``log_every`` steps (step, epoch, loss, lr,
-temperature, wall seconds, pairs/s) and one per evaluation (the held-out retrieval metrics of
-:mod:`training.pretrain.evaluate`); a tqdm bar shows progress. The result is written with
+Bookkeeping: ``<work dir>/log.jsonl`` is the same run log as localizer training's (:mod:`training.runlog`:
+``start``, ``train`` every ``log_every`` steps with loss, lr, temperature and pairs/s, ``eval`` with the held-out
+retrieval metrics of :mod:`training.pretrain.evaluate`, ``done``), cut back to the snapshot's length on resume;
+a tqdm bar shows progress. The result is written with
 :func:`checkpoints.encoder.save_encoder_weights`, after which the resume state is deleted.
 """
 
@@ -27,7 +28,6 @@ import datetime
 import json
 import logging
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,15 @@ from training.pretrain.data import (
 )
 from training.pretrain.evaluate import retrieval_metrics
 from training.pretrain.loss import EgoNCELoss
-from training.pretrain.state import latest_state, load_state, save_state
+from training.runlog import LOG_FILE, RunLog
+from training.snapshot import (
+    SNAPSHOT_DIR,
+    SnapshotError,
+    latest_snapshot,
+    load_snapshot,
+    remove_snapshots,
+    write_snapshot,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +166,10 @@ class _Run:
         self.cfg = config
         self.ctx = ctx
         self.work = config.resolved_work_dir
-        self.state_dir = self.work / "state"
-        self.log_path = self.work / "log.jsonl"
+        self.state_dir = self.work / SNAPSHOT_DIR
+        self.log_path = self.work / LOG_FILE
+        self.log: RunLog | None = None
+        self.total = self.steps_per_epoch = 1
         self.started = time.monotonic()
         self.wall_before = 0.0
 
@@ -168,14 +178,14 @@ class _Run:
         cfg = self.cfg
         if cfg.out.exists() and not cfg.overwrite:
             raise PretrainError(f"{cfg.out} already exists; choose another --out or pass --overwrite")
-        if latest_state(self.state_dir) is not None and not (cfg.resume or cfg.overwrite):
+        if latest_snapshot(self.work) is not None and not (cfg.resume or cfg.overwrite):
             raise PretrainError(
                 f"an interrupted run left its state in {self.state_dir}; pass --resume to continue "
                 f"it, or --overwrite to start over"
             )
         barrier(self.ctx)
         if cfg.overwrite and not cfg.resume and self.ctx.is_main:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+            remove_snapshots(self.work)
             self.log_path.unlink(missing_ok=True)
         barrier(self.ctx)
 
@@ -333,10 +343,8 @@ class _Run:
             self.model.train()
 
     # ------------------------------------------------------------------------------------------ the loop
-    def _log(self, record: dict) -> None:
-        if self.ctx.is_main:
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+    def _log(self, event: str, step: int, **values) -> None:
+        self.log.write(event, step, self.total, step / self.steps_per_epoch, self._wall(), **values)
 
     def _wall(self) -> float:
         return self.wall_before + time.monotonic() - self.started
@@ -358,10 +366,16 @@ class _Run:
         scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
         loss_fn = EgoNCELoss(action_aware=cfg.action_aware, rank=ctx.rank, world_size=ctx.world_size)
 
+        self.total, self.steps_per_epoch = total, spe
+        self.log = RunLog(self.work, enabled=ctx.is_main, tensorboard=False)
         step = 0
-        state = latest_state(self.state_dir) if cfg.resume else None
+        state = latest_snapshot(self.work) if cfg.resume else None
         if state is not None:
-            meta = load_state(state, self.model, optimizer)
+            try:
+                resumed = load_snapshot(state, self.model, optimizer)
+            except SnapshotError as exc:
+                raise PretrainError(str(exc)) from None
+            meta = resumed.meta
             if meta.get("run") != self._run_defining():
                 changed = sorted(
                     k for k in self._run_defining() if meta.get("run", {}).get(k) != self._run_defining()[k]
@@ -371,13 +385,24 @@ class _Run:
                     f"data ({', '.join(changed)}); resume it with the same ones, or pass "
                     f"--overwrite to start over"
                 )
-            step = int(meta["step"])
+            step = resumed.step
             self.wall_before = float(meta.get("wall_s", 0.0))
             if meta.get("scaler"):
                 scaler.load_state_dict(meta["scaler"])
+            self.log.truncate(int(meta.get("log_bytes", 0)))  # a curve never shows a step twice
             logger.info("resuming from %s (step %d of %d)", state, step, total)
-        elif cfg.resume and ctx.is_main:
-            logger.info("nothing to resume in %s; starting from the beginning", self.state_dir)
+        else:
+            if cfg.resume and ctx.is_main:
+                logger.info("nothing to resume in %s; starting from the beginning", self.state_dir)
+            self.log.truncate(0)
+        self._log(
+            "start",
+            step,
+            resumed_from=step if state is not None else None,
+            model=cfg.model,
+            device=str(ctx.device),
+            world_size=ctx.world_size,
+        )
 
         net = self.model
         if ctx.distributed:
@@ -397,14 +422,15 @@ class _Run:
 
         def save(at: int) -> None:
             if ctx.is_main:
-                save_state(
-                    self.state_dir,
+                write_snapshot(
+                    self.work,
                     at,
-                    self.model,
-                    optimizer,
+                    self.model.state_dict(),
+                    optimizer.state_dict(),
                     {
                         "run": self._run_defining(),
                         "wall_s": self._wall(),
+                        "log_bytes": self.log.size(),
                         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     },
                 )
@@ -446,22 +472,19 @@ class _Run:
                 if step % cfg.log_every == 0 or step == total:
                     now = time.monotonic()
                     self._log(
-                        {
-                            "step": step,
-                            "epoch": round(step / spe, 4),
-                            "loss": loss_sum / window_steps,
-                            "lr": lr,
-                            "logit_scale": float(self.model.logit_scale.detach().exp()),
-                            "wall_s": round(self._wall(), 2),
-                            "pairs_per_s": round(window_steps * pairs_per_step / max(now - window_start, 1e-9), 2),
-                        }
+                        "train",
+                        step,
+                        loss={"egonce": loss_sum / window_steps, "total": loss_sum / window_steps},
+                        lr=lr,
+                        logit_scale=float(self.model.logit_scale.detach().exp()),
+                        pairs_per_s=round(window_steps * pairs_per_step / max(now - window_start, 1e-9), 2),
                     )
                     window_start, window_steps, loss_sum = now, 0, 0.0
                 if step % cfg.eval_every == 0 or step == total:
                     if ctx.is_main:
                         metrics = self.evaluate()
                         if metrics:
-                            self._log({"step": step, "eval": metrics, "wall_s": round(self._wall(), 2)})
+                            self._log("eval", step, metrics=metrics)
                     barrier(ctx)
                 if step % cfg.save_every == 0 and step < total:
                     save(step)
@@ -475,8 +498,9 @@ class _Run:
         result = None
         if ctx.is_main:
             sidecar = save_encoder_weights(cfg.out, self.model, cfg.model, self._sidecar(total, spe, metrics, amp))
-            shutil.rmtree(self.state_dir, ignore_errors=True)
-            self._log({"step": total, "done": str(cfg.out), "wall_s": round(self._wall(), 2)})
+            remove_snapshots(self.work)
+            self._log("done", total, out=str(cfg.out), metrics=metrics)
+            self.log.close()
             result = PretrainResult(cfg.out, sidecar, metrics, total, self.log_path)
         barrier(ctx)
         return result
