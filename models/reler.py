@@ -74,6 +74,9 @@ class ReLERConfig:
     num_co_layers: int = 3
     ffn_dim: int = 1024
     dropout: float = 0.1
+    attention_dropout: float = 0.0
+    """On attention probabilities; 0 keeps the fused attention kernel (non-zero materialises every
+    [B, heads, T, T] mask: several times slower on CPU at 900 bins)."""
     max_positions: int = 1024
     """The longest sequence one pass sees; inference slides overlapping windows over longer clips."""
     train_scales: tuple[int, ...] = (2, 3, 4, 5, 6)
@@ -117,8 +120,8 @@ class ReLERConfig:
             scales = getattr(self, name)
             if not scales or any(int(n) < 1 for n in scales):
                 raise ValueError(f"{name} must list positive segment counts")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0):
+            raise ValueError("dropout and attention_dropout must be in [0, 1)")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
@@ -163,18 +166,26 @@ class CoAttentionLayer(nn.Module):
     without gradients would only confuse optimisers and distributed training.
     """
 
-    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, update_text: bool = True) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_dim: int,
+        dropout: float,
+        update_text: bool = True,
+        attention_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.norm_v, self.norm_t = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.v_from_t = Attention(dim, num_heads, dropout)
+        self.v_from_t = Attention(dim, num_heads, attention_dropout)
         self.norm_v2 = nn.LayerNorm(dim)
-        self.v_self = Attention(dim, num_heads, dropout)
+        self.v_self = Attention(dim, num_heads, attention_dropout)
         self.ffn_v = FeedForward(dim, ffn_dim, dropout)
         self.update_text = update_text
         if update_text:
-            self.t_from_v = Attention(dim, num_heads, dropout)
+            self.t_from_v = Attention(dim, num_heads, attention_dropout)
             self.norm_t2 = nn.LayerNorm(dim)
-            self.t_self = Attention(dim, num_heads, dropout)
+            self.t_self = Attention(dim, num_heads, attention_dropout)
             self.ffn_t = FeedForward(dim, ffn_dim, dropout)
         self.drop = nn.Dropout(dropout)
 
@@ -269,13 +280,20 @@ class ReLER(Localizer):
         )
         self.query_proj = nn.Sequential(nn.Linear(cfg.query_dim, cfg.dim), nn.LayerNorm(cfg.dim))
         self.co_layers = nn.ModuleList(
-            CoAttentionLayer(cfg.dim, cfg.num_heads, cfg.ffn_dim, cfg.dropout, update_text=i < cfg.num_co_layers - 1)
+            CoAttentionLayer(
+                cfg.dim,
+                cfg.num_heads,
+                cfg.ffn_dim,
+                cfg.dropout,
+                update_text=i < cfg.num_co_layers - 1,
+                attention_dropout=cfg.attention_dropout,
+            )
             for i in range(cfg.num_co_layers)
         )
         self.segment_pool = AttentionPool(cfg.dim)
         self.segment_score = nn.Linear(cfg.dim, 1)
         self.highlight = nn.Linear(cfg.dim, 1)
-        self.predictor = ConditionedSpanPredictor(cfg.dim, cfg.num_heads, None, cfg.dropout)
+        self.predictor = ConditionedSpanPredictor(cfg.dim, cfg.num_heads, None, cfg.dropout, cfg.attention_dropout)
         self.frame_embed = nn.Linear(cfg.dim, cfg.contrastive_dim)
         self.token_embed = nn.Linear(cfg.dim, cfg.contrastive_dim)
 

@@ -51,6 +51,8 @@ class VSLNetConfig:
     dim: int = 128
     num_heads: int = 8
     dropout: float = 0.2
+    attention_dropout: float = 0.0
+    """On the self-attention probabilities; 0 keeps the fused attention kernel (``layers.SelfAttentionBlock``)."""
     kernel_size: int = 7
     num_conv_layers: int = 4
     max_positions: int = 1024
@@ -74,8 +76,8 @@ class VSLNetConfig:
             raise ValueError("VSLNet reads a single video stream; aux_video_dim must be 0")
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
+        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attention_dropout < 1.0):
+            raise ValueError("dropout and attention_dropout must be in [0, 1)")
 
 
 class ContextQueryAttention(nn.Module):
@@ -115,13 +117,21 @@ class VSLNet(Localizer):
         self.video_proj = nn.Linear(cfg.video_dim, cfg.dim)  # = 1×1 conv
         self.query_proj = nn.Linear(cfg.query_dim, cfg.dim)
         self.encoder = FeatureEncoder(
-            cfg.dim, cfg.num_heads, cfg.max_positions, cfg.kernel_size, cfg.num_conv_layers, cfg.dropout
+            cfg.dim,
+            cfg.num_heads,
+            cfg.max_positions,
+            cfg.kernel_size,
+            cfg.num_conv_layers,
+            cfg.dropout,
+            cfg.attention_dropout,
         )
         self.cq_attention = ContextQueryAttention(cfg.dim, cfg.dropout)
         self.query_pool = AttentionPool(cfg.dim)
         self.cq_concat = nn.Linear(2 * cfg.dim, cfg.dim)
         self.highlight = nn.Linear(cfg.dim, 1)
-        self.predictor = ConditionedSpanPredictor(cfg.dim, cfg.num_heads, cfg.max_positions, cfg.dropout)
+        self.predictor = ConditionedSpanPredictor(
+            cfg.dim, cfg.num_heads, cfg.max_positions, cfg.dropout, cfg.attention_dropout
+        )
 
     def encode_video(self, video, video_mask, video_aux=None):
         if self.video_norm is not None:
