@@ -42,7 +42,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,27 +67,15 @@ from indexing.fsutil import (
 from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, load_features
 from indexing.reindexing import ReindexMixin, ReindexReport
 from indexing.repairing import CheckReport, RepairMixin
+from indexing.searching import SearchHit, SearchMixin
 from indexing.staging import StagedVideo, write_features
-from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, decode_ids, effective_factory, video_set_checksum
+from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, effective_factory, video_set_checksum
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
 
 
 __all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings", "LibraryConfig"]
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One frame that matched a query: which video, which grid bin, when (seconds), how well (cosine)."""
-
-    video_id: str
-    bin: int
-    time: float
-    """Centre of the bin: the time of the frame that was embedded."""
-    start: float
-    end: float
-    score: float
 
 
 @dataclass
@@ -104,7 +92,7 @@ class _Job:
         return self.dir / "features.npy"
 
 
-class Library(ReindexMixin, RepairMixin):
+class Library(SearchMixin, ReindexMixin, RepairMixin):
     """A persistent, crash-safe, searchable video library in one directory. Create with :meth:`open`."""
 
     def __init__(self, root: Path, config: LibraryConfig) -> None:
@@ -315,76 +303,6 @@ class Library(ReindexMixin, RepairMixin):
     def num_frames(self) -> int:
         """Feature rows over all ready videos (the size the frame index must have)."""
         return sum(r.num_rows for r in self.videos())
-
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int = 10,
-        *,
-        video_ids: Sequence[str] | None = None,
-        encoder_key: str | None = None,
-    ) -> list[list[SearchHit]]:
-        """The ``k`` frames most similar to each query vector, best first, as one list per query.
-
-        ``queries`` is float32 [Q, dim] (a single [dim] vector is accepted), in the encoder's space --
-        e.g. ``encoder.encode_text([...])``. ``video_ids`` restricts the search to those videos.
-        ``encoder_key`` (the key of the encoder that made ``queries``), when given, must be the library's:
-        after a re-index, vectors of the old encoder are refused instead of silently compared.
-        """
-        q = np.asarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q[None]
-        settings = self.settings
-        if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
-            raise EncoderMismatch(
-                f"the library at {self.root} now holds features of encoder "
-                f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it"
-            )
-        if settings.dim is None:
-            return [[] for _ in range(len(q))]
-        if q.ndim != 2 or q.shape[1] != settings.dim:
-            raise LibraryError(
-                f"query vectors are shaped {tuple(q.shape)}; this library's features have "
-                f"{settings.dim} dimensions ({settings.encoder_key})"
-            )
-        with self.catalog.connect() as con:
-            ready = {r.rowid: r for r in self._ready_records(con)}
-        restrict = None
-        if video_ids is not None:
-            by_id = {r.id: r for r in ready.values()}
-            missing = [v for v in video_ids if v not in by_id]
-            if missing:
-                raise UnknownVideo(f"no ready video {missing[0]!r} in the library at {self.root}")
-            restrict = {by_id[v].rowid: by_id[v].num_rows for v in video_ids}
-            if not restrict:
-                return [[] for _ in range(len(q))]
-        with self._index_lock:
-            index = self._current_index()
-            if index.ntotal == 0:
-                return [[] for _ in range(len(q))]
-            if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
-                raise EncoderMismatch(
-                    f"the library at {self.root} was just re-indexed with another encoder "
-                    f"({index.dim}-d); load its new encoder to search it"
-                )
-            scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
-        rowids, bins = decode_ids(ids)
-        out = []
-        for qi in range(len(q)):
-            hits = []
-            for score, i, rowid, b in zip(
-                scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(), bins[qi].tolist()
-            ):
-                rec = ready.get(rowid)
-                if i < 0 or rec is None or b >= rec.num_rows:
-                    continue  # padding, or a video that stopped being ready since the index was loaded
-                # TimeGrid.bins_to_seconds(b, b) in plain floats: hundreds of hits per question.
-                start = min(b / rec.rate_hz, rec.duration)
-                end = min((b + 1) / rec.rate_hz, rec.duration)
-                end = max(end, min(start + 1e-3, rec.duration))
-                hits.append(SearchHit(rec.id, b, (start + end) / 2.0, start, end, score))
-            out.append(hits)
-        return out
 
     # ================================================================================== adding
     def add(

@@ -1,0 +1,102 @@
+"""Library-wide frame search: the ``k`` frames nearest to question vectors, over the faiss index.
+
+One of :class:`~indexing.library.Library`'s jobs, kept apart from ingest and repair: it only reads (the catalog
+and the current index), never takes the write lock, and refuses vectors of another encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexing.errors import EncoderMismatch, LibraryError, UnknownVideo
+from indexing.vectors import decode_ids
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One frame that matched a query: which video, which grid bin, when (seconds), how well (cosine)."""
+
+    video_id: str
+    bin: int
+    time: float
+    """Centre of the bin: the time of the frame that was embedded."""
+    start: float
+    end: float
+    score: float
+
+
+class SearchMixin:
+    """The method of :class:`~indexing.library.Library` for this job."""
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int = 10,
+        *,
+        video_ids: Sequence[str] | None = None,
+        encoder_key: str | None = None,
+    ) -> list[list[SearchHit]]:
+        """The ``k`` frames most similar to each query vector, best first, as one list per query.
+
+        ``queries`` is float32 [Q, dim] (a single [dim] vector is accepted), in the encoder's space --
+        e.g. ``encoder.encode_text([...])``. ``video_ids`` restricts the search to those videos.
+        ``encoder_key`` (the key of the encoder that made ``queries``), when given, must be the library's:
+        after a re-index, vectors of the old encoder are refused instead of silently compared.
+        """
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None]
+        settings = self.settings
+        if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
+            raise EncoderMismatch(
+                f"the library at {self.root} now holds features of encoder "
+                f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it"
+            )
+        if settings.dim is None:
+            return [[] for _ in range(len(q))]
+        if q.ndim != 2 or q.shape[1] != settings.dim:
+            raise LibraryError(
+                f"query vectors are shaped {tuple(q.shape)}; this library's features have "
+                f"{settings.dim} dimensions ({settings.encoder_key})"
+            )
+        with self.catalog.connect() as con:
+            ready = {r.rowid: r for r in self._ready_records(con)}
+        restrict = None
+        if video_ids is not None:
+            by_id = {r.id: r for r in ready.values()}
+            missing = [v for v in video_ids if v not in by_id]
+            if missing:
+                raise UnknownVideo(f"no ready video {missing[0]!r} in the library at {self.root}")
+            restrict = {by_id[v].rowid: by_id[v].num_rows for v in video_ids}
+            if not restrict:
+                return [[] for _ in range(len(q))]
+        with self._index_lock:
+            index = self._current_index()
+            if index.ntotal == 0:
+                return [[] for _ in range(len(q))]
+            if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
+                raise EncoderMismatch(
+                    f"the library at {self.root} was just re-indexed with another encoder "
+                    f"({index.dim}-d); load its new encoder to search it"
+                )
+            scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
+        rowids, bins = decode_ids(ids)
+        out = []
+        for qi in range(len(q)):
+            hits = []
+            for score, i, rowid, b in zip(
+                scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(), bins[qi].tolist()
+            ):
+                rec = ready.get(rowid)
+                if i < 0 or rec is None or b >= rec.num_rows:
+                    continue  # padding, or a video that stopped being ready since the index was loaded
+                # TimeGrid.bins_to_seconds(b, b) in plain floats: hundreds of hits per question.
+                start = min(b / rec.rate_hz, rec.duration)
+                end = min((b + 1) / rec.rate_hz, rec.duration)
+                end = max(end, min(start + 1e-3, rec.duration))
+                hits.append(SearchHit(rec.id, b, (start + end) / 2.0, start, end, score))
+            out.append(hits)
+        return out
