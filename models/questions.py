@@ -19,15 +19,18 @@ How (:func:`rewrite_question`):
 4. A question no template recognises keeps its content words without the question words ("where", "did
    i"), and, as the last resort, the whole normalised question is the prompt.
 
-Each rule of :data:`_RULES` (a regular expression over the normalised question) has a prompt builder in
-:data:`_BUILDERS`.
+The grammar is data: ``models/grammar/questions.json`` lists the rules (regular expressions over the
+normalised question, tried in order, sharing word lists as fragments), loaded into :data:`_RULES`; each rule's
+name has a prompt builder in :data:`_BUILDERS` (a test keeps the two in step).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from models.errors import EgoRecallError
 from models.text_normalize import normalize_text
@@ -179,7 +182,6 @@ IRREGULAR_PAST = {
     "washed": "wash",
 }
 _THIRD_PERSON_IRREGULAR = {"have": "has", "do": "does", "go": "goes", "be": "is"}
-_PARTICLES = ("down", "away", "up", "out", "back", "off", "on", "in", "aside", "inside")
 PERSON_WORDS = frozenset(
     "person people man men woman women lady boy girl child children kid kids guy friend someone somebody "
     "baby worker cashier shopkeeper seller customer".split()
@@ -397,90 +399,26 @@ def _split_object_and_clause(text: str) -> tuple[str, str | None, str | None]:
     return text, None, None
 
 
-_VERB_PARTICLES = "|".join(_PARTICLES)
-_PREPOSITIONS = r"in|into|in to|inside|on|onto|on to|under|from|out of|off|to|at|with|near|next to|behind|over"
+GRAMMAR_FILE = Path(__file__).with_name("grammar") / "questions.json"
 
-_PLACE_PREPOSITIONS = r"in|into|inside|on|onto|under|from|out of|off|at|near|next to|behind|over"
 
-_RULES: list[tuple[str, re.Pattern]] = [
-    (
-        "where_is_relative",
-        re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$"),
-    ),
-    (
-        "seen_location",
-        re.compile(
-            r"^(?:in |at )?(?:what|which) (?:location|place|room|area|spot|part of the house)s? (?:did|do|have) i "
-            r"(?:first |last )?(?P<verb>\w+) (?P<obj>.+?)(?: (?:in|at))?$"
-        ),
-    ),
-    (
-        "where_person",
-        re.compile(
-            r"^where did i (?:see|meet|find) (?P<person>(?:the |a |an )?(?:person|man|woman|lady|boy|girl|child|kid|"
-            r"guy|friend|someone)\b.*)$"
-        ),
-    ),
-    (
-        "where_verb",
-        re.compile(
-            rf"^where (?:did|do|have|had) i (?:first |last )?(?P<verb>\w+)(?: (?P<p1>{_VERB_PARTICLES}))? "
-            rf"(?P<obj>.+?)(?: (?P<p2>{_VERB_PARTICLES}))?$"
-        ),
-    ),
-    ("where_is", re.compile(r"^where (?:is|are|was|were) (?P<obj>.+?)(?: (?:located|kept|now))?$")),
-    (
-        "what_verb_prep",
-        re.compile(
-            rf"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<particle>{_VERB_PARTICLES}))?"
-            rf" (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$"
-        ),
-    ),
-    (
-        "what_thing_did_i",
-        re.compile(r"^(?:what|which) (?P<thing>[a-z][a-z ]*?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$"),
-    ),
-    ("what_did_i", re.compile(r"^what (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
-    ("how_many_times", re.compile(r"^how many times (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
-    ("how_many_did_i", re.compile(r"^how many (?P<obj>.+?) (?:did|do|have) i (?P<verb>\w+)(?: (?P<rest>.+))?$")),
-    (
-        "how_many_are",
-        re.compile(rf"^how many (?P<obj>.+?) (?:are|were|is|was)(?: there)?(?: (?:{_PREPOSITIONS}) (?P<place>.+))?$"),
-    ),
-    (
-        "who_interact",
-        re.compile(
-            r"^(?:who|whom|which person) (?:did|do|have) i (?P<verb>talk|speak|chat|interact|play|work|eat|walk|meet|"
-            r"see|help|greet|cook|converse)\w*(?: (?:to|with))?"
-            r"(?: (?:in|at|inside|on|near) (?P<place>.+?))?(?: (?:when|while|after|before) (?P<event>.+))?$"
-        ),
-    ),
-    (
-        "when_person",
-        re.compile(
-            r"^when did i (?P<verb>\w+)(?: (?:to|with))? (?:the |a |an )?(?P<noun>person|man|woman|someone)"
-            r"(?: (?:with the role|who is|who was|who|with)(?: of)?)? ?(?P<role>.*)$"
-        ),
-    ),
-    ("who_other", re.compile(r"^who (?P<rest>.+)$")),
-    ("when_did_i", re.compile(r"^when (?:did|do|have) i (?P<action>.+)$")),
-    ("did_i", re.compile(r"^(?:did|do|have) i (?P<action>.+)$")),
-    (
-        "state",
-        re.compile(
-            r"^(?:is|are|was|were) (?P<obj>.+?) (?P<state>open|opened|closed|shut|on|off|empty|full|clean|dirty|"
-            r"locked|unlocked|turned on|turned off|plugged in|unplugged|switched on|switched off)$"
-        ),
-    ),
-    (
-        "what_attribute",
-        re.compile(
-            r"^what (?P<attr>colou?r|size|shape|brand|kind|type|sort|material)(?: of)? (?:is|are|was|were) (?P<obj>.+)$"
-        ),
-    ),
-    ("what_is_place", re.compile(rf"^what (?:is|are|was|were) (?P<prep>{_PREPOSITIONS}) (?P<place>.+)$")),
-    ("what_is", re.compile(r"^what (?:is|are|was|were) (?P<rest>.+)$")),
-]
+def load_rules(path: Path = GRAMMAR_FILE) -> tuple[dict[str, str], list[tuple[str, re.Pattern]]]:
+    """The question grammar as data: (fragments, [(rule name, compiled pattern)]) in the order they are tried.
+
+    ``{NAME}`` in a pattern stands for ``fragments[NAME]`` (shared word lists such as prepositions)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    fragments = dict(doc["fragments"])
+    rules = []
+    for rule in doc["rules"]:
+        pattern = rule["pattern"]
+        for name, value in fragments.items():
+            pattern = pattern.replace("{" + name + "}", value)
+        rules.append((rule["name"], re.compile(pattern)))
+    return fragments, rules
+
+
+_FRAGMENTS, _RULES = load_rules()
+_PLACE_PREPOSITIONS = _FRAGMENTS["PLACE_PREPOSITIONS"]
 
 _OPENING_WORDS = frozenset(
     "where what when who whom whose which why how did do does is are was were can could "

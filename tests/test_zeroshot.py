@@ -232,7 +232,11 @@ def test_order_by_anchor_lowers_the_wrong_side_of_the_event():
 
 
 def test_every_question_rule_has_its_prompt_builder():
-    from models.questions import _BUILDERS, _RULES
+    from models.questions import _BUILDERS, _RULES, GRAMMAR_FILE, load_rules
 
     assert [name for name, _ in _RULES if name not in _BUILDERS] == []
     assert set(_BUILDERS) == {name for name, _ in _RULES}
+    names = [name for name, _ in _RULES]
+    assert len(names) == len(set(names))  # the grammar file names each rule once
+    fragments, rules = load_rules(GRAMMAR_FILE)
+    assert not any("{" + f + "}" in p.pattern for _, p in rules for f in fragments)  # every fragment filled in
