@@ -48,7 +48,7 @@ from models.grid import EGO4D_RATE_HZ
 from models.inference import InferenceConfig
 from models.localizer import Localizer, SpanTargets
 from models.registry import build_localizer, config_from_dict, localizer_class
-from models.text_tokens import TextEncoderSpec, load_text_encoder
+from models.text_tokens import TextEncoderSpec, TokenEncoder, load_text_encoder
 from training import distributed as ddp
 from training.checkpoint_info import text_encoder_info, text_spec_from_metadata
 from training.config import ConfigError, TrainConfig
@@ -58,6 +58,7 @@ from training.dataset import (
     EpochBatchSampler,
     ItemOptions,
     QueryDataset,
+    TrainingData,
     merge_nlq_files,
     select_training_queries,
 )
@@ -241,6 +242,30 @@ def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
+@dataclass
+class _RunContext:
+    """What one training session set up and every later step reads (model, optimiser, data, schedule)."""
+
+    cfg: TrainConfig
+    info: ddp.DistInfo
+    model: Localizer
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    source: ClipFeatureSource
+    encoder: TokenEncoder
+    text_spec: TextEncoderSpec
+    data: TrainingData
+    validator: Validator | None
+    total: int
+    """Optimiser steps of the whole run."""
+    per_epoch: int
+    init_meta: CheckpointMetadata | None
+    """Metadata of the checkpoint the run started from (``init_from``), if any."""
+    resample_to: int | None
+    max_bins: int
+
+
 class Trainer:
     def __init__(
         self,
@@ -405,7 +430,7 @@ class Trainer:
         elif info.is_main:
             (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
 
-        self.ctx = dict(
+        self.ctx = _RunContext(
             cfg=cfg,
             info=info,
             model=model,
@@ -656,12 +681,12 @@ class Trainer:
 
     def _log(self, event: str, step: int, **values) -> dict[str, Any]:
         c = self.ctx
-        return self.log.write(event, step, c["total"], step / c["per_epoch"], self._now(), **values)
+        return self.log.write(event, step, c.total, step / c.per_epoch, self._now(), **values)
 
     def _evaluate(self, step: int, bar) -> None:
         c, info = self.ctx, self.info
         if info.is_main:
-            scores = c["validator"].evaluate(c["model"])
+            scores = c.validator.evaluate(c.model)
             metrics = headline_metrics(scores)
             metric = self.config.eval.metric
             if metric not in metrics:
@@ -670,7 +695,7 @@ class Trainer:
             is_best = self.best is None or value > self.best["value"]
             if is_best:
                 self.best = {"step": step, "metric": metric, "value": value, "metrics": metrics}
-                self.best_weights = {k: v.detach().to("cpu").clone() for k, v in c["model"].state_dict().items()}
+                self.best_weights = {k: v.detach().to("cpu").clone() for k, v in c.model.state_dict().items()}
             self.history.append({"step": step, "metrics": metrics})
             self._log(
                 "eval",
@@ -697,8 +722,8 @@ class Trainer:
             meta = {
                 "time": self._now(),
                 "world_size": info.world_size,
-                "scheduler": c["scheduler"].state_dict(),
-                "scaler": c["scaler"].state_dict() if c["scaler"] is not None else None,
+                "scheduler": c.scheduler.state_dict(),
+                "scaler": c.scaler.state_dict() if c.scaler is not None else None,
                 "best": self.best,
                 "history": self.history,
                 "log_bytes": 0,
@@ -709,7 +734,7 @@ class Trainer:
             self.log.sync()
             meta["log_bytes"] = self.log.size()
             write_snapshot(
-                self.run_dir, step, c["model"].state_dict(), c["optimizer"].state_dict(), meta, self.best_weights, rng
+                self.run_dir, step, c.model.state_dict(), c.optimizer.state_dict(), meta, self.best_weights, rng
             )
         ddp.barrier(info)
 
@@ -731,29 +756,29 @@ class Trainer:
     # ------------------------------------------------------------------ the end
     def _metadata(self, step: int, metrics: dict[str, float], which: str) -> CheckpointMetadata:
         c, cfg = self.ctx, self.config
-        source = c["source"]
-        data = dict(c["data"].summary)
+        source = c.source
+        data = dict(c.data.summary)
         data.update(
             {
                 "val_file": cfg.data.val,
-                "val_queries": len(c["validator"].queries) if c["validator"] else 0,
+                "val_queries": len(c.validator.queries) if c.validator else 0,
                 "run": cfg.name,
                 "run_dir": str(self.run_dir),
                 "which": which,
                 "step": step,
-                "total_steps": c["total"],
+                "total_steps": c.total,
                 "best_step": self.best["step"] if self.best else None,
                 "jitter_factor": cfg.data.jitter_factor if cfg.uses_narrations else None,
                 "long_clips": cfg.data.long_clips,
-                "max_bins": c["max_bins"],
+                "max_bins": c.max_bins,
                 "inference": {
-                    "resample_to": c["resample_to"],
+                    "resample_to": c.resample_to,
                     "max_span_s": cfg.eval.max_span_s,
-                    "grid": "resampled" if c["resample_to"] else "native",
+                    "grid": "resampled" if c.resample_to else "native",
                 },
                 "init_from": (
-                    {"checkpoint": str(cfg.init_from), "stage": c["init_meta"].stage, "metrics": c["init_meta"].metrics}
-                    if c["init_meta"] is not None
+                    {"checkpoint": str(cfg.init_from), "stage": c.init_meta.stage, "metrics": c.init_meta.metrics}
+                    if c.init_meta is not None
                     else None
                 ),
                 "config": cfg.to_dict(),
@@ -761,11 +786,11 @@ class Trainer:
         )
         return CheckpointMetadata(
             feature_encoder=FeatureEncoderInfo(source.key, int(source.dim), source_rate(source)),
-            text_encoder=text_encoder_info(c["text_spec"], c["encoder"]),
+            text_encoder=text_encoder_info(c.text_spec, c.encoder),
             stage=cfg.stage,
             data=data,
             metrics={k: float(v) for k, v in metrics.items()},
-            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c['total']}).",
+            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c.total}).",
         )
 
     def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int, metrics: dict[str, float]) -> Path:
@@ -776,7 +801,7 @@ class Trainer:
         if key in published and Path(published[key]).is_dir():
             return Path(published[key])
         c, cfg = self.ctx, self.config
-        model = build_localizer(c["model"].name, c["model"].config)
+        model = build_localizer(c.model.name, c.model.config)
         model.load_state_dict(weights, strict=True)
         meta = self._metadata(step, metrics, which)
         directory = cfg.checkpoints_dir()
@@ -799,18 +824,18 @@ class Trainer:
 
     def _finish(self, step: int, stopped: bool) -> TrainResult:
         c, info = self.ctx, self.info
-        digests = ddp.gather_objects(info, weights_digest(c["model"]))
+        digests = ddp.gather_objects(info, weights_digest(c.model))
         checkpoints: dict[str, Path] = {}
         final_metrics = self.history[-1]["metrics"] if self.history and self.history[-1]["step"] == step else {}
         result = None
         if info.is_main:
             if self.best is not None and self.best_weights is not None:
                 checkpoints["best"] = self._publish("best", self.best_weights, self.best["step"], self.best["metrics"])
-            checkpoints["final"] = self._publish("final", c["model"].state_dict(), step, final_metrics)
+            checkpoints["final"] = self._publish("final", c.model.state_dict(), step, final_metrics)
             result = TrainResult(
                 self.run_dir,
                 step,
-                c["total"],
+                c.total,
                 stopped,
                 self.best,
                 final_metrics,
