@@ -160,3 +160,31 @@ def _random_tiny(tmp_path: Path) -> Path:
         path, ClipEncoder.load(EncoderSpec("egorecall-tiny", "none"), "cpu").model, "egorecall-tiny", {}
     )
     return path
+
+
+def test_sigterm_stops_pretraining_after_a_step_and_resume_finishes_it(world, tmp_path):
+    """The localizer loop's stop behaviour: SIGTERM ends the run cleanly with a snapshot, no weights."""
+    cache, out = tmp_path / "frames", tmp_path / "stopped.safetensors"
+    common = ["--steps", 40, "--batch-size", 8, "--save-every", 5, "--eval-every", 40, "--log-every", 5, "--threads", 1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "pretrain", *_args(world, out, cache, *common)],
+        cwd=ROOT,
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    snapshots = tmp_path / "stopped.train" / "snapshots"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(snapshots.glob("step-*")) and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "stopped at step" in stdout and "--resume" in stdout, stdout
+    assert not out.exists() and list(snapshots.glob("step-*"))
+    log = [json.loads(line) for line in (tmp_path / "stopped.train" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "done" and log[-1]["stopped"] is True and log[-1]["step"] < 40
+
+    resumed = _app("pretrain", *_args(world, out, cache, *common, "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert out.is_file() and not snapshots.exists()

@@ -144,8 +144,22 @@ def pretrain_command(args: argparse.Namespace) -> int:
         device=args.device,
         amp=not args.no_amp,
     )
-    result = pretrain(config)
+    import signal
+    import threading
+
+    from app.commands.stopping import stop_on_signals
+
+    stop = threading.Event()
+    previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
+    try:
+        result = pretrain(config, stop=stop)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
     if result is None:  # not the main process of a distributed run
+        return 0
+    if result.stopped:
+        print(f"stopped at step {result.steps}; the same command with --resume continues the run")
         return 0
     print(f"wrote {result.out} ({result.steps} steps); use it with --model {config.model} --pretrained {result.out}")
     if result.metrics:

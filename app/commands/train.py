@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -52,20 +51,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=train_command)
 
 
-def _stop_on_signals(stop: threading.Event):
-    """First Ctrl-C/SIGTERM: stop after the current step; a second Ctrl-C interrupts at once."""
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("\nstopping after the current step (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    return previous
-
-
 def train_command(args: argparse.Namespace) -> int:
+    from app.commands.stopping import stop_on_signals
     from app.service import EgoRecall
     from app.settings import Settings
     from training.config import load_config
@@ -78,7 +65,7 @@ def train_command(args: argparse.Namespace) -> int:
     if config.data.library:
         settings.library = Path(config.data.library)
     stop = threading.Event()
-    previous = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
+    previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     try:
         result = EgoRecall(settings).train(config, stop=stop, resume=True if args.resume else None, show_progress=True)
     finally:

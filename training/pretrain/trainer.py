@@ -28,6 +28,7 @@ import datetime
 import json
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ import torch.nn.functional as F
 from checkpoints.encoder import save_encoder_weights
 from indexing.errors import VideoError
 from models.clip_encoder import ClipEncoder, EncoderSpec
-from training.distributed import DistInfo, barrier, gather_objects, setup, share, teardown
+from training.distributed import DistInfo, any_rank, barrier, gather_objects, setup, share, teardown
 from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
 from training.pretrain.data import (
@@ -79,6 +80,8 @@ class PretrainResult:
     """Held-out retrieval metrics of the final weights (empty without held-out videos)."""
     steps: int
     log: Path
+    stopped: bool = False
+    """Ended early by a stop request: no weights were written; ``--resume`` continues from the snapshot."""
 
 
 def lr_at(step: int, total: int, base: float, warmup_fraction: float) -> float:
@@ -162,9 +165,10 @@ def _no_decay(name: str, p: torch.nn.Parameter) -> bool:
 
 
 class _Run:
-    def __init__(self, config: PretrainConfig, ctx: DistInfo) -> None:
+    def __init__(self, config: PretrainConfig, ctx: DistInfo, stop: threading.Event | None = None) -> None:
         self.cfg = config
         self.ctx = ctx
+        self.stop = stop or threading.Event()
         self.work = config.resolved_work_dir
         self.state_dir = self.work / SNAPSHOT_DIR
         self.log_path = self.work / LOG_FILE
@@ -486,6 +490,14 @@ class _Run:
                         if metrics:
                             self._log("eval", step, metrics=metrics)
                     barrier(ctx)
+                if step < total and any_rank(ctx, self.stop.is_set()):  # the localizer loop's stop, too
+                    save(step)
+                    self._log("done", step, stopped=True)
+                    logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", step, total)
+                    barrier(ctx)
+                    return (
+                        PretrainResult(cfg.out, {}, metrics, step, self.log_path, stopped=True) if ctx.is_main else None
+                    )
                 if step % cfg.save_every == 0 and step < total:
                     save(step)
         except KeyboardInterrupt:
@@ -553,12 +565,15 @@ def _digest(rows) -> str:
     return hashlib.sha1(json.dumps(rows).encode()).hexdigest()[:16]
 
 
-def pretrain(config: PretrainConfig) -> PretrainResult | None:
-    """Run (or resume) pretraining; returns the result in the main process (None in the others)."""
+def pretrain(config: PretrainConfig, stop: threading.Event | None = None) -> PretrainResult | None:
+    """Run (or resume) pretraining; returns the result in the main process (None in the others).
+
+    ``stop.set()`` ends the run after the current step with a snapshot (``stopped`` result, no weights), as
+    it ends a localizer run; ``resume`` continues it."""
     config.validate()
     # Decoding the frame cache happens between collectives and may take a while on a first run.
     ctx = setup(config.device, timeout=datetime.timedelta(hours=2))
     try:
-        return _Run(config, ctx).run()
+        return _Run(config, ctx, stop).run()
     finally:
         teardown(ctx)
