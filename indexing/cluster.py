@@ -22,7 +22,6 @@ file whose bytes are already in the library without decoding it.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -98,9 +97,9 @@ class _Worker:
         except EgoRecallError as exc:  # weights missing on this node, say: one clear line, not a traceback
             self.failure = str(exc)
 
-    def ready(self) -> tuple[int, str | None]:
-        """(pid, why the encoder could not be loaded or None)."""
-        return os.getpid(), self.failure
+    def ready(self) -> str | None:
+        """Why the encoder could not be loaded, or None."""
+        return self.failure
 
     def stage(self, path: str, copy_media: bool) -> tuple[str, object]:
         try:
@@ -212,7 +211,7 @@ def _run(ray, library, paths, spec, config, copy_media, progress) -> list[Cluste
     args = (str(library.root), spec_fields, library.settings.rate_hz, library.config.decode, skip)
     workers = [actor_class.remote(*args) for _ in range(min(n, len(paths)))]
     try:
-        failures = [why for _pid, why in ray.get([w.ready.remote() for w in workers]) if why]
+        failures = [why for why in ray.get([w.ready.remote() for w in workers]) if why]
     except ray.exceptions.RayError as exc:
         failures = [_cause(exc)]
     if failures:

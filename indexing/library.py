@@ -68,7 +68,7 @@ from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, load_feat
 from indexing.reindexing import ReindexMixin, ReindexReport
 from indexing.repairing import CheckReport, RepairMixin
 from indexing.searching import SearchHit, SearchMixin
-from indexing.staging import StagedVideo, write_features
+from indexing.staging import EncoderIdentity, StagedVideo, identity_of, write_features
 from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, effective_factory, video_set_checksum
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
@@ -327,7 +327,7 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
         settings = self.settings
         info = probe_isolated(path, rate_hz=settings.rate_hz, config=self.config.decode)
         grid = TimeGrid(settings.rate_hz, info.duration)
-        job_or_rec = self._register(path, sha, info, grid, encoder, copy_media)
+        job_or_rec = self._register(path, sha, info, grid, identity_of(encoder), copy_media)
         if isinstance(job_or_rec, VideoRecord):
             return job_or_rec
         job = job_or_rec
@@ -365,7 +365,7 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
         if existing is not None:
             shutil.rmtree(staged.dir, ignore_errors=True)
             return existing
-        load_features(staged.features_path, staged.num_rows, staged.encoder.dim)  # refuse a bad folder up front
+        features = load_features(staged.features_path, staged.num_rows, staged.encoder.dim)  # refuse a bad one
         job_or_rec = self._register(
             staged.source, staged.sha256, staged.info, staged.grid, staged.encoder, staged.media_file is not None
         )
@@ -379,7 +379,6 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
             if staged.media_file is not None:
                 media_tmp = job.dir / staged.media_file
                 replace_durably(staged.dir / staged.media_file, media_tmp)
-            features = load_features(job.features, staged.num_rows, staged.encoder.dim)
             record = self._commit(job, staged.source, staged.media_mode, media_tmp, staged.extraction(features))
         except BaseException:
             self._abandon(job)
@@ -401,7 +400,7 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
         return rec if rec is not None and rec.status == STATUS_READY else None
 
     def _register(
-        self, path: Path, sha: str, info, grid: TimeGrid, encoder: FrameEncoder, copy_media: bool
+        self, path: Path, sha: str, info, grid: TimeGrid, encoder: EncoderIdentity, copy_media: bool
     ) -> _Job | VideoRecord:
         """Under the write lock: claim the library's encoder if unclaimed, insert the 'indexing' row, make
         the job directory and take the job's own lock (which marks the job alive for other processes)."""
@@ -409,12 +408,11 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
             settings = self.catalog.settings(con)
             self.require_encoder(encoder.key, encoder.dim, settings)
             if settings.encoder_key != encoder.key:  # unclaimed, or claimed but still empty
-                spec = encoder.spec
                 for key, value in (
                     ("encoder_key", encoder.key),
-                    ("encoder_model", spec.model),
-                    ("encoder_pretrained", spec.pretrained),
-                    ("encoder_quantize", getattr(spec, "quantize", "")),
+                    ("encoder_model", encoder.model),
+                    ("encoder_pretrained", encoder.pretrained),
+                    ("encoder_quantize", encoder.quantize),
                     ("dim", int(encoder.dim)),
                 ):
                     self.catalog.set_setting(con, key, value)

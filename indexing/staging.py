@@ -50,11 +50,6 @@ class EncoderIdentity:
     pretrained: str
     quantize: str = ""
 
-    @property
-    def spec(self):
-        """An object with the ``EncoderSpec`` fields that the library records when it claims an encoder."""
-        return self
-
 
 @dataclass(frozen=True)
 class StagedVideo:
@@ -212,4 +207,4 @@ def stage_video(
     return staged
 
 
-__all__ = ["EncoderIdentity", "StagedVideo", "stage_video", "staging_root", "write_features", "MANIFEST"]
+__all__ = ["EncoderIdentity", "StagedVideo", "identity_of", "stage_video", "staging_root", "write_features", "MANIFEST"]

@@ -17,7 +17,7 @@ from media import write_video
 import indexing.staging as staging_module
 from app.cli import main
 from checkpoints.encoder import save_encoder_weights
-from indexing.errors import EncoderMismatch
+from indexing.errors import EncoderMismatch, LibraryError
 from indexing.library import Library
 from models.clip_encoder import ClipEncoder, EncoderSpec
 
@@ -174,7 +174,7 @@ def test_missing_media_is_refused_before_any_work(tmp_path, videos, tiny_encoder
     lib.add(videos[0], tiny_encoder)
     lib.add(ref, tiny_encoder, copy_media=False)
     ref.unlink()
-    with pytest.raises(staging_module.LibraryError, match="missing: .*moved.mp4"):
+    with pytest.raises(LibraryError, match="missing: .*moved.mp4"):
         lib.reindex(other_encoder)
     assert lib.settings.encoder_key == tiny_encoder.key and not list((lib.root / "encoders").glob("*"))
 
