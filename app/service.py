@@ -271,8 +271,9 @@ class EgoRecall:
         maker = self.clip_maker() if clips else None
         moments = []
         for rank, (vid, window) in enumerate(ranking.ranked, start=1):
-            record = ranking.videos[vid].record
-            moment = Moment(vid, record.name, window.start, window.end, window.score, rank)
+            scored = ranking.videos[vid]
+            record = scored.record
+            moment = Moment(vid, record.name, window.start, window.end, window.score, rank, presence=scored.presence)
             if maker is not None:
                 moment = self._with_clip(maker, moment)
             moments.append(moment)

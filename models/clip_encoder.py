@@ -388,6 +388,13 @@ class ClipEncoder:
         return F.normalize(emb.float(), dim=-1).to(torch.float16).cpu().numpy()
 
     # ------------------------------------------------------------------ text
+    @property
+    def logit_scale(self) -> float:
+        """The learned inverse temperature of image-text softmaxes (OpenAI's CLIP: 100; 100 when the model
+        has none)."""
+        scale = getattr(self.model, "logit_scale", None)
+        return float(scale.detach().float().exp()) if isinstance(scale, torch.Tensor) else 100.0
+
     def _tokens(self, texts: Sequence[str]) -> torch.Tensor:
         if isinstance(texts, str):
             raise TypeError("pass a list of strings, not a single string")

@@ -230,3 +230,30 @@ def test_calibrated_answers_carry_confidence_and_say_no_good_match(world):
     assert all(m.confidence < 0.5 for m in absent.moments)
     record = absent.to_dict()
     assert record["no_good_match"] is True and 0.0 <= record["moments"][0]["confidence"] < 0.5
+
+
+def test_presence_tells_where_the_object_is_on_screen_and_a_calibration_can_rest_on_it(world):
+    """The cup (green) is in the garden only. Presence (the frames classified among everyday names) is high
+    there and low in the kitchen, whatever the raw scores; a calibration weighing only presence says "no good
+    match" in the kitchen, and a question that names no object is judged without it."""
+    from app.answering.calibration import Calibration
+
+    _, _, ids = world
+    service = service_for(world)
+    plain = service.ask("where is my cup?", video_id=ids["garden.mp4"], k=3, clips=False)
+    assert plain.moments[0].presence is None  # not measured without a calibration that uses it
+    answerer = service.answerer("zeroshot")
+    answerer.calibration = Calibration(a=0.0, b=-4.0 * math.log(0.5), threshold=0.5, presence_weight=4.0)
+    answerer.measure_presence = True
+    found = service.ask("where is my cup?", video_id=ids["garden.mp4"], k=3, clips=False)
+    absent = service.ask("where is my cup?", video_id=ids["kitchen.mp4"], k=3, clips=False)
+    assert found.moments[0].presence > 0.9 and absent.moments[0].presence < 0.1
+    assert not found.no_good_match and absent.no_good_match
+    assert absent.to_dict()["moments"][0]["presence"] == pytest.approx(absent.moments[0].presence, abs=1e-4)
+    everywhere = service.ask("where is my cup?", k=3, clips=False)  # the library: the garden answers
+    assert everywhere.moments[0].video_id == ids["garden.mp4"] and not everywhere.no_good_match
+    objectless = service.ask("what did I do?", video_id=ids["kitchen.mp4"], k=3, clips=False)
+    assert objectless.moments[0].presence is None
+    # judged on its score alone: the presence term is 0, as for an object surely on screen
+    assert objectless.moments[0].confidence == pytest.approx(answerer.calibration.probability(0.0, 1.0))
+    assert not objectless.no_good_match

@@ -54,3 +54,37 @@ def test_stored_calibrations_round_trip_and_bad_ones_are_refused():
             Calibration.from_dict(bad)
     with pytest.raises(ValueError):
         fit_calibration([], [], [0.1])
+
+
+def _with_presence(seed: int, n: int = 300):
+    """Negatives score like answerable queries but their object is rarely on screen (low presence); a third
+    of the answerable questions name no object (presence NaN)."""
+    rng = np.random.default_rng(seed)
+    pos = rng.normal(0.30, 0.05, n)
+    hits = rng.random(n) < 0.5
+    neg = rng.normal(0.29, 0.05, n)
+    pos_p = np.clip(rng.beta(8, 2, n), 1e-6, 1)
+    pos_p[rng.random(n) < 1 / 3] = np.nan
+    neg_p = np.clip(rng.beta(1, 12, n), 1e-6, 1)
+    return pos, hits, neg, pos_p, neg_p
+
+
+def test_presence_is_a_second_input_that_rejects_what_the_score_cannot():
+    pos, hits, neg, pos_p, neg_p = _with_presence(0)
+    score_only = fit_calibration(pos, hits, neg)
+    both = fit_calibration(pos, hits, neg, answerable_presence=pos_p, negative_presence=neg_p)
+    assert score_only.presence_weight == 0.0 and both.presence_weight > 0.0
+    fresh = _with_presence(1)
+    alone = rejection_report(score_only, *fresh[:3])
+    helped = rejection_report(both, *fresh)
+    assert helped["negatives_flagged"] > alone["negatives_flagged"] + 30.0
+    assert helped["R@1@0.3_lost"] <= 5.0
+    # A question about no object is judged on its score alone; presence 0 is floored, never -inf.
+    assert both.probability(0.3, None) == both.probability(0.3, float("nan"))
+    assert 0.0 <= both.probability(0.3, 0.0) < both.probability(0.3, 1.0)
+    # Stored and read back; a record from before presence loads with weight 0.
+    assert Calibration.from_dict(both.to_dict()) == both
+    old = {k: v for k, v in both.to_dict().items() if k != "presence_weight"}
+    assert Calibration.from_dict(old).presence_weight == 0.0
+    with pytest.raises(InvalidCalibration):
+        Calibration.from_dict({**both.to_dict(), "presence_weight": float("inf")})

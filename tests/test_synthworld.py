@@ -391,3 +391,19 @@ def test_cli_writes_a_world_and_reports_it(tmp_path):
     assert again.returncode == 1 and again.stderr.startswith("error: ") and "Traceback" not in again.stderr
     replaced = subprocess.run(cmd + ["--overwrite"], cwd=root, capture_output=True, text=True, timeout=300)
     assert replaced.returncode == 0, replaced.stderr
+
+
+def test_objects_shown_counts_what_lies_in_view_and_what_is_handled():
+    from training.synthworld.script import objects_shown
+
+    video = {
+        "sightings": [{"obj": "keys", "place": "table", "start": 10.0, "end": 14.0}],
+        "events": [
+            {"start": 0.0, "end": 3.0, "held": None, "obj": "mug"},  # picked up
+            {"start": 3.0, "end": 6.0, "held": "mug", "obj": None},  # carried
+            {"start": 20.0, "end": 22.0, "held": "book", "obj": None},
+        ],
+    }
+    assert objects_shown(video, 0.0, 5.0) == {"mug"}
+    assert objects_shown(video, 13.0, 21.0) == {"keys", "book"}  # lying in view though never narrated
+    assert objects_shown(video, 14.0, 20.0) == set()  # half-open: touching ends do not count

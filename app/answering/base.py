@@ -47,6 +47,9 @@ class PreparedQuestion:
     """... and their validity mask [T]."""
     anchor: np.ndarray | None = None
     """Zero-shot: the CLIP vector of the event a before/after question is ordered against (``rewrite.anchor``)."""
+    presence_column: int | None = None
+    """The question's object among the presence scorer's names (:mod:`app.answering.presence`), when it names
+    one and its answerer measures presence."""
 
 
 @dataclass
@@ -55,6 +58,9 @@ class ClipAnswer:
     """Best first, seconds on the clip's grid, non-overlapping."""
     curve: np.ndarray
     """One score per bin of the clip's grid (cosine for zero-shot, highlight probability for localizers)."""
+    presence: float | None = None
+    """How surely the question's object is on screen somewhere in the clip (:mod:`models.presence`), when
+    measured: evidence for "no good match" beside the scores."""
 
 
 @dataclass
@@ -86,6 +92,9 @@ class Answerer(Protocol):
     calibration: Calibration | None
     """Its score -> probability map and "no good match" threshold, when one was fitted (see
     :mod:`app.answering.calibration`); scores shown to users go through it."""
+    measure_presence: bool
+    """Whether its answers carry :attr:`ClipAnswer.presence` (when its calibration uses it, or while one is
+    being fitted); modes without CLIP text vectors never measure it."""
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         """Encode questions once. ``search``: also make the CLIP vector used to narrow a library search.

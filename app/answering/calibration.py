@@ -3,10 +3,12 @@
 Raw scores mean different things in different modes (a cosine, a highlight probability, a fused mix) and say
 nothing a user can act on. A :class:`Calibration`, fitted on validation queries with known answers plus
 *negative* queries (questions about things that never happen in that clip), maps the best moment's score to
-the probability that it overlaps the answer (rank-1 IoU > 0.3) by logistic regression (Platt scaling), and
-keeps a threshold under which the app says "no good match" -- chosen as the highest that loses at most
-``max_r1_loss`` points of R@1@0.3 on the answerable queries it was fitted on (the relevance-rejection
-protocol of the grounding literature; Ego4D itself has no unanswerable queries).
+the probability that it overlaps the answer (rank-1 IoU > 0.3) by logistic regression (Platt scaling), with a
+second input where the mode measures it: the *presence* of the question's object in the clip
+(:mod:`models.presence`, as a log-probability). It keeps a threshold under which the app says "no good
+match", chosen as the highest that loses at most ``max_r1_loss`` points of R@1@0.3 on the answerable queries it
+was fitted on (the relevance-rejection protocol of the grounding literature; Ego4D itself has no
+unanswerable queries).
 
 It is stored with what it calibrates: a checkpoint's ``meta.json`` (``calibration.checkpoint`` or
 ``calibration.fused``) or an EgoRecall-pretrained encoder's sidecar (``calibration.zeroshot``). A mode without
@@ -28,9 +30,22 @@ class InvalidCalibration(EgoRecallError):
     """A stored calibration that is not a usable record."""
 
 
+PRESENCE_FLOOR = 1e-4
+"""Presence below this counts as this (its log stays finite; no frame of a clip names the object that rarely
+when it is there)."""
+
+
+def presence_term(presence) -> np.ndarray:
+    """``log(presence)`` as the calibration reads it: 0 where there is none (NaN/None: a question about no
+    object, or a mode that does not measure it), so such a question is judged on its score alone."""
+    p = np.asarray(np.nan if presence is None else presence, dtype=np.float64)
+    return np.where(np.isfinite(p), np.log(np.clip(p, PRESENCE_FLOOR, 1.0)), 0.0)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """``P(right) = sigmoid(a * score + b)``; below ``threshold`` the best moment is "no good match"."""
+    """``P(right) = sigmoid(a * score + c * log(presence) + b)``; below ``threshold`` the best moment is "no
+    good match". ``c`` (``presence_weight``) is 0 for a mode that does not measure presence."""
 
     a: float
     b: float
@@ -38,14 +53,17 @@ class Calibration:
     fitted_on: str = ""
     positives: int = 0
     negatives: int = 0
+    presence_weight: float = 0.0
 
-    def probability(self, score: float | np.ndarray) -> float | np.ndarray:
+    def probability(self, score: float | np.ndarray, presence=None) -> float | np.ndarray:
         z = self.a * np.asarray(score, dtype=np.float64) + self.b
+        if self.presence_weight:
+            z = z + self.presence_weight * presence_term(presence)
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
         return float(p) if np.ndim(p) == 0 else p
 
-    def is_good(self, score: float) -> bool:
-        return self.probability(score) >= self.threshold
+    def is_good(self, score: float, presence: float | None = None) -> bool:
+        return self.probability(score, presence) >= self.threshold
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,32 +80,44 @@ class Calibration:
                 fitted_on=str(values.get("fitted_on", "")),
                 positives=int(values.get("positives", 0)),
                 negatives=int(values.get("negatives", 0)),
+                presence_weight=float(values.get("presence_weight", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidCalibration(f"malformed calibration ({exc})") from None
-        if not (math.isfinite(cal.a) and math.isfinite(cal.b) and 0.0 <= cal.threshold <= 1.0):
-            raise InvalidCalibration("calibration needs finite a, b and a threshold in [0, 1]")
+        if not (
+            math.isfinite(cal.a)
+            and math.isfinite(cal.b)
+            and math.isfinite(cal.presence_weight)
+            and 0.0 <= cal.threshold <= 1.0
+        ):
+            raise InvalidCalibration("calibration needs finite a, b, presence_weight and a threshold in [0, 1]")
         return cal
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> tuple[float, float]:
-    """1-D logistic regression by Newton's method (x standardised inside, a tiny ridge keeps it finite when
-    the classes separate); returns (a, b) on the original scale of ``x``."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> tuple[np.ndarray, float]:
+    """Logistic regression of ``y`` on the columns of ``x`` ([n] or [n, d]) by Newton's method (columns
+    standardised inside; a tiny ridge keeps it finite when the classes separate); returns (weights [d],
+    intercept) on the original scale of ``x``."""
     x = np.asarray(x, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
     y = np.asarray(y, dtype=np.float64)
-    mu, sd = float(x.mean()), float(x.std()) or 1.0
-    xs = (x - mu) / sd
-    w = np.zeros(2)
-    design = np.stack([xs, np.ones_like(xs)], axis=1)
+    mu = x.mean(axis=0)
+    sd = x.std(axis=0)
+    sd[sd == 0] = 1.0
+    design = np.concatenate([(x - mu) / sd, np.ones((len(x), 1))], axis=1)
+    d = x.shape[1]
+    ridge = l2 * np.diag([1.0] * d + [0.0])
+    w = np.zeros(d + 1)
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -60, 60)))
-        grad = design.T @ (p - y) + l2 * np.array([w[0], 0.0])
-        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.diag([1.0, 0.0]) + 1e-9 * np.eye(2)
+        grad = design.T @ (p - y) + ridge @ w
+        hess = (design * (p * (1 - p))[:, None]).T @ design + ridge + 1e-9 * np.eye(d + 1)
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return float(w[0] / sd), float(w[1] - w[0] * mu / sd)
+    weights = w[:d] / sd
+    return weights, float(w[d] - weights @ mu)
 
 
 def fit_calibration(
@@ -95,11 +125,14 @@ def fit_calibration(
     answerable_hits,
     negative_scores,
     *,
+    answerable_presence=None,
+    negative_presence=None,
     max_r1_loss: float = 2.0,
     fitted_on: str = "",
 ) -> Calibration:
-    """Fit ``P(right | best score)`` on answerable queries (their rank-1 score and whether it hit at IoU 0.3)
-    and negative ones (their rank-1 score; never right), and pick the threshold.
+    """Fit ``P(right | best score[, presence])`` on answerable queries (their rank-1 score and whether it hit
+    at IoU 0.3) and negative ones (their rank-1 score; never right), and pick the threshold. Presence (NaN
+    where a query has none) enters only when some query has it.
 
     The threshold is the highest probability that flags at most ``max_r1_loss`` percent of the answerable
     queries' rank-1 *hits* as "no good match" (hits lost / all answerable queries).
@@ -109,11 +142,18 @@ def fit_calibration(
     neg = np.asarray(negative_scores, dtype=np.float64)
     if len(pos) == 0 or len(neg) == 0 or len(hits) != len(pos):
         raise ValueError("calibration needs answerable queries (with hit flags) and negative queries")
-    x = np.concatenate([pos, neg])
+    pos_p = _presence_column(answerable_presence, len(pos))
+    neg_p = _presence_column(negative_presence, len(neg))
     y = np.concatenate([hits.astype(np.float64), np.zeros(len(neg))])
-    a, b = fit_logistic(x, y)
-    probe = Calibration(a, b, 0.0)
-    hit_probs = np.sort(probe.probability(pos[hits])) if hits.any() else np.array([])
+    scores = np.concatenate([pos, neg])
+    presence = np.concatenate([pos_p, neg_p])
+    if np.isfinite(presence).any():
+        (a, c), b = fit_logistic(np.stack([scores, presence_term(presence)], axis=1), y)
+    else:
+        (a,), b = fit_logistic(scores, y)
+        c = 0.0
+    probe = Calibration(float(a), b, 0.0, presence_weight=float(c))
+    hit_probs = np.sort(probe.probability(pos[hits], pos_p[hits])) if hits.any() else np.array([])
     allowed = int(math.floor(max_r1_loss / 100.0 * len(pos) + 1e-9))  # hits that may be flagged
     if len(hit_probs) == 0:
         threshold = 0.5
@@ -121,17 +161,35 @@ def fit_calibration(
         threshold = float(hit_probs[-1])
     else:
         threshold = float(hit_probs[allowed])  # flags exactly the `allowed` lowest hits (strictly below)
-    return Calibration(a, b, threshold, fitted_on, int(len(pos)), int(len(neg)))
+    return Calibration(float(a), b, threshold, fitted_on, int(len(pos)), int(len(neg)), float(c))
 
 
-def rejection_report(cal: Calibration, answerable_scores, answerable_hits, negative_scores) -> dict[str, float]:
+def _presence_column(values, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, np.nan)
+    out = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if len(out) != n:
+        raise ValueError("one presence value (or None) per query is needed")
+    return out
+
+
+def rejection_report(
+    cal: Calibration,
+    answerable_scores,
+    answerable_hits,
+    negative_scores,
+    answerable_presence=None,
+    negative_presence=None,
+) -> dict[str, float]:
     """How a calibration does on other queries: negatives flagged (%), R@1@0.3 kept and lost (points)."""
     pos = np.asarray(answerable_scores, dtype=np.float64)
     hits = np.asarray(answerable_hits, dtype=bool)
     neg = np.asarray(negative_scores, dtype=np.float64)
-    good_pos = cal.probability(pos) >= cal.threshold
+    pos_p = _presence_column(answerable_presence, len(pos))
+    neg_p = _presence_column(negative_presence, len(neg))
+    good_pos = cal.probability(pos, pos_p) >= cal.threshold
     return {
-        "negatives_flagged": 100.0 * float(np.mean(cal.probability(neg) < cal.threshold)) if len(neg) else 0.0,
+        "negatives_flagged": 100.0 * float(np.mean(cal.probability(neg, neg_p) < cal.threshold)) if len(neg) else 0.0,
         "answerable_flagged": 100.0 * float(np.mean(~good_pos)) if len(pos) else 0.0,
         "R@1@0.3": 100.0 * float(np.mean(hits)) if len(pos) else 0.0,
         "R@1@0.3_kept": 100.0 * float(np.mean(hits & good_pos)) if len(pos) else 0.0,

@@ -25,6 +25,8 @@ class DatasetAnswers:
     """clip_uid -> why its features could not be read."""
     empty: int = 0
     """Queries with no usable text."""
+    presence: dict[tuple, float] = field(default_factory=dict)
+    """Query key -> its object's presence in the clip, where the answerer measured it."""
 
     def for_query(self, query: Query) -> list[Window]:
         return self.windows.get(query.key, [])
@@ -67,6 +69,8 @@ def answer_dataset(
         prepared = answerer.prepare([q.text for q in good])
         for q, result in zip(good, answerer.answer(prepared, feats.features, feats.grid, k, comparable=comparable)):
             out.windows[q.key] = list(result.windows)
+            if result.presence is not None:
+                out.presence[q.key] = result.presence
         if progress:
             progress(len(clip_queries))
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,11 +69,22 @@ class FusedAnswerer:
         stored = self.trained.meta.fusion.get("weight")
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
         self.calibration = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
+        self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self.mode = f"{FUSED}:{self.trained.mode}"
         self.label = f"fused ({self.trained.label} + {self.zeroshot.label}, weight {self.weight:.1f})"
 
+    @property
+    def measure_presence(self) -> bool:
+        return self.zeroshot.measure_presence  # CLIP's half measures it
+
+    @measure_presence.setter
+    def measure_presence(self, value: bool) -> None:
+        self.zeroshot.measure_presence = value
+
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
-        return self.trained.prepare(questions, search=True)  # the CLIP vector is half the answer
+        prepared = self.trained.prepare(questions, search=True)  # the CLIP vector is half the answer
+        columns = self.zeroshot.presence_columns([q.rewrite for q in prepared])
+        return [replace(q, presence_column=c) for q, c in zip(prepared, columns)]
 
     def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid) -> list[tuple]:
         """(highlight, cosine) per question: what the weight mixes."""
@@ -87,11 +98,11 @@ class FusedAnswerer:
         if not questions:
             return []
         out = []
-        for highlight, cosine in self.curves(questions, features, grid):
+        presence = self.zeroshot.presence(questions, features)
+        for (highlight, cosine), p in zip(self.curves(questions, features, grid), presence):
             fused = fuse_curves(highlight, cosine, self.weight)
-            out.append(
-                ClipAnswer(curve_to_windows(fused, grid, k, self.zeroshot.config.proposals), fused.astype(np.float32))
-            )
+            windows = curve_to_windows(fused, grid, k, self.zeroshot.config.proposals)
+            out.append(ClipAnswer(windows, fused.astype(np.float32), presence=p))
         return out
 
 

@@ -60,6 +60,9 @@ class TopScores:
     negative: np.ndarray
     clips_answerable: list[str]
     clips_negative: list[str]
+    answerable_presence: np.ndarray | None = None
+    """The question's object's presence in the clip (NaN where not measured), when the mode measures it."""
+    negative_presence: np.ndarray | None = None
 
     def subset(self, clips: set[str]) -> TopScores:
         a = np.array([c in clips for c in self.clips_answerable], dtype=bool)
@@ -70,15 +73,28 @@ class TopScores:
             self.negative[n],
             [c for c, m in zip(self.clips_answerable, a) if m],
             [c for c, m in zip(self.clips_negative, n) if m],
+            None if self.answerable_presence is None else self.answerable_presence[a],
+            None if self.negative_presence is None else self.negative_presence[n],
         )
 
 
 def top_scores(
-    answerer: Answerer, dataset: NLQDataset, source: ClipFeatureSource, negatives: Sequence[Query], k: int = 5
+    answerer: Answerer,
+    dataset: NLQDataset,
+    source: ClipFeatureSource,
+    negatives: Sequence[Query],
+    k: int = 5,
+    presence: bool = True,
 ) -> TopScores:
-    """Answer every annotated query and every negative one with ``ask``'s comparable scores."""
+    """Answer every annotated query and every negative one with ``ask``'s comparable scores (and, with
+    ``presence`` and a mode that can, the presence of each question's object)."""
     answerable = dataset.evaluation_queries()
-    got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
+    was = answerer.measure_presence
+    answerer.measure_presence = presence
+    try:
+        got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
+    finally:
+        answerer.measure_presence = was
 
     def best(q: Query) -> float:
         ws = got.for_query(q)
@@ -95,12 +111,31 @@ def top_scores(
     low = float(np.min(pos[finite])) if finite.any() else 0.0
     pos[~finite] = low
     neg[~np.isfinite(neg)] = low
-    return TopScores(pos, hits, neg, [q.clip_uid for q in answerable], [q.clip_uid for q in negatives])
+    measured = bool(got.presence)
+
+    def presence_of(queries) -> np.ndarray | None:
+        return np.array([got.presence.get(q.key, np.nan) for q in queries]) if measured else None
+
+    return TopScores(
+        pos,
+        hits,
+        neg,
+        [q.clip_uid for q in answerable],
+        [q.clip_uid for q in negatives],
+        presence_of(answerable),
+        presence_of(negatives),
+    )
 
 
 def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> Calibration:
     return fit_calibration(
-        scores.answerable, scores.hits, scores.negative, max_r1_loss=max_r1_loss, fitted_on=fitted_on
+        scores.answerable,
+        scores.hits,
+        scores.negative,
+        answerable_presence=scores.answerable_presence,
+        negative_presence=scores.negative_presence,
+        max_r1_loss=max_r1_loss,
+        fitted_on=fitted_on,
     )
 
 
@@ -116,7 +151,11 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
         if len(fit.answerable) == 0 or len(fit.negative) == 0 or len(test.answerable) == 0:
             continue
         cal = fit_on(fit, max_r1_loss)
-        reports.append(rejection_report(cal, test.answerable, test.hits, test.negative))
+        reports.append(
+            rejection_report(
+                cal, test.answerable, test.hits, test.negative, test.answerable_presence, test.negative_presence
+            )
+        )
     if not reports:
         raise CalibrationError(
             "too few clips to fit and check a calibration: it needs annotated queries in at least two clips and "
@@ -137,6 +176,7 @@ def calibrate_mode(
     negatives: Sequence[Query],
     k: int = 5,
     max_r1_loss: float = 2.0,
+    presence: bool = True,
 ) -> dict:
     """Fit ``mode``'s calibration on ``dataset`` (+ ``negatives``) and store it where its answerer reads it:
     the checkpoint's ``meta.json`` (``calibration.checkpoint`` / ``calibration.fused``) or, for zero-shot, the
@@ -152,7 +192,7 @@ def calibrate_mode(
                 f"zero-shot calibration is stored with EgoRecall-pretrained encoder weights (a .safetensors file "
                 f"with its .json sidecar); this library's encoder is {service.encoder_spec.key}"
             )
-    scores = top_scores(service.answerer(mode), dataset, source, negatives, k)
+    scores = top_scores(service.answerer(mode), dataset, source, negatives, k, presence=presence)
     report = cross_fitted_report(scores, max_r1_loss)
     cal = fit_on(scores, max_r1_loss, fitted_on=str(dataset.source)).to_dict()
     kind, _, name = mode.partition(":")

@@ -31,9 +31,12 @@ class Moment:
     """Where the clip starts in the video (it is padded): play it from ``start - clip_start`` to highlight
     the window itself."""
     clip_error: str | None = None
+    """Why the clip could not be made (the moment itself stands)."""
     confidence: float | None = None
     """Calibrated probability that this moment is right (None when the mode has no calibration)."""
-    """Why the clip could not be made (the moment itself stands)."""
+    presence: float | None = None
+    """How surely the question's object is on screen somewhere in this moment's video (scored part), when
+    the mode measures it: what the confidence weighs beside the score."""
 
     @property
     def duration(self) -> float:
@@ -52,6 +55,7 @@ class Moment:
             "clip_start": None if self.clip_start is None else round(self.clip_start, 3),
             "clip_error": self.clip_error,
             "confidence": None if self.confidence is None else round(float(self.confidence), 4),
+            "presence": None if self.presence is None else round(float(self.presence), 4),
         }
 
 
@@ -97,11 +101,11 @@ class Answer:
     candidates: int = 0
     """Videos answered in full (or in regions)."""
     seconds: float = 0.0
+    """Time to answer (clips included)."""
     no_good_match: bool = False
     """The best moment's confidence is under the mode's threshold: the moments are candidates, not answers."""
     threshold: float | None = None
     """That threshold (None when the mode has no calibration)."""
-    """Time to answer (clips included)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

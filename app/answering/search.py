@@ -65,6 +65,8 @@ class ScoredVideo:
     windows: list[Window]
     times: np.ndarray
     scores: np.ndarray
+    presence: float | None = None
+    """The question's object on screen in the scored bins (:attr:`ClipAnswer.presence`), when measured."""
 
 
 @dataclass
@@ -174,11 +176,13 @@ def _score_video(
     grid = record.grid
     centres = grid.sample_times()
     windows: list[Window] = []
-    times, scores = [], []
+    times, scores, presence = [], [], []
     for i, (b0, b1) in enumerate(segments):
         sub = segment_grid(grid, b0, b1)
         (result,) = answerer.answer([prepared], features[b0:b1], sub, k, comparable=True)
         offset = b0 / grid.rate_hz
+        if result.presence is not None:
+            presence.append(result.presence)
         for w in result.windows:
             start = min(max(w.start + offset, 0.0), grid.duration)
             end = min(max(w.end + offset, 0.0), grid.duration)
@@ -192,7 +196,9 @@ def _score_video(
         scores.append(np.asarray(result.curve, np.float32))
     if len(segments) > 1:
         windows = temporal_nms(windows, k)
-    return ScoredVideo(record, windows[:k], np.concatenate(times), np.concatenate(scores))
+    return ScoredVideo(
+        record, windows[:k], np.concatenate(times), np.concatenate(scores), max(presence) if presence else None
+    )
 
 
 def to_answer(
@@ -207,7 +213,7 @@ def to_answer(
     """Assemble an :class:`Answer` (series ordered by each video's best moment, then by video order); with a
     ``calibration``, each moment carries its confidence and the answer says whether any is a good match."""
     if calibration is not None:
-        moments = [replace(m, confidence=calibration.probability(m.score)) for m in moments]
+        moments = [replace(m, confidence=calibration.probability(m.score, m.presence)) for m in moments]
     first_rank: dict[str, int] = {}
     for m in moments:
         first_rank.setdefault(m.video_id, m.rank)

@@ -44,6 +44,7 @@ class TrainedAnswerer:
     """A trained NLQ localizer from the checkpoint store."""
 
     max_candidate_videos = 4
+    measure_presence = False  # its questions have no CLIP vector to classify frames with
 
     def __init__(self, context: AnswerContext, checkpoint: str | None, inference=None) -> None:
         from checkpoints import (

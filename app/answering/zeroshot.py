@@ -17,6 +17,7 @@ from app.answering.base import (
     encoder_calibration_stamp,
     rewrite_all,
 )
+from app.answering.presence import PresenceScorer
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
@@ -52,7 +53,23 @@ class ZeroShotAnswerer:
         self.label = f"zero-shot ({self.clip.key})"
         self.config = config
         self.calibration = encoder_calibration(context.clip_spec)
+        self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self._vectors = VectorCache()
+        self._presence: PresenceScorer | None = None
+
+    def presence_columns(self, rewrites) -> list[int | None]:
+        """The questions' objects for the presence scorer (all None when presence is not measured)."""
+        if not self.measure_presence:
+            return [None] * len(rewrites)
+        if self._presence is None:
+            self._presence = PresenceScorer(self.clip)
+        return self._presence.columns(rewrites)
+
+    def presence(self, questions: Sequence[PreparedQuestion], features) -> list[float | None]:
+        columns = [q.presence_column for q in questions]
+        if self._presence is None or all(c is None for c in columns):
+            return [None] * len(questions)
+        return self._presence.score(features, columns)
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         rewrites = rewrite_all(questions)
@@ -60,8 +77,10 @@ class ZeroShotAnswerer:
         ordered = [replace(r, prompts=r.anchor) for r in rewrites if r.anchor and r.relation]
         anchors = iter(prompt_vectors(self.clip, ordered, cache=self._vectors)) if ordered else iter(())
         return [
-            PreparedQuestion(r.question, r, v, anchor=next(anchors) if r.anchor and r.relation else None)
-            for r, v in zip(rewrites, vectors)
+            PreparedQuestion(
+                r.question, r, v, anchor=next(anchors) if r.anchor and r.relation else None, presence_column=c
+            )
+            for r, v, c in zip(rewrites, vectors, self.presence_columns(rewrites))
         ]
 
     def answer(
@@ -74,4 +93,7 @@ class ZeroShotAnswerer:
             if q.anchor is not None:  # "where was X before Y": Y's moment orders X's curve
                 anchor = similarity_curve(features, q.anchor)
                 curves[i] = order_by_anchor(curves[i], anchor, q.rewrite.relation, grid, self.config).astype(np.float32)
-        return [ClipAnswer(zero_shot_windows(c, grid, k, self.config), c) for c in curves]
+        return [
+            ClipAnswer(zero_shot_windows(c, grid, k, self.config), c, presence=p)
+            for c, p in zip(curves, self.presence(questions, features))
+        ]

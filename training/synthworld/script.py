@@ -355,3 +355,17 @@ def sightings(events: list[Event], house: House) -> list[Sighting]:
                 out.append(s)
     out.sort(key=lambda s: (s.start, s.obj))
     return out
+
+
+def objects_shown(video: dict, start: float, end: float) -> set[str]:
+    """Every object on screen at some moment of ``[start, end)`` of a video of ``world.json`` (its ``events``
+    and ``sightings``): lying at the place in view, being picked up or put down, or in the hand.
+
+    What "never occurs in this clip" means for a negative query: a narration names only what is handled, so an
+    object lying in view while something else is handled is seen but never said.
+    """
+    shown = {s["obj"] for s in video.get("sightings", []) if s["start"] < end and s["end"] > start}
+    for ev in video.get("events", []):
+        if ev["start"] < end and ev["end"] > start:
+            shown.update(o for o in (ev.get("held"), ev.get("obj")) if o)
+    return shown
