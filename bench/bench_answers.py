@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         rejection[f"{mode}, score only"] = calibrate_mode(
             service, mode, dataset, source, negatives, args.k, presence=False
         )
-        rejection[f"{mode}, score + presence"] = calibrate_mode(service, mode, dataset, source, negatives, args.k)
+        if service.answerer(mode).measure_presence or mode == "zeroshot" or mode.startswith("fused:"):
+            rejection[f"{mode}, score + presence"] = calibrate_mode(service, mode, dataset, source, negatives, args.k)
 
     queries = len(dataset.evaluation_queries())
     print(

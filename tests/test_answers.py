@@ -257,3 +257,16 @@ def test_presence_tells_where_the_object_is_on_screen_and_a_calibration_can_rest
     # judged on its score alone: the presence term is 0, as for an object surely on screen
     assert objectless.moments[0].confidence == pytest.approx(answerer.calibration.probability(0.0, 1.0))
     assert not objectless.no_good_match
+
+
+def test_a_checkpoints_comparable_scores_keep_its_span_order():
+    """Across videos a trained window is scored by its mean highlight; within a video the model's order stands."""
+    from app.answering.trained import comparable_windows
+
+    grid = TimeGrid(1.0, 10.0)
+    curve = np.array([0.1, 0.1, 0.9, 0.9, 0.2, 0.2, 0.6, 0.6, 0.3, 0.3])
+    model_order = [Window(4.0, 6.0, 0.5), Window(2.0, 4.0, 0.3), Window(8.0, 10.0, 0.1)]  # means .2, .9, .3
+    got = comparable_windows(model_order, curve, grid)
+    assert [(w.start, w.end) for w in got] == [(w.start, w.end) for w in model_order]
+    assert [w.score for w in got] == pytest.approx([0.2, 0.2, 0.2])
+    assert [w.score for w in comparable_windows(model_order[1:], curve, grid)] == pytest.approx([0.9, 0.3])

@@ -136,3 +136,33 @@ def test_a_run_recorded_before_a_config_field_existed_is_still_the_same_run():
     assert config_differences(with_defaults(recorded), today) == []
     recorded["data"]["features_layout"] = "video"  # an explicit, different value is a different run
     assert config_differences(with_defaults(recorded), today) == ["data.features_layout"]
+
+
+def test_the_span_limit_is_a_high_quantile_of_the_training_answers():
+    from training.dataset import answer_span_limit
+    from training.nlq import Query
+
+    def q(i, length):
+        return Query("c", "a", i, f"q{i}", None, 10.0, 10.0 + length, "v")
+
+    queries = [q(i, 3.0) for i in range(99)] + [q(99, 60.0)]  # one answer far longer than the rest
+    assert answer_span_limit(queries) < 10.0 and answer_span_limit(queries, quantile=1.0) == pytest.approx(60.0)
+    assert answer_span_limit([q(0, 0.5)]) == 2.0  # never under the floor
+    assert answer_span_limit([Query("c", "a", 0, "unanswered", None, None, None)]) == 2.0
+
+
+def test_a_checkpoint_is_answered_with_the_inference_its_validation_used():
+    from types import SimpleNamespace
+
+    from app.answering.trained import recorded_inference
+    from models.inference import InferenceConfig
+
+    def meta(data):
+        return SimpleNamespace(data=data)
+
+    assert recorded_inference(meta({"inference": {"max_span_s": 6.5, "resample_to": 128}})) == InferenceConfig(
+        max_span_s=6.5, resample_to=128
+    )
+    assert recorded_inference(meta({"inference": {"max_span_s": None}})).max_span_s is None  # any length
+    assert recorded_inference(meta({})) == InferenceConfig()  # checkpoints from before it was recorded
+    assert recorded_inference(meta({"inference": {"max_span_s": "x", "resample_to": -1}})) == InferenceConfig()

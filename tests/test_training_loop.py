@@ -121,6 +121,11 @@ def test_a_run_logs_evaluates_and_publishes_usable_checkpoints(task, tmp_path):
     model, meta = load_checkpoint("tiny-best", tmp_path / "checkpoints", device="cpu")
     assert meta.feature_encoder.key == "features-dir:features" and meta.feature_encoder.dim == 16
     assert meta.data["inference"]["resample_to"] is None and meta.data["narration_queries"] == 24
+    # The longest span validation allowed (and the app will): a high quantile of the training answers' lengths.
+    from training.dataset import answer_span_limit, merge_nlq_files
+
+    trained_on = merge_nlq_files(cfg.data.train).queries
+    assert meta.data["inference"]["max_span_s"] == pytest.approx(answer_span_limit(trained_on))
     assert meta.data["config"]["optim"]["steps"] == 12 and meta.data["best_step"] == result.best["step"]
     assert model.video_norm is not None and float(model.video_norm.mean.abs().mean()) > 0.5  # fitted statistics
     spec = text_spec_from_metadata(meta)

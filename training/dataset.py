@@ -57,6 +57,19 @@ class TrainingData:
         return [q.text for q in self.queries]
 
 
+SPAN_QUANTILE = 0.99
+MIN_SPAN_S = 2.0
+
+
+def answer_span_limit(queries: Sequence[Query], quantile: float = SPAN_QUANTILE, floor: float = MIN_SPAN_S) -> float:
+    """The longest answer worth predicting for a model trained on ``queries``: a high quantile of their
+    answers' lengths (seconds, at least ``floor``)."""
+    lengths = [q.end - q.start for q in queries if q.has_answer]
+    if not lengths:
+        return floor
+    return max(floor, float(np.quantile(np.asarray(lengths, np.float64), quantile)))
+
+
 def merge_nlq_files(paths: Sequence[str]) -> NLQDataset:
     """Several NLQ-format files as one dataset; a query found in two files (an NLQ train file listed next to
     the NaQ file built from it) is kept once."""

@@ -59,6 +59,7 @@ from training.dataset import (
     ItemOptions,
     QueryDataset,
     TrainingData,
+    answer_span_limit,
     merge_nlq_files,
     select_training_queries,
 )
@@ -264,6 +265,7 @@ class _RunContext:
     """Metadata of the checkpoint the run started from (``init_from``), if any."""
     resample_to: int | None
     max_bins: int
+    max_span_s: float
 
 
 class Trainer:
@@ -351,11 +353,12 @@ class Trainer:
         resample_to = cfg.data.resample_to if cfg.data.long_clips == "resample" else None
         if resample_to and core.max_positions is not None and resample_to > core.max_positions:
             raise TrainingError(f"data.resample_to {resample_to} exceeds the model's {core.max_positions} positions.")
+        max_span_s = cfg.eval.max_span_s if cfg.eval.max_span_s is not None else answer_span_limit(data.queries)
         validator = None
         if cfg.data.val:
             val_ds = load_nlq(cfg.data.val)
             inference = InferenceConfig(
-                k=cfg.eval.k, max_span_s=cfg.eval.max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
+                k=cfg.eval.k, max_span_s=max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
             )
             validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
             if not validator.queries:
@@ -447,6 +450,7 @@ class Trainer:
             init_meta=init_meta,
             resample_to=resample_to,
             max_bins=max_bins,
+            max_span_s=max_span_s,
         )
         self.best, self.history, self.best_weights = best, history, best_weights
         self.run_time, self.session_start = run_time, time.monotonic()
@@ -773,7 +777,7 @@ class Trainer:
                 "max_bins": c.max_bins,
                 "inference": {
                     "resample_to": c.resample_to,
-                    "max_span_s": cfg.eval.max_span_s,
+                    "max_span_s": c.max_span_s,
                     "grid": "resampled" if c.resample_to else "native",
                 },
                 "init_from": (

@@ -34,8 +34,9 @@ Comparable scores. Within one mode, window scores of different videos must rank 
 * a localizer's span scores (p_start x p_end) are softmax-normalised *per video* -- every video, even one
   without the answer, puts its mass somewhere -- so they do not compare. With ``comparable=True`` a trained
   window is scored by the model's highlight probability averaged over the window (a per-bin sigmoid,
-  independent of the rest of the video) and the windows are re-ordered by it; without it (``predict``,
-  evaluation) the model's own span order and scores are kept.
+  independent of the rest of the video), capped by the window ranked above it, so the model's own span
+  order within a video stands (:func:`app.answering.trained.comparable_windows`); without it (``predict``,
+  evaluation) the model's span scores are kept.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Why fuse. The two modes fail differently (EgoT2's lesson that one task's model helps another's): a localizer
 trained on few queries knows the *shape* of an answer but little of the world, and CLIP knows the world but not
-where an answer starts and ends. Per bin, the localizer's highlight probability ``h`` and the question's CLIP
-cosine ``c`` are mixed as
+where an answer starts and ends. Per bin, the localizer's highlight probability ``h`` and the zero-shot curve
+``c`` (the question's CLIP cosine, a before/after question's bins ordered by its anchor event) are mixed as
 
     f = (1 - w) * h + w * span(c)
 
@@ -30,7 +30,6 @@ from app.answering.trained import TrainedAnswerer, _checkpoint_key
 from app.answering.zeroshot import ZeroShotAnswerer
 from models.grid import TimeGrid
 from models.windows import curve_to_windows
-from models.zeroshot import similarity_curve
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +81,16 @@ class FusedAnswerer:
         self.zeroshot.measure_presence = value
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
-        prepared = self.trained.prepare(questions, search=True)  # the CLIP vector is half the answer
-        columns = self.zeroshot.presence_columns([q.rewrite for q in prepared])
-        return [replace(q, presence_column=c) for q, c in zip(prepared, columns)]
+        """The checkpoint's query tokens and everything zero-shot makes of the question (its CLIP vector, the
+        anchor of a before/after question, the object's presence column): both halves of the answer."""
+        tokens = self.trained.prepare(questions)
+        clip = self.zeroshot.prepare(questions)
+        return [replace(z, tokens=t.tokens, mask=t.mask) for t, z in zip(tokens, clip)]
 
     def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid) -> list[tuple]:
-        """(highlight, cosine) per question: what the weight mixes."""
+        """(highlight, zero-shot curve) per question: what the weight mixes."""
         trained = self.trained.answer(questions, features, grid, 1)
-        cosines = similarity_curve(features, np.stack([q.vector for q in questions]))
-        return [(t.curve, c) for t, c in zip(trained, cosines)]
+        return [(t.curve, c) for t, c in zip(trained, self.zeroshot.curves(questions, features, grid))]
 
     def answer(
         self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False

@@ -88,12 +88,16 @@ class ZeroShotAnswerer:
     ) -> list[ClipAnswer]:
         if not questions:
             return []
+        return [
+            ClipAnswer(zero_shot_windows(c, grid, k, self.config), c, presence=p)
+            for c, p in zip(self.curves(questions, features, grid), self.presence(questions, features))
+        ]
+
+    def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid) -> list[np.ndarray]:
+        """Each question's score curve over the clip: cosine per bin, ordered by its anchor event if any."""
         curves = list(similarity_curve(features, np.stack([q.vector for q in questions])))
         for i, q in enumerate(questions):
             if q.anchor is not None:  # "where was X before Y": Y's moment orders X's curve
                 anchor = similarity_curve(features, q.anchor)
                 curves[i] = order_by_anchor(curves[i], anchor, q.rewrite.relation, grid, self.config).astype(np.float32)
-        return [
-            ClipAnswer(zero_shot_windows(c, grid, k, self.config), c, presence=p)
-            for c, p in zip(curves, self.presence(questions, features))
-        ]
+        return curves
