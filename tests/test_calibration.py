@@ -88,3 +88,23 @@ def test_presence_is_a_second_input_that_rejects_what_the_score_cannot():
     assert Calibration.from_dict(old).presence_weight == 0.0
     with pytest.raises(InvalidCalibration):
         Calibration.from_dict({**both.to_dict(), "presence_weight": float("inf")})
+
+
+def test_presence_is_kept_only_where_cross_fitting_says_it_helps():
+    from app.answering.rejection import TopScores, choose_evidence
+
+    def scores(seed: int, informative: bool) -> TopScores:
+        pos, hits, neg, pos_p, neg_p = _with_presence(seed)
+        if not informative:  # every question names an object, and absent ones look as present as the rest
+            rng = np.random.default_rng(seed + 7)
+            pos_p, neg_p = rng.beta(8, 2, len(pos)), rng.beta(8, 2, len(neg))
+        clips_a = [f"c{i % 20}" for i in range(len(pos))]
+        clips_n = [f"c{i % 20}" for i in range(len(neg))]
+        return TopScores(pos, hits, neg, clips_a, clips_n, pos_p, neg_p)
+
+    kept, report, candidates = choose_evidence(scores(3, informative=True))
+    assert kept.answerable_presence is not None and report is candidates["score+presence"]
+    assert candidates["score+presence"]["negatives_flagged"] > candidates["score"]["negatives_flagged"]
+    for seed in range(3, 23):  # a presence that carries nothing is dropped, whatever chance does
+        dropped, report, candidates = choose_evidence(scores(seed, informative=False))
+        assert dropped.answerable_presence is None and report is candidates["score"], (seed, candidates)

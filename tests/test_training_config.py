@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -166,3 +168,49 @@ def test_a_checkpoint_is_answered_with_the_inference_its_validation_used():
     assert recorded_inference(meta({"inference": {"max_span_s": None}})).max_span_s is None  # any length
     assert recorded_inference(meta({})) == InferenceConfig()  # checkpoints from before it was recorded
     assert recorded_inference(meta({"inference": {"max_span_s": "x", "resample_to": -1}})) == InferenceConfig()
+
+
+def test_repeat_uses_a_files_queries_several_times_and_is_checked(tmp_path):
+    from training.dataset import TrainingData, repeat_queries
+    from training.nlq import load_nlq
+
+    path = tmp_path / "corrections.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": "1",
+                "videos": [
+                    {
+                        "video_uid": "v",
+                        "clips": [
+                            {
+                                "clip_uid": "c",
+                                "video_start_sec": 0.0,
+                                "video_end_sec": 30.0,
+                                "annotations": [
+                                    {
+                                        "annotation_uid": "a",
+                                        "language_queries": [
+                                            {"query": "where is my cup", "clip_start_sec": 1.0, "clip_end_sec": 3.0}
+                                        ],
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    corrected = load_nlq(path).queries
+    other = [replace(corrected[0], annotation_uid="other", query_idx=i) for i in range(3)]  # a big file's queries
+    data = TrainingData(other + corrected, {}, {"nlq_queries": 4})
+    grown = repeat_queries(data, {str(path): 5})
+    assert len(grown.queries) == len(data.queries) + 4 and grown.summary["repeated_queries"] == 4
+    assert sum(q.key == corrected[0].key for q in grown.queries) == 5
+    assert repeat_queries(data, {}) is data and repeat_queries(data, {str(path): 1}) is data
+    base = {"name": "r", "data": {"train": [str(path)], "library": "lib"}, "optim": {"steps": 1}}
+    TrainConfig.from_dict({**base, "data": {**base["data"], "repeat": {str(path): 3}}}).validate()
+    for bad in ({"elsewhere.json": 3}, {str(path): 0}, {str(path): 2.5}):
+        with pytest.raises(ConfigError):
+            TrainConfig.from_dict({**base, "data": {**base["data"], "repeat": bad}}).validate()

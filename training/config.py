@@ -57,6 +57,10 @@ class ModelSection:
 class DataSection:
     train: list[str] = field(default_factory=list)
     """NLQ-format training files: Ego4D NLQ train and/or the output of ``python -m app naq``."""
+    repeat: dict[str, int] = field(default_factory=dict)
+    """Times each query of a training file is used per epoch, by the file's path as listed in ``train``
+    (others: once). A user's 20 corrections beside a NaQ file of thousands of queries would otherwise be 1 %
+    of what the model sees."""
     val: str | None = None
     """Annotated NLQ file evaluated every ``eval.every`` steps (best checkpoint by ``eval.metric``)."""
     library: str | None = None
@@ -223,6 +227,10 @@ class TrainConfig:
         need(self.amp in AMP_MODES, f"amp must be one of {', '.join(AMP_MODES)}, not '{self.amp}'")
         need(self.threads is None or self.threads >= 1, "threads must be at least 1")
         need(bool(d.train), "data.train must list at least one NLQ-format training file")
+        for path, times in d.repeat.items():
+            need(str(path) in map(str, d.train), f"data.repeat names {path}, which is not in data.train")
+            whole = isinstance(times, int) and not isinstance(times, bool)
+            need(whole and times >= 1, f"data.repeat of {path} must be a whole number of at least 1, not {times!r}")
         need(bool(d.library) != bool(d.features_dir), "set exactly one of data.library and data.features_dir")
         need(0.0 <= d.nlq_fraction <= 1.0, f"data.nlq_fraction must lie in [0, 1], not {d.nlq_fraction}")
         need(d.jitter_factor >= 1.0, f"data.jitter_factor must be at least 1 (1 = no jittering), not {d.jitter_factor}")

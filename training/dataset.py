@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,22 @@ def merge_nlq_files(paths: Sequence[str]) -> NLQDataset:
     return NLQDataset(
         source=", ".join(map(str, paths)), version=None, clips=clips, queries=queries, annotation_sizes=sizes
     )
+
+
+def repeat_queries(data: TrainingData, repeat: Mapping[str, int]) -> TrainingData:
+    """The training queries with those of each file in ``repeat`` used that many times (a query listed in
+    several files counts once, at the largest repeat). Copies are separate items, so each draws its own
+    jitter and crop."""
+    times: dict = {}
+    for path, n in repeat.items():
+        if n > 1:
+            for q in load_nlq(path).queries:
+                times[q.key] = max(n, times.get(q.key, 1))
+    if not times:
+        return data
+    extra = [q for q in data.queries for _ in range(times.get(q.key, 1) - 1)]
+    summary = dict(data.summary, repeated_queries=len(extra), repeat={str(k): v for k, v in repeat.items()})
+    return TrainingData(data.queries + extra, data.clips, summary)
 
 
 def select_training_queries(

@@ -61,6 +61,7 @@ from training.dataset import (
     TrainingData,
     answer_span_limit,
     merge_nlq_files,
+    repeat_queries,
     select_training_queries,
 )
 from training.evaluation import Validator, headline_metrics
@@ -339,6 +340,7 @@ class Trainer:
             few_shot_seed=cfg.data.few_shot_seed,
             drop_empty=cfg.data.drop_empty,
         )
+        data = repeat_queries(data, cfg.data.repeat)
         if not data.queries:
             raise TrainingError(
                 f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "

@@ -9,7 +9,7 @@ narrations) passes ``keep`` to drop the ones that might be answerable.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -164,6 +164,45 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
     return {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
 
 
+OVERLOSS_PENALTY = 10.0
+"""How many points of negatives flagged one point of R@1@0.3 lost beyond the allowed loss costs, when
+:func:`choose_evidence` compares calibrations."""
+PRESENCE_MARGIN = 10.0
+"""Points of negatives flagged presence must add to be kept: with a presence that carries nothing, the two
+cross-fitted figures still differ by chance (up to ~5 points in tests/test_calibration.py's noise)."""
+
+
+def without_presence(scores: TopScores) -> TopScores:
+    return replace(scores, answerable_presence=None, negative_presence=None)
+
+
+def evidence_merit(report: dict[str, float], max_r1_loss: float) -> float:
+    return report["negatives_flagged"] - OVERLOSS_PENALTY * max(0.0, report["R@1@0.3_lost"] - max_r1_loss)
+
+
+def choose_evidence(
+    scores: TopScores, max_r1_loss: float = 2.0
+) -> tuple[TopScores, dict[str, float], dict[str, dict[str, float]]]:
+    """Keep presence as a second input only where it helps on these queries: both calibrations are
+    cross-fitted, and presence stays if it flags :data:`PRESENCE_MARGIN` points more negatives and is still
+    ahead when a point of R@1 lost beyond ``max_r1_loss`` counts as :data:`OVERLOSS_PENALTY` points of
+    negatives.
+
+    How well an encoder tells an object on screen from one that is not varies (bench/README.md: a clear gain
+    with one benchmark world's encoder, none with two others'), so the user's own validation data decides.
+    Returns the scores to fit on, their report and every candidate's report (``score``, ``score+presence``)."""
+    plain = without_presence(scores)
+    candidates = {"score": cross_fitted_report(plain, max_r1_loss)}
+    if scores.answerable_presence is None:
+        return plain, candidates["score"], candidates
+    candidates["score+presence"] = cross_fitted_report(scores, max_r1_loss)
+    with_p, plain_r = candidates["score+presence"], candidates["score"]
+    merit = evidence_merit(with_p, max_r1_loss) - evidence_merit(plain_r, max_r1_loss)
+    if merit > 0 and with_p["negatives_flagged"] - plain_r["negatives_flagged"] >= PRESENCE_MARGIN:
+        return scores, candidates["score+presence"], candidates
+    return plain, candidates["score"], candidates
+
+
 class CalibrationUnstorable(CalibrationError):
     """The mode's calibration has nowhere to live (zero-shot with weights that have no EgoRecall sidecar)."""
 
@@ -181,7 +220,8 @@ def calibrate_mode(
     """Fit ``mode``'s calibration on ``dataset`` (+ ``negatives``) and store it where its answerer reads it:
     the checkpoint's ``meta.json`` (``calibration.checkpoint`` / ``calibration.fused``) or, for zero-shot, the
     EgoRecall-pretrained encoder's sidecar. Returns the cross-fitted figures (fit on half the clips, measured
-    on the other half, both ways) and the stored calibration."""
+    on the other half, both ways) of the stored calibration and of each candidate (:func:`choose_evidence`),
+    and the stored calibration."""
     from checkpoints import read_metadata, resolve_checkpoint, update_metadata
     from checkpoints.encoder import record_encoder_calibration, sidecar_path
 
@@ -193,7 +233,7 @@ def calibrate_mode(
                 f"with its .json sidecar); this library's encoder is {service.encoder_spec.key}"
             )
     scores = top_scores(service.answerer(mode), dataset, source, negatives, k, presence=presence)
-    report = cross_fitted_report(scores, max_r1_loss)
+    scores, report, candidates = choose_evidence(scores, max_r1_loss)
     cal = fit_on(scores, max_r1_loss, fitted_on=str(dataset.source)).to_dict()
     kind, _, name = mode.partition(":")
     if mode == ZEROSHOT:
@@ -203,4 +243,4 @@ def calibrate_mode(
         stored = dict(read_metadata(folder).calibration)
         stored[FUSED if kind == FUSED else CHECKPOINT] = cal
         update_metadata(folder, {"calibration": stored})
-    return {"cross_fitted": report, "calibration": cal}
+    return {"cross_fitted": report, "calibration": cal, "candidates": candidates}
