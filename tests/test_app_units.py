@@ -260,3 +260,25 @@ def test_the_train_tab_proposes_the_librarys_own_data(tmp_path):
         assert "data/ego4d/naq_train.json" in note and "nlq_val.json" in note and "naq_train.json`," in note
     finally:
         actions.jobs.close()
+
+
+def test_the_train_tab_weighs_the_librarys_corrections_beside_other_files(tmp_path):
+    """20 corrections beside a NaQ file of thousands would be 1 % of what the model sees: the Train tab uses
+    each of them CORRECTIONS_REPEAT times (unless the form says otherwise); alone, they are used once."""
+    from app.jobs import JobManager
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from app.ui.actions import CORRECTIONS_REPEAT, FEEDBACK_FILE, Actions
+
+    service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"))
+    actions = Actions(service, JobManager(service))
+    started = []
+    actions.jobs.start_training = started.append
+    corrections = str(tmp_path / "lib" / FEEDBACK_FILE)
+    try:
+        actions.train("vslnet_naq_joint", {"data.train": ["naq_train.json", corrections]})
+        actions.train("vslnet_naq_joint", {"data.train": [corrections], "init_from": "x", "stage": "finetune"})
+        actions.train("vslnet_naq_joint", {"data.train": ["naq_train.json", corrections], "data.repeat": {}})
+    finally:
+        actions.jobs.close()
+    assert [c.data.repeat for c in started] == [{corrections: CORRECTIONS_REPEAT}, {}, {}]

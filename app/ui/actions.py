@@ -29,6 +29,9 @@ ALL_VIDEOS = "*"
 
 
 FEEDBACK_FILE = "feedback/feedback_nlq.json"
+CORRECTIONS_REPEAT = 15
+"""Times the library's corrections are used per epoch when trained beside other files (``data.repeat``; the
+answer benchmark's recipe, bench/README.md)."""
 DEMO_FOLDER = "demo"
 """Where "Make demo data" leaves its world and NaQ file inside the library (``app.demo.DEMO_DIR``)."""
 """Where the Train tab exports the library's corrections (inside the library)."""
@@ -229,7 +232,12 @@ class Actions:
     def train(self, config: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
         from app.ui.train_form import make_config
 
-        self.jobs.start_training(make_config(config, settings or {}, self.service.settings))
+        settings = dict(settings or {})
+        corrections = str(Path(self.service.settings.library) / FEEDBACK_FILE)
+        files = [str(f) for f in settings.get("data.train") or []]
+        if corrections in files and len(files) > 1 and "data.repeat" not in settings:
+            settings["data.repeat"] = {corrections: CORRECTIONS_REPEAT}  # 20 answers beside thousands of queries
+        self.jobs.start_training(make_config(config, settings, self.service.settings))
         return self.jobs.training_status()
 
     @user_facing("reading the training status")
