@@ -64,6 +64,7 @@ from training.dataset import (
     repeat_queries,
     select_training_queries,
 )
+from training.engine import Cadence, Optimization, StepLoop, StepOutput
 from training.evaluation import Validator, headline_metrics
 from training.features import ClipFeatureSource, DirectoryClipFeatures, LibraryClipFeatures
 from training.nlq import load_nlq
@@ -267,6 +268,39 @@ class _RunContext:
     resample_to: int | None
     max_bins: int
     max_span_s: float
+
+
+class _SpanSteps:
+    """The localizer's part of an optimiser step: the step's micro-batches through the model and the span
+    loss, gradients accumulated (weighted by micro-batch size; DDP syncs them on the last micro-batch)."""
+
+    unit = "queries"
+
+    def __init__(
+        self, model: torch.nn.Module, core: Localizer, batches, info: ddp.DistInfo, autocast, optimization: Optimization
+    ) -> None:
+        self.model, self.core, self.batches, self.info = model, core, batches, info
+        self.autocast, self.optimization = autocast, optimization
+        self.cuda = info.device.type == "cuda"
+
+    def step(self, step: int) -> StepOutput:
+        micro = next(self.batches)
+        n_batch = sum(len(mb) for mb in micro)
+        sums: dict[str, float] = {}
+        for j, mb in enumerate(micro):
+            mb = mb.to(self.info.device, non_blocking=self.cuda)
+            last = not self.info.distributed or j == len(micro) - 1
+            with contextlib.nullcontext() if last else self.model.no_sync():
+                with self.autocast():
+                    out = self.model(mb.video, mb.video_mask, mb.query, mb.query_mask)
+                    terms = self.core.loss(out, SpanTargets(mb.start, mb.end))
+                self.optimization.scale(terms["total"] * (len(mb) / n_batch)).backward()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(mb) / n_batch
+        return StepOutput(sums, n_batch)
+
+    def after_step(self, step: int) -> dict[str, Any]:
+        return {}
 
 
 class Trainer:
@@ -475,94 +509,35 @@ class Trainer:
             config=cfg.to_dict(),
         )
 
-        # ---- the loop
+        # ---- the loop (training/engine.py: the step, the log, stopping, when to evaluate and snapshot)
         bar = None
         if self.show_progress and info.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
         params = [p for p in model.parameters() if p.requires_grad]
-        clip_norm = cfg.optim.grad_clip if cfg.optim.grad_clip is not None else float("inf")
-        sums: dict[str, float] = {}
-        n_logged, n_queries, skipped, interval_start = 0, 0, 0, time.monotonic()
-        grad_norm_value = 0.0
-        stopped = False
-        evaluated_at = None
+        optimization = Optimization(optimizer, params, cfg.optim.grad_clip, scaler, scheduler=scheduler)
         batches = self._batches(loader, sampler, step, per_epoch)
+        steps = _SpanSteps(train_model, core, batches, info, autocast, optimization)
+        cadence = Cadence(cfg.output.log_every, eval_every, cfg.output.snapshot_every)
+        loop = StepLoop(steps, optimization, cadence, info, self._log, self.stop, bar)
         train_model.train()
-        while step < total:
-            micro = next(batches)
-            n_batch = sum(len(mb) for mb in micro)
-            optimizer.zero_grad(set_to_none=True)
-            for j, mb in enumerate(micro):
-                mb = mb.to(info.device, non_blocking=cuda)
-                sync = (
-                    contextlib.nullcontext() if (not info.distributed or j == len(micro) - 1) else train_model.no_sync()
-                )
-                with sync:
-                    with autocast():
-                        out = train_model(mb.video, mb.video_mask, mb.query, mb.query_mask)
-                        terms = core.loss(out, SpanTargets(mb.start, mb.end))
-                    loss = terms["total"] * (len(mb) / n_batch)
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(mb) / n_batch
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
-            if scaler is not None:
-                scaler.step(optimizer)  # skips the step itself on inf/NaN gradients
-                scaler.update()
-            elif torch.isfinite(grad_norm):
-                optimizer.step()
-            else:
-                skipped += 1
-                logger.warning("step %d: non-finite gradient norm, step skipped", step + 1)
-            lr_used = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            step += 1
-            n_logged += 1
-            n_queries += n_batch * world
-            grad_norm_value = float(grad_norm)
+        try:
+            end = loop.run(
+                step,
+                total,
+                evaluate=(lambda at: self._evaluate(at, bar)) if validator is not None else None,
+                snapshot=self._snapshot,
+            )
+        finally:
             if bar is not None:
-                bar.update(1)
-
-            if step % cfg.output.log_every == 0 or step == total:
-                elapsed = max(1e-9, time.monotonic() - interval_start)
-                loss_means = {k: v / n_logged for k, v in sums.items()}
-                self._log(
-                    "train",
-                    step,
-                    loss=loss_means,
-                    lr=lr_used,
-                    grad_norm=grad_norm_value,
-                    queries_per_s=n_queries / elapsed,
-                    **({"skipped_steps": skipped} if skipped else {}),
-                )
-                if bar is not None:
-                    bar.set_postfix(
-                        loss=f"{loss_means.get('total', float('nan')):.3f}", lr=f"{lr_used:.2e}", refresh=False
-                    )
-                sums, n_logged, n_queries, interval_start = {}, 0, 0, time.monotonic()
-
-            stopped = ddp.any_rank(info, self.stop.is_set())
-            paused = time.monotonic()
-            evaluated = False
-            if validator is not None and (step % eval_every == 0 or step == total or stopped):
-                self._evaluate(step, bar)
-                evaluated, evaluated_at = True, step
-            if evaluated or step % cfg.output.snapshot_every == 0 or step == total or stopped:
-                self._snapshot(step)
-            interval_start += time.monotonic() - paused  # throughput counts training time only
-            if stopped:
-                logger.info("stop requested: ending %s at step %d of %d", cfg.name, step, total)
-                break
-        if bar is not None:
-            bar.close()
-        final_done = evaluated_at == step or (self.history and self.history[-1]["step"] == step)
+                bar.close()
+        if end.stopped:
+            logger.info("stop requested: ending %s at step %d of %d", cfg.name, end.step, total)
+        final_done = end.evaluated_at == end.step or (self.history and self.history[-1]["step"] == end.step)
         if validator is not None and not final_done:
-            self._evaluate(step, None)  # resumed from the last snapshot: the final figures are still due
-        return self._finish(step, stopped)
+            self._evaluate(end.step, None)  # resumed from the last snapshot: the final figures are still due
+        return self._finish(end.step, end.stopped)
 
     # ------------------------------------------------------------------ pieces
     def _finished_result(self, run_dir: Path) -> TrainResult | None:

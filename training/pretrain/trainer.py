@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from checkpoints.encoder import save_encoder_weights
 from indexing.errors import VideoError
 from models.clip_encoder import ClipEncoder, EncoderSpec
-from training.distributed import DistInfo, any_rank, barrier, gather_objects, setup, share, teardown
+from training.distributed import DistInfo, barrier, gather_objects, setup, share, teardown
+from training.engine import Cadence, Optimization, StepLoop, StepOutput
 from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
 from training.pretrain.data import (
@@ -113,6 +114,30 @@ def random_resized_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Ten
     return out
 
 
+def egonce_loss(
+    net: torch.nn.Module,
+    loss_fn: EgoNCELoss,
+    images: torch.Tensor,
+    tokens: torch.Tensor,
+    keys: torch.Tensor,
+    *,
+    frames_per_clip: int = 1,
+    amp: torch.dtype | None = None,
+) -> torch.Tensor:
+    """EgoNCE of a batch (``images``: B * frames_per_clip normalised crops; a clip is its frames' mean)."""
+    context = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
+    with context:
+        img, txt, scale = net(images, tokens)[:3]
+    img = F.normalize(img.float().view(len(tokens), frames_per_clip, -1).mean(1), dim=-1)
+    return loss_fn(img, txt.float(), scale.float(), keys)
+
+
+def clamp_logit_scale(model: torch.nn.Module) -> None:
+    """CLIP's cap on the learned temperature (a scale of at most 100)."""
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+
+
 def train_step(
     net: torch.nn.Module,
     model: torch.nn.Module,
@@ -127,25 +152,47 @@ def train_step(
     grad_clip: float = 1.0,
     amp: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """One optimiser step on a batch (``images``: B * frames_per_clip normalised crops); returns the loss.
-
-    ``net`` is ``model`` or its DistributedDataParallel wrapper.
-    """
-    context = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
-    with context:
-        img, txt, scale = net(images, tokens)[:3]
-    img = F.normalize(img.float().view(len(tokens), frames_per_clip, -1).mean(1), dim=-1)
-    loss = loss_fn(img, txt.float(), scale.float(), keys)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-    with torch.no_grad():
-        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+    """One optimiser step on a batch, as the training run takes it (``bench/bench_pretrain.py`` times it);
+    returns the loss. ``net`` is ``model`` or its DistributedDataParallel wrapper."""
+    optimization = Optimization(optimizer, list(model.parameters()), grad_clip, scaler)
+    loss = egonce_loss(net, loss_fn, images, tokens, keys, frames_per_clip=frames_per_clip, amp=amp)
+    optimization.scale(loss).backward()
+    optimization.apply(0)
+    clamp_logit_scale(model)
     return loss.detach()
+
+
+class _EgoNCESteps:
+    """Pretraining's part of an optimiser step: the scene batch of the step, its frames augmented, EgoNCE."""
+
+    unit = "pairs"
+
+    def __init__(self, run: _Run, net: torch.nn.Module, loss_fn: EgoNCELoss, sampler, optimization: Optimization):
+        self.run, self.net, self.loss_fn, self.sampler = run, net, loss_fn, sampler
+        self.optimization = optimization
+        self._epoch: tuple[int, list[np.ndarray]] | None = None
+
+    def step(self, step: int) -> StepOutput:
+        run, cfg, ctx = self.run, self.run.cfg, self.run.ctx
+        epoch, pos = divmod(step, self.sampler.steps_per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self.sampler.epoch(epoch))
+        batch = self._epoch[1][pos]
+        images = run._images(batch, step)
+        tokens = run.tokens[batch].to(ctx.device, non_blocking=True)
+        keys = run.keys[batch].to(ctx.device)
+        loss = egonce_loss(
+            self.net, self.loss_fn, images, tokens, keys, frames_per_clip=cfg.frames_per_clip, amp=run._amp()
+        )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise PretrainError(f"the loss became {value} at step {step + 1}; lower --lr")
+        self.optimization.scale(loss).backward()
+        return StepOutput({"egonce": value, "total": value}, len(batch))
+
+    def after_step(self, step: int) -> dict:
+        clamp_logit_scale(self.run.model)
+        return {"logit_scale": float(self.run.model.logit_scale.detach().exp())}
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -419,9 +466,6 @@ class _Run:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=step, desc="pretraining", unit="step", disable=None)
-        epoch_batches: tuple[int, list[np.ndarray]] | None = None
-        pairs_per_step = cfg.batch_size * ctx.world_size
-        window_start, window_steps, loss_sum = time.monotonic(), 0, 0.0
         metrics: dict = {}
 
         def save(at: int) -> None:
@@ -439,73 +483,34 @@ class _Run:
                     },
                 )
 
+        def evaluate(at: int) -> None:
+            nonlocal metrics
+            if ctx.is_main:
+                metrics = self.evaluate()
+                if metrics:
+                    self._log("eval", at, metrics=metrics)
+            barrier(ctx)
+
+        optimization = Optimization(
+            optimizer,
+            list(self.model.parameters()),
+            cfg.grad_clip,
+            scaler,
+            lr_at=lambda s: lr_at(s, total, cfg.lr, cfg.warmup_fraction),
+        )
+        steps = _EgoNCESteps(self, net, loss_fn, sampler, optimization)
+        cadence = Cadence(cfg.log_every, cfg.eval_every, cfg.save_every)
+        loop = StepLoop(steps, optimization, cadence, ctx, self._log, self.stop, bar)
         try:
-            while step < total:
-                epoch, pos = divmod(step, spe)
-                if epoch_batches is None or epoch_batches[0] != epoch:
-                    epoch_batches = (epoch, sampler.epoch(epoch))
-                batch = epoch_batches[1][pos]
-                lr = lr_at(step, total, cfg.lr, cfg.warmup_fraction)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                images = self._images(batch, step)
-                tokens = self.tokens[batch].to(ctx.device, non_blocking=True)
-                keys = self.keys[batch].to(ctx.device)
-                loss = train_step(
-                    net,
-                    self.model,
-                    optimizer,
-                    scaler,
-                    loss_fn,
-                    images,
-                    tokens,
-                    keys,
-                    frames_per_clip=cfg.frames_per_clip,
-                    grad_clip=cfg.grad_clip,
-                    amp=amp,
-                )
-                step += 1
-                loss_value = float(loss)
-                if not math.isfinite(loss_value):
-                    raise PretrainError(f"the loss became {loss_value} at step {step}; lower --lr")
-                loss_sum += loss_value
-                window_steps += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
-                if step % cfg.log_every == 0 or step == total:
-                    now = time.monotonic()
-                    self._log(
-                        "train",
-                        step,
-                        loss={"egonce": loss_sum / window_steps, "total": loss_sum / window_steps},
-                        lr=lr,
-                        logit_scale=float(self.model.logit_scale.detach().exp()),
-                        pairs_per_s=round(window_steps * pairs_per_step / max(now - window_start, 1e-9), 2),
-                    )
-                    window_start, window_steps, loss_sum = now, 0, 0.0
-                if step % cfg.eval_every == 0 or step == total:
-                    if ctx.is_main:
-                        metrics = self.evaluate()
-                        if metrics:
-                            self._log("eval", step, metrics=metrics)
-                    barrier(ctx)
-                if step < total and any_rank(ctx, self.stop.is_set()):  # the localizer loop's stop, too
-                    save(step)
-                    self._log("done", step, stopped=True)
-                    logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", step, total)
-                    barrier(ctx)
-                    return (
-                        PretrainResult(cfg.out, {}, metrics, step, self.log_path, stopped=True) if ctx.is_main else None
-                    )
-                if step % cfg.save_every == 0 and step < total:
-                    save(step)
-        except KeyboardInterrupt:
-            save(step)
-            raise
+            end = loop.run(step, total, evaluate=evaluate, snapshot=save, on_interrupt=save)
         finally:
             if bar is not None:
                 bar.close()
+        if end.stopped and end.step < total:  # the localizer loop's stop, too: --resume continues
+            self._log("done", end.step, stopped=True)
+            logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", end.step, total)
+            barrier(ctx)
+            return PretrainResult(cfg.out, {}, metrics, end.step, self.log_path, stopped=True) if ctx.is_main else None
 
         result = None
         if ctx.is_main:
