@@ -130,7 +130,7 @@ def test_a_run_recorded_before_a_config_field_existed_is_still_the_same_run():
     """Fields added later (with defaults that keep the old behaviour) must not make a finished or half-done
     run look like another one (seen: data.features_layout made every earlier run folder 'different')."""
     from training.config import TrainConfig
-    from training.loop import config_differences, with_defaults
+    from training.resume import config_differences, with_defaults
 
     today = TrainConfig().to_dict()
     recorded = {k: dict(v) if isinstance(v, dict) else v for k, v in today.items()}
@@ -156,8 +156,8 @@ def test_the_span_limit_is_a_high_quantile_of_the_training_answers():
 def test_a_checkpoint_is_answered_with_the_inference_its_validation_used():
     from types import SimpleNamespace
 
-    from app.answering.trained import recorded_inference
     from models.inference import InferenceConfig
+    from training.checkpoint_info import inference_config_from_metadata as recorded_inference
 
     def meta(data):
         return SimpleNamespace(data=data)

@@ -24,8 +24,9 @@ from tests.training_fixtures import TINY_TEXT, make_task, tiny_config_values
 from training.checkpoint_info import inference_config_from_metadata, text_spec_from_metadata
 from training.config import TrainConfig
 from training.features import DirectoryClipFeatures
-from training.loop import TrainingError, lr_factor, run
+from training.loop import TrainingError, run
 from training.nlq import load_nlq
+from training.run_setup import lr_factor
 from training.runlog import read_log
 from training.snapshot import flatten_optimizer, latest_snapshot, unflatten_optimizer, write_snapshot
 

@@ -44,10 +44,15 @@ def inference_settings(meta: CheckpointMetadata) -> dict[str, Any]:
 
 
 def inference_config_from_metadata(meta: CheckpointMetadata, **overrides: Any) -> InferenceConfig:
-    """An :class:`InferenceConfig` matching how the checkpoint was trained (resampling), plus ``overrides``."""
+    """An :class:`InferenceConfig` as the checkpoint's validation ran (the resampled grid of a model trained
+    on resampled clips, the longest span), plus ``overrides``; what is not recorded keeps the defaults."""
     settings = inference_settings(meta)
     values: dict[str, Any] = {}
-    if settings.get("resample_to"):
-        values["resample_to"] = int(settings["resample_to"])
+    resample = settings.get("resample_to")
+    if isinstance(resample, int) and not isinstance(resample, bool) and resample > 0:
+        values["resample_to"] = resample
+    span = settings.get("max_span_s", InferenceConfig.max_span_s)
+    if span is None or (isinstance(span, (int, float)) and not isinstance(span, bool) and span > 0):
+        values["max_span_s"] = None if span is None else float(span)  # None: validation allowed any length
     values.update(overrides)
     return InferenceConfig(**values)

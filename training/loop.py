@@ -3,10 +3,11 @@
 ``run(config)`` trains one stage end to end: it opens the clip features and the frozen text encoder, picks the
 training queries (NLQ, narrations, few-shot share), builds the model (fresh, or from ``init_from`` for stage
 2), and runs AdamW with linear warm-up and decay, gradient clipping, gradient accumulation and mixed
-precision on GPU. Every ``eval.every`` steps rank 0 answers the validation queries exactly as the app will
-(:mod:`training.evaluation`) and keeps the best weights by ``eval.metric``. At the end (or when stopped) it
-publishes ``<name>-best`` and ``<name>-final`` to the checkpoints folder with full metadata, so ``checkpoints
-list`` and the app find them.
+precision on GPU through the step loop both training tasks share (:mod:`training.engine`; set-up pieces in
+:mod:`training.run_setup`, resume checks in :mod:`training.resume`). Every ``eval.every`` steps rank 0
+answers the validation queries exactly as the app will (:mod:`training.evaluation`) and keeps the best
+weights by ``eval.metric``. At the end (or when stopped) it publishes ``<name>-best`` and ``<name>-final`` to
+the checkpoints folder with full metadata, so ``checkpoints list`` and the app find them.
 
 Interruptions: a snapshot (:mod:`training.snapshot`) is written every ``output.snapshot_every`` steps and at
 every evaluation; running the same config again continues from the newest one (``resume=None``, the
@@ -22,19 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import math
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -44,14 +42,13 @@ from checkpoints.errors import CheckpointExists
 from checkpoints.metadata import CheckpointMetadata, FeatureEncoderInfo
 from checkpoints.store import check_compatible
 from models.clip_encoder import ClipEncoder
-from models.grid import EGO4D_RATE_HZ
 from models.inference import InferenceConfig
 from models.localizer import Localizer, SpanTargets
 from models.registry import build_localizer, config_from_dict, localizer_class
 from models.text_tokens import TextEncoderSpec, TokenEncoder, load_text_encoder
 from training import distributed as ddp
-from training.checkpoint_info import text_encoder_info, text_spec_from_metadata
-from training.config import ConfigError, TrainConfig
+from training.checkpoint_info import text_encoder_info
+from training.config import TrainConfig
 from training.dataset import (
     ClipStore,
     Collate,
@@ -66,8 +63,20 @@ from training.dataset import (
 )
 from training.engine import Cadence, Optimization, StepLoop, StepOutput
 from training.evaluation import Validator, headline_metrics
-from training.features import ClipFeatureSource, DirectoryClipFeatures, LibraryClipFeatures
+from training.features import ClipFeatureSource
 from training.nlq import load_nlq
+from training.resume import RESUMABLE_CHANGES, config_differences, with_defaults
+from training.run_setup import (
+    TrainingError,
+    autocast_for,
+    feature_statistics,
+    lr_factor,
+    open_feature_source,
+    resolve_text_spec,
+    rng_state,
+    source_rate,
+    weights_digest,
+)
 from training.runlog import Progress, RunLog
 from training.snapshot import latest_snapshot, load_snapshot, read_snapshot_meta, remove_temporaries, write_snapshot
 from training.text_features import TextFeatureCache
@@ -77,25 +86,6 @@ logger = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
 PUBLISHED_FILE = "published.json"
-
-RESUMABLE_CHANGES = (
-    "device",
-    "threads",
-    "data.num_workers",
-    "text.cache_dir",
-    "text.batch_size",
-    "eval.every",
-    "eval.query_batch",
-    "output.snapshot_every",
-    "output.log_every",
-    "output.tensorboard",
-    "output.checkpoints_dir",
-)
-"""Config fields that may differ when a run is resumed (how it runs, not what it learns)."""
-
-
-class TrainingError(ConfigError):
-    """A run that cannot start or continue (nothing to train on, a resumed run with another config, ...)."""
 
 
 @dataclass
@@ -132,116 +122,6 @@ class TrainResult:
         d["run_dir"] = Path(d["run_dir"])
         d["checkpoints"] = {k: Path(v) for k, v in d.get("checkpoints", {}).items()}
         return cls(**d)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def open_feature_source(config: TrainConfig) -> ClipFeatureSource:
-    d = config.data
-    if d.library:
-        from indexing.library import Library
-
-        root = Path(d.library)
-        if not root.exists():
-            raise TrainingError(f"There is no EgoRecall library at {root} (data.library).")
-        return LibraryClipFeatures(Library.open(root, create=False, repair=False))
-    return DirectoryClipFeatures(d.features_dir, key=d.features_key, layout=d.features_layout)
-
-
-def source_rate(source: ClipFeatureSource) -> float:
-    return float(getattr(source, "rate_hz", EGO4D_RATE_HZ))
-
-
-def resolve_text_spec(
-    config: TrainConfig, source: ClipFeatureSource, init_meta: CheckpointMetadata | None
-) -> TextEncoderSpec:
-    """Explicit text settings, else the stage-1 checkpoint's encoder, else the library's CLIP text tower."""
-    t = config.text
-    if t.kind or t.model:
-        base = TextEncoderSpec()
-        return TextEncoderSpec(
-            kind=t.kind or "open_clip",
-            model=t.model or base.model,
-            pretrained=t.pretrained or (base.pretrained if (t.kind or "open_clip") == "open_clip" else "-"),
-        )
-    if init_meta is not None:
-        return text_spec_from_metadata(init_meta)
-    if isinstance(source, LibraryClipFeatures):
-        spec = source.library.encoder_spec
-        if spec is not None:
-            return TextEncoderSpec.from_clip(spec)
-    return TextEncoderSpec()
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Linear warm-up over ``warmup`` steps, then linear decay to zero at ``total`` (or constant)."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    return max(0.0, (total - step) / max(1, total - warmup))
-
-
-def with_defaults(recorded: dict[str, Any], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A recorded config with the fields it predates filled in from today's defaults: a field added by a later
-    EgoRecall (with a default that keeps the old behaviour) must not make an earlier run look different."""
-    defaults = TrainConfig().to_dict() if defaults is None else defaults
-    out = dict(recorded)
-    for k, v in defaults.items():
-        if k not in out:
-            out[k] = v
-        elif isinstance(v, dict) and isinstance(out[k], dict) and k != "model":
-            out[k] = with_defaults(out[k], v)
-    return out
-
-
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        name = f"{prefix}{k}"
-        if isinstance(a, dict) and isinstance(b, dict) and name not in ("model.config",):
-            keys += config_differences(a, b, f"{name}.")
-        elif a != b:
-            keys.append(name)
-    return keys
-
-
-def feature_statistics(store: ClipStore, clip_uids) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension mean and standard deviation over every bin of the training clips (float64 sums)."""
-    total, count, sq = None, 0, None
-    for uid in clip_uids:
-        x = np.asarray(store.get(uid).features, dtype=np.float64)
-        total = x.sum(0) if total is None else total + x.sum(0)
-        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
-        count += x.shape[0]
-    mean = total / count
-    std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
-    return torch.from_numpy(mean).float(), torch.from_numpy(std).float()
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def _autocast(device: torch.device, amp: str) -> tuple[Callable[[], Any], torch.dtype | None]:
-    if device.type != "cuda" or amp == "off":
-        return contextlib.nullcontext, None
-    if amp == "auto":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    else:
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return (lambda: torch.autocast("cuda", dtype=dtype)), dtype
-
-
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    out = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        out["cuda"] = torch.cuda.get_rng_state(device)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
@@ -448,7 +328,7 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule)
         )
-        autocast, amp_dtype = _autocast(info.device, cfg.amp)
+        autocast, amp_dtype = autocast_for(info.device, cfg.amp)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
         # ---- state (fresh or resumed)
@@ -694,7 +574,7 @@ class Trainer:
 
     def _snapshot(self, step: int) -> None:
         c, info = self.ctx, self.info
-        states = ddp.gather_objects(info, _rng_state(info.device))
+        states = ddp.gather_objects(info, rng_state(info.device))
         if info.is_main:
             rng = {}
             for r, s in enumerate(states):

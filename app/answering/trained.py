@@ -25,6 +25,7 @@ from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
 from models.questions import EmptyQuestion
 from models.windows import Window
+from training.checkpoint_info import inference_config_from_metadata
 
 
 def _checkpoint_key(context: AnswerContext, arg: str | None) -> tuple:
@@ -52,24 +53,6 @@ def comparable_windows(windows: Sequence[Window], curve: np.ndarray, grid: TimeG
         cap = min(cap, window_mean(curve, grid, w))
         out.append(Window(w.start, w.end, float(cap)))
     return out
-
-
-def recorded_inference(meta):
-    """Inference as the checkpoint's validation ran it (``data.inference`` in its metadata): the longest span
-    and the resampled grid of a model trained on resampled clips. What is not recorded keeps the defaults."""
-    from models.inference import InferenceConfig
-
-    recorded = meta.data.get("inference") if isinstance(meta.data, dict) else None
-    if not isinstance(recorded, dict):
-        return InferenceConfig()
-    values = {}
-    span = recorded.get("max_span_s", InferenceConfig.max_span_s)
-    if span is None or (isinstance(span, (int, float)) and span > 0):
-        values["max_span_s"] = None if span is None else float(span)  # None: validation allowed any length
-    resample = recorded.get("resample_to")
-    if isinstance(resample, int) and resample > 0:
-        values["resample_to"] = resample
-    return InferenceConfig(**values)
 
 
 @register_answerer(CHECKPOINT, takes_argument=True, cache_key=_checkpoint_key)
@@ -124,7 +107,7 @@ class TrainedAnswerer:
                 f"encoder {self.tokens.key} makes {self.tokens.dim}-d ones"
             )
         self._context = context
-        self._inference = inference or recorded_inference(self.meta)
+        self._inference = inference or inference_config_from_metadata(self.meta)
         self._vectors = VectorCache()
         self.mode = folder.name
         self.label = f"{self.meta.model} checkpoint {folder.name}"
