@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from indexing.config import LibraryConfig
 from indexing.errors import VideoError
 from indexing.feedback import Correction
 from indexing.library import Library, ReindexReport, VideoRecord
+from indexing.outcome import IndexResult
 from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warning
 from models.errors import EgoRecallError
 
@@ -39,21 +40,6 @@ logger = logging.getLogger(__name__)
 
 IndexProgress = Callable[[Path, int, int], None]
 """``progress(path, frames_done, frames_total)`` while one file of a batch is being indexed."""
-
-
-@dataclass(frozen=True)
-class IndexResult:
-    """The outcome for one file: its record (new or already present) or the error that refused it."""
-
-    path: Path
-    record: VideoRecord | None = None
-    existed: bool = False
-    """True when the same bytes were already in the library (nothing was re-indexed)."""
-    error: VideoError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 class EgoRecall:
@@ -165,7 +151,7 @@ class EgoRecall:
         outcomes = index_on_cluster(
             self.library, list(paths), self.encoder_spec, config=config, copy_media=copy_media, progress=progress
         )
-        return [IndexResult(o.path, o.record, existed=o.existed, error=o.error) for o in outcomes]
+        return outcomes
 
     def videos(self) -> list[VideoRecord]:
         """Ready videos, in the order they were added."""

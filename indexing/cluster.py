@@ -28,12 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexing.catalog import STATUS_READY, VideoRecord
+from indexing.catalog import STATUS_READY
 from indexing.config import DecodeConfig
 from indexing.errors import DecoderFailed, EncoderMismatch, LibraryBusy, LibraryError, VideoError
 from indexing.fsutil import FileLock
 from indexing.layout import STAGING_LOCK
 from indexing.library import Library
+from indexing.outcome import IndexResult
 from indexing.staging import StagedVideo, stage_video, staging_root
 from models.errors import EgoRecallError
 
@@ -61,21 +62,7 @@ class ClusterConfig:
     """Tries after the first for a video whose worker process died (a crash, a kill, a lost node)."""
 
 
-@dataclass(frozen=True)
-class ClusterResult:
-    """The outcome for one file, as :meth:`Library.add` would give it: its record, or the error."""
-
-    path: Path
-    record: VideoRecord | None = None
-    existed: bool = False
-    error: VideoError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-CorpusProgress = Callable[[ClusterResult, int, int], None]
+CorpusProgress = Callable[[IndexResult, int, int], None]
 """``progress(result, files_done, files_total)``, called on the driver after each file is settled."""
 
 
@@ -155,7 +142,7 @@ def index_on_cluster(
     config: ClusterConfig | None = None,
     copy_media: bool = True,
     progress: CorpusProgress | None = None,
-) -> list[ClusterResult]:
+) -> list[IndexResult]:
     """Index ``paths`` into ``library`` with Ray workers using the encoder ``spec`` (an ``EncoderSpec``).
 
     Returns one result per path, in order. Raises :class:`ClusterUnavailable` (no Ray, no cluster, workers
@@ -200,7 +187,7 @@ def _clear_staging(staging: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def _run(ray, library, paths, spec, config, copy_media, progress) -> list[ClusterResult]:
+def _run(ray, library, paths, spec, config, copy_media, progress) -> list[IndexResult]:
     n, cpus, gpus = _worker_layout(ray, config)
     with library.catalog.connect() as con:
         skip = frozenset(r.sha256 for r in library.catalog.videos(con, (STATUS_READY,)))
@@ -221,7 +208,7 @@ def _run(ray, library, paths, spec, config, copy_media, progress) -> list[Cluste
     logger.info("indexing %d files with %d Ray workers (%g CPUs, %g GPUs each)", len(paths), len(workers), cpus, gpus)
     todo = deque(range(len(paths)))
     pending: dict = {}
-    results: list[ClusterResult | None] = [None] * len(paths)
+    results: list[IndexResult | None] = [None] * len(paths)
 
     def give(worker) -> None:
         if todo:
@@ -247,27 +234,27 @@ def _run(ray, library, paths, spec, config, copy_media, progress) -> list[Cluste
     return results
 
 
-def _settle(ray, library: Library, path: Path, ref, config: ClusterConfig) -> ClusterResult:
+def _settle(ray, library: Library, path: Path, ref, config: ClusterConfig) -> IndexResult:
     """Turn one worker's answer into a result, committing a staged video."""
     try:
         kind, value = ray.get(ref)
     except ray.exceptions.RayError as exc:
         error = DecoderFailed(path, f"its worker died on every one of {config.retries + 1} tries ({_cause(exc)})")
         logger.warning("not indexed: %s", error)
-        return ClusterResult(path, error=error)
+        return IndexResult(path, error=error)
     if kind == "error":
         logger.info("not indexed: %s", value)
-        return ClusterResult(path, error=value)
+        return IndexResult(path, error=value)
     if kind == "exists":
         with library.catalog.connect() as con:
-            return ClusterResult(path, library.catalog.by_sha(con, value), existed=True)
+            return IndexResult(path, library.catalog.by_sha(con, value), existed=True)
     staged: StagedVideo = value
     try:
-        return ClusterResult(path, library.commit_staged(staged))
+        return IndexResult(path, library.commit_staged(staged))
     except (EncoderMismatch, LibraryBusy):
         raise
     except LibraryError as exc:
-        return ClusterResult(path, error=DecoderFailed(path, f"its staged features could not be committed ({exc})"))
+        return IndexResult(path, error=DecoderFailed(path, f"its staged features could not be committed ({exc})"))
 
 
 def _cause(exc: BaseException) -> str:
@@ -292,4 +279,4 @@ def read_list(list_file: str | Path) -> list[Path]:
     return out
 
 
-__all__ = ["ClusterConfig", "ClusterResult", "ClusterUnavailable", "index_on_cluster", "read_list"]
+__all__ = ["ClusterConfig", "IndexResult", "ClusterUnavailable", "index_on_cluster", "read_list"]
