@@ -63,6 +63,10 @@ class DecodeConfig:
     start_method: str = "forkserver"
     """multiprocessing start method for decoder children; never ``fork`` (torch may be loaded)."""
     damage: DamagePolicy = field(default_factory=DamagePolicy)
+    still_frame_diff: float = 0.0
+    """A sampled frame whose 1/8-scale grey thumbnail differs from the last *encoded* frame's by less than this
+    mean absolute difference (0-255 levels) reuses that frame's feature instead of being encoded: first-person
+    video has long still stretches (``indexing.extract``). 0 = encode every frame."""
 
     def resolved_workers(self) -> int:
         if self.workers is not None:

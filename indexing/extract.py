@@ -50,6 +50,8 @@ class Extraction:
     seconds: float
     encode_seconds: float
     """Time spent encoding; the rest of ``seconds`` was spent waiting for decoded frames."""
+    reused_frames: int = 0
+    """Frames that reused a still predecessor's feature (``DecodeConfig.still_frame_diff``)."""
 
 
 def _on_cuda(encoder: FrameEncoder) -> bool:
@@ -77,6 +79,7 @@ def extract_features(
     done = 0
     started = time.monotonic()
     encode_s = 0.0
+    still = StillFrames(config.still_frame_diff) if config.still_frame_diff > 0 else None
     decoder = GridDecoder(
         path, info, grid, encoder.short_side(), config, batch_frames=config.resolved_batch_frames(_on_cuda(encoder))
     )
@@ -84,7 +87,10 @@ def extract_features(
         progress(0, n)
     for batch in decoder:
         t = time.monotonic()
-        out[batch.start : batch.stop] = encoder.encode_frames(batch.frames)
+        if still is None:
+            out[batch.start : batch.stop] = encoder.encode_frames(batch.frames)
+        else:
+            out[batch.start : batch.stop] = still.encode(encoder, batch.frames)
         encode_s += time.monotonic() - t
         done += int(np.count_nonzero(~filled[batch.start : batch.stop]))
         filled[batch.start : batch.stop] = True
@@ -93,4 +99,51 @@ def extract_features(
             progress(done, n)
     if not filled.all():  # a backend bug, never a property of the file
         raise DecoderFailed(path, f"the decoder delivered {int(filled.sum())} of {n} frames")
-    return Extraction(features=out, report=decoder.report, seconds=time.monotonic() - started, encode_seconds=encode_s)
+    reused = 0 if still is None else still.reused
+    if reused:
+        logger.info("%s: %d of %d frames were still and reused a feature", Path(path).name, reused, n)
+    return Extraction(
+        features=out,
+        report=decoder.report,
+        seconds=time.monotonic() - started,
+        encode_seconds=encode_s,
+        reused_frames=reused,
+    )
+
+
+class StillFrames:
+    """Encodes only frames that changed: a frame close to the last encoded one (by a 1/8-scale grey
+    thumbnail, mean absolute difference under ``threshold`` levels) gets that frame's feature. Decisions
+    depend on thumbnails alone, so each batch is encoded in one call; the reference carries across batches
+    (frames arrive in time order within a decoder segment)."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = float(threshold)
+        self.reused = 0
+        self._thumb: np.ndarray | None = None
+        self._feature: np.ndarray | None = None
+
+    @staticmethod
+    def thumbnails(frames: np.ndarray) -> np.ndarray:
+        return np.asarray(frames[:, ::8, ::8], dtype=np.float32).mean(axis=-1)
+
+    def encode(self, encoder: FrameEncoder, frames: np.ndarray) -> np.ndarray:
+        thumbs = self.thumbnails(frames)
+        source = np.empty(len(frames), dtype=np.int64)  # which encoded frame each frame's feature comes from
+        keep: list[int] = []
+        ref = self._thumb
+        for i, thumb in enumerate(thumbs):
+            if ref is not None and ref.shape == thumb.shape and float(np.abs(thumb - ref).mean()) < self.threshold:
+                source[i] = len(keep) - 1  # -1: the previous batch's last encoded frame
+            else:
+                keep.append(i)
+                source[i] = len(keep) - 1
+                ref = thumb
+        encoded = encoder.encode_frames(frames[keep]) if keep else np.zeros((0, encoder.dim), np.float16)
+        if self._feature is not None:
+            encoded = np.concatenate([encoded, self._feature[None]])  # index -1 reads it
+        out = encoded[source]
+        self.reused += len(frames) - len(keep)
+        self._thumb = ref
+        self._feature = out[-1].copy()
+        return out

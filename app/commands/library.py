@@ -17,6 +17,17 @@ from pathlib import Path
 from app.settings import Settings
 
 
+def grey_levels(text: str) -> float:
+    """argparse type of ``--reuse-still``: a grey-level difference, 0-255."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of grey levels, not {text!r}") from None
+    if not 0.0 <= value <= 255.0:
+        raise argparse.ArgumentTypeError(f"grey levels lie in 0-255, not {value:g}")
+    return value
+
+
 def _add_library_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--library",
@@ -81,6 +92,14 @@ def register(subparsers) -> None:
         default=None,
         metavar="N",
         help="decoder processes per video, each decoding a time segment (default 1)",
+    )
+    p.add_argument(
+        "--reuse-still",
+        type=grey_levels,
+        default=None,
+        metavar="LEVELS",
+        help="a sampled frame differing from the last encoded one by less than this mean grey difference "
+        "(0-255) reuses its feature instead of being encoded (default 0: encode every frame)",
     )
     p.add_argument(
         "--reference",
@@ -190,8 +209,9 @@ def _service(args):
     if getattr(args, "model", None) or getattr(args, "pretrained", None) or getattr(args, "quantize", None):
         spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained, quantize=args.quantize)
     config = None
-    if getattr(args, "workers", None):
-        config = LibraryConfig(decode=DecodeConfig(workers=args.workers))
+    workers, still = getattr(args, "workers", None), getattr(args, "reuse_still", None)
+    if workers or still:
+        config = LibraryConfig(decode=DecodeConfig(workers=workers, still_frame_diff=still or 0.0))
     return EgoRecall(_settings(args), encoder_spec=spec, rate_hz=getattr(args, "rate", None), library_config=config)
 
 
