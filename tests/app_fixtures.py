@@ -6,12 +6,13 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from tiny import TINY_SPEC
+
 from app.service import EgoRecall
 from app.settings import Settings
 from app.ui import build_app, launch_app
-from models.clip_encoder import EncoderSpec
 
-TINY = EncoderSpec("egorecall-tiny", "none")
+TINY = TINY_SPEC
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from models.clip_encoder import ClipEncoder, EncoderSpec  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-TINY_SPEC = EncoderSpec(model="egorecall-tiny", pretrained="none")
+from tiny import TINY_SPEC  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny import TINY_ARGS, TINY_KEY
 
 from app.cli import main
 from app.service import EgoRecall
@@ -22,8 +23,7 @@ from models.registry import build_localizer
 from training.nlq import load_nlq
 from training.submission import load_submission
 
-TINY = ["--model", "egorecall-tiny", "--pretrained", "none"]
-TINY_KEY = "egorecall-tiny/random-seed0"
+TINY = TINY_ARGS
 SMALL_VSLNET = {"video_dim": 64, "query_dim": 64, "dim": 32, "num_heads": 4, "max_positions": 64, "dropout": 0.0}
 
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from killing import run_and_kill_midway
 from media import bad_inputs, h264_video, media_dir, write_video  # noqa: F401
+from tiny import TINY_ARGS
 
 from app.cli import main
 from indexing.library import Library
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--model", "egorecall-tiny", "--pretrained", "none"]
+TINY = TINY_ARGS
 
 
 def _env(**extra) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media import write_random_bytes, write_video
+from tiny import TINY_ARGS
 
 from indexing.cluster import ClusterConfig, ClusterUnavailable, index_on_cluster, read_list
 from indexing.errors import InvalidVideo, LibraryError
@@ -28,7 +29,7 @@ from indexing.staging import MANIFEST, WORKER_PID, StagedVideo, stage_video, sta
 
 ray = pytest.importorskip("ray")
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--model", "egorecall-tiny", "--pretrained", "none"]
+TINY = TINY_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny import TINY_ARGS
 
 from app.cli import main
 from training.synthworld import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--model", "egorecall-tiny", "--pretrained", "none"]
+TINY = TINY_ARGS
 
 
 def _env() -> dict:

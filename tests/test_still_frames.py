@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from media import write_video
+from tiny import TINY_ARGS
 
 from indexing.config import DecodeConfig
 from indexing.extract import StillFrames, extract_features
@@ -72,7 +73,7 @@ def test_index_takes_reuse_still_and_refuses_a_bad_value(tmp_path, capsys):
         height=64,
         frame=lambda i, w, h: np.full((h, w, 3), 90, np.uint8),
     )
-    tiny = ["--model", "egorecall-tiny", "--pretrained", "none"]
+    tiny = TINY_ARGS
     assert main(["index", str(video), "--library", str(tmp_path / "lib"), "--reuse-still", "4", *tiny]) == 0
     (record,) = Library.open(tmp_path / "lib").videos()
     feats = Library.open(tmp_path / "lib").features(record.id).astype(np.float32)
