@@ -85,8 +85,9 @@ class SearchTuning:
     """Search-time knobs of approximate faiss indexes; exact indexes ignore them."""
 
     nprobe: int = 32
-    """Inverted lists visited per query (IVF). 32 of 2,048 lists keeps recall high on frame embeddings; see
-    ``bench/README.md`` (query latency)."""
+    """Inverted lists visited per query of an IVF index (only when a library's factory names one by hand; the
+    ``auto`` policy no longer picks IVF: on question vectors as far from frames as CLIP's it found the best video
+    only half of the time, see ``bench/README.md``, query latency)."""
     ef_search: int = 128
     """Candidate list size of HNSW graph search."""
     single_query_threads: int | None = 1
@@ -100,11 +101,12 @@ class LibraryConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     index_factory: str = "auto"
     """faiss factory string (inner product) for the frame index of a *new* library, e.g. ``Flat`` (exact),
-    ``SQfp16`` (exact-ish, half the memory) or ``IVF4096,Flat`` (approximate, trained on rebuild), or
-    ``auto``: exact (``Flat``) while the library is small, an inverted file with product-quantised codes once
-    exact search gets slow (see :func:`indexing.vectors.effective_factory`; the index is rebuilt when the
-    choice changes as the library grows). Recorded in the library; changing it for an existing library is a
-    rebuild (not offered yet). Libraries made before ``auto`` existed keep their ``Flat``."""
+    ``SQfp16`` (exact-ish, half the memory), ``IVF4096,Flat`` (approximate, trained on rebuild) or
+    ``Seg16,SQfp16`` (one vector per 16 bins, frames rescored exactly), or ``auto``: exact (``Flat``) over
+    frames while the library is small, segment summaries once a scan of every frame gets slow (see
+    :func:`indexing.vectors.effective_factory`; the index is rebuilt once, when the choice changes).
+    Recorded in the library; changing it for an existing library is a rebuild (not offered yet). Libraries
+    made before ``auto`` existed keep their ``Flat``."""
     lock_timeout_s: float = 30.0
     """How long a writer waits for another writer's lock before giving up with LibraryBusy. Writers hold
     the lock only while registering a job and committing it (seconds), never while decoding."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +35,36 @@ def load_features(path: Path, rows: int, dim: int) -> np.ndarray:
     if arr.dtype != np.float16 or arr.shape != (rows, dim):
         raise LibraryError(f"feature file {path.name} holds {arr.dtype} {arr.shape}, expected float16 {(rows, dim)}")
     return arr
+
+
+class FeatureMaps:
+    """Open memory maps of feature files, reused: a library question reads a few rows of dozens of videos, and
+    opening a ``.npy`` map (path resolution, header parse, mmap) costs more than reading them. A map is reused
+    only while its file is the same inode with the same modification time; the least recently used are
+    dropped past ``size`` (a map holds no file descriptor, only address space)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._maps: OrderedDict[tuple[str, int, int], tuple[tuple[int, int], np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def load(self, path: Path, rows: int, dim: int) -> np.ndarray:
+        """:func:`load_features`, from the cache when the file has not changed."""
+        key = (str(path), int(rows), int(dim))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise LibraryError(f"feature file {Path(path).name} is missing") from None
+        stamp = (st.st_ino, st.st_mtime_ns)
+        with self._lock:
+            hit = self._maps.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._maps.move_to_end(key)
+                return hit[1]
+        arr = load_features(path, rows, dim)
+        with self._lock:
+            self._maps[key] = (stamp, arr)
+            self._maps.move_to_end(key)
+            while len(self._maps) > self.size:
+                self._maps.popitem(last=False)
+        return arr

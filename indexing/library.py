@@ -64,12 +64,19 @@ from indexing.fsutil import (
     replace_durably,
     tmp_name,
 )
-from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, load_features
+from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, FeatureMaps, load_features
 from indexing.reindexing import ReindexMixin, ReindexReport
 from indexing.repairing import CheckReport, RepairMixin
 from indexing.searching import SearchHit, SearchMixin
 from indexing.staging import EncoderIdentity, StagedVideo, identity_of, write_features
-from indexing.vectors import FrameIndex, IndexMeta, NeedsRebuild, effective_factory, video_set_checksum
+from indexing.vectors import (
+    FrameIndex,
+    IndexMeta,
+    NeedsRebuild,
+    effective_factory,
+    index_vectors,
+    video_set_checksum,
+)
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
@@ -107,6 +114,8 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
         self._index_generation: int | None = None
         self._ready_cache: tuple[int, tuple[VideoRecord, ...]] | None = None
         self._hash = HashCache()
+        self._maps = FeatureMaps()
+        """Memory maps of ready videos' feature files, for searches and answers (never for writes)."""
 
     # ================================================================================== opening
     @classmethod
@@ -273,7 +282,7 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
             if rec.status != STATUS_READY:
                 raise LibraryError(f"video {video_id} ({rec.name}) is {rec.status}, not ready")
             try:
-                return load_features(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
+                return self._maps.load(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
             except LibraryError as exc:
                 if attempt == 0 and self.catalog.generation() != generation:
                     continue  # a re-index switched stores between reading the record and the file
@@ -640,11 +649,11 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
 
     def _expected_meta(self, con, settings: LibrarySettings) -> IndexMeta:
         ready = [(r.rowid, r.num_rows) for r in self.catalog.videos(con, (STATUS_READY,))]
-        ntotal = sum(n for _, n in ready)
+        factory = effective_factory(settings.index_factory, sum(n for _, n in ready), int(settings.dim))
         return IndexMeta(
-            ntotal=ntotal,
+            ntotal=index_vectors(factory, (n for _, n in ready)),
             dim=int(settings.dim),
-            factory=effective_factory(settings.index_factory, ntotal, int(settings.dim)),
+            factory=factory,
             generation=self.catalog.generation(con),
             videos=video_set_checksum(ready),
         )

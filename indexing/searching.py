@@ -1,18 +1,28 @@
 """Library-wide frame search: the ``k`` frames nearest to question vectors, over the faiss index.
 
+Over a segment index (:mod:`indexing.vectors`) the best segments are found first and their frames then scored
+exactly from the feature files, so every hit's score is the frame's true cosine.
+
 One of :class:`~indexing.library.Library`'s jobs, kept apart from ingest and repair: it only reads (the catalog
 and the current index), never takes the write lock, and refuses vectors of another encoder.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from indexing.catalog import VideoRecord
 from indexing.errors import EncoderMismatch, LibraryError, UnknownVideo
 from indexing.vectors import decode_ids
+
+logger = logging.getLogger(__name__)
+
+RESCORE_MIN_SEGMENTS = 32
+"""A segment index hands over at least this many segments (512 frames) to be rescored frame by frame."""
 
 
 @dataclass(frozen=True)
@@ -82,21 +92,55 @@ class SearchMixin:
                     f"the library at {self.root} was just re-indexed with another encoder "
                     f"({index.dim}-d); load its new encoder to search it"
                 )
-            scores, ids = index.search(q, k, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
+            span = index.span
+            fetch = k if span == 1 else max(k, RESCORE_MIN_SEGMENTS)
+            scores, ids = index.search(q, fetch, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
         rowids, bins = decode_ids(ids)
         out = []
         for qi in range(len(q)):
-            hits = []
-            for score, i, rowid, b in zip(
-                scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(), bins[qi].tolist()
-            ):
-                rec = ready.get(rowid)
-                if i < 0 or rec is None or b >= rec.num_rows:
-                    continue  # padding, or a video that stopped being ready since the index was loaded
-                # TimeGrid.bins_to_seconds(b, b) in plain floats: hundreds of hits per question.
-                start = min(b / rec.rate_hz, rec.duration)
-                end = min((b + 1) / rec.rate_hz, rec.duration)
-                end = max(end, min(start + 1e-3, rec.duration))
-                hits.append(SearchHit(rec.id, b, (start + end) / 2.0, start, end, score))
-            out.append(hits)
+            found = [
+                (score, rec, b)
+                for score, i, rowid, b in zip(
+                    scores[qi].tolist(), ids[qi].tolist(), rowids[qi].tolist(), bins[qi].tolist()
+                )
+                if i >= 0 and (rec := ready.get(rowid)) is not None and b < rec.num_rows
+            ]  # dropped: padding, or a video that stopped being ready since the index was loaded
+            if span > 1:
+                found = self._rescore(q[qi], found, span, k, settings)
+            out.append([_hit(rec, b, score) for score, rec, b in found])
         return out
+
+    def _rescore(self, query: np.ndarray, segments: list, span: int, k: int, settings) -> list:
+        """The ``k`` best frames of the found segments, scored exactly from the float16 feature files."""
+        by_video: dict[int, tuple[VideoRecord, list[int]]] = {}
+        for _, rec, b in segments:
+            by_video.setdefault(rec.rowid, (rec, []))[1].append(b)
+        scores, owners, bins = [], [], []
+        for rec, starts in by_video.values():
+            try:
+                features = self._maps.load(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
+            except LibraryError as exc:
+                logger.warning("searching without video %s (%s): %s; run repair", rec.id, rec.name, exc)
+                continue
+            starts = sorted(starts)
+            rows = np.concatenate([np.arange(b, min(b + span, rec.num_rows)) for b in starts])
+            block = np.concatenate([features[b : b + span] for b in starts])  # contiguous slices of the map
+            scores.append(block.astype(np.float32) @ query)
+            owners.append(np.full(len(rows), len(bins)))
+            bins.append((rec, rows))
+        if not scores:
+            return []
+        score, owner = np.concatenate(scores), np.concatenate(owners)
+        offset = np.concatenate([[0], np.cumsum([len(rows) for _, rows in bins])])
+        top = np.argsort(-score, kind="stable")[:k]
+        return [
+            (float(score[i]), bins[owner[i]][0], int(bins[owner[i]][1][i - offset[owner[i]]])) for i in top.tolist()
+        ]
+
+
+def _hit(rec: VideoRecord, b: int, score: float) -> SearchHit:
+    # TimeGrid.bins_to_seconds(b, b) in plain floats: hundreds of hits per question.
+    start = min(b / rec.rate_hz, rec.duration)
+    end = min((b + 1) / rec.rate_hz, rec.duration)
+    end = max(end, min(start + 1e-3, rec.duration))
+    return SearchHit(rec.id, b, (start + end) / 2.0, start, end, score)

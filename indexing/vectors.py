@@ -18,6 +18,16 @@ CPU -- while IVF-PQ reads ``nprobe/nlist`` of the compact codes; ``bench/bench_q
 trade-off. The choice depends only on the count (never on the process), so every process reading a library
 expects the same index; when a change of count changes the choice, the index is rebuilt. Search-time
 parameters (``nprobe``, ``efSearch``) are per process (:class:`indexing.config.SearchTuning`).
+
+Segment summaries. Past :data:`EXACT_MAX_VECTORS` frames, ``auto`` no longer indexes frames: it indexes one
+vector per :data:`SEGMENT_BINS` consecutive bins (8.5 s), the L2-normalised mean of their features
+(``Seg16,SQfp16``: a ``SegN,`` prefix on any factory string means that). A segment mean is what a window score
+averages anyway, and averaging 16 frames cuts their noise fourfold, so the segments a question matches are found
+by an exact scan of 16x fewer half-size vectors -- no training, so adding a video is an append, never a
+rebuild -- and :meth:`indexing.searching.SearchMixin.search` rescores the frames of the best segments exactly
+from the float16 feature files. IVF-PQ over frames found the video holding the best frame for 42 % of the
+questions at 1,000 hours (``bench/bench_query.py``); its quantised codes are too coarse for CLIP's text-to-frame
+cosines, which differ by hundredths.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,25 +58,57 @@ AUTO_FACTORY = "auto"
 EXACT_MAX_VECTORS = 250_000
 """``auto`` searches exactly up to this many vectors (133 hours of 1.875 Hz features would take ~50 ms per
 exact search on a 2-core CPU; 250 k vectors stay near 20 ms, measured in ``bench/README.md``)."""
-MIN_LISTS, MAX_LISTS = 1024, 4096
+SEGMENT_BINS = 16
+"""Bins summarised by one vector of a segment index (8.5 s at 1.875 Hz: about two answer lengths)."""
+SEGMENT_CODES = "SQfp16"
+"""Half the memory of float32 and faster to scan on a CPU (memory-bound), with no training; 422 k segment
+vectors (1,000 hours) take 432 MB and ~18 ms a question on one core (``bench/README.md``)."""
 
 
 def effective_factory(setting: str, ntotal: int, dim: int) -> str:
-    """The concrete faiss factory string for a library's ``index_factory`` setting holding ``ntotal`` vectors.
+    """The concrete faiss factory string for a library's ``index_factory`` setting holding ``ntotal`` frames.
 
-    ``auto``: ``Flat`` up to :data:`EXACT_MAX_VECTORS`; beyond, ``IVF<nlist>,PQ<dim/8>np`` (``SQ8`` codes when
-    ``dim`` is not a multiple of 8) with ``nlist`` the power of two nearest sqrt(ntotal), within
-    [MIN_LISTS, MAX_LISTS] -- it changes (and the index is rebuilt and retrained) only when the library has
-    grown about fourfold. Any other setting is used as it is.
+    ``auto``: ``Flat`` over frames up to :data:`EXACT_MAX_VECTORS`; beyond, an exact scan of segment summaries
+    (``Seg16,SQfp16``), which never needs training, so it stays the choice however large the library grows
+    (one rebuild, at the switch). Any other setting is used as it is.
     """
     if setting != AUTO_FACTORY:
         return setting
     if ntotal <= EXACT_MAX_VECTORS:
         return "Flat"
-    nlist = int(2 ** round(math.log2(math.sqrt(ntotal))))
-    nlist = max(MIN_LISTS, min(MAX_LISTS, nlist))
-    codes = f"PQ{dim // 8}np" if dim % 8 == 0 else "SQ8"  # np: no polysemous training (minutes, unused)
-    return f"IVF{nlist},{codes}"
+    return f"Seg{SEGMENT_BINS},{SEGMENT_CODES}"
+
+
+_SEGMENT_PREFIX = re.compile(r"^Seg(\d+),(.+)$")
+
+
+def split_factory(factory: str) -> tuple[int, str]:
+    """``(bins per vector, faiss factory)`` of a factory string: ``Seg16,SQfp16`` -> ``(16, "SQfp16")``."""
+    match = _SEGMENT_PREFIX.match(factory)
+    if not match:
+        return 1, factory
+    bins = int(match.group(1))
+    if not 1 <= bins <= 4096:
+        raise ValueError(f"a segment index summarises 1 to 4096 bins per vector, not {bins} ({factory!r})")
+    return bins, match.group(2)
+
+
+def index_vectors(factory: str, rows: Iterable[int]) -> int:
+    """How many vectors an index of ``factory`` holds for videos of ``rows`` feature rows each."""
+    span, _ = split_factory(factory)
+    return sum(-(-int(n) // span) for n in rows)
+
+
+def segment_means(features: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(first bins, float32 L2-normalised means)`` of consecutive ``span``-bin segments (the last may be
+    shorter); ``span`` 1 returns the rows themselves."""
+    x = np.asarray(features, dtype=np.float32)
+    if span == 1:
+        return np.arange(len(x)), np.ascontiguousarray(x)
+    starts = np.arange(0, len(x), span)
+    sums = np.add.reduceat(x, starts, axis=0) if len(x) else np.zeros((0, x.shape[1]), np.float32)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return starts, np.ascontiguousarray(sums / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def encode_ids(rowid: int, bins: np.ndarray | int) -> np.ndarray:
@@ -107,19 +149,24 @@ class NeedsRebuild(Exception):
 
 
 class FrameIndex:
-    """An ``IndexIDMap2`` over a faiss index built from a factory string, inner-product metric."""
+    """An ``IndexIDMap2`` over a faiss index built from a factory string, inner-product metric.
+
+    With a ``SegN,`` factory each vector summarises ``span`` = N bins and its id names the first of them.
+    """
 
     def __init__(self, index: faiss.Index, dim: int, factory: str, tuning: SearchTuning | None = None) -> None:
         self.index = index
         self.dim = dim
         self.factory = factory
+        self.span = split_factory(factory)[0]
         self._gpu = None
         self.tune(tuning or SearchTuning())
 
     @classmethod
     def new(cls, dim: int, factory: str = "Flat", tuning: SearchTuning | None = None) -> FrameIndex:
         try:
-            index = faiss.index_factory(int(dim), f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+            inner = split_factory(factory)[1]
+            index = faiss.index_factory(int(dim), f"IDMap2,{inner}", faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise ValueError(f"invalid faiss index factory string {factory!r}: {exc}") from exc
         return cls(index, int(dim), factory, tuning)
@@ -157,8 +204,8 @@ class FrameIndex:
             raise ValueError(f"a video may have at most {MAX_BINS} feature rows")
         if not self.index.is_trained:
             raise NeedsRebuild("index not trained")
-        x = np.ascontiguousarray(features, dtype=np.float32)
-        self.index.add_with_ids(x, encode_ids(rowid, np.arange(len(x))))
+        starts, x = segment_means(features, self.span)
+        self.index.add_with_ids(x, encode_ids(rowid, starts))
         self._gpu = None
 
     def remove(self, rowid: int) -> int:
@@ -185,16 +232,17 @@ class FrameIndex:
         if not index.index.is_trained and videos:
             total = sum(len(f) for _, f in videos)
             rng = np.random.default_rng(0)
-            take = min(1.0, train_sample / max(total, 1))
-            sample = np.concatenate(
-                [np.asarray(f[rng.random(len(f)) < take] if take < 1 else f, np.float32) for _, f in videos]
-            )
+            take = min(1.0, train_sample * index.span / max(total, 1))
+            sample = np.concatenate([segment_means(f, index.span)[1] for _, f in videos])
+            if take < 1:
+                sample = sample[rng.random(len(sample)) < take]
             logger.info("training %s on %d vectors", factory, len(sample))
             index.index.train(sample)
+        chunk = 65536 * index.span  # a multiple of the span: segments never straddle two chunks
         for rowid, feats in videos:
-            for s in range(0, len(feats), 65536):
-                x = np.ascontiguousarray(feats[s : s + 65536], dtype=np.float32)
-                index.index.add_with_ids(x, encode_ids(rowid, np.arange(s, s + len(x))))
+            for s in range(0, len(feats), chunk):
+                starts, x = segment_means(feats[s : s + chunk], index.span)
+                index.index.add_with_ids(x, encode_ids(rowid, starts + s))
         return index
 
     # ------------------------------------------------------------------------------------------- search
@@ -226,7 +274,7 @@ class FrameIndex:
             sel = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
         else:
             ids = (
-                np.concatenate([encode_ids(r, np.arange(n)) for r, n in rowids.items()])
+                np.concatenate([encode_ids(r, np.arange(0, n, self.span)) for r, n in rowids.items()])
                 if rowids
                 else np.zeros(0, np.int64)
             )

@@ -1,6 +1,6 @@
-"""The library's index type: ``auto`` picks exact search for small libraries and IVF-PQ for large ones, and the
-library rebuilds its index when growth (or shrinking) changes the choice; approximate indexes search with
-per-video restrictions too."""
+"""The library's index type: ``auto`` picks exact search over frames for small libraries and an exact scan of
+segment summaries for large ones (frames rescored from the feature files), and the library rebuilds its index
+when growth (or shrinking) changes the choice; approximate indexes search with per-video restrictions too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from media import write_video
 import indexing.library as library_module
 from indexing.config import LibraryConfig, SearchTuning
 from indexing.library import Library
-from indexing.vectors import EXACT_MAX_VECTORS, FrameIndex, effective_factory
+from indexing.vectors import (
+    EXACT_MAX_VECTORS,
+    FrameIndex,
+    decode_ids,
+    effective_factory,
+    index_vectors,
+    segment_means,
+    split_factory,
+)
 
 
 def test_auto_policy():
@@ -20,11 +28,48 @@ def test_auto_policy():
     assert effective_factory("IVF64,SQ8", 10, 512) == "IVF64,SQ8"
     assert effective_factory("auto", 0, 512) == "Flat"
     assert effective_factory("auto", EXACT_MAX_VECTORS, 512) == "Flat"
-    assert effective_factory("auto", EXACT_MAX_VECTORS + 1, 512) == "IVF1024,PQ64np"
-    assert effective_factory("auto", 6_750_000, 512) == "IVF2048,PQ64np"  # 1,000 hours at 1.875 Hz
-    assert effective_factory("auto", 10**9, 256) == "IVF4096,PQ32np"
-    assert effective_factory("auto", 10**6, 2303) == "IVF1024,SQ8"
+    assert effective_factory("auto", EXACT_MAX_VECTORS + 1, 512) == "Seg16,SQfp16"
+    assert effective_factory("auto", 6_750_000, 512) == "Seg16,SQfp16"  # 1,000 hours: never retrained
     assert LibraryConfig().index_factory == "auto"
+    assert split_factory("Seg16,IVF64,SQ8") == (16, "IVF64,SQ8") and split_factory("Flat") == (1, "Flat")
+    assert index_vectors("Seg16,SQfp16", [16, 17, 1]) == 1 + 2 + 1 and index_vectors("Flat", [16, 17]) == 33
+    with pytest.raises(ValueError, match="1 to 4096"):
+        split_factory("Seg0,Flat")
+
+
+def test_segment_means_are_unit_means_of_consecutive_bins():
+    x = np.random.default_rng(1).standard_normal((37, 8)).astype(np.float32)
+    starts, means = segment_means(x, 16)
+    assert starts.tolist() == [0, 16, 32] and means.shape == (3, 8)
+    expected = x[32:].mean(0) / np.linalg.norm(x[32:].mean(0))
+    np.testing.assert_allclose(means[2], expected, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(means, axis=1), 1.0, rtol=1e-5)
+    assert segment_means(x, 1)[1].shape == (37, 8)
+
+
+def test_a_segment_index_finds_the_frames_exact_search_finds():
+    """Scenes of a few concepts in noise: the best segments hold the best frames, and the rescored hits carry
+    the frames' true cosines, in the order brute force gives."""
+    rng = np.random.default_rng(2)
+    concepts = rng.standard_normal((6, 64)).astype(np.float32)
+    videos = []
+    for v in range(4):
+        scene = np.repeat(rng.integers(0, 6, size=10), 30)  # 300 bins, scenes of 30 bins
+        x = 0.6 * concepts[scene] / 8.0 + 0.6 * rng.standard_normal((300, 64)).astype(np.float32) / 8.0
+        videos.append((v + 1, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)))
+    segments = FrameIndex.build(64, "Seg16,SQfp16", videos)
+    assert segments.span == 16 and segments.ntotal == 4 * 19
+    q = concepts[3] / np.linalg.norm(concepts[3])
+    _, ids = segments.search(q[None], 8)
+    rowids, bins = decode_ids(ids[0])
+    assert set(bins.tolist()) <= set(range(0, 300, 16))
+    best_v, best_b = max(
+        ((rowid, b) for rowid, f in videos for b in range(300)),
+        key=lambda rb: float(videos[rb[0] - 1][1][rb[1]].astype(np.float32) @ q),
+    )
+    assert any(r == best_v and b <= best_b < b + 16 for r, b in zip(rowids.tolist(), bins.tolist()))
+    one = segments.search(q[None], 4, {2: 300})[1][0]
+    assert set(decode_ids(one)[0].tolist()) == {2}
 
 
 def test_tuning_reaches_the_faiss_index():
@@ -43,7 +88,7 @@ def test_tuning_reaches_the_faiss_index():
 
 def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monkeypatch):
     def small_policy(setting, ntotal, dim):
-        return "Flat" if ntotal <= 50 else "IVF4,Flat"
+        return "Flat" if ntotal <= 50 else "Seg4,SQfp16"
 
     monkeypatch.setattr(library_module, "effective_factory", small_policy)
     enc = ColorEncoder()
@@ -57,27 +102,39 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
             height=48,
             frame=colored_frames({c: [(5.0, 8.0)]}, 10.0),
         )
-        for c in ("red", "green")
+        for c in ("red", "green", "blue")
     ]
     first = lib.add(paths[0], enc)
     assert lib.settings.index_factory == "auto" and lib._current_index().factory == "Flat"
-    second = lib.add(paths[1], enc)  # 76 vectors: rebuilt as IVF
-    assert lib._current_index().factory == "IVF4,Flat" and lib._current_index().ntotal == 76
+    second = lib.add(paths[1], enc)  # 76 frames: rebuilt as 2 x 10 segments
+    assert lib._current_index().factory == "Seg4,SQfp16" and lib._current_index().ntotal == 20
     assert lib.check().ok
     green = enc.encode_text(["cup"])
     hits = lib.search(green, k=3)[0]
     assert hits[0].video_id == second.id and 5.0 <= hits[0].time <= 8.0
+    exact = lib.features(second).astype(np.float32) @ green[0]
+    assert hits[0].score == pytest.approx(float(exact.max()), abs=1e-5)  # a frame's own cosine, not a segment's
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     only_first = lib.search(green, k=3, video_ids=[first.id])[0]
     assert only_first and {h.video_id for h in only_first} == {first.id}
     # Another process sees the same index type and needs no rebuild.
     other = Library.open(tmp_path / "lib", repair=False)
     assert other.check().ok and other.search(green, k=1)[0][0].video_id == second.id
+    builds = []
+    real_build = Library._build_index
+    monkeypatch.setattr(Library, "_build_index", lambda self, *a, **kw: builds.append(1) or real_build(self, *a, **kw))
+    third = lib.add(paths[2], enc)  # a segment index grows by appending: no rebuild
+    assert not builds and lib._current_index().ntotal == 30 and lib.check().ok
+    assert lib.search(enc.encode_text(["phone"]), k=1)[0][0].video_id == third.id
+    lib.remove(third.id)
+    assert not builds and lib._current_index().ntotal == 20
+    monkeypatch.setattr(Library, "_build_index", real_build)
     lib.remove(second.id)  # 38 vectors: back to exact
     assert lib._current_index().factory == "Flat" and lib.check().ok
     assert Library.open(tmp_path / "lib", repair=False).search(green, k=1)[0][0].video_id == first.id
 
 
-@pytest.mark.parametrize("factory", ["Flat", "IVF4,Flat"])
+@pytest.mark.parametrize("factory", ["Flat", "IVF4,Flat", "Seg8,Flat"])
 def test_explicit_factories_are_kept(tmp_path, factory):
     enc = ColorEncoder()
     lib = Library.open(tmp_path / "lib", config=LibraryConfig(index_factory=factory))
