@@ -120,7 +120,7 @@ class ProposalConfig:
 
 
 def curve_to_windows(
-    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ProposalConfig = ProposalConfig()
+    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ProposalConfig = ProposalConfig(), *, fill: bool = True
 ) -> list[Window]:
     """Multi-scale sliding windows over a per-bin score curve, scored, then NMS'd down to ``k``.
 
@@ -128,7 +128,8 @@ def curve_to_windows(
     of itself), so the pool holds many different places rather than many shifts of the best one, and the
     answer has ``k`` distinct windows whenever the video is long enough for them. Scores stay in the curve's
     units (e.g. cosine similarity), so windows from different videos scored by the same encoder can be ranked
-    against each other.
+    against each other. ``fill=False``: fewer than ``k`` windows when the distinct peaks run out (for a region of
+    a longer video), instead of every position as a candidate.
     """
     curve = np.asarray(curve, dtype=np.float64)
     n = curve.size
@@ -155,7 +156,7 @@ def curve_to_windows(
         peaks.append((starts[top], ends[top] - 1, scores[top]))
         everything.append((starts, ends - 1, scores))
     kept = _nms_pool(peaks, values, grid, k, config)
-    if len(kept) < k:  # the peaks ran out (a short or flat curve): every position is a candidate
+    if fill and len(kept) < k:  # the peaks ran out (a short or flat curve): every position is a candidate
         kept = _nms_pool(everything, values, grid, k, config, fill=True)
     return kept
 
@@ -252,6 +253,17 @@ def _nms_arrays(
         alive &= (iou <= iou_threshold) & (contained <= max_containment)
         alive[i] = False
     return kept
+
+
+def window_context_s(config: ProposalConfig = ProposalConfig()) -> float:
+    """How far either side of a window the score curve decides whether :func:`curve_to_windows` proposes it
+    and how it scores: its context (one length each side), the local-maximum test (half a length) and the
+    smoothing kernel (three sigmas). A region of a video padded by this much yields, inside the padding, the
+    windows the whole video yields there -- so a library search may score only the regions near its hits."""
+    longest = max(config.lengths_s) if config.lengths_s else 0.0
+    if config.max_length_s is not None:
+        longest = min(longest, config.max_length_s)
+    return 1.5 * longest + 1.5 * config.smooth_s
 
 
 def _scale_lengths(grid: TimeGrid, config: ProposalConfig) -> list[int]:

@@ -148,7 +148,7 @@ def order_by_anchor(
 
 
 def zero_shot_windows(
-    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ZeroShotConfig = ZeroShotConfig()
+    curve: np.ndarray, grid: TimeGrid, k: int = 5, config: ZeroShotConfig = ZeroShotConfig(), *, fill: bool = True
 ) -> list[Window]:
     """Ranked, non-overlapping windows from a similarity curve (scores in cosine units)."""
-    return curve_to_windows(curve, grid, k, config.proposals)
+    return curve_to_windows(curve, grid, k, config.proposals, fill=fill)

@@ -153,8 +153,26 @@ def test_library_search_narrows_to_candidate_videos(world):
     assert cup.candidates == 1 and cup.moments[0].video_id == ids["garden.mp4"]
 
 
-def test_long_videos_are_answered_around_their_hits(world):
+def test_zero_shot_answers_regions_around_its_hits(world, monkeypatch):
     _, _, ids = world
+    monkeypatch.setattr(ZeroShotAnswerer, "local_context_s", lambda self, q: 1.0)
+    config = SearchConfig(max_videos=2, frame_hits=6, local_region_s=2.0, region_cost_bins=0)
+    service = service_for(world, search_config=config)
+    answer = service.ask("where did I put my keys", k=3, clips=False)
+    check_valid(answer, durations_of(service))
+    assert answer.moments[0].video_id == ids["kitchen.mp4"] and overlaps(answer.moments[0], 10.0, 13.0)
+    kitchen = next(s for s in answer.series if s.video_id == ids["kitchen.mp4"])
+    real = kitchen.times[np.isfinite(kitchen.scores)]
+    # hits +- 2 s, padded by 1 s of context and a bin
+    assert real.min() >= 10.0 - 2.0 - 1.6 - 0.6 and real.max() <= 13.0 + 2.0 + 1.6 + 0.6
+    assert len(real) < 20 * 1.875
+    in_kitchen = [m for m in answer.moments if m.video_id == ids["kitchen.mp4"]]
+    assert all(10.0 - 2.6 <= m.start and m.end <= 13.0 + 2.6 for m in in_kitchen)  # cores, never the padding
+
+
+def test_whole_clip_answerers_answer_long_videos_around_their_hits(world, monkeypatch):
+    _, _, ids = world
+    monkeypatch.setattr(ZeroShotAnswerer, "local_context_s", lambda self, q: None)  # as a trained model
     config = SearchConfig(max_videos=2, frame_hits=6, long_video_s=5.0, region_s=2.0)
     service = service_for(world, search_config=config)
     answer = service.ask("where did I put my keys", k=3, clips=False)

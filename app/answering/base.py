@@ -96,14 +96,30 @@ class Answerer(Protocol):
     """Whether its answers carry :attr:`ClipAnswer.presence` (when its calibration uses it, or while one is
     being fitted); modes without CLIP text vectors never measure it."""
 
+    def local_context_s(self, question: PreparedQuestion) -> float | None:
+        """Seconds of features either side of a moment that decide its window and score, when that is bounded:
+        then a library search answers only padded regions around its hits, as the whole video would be
+        answered there. None: the whole clip matters (a trained model's attention, an anchor event's order)."""
+
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         """Encode questions once. ``search``: also make the CLIP vector used to narrow a library search.
         Raises :class:`EmptyQuestion` if any question is empty."""
 
     def answer(
-        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+        self,
+        questions: Sequence[PreparedQuestion],
+        features,
+        grid: TimeGrid,
+        k: int,
+        *,
+        comparable: bool = False,
+        region: bool = False,
     ) -> list[ClipAnswer]:
-        """Up to ``k`` windows per question over one clip's ``features`` [grid.num_bins, dim]."""
+        """Up to ``k`` windows per question over one clip's ``features`` [grid.num_bins, dim].
+
+        ``region``: the clip is a padded region of a longer video (:meth:`local_context_s`), so when its distinct
+        peaks run out it returns fewer windows rather than overlapping ones (the rest of the video has more).
+        Answerers that read the whole clip are never asked for regions and may ignore it."""
 
 
 def rewrite_all(questions: Sequence[str]) -> list[Rewrite]:

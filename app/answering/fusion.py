@@ -62,6 +62,9 @@ class FusedAnswerer:
 
     max_candidate_videos = TrainedAnswerer.max_candidate_videos
 
+    def local_context_s(self, question: PreparedQuestion) -> float | None:
+        return None  # the model reads the whole clip
+
     def __init__(self, context: AnswerContext, checkpoint: str | None, weight: float | None = None) -> None:
         self.trained = TrainedAnswerer(context, checkpoint)  # refuses a checkpoint of other features
         self.zeroshot = ZeroShotAnswerer(context)  # refuses features of another CLIP
@@ -93,7 +96,14 @@ class FusedAnswerer:
         return [(t.curve, c) for t, c in zip(trained, self.zeroshot.curves(questions, features, grid))]
 
     def answer(
-        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+        self,
+        questions: Sequence[PreparedQuestion],
+        features,
+        grid: TimeGrid,
+        k: int,
+        *,
+        comparable: bool = False,
+        region: bool = False,
     ) -> list[ClipAnswer]:
         if not questions:
             return []

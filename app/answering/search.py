@@ -4,12 +4,15 @@ Library-wide search. Scoring every frame of a large library with every question 
 are 6.75 M frames; a trained localizer costs tens of milliseconds per 8-minute clip), so the question's CLIP
 prompt-ensemble vector first goes through the library's faiss index (:meth:`Library.search`): the top
 ``frame_hits`` frames name the candidate videos, ranked by their best frame, and only the best few
-(``max_videos``, by default the answerer's own budget) are answered in full from their memory-mapped
-features. A candidate longer than ``long_video_s`` is answered only in regions of ``region_s`` around its hits.
-When the library is small enough (at most that many videos, none long) every video is answered and no index
-is consulted, so small libraries get exact answers. Trained modes narrow with the same CLIP search, then run
-their checkpoint on the candidates. Windows of all candidates are merged by score
-(:func:`models.windows.rank_across`); scores compare across videos within one mode (see
+(``max_videos``, by default the answerer's own budget) are answered, from their memory-mapped features.
+Zero-shot windows depend only on the scores near them (:func:`models.windows.window_context_s`), so a long
+candidate is answered in regions of ``local_region_s`` around its hits, padded by that context: the windows
+there are the ones the whole video would give (when that is cheaper: ``region_cost_bins``). Trained models
+read the whole clip: they answer whole candidates, and only a candidate longer than ``long_video_s`` in regions
+of ``region_s`` around its hits. When the library is small enough (at most that many videos, none long) every
+video is answered and no index is consulted, so small libraries get exact answers. Trained modes narrow with
+the same CLIP search, then run their checkpoint on the candidates. Windows of all candidates are merged by
+score (:func:`models.windows.rank_across`); scores compare across videos within one mode (see
 :mod:`app.answering`).
 
 Every window lies inside its video and is never empty.
@@ -48,15 +51,44 @@ class SearchConfig:
     frame_hits: int = 256
     """Frames fetched from the index to pick candidate videos (library-wide questions)."""
     max_videos: int | None = None
-    """Candidate videos answered in full; None = the answerer's ``max_candidate_videos``."""
+    """Candidate videos answered; None = the answerer's ``max_candidate_videos``."""
+    local_region_s: float = 30.0
+    """Half-width of the region answered around each hit when the answerer's windows depend only on nearby
+    scores (zero-shot, :meth:`Answerer.local_context_s`): the region is padded by that context, so every window
+    in it is the one the whole video would give, at a fraction of the cost."""
     long_video_s: float = 3 * 3600.0
-    """Candidates longer than this are answered only around their hits."""
+    """Other answerers (trained models read the whole clip) answer candidates longer than this only around
+    their hits."""
     region_s: float = 120.0
-    """Half-width of a region around a hit in a long video."""
+    """Half-width of a region around a hit in a long video, for those answerers."""
+    region_cost_bins: int = 3000
+    """What answering one region costs beyond its own bins, in bins of a whole video: regions are answered
+    instead of the whole video only when they cost less (zero-shot on two cores: a 113-bin region 0.5 ms, a
+    whole 30-minute video of 3,375 bins 1.0 ms -- so 30-minute videos are answered whole)."""
 
     def __post_init__(self) -> None:
-        if self.frame_hits < 1 or (self.max_videos is not None and self.max_videos < 1) or self.region_s <= 0:
-            raise ValueError("frame_hits, max_videos and region_s must be positive")
+        if (
+            self.frame_hits < 1
+            or (self.max_videos is not None and self.max_videos < 1)
+            or self.region_s <= 0
+            or self.local_region_s <= 0
+        ):
+            raise ValueError("frame_hits, max_videos, region_s and local_region_s must be positive")
+
+
+@dataclass(frozen=True)
+class Region:
+    """Bins ``[start, stop)`` of a video answered as a clip of their own, of whose windows only those within
+    bins ``[keep_start, keep_stop)`` are kept: the rest of the region is padding that gives them their context."""
+
+    start: int
+    stop: int
+    keep_start: int
+    keep_stop: int
+
+    @classmethod
+    def whole(cls, start: int, stop: int) -> Region:
+        return cls(start, stop, start, stop)
 
 
 @dataclass
@@ -95,7 +127,7 @@ def find_moments(
         record = library.get(video_id)
         library.features(record)  # refuses a video that is not ready, with the library's message
         prepared = answerer.prepare([question])[0]
-        plan = {record.id: (record, [(0, record.num_rows)])}
+        plan = {record.id: (record, [Region.whole(0, record.num_rows)])}
     else:
         records = library.videos()
         if not records:
@@ -114,11 +146,11 @@ def find_moments(
 
 def _plan(
     library: Library, records: list[VideoRecord], prepared: PreparedQuestion, answerer: Answerer, config: SearchConfig
-) -> dict[str, tuple[VideoRecord, list[tuple[int, int]]]]:
-    """Which videos (and which bin ranges of them) to answer in full."""
+) -> dict[str, tuple[VideoRecord, list[Region]]]:
+    """Which videos (and which regions of them) to answer."""
     budget = config.max_videos or answerer.max_candidate_videos
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
-        return {r.id: (r, [(0, r.num_rows)]) for r in records}
+        return {r.id: (r, [Region.whole(0, r.num_rows)]) for r in records}
     hits = library.search(prepared.vector, k=config.frame_hits)[0]
     by_video: dict[str, list] = {}
     for h in hits:
@@ -128,29 +160,43 @@ def _plan(
     if not ranked:  # an index that returned nothing usable: fall back to the first videos
         logger.warning("the frame index returned no hits; answering the first %d videos", budget)
         ranked = [r.id for r in records[:budget]]
+    context_s = answerer.local_context_s(prepared)
     plan = {}
     for vid in ranked[:budget]:
         rec = by_id[vid]
-        if rec.duration <= config.long_video_s or vid not in by_video:
-            plan[vid] = (rec, [(0, rec.num_rows)])
-        else:
-            plan[vid] = (
-                rec,
-                _regions([h.bin for h in by_video[vid]], rec.num_rows, int(math.ceil(config.region_s * rec.rate_hz))),
+        bins = [h.bin for h in by_video.get(vid, ())]
+        regions = [Region.whole(0, rec.num_rows)]
+        if bins and context_s is not None:
+            local = _regions(
+                bins, rec.num_rows, _bins(config.local_region_s, rec.rate_hz), _bins(context_s, rec.rate_hz) + 1
             )
+            if sum(r.stop - r.start + config.region_cost_bins for r in local) < rec.num_rows:
+                regions = local
+        elif bins and rec.duration > config.long_video_s:
+            regions = _regions(bins, rec.num_rows, _bins(config.region_s, rec.rate_hz))
+        plan[vid] = (rec, regions)
     return plan
 
 
-def _regions(bins: list[int], n: int, half: int) -> list[tuple[int, int]]:
-    """Merged [start, stop) bin ranges of ``half`` bins around each hit."""
-    spans = sorted((max(0, b - half), min(n, b + half + 1)) for b in bins)
+def _bins(seconds: float, rate_hz: float) -> int:
+    return int(math.ceil(seconds * rate_hz))
+
+
+def _regions(bins: list[int], n: int, half: int, pad: int = 0) -> list[Region]:
+    """Merged regions keeping ``half`` bins around each hit, padded by ``pad`` bins (not past the video's ends,
+    where no padding is needed: the whole video has the same edge)."""
+    cores = sorted((max(0, b - half), min(n, b + half + 1)) for b in bins)
     merged: list[list[int]] = []
-    for s, e in spans:
-        if merged and s <= merged[-1][1]:
+    for s, e in cores:
+        if merged and s - pad <= merged[-1][1] + pad:
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
-    return [(s, e) for s, e in merged]
+    regions = []
+    for s, e in merged:
+        start, stop = max(0, s - pad), min(n, e + pad)
+        regions.append(Region(start, stop, 0 if start == 0 else s, n if stop == n else e))
+    return regions
 
 
 def segment_grid(grid: TimeGrid, start: int, stop: int) -> TimeGrid:
@@ -169,7 +215,7 @@ def _score_video(
     answerer: Answerer,
     prepared: PreparedQuestion,
     record: VideoRecord,
-    segments: list[tuple[int, int]],
+    regions: list[Region],
     k: int,
 ) -> ScoredVideo:
     features = library.features(record)
@@ -177,24 +223,31 @@ def _score_video(
     centres = grid.sample_times()
     windows: list[Window] = []
     times, scores, presence = [], [], []
-    for i, (b0, b1) in enumerate(segments):
+    for i, region in enumerate(regions):
+        b0, b1 = region.start, region.stop
+        padded = (region.keep_start, region.keep_stop) != (b0, b1)
         sub = segment_grid(grid, b0, b1)
-        (result,) = answerer.answer([prepared], features[b0:b1], sub, k, comparable=True)
+        # Greedy NMS keeps its order, so asking for more and dropping the padding's windows loses none of the
+        # core's best k; no filling with overlapping windows, which the whole video would not give.
+        (result,) = answerer.answer(
+            [prepared], features[b0:b1], sub, 2 * k if padded else k, comparable=True, region=padded
+        )
         offset = b0 / grid.rate_hz
+        lo, hi = region.keep_start / grid.rate_hz - 1e-6, min(region.keep_stop / grid.rate_hz, grid.duration) + 1e-6
         if result.presence is not None:
             presence.append(result.presence)
         for w in result.windows:
             start = min(max(w.start + offset, 0.0), grid.duration)
             end = min(max(w.end + offset, 0.0), grid.duration)
-            if end - start <= 0:
+            if end - start <= 0 or start < lo or end > hi:
                 continue
             windows.append(Window(start, end, w.score))
         if i:
-            times.append(np.array([(centres[segments[i - 1][1] - 1] + centres[b0]) / 2.0]))
+            times.append(np.array([(centres[regions[i - 1].stop - 1] + centres[b0]) / 2.0]))
             scores.append(np.array([np.nan], np.float32))
         times.append(centres[b0:b1])
         scores.append(np.asarray(result.curve, np.float32))
-    if len(segments) > 1:
+    if len(regions) > 1 or any((r.keep_start, r.keep_stop) != (r.start, r.stop) for r in regions):
         windows = temporal_nms(windows, k)
     return ScoredVideo(
         record, windows[:k], np.concatenate(times), np.concatenate(scores), max(presence) if presence else None

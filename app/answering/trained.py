@@ -62,6 +62,9 @@ class TrainedAnswerer:
     max_candidate_videos = 4
     measure_presence = False  # its questions have no CLIP vector to classify frames with
 
+    def local_context_s(self, question: PreparedQuestion) -> float | None:
+        return None  # the model reads the whole clip
+
     def __init__(self, context: AnswerContext, checkpoint: str | None, inference=None) -> None:
         from checkpoints import (
             IncompatibleCheckpoint,
@@ -129,7 +132,14 @@ class TrainedAnswerer:
         ]
 
     def answer(
-        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+        self,
+        questions: Sequence[PreparedQuestion],
+        features,
+        grid: TimeGrid,
+        k: int,
+        *,
+        comparable: bool = False,
+        region: bool = False,
     ) -> list[ClipAnswer]:
         from dataclasses import replace
 

@@ -21,6 +21,7 @@ from app.answering.presence import PresenceScorer
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
+from models.windows import window_context_s
 from models.zeroshot import ZeroShotConfig, order_by_anchor, similarity_curve, zero_shot_windows
 
 
@@ -71,6 +72,11 @@ class ZeroShotAnswerer:
             return [None] * len(questions)
         return self._presence.score(features, columns)
 
+    def local_context_s(self, question: PreparedQuestion) -> float | None:
+        if question.anchor is not None:  # "before/after Y" orders the curve by Y's moment anywhere in the clip
+            return None
+        return window_context_s(self.config.proposals)
+
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         rewrites = rewrite_all(questions)
         vectors = prompt_vectors(self.clip, rewrites, cache=self._vectors)
@@ -84,12 +90,19 @@ class ZeroShotAnswerer:
         ]
 
     def answer(
-        self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int, *, comparable: bool = False
+        self,
+        questions: Sequence[PreparedQuestion],
+        features,
+        grid: TimeGrid,
+        k: int,
+        *,
+        comparable: bool = False,
+        region: bool = False,
     ) -> list[ClipAnswer]:
         if not questions:
             return []
         return [
-            ClipAnswer(zero_shot_windows(c, grid, k, self.config), c, presence=p)
+            ClipAnswer(zero_shot_windows(c, grid, k, self.config, fill=not region), c, presence=p)
             for c, p in zip(self.curves(questions, features, grid), self.presence(questions, features))
         ]
 
