@@ -115,7 +115,8 @@ class SearchMixin:
         by_video: dict[int, tuple[VideoRecord, list[int]]] = {}
         for _, rec, b in segments:
             by_video.setdefault(rec.rowid, (rec, []))[1].append(b)
-        scores, owners, bins = [], [], []
+        videos: list[VideoRecord] = []
+        scores, owners, rows = [], [], []
         for rec, starts in by_video.values():
             try:
                 features = self._maps.load(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
@@ -123,19 +124,16 @@ class SearchMixin:
                 logger.warning("searching without video %s (%s): %s; run repair", rec.id, rec.name, exc)
                 continue
             starts = sorted(starts)
-            rows = np.concatenate([np.arange(b, min(b + span, rec.num_rows)) for b in starts])
             block = np.concatenate([features[b : b + span] for b in starts])  # contiguous slices of the map
             scores.append(block.astype(np.float32) @ query)
-            owners.append(np.full(len(rows), len(bins)))
-            bins.append((rec, rows))
+            rows.append(np.concatenate([np.arange(b, min(b + span, rec.num_rows)) for b in starts]))
+            owners.append(np.full(len(block), len(videos)))
+            videos.append(rec)
         if not scores:
             return []
-        score, owner = np.concatenate(scores), np.concatenate(owners)
-        offset = np.concatenate([[0], np.cumsum([len(rows) for _, rows in bins])])
+        score, owner, row = np.concatenate(scores), np.concatenate(owners), np.concatenate(rows)
         top = np.argsort(-score, kind="stable")[:k]
-        return [
-            (float(score[i]), bins[owner[i]][0], int(bins[owner[i]][1][i - offset[owner[i]]])) for i in top.tolist()
-        ]
+        return [(float(score[i]), videos[owner[i]], int(row[i])) for i in top.tolist()]
 
 
 def _hit(rec: VideoRecord, b: int, score: float) -> SearchHit:

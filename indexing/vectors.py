@@ -233,9 +233,8 @@ class FrameIndex:
             total = sum(len(f) for _, f in videos)
             rng = np.random.default_rng(0)
             take = min(1.0, train_sample * index.span / max(total, 1))
-            sample = np.concatenate([segment_means(f, index.span)[1] for _, f in videos])
-            if take < 1:
-                sample = sample[rng.random(len(sample)) < take]
+            means = (segment_means(f, index.span)[1] for _, f in videos)  # sampled per video: never all at once
+            sample = np.concatenate([m[rng.random(len(m)) < take] if take < 1 else m for m in means])
             logger.info("training %s on %d vectors", factory, len(sample))
             index.index.train(sample)
         chunk = 65536 * index.span  # a multiple of the span: segments never straddle two chunks

@@ -86,6 +86,10 @@ class Region:
     keep_start: int
     keep_stop: int
 
+    @property
+    def padded(self) -> bool:
+        return (self.keep_start, self.keep_stop) != (self.start, self.stop)
+
     @classmethod
     def whole(cls, start: int, stop: int) -> Region:
         return cls(start, stop, start, stop)
@@ -224,8 +228,7 @@ def _score_video(
     windows: list[Window] = []
     times, scores, presence = [], [], []
     for i, region in enumerate(regions):
-        b0, b1 = region.start, region.stop
-        padded = (region.keep_start, region.keep_stop) != (b0, b1)
+        b0, b1, padded = region.start, region.stop, region.padded
         sub = segment_grid(grid, b0, b1)
         # Greedy NMS keeps its order, so asking for more and dropping the padding's windows loses none of the
         # core's best k; no filling with overlapping windows, which the whole video would not give.
@@ -247,7 +250,7 @@ def _score_video(
             scores.append(np.array([np.nan], np.float32))
         times.append(centres[b0:b1])
         scores.append(np.asarray(result.curve, np.float32))
-    if len(regions) > 1 or any((r.keep_start, r.keep_stop) != (r.start, r.stop) for r in regions):
+    if len(regions) > 1 or any(r.padded for r in regions):
         windows = temporal_nms(windows, k)
     return ScoredVideo(
         record, windows[:k], np.concatenate(times), np.concatenate(scores), max(presence) if presence else None
