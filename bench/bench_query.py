@@ -52,7 +52,8 @@ from indexing.config import LibraryConfig  # noqa: E402
 from indexing.library import Library  # noqa: E402
 from indexing.vectors import effective_factory  # noqa: E402
 from models.clip_encoder import EncoderSpec  # noqa: E402
-from models.windows import ProposalConfig, Window, rank_across  # noqa: E402
+from models.grid import TimeGrid  # noqa: E402
+from models.windows import ProposalConfig, Window, best_window_scores, rank_across  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "query"
@@ -150,7 +151,7 @@ def exact_top(videos: int, queries: np.ndarray, k: int = 100, chunk_videos: int 
         block = np.concatenate([np.load(folder / f"{i:012x}.npy").astype(np.float32) for i in ids])
         scores = queries @ block.T
         per_video = scores.reshape(len(queries), len(ids), ROWS)
-        bounds[:, first : first + len(ids)] = window_bound(per_video.max(axis=2), per_video.min(axis=2))
+        bounds[:, first : first + len(ids)] = window_bound(per_video)
         gids = np.concatenate([np.arange(ROWS) + i * ROWS for i in ids])
         take = min(k, scores.shape[1])
         part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
@@ -161,12 +162,12 @@ def exact_top(videos: int, queries: np.ndarray, k: int = 100, chunk_videos: int 
     return best_i // ROWS, best_i % ROWS, bounds
 
 
-def window_bound(highest: np.ndarray, lowest: np.ndarray) -> np.ndarray:
-    """No zero-shot window of a curve scores above this: a window's score is its mean plus ``w`` times its
-    contrast with its context (:func:`models.windows.curve_to_windows`), both means of smoothed values, which
-    lie between the curve's extremes; plus a margin for float16 rounding of the cosines."""
-    w = ProposalConfig().context_weight
-    return (1 + w) * highest - w * lowest + 2e-3
+def window_bound(per_video: np.ndarray) -> np.ndarray:
+    """No zero-shot window of a video scores above this: the best window of any scale over its cosine curve
+    (:func:`models.windows.best_window_scores`, which ``curve_to_windows`` always ranks first), plus a margin
+    for the float16 rounding of the cosines the library computes."""
+    grid = TimeGrid(RATE_HZ, VIDEO_S)
+    return (best_window_scores(per_video, grid, ProposalConfig()) + 2e-3).astype(np.float32)
 
 
 def exact_moments(service: EgoRecall, question: str, bounds: np.ndarray, k: int = 5) -> list[tuple[str, Window]]:

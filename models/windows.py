@@ -70,16 +70,51 @@ def temporal_nms(
 
 
 def smooth(curve: np.ndarray, width_bins: float) -> np.ndarray:
-    """Gaussian smoothing (sigma = width/2) with edge padding; a width under one bin is a no-op."""
+    """Gaussian smoothing (sigma = width/2) with edge padding along the last axis, so a batch of curves
+    (queries x videos x bins) is smoothed at once; a width under one bin is a no-op."""
     curve = np.asarray(curve, dtype=np.float64)
-    if width_bins < 1.0 or curve.size < 2:
+    if width_bins < 1.0 or curve.shape[-1] < 2:
         return curve.copy()
     sigma = width_bins / 2.0
     radius = int(np.ceil(3 * sigma))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps /= taps.sum()
-    padded = np.pad(curve, radius, mode="edge")
-    return np.convolve(padded, taps, mode="valid")
+    pad = [(0, 0)] * (curve.ndim - 1) + [(radius, radius)]
+    padded = np.pad(curve, pad, mode="edge")
+    n = curve.shape[-1]
+    out = np.zeros_like(curve)
+    for i, tap in enumerate(taps):
+        out += tap * padded[..., i : i + n]
+    return out
+
+
+def window_scores(csum: np.ndarray, length: int, context_weight: float) -> np.ndarray:
+    """Every ``length``-bin window's score along the last axis, from the cumulative sums of a smoothed curve
+    (a leading 0 on that axis): its mean plus ``context_weight`` times its contrast with the same length on
+    either side (clipped at the ends; no context at all scores as no contrast)."""
+    n = csum.shape[-1] - 1
+    starts = np.arange(0, n - length + 1)
+    ends = starts + length  # exclusive
+    inside = (csum[..., ends] - csum[..., starts]) / length
+    left_lo = np.maximum(starts - length, 0)
+    right_hi = np.minimum(ends + length, n)
+    ctx_sum = (csum[..., starts] - csum[..., left_lo]) + (csum[..., right_hi] - csum[..., ends])
+    ctx_len = (starts - left_lo) + (right_hi - ends)
+    context = np.where(ctx_len > 0, ctx_sum / np.maximum(ctx_len, 1), inside)
+    return inside + context_weight * (inside - context)
+
+
+def best_window_scores(curves: np.ndarray, grid: TimeGrid, config: ProposalConfig | None = None) -> np.ndarray:
+    """The score of the window :func:`curve_to_windows` ranks first, for each curve of a batch (last axis =
+    bins of ``grid``): the best window of any scale, which NMS always keeps. An exact bound for search: no
+    moment of a curve scores above it."""
+    config = config or ProposalConfig()
+    values = smooth(curves, config.smooth_s * grid.rate_hz)
+    csum = np.concatenate([np.zeros(values.shape[:-1] + (1,)), np.cumsum(values, axis=-1)], axis=-1)
+    return np.max(
+        [window_scores(csum, length, config.context_weight).max(axis=-1) for length in _scale_lengths(grid, config)],
+        axis=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -143,13 +178,7 @@ def curve_to_windows(
     for length in lengths:
         starts = np.arange(0, n - length + 1)
         ends = starts + length  # exclusive
-        inside = (csum[ends] - csum[starts]) / length
-        left_lo = np.maximum(starts - length, 0)
-        right_hi = np.minimum(ends + length, n)
-        ctx_sum = (csum[starts] - csum[left_lo]) + (csum[right_hi] - csum[ends])
-        ctx_len = (starts - left_lo) + (right_hi - ends)
-        context = np.where(ctx_len > 0, ctx_sum / np.maximum(ctx_len, 1), inside)
-        scores = inside + config.context_weight * (inside - context)
+        scores = window_scores(csum, length, config.context_weight)
         top = _local_maxima(scores, max(1, length // 2))
         if len(top) > keep:  # only the best few per scale can survive NMS
             top = top[np.argpartition(-scores[top], keep - 1)[:keep]]

@@ -5,8 +5,10 @@ from models.grid import TimeGrid
 from models.windows import (
     ProposalConfig,
     Window,
+    best_window_scores,
     curve_to_windows,
     rank_across,
+    smooth,
     span_windows,
     temporal_iou,
     temporal_nms,
@@ -128,3 +130,24 @@ def test_ranking_across_videos_puts_a_short_videos_overlapping_fill_last():
     ranked = rank_across([("short", short), ("other", other)], k=3)
     assert [(v, w.score) for v, w in ranked] == [("short", 0.9), ("other", 0.7), ("other", 0.6)]
     assert len(rank_across([("short", short)], k=5)) == 2  # alone, the fill still counts
+
+
+def test_batched_smoothing_matches_one_curve_at_a_time():
+    curves = np.random.default_rng(3).standard_normal((3, 4, 50))
+    batched = smooth(curves, 2.5)
+    for i in range(3):
+        for j in range(4):
+            np.testing.assert_allclose(batched[i, j], smooth(curves[i, j], 2.5), atol=1e-12)
+
+
+def test_best_window_score_is_what_the_first_window_scores_for_each_curve_of_a_batch():
+    """The bound a library search prunes with: exact, not merely an upper bound, for every curve."""
+    grid = TimeGrid(rate_hz=1.875, duration=90.0)
+    rng = np.random.default_rng(5)
+    curves = smooth(rng.standard_normal((4, 3, grid.num_bins)), 4.0) * 0.05
+    curves[0, 1, 60:66] += 0.3  # one clear peak among flat noise
+    bounds = best_window_scores(curves, grid)
+    assert bounds.shape == (4, 3)
+    for i in range(4):
+        for j in range(3):
+            assert bounds[i, j] == pytest.approx(curve_to_windows(curves[i, j], grid, k=5)[0].score, abs=1e-9)
