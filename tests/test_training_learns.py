@@ -16,7 +16,11 @@ Calibration (2-core development box, seed 1, 300 steps of 32, best of the evalua
 R@1@0.3 / R@5@0.3 / R@1@0.5: NLQ + NaQ 15.8 / 35.0 / 8.3; NLQ only 8.3 / 25.8 / 3.3 (it overfits after step
 100); chance 4.3 / 23.7 / 3.2. An earlier run of the same recipe gave 15.8 / 35.8 and 11.7 / 21.7; a CI run
 on a busy machine 15.0 / 30.0 / 5.0 and 9.2 / 24.2 / 5.8 (the runs are not bit-identical). With every NLQ
-query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). The test takes about
+query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). On one machine the runs are
+bit-identical (2026-12-04: two runs with different global RNG states and hash seeds gave the same checkpoint
+and 15.8 / 40.8 / 9.2 against 10.8 / 31.7 / 5.8); across machines float kernels differ and the gap of a single
+metric varied from +0.8 to +14 points of R@5@0.3, while the summed gain of the three stayed >= 10.8 where
+all three were recorded. The test takes about
 7 minutes here (world 13 s, pretraining ~100 s, indexing 25 s, two trainings ~150 s each); smaller worlds did
 not learn reliably (14 videos of 100 s: R@1@0.3 9.3 vs chance 6.7), and the random ``egorecall-tiny``
 encoder stays at chance.
@@ -72,6 +76,9 @@ def test_naq_beats_nlq_only_when_nlq_queries_are_few(tmp_path):
     # R@1@0.5 alone is a handful of the 120 queries (5.0-8.3 across runs, chance 3.2): the mean R@1 of both
     # thresholds carries the claim with a margin.
     assert naq["R@1@0.3"] + naq["R@1@0.5"] >= 2.0 * (chance["R1@0.3"] + chance["R1@0.5"])
-    # NaQ's effect: narrations make up for missing NLQ queries
-    assert naq["R@5@0.3"] >= nlq["R@5@0.3"] + 4.0
-    assert naq["R@1@0.3"] + naq["R@5@0.3"] > nlq["R@1@0.3"] + nlq["R@5@0.3"]
+    # NaQ's effect: narrations make up for missing NLQ queries. One metric's gap moves by several points from
+    # one CPU to another (see the module's docstring), so the claim is carried by the three together, with a
+    # margin, and NaQ must not lose the headline R@5@0.3.
+    gain = sum(naq[m] - nlq[m] for m in ("R@1@0.3", "R@5@0.3", "R@1@0.5"))
+    assert gain >= 6.0, gain
+    assert naq["R@5@0.3"] >= nlq["R@5@0.3"]
