@@ -61,8 +61,10 @@ exact search on a 2-core CPU; 250 k vectors stay near 20 ms, measured in ``bench
 SEGMENT_BINS = 16
 """Bins summarised by one vector of a segment index (8.5 s at 1.875 Hz: about two answer lengths)."""
 SEGMENT_CODES = "SQfp16"
-"""Half the memory of float32 and faster to scan on a CPU (memory-bound), with no training; 422 k segment
-vectors (1,000 hours) take 432 MB and ~18 ms a question on one core (``bench/README.md``)."""
+"""Half the memory of float32 and faster to scan on a CPU, with no training; 422 k segment vectors (1,000
+hours) take 432 MB and 64 ms a question on one core of the development box (``bench/README.md``, where IVF
+over the same means was measured too: 5-20 ms, but it missed the best segment for a fifth to a half of the
+questions)."""
 
 
 def effective_factory(setting: str, ntotal: int, dim: int) -> str:
