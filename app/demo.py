@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.answering.base import ZEROSHOT
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
@@ -616,7 +617,7 @@ class _Demo:
         cfg = self.config
         self.report.truth = self._truth(cfg.question)
         self.progress("ask", 0.0, "zero-shot")
-        self.report.zero_shot = self.service.ask(cfg.question, mode="zeroshot", k=cfg.k)
+        self.report.zero_shot = self.service.ask(cfg.question, mode=ZEROSHOT, k=cfg.k)
         if self.report.checkpoint:
             self.progress("ask", 0.5, self.report.checkpoint)
             self.report.trained = self.service.ask(cfg.question, mode=self.report.checkpoint, k=cfg.k)

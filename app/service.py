@@ -12,13 +12,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.answering import Answer, AnswerContext, Answerer, AnswererCache, Moment, SearchConfig, find_moments, to_answer
+from app.answering import (
+    AUTO,
+    ZEROSHOT,
+    Answer,
+    AnswerContext,
+    Answerer,
+    AnswererCache,
+    Moment,
+    SearchConfig,
+    answer_question,
+)
+from app.answering.fusion import FUSED
 from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
@@ -207,8 +217,9 @@ class EgoRecall:
             device=self.settings.device,
         )
 
-    def answerer(self, mode: str = "zeroshot") -> Answerer:
-        """The answerer for a mode (``zeroshot`` or a checkpoint name/path), built once and kept (LRU of 3).
+    def answerer(self, mode: str = AUTO) -> Answerer:
+        """The answerer for a mode (``auto``, ``zeroshot``, a checkpoint name/path or ``fused:CHECKPOINT``), built
+        once and kept (LRU of 3); ``auto`` gives the answerer of the mode it stands for now.
 
         Raises ``UnknownMode``, a ``CheckpointError`` (missing, wrong kind, incompatible with the library's
         features) or ``EncoderUnavailable``.
@@ -216,23 +227,18 @@ class EgoRecall:
         return self._answerers.get(mode, self.answer_context())
 
     def modes(self, *, compatible_only: bool = True) -> list[str]:
-        """What ``ask(mode=...)`` accepts here: ``zeroshot``, then the stored checkpoints (newest first) --
-        by default only those trained on this library's features (encoder, size, grid rate) -- then each
-        checkpoint fused with zero-shot (``fused:NAME``)."""
-        from checkpoints import list_checkpoints
+        """What ``ask(mode=...)`` accepts here: ``auto``, ``zeroshot``, then the stored checkpoints (newest
+        first) -- by default only those trained on this library's features (encoder, size, grid rate) -- then
+        each checkpoint fused with zero-shot (``fused:NAME``)."""
+        from checkpoints import compatible_checkpoints, list_checkpoints
 
-        infos = list_checkpoints(self.settings.checkpoints_dir)
         if compatible_only:
             s = self.library.settings
-            infos = [
-                c
-                for c in infos
-                if c.feature_encoder.key == s.encoder_key
-                and c.feature_encoder.dim == s.dim
-                and abs(c.feature_encoder.rate_hz - s.rate_hz) <= 1e-6 * max(1.0, s.rate_hz)
-            ]
+            infos = compatible_checkpoints(self.settings.checkpoints_dir, s.encoder_key, s.dim, s.rate_hz)
+        else:
+            infos = list_checkpoints(self.settings.checkpoints_dir)
         names = [c.name for c in infos]
-        return ["zeroshot"] + names + [f"fused:{n}" for n in names]
+        return [AUTO, ZEROSHOT] + names + [f"{FUSED}:{n}" for n in names]
 
     def clip_maker(self) -> ClipMaker:
         return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)
@@ -242,35 +248,27 @@ class EgoRecall:
         return self.clip_maker().make(video_id, start, end)
 
     def ask(
-        self, question: str, *, video_id: str | None = None, mode: str = "zeroshot", k: int = 5, clips: bool = True
+        self, question: str, *, video_id: str | None = None, mode: str = AUTO, k: int = 5, clips: bool = True
     ) -> Answer:
         """The ``k`` best moments for a question, in one video (``video_id``) or the whole library.
 
-        ``mode`` is ``zeroshot`` or a checkpoint (name in the checkpoints folder, or a path). With ``clips``,
+        ``mode`` is ``auto`` (the best this library has: see :mod:`app.answering.auto`), ``zeroshot``, a
+        checkpoint (name in the checkpoints folder, or a path) or ``fused:CHECKPOINT``; the answer's ``mode``
+        says which one answered. With ``clips``,
         each moment gets a cached MP4 clip and a JPEG thumbnail (a moment whose clip fails keeps
         ``clip=None`` and says why in ``clip_error``). Raises ``EmptyQuestion``, ``InvalidRequest`` (k < 1),
         ``UnknownVideo``, ``NothingToSearch`` (empty library) and the checkpoint errors.
         """
-        started = time.monotonic()
-        answerer = self.answerer(mode)
-        ranking = find_moments(self.library, answerer, question, video_id=video_id, k=k, config=self.search_config)
         maker = self.clip_maker() if clips else None
-        moments = []
-        for rank, (vid, window) in enumerate(ranking.ranked, start=1):
-            scored = ranking.videos[vid]
-            record = scored.record
-            moment = Moment(vid, record.name, window.start, window.end, window.score, rank, presence=scored.presence)
-            if maker is not None:
-                moment = self._with_clip(maker, moment)
-            moments.append(moment)
-        return to_answer(
-            ranking,
-            answerer.mode,
+        return answer_question(
+            self.library,
+            self.answerer(mode),
             question,
-            video_id,
-            moments,
-            time.monotonic() - started,
-            getattr(answerer, "calibration", None),
+            asked_mode=mode,
+            video_id=video_id,
+            k=k,
+            config=self.search_config,
+            cut=(lambda moment: self._with_clip(maker, moment)) if maker is not None else None,
         )
 
     @staticmethod
@@ -313,7 +311,45 @@ class EgoRecall:
             if same_library or not config.data.library:
                 config.output.checkpoints_dir = str(self.settings.checkpoints_dir)
         # An encoder this app already loaded serves the text tokens too (used only if its weights match).
-        return run(config, progress=progress, stop=stop, clip=self._encoder, resume=resume, show_progress=show_progress)
+        result = run(
+            config, progress=progress, stop=stop, clip=self._encoder, resume=resume, show_progress=show_progress
+        )
+        if config.eval.fit_answering and not result.stopped:
+            result.answering = self._fit_for_answering(config, result)
+        return result
+
+    def _fit_for_answering(self, config: TrainConfig, result: TrainResult) -> dict[str, str]:
+        """Each published checkpoint's fusion weight and calibrations, fitted on the validation file
+        (:mod:`app.answering.tuning`) when the run trained on this library (whose CLIP fusion needs) and
+        published where this app reads checkpoints. Returns checkpoint -> what was fitted, or why not."""
+        import os
+
+        if int(os.environ.get("RANK", "0")) != 0 or not result.checkpoints:
+            return {}
+        same_library = (
+            bool(config.data.library) and Path(config.data.library).resolve() == Path(self.settings.library).resolve()
+        )
+        ours = all(
+            Path(p).parent.resolve() == self.settings.checkpoints_dir.resolve() for p in result.checkpoints.values()
+        )
+        if not config.data.val or not same_library or not ours:
+            why = "no validation file" if not config.data.val else "not trained on this app's library and checkpoints"
+            return {Path(p).name: f"not fitted for answering ({why})" for p in result.checkpoints.values()}
+        from app.answering.tuning import fit_checkpoint
+        from training.features import LibraryClipFeatures
+        from training.nlq import load_nlq
+
+        dataset = load_nlq(config.data.val)
+        source = LibraryClipFeatures(self.library)
+        fitted = {}
+        for path in dict.fromkeys(result.checkpoints.values()):  # best and final may be one folder
+            name = Path(path).name
+            try:
+                fitted[name] = fit_checkpoint(self, name, dataset, source).summary()
+            except EgoRecallError as exc:  # the checkpoint stays usable; only its fitting failed
+                logger.warning("%s: not fitted for answering: %s", name, exc)
+                fitted[name] = f"not fitted for answering: {exc}"
+        return fitted
 
     # ------------------------------------------------------------------------------------------ encoders
     def reindex(self, spec: EncoderSpec, progress: Callable[[int, int], None] | None = None) -> ReindexReport:

@@ -68,6 +68,8 @@ class CheckpointInfo:
     metrics: dict[str, float]
     created: str
     feature_encoder: FeatureEncoderInfo
+    fusion: dict = dataclasses.field(default_factory=dict)
+    """Its fusion with zero-shot as fitted on validation data (``weight``, ``fitted_on``, ``scores``), if any."""
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -227,7 +229,14 @@ def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
             continue
         found.append(
             CheckpointInfo(
-                folder.name, folder, meta.model, meta.stage, dict(meta.metrics), meta.created, meta.feature_encoder
+                folder.name,
+                folder,
+                meta.model,
+                meta.stage,
+                dict(meta.metrics),
+                meta.created,
+                meta.feature_encoder,
+                dict(meta.fusion),
             )
         )
     found.sort(key=lambda c: (c.created, c.name), reverse=True)
@@ -338,10 +347,21 @@ def _check_state(name: str, expected: dict[str, torch.Tensor], found: dict[str, 
     raise CheckpointShapeMismatch(f"checkpoint {name}'s weights do not fit its model config: {'; '.join(problems)}")
 
 
+def reads_features(trained_on: FeatureEncoderInfo, feature_key: str, dim: int, rate_hz: float) -> bool:
+    """Whether a model trained on ``trained_on`` features can read these (same encoder, size and grid rate)."""
+    fe = trained_on
+    return fe.key == feature_key and fe.dim == dim and abs(fe.rate_hz - rate_hz) <= 1e-6 * max(1.0, rate_hz)
+
+
+def compatible_checkpoints(directory: str | Path, feature_key: str, dim: int, rate_hz: float) -> list[CheckpointInfo]:
+    """The checkpoints of ``directory`` that can read these features, newest first."""
+    return [c for c in list_checkpoints(directory) if reads_features(c.feature_encoder, feature_key, dim, rate_hz)]
+
+
 def check_compatible(meta: CheckpointMetadata, feature_key: str, dim: int, rate_hz: float) -> None:
     """Raise :class:`IncompatibleCheckpoint` unless the library's features are those the model was trained on."""
     fe = meta.feature_encoder
-    if fe.key == feature_key and fe.dim == dim and abs(fe.rate_hz - rate_hz) <= 1e-6 * max(1.0, rate_hz):
+    if reads_features(fe, feature_key, dim, rate_hz):
         return
     here = FeatureEncoderInfo(feature_key, dim, rate_hz)
     raise IncompatibleCheckpoint(

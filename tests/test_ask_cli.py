@@ -109,6 +109,8 @@ def test_predict_zeroshot_from_videos_then_evaluate(world, capsys):
         "predict",
         "--annotations",
         world["val"],
+        "--mode",
+        "zeroshot",
         "--videos-dir",
         world["videos"],
         "--out",
@@ -210,10 +212,16 @@ def test_trained_checkpoint_answers_through_the_same_interface(world, capsys):
     check_submission(pred, world["val"])
     evaluate(capsys, world["val"], pred)
     service = EgoRecall(Settings(library=lib, device="cpu"))
-    assert service.modes() == ["zeroshot", "tiny-vslnet", "fused:tiny-vslnet"]  # the other reads ViT-B-16
+    assert service.modes() == ["auto", "zeroshot", "tiny-vslnet", "fused:tiny-vslnet"]  # the other reads ViT-B-16
     modes = service.modes(compatible_only=False)
-    assert modes[0] == "zeroshot" and sorted(modes[1:3]) == ["tiny-vslnet", "vitb-vslnet"]
+    assert modes[:2] == ["auto", "zeroshot"] and sorted(modes[2:4]) == ["tiny-vslnet", "vitb-vslnet"]
     assert service.answerer("tiny-vslnet") is service.answerer("tiny-vslnet")  # cached
+    # auto: fused with the one checkpoint that reads this library's features, and the answer says so
+    assert service.answerer("auto") is service.answerer("fused:tiny-vslnet")
+    answer = service.ask("where is the cup", clips=False)
+    assert (answer.asked_mode, answer.mode) == ("auto", "fused:tiny-vslnet") and "fused" in answer.label
+    rc, out, _ = run(capsys, "ask", "where is the cup", "--library", lib, "--no-clips")
+    assert rc == 0 and out.splitlines()[1].startswith("  auto: fused (")
 
 
 def test_incompatible_checkpoint_is_refused_in_one_line(world, capsys):
@@ -236,7 +244,8 @@ def test_ask_cli(world, capsys, tmp_path):
     for argv, words in (
         (["   "], "empty"),
         (["cup", "--video", "nope"], "no video"),
-        (["cup", "--k", "0"], "at least 1"),
+        (["cup", "--k", "0"], "from 1 to 50"),
+        (["cup", "--k", "1000000000"], "from 1 to 50"),
         (["cup", "--mode", "nothing"], "no checkpoint"),
     ):
         rc, out, err = run(capsys, "ask", *argv, "--library", lib)
@@ -367,16 +376,27 @@ def test_calibrate_stores_a_checkpoints_confidence_and_answers_carry_it(world, c
     assert rc == 0, err
     rc, out, err = run(capsys, "calibrate", "--annotations", val, "--mode", "tiny-vslnet", "--library", lib)
     assert rc == 0, err
-    assert "threshold" in out and "negatives flagged" in out
-    cal = read_metadata(lib / "checkpoints" / "tiny-vslnet").calibration["checkpoint"]
+    assert "threshold" in out and "negatives flagged" in out and "fusion weight" in out
+    meta = read_metadata(lib / "checkpoints" / "tiny-vslnet")
+    cal = meta.calibration["checkpoint"]
     assert 0.0 <= cal["threshold"] <= 1.0 and cal["positives"] > 0 and cal["negatives"] > 0
+    # the checkpoint's fusion weight was chosen on the file too, and the fused mode calibrated after it
+    assert meta.fusion["chosen_on"] == str(val) and 0.0 <= meta.fusion["weight"] <= 1.0
+    assert set(meta.calibration) == {"checkpoint", "fused"}
+    for argv, words in (
+        (["--max-loss", "101"], "0 to 100"),
+        (["--max-loss", "-1"], "0 to 100"),
+        (["--negatives", "0"], "at least 1"),
+    ):
+        rc, out, err = run(capsys, "calibrate", "--annotations", val, "--library", lib, *argv)
+        assert rc == 1 and out == "" and words in err and err.count("\n") == 1
     rc, out, _ = run(
         capsys, "ask", "where is the cup", "--mode", "tiny-vslnet", "--library", lib, "--json", "--no-clips"
     )
     answer = json.loads(out)
     assert all(0.0 <= m["confidence"] <= 1.0 for m in answer["moments"]) and "no_good_match" in answer
     # zero-shot with random weights has no EgoRecall sidecar to keep a calibration in: one clear line
-    rc, _, err = run(capsys, "calibrate", "--annotations", val, "--library", lib)
+    rc, _, err = run(capsys, "calibrate", "--annotations", val, "--mode", "zeroshot", "--library", lib)
     assert rc == 1 and err.count("\n") == 1 and "pretrained encoder" in err
     rc, _, err = run(capsys, "calibrate", "--annotations", world["val"], "--mode", "tiny-vslnet", "--library", lib)
-    assert rc == 1 and err.count("\n") == 1 and "too few clips" in err  # one clip of one video
+    assert rc == 1 and err.count("\n") == 1 and "nothing could be fitted" in err and "one video" in err

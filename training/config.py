@@ -147,6 +147,10 @@ class EvalSection:
     and a longer span is one of its start/end mistakes (bench/README.md: 120 s -> the p99 raised VSLNet's
     R@1@0.3 by 6 points). It is stored in the checkpoint, so the app answers as validation scored."""
     query_batch: int = 64
+    fit_answering: bool = True
+    """After the run, fit each published checkpoint for answering on ``data.val`` (when its features are a
+    library's, so its CLIP is at hand): the fusion weight with zero-shot and the confidence calibration, stored
+    in the checkpoint's metadata, so ``auto`` answers as validation chose (``app.answering.tuning``)."""
 
 
 @dataclass

@@ -105,6 +105,9 @@ class TrainResult:
     """One ``{"step", "metrics"}`` per evaluation."""
     replica_digests: list[str] = field(default_factory=list)
     """Each process's weight digest at the end: all equal, or distributed training diverged."""
+    answering: dict[str, str] = field(default_factory=dict)
+    """Checkpoint -> how it was fitted for answering after the run (fusion weight, calibrations), filled in by
+    the app's service (``eval.fit_answering``)."""
 
     @property
     def best_checkpoint(self) -> Path | None:

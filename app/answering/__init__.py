@@ -10,7 +10,8 @@
 * :mod:`~app.answering.dataset` -- every query of an NLQ file answered (``predict``, benchmarks).
 
 The short public entry points are :func:`make_answerer` (or ``EgoRecall.answerer``), ``Answerer.prepare`` /
-``Answerer.answer`` for one clip, :func:`find_moments` for a library, and :func:`answer_dataset` for a file.
+``Answerer.answer`` for one clip, :func:`answer_question` for a library (:func:`find_moments` before moments
+and clips), and :func:`answer_dataset` for a file.
 
 An :class:`Answerer` turns questions into ranked windows over one clip's features. Everything above it --
 library-wide search (:mod:`app.answering.search`), the ``ask`` and ``predict`` commands, the UI -- only talks to this
@@ -18,6 +19,8 @@ interface, so a new mode is one registered class.
 
 Modes:
 
+* ``auto`` (the default, :mod:`~app.answering.auto`): ``fused`` with the library's best compatible checkpoint
+  when there is one, ``zeroshot`` otherwise; the answer names the mode that answered.
 * ``zeroshot`` (:class:`ZeroShotAnswerer`): the question is rewritten into a CLIP prompt ensemble
   (:mod:`models.zeroshot`), every frame is scored by its cosine with it, and the curve becomes windows.
   Needs the CLIP that made the features.
@@ -41,6 +44,7 @@ Comparable scores. Within one mode, window scores of different videos must rank 
 
 from __future__ import annotations
 
+from app.answering.auto import AUTO, best_checkpoint, resolve_auto
 from app.answering.base import (
     CHECKPOINT,
     ZEROSHOT,
@@ -65,14 +69,16 @@ from app.answering.registry import (
 )
 from app.answering.results import Answer, Moment, ScoreSeries
 from app.answering.search import (
+    MAX_K,
     InvalidRequest,
     NothingToSearch,
     Ranking,
     ScoredVideo,
     SearchConfig,
+    answer_question,
+    check_k,
     find_moments,
     segment_grid,
-    to_answer,
 )
 from app.answering.trained import TrainedAnswerer
 from app.answering.vectors import VectorCache, prompt_vectors
@@ -80,6 +86,7 @@ from app.answering.zeroshot import ZeroShotAnswerer
 from models.questions import EmptyQuestion
 
 __all__ = [
+    "AUTO",
     "ZEROSHOT",
     "CHECKPOINT",
     "FUSED",
@@ -106,7 +113,12 @@ __all__ = [
     "UnknownMode",
     "VectorCache",
     "ZeroShotAnswerer",
+    "MAX_K",
+    "answer_question",
+    "check_k",
     "answer_dataset",
+    "best_checkpoint",
+    "resolve_auto",
     "answerer_cache_key",
     "answerer_kinds",
     "find_moments",
@@ -115,6 +127,5 @@ __all__ = [
     "prompt_vectors",
     "register_answerer",
     "segment_grid",
-    "to_answer",
     "window_mean",
 ]

@@ -92,6 +92,8 @@ class Answerer(Protocol):
     calibration: Calibration | None
     """Its score -> probability map and "no good match" threshold, when one was fitted (see
     :mod:`app.answering.calibration`); scores shown to users go through it."""
+    warnings: tuple[str, ...]
+    """What the user should know about every answer it gives (e.g. a stored calibration that cannot be read)."""
     measure_presence: bool
     """Whether its answers carry :attr:`ClipAnswer.presence` (when its calibration uses it, or while one is
     being fitted); modes without CLIP text vectors never measure it."""
@@ -135,30 +137,36 @@ def window_mean(curve: np.ndarray, grid: TimeGrid, window: Window) -> float:
     return float(np.mean(curve[s : e + 1]))
 
 
-def stored_calibration(calibrations: dict | None, mode: str, where: str) -> Calibration | None:
-    """The calibration stored for ``mode`` (None when there is none; a malformed one is logged and ignored,
-    so a bad record costs the confidence display, never the answer)."""
+def stored_calibration(calibrations: dict | None, mode: str, where: str) -> tuple[Calibration | None, tuple[str, ...]]:
+    """The calibration stored for ``mode`` (None when there is none) and what is wrong with it: a record that
+    cannot be read costs the confidence display, never the answer, and every answer says so (``warnings``)."""
     values = (calibrations or {}).get(mode)
     if values is None:
-        return None
+        return None, ()
     try:
-        return Calibration.from_dict(values)
+        return Calibration.from_dict(values), ()
     except InvalidCalibration as exc:
-        logger.warning("ignoring the %s calibration in %s: %s", mode, where, exc)
-        return None
+        logger.warning("cannot read the %s calibration in %s: %s", mode, where, exc)
+        return None, (
+            f"the {mode} confidence calibration stored in {where} cannot be read ({exc}); answers carry no "
+            f"confidence until `python -m app calibrate` fits it again",
+        )
 
 
-def encoder_calibration(spec, mode: str = ZEROSHOT) -> Calibration | None:
-    """The calibration stored in an EgoRecall-pretrained encoder's sidecar (None for other weights)."""
+def encoder_calibration(spec, mode: str = ZEROSHOT) -> tuple[Calibration | None, tuple[str, ...]]:
+    """The calibration stored in an EgoRecall-pretrained encoder's sidecar (None for other weights), and what
+    is wrong with it (see :func:`stored_calibration`)."""
     from checkpoints.encoder import read_encoder_metadata, sidecar_path
 
     pretrained = getattr(spec, "pretrained", None)
     if not pretrained or not sidecar_path(pretrained).is_file():
-        return None
+        return None, ()
     try:
         meta = read_encoder_metadata(pretrained)
-    except EgoRecallError:
-        return None
+    except EgoRecallError as exc:
+        return None, (
+            f"the encoder's sidecar {sidecar_path(pretrained)} cannot be read ({exc}); answers carry no confidence",
+        )
     return stored_calibration(meta.get("calibration"), mode, str(sidecar_path(pretrained)))
 
 

@@ -70,7 +70,7 @@ class FusedAnswerer:
         self.zeroshot = ZeroShotAnswerer(context)  # refuses features of another CLIP
         stored = self.trained.meta.fusion.get("weight")
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
-        self.calibration = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
+        self.calibration, self.warnings = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self.mode = f"{FUSED}:{self.trained.mode}"
         self.label = f"fused ({self.trained.label} + {self.zeroshot.label}, weight {self.weight:.1f})"

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.answering.base import CHECKPOINT, ZEROSHOT, AnswerContext, Answerer, UnknownMode
+from app.answering.base import CHECKPOINT, AnswerContext, Answerer, UnknownMode
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def parse_mode(mode: str) -> tuple[AnswererKind, str | None]:
     """``zeroshot`` -> that kind; ``checkpoint:NAME`` or any other string -> a checkpoint name or path."""
     mode = (mode or "").strip()
     if not mode:
-        raise UnknownMode(f"no answering mode given; use {ZEROSHOT} or the name of a trained checkpoint")
+        raise UnknownMode(f"no answering mode given; use {', '.join(answerer_kinds())} or the name of a checkpoint")
     kind = _KINDS.get(mode)
     if kind is not None and not kind.takes_argument:
         return kind, None
@@ -54,15 +54,28 @@ def parse_mode(mode: str) -> tuple[AnswererKind, str | None]:
     return _KINDS[CHECKPOINT], mode
 
 
+def _naming_the_modes(kind: AnswererKind, mode: str, call: Callable[[], object]):
+    """``call()``; a mode string that names no registered mode and no checkpoint says what the modes are."""
+    from checkpoints import NotACheckpoint
+
+    try:
+        return call()
+    except NotACheckpoint as exc:
+        if kind.name != CHECKPOINT or mode.startswith(f"{CHECKPOINT}:"):
+            raise
+        named = ", ".join(k if not _KINDS[k].takes_argument else f"{k}:NAME" for k in answerer_kinds())
+        raise NotACheckpoint(f"'{mode}' is not an answering mode ({named}) nor a checkpoint: {exc}") from None
+
+
 def make_answerer(mode: str, context: AnswerContext) -> Answerer:
     kind, arg = parse_mode(mode)
-    return kind.factory(context, arg)
+    return _naming_the_modes(kind, mode, lambda: kind.factory(context, arg))
 
 
 def answerer_cache_key(mode: str, context: AnswerContext) -> tuple:
     """Identity of the answerer ``mode`` would build for these features (a changed checkpoint changes it)."""
     kind, arg = parse_mode(mode)
-    return kind.cache_key(context, arg)
+    return _naming_the_modes(kind, mode, lambda: kind.cache_key(context, arg))
 
 
 class AnswererCache:

@@ -9,6 +9,16 @@ from typing import Any
 import numpy as np
 
 
+def confidence_words(confidence: float | None, threshold: float | None) -> str | None:
+    """A calibrated confidence as a person reads it: ``likely`` from the good-match threshold on, ``unsure``
+    down to half of it, then ``probably not in these videos`` (None without a calibration)."""
+    if confidence is None or threshold is None:
+        return None
+    if confidence >= threshold:
+        return "likely"
+    return "unsure" if confidence >= 0.5 * threshold else "probably not in these videos"
+
+
 @dataclass(frozen=True)
 class Moment:
     """One answer: a time range of one library video, with its playable clip and thumbnail when made."""
@@ -89,7 +99,7 @@ class ScoreSeries:
 class Answer:
     question: str
     mode: str
-    """``zeroshot`` or the checkpoint's name."""
+    """The mode that answered: ``zeroshot``, a checkpoint's name or ``fused:NAME`` (never ``auto``)."""
     moments: list[Moment]
     """Best first (rank 1, 2, ...); at most ``k``."""
     series: list[ScoreSeries]
@@ -106,13 +116,34 @@ class Answer:
     """The best moment's confidence is under the mode's threshold: the moments are candidates, not answers."""
     threshold: float | None = None
     """That threshold (None when the mode has no calibration)."""
+    asked_mode: str = ""
+    """The mode the user chose (``auto`` resolves to :attr:`mode`)."""
+    label: str = ""
+    """How it was answered, in words, e.g. ``fused (VSLNet ... + zero-shot ..., weight 0.6)``."""
+    warnings: tuple[str, ...] = ()
+    """What the user should know about this answer (e.g. a stored calibration that cannot be read)."""
+
+    @property
+    def verdict(self) -> str | None:
+        """The best moment's confidence in words (:func:`confidence_words`)."""
+        best = max((m.confidence for m in self.moments if m.confidence is not None), default=None)
+        return confidence_words(best, self.threshold)
+
+    def moment_dicts(self) -> list[dict[str, Any]]:
+        return [
+            dict(m.to_dict(), confidence_words=confidence_words(m.confidence, self.threshold)) for m in self.moments
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "verdict": self.verdict,
             "mode": self.mode,
+            "asked_mode": self.asked_mode or self.mode,
+            "label": self.label,
+            "warnings": list(self.warnings),
             "video_id": self.video_id,
-            "moments": [m.to_dict() for m in self.moments],
+            "moments": self.moment_dicts(),
             "series": [s.to_dict() for s in self.series],
             "prompts": [{"text": t, "weight": w} for t, w in self.prompts],
             "candidates": self.candidates,

@@ -23,12 +23,12 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
-from app.answering.calibration import Calibration
 from app.answering.results import Answer, Moment, ScoreSeries
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
@@ -39,7 +39,19 @@ logger = logging.getLogger(__name__)
 
 
 class InvalidRequest(EgoRecallError):
-    """A question asked with impossible settings (k < 1, ...)."""
+    """A question asked with impossible settings (k outside 1-50, ...)."""
+
+
+MAX_K = 50
+"""The most moments one question may ask for: more are no longer "the best moments" (and a huge k would
+return every window of the library)."""
+
+
+def check_k(k: object) -> int:
+    """``k`` if it is a whole number of moments in 1..:data:`MAX_K`, else :class:`InvalidRequest`."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidRequest(f"k must be a whole number of moments from 1 to {MAX_K} (got {k!r})")
+    return k
 
 
 class NothingToSearch(EgoRecallError):
@@ -124,8 +136,7 @@ def find_moments(
     config: SearchConfig = SearchConfig(),
 ) -> Ranking:
     """Answer one question over one video (``video_id``) or the whole library: the ``k`` best windows."""
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InvalidRequest(f"k must be a whole number of moments, at least 1 (got {k!r})")
+    check_k(k)
     started = time.monotonic()
     if video_id is not None:
         record = library.get(video_id)
@@ -257,17 +268,28 @@ def _score_video(
     )
 
 
-def to_answer(
-    ranking: Ranking,
-    mode: str,
+def answer_question(
+    library: Library,
+    answerer: Answerer,
     question: str,
-    video_id: str | None,
-    moments: list[Moment],
-    seconds: float,
-    calibration: Calibration | None = None,
+    *,
+    asked_mode: str,
+    video_id: str | None = None,
+    k: int = 5,
+    config: SearchConfig = SearchConfig(),
+    cut: Callable[[Moment], Moment] | None = None,
 ) -> Answer:
-    """Assemble an :class:`Answer` (series ordered by each video's best moment, then by video order); with a
-    ``calibration``, each moment carries its confidence and the answer says whether any is a good match."""
+    """The :class:`Answer` to one question, built here and only here: the ranked windows of
+    :func:`find_moments`, each a :class:`Moment` (``cut`` adds its playable clip), its confidence when the
+    answerer has a calibration, and which mode answered (``asked_mode`` is what the user chose, e.g. ``auto``)."""
+    started = time.monotonic()
+    ranking = find_moments(library, answerer, question, video_id=video_id, k=k, config=config)
+    moments = []
+    for rank, (vid, window) in enumerate(ranking.ranked, start=1):
+        scored = ranking.videos[vid]
+        moment = Moment(vid, scored.record.name, window.start, window.end, window.score, rank, presence=scored.presence)
+        moments.append(cut(moment) if cut is not None else moment)
+    calibration = answerer.calibration
     if calibration is not None:
         moments = [replace(m, confidence=calibration.probability(m.score, m.presence)) for m in moments]
     first_rank: dict[str, int] = {}
@@ -282,13 +304,16 @@ def to_answer(
     prompts = tuple((p.text, p.weight) for p in ranking.prepared.rewrite.prompts)
     return Answer(
         question=question,
-        mode=mode,
+        mode=answerer.mode,
         moments=moments,
         series=series,
         video_id=video_id,
         prompts=prompts,
         candidates=len(ranking.videos),
-        seconds=seconds,
+        seconds=time.monotonic() - started,
         no_good_match=calibration is not None and not any(m.confidence >= calibration.threshold for m in moments),
         threshold=None if calibration is None else calibration.threshold,
+        asked_mode=asked_mode,
+        label=answerer.label,
+        warnings=tuple(getattr(answerer, "warnings", ())),
     )

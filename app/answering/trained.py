@@ -77,7 +77,7 @@ class TrainedAnswerer:
 
         folder = resolve_checkpoint(checkpoint, context.checkpoints_dir)
         self.model, self.meta = load_checkpoint(folder, device=context.device)
-        self.calibration = stored_calibration(self.meta.calibration, CHECKPOINT, str(folder))
+        self.calibration, self.warnings = stored_calibration(self.meta.calibration, CHECKPOINT, str(folder))
         fe = self.meta.feature_encoder
         if context.feature_key_known:
             check_compatible(

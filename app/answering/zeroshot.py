@@ -53,7 +53,7 @@ class ZeroShotAnswerer:
         self.mode = ZEROSHOT
         self.label = f"zero-shot ({self.clip.key})"
         self.config = config
-        self.calibration = encoder_calibration(context.clip_spec)
+        self.calibration, self.warnings = encoder_calibration(context.clip_spec)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self._vectors = VectorCache()
         self._presence: PresenceScorer | None = None

@@ -30,11 +30,12 @@ def register(subparsers) -> None:
     p.add_argument("--video", metavar="ID", default=None, help="search only this video (id from `library list`)")
     p.add_argument(
         "--mode",
-        default="zeroshot",
-        metavar="zeroshot|CHECKPOINT",
-        help="zero-shot CLIP search (default) or a trained checkpoint's name or folder",
+        default="auto",
+        metavar="auto|zeroshot|CHECKPOINT|fused:CHECKPOINT",
+        help="auto (default: fused with the library's best trained checkpoint, else zero-shot CLIP search), "
+        "zeroshot, a trained checkpoint's name or folder, or fused:CHECKPOINT",
     )
-    p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments (default 5)")
+    p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments, 1-50 (default 5)")
     clips = p.add_mutually_exclusive_group()
     clips.add_argument(
         "--clips", type=Path, default=None, metavar="DIR", help="also copy each moment's clip and thumbnail into DIR"
@@ -59,9 +60,10 @@ def register(subparsers) -> None:
     )
     pr.add_argument(
         "--mode",
-        default="zeroshot",
-        metavar="zeroshot|CHECKPOINT",
-        help="zero-shot CLIP search (default) or a trained checkpoint's name or folder",
+        default="auto",
+        metavar="auto|zeroshot|CHECKPOINT|fused:CHECKPOINT",
+        help="auto (default: fused with the best compatible trained checkpoint, else zero-shot), zeroshot, a "
+        "trained checkpoint's name or folder, or fused:CHECKPOINT",
     )
     src = pr.add_mutually_exclusive_group()
     src.add_argument(
@@ -74,7 +76,7 @@ def register(subparsers) -> None:
         "--features-dir", type=Path, metavar="DIR", help="folder of precomputed clip features, <clip_uid>.npy or .pt"
     )
     pr.add_argument("--out", required=True, type=Path, metavar="PRED.json", help="submission file to write")
-    pr.add_argument("--k", type=int, default=5, metavar="N", help="windows per query (default 5)")
+    pr.add_argument("--k", type=int, default=5, metavar="N", help="windows per query, 1-50 (default 5)")
     pr.add_argument(
         "--model",
         default=None,
@@ -107,12 +109,16 @@ def register(subparsers) -> None:
         description="Answer every query of an annotated NLQ file about the library's videos, plus questions of "
         "other videos' clips as negatives, and fit the score -> probability-of-a-right-answer map and the "
         "threshold below which answers say 'no good match' (losing at most --max-loss points of R@1@0.3). "
-        "It is stored with the checkpoint, or with the EgoRecall-pretrained encoder for zeroshot.",
+        "It is stored with the checkpoint, or with the EgoRecall-pretrained encoder for zeroshot. For a "
+        "checkpoint, fused:CHECKPOINT or auto, the fusion weight is chosen again on the file first, then the "
+        "checkpoint's and the fused mode's calibrations are fitted (training does the same on its validation file).",
     )
     ca.add_argument("--annotations", required=True, type=Path, metavar="NLQ.json", help="annotated NLQ file")
-    ca.add_argument("--mode", default="zeroshot", metavar="zeroshot|CHECKPOINT|fused:CHECKPOINT")
-    ca.add_argument("--negatives", type=int, default=3, metavar="N", help="negative questions per clip")
-    ca.add_argument("--max-loss", type=float, default=2.0, metavar="POINTS", help="R@1@0.3 that may be lost")
+    ca.add_argument("--mode", default="auto", metavar="auto|zeroshot|CHECKPOINT|fused:CHECKPOINT")
+    ca.add_argument("--negatives", type=int, default=3, metavar="N", help="negative questions per clip (at least 1)")
+    ca.add_argument(
+        "--max-loss", type=float, default=2.0, metavar="POINTS", help="R@1@0.3 that may be lost, 0-100 (default 2)"
+    )
     _add_library_arg(ca)
     ca.set_defaults(handler=calibrate_command)
 
@@ -155,12 +161,11 @@ def _copy_clips(answer, directory: Path):
 
 
 def ask_command(args: argparse.Namespace) -> int:
-    from app.answering import InvalidRequest
+    from app.answering import check_k
     from app.service import EgoRecall
     from indexing.library import Library
 
-    if args.k < 1:
-        raise InvalidRequest(f"--k must be at least 1 (got {args.k})")
+    check_k(args.k)
     settings = _settings(args)
     Library.open(settings.library, create=False, repair=False).close()  # no library: say so, create none
     service = EgoRecall(settings)
@@ -170,8 +175,11 @@ def ask_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_json_answer(answer), indent=1))
         return 0
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     scope = f"video {args.video}" if args.video else f"{answer.candidates} video(s) searched"
-    print(f"{answer.question}\n  {answer.mode}, {scope}, {answer.seconds:.2f} s")
+    how = f"{answer.asked_mode}: {answer.label}" if answer.asked_mode != answer.mode else answer.label
+    print(f"{answer.question}\n  {how}, {scope}, {answer.seconds:.2f} s")
     if not answer.moments:
         print("  no moments found")
         return 0
@@ -269,12 +277,11 @@ def _directory_source(args, settings):
 def predict_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from app.answering import InvalidRequest, answer_dataset
+    from app.answering import answer_dataset, check_k
     from training.nlq import load_nlq
     from training.submission import Prediction, write_submission
 
-    if args.k < 1:
-        raise InvalidRequest(f"--k must be at least 1 (got {args.k})")
+    check_k(args.k)
     started = time.monotonic()
     settings = _settings(args)
     dataset = load_nlq(args.annotations)
@@ -306,20 +313,36 @@ def predict_command(args: argparse.Namespace) -> int:
 
 
 def calibrate_command(args: argparse.Namespace) -> int:
-    from app.answering.rejection import calibrate_mode, negative_queries
+    from app.answering import AUTO, FUSED, ZEROSHOT, InvalidRequest, parse_mode, resolve_auto
+    from app.answering.rejection import CalibrationError, calibrate_mode, negative_queries
+    from app.answering.tuning import fit_checkpoint
     from app.service import EgoRecall
     from training.features import LibraryClipFeatures
     from training.nlq import load_nlq
 
+    if not 0.0 <= args.max_loss <= 100.0:
+        raise InvalidRequest(f"--max-loss is points of R@1@0.3 from 0 to 100 (got {args.max_loss:g})")
+    if args.negatives < 1:
+        raise InvalidRequest(f"--negatives must be at least 1 question per clip (got {args.negatives})")
     service = EgoRecall(_settings(args))
     dataset = load_nlq(args.annotations)
+    source = LibraryClipFeatures(service.library)
+    mode = resolve_auto(service.answer_context()) if args.mode == AUTO else args.mode
+    kind, checkpoint = parse_mode(mode)
+    if mode != ZEROSHOT:  # a checkpoint, alone or fused: its fusion weight first, then both calibrations
+        name = checkpoint if kind.name == FUSED else mode
+        fit = fit_checkpoint(
+            service, name, dataset, source, negatives_per_clip=args.negatives, max_r1_loss=args.max_loss
+        )
+        if not fit.calibrations and fit.fusion is None:
+            raise CalibrationError(f"nothing could be fitted: {fit.summary()}")
+        print(fit.summary())
+        return 0
     negatives = negative_queries(dataset, per_clip=args.negatives)
-    out = calibrate_mode(
-        service, args.mode, dataset, LibraryClipFeatures(service.library), negatives, max_r1_loss=args.max_loss
-    )
+    out = calibrate_mode(service, mode, dataset, source, negatives, max_r1_loss=args.max_loss)
     c, cal = out["cross_fitted"], out["calibration"]
     print(
-        f"{args.mode}: calibrated on {cal['positives']} queries and {cal['negatives']} negatives of "
+        f"{mode}: calibrated on {cal['positives']} queries and {cal['negatives']} negatives of "
         f"{args.annotations}; threshold {100 * cal['threshold']:.0f} %. On held-out halves: "
         f"{c['negatives_flagged']:.0f} % of negatives flagged 'no good match', {c['R@1@0.3_lost']:.1f} points of "
         f"R@1@0.3 lost (of {c['R@1@0.3']:.1f})"

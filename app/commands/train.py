@@ -86,4 +86,6 @@ def train_command(args: argparse.Namespace) -> int:
         )
     for which, path in result.checkpoints.items():
         print(f"checkpoint ({which}): {path}")
+    for line in result.answering.values():
+        print(line)
     return 0

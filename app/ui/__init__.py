@@ -18,6 +18,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.answering import AUTO
 from app.jobs import JobManager
 from app.ui import ask_tab, library_tab, train_tab
 from app.ui.actions import ALL_VIDEOS, Actions
@@ -75,7 +76,7 @@ def _add_api(actions: Actions) -> None:
         """Remove one video (by id) and everything stored for it."""
         return actions.remove(video_id)
 
-    def ask(question: str, video_id: str = ALL_VIDEOS, mode: str = "zeroshot", k: int = ask_tab.DEFAULT_K) -> dict:
+    def ask(question: str, video_id: str = ALL_VIDEOS, mode: str = AUTO, k: int = ask_tab.DEFAULT_K) -> dict:
         """The k best moments: video id and name, start/end seconds, score, and the clip and thumbnail (a
         server path, and ``clip_url`` relative to the app)."""
         return actions.ask(question, video_id, mode, k)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from app.answering import AUTO, FUSED, ZEROSHOT
 from app.jobs import JobManager, error_message
 from app.ui.format import moment_record
 from models.errors import EgoRecallError
@@ -121,15 +122,17 @@ class Actions:
 
         try:
             names = self.service.modes()
-        except EgoRecallError:  # e.g. an empty library: only zero-shot can be named
-            names = ["zeroshot"]
+        except EgoRecallError:  # e.g. an empty library: only zero-shot can answer
+            names = [AUTO, ZEROSHOT]
         infos = {c.name: c for c in list_checkpoints(self.service.settings.checkpoints_dir)}
         out = []
         for name in names:
-            fused = name.startswith("fused:")
+            fused = name.startswith(f"{FUSED}:")
             info = infos.get(name.split(":", 1)[1] if fused else name)
             metrics = dict(info.metrics) if info and not fused else {}
-            label = "zero-shot (CLIP)" if name == "zeroshot" else _checkpoint_label(name, info)
+            label = "zero-shot (CLIP)" if name == ZEROSHOT else _checkpoint_label(name, info)
+            if name == AUTO:
+                label = f"auto (best available: {self._auto_now()})"
             if fused:
                 label = f"fused: {_checkpoint_label(info.name, info) if info else name} + zero-shot"
             out.append(
@@ -150,10 +153,19 @@ class Actions:
             k = int(k)
         except (TypeError, ValueError):
             raise EgoRecallError(f"k must be a whole number of moments, not {k!r}") from None
-        return self.service.ask(question or "", video_id=scope, mode=mode or "zeroshot", k=k)
+        return self.service.ask(question or "", video_id=scope, mode=mode or AUTO, k=k)
+
+    def _auto_now(self) -> str:
+        """What ``auto`` stands for in this library now (best effort: the list of modes must not fail)."""
+        from app.answering import resolve_auto
+
+        try:
+            return resolve_auto(self.service.answer_context())
+        except EgoRecallError:
+            return ZEROSHOT
 
     @user_facing("answering the question")
-    def ask(self, question: str, video_id: str | None = None, mode: str = "zeroshot", k: int = 5) -> dict:
+    def ask(self, question: str, video_id: str | None = None, mode: str = AUTO, k: int = 5) -> dict:
         answer = self.ask_answer(question, video_id, mode, k)
         return answer_record(answer)
 
@@ -270,13 +282,22 @@ def _checkpoint_label(name: str, info) -> str:
 
 def answer_record(answer) -> dict[str, Any]:
     """The ``ask`` API's answer: moments as records (clip files by path and by URL), without the curves."""
+    from app.answering.results import confidence_words
+
     return {
         "question": answer.question,
         "mode": answer.mode,
+        "asked_mode": answer.asked_mode or answer.mode,
+        "label": answer.label,
+        "warnings": list(answer.warnings),
         "video_id": answer.video_id,
-        "moments": [moment_record(m) for m in answer.moments],
+        "moments": [
+            dict(moment_record(m), confidence_words=confidence_words(m.confidence, answer.threshold))
+            for m in answer.moments
+        ],
         "candidates": answer.candidates,
         "seconds": round(answer.seconds, 3),
         "no_good_match": answer.no_good_match,
+        "verdict": answer.verdict,
         "threshold": answer.threshold,
     }

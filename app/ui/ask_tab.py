@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from app.answering import AUTO
 from app.service import EgoRecall
 from app.ui.actions import ALL_VIDEOS, Actions, user_facing
 from app.ui.format import moment_caption, moment_record, playback_offset, series_points
@@ -66,7 +67,7 @@ def build(actions: Actions) -> dict[str, Any]:
         mode = gr.Dropdown(
             label="Mode",
             choices=mode_choices(actions.modes()),
-            value="zeroshot",
+            value=AUTO,
             allow_custom_value=True,
             scale=2,
             elem_id="er-mode",
@@ -204,7 +205,7 @@ def build(actions: Actions) -> dict[str, Any]:
         names = {m["name"] for m in modes}
         return (
             gr.update(choices=scope_choices(records), value=current_scope if current_scope in ids else ALL_VIDEOS),
-            gr.update(choices=mode_choices(modes), value=current_mode if current_mode in names else "zeroshot"),
+            gr.update(choices=mode_choices(modes), value=current_mode if current_mode in names else AUTO),
         )
 
     return {"scope": scope, "mode": mode, "refresh": (refresh_choices, [scope, mode], [scope, mode])}
@@ -212,7 +213,8 @@ def build(actions: Actions) -> dict[str, Any]:
 
 def _caption(m: dict) -> str:
     if m.get("confidence") is not None:
-        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {100 * m['confidence']:.0f} % likely"
+        said = f" · {m['confidence_words']}" if m.get("confidence_words") else ""
+        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {100 * m['confidence']:.0f} %{said}"
     return f"#{m['rank']} · {m['video_name']} · {m['span']} · score {m['score']:.3f}"
 
 
@@ -231,9 +233,12 @@ def _plot_for(state: dict | None, video_id: str | None):
 
 def _render(answer: dict, state: dict):
     moments = answer["moments"]
+    how = answer.get("label") or answer["mode"]
+    if answer.get("asked_mode") and answer["asked_mode"] != answer["mode"]:
+        how = f"{answer['asked_mode']}: {how}"
     if moments:
         lines = (
-            f"**{len(moments)} moment(s)** for “{answer['question']}” ({answer['mode']}, "
+            f"**{len(moments)} moment(s)** for “{answer['question']}” ({how}, "
             f"{answer['candidates']} video(s) searched, {answer['seconds']:.2f} s)"
         )
     else:
@@ -241,9 +246,12 @@ def _render(answer: dict, state: dict):
     if moments and answer.get("no_good_match"):
         best = max((m.get("confidence") or 0.0) for m in moments)
         lines = (
-            f"**No good match** for “{answer['question']}”: the best moment is {100 * best:.0f} % likely to be "
-            f"right (a good match needs {100 * answer['threshold']:.0f} %). The closest candidates are below."
+            f"**No good match** for “{answer['question']}” — {answer.get('verdict') or 'unsure'}: the best "
+            f"moment is {100 * best:.0f} % likely to be right (a good match needs {100 * answer['threshold']:.0f} "
+            f"%). The closest candidates are below. ({how})"
         )
+    for warning in answer.get("warnings") or ():
+        lines += f"\n\n⚠ {warning}"
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]
     if problems:
         lines += "\n\n" + "; ".join(problems)

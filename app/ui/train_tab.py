@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.answering import AUTO, FUSED, ZEROSHOT
 from app.ui.actions import Actions, user_facing
 from app.ui.ask_tab import typed_frame
 from app.ui.train_form import HYPERPARAMETERS, config_defaults, config_label, config_names, curves, get_value
@@ -175,7 +176,9 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
     def checkpoints_choices():
         return gr.update(
             choices=[
-                m["name"] for m in actions.modes() if m["name"] != "zeroshot" and not m["name"].startswith("fused:")
+                m["name"]
+                for m in actions.modes()
+                if m["name"] not in (AUTO, ZEROSHOT) and not m["name"].startswith(f"{FUSED}:")
             ]
         )
 
