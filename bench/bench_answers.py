@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     source = LibraryClipFeatures(service.library)
     fusion = None
     if report.checkpoint:
-        fusion = choose_and_record_fusion(service, report.checkpoint, dataset, source)
+        fusion = record_fusion(service, report.checkpoint, dataset, source)
     modes = args.modes
     if modes is None:
         modes = ["zeroshot"] + ([report.checkpoint, f"fused:{report.checkpoint}"] if report.checkpoint else [])
@@ -513,22 +513,6 @@ def rejection_table(rejection: dict[str, dict], negatives: int) -> str:
                 f"{c['R@1@0.3_lost']:.1f} |"
             )
     return "\n".join(lines)
-
-
-def choose_and_record_fusion(service, checkpoint: str, dataset, source) -> dict:
-    """The fused mode's weight, chosen on the validation queries the best checkpoint was also chosen on (the
-    NLQ convention: val selects, val reports), stored in the checkpoint's metadata."""
-    from app.answering import choose_fusion_weight
-    from checkpoints import update_metadata
-
-    choice = choose_fusion_weight(service.answerer(f"fused:{checkpoint}"), dataset, source)
-    fusion = {
-        "weight": choice.weight,
-        "chosen_on": str(dataset.source),
-        "metrics": {str(w): s for w, s in choice.scores.items()},
-    }
-    update_metadata(checkpoint, {"fusion": fusion}, service.settings.checkpoints_dir)
-    return fusion
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from app.cli import main
 from app.demo import DemoConfig, DemoError
 from app.service import EgoRecall
 from app.settings import Settings
+from checkpoints import read_metadata
 from models.clip_encoder import EncoderSpec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -68,6 +69,14 @@ def test_demo_runs_every_stage(first_run):
     assert (report.checkpoints_dir / report.checkpoint).is_dir()
     assert {"R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5"} <= set(report.train_metrics)
     assert all(0.0 <= report.train_metrics[k] <= 100.0 for k in ("R@1@0.3", "R@5@0.5"))
+    # ... and fitted for answering on the validation file: its fusion weight (the quick world's validation
+    # file is about one video, so there are no other videos' questions to calibrate "no good match" with)
+    meta = read_metadata(report.checkpoints_dir / report.checkpoint)
+    assert meta.fusion["chosen_on"] == str(report.world / "nlq_val.json") and 0.0 <= meta.fusion["weight"] <= 1.0
+    assert meta.fusion["queries"] > 0 and len(meta.fusion["metrics"]) == 11 and not meta.calibration
+    # so the default mode answers fused with a checkpoint of the demo, and says so
+    auto = service.ask(report.question, k=QUICK.k, clips=False)
+    assert auto.asked_mode == "auto" and auto.mode.startswith("fused:demo-vslnet-") and "weight" in auto.label
 
     # the demo question has answers in both modes, with playable clips
     assert "keys" in report.question and report.truth  # the world really has keys put down
