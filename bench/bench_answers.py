@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from app.answering.rejection import calibrate_mode
+    from app.answering.tuning import record_fusion
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
