@@ -39,13 +39,15 @@ def test_one_click_demo_then_ask_in_both_modes(tmp_path):
         assert "demo ready" in status["message"]
 
         modes = [m["name"] if isinstance(m, dict) else m for m in client.predict(api_name="/modes")]
-        assert modes[0] == "zeroshot" and len(modes) >= 2
+        assert modes[:2] == ["auto", "zeroshot"] and len(modes) >= 3
         videos = client.predict(api_name="/videos")
         assert videos and all(v["status"] == "ready" for v in videos)
-        for mode in ("zeroshot", modes[1]):
+        for mode in ("zeroshot", modes[2], "auto"):
             answer = client.predict("where did I put the keys?", None, mode, 5, api_name="/ask")
             assert len(answer["moments"]) == 5, mode
             assert all(m["clip_url"] for m in answer["moments"])
+        # the default mode fuses with a checkpoint the demo trained (fitted on its validation file) and says so
+        assert answer["asked_mode"] == "auto" and answer["mode"].startswith("fused:demo-vslnet-")
     finally:
         jobs.close()
         blocks.close()

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from training.synthworld.generate import SynthConfig
+from training.synthworld.style import STYLES
 
 
 def register(subparsers) -> None:
@@ -50,6 +51,13 @@ def register(subparsers) -> None:
         default=min(2, os.cpu_count() or 1),
         help="processes rendering videos in parallel (default %(default)s)",
     )
+    p.add_argument(
+        "--style",
+        choices=sorted(STYLES),
+        default=defaults.style,
+        help="how the world looks, moves and talks: home (the tuning style) or a report style never tuned on "
+        "(default %(default)s)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a synthetic world previously generated in --out")
     p.set_defaults(handler=run)
 
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         max_queries_per_clip=args.max_queries,
         workers=args.workers,
+        style=args.style,
     )
     summary = generate_world(args.out, cfg, overwrite=args.overwrite)
     width = max(len(name) for name, _ in summary.files)

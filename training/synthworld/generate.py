@@ -24,6 +24,7 @@ from training.synthworld.catalog import DEFAULT_HOUSE, House
 from training.synthworld.language import narration
 from training.synthworld.queries import ClipView, Query, clip_queries
 from training.synthworld.script import Event, Sighting, plan_video, sightings
+from training.synthworld.style import STYLES, WorldStyle, world_style
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,14 @@ class SynthConfig:
     two_clip_probability: float = 0.5  # videos of 60 s or more are sometimes cut into two clips
     crf: int = 23
     workers: int = 1
+    style: str = "home"
+    """How the world looks, moves and talks (:mod:`training.synthworld.style`): ``home`` (tuning) or a report
+    style (``flat``, ``cottage``, ``loft``)."""
 
     def validate(self) -> None:
         problems = []
+        if self.style not in STYLES:
+            problems.append(f"--style must be one of {', '.join(STYLES)} (got {self.style!r})")
         if self.n_videos < 1:
             problems.append(f"--videos must be at least 1 (got {self.n_videos})")
         if not 10.0 <= self.duration <= 3600.0:
@@ -142,28 +148,39 @@ def plan_world_video(index: int, cfg: SynthConfig, house: House = DEFAULT_HOUSE)
     """Script, clips and queries of video ``index`` of world ``cfg.seed`` (no rendering)."""
     meta_ss, script_ss, motion_ss, query_ss = np.random.SeedSequence([cfg.seed, index]).spawn(4)
     meta = np.random.default_rng(meta_ss)
+    style = world_style(cfg.style)
+    house = style.house(house)
     j = cfg.duration_jitter
     # Whole seconds: a whole number of frames at any integer frame rate, and event times on the 0.1 s grid.
     duration = float(max(10, round(cfg.duration * float(meta.uniform(1.0 - j, 1.0 + j)))))
     n_frames = int(round(duration * cfg.fps))
-    events = plan_video(house, script_ss, duration)
+    events = plan_video(house, script_ss, duration, style.duration_scale)
     seen = sightings(events, house)
     uid = _uid(cfg.seed, "video", index)
     qrng = np.random.default_rng(query_ss)
+    words = _style_rng(cfg, index, "questions")  # its own stream: the canonical world stays byte-identical
     clips = []
     for k, (start, end) in enumerate(_plan_clips(meta, duration, cfg)):
         view = ClipView.of(start, end, events, seen, house)
-        clips.append(
-            ClipPlan(
-                _uid(cfg.seed, "clip", index, k),
-                _uid(cfg.seed, "nlq", index, k),
-                start,
-                end,
-                clip_queries(view, qrng, cfg.max_queries_per_clip),
-            )
-        )
+        queries = [_styled(q, style, words, start, end) for q in clip_queries(view, qrng, cfg.max_queries_per_clip)]
+        clips.append(ClipPlan(_uid(cfg.seed, "clip", index, k), _uid(cfg.seed, "nlq", index, k), start, end, queries))
     motion_seed = int(np.random.default_rng(motion_ss).integers(2**31))
     return VideoPlan(index, uid, duration, n_frames, events, seen, clips, motion_seed)
+
+
+def _style_rng(cfg: SynthConfig, index: int, what: str) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([cfg.seed, index, {"questions": 7, "narrations": 8}[what]]))
+
+
+def _styled(q: Query, style: WorldStyle, rng: np.random.Generator, clip_start: float, clip_end: float) -> Query:
+    """The question in the style's words, its answer window drawn with the style's padding (within the clip)."""
+    if style.answer_pad_s:
+        q = replace(
+            q,
+            start=round(max(clip_start, q.start - style.answer_pad_s), 3),
+            end=round(min(clip_end, q.end + style.answer_pad_s), 3),
+        )
+    return replace(q, query=style.question(q.query, rng))
 
 
 def assign_splits(plans: list[VideoPlan], cfg: SynthConfig) -> None:
@@ -196,9 +213,11 @@ def _assets(house: House, size: int):
 def render_video_file(plan: VideoPlan, path: Path, cfg: SynthConfig, house: House = DEFAULT_HOUSE) -> int:
     """Render and encode one video (H.264 MP4); returns the file size. Writes to a temp name, then renames."""
     from indexing.mp4_writer import VideoWriter
-    from training.synthworld.render import VideoRenderer
+    from training.synthworld.render import CameraMotion, VideoRenderer
 
-    renderer = VideoRenderer(_assets(house, cfg.size), plan.events, cfg.fps, plan.motion_seed)
+    style = world_style(cfg.style)
+    motion = CameraMotion(style.shake, style.pan_period_s, style.step_hz)
+    renderer = VideoRenderer(_assets(style.house(house), cfg.size), plan.events, cfg.fps, plan.motion_seed, motion)
     tmp = path.with_name(path.stem + ".partial.mp4")
     try:
         with VideoWriter(
@@ -242,10 +261,13 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def _narrations(plan: VideoPlan, house: House, cfg: SynthConfig) -> tuple[list[dict], list[tuple[int, str]]]:
     pass_uid = _uid(cfg.seed, "narration", plan.index)
+    style = world_style(cfg.style)
+    words = _style_rng(cfg, plan.index, "narrations")
     entries, per_event = [], []
     for ev in plan.events:
         text = narration(ev, house)
         if text:
+            text = style.narration(text, words)
             entries.append(ego4d.narration_entry(ev.mid, cfg.fps, text, pass_uid))
             per_event.append((ev.idx, text))
     return entries, per_event
@@ -330,7 +352,7 @@ def generate_world(
     n_narr = 0
     splits: dict[str, list[dict]] = {"train": [], "val": []}
     for p in plans:
-        entries, per_event = _narrations(p, house, cfg)
+        entries, per_event = _narrations(p, world_style(cfg.style).house(house), cfg)
         n_narr += len(entries)
         narration_json[p.video_uid] = ego4d.narration_video(
             entries, _summary_text(p), p.duration, _uid(cfg.seed, "narration", p.index)
@@ -370,7 +392,8 @@ def generate_world(
         "generator": "egorecall-synthworld",
         "format_version": FORMAT_VERSION,
         "config": recorded,
-        "house": house.describe(),
+        "house": world_style(cfg.style).house(house).describe(),
+        "style": world_style(cfg.style).describe(),
         "videos": world_videos,
     }
     nbytes = ego4d.write_json(out / "world.json", world)

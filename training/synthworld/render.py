@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -563,13 +564,30 @@ class SceneAssets:
         paste(out, rgb, alpha, left, top)
 
 
+@dataclass(frozen=True)
+class CameraMotion:
+    """How the head camera moves (a world style's): shake amplitude (at most 1, the frame margin), the period of
+    a slow pan across a room, and the walking bob's frequency."""
+
+    shake: float = 1.0
+    pan_period_s: float = 23.0
+    step_hz: float = 1.8
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.shake <= 1.0 or self.pan_period_s <= 0 or self.step_hz <= 0:
+            raise ValueError(f"camera motion out of range: {self}")
+
+
 class VideoRenderer:
     """Frames of one video: the event script plus a seeded camera motion."""
 
-    def __init__(self, assets: SceneAssets, events: list[Event], fps: float, motion_seed: int) -> None:
+    def __init__(
+        self, assets: SceneAssets, events: list[Event], fps: float, motion_seed: int, motion: CameraMotion | None = None
+    ) -> None:
         self.a = assets
         self.events = events
         self.fps = fps
+        self.motion = motion or CameraMotion()
         rng = np.random.default_rng(motion_seed)
         self.phases = rng.uniform(0, 2 * math.pi, 6)
         self.kinds = {
@@ -590,13 +608,15 @@ class VideoRenderer:
         p = self.phases
         dx = 0.55 * math.sin(2 * math.pi * 0.21 * t + p[0]) + 0.3 * math.sin(2 * math.pi * 0.67 * t + p[1])
         dy = 0.55 * math.sin(2 * math.pi * 0.17 * t + p[2]) + 0.3 * math.sin(2 * math.pi * 0.73 * t + p[3])
+        dx, dy = self.motion.shake * dx, self.motion.shake * dy
         if walking:
-            dy = 0.4 * dy + 0.55 * math.sin(2 * math.pi * 1.8 * t + p[4])
+            dy = 0.4 * dy + 0.55 * math.sin(2 * math.pi * self.motion.step_hz * t + p[4])
         return int(round(dx * m)), int(round(dy * m))
 
     def pan(self, t: float) -> int:
         span = self.a.pano_px - self.a.size
-        return int(round(span * (0.5 + 0.5 * math.sin(2 * math.pi * t / 23.0 + self.phases[5]))))
+        phase = 2 * math.pi * t / self.motion.pan_period_s + self.phases[5]
+        return int(round(span * (0.5 + 0.5 * math.sin(phase))))
 
     # ------------------------------------------------------------------ views
     def room_view(self, room: str, t: float, walking: bool = False, extra_pan: int = 0) -> np.ndarray:

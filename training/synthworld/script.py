@@ -93,10 +93,11 @@ class _TaskOverflow(Exception):
 
 
 class _Simulator:
-    def __init__(self, house: House, rng: np.random.Generator, duration: float) -> None:
+    def __init__(self, house: House, rng: np.random.Generator, duration: float, duration_scale: float = 1.0) -> None:
         self.house = house
         self.rng = rng
         self.duration = duration
+        self.duration_scale = duration_scale
         self.t = 0.0
         self.events: list[Event] = []
         where, slot = self._initial_placement()
@@ -131,7 +132,7 @@ class _Simulator:
 
     def _emit(self, kind: str, **fields) -> Event:
         lo, hi = DURATIONS[kind]
-        duration = round(float(self.rng.uniform(lo, hi)), 1)
+        duration = round(float(self.rng.uniform(lo, hi)) * self.duration_scale, 1)
         end = round(self.t + duration, 1)
         if end > self.duration:
             raise _TaskOverflow
@@ -317,10 +318,13 @@ class _Simulator:
         return self.events
 
 
-def plan_video(house: House, seed_sequence: np.random.SeedSequence, duration: float) -> list[Event]:
-    """Seeded event script that tiles ``[0, duration]`` exactly with complete tasks."""
+def plan_video(
+    house: House, seed_sequence: np.random.SeedSequence, duration: float, duration_scale: float = 1.0
+) -> list[Event]:
+    """Seeded event script that tiles ``[0, duration]`` exactly with complete tasks; every action lasts
+    ``duration_scale`` times its canonical duration (a world style's pace)."""
     rng = np.random.default_rng(seed_sequence)
-    return _Simulator(house, rng, round(duration, 1)).run()
+    return _Simulator(house, rng, round(duration, 1), duration_scale).run()
 
 
 # ---------------------------------------------------------------------- what was visible

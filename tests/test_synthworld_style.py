@@ -1,0 +1,90 @@
+"""World styles: the tuning style is the canonical world, report styles differ from it in every knob, and a
+report world really speaks, looks and times its answers in its own style (so figures on it are held out)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from training.synthworld import generate_world
+from training.synthworld.catalog import DEFAULT_HOUSE
+from training.synthworld.generate import SynthWorldError
+from training.synthworld.style import HOME, REPORT_STYLES, STYLES, TUNING_STYLES, world_style
+
+KNOBS = ("duration_scale", "answer_pad_s", "shake", "pan_period_s", "step_hz", "palette_shift", "layout_seed")
+
+
+def test_the_tuning_style_is_the_canonical_world():
+    assert TUNING_STYLES == ("home",) and HOME.house() is DEFAULT_HOUSE
+    rng = np.random.default_rng(0)
+    for text in ("#C C puts the mug in the fridge", "Where did I put the keys?"):
+        assert HOME.narration(text, rng) == text and HOME.question(text, rng) == text
+
+
+@pytest.mark.parametrize("name", REPORT_STYLES)
+def test_report_styles_share_no_value_with_the_tuning_styles(name):
+    style = STYLES[name]
+    assert style.family == "report"
+    for tuning in TUNING_STYLES:
+        for knob in KNOBS:
+            assert getattr(style, knob) != getattr(STYLES[tuning], knob), (name, knob)
+    assert len(style.renames) >= 8 and len(style.narration_rules) >= 3 and len(style.question_rules) >= 5
+    # renames keep every object (an encoder cannot name what it never saw) and only say it differently
+    canonical = {t.name for t in DEFAULT_HOUSE.things} | {p.name for p in DEFAULT_HOUSE.places}
+    canonical |= {r.name for r in DEFAULT_HOUSE.rooms}
+    assert set(style.renames) <= canonical and not set(style.renames.values()) & canonical
+    house = style.house()
+    assert [t.name for t in house.things] == [t.name for t in DEFAULT_HOUSE.things]
+    assert [r.wall for r in house.rooms] != [r.wall for r in DEFAULT_HOUSE.rooms]
+    assert [p.pano_x for p in house.places] != [p.pano_x for p in DEFAULT_HOUSE.places]
+
+
+def test_an_unknown_style_is_refused(tmp_path):
+    with pytest.raises(SynthWorldError, match="style"):
+        generate_world(tmp_path / "w", n_videos=1, duration=20, style="castle")
+    with pytest.raises(KeyError, match="flat"):
+        world_style("castle")
+
+
+def test_a_report_world_speaks_and_times_its_answers_in_its_style(tmp_path):
+    kw = dict(n_videos=2, seed=3, duration=40, size=48, fps=4)
+    generate_world(tmp_path / "home", **kw)
+    generate_world(tmp_path / "flat", style="flat", **kw)
+    home, flat = (json.loads((tmp_path / w / "world.json").read_text()) for w in ("home", "flat"))
+    assert flat["style"]["name"] == "flat" and home["style"]["name"] == "home"
+
+    def texts(world, what):
+        if what == "narration":
+            return [e["narration"] for v in world["videos"] for e in v["events"] if e["narration"]]
+        return [q["query"] for v in world["videos"] for q in v["queries"]]
+
+    style = STYLES["flat"]
+    for what in ("narration", "query"):
+        said = " ".join(texts(flat, what))
+        for word in style.renames:  # the canonical word never appears where the style renames it
+            assert not re.search(rf"\b{word}\b", said), (what, word)
+    # narrations use the style's verbs, questions its phrasings; the canonical ones are gone or rare
+    assert not any(" puts the " in t for t in texts(flat, "narration"))
+    assert not any(q.startswith("Where did I put the") for q in texts(flat, "query"))
+    casual = [q for q in texts(flat, "query") if not q.endswith("?")]
+    assert casual and all(q == q.lower() for q in casual)
+
+    # answers last longer (slower pace + annotators' padding) and stay inside their clips
+    def lengths(world):
+        return [q["video_end_sec"] - q["video_start_sec"] for v in world["videos"] for q in v["queries"]]
+
+    assert np.median(lengths(flat)) > np.median(lengths(home)) + 0.5
+    nlq = json.loads((tmp_path / "flat" / "nlq_train.json").read_text())
+    for v in nlq["videos"]:
+        for c in v["clips"]:
+            for a in c["annotations"]:
+                for q in a["language_queries"]:
+                    assert (
+                        0.0
+                        <= q["clip_start_sec"]
+                        < q["clip_end_sec"]
+                        <= c["video_end_sec"] - c["video_start_sec"] + 1e-6
+                    )
