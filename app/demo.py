@@ -67,6 +67,8 @@ class DemoConfig:
     """Held-out videos: never seen by pretraining or VSLNet training; their NLQ queries are the val set."""
     max_queries_per_clip: int = 10
     seed: int = 1
+    style: str = "home"
+    """The world's style (:mod:`training.synthworld.style`): ``home`` or a report style of the benchmarks."""
     world_workers: int = 2
     # the encoder
     model: str = "egorecall-small"
@@ -144,6 +146,7 @@ class DemoConfig:
             "fps": self.fps,
             "val_fraction": self.val_fraction,
             "max_queries_per_clip": self.max_queries_per_clip,
+            "style": self.style,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +157,8 @@ class DemoConfig:
         d = self.to_dict()
         for k in ("threads", "world_workers", "question", "k"):
             d.pop(k)
+        if d["style"] == "home":  # libraries made before styles existed recorded none
+            d.pop("style")
         return d
 
 
