@@ -180,7 +180,7 @@ def _styled(q: Query, style: WorldStyle, rng: np.random.Generator, clip_start: f
             start=round(max(clip_start, q.start - style.answer_pad_s), 3),
             end=round(min(clip_end, q.end + style.answer_pad_s), 3),
         )
-    return replace(q, query=style.question(q.query, rng))
+    return replace(q, query=style.question(q.query, rng), slot_x=style.rename(q.slot_x))
 
 
 def assign_splits(plans: list[VideoPlan], cfg: SynthConfig) -> None:

@@ -72,12 +72,16 @@ class WorldStyle:
             text = text.rstrip("?").lower()
         return text
 
-    def _say(self, text: str, rules: tuple[Rule, ...], rng: np.random.Generator) -> str:
-        for pattern, alternatives in rules:
-            text = re.sub(pattern, lambda m, alt=alternatives: m.expand(alt[int(rng.integers(len(alt)))]), text)
+    def rename(self, text: str) -> str:
+        """Objects, places and rooms in the style's words."""
         for word, new in self.renames.items():
             text = re.sub(rf"\b{re.escape(word)}\b", new, text)
         return text
+
+    def _say(self, text: str, rules: tuple[Rule, ...], rng: np.random.Generator) -> str:
+        for pattern, alternatives in rules:
+            text = re.sub(pattern, lambda m, alt=alternatives: m.expand(alt[int(rng.integers(len(alt)))]), text)
+        return self.rename(text)
 
     def describe(self) -> dict:
         """The style's knobs as plain data, for world.json."""
