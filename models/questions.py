@@ -34,6 +34,18 @@ from pathlib import Path
 
 from models.errors import EgoRecallError
 from models.text_normalize import normalize_text
+from models.words import (
+    PERSON_WORDS,
+    SEEING_VERBS,
+    bare,
+    definite,
+    indefinite,
+    is_noun,
+    is_verb,
+    singular,
+    third_person,
+    to_base_verb,
+)
 
 
 class EmptyQuestion(EgoRecallError):
@@ -61,6 +73,9 @@ class Rewrite:
     person: str | None = None
     relation: str | None = None
     """``before`` or ``after``: the answer is the object's moment on that side of the ``anchor`` event."""
+    order: str | None = None
+    """``last`` or ``first`` when the question asks for the latest or the earliest occurrence ("when did I last
+    see my keys")."""
     anchor: tuple[Prompt, ...] = ()
     """Prompts of the event the answer is ordered against ("... before I opened the fridge")."""
 
@@ -76,219 +91,31 @@ _CONTRACTIONS = (
     (re.compile(r"\b(did|do|does|was|were|is|are|have|has)n't\b"), r"\1 not"),
     (re.compile(r"\bi've\b"), "i have"),
     (re.compile(r"\bi'm\b"), "i am"),
+    (re.compile(r"\b(where|what|who|how|when)'d\b"), r"\1 did"),
+    (re.compile(r"\bcan't\b"), "can not"),
 )
 _OPENERS = re.compile(
     r"^(?:(?:hey|hi|ok|okay|so|please|um|uh)\b,?\s*)*"
     r"(?:(?:can|could|would) you (?:please )?(?:tell|show) me |(?:please )?(?:tell|show) me |"
+    r"(?:(?:can|could|would) you )?(?:please )?help me (?:to )?(?:find |see |know )?|"
     r"do you know |i (?:want|need) to know |i wonder )?"
+)
+_ORDER = (("last", re.compile(r"\b(?:last|latest|most recent(?:ly)?)\b")), ("first", re.compile(r"\bfirst\b")))
+"""Words that ask for one occurrence among several: the latest or the earliest (``Rewrite.order``)."""
+_ORDER_ADVERB = re.compile(r"\b(i|we) (?:last|first|most recently|just) ")
+_PRONOUN_QUESTION = re.compile(
+    r"^(?!(?:where|when|what|who|how|which|did|do|is|are|was|were)\b)"
+    r"(?P<lead>.*?\b(?:the|my|a|an|our|your) (?P<np>[a-z]+(?: (?!(?:where|when|what|did|how)\b)[a-z]+)?)) "
+    r"(?P<q>(?:where|when|what|did|how) .*\b(?:it|them)\b.*)$"
 )
 _TRAILING_TIME = re.compile(
     r"\s+(?:today|yesterday|earlier|before|recently|last time|this (?:morning|afternoon|"
     r"evening)|in the video|in this video|first|last)$"
 )
-_DETERMINER = re.compile(r"^(?:the|a|an|some|any|my|your|our|his|her|their|its|this|that|these|those)\s+")
-_POSSESSIVE = re.compile(r"^(?:my|your|our|his|her|their)\s+")
 _KIND_WORDS = re.compile(
     r"^(?:(?:object|objects|thing|things|item|items|color|colour|kind of|type of|sort of|"
     r"brand of|kinds of|types of)\s+)+"
 )
-
-IRREGULAR_PAST = {
-    "took": "take",
-    # past participles ("where had I seen ...", "what have I taken ...")
-    "seen": "see",
-    "taken": "take",
-    "given": "give",
-    "eaten": "eat",
-    "gone": "go",
-    "done": "do",
-    "written": "write",
-    "hidden": "hide",
-    "broken": "break",
-    "chosen": "choose",
-    "fallen": "fall",
-    "forgotten": "forget",
-    "frozen": "freeze",
-    "shaken": "shake",
-    "thrown": "throw",
-    "shown": "show",
-    "worn": "wear",
-    "torn": "tear",
-    "drunk": "drink",
-    "begun": "begin",
-    "left": "leave",
-    "saw": "see",
-    "ate": "eat",
-    "made": "make",
-    "went": "go",
-    "got": "get",
-    "gave": "give",
-    "threw": "throw",
-    "held": "hold",
-    "brought": "bring",
-    "bought": "buy",
-    "kept": "keep",
-    "wore": "wear",
-    "drank": "drink",
-    "hung": "hang",
-    "ran": "run",
-    "sat": "sit",
-    "spoke": "speak",
-    "told": "tell",
-    "found": "find",
-    "lost": "lose",
-    "broke": "break",
-    "fed": "feed",
-    "laid": "lay",
-    "paid": "pay",
-    "sold": "sell",
-    "sent": "send",
-    "stood": "stand",
-    "swept": "sweep",
-    "thought": "think",
-    "drew": "draw",
-    "drove": "drive",
-    "rode": "ride",
-    "wrote": "write",
-    "began": "begin",
-    "came": "come",
-    "did": "do",
-    "had": "have",
-    "heard": "hear",
-    "met": "meet",
-    "chose": "choose",
-    "fell": "fall",
-    "forgot": "forget",
-    "froze": "freeze",
-    "shook": "shake",
-    "stuck": "stick",
-    "tore": "tear",
-    "woke": "wake",
-    "hid": "hide",
-    "dug": "dig",
-    "spun": "spin",
-    "slid": "slide",
-    "bit": "bite",
-    "lit": "light",
-    "ground": "grind",
-    "wound": "wind",
-    "bent": "bend",
-    "built": "build",
-    "caught": "catch",
-    "fought": "fight",
-    "led": "lead",
-    "lent": "lend",
-    "understood": "understand",
-    "washed": "wash",
-}
-_THIRD_PERSON_IRREGULAR = {"have": "has", "do": "does", "go": "goes", "be": "is"}
-PERSON_WORDS = frozenset(
-    "person people man men woman women lady boy girl child children kid kids guy friend someone somebody "
-    "baby worker cashier shopkeeper seller customer".split()
-)
-SEEING_VERBS = frozenset("see saw find found notice noticed spot spotted look looked watch watched".split())
-
-
-def to_base_verb(word: str) -> str:
-    """A simple-past verb -> its base form ("opened" -> "open", "placed" -> "place"); others unchanged.
-
-    Heuristic (English spelling rules plus a table of irregular verbs); it only feeds prompts, where a rare
-    miss costs a slightly worse phrasing, never a wrong answer on its own.
-    """
-    if word in IRREGULAR_PAST:
-        return IRREGULAR_PAST[word]
-    if len(word) <= 4 or not word.endswith("ed") or word.endswith("eed"):
-        return word
-    stem = word[:-2]
-    if stem.endswith("i"):
-        return stem[:-1] + "y"  # carried -> carry
-    if len(stem) >= 3 and stem[-1] == stem[-2] and stem[-1] in "bgmnprt":
-        return stem[:-1]  # dropped -> drop
-    if stem[-1] in "cgvz" or (stem[-1] == "s" and not stem.endswith("ss")) or stem.endswith("u"):
-        return stem + "e"  # placed -> place, closed -> close, rinsed -> rinse, glued -> glue
-    if re.fullmatch(r"[^aeiou]*[aeiou][^aeiouwxy]", stem):
-        return stem + "e"  # one syllable, consonant-vowel-consonant: wiped -> wipe, baked -> bake
-    return stem
-
-
-def third_person(verb: str) -> str:
-    """Base verb -> third person singular, as narrations read ("put" -> "puts", "wash" -> "washes")."""
-    if verb in _THIRD_PERSON_IRREGULAR:
-        return _THIRD_PERSON_IRREGULAR[verb]
-    if re.search(r"(s|sh|ch|x|z|o)$", verb):
-        return verb + "es"
-    if re.search(r"[^aeiou]y$", verb):
-        return verb[:-1] + "ies"
-    return verb + "s"
-
-
-def singular(noun_phrase: str) -> str:
-    """Last word made singular by spelling rules ("cups" -> "cup", "glasses" -> "glass", "knives" stays)."""
-    words = noun_phrase.split()
-    if not words:
-        return noun_phrase
-    w = words[-1]
-    if len(w) > 3 and w.endswith("ies"):
-        w = w[:-3] + "y"
-    elif len(w) > 3 and re.search(r"(ss|sh|ch|x|z)es$", w):
-        w = w[:-2]
-    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        w = w[:-1]
-    return " ".join(words[:-1] + [w])
-
-
-def bare(phrase: str) -> str:
-    """Without its leading determiner(s): "the keys" -> "keys"."""
-    out = phrase
-    while True:
-        nxt = _DETERMINER.sub("", out, count=1)
-        if nxt == out:
-            return out.strip()
-        out = nxt
-
-
-def looks_plural(phrase: str) -> bool:
-    last = phrase.split()[-1] if phrase.split() else ""
-    return len(last) > 2 and last.endswith("s") and not last.endswith(("ss", "us", "is"))
-
-
-def indefinite(phrase: str) -> str:
-    """As a caption names one thing: "knife" -> "a knife", "onion" -> "an onion", "keys" -> "keys"."""
-    b = bare(phrase)
-    if (
-        not b
-        or looks_plural(b)
-        or b.split()[0]
-        in PERSON_WORDS
-        - {
-            "man",
-            "woman",
-            "person",
-            "lady",
-            "boy",
-            "girl",
-            "child",
-            "kid",
-            "guy",
-            "friend",
-            "baby",
-            "worker",
-            "cashier",
-            "shopkeeper",
-            "seller",
-            "customer",
-        }
-    ):
-        return b
-    return f"{'an' if b[0] in 'aeiou' else 'a'} {b}"
-
-
-def definite(phrase: str) -> str:
-    """With a definite article, as narrations write objects: "my keys" -> "the keys", "keys" -> "the keys"."""
-    phrase = _POSSESSIVE.sub("the ", phrase.strip())
-    if _DETERMINER.match(phrase) or phrase.split()[0] in PERSON_WORDS | {"me", "someone", "something"}:
-        return phrase
-    return f"the {phrase}"
 
 
 def _clean_phrase(phrase: str | None) -> str | None:
@@ -313,9 +140,11 @@ def _object_phrase(phrase: str | None) -> str | None:
 def _prepare(question: str) -> str:
     text = question.replace("\u2019", "'").replace("\u2018", "'")
     text = normalize_text(text)
+    text = " ".join(_TYPOS.get(w, w) for w in text.split())
     for pattern, repl in _CONTRACTIONS:
         text = pattern.sub(repl, text)
     text = _OPENERS.sub("", text, count=1)
+    text = _ORDER_ADVERB.sub(r"\1 ", text)  # "when did i last put" -> "when did i put" (the order is kept apart)
     # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
     text = re.sub(
         r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
@@ -325,6 +154,10 @@ def _prepare(question: str) -> str:
     )
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    # "i can not find my keys where did i put them": the pronoun stands for the phrase the lead named.
+    m = _PRONOUN_QUESTION.match(text)
+    if m:
+        text = re.sub(r"\b(?:it|them)\b", f"the {m['np']}", m["q"], count=1)
     # A leading time clause ("before I opened the fridge, where was the mug") goes where the templates have it.
     text = re.sub(
         r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
@@ -418,6 +251,7 @@ def load_rules(path: Path = GRAMMAR_FILE) -> tuple[dict[str, str], list[tuple[st
 
 
 _FRAGMENTS, _RULES = load_rules()
+_TYPOS: dict[str, str] = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))["typos"]["words"]
 _PLACE_PREPOSITIONS = _FRAGMENTS["PLACE_PREPOSITIONS"]
 
 _OPENING_WORDS = frozenset(
@@ -650,6 +484,9 @@ _BUILDERS: dict[str, Callable[[_Builder, dict, dict], None]] = {
     "what_attribute": _what_attribute,
     "what_is_place": _what_is_place,
     "what_is": _what_is,
+    "where_end_up": _where_is,
+    "looking_for": _where_is,
+    "location_of": _where_is,
 }
 """Rule name -> its prompt builder (every rule of :data:`_RULES` has one; a test keeps them in step)."""
 
@@ -682,6 +519,9 @@ def rewrite_question(question: str) -> Rewrite:
         builder, found = _build(rule, m)
         if builder.prompts:
             return _finish(question, normalized, rule, builder, found)
+    found = _read_anyway(text)
+    if found is not None:
+        return _finish(question, normalized, "found", *found)
     words = text.split()
     content = [w for w in words if w not in _QUESTION_WORDS]
     builder = _Builder()
@@ -695,8 +535,63 @@ def rewrite_question(question: str) -> Rewrite:
     return _finish(question, normalized, "fallback", builder, {})
 
 
+_SEARCH_VERBS = SEEING_VERBS | frozenset("locate search show help know get keep".split())
+_NOT_OBJECTS = _QUESTION_WORDS | frozenset(
+    "it them this that something anything somewhere here there whatever everything nothing stuff thing things".split()
+)
+_NAMED = re.compile(r"\b(?:the|my|a|an|our|your|his|her|their) (?P<np>[a-z]+(?: [a-z]+)?)")
+
+
+def _known_object(text: str) -> str | None:
+    """The object a text names: an everyday name the presence vocabulary knows (longest first), else the words
+    after its last determiner (up to a preposition or question word), else its last noun."""
+    from models.presence import vocabulary
+
+    padded = f" {text} "
+    known = []  # (where it starts, -length, as written): the first named object wins, the longest name there
+    for name in vocabulary():
+        for written in (name, name + "s"):
+            for m in re.finditer(rf"(?<= ){re.escape(written)}(?= )", padded):
+                if not re.search(r"\b(?:i|we|you) $", padded[: m.start()]):  # "i saw", "i drill": verbs
+                    known.append((m.start(), -len(written), written))
+    if known:
+        return definite(min(known)[2])
+    named = [m["np"].split() for m in _NAMED.finditer(text)]
+    for words in reversed(named):
+        kept = []
+        for w in words:
+            if w in _NOT_OBJECTS or w in _PLACE_PREPOSITIONS.split("|"):
+                break
+            kept.append(w)
+        if kept:
+            return definite(" ".join(kept))
+    nouns = [w for w in text.split() if w not in _NOT_OBJECTS and len(w) > 2 and is_noun(w)]
+    return definite(nouns[-1]) if nouns else None
+
+
+def _read_anyway(text: str) -> tuple[_Builder, dict] | None:
+    """A question no rule reads ("i saw the mug somewhere where", "mug"): its object, and the action done to
+    it when the text says one after "i" ("... i stashed the keys ..."). Object-led like "where is X", or
+    action-led like "where did I put X" when the action is a manipulation, not seeing or searching."""
+    obj = _known_object(text)
+    if obj is None:
+        return None
+    b = _Builder()
+    found: dict = {"object": obj}
+    m = re.search(r"\bi (?:did |have |had )?(?P<verb>[a-z]+)\b", text)
+    verb = to_base_verb(m["verb"]) if m and is_verb(m["verb"]) else None
+    if verb and verb not in _SEARCH_VERBS and verb not in ("be", "have", "do", "can", "will", "am"):
+        b.action(verb, obj, 1.0)
+        b.obj(obj, EVENT_OBJECT_WEIGHT)
+        found["action"] = f"{verb} {obj}"
+    else:
+        b.obj(obj, 1.0)
+    return b, found
+
+
 def _finish(question: str, normalized: str, rule: str, builder: _Builder, found: dict) -> Rewrite:
     prompts = tuple(Prompt(t, round(w, 4)) for t, w in builder.prompts.items())
+    order = next((name for name, pattern in _ORDER if pattern.search(normalized)), None)
     return Rewrite(
         question=str(question),
         normalized=normalized,
@@ -704,4 +599,5 @@ def _finish(question: str, normalized: str, rule: str, builder: _Builder, found:
         prompts=prompts,
         **{k: found.get(k) for k in ("object", "action", "place", "person", "relation")},
         anchor=found.get("anchor", ()),
+        order=order,
     )

@@ -89,9 +89,24 @@ TABLE = [
     ("What is in the fridge?", "what_is_place", None, ["something in the fridge", "fridge"], []),
     ("Can you tell me where I put my glasses?", "where_verb", "the glasses", ["glasses", "puts the glasses"], []),
     ("tell me how many cups I washed", "how_many_did_i", "the cups", ["washes the cup"], []),
-    ("the red mug on the table", "fallback", None, ["the red mug on the table"], []),
-    ("what about the mug", "content", None, ["about mug"], []),
-    ("keys", "fallback", None, ["keys"], []),
+    # questions as people type them: typos, dropped apostrophes, requests, pronouns, no rule at all
+    ("where did l put my keys", "where_verb", "the keys", ["puts the keys"], []),
+    ("wheres my phone", "where_is", "the phone", ["phone", "a photo of a phone"], []),
+    ("Where'd I put the mug?", "where_verb", "the mug", ["puts the mug"], []),
+    ("where did I put teh scissors", "where_verb", "the scissors", ["puts the scissors"], []),
+    ("i can't find my wallet, where did I put it?", "where_verb", "the wallet", ["puts the wallet"], ["puts it"]),
+    ("help me find where i put the glasses", "where_verb", "the glasses", ["puts the glasses"], []),
+    ("where can I find the remote?", "where_verb", "the remote", ["remote", "a photo of a remote"], []),
+    ("I'm looking for the bottle", "looking_for", "the bottle", ["bottle"], []),
+    ("location of the bag", "location_of", "the bag", ["bag"], []),
+    ("where did the cup end up", "where_end_up", "the cup", ["cup"], []),
+    ("where was the knife when I saw it", "where_is_relative", "the knife", ["knife"], []),
+    ("the red mug on the table", "found", "the mug", ["mug", "a photo of a mug"], []),
+    ("what about the mug", "found", "the mug", ["mug"], []),
+    ("keys", "found", "the keys", ["keys", "a photo of keys"], []),
+    ("i stashed the keyring somewhere", "found", "the keyring", ["stashes the keyring"], []),
+    ("I saw the spectacles somewhere, where?", "found", "the spectacles", ["spectacles"], ["sees the spectacles"]),
+    ("hmm whatever", "fallback", None, ["hmm whatever"], []),
 ]
 
 
@@ -133,6 +148,21 @@ def test_empty_questions_are_refused_clearly(question):
     with pytest.raises(EmptyQuestion) as err:
         rewrite_question(question)
     assert isinstance(err.value, EgoRecallError) and "question" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "question,order",
+    [
+        ("when did I last see my keys?", "last"),
+        ("where did I first put the mug", "first"),
+        ("where is the most recent photo", "last"),
+        ("where did I put my keys", None),
+    ],
+)
+def test_last_and_first_are_read_as_an_order(question, order):
+    r = rewrite_question(question)
+    assert r.order == order
+    assert not any(t.split()[0] in ("last", "first") for t in r.texts)  # never a verb of a prompt
 
 
 def test_verb_forms():
