@@ -128,6 +128,33 @@ class ZeroShotConfig:
     """How far (as a share of the curve's range) bins on the wrong side of a before/after anchor are pushed
     down: soft, so a missed anchor costs little (bench/bench_answers.py: 0.1-0.5 all within a query)."""
     anchor_smooth_s: float = 2.0
+    anchor_peak_fraction: float = 0.35
+    """An anchor event happens wherever its smoothed curve peaks within this share of its range from the top."""
+    anchor_min_gap_s: float = 8.0
+    """Two peaks of the anchor closer than this are one occurrence."""
+    anchor_horizon_s: float = 60.0
+    """How far from an occurrence of the anchor an answer may lie before the ordering lowers it fully: "before I
+    opened the fridge" means shortly before some opening, not any time before the last one."""
+
+
+def anchor_occurrences(anchor_curve: np.ndarray, grid: TimeGrid, config: ZeroShotConfig = ZeroShotConfig()):
+    """Times (s) at which the anchor event happens: the peaks of its smoothed curve in the top
+    ``anchor_peak_fraction`` of its range, at least ``anchor_min_gap_s`` apart (best first kept). An hour with
+    twenty fridge openings has twenty, not the one highest."""
+    curve = smooth(np.asarray(anchor_curve, np.float64), config.anchor_smooth_s * grid.rate_hz)
+    times = grid.sample_times()
+    if curve.size == 0:
+        return np.zeros(0)
+    lo, hi = float(curve.min()), float(curve.max())
+    bar = hi - config.anchor_peak_fraction * (hi - lo)
+    left = np.concatenate(([-np.inf], curve[:-1]))
+    right = np.concatenate((curve[1:], [-np.inf]))
+    peaks = np.flatnonzero((curve >= left) & (curve >= right) & (curve >= bar))
+    kept: list[float] = []
+    for i in peaks[np.argsort(-curve[peaks], kind="stable")]:
+        if all(abs(times[i] - t) >= config.anchor_min_gap_s for t in kept):
+            kept.append(float(times[i]))
+    return np.sort(np.asarray(kept))
 
 
 def order_by_anchor(
@@ -137,14 +164,24 @@ def order_by_anchor(
     grid: TimeGrid,
     config: ZeroShotConfig = ZeroShotConfig(),
 ) -> np.ndarray:
-    """The object's curve with the bins on the wrong side of the anchor event lowered: the event is placed at
-    the peak of its own (smoothed) curve, and "before" lowers what comes after it, "after" what comes before."""
+    """The object's curve lowered where it is on the wrong side of every occurrence of the anchor event, or far
+    from the nearest one on the right side: "after Y" favours moments shortly after *some* Y, "before Y"
+    moments shortly before some Y. Each bin is lowered by ``order_penalty`` x the curve's range x
+    min(1, gap / ``anchor_horizon_s``), the gap being the time to the nearest occurrence on the right side
+    (infinite when there is none)."""
     curve = np.asarray(curve, dtype=np.float64)
     times = grid.sample_times()
-    at = times[int(np.argmax(smooth(np.asarray(anchor_curve, np.float64), config.anchor_smooth_s * grid.rate_hz)))]
-    wrong = times > at if relation == "before" else times < at
-    span = float(curve.max() - curve.min()) if curve.size else 0.0
-    return curve - config.order_penalty * span * wrong
+    at = anchor_occurrences(anchor_curve, grid, config)
+    if at.size == 0 or curve.size == 0:
+        return curve
+    if relation == "before":  # the next occurrence at or after each bin
+        i = np.searchsorted(at, times, side="left")
+        gap = np.where(i < at.size, at[np.minimum(i, at.size - 1)] - times, np.inf)
+    else:  # the last occurrence at or before each bin
+        i = np.searchsorted(at, times, side="right") - 1
+        gap = np.where(i >= 0, times - at[np.maximum(i, 0)], np.inf)
+    span = float(curve.max() - curve.min())
+    return curve - config.order_penalty * span * np.minimum(1.0, gap / config.anchor_horizon_s)
 
 
 def zero_shot_windows(
