@@ -108,3 +108,43 @@ def test_presence_is_kept_only_where_cross_fitting_says_it_helps():
     for seed in range(3, 23):  # a presence that carries nothing is dropped, whatever chance does
         dropped, report, candidates = choose_evidence(scores(seed, informative=False))
         assert dropped.answerable_presence is None and report is candidates["score"], (seed, candidates)
+
+
+def test_naming_an_object_is_an_explicit_input_not_a_present_object():
+    """Negatives are object questions; many answerable questions name no object. Before, a question naming no
+    object counted as one whose object is surely present (log 1 = 0): the confound that let a calibration
+    learn "no object named" = "good". Now it has its own intercept, and presence moves only object questions."""
+    rng = np.random.default_rng(5)
+    n = 300
+    pos = rng.normal(0.5, 0.1, n)
+    hits = rng.random(n) < 0.5
+    neg = rng.normal(0.45, 0.1, n)
+    pos_p = np.where(np.arange(n) % 2 == 0, np.nan, rng.beta(8, 2, n))  # half the questions name no object
+    neg_p = rng.beta(2, 8, n)
+    cal = fit_calibration(pos, hits, neg, answerable_presence=pos_p, negative_presence=neg_p)
+    assert cal.object_bias != 0.0 and cal.presence_weight > 0.0
+    no_object = cal.probability(0.5, None)
+    # a question about no object sits between absent and present objects, not with the surely present ones
+    assert cal.probability(0.5, 0.01) < no_object < cal.probability(0.5, 1.0)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    old = {k: v for k, v in cal.to_dict().items() if k != "object_bias"}
+    assert Calibration.from_dict(old).object_bias == 0.0
+
+
+def test_calibrations_are_cross_fitted_over_videos_never_splitting_one():
+    from app.answering.rejection import TopScores, cross_fitted_report
+
+    pos, hits, neg, pos_p, neg_p = _with_presence(2)
+    seen = []
+
+    class Spy(TopScores):
+        def subset(self, videos):
+            seen.append(set(videos))
+            return super().subset(videos)
+
+    videos_a = [f"v{i % 6}" for i in range(len(pos))]
+    videos_n = [f"v{(i + 3) % 6}" for i in range(len(neg))]
+    cross_fitted_report(Spy(pos, hits, neg, videos_a, videos_n))
+    everyone = {f"v{i}" for i in range(6)}
+    fits, tests = seen[0::2], seen[1::2]
+    assert len(fits) == 2 and all(f | t == everyone and not f & t for f, t in zip(fits, tests))

@@ -5,7 +5,9 @@ nothing a user can act on. A :class:`Calibration`, fitted on validation queries 
 *negative* queries (questions about things that never happen in that clip), maps the best moment's score to
 the probability that it overlaps the answer (rank-1 IoU > 0.3) by logistic regression (Platt scaling), with a
 second input where the mode measures it: the *presence* of the question's object in the clip
-(:mod:`models.presence`, as a log-probability). It keeps a threshold under which the app says "no good
+(:mod:`models.presence`, as a log-probability), for questions that name an object only, with their own
+intercept (``object_bias``), so a question about no object is never taken for one whose object is surely
+there. It keeps a threshold under which the app says "no good
 match", chosen as the highest that loses at most ``max_r1_loss`` points of R@1@0.3 on the answerable queries it
 was fitted on (the relevance-rejection protocol of the grounding literature; Ego4D itself has no
 unanswerable queries).
@@ -42,6 +44,12 @@ def presence_term(presence) -> np.ndarray:
     return np.where(np.isfinite(p), np.log(np.clip(p, PRESENCE_FLOOR, 1.0)), 0.0)
 
 
+def names_object(presence) -> np.ndarray:
+    """1 where the question names an object (its presence was measured), 0 where not: an explicit input."""
+    p = np.asarray(np.nan if presence is None else presence, dtype=np.float64)
+    return np.isfinite(p).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """``P(right) = sigmoid(a * score + c * log(presence) + b)``; below ``threshold`` the best moment is "no
@@ -54,11 +62,14 @@ class Calibration:
     positives: int = 0
     negatives: int = 0
     presence_weight: float = 0.0
+    object_bias: float = 0.0
+    """Added for questions that name an object (presence measured): presence is evidence only about those, so
+    a question about no object is judged on its score alone, never as if its object were surely present."""
 
     def probability(self, score: float | np.ndarray, presence=None) -> float | np.ndarray:
         z = self.a * np.asarray(score, dtype=np.float64) + self.b
-        if self.presence_weight:
-            z = z + self.presence_weight * presence_term(presence)
+        if self.presence_weight or self.object_bias:
+            z = z + self.presence_weight * presence_term(presence) + self.object_bias * names_object(presence)
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0)))
         return float(p) if np.ndim(p) == 0 else p
 
@@ -81,6 +92,7 @@ class Calibration:
                 positives=int(values.get("positives", 0)),
                 negatives=int(values.get("negatives", 0)),
                 presence_weight=float(values.get("presence_weight", 0.0)),
+                object_bias=float(values.get("object_bias", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidCalibration(f"malformed calibration ({exc})") from None
@@ -88,9 +100,12 @@ class Calibration:
             math.isfinite(cal.a)
             and math.isfinite(cal.b)
             and math.isfinite(cal.presence_weight)
+            and math.isfinite(cal.object_bias)
             and 0.0 <= cal.threshold <= 1.0
         ):
-            raise InvalidCalibration("calibration needs finite a, b, presence_weight and a threshold in [0, 1]")
+            raise InvalidCalibration(
+                "calibration needs finite a, b, presence_weight, object_bias and a threshold in [0, 1]"
+            )
         return cal
 
 
@@ -148,11 +163,15 @@ def fit_calibration(
     scores = np.concatenate([pos, neg])
     presence = np.concatenate([pos_p, neg_p])
     if np.isfinite(presence).any():
-        (a, c), b = fit_logistic(np.stack([scores, presence_term(presence)], axis=1), y)
+        columns = [scores, presence_term(presence), names_object(presence)]
+        if names_object(presence).all():  # every question names an object: its own intercept is the intercept
+            columns.pop()
+        (a, c, *d), b = fit_logistic(np.stack(columns, axis=1), y)
+        d = d[0] if d else 0.0
     else:
         (a,), b = fit_logistic(scores, y)
-        c = 0.0
-    probe = Calibration(float(a), b, 0.0, presence_weight=float(c))
+        c = d = 0.0
+    probe = Calibration(float(a), b, 0.0, presence_weight=float(c), object_bias=float(d))
     hit_probs = np.sort(probe.probability(pos[hits], pos_p[hits])) if hits.any() else np.array([])
     allowed = int(math.floor(max_r1_loss / 100.0 * len(pos) + 1e-9))  # hits that may be flagged
     if len(hit_probs) == 0:
@@ -161,7 +180,7 @@ def fit_calibration(
         threshold = float(hit_probs[-1])
     else:
         threshold = float(hit_probs[allowed])  # flags exactly the `allowed` lowest hits (strictly below)
-    return Calibration(float(a), b, threshold, fitted_on, int(len(pos)), int(len(neg)), float(c))
+    return Calibration(float(a), b, threshold, fitted_on, int(len(pos)), int(len(neg)), float(c), float(d))
 
 
 def _presence_column(values, n: int) -> np.ndarray:

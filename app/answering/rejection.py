@@ -58,21 +58,21 @@ class TopScores:
     answerable: np.ndarray
     hits: np.ndarray
     negative: np.ndarray
-    clips_answerable: list[str]
-    clips_negative: list[str]
+    videos_answerable: list[str]
+    videos_negative: list[str]
     answerable_presence: np.ndarray | None = None
     """The question's object's presence in the clip (NaN where not measured), when the mode measures it."""
     negative_presence: np.ndarray | None = None
 
-    def subset(self, clips: set[str]) -> TopScores:
-        a = np.array([c in clips for c in self.clips_answerable], dtype=bool)
-        n = np.array([c in clips for c in self.clips_negative], dtype=bool)
+    def subset(self, videos: set[str]) -> TopScores:
+        a = np.array([v in videos for v in self.videos_answerable], dtype=bool)
+        n = np.array([v in videos for v in self.videos_negative], dtype=bool)
         return TopScores(
             self.answerable[a],
             self.hits[a],
             self.negative[n],
-            [c for c, m in zip(self.clips_answerable, a) if m],
-            [c for c, m in zip(self.clips_negative, n) if m],
+            [c for c, m in zip(self.videos_answerable, a) if m],
+            [c for c, m in zip(self.videos_negative, n) if m],
             None if self.answerable_presence is None else self.answerable_presence[a],
             None if self.negative_presence is None else self.negative_presence[n],
         )
@@ -116,12 +116,13 @@ def top_scores(
     def presence_of(queries) -> np.ndarray | None:
         return np.array([got.presence.get(q.key, np.nan) for q in queries]) if measured else None
 
+    video = lambda q: dataset.clips[q.clip_uid].video_uid or q.clip_uid  # noqa: E731
     return TopScores(
         pos,
         hits,
         neg,
-        [q.clip_uid for q in answerable],
-        [q.clip_uid for q in negatives],
+        [video(q) for q in answerable],
+        [video(q) for q in negatives],
         presence_of(answerable),
         presence_of(negatives),
     )
@@ -140,9 +141,10 @@ def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> 
 
 
 def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int = 2) -> dict[str, float]:
-    """Fit on all clips but one fold, report on that fold, average the folds: figures for queries the
-    calibration never saw (clips are dealt to folds in sorted order)."""
-    clips = sorted(set(scores.clips_answerable) | set(scores.clips_negative))
+    """Fit on all videos but one fold, report on that fold, average the folds: figures for queries the
+    calibration never saw, of videos it never saw (videos are dealt to folds in sorted order; a video's clips
+    share its look, so folding clips would let a calibration see the video it is judged on)."""
+    clips = sorted(set(scores.videos_answerable) | set(scores.videos_negative))
     reports = []
     for f in range(folds):
         held = {c for i, c in enumerate(clips) if i % folds == f}
@@ -158,8 +160,8 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
         )
     if not reports:
         raise CalibrationError(
-            "too few clips to fit and check a calibration: it needs annotated queries in at least two clips and "
-            "questions from other videos as negatives (a file about two or more videos)"
+            "too few videos to fit and check a calibration: it needs annotated queries about at least two videos "
+            "and questions from other videos as negatives"
         )
     return {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
 
