@@ -47,6 +47,9 @@ class Moment:
     presence: float | None = None
     """How surely the question's object is on screen somewhere in this moment's video (scored part), when
     the mode measures it: what the confidence weighs beside the score."""
+    corrected: str | None = None
+    """``right`` or ``adjusted`` when this moment is the user's own correction for this question (or a close
+    paraphrase), put first: see :mod:`app.answering.corrections`."""
 
     @property
     def duration(self) -> float:
@@ -66,6 +69,7 @@ class Moment:
             "clip_error": self.clip_error,
             "confidence": None if self.confidence is None else round(float(self.confidence), 4),
             "presence": None if self.presence is None else round(float(self.presence), 4),
+            "corrected": self.corrected,
         }
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
+from app.answering.corrections import apply_corrections, same_question
 from app.answering.results import Answer, Moment, ScoreSeries
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
@@ -280,18 +281,31 @@ def answer_question(
     cut: Callable[[Moment], Moment] | None = None,
 ) -> Answer:
     """The :class:`Answer` to one question, built here and only here: the ranked windows of
-    :func:`find_moments`, each a :class:`Moment` (``cut`` adds its playable clip), its confidence when the
-    answerer has a calibration, and which mode answered (``asked_mode`` is what the user chose, e.g. ``auto``)."""
+    :func:`find_moments` with the user's corrections applied (:mod:`app.answering.corrections`), each a
+    :class:`Moment` (``cut`` adds its playable clip), its confidence when the answerer has a calibration, and
+    which mode answered (``asked_mode`` is what the user chose, e.g. ``auto``)."""
     started = time.monotonic()
-    ranking = find_moments(library, answerer, question, video_id=video_id, k=k, config=config)
+    check_k(k)
+    corrections = [c for c in library.feedback.list(video_id) if same_question(question, c.question)]
+    records = {r.id: r for r in library.videos()} if corrections else {}
+    corrections = [c for c in corrections if c.video_id in records]  # of ready videos only
+    extra = sum(c.verdict == "wrong" for c in corrections)  # windows a wrong moment may take away
+    ranking = find_moments(library, answerer, question, video_id=video_id, k=min(MAX_K, k + extra), config=config)
+    ranked, verdicts = apply_corrections(question, ranking.ranked, corrections, k, video_id)
     moments = []
-    for rank, (vid, window) in enumerate(ranking.ranked, start=1):
-        scored = ranking.videos[vid]
-        moment = Moment(vid, scored.record.name, window.start, window.end, window.score, rank, presence=scored.presence)
+    for rank, (vid, window) in enumerate(ranked, start=1):
+        scored = ranking.videos.get(vid)
+        record = scored.record if scored is not None else records[vid]
+        presence = scored.presence if scored is not None else None
+        corrected = verdicts.get((vid, window.start, window.end))
+        moment = Moment(vid, record.name, window.start, window.end, window.score, rank, presence=presence)
+        moment = replace(moment, corrected=corrected) if corrected else moment
         moments.append(cut(moment) if cut is not None else moment)
     calibration = answerer.calibration
-    if calibration is not None:
-        moments = [replace(m, confidence=calibration.probability(m.score, m.presence)) for m in moments]
+    if calibration is not None:  # a moment the user confirmed is certain
+        moments = [
+            replace(m, confidence=1.0 if m.corrected else calibration.probability(m.score, m.presence)) for m in moments
+        ]
     first_rank: dict[str, int] = {}
     for m in moments:
         first_rank.setdefault(m.video_id, m.rank)
