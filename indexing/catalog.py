@@ -20,7 +20,7 @@ from pathlib import Path
 from indexing.errors import LibraryError
 from models.grid import TimeGrid
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATUS_INDEXING = "indexing"
 STATUS_READY = "ready"
@@ -55,9 +55,23 @@ CREATE TABLE IF NOT EXISTS videos (
     media_mode TEXT NOT NULL,
     source_path TEXT NOT NULL,
     added_at REAL NOT NULL,
-    index_seconds REAL
+    index_seconds REAL,
+    recorded_at REAL,
+    recorded_tz INTEGER,
+    recorded_source TEXT
 );
 """
+
+_MIGRATIONS = {
+    # 1 -> 2: when each video was recorded. Videos indexed before are dated when they were added, marked so.
+    1: (
+        "ALTER TABLE videos ADD COLUMN recorded_at REAL",
+        "ALTER TABLE videos ADD COLUMN recorded_tz INTEGER",
+        "ALTER TABLE videos ADD COLUMN recorded_source TEXT",
+        "UPDATE videos SET recorded_at = added_at, recorded_source = 'added'",
+    ),
+}
+"""Schema version -> the statements that bring a catalog of that version to the next one."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,16 @@ class VideoRecord:
     rowid: int
     """Internal: the key of the video's frames in the faiss index. Not stable across libraries; use ``id``."""
     job: str | None = None
+    recorded_at: float | None = None
+    """Unix time its first frame was recorded (:mod:`indexing.recording_time`); None only while unknown."""
+    recorded_tz: int | None = None
+    """The UTC offset (minutes) it was recorded in, when known."""
+    recorded_source: str | None = None
+    """Where ``recorded_at`` came from: quicktime, container, file name, file time, user, added."""
+
+    def moment_time(self, seconds: float) -> float | None:
+        """Unix time of a moment ``seconds`` into the video (None when the recording time is unknown)."""
+        return None if self.recorded_at is None else self.recorded_at + seconds
 
     @property
     def grid(self) -> TimeGrid:
@@ -201,6 +225,21 @@ class Catalog:
 
     def exists(self) -> bool:
         return self.path.is_file()
+
+    def migrate(self) -> None:
+        """Bring a catalog written by an older EgoRecall to :data:`SCHEMA_VERSION` in one write transaction (a
+        crash leaves the old version whole); a current one is only read (opening never waits for a writer), a
+        newer one is refused by :meth:`settings`."""
+        with self.connect() as con:
+            if self._settings_dict(con).get("schema_version") not in _MIGRATIONS:
+                return
+        with self.connect(write=True) as con:
+            version = self._settings_dict(con).get("schema_version")
+            while version in _MIGRATIONS:
+                for statement in _MIGRATIONS[version]:
+                    con.execute(statement)
+                version += 1
+                self.set_setting(con, "schema_version", version)
 
     def create(self, settings: LibrarySettings) -> None:
         """Make the database file (WAL mode, schema, settings) with one connection that is closed at the end,

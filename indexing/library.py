@@ -65,6 +65,7 @@ from indexing.fsutil import (
     tmp_name,
 )
 from indexing.layout import DB_FILE, ID_LENGTH, LOCK_FILE, STORES_DIR, FeatureMaps, load_features
+from indexing.recording_time import RecordingTime
 from indexing.reindexing import ReindexMixin, ReindexReport
 from indexing.repairing import CheckReport, RepairMixin
 from indexing.searching import SearchHit, SearchMixin
@@ -146,6 +147,7 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
             if not create:
                 raise LibraryError(f"there is no EgoRecall library at {root}")
             lib._create(rate_hz or EGO4D_RATE_HZ)
+        lib.catalog.migrate()
         settings = lib.settings
         if rate_hz is not None and abs(float(rate_hz) - settings.rate_hz) > 1e-9:
             raise EncoderMismatch(
@@ -469,6 +471,9 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
                         num_rows=grid.num_bins,
                         media_mode="copy" if copy_media else "reference",
                         source_path=str(path.absolute()),
+                        recorded_at=getattr(info, "recorded_at", None),
+                        recorded_tz=getattr(info, "recorded_tz", None),
+                        recorded_source=getattr(info, "recorded_source", None) or None,
                     ),
                 )
             except BaseException:
@@ -559,6 +564,19 @@ class Library(SearchMixin, ReindexMixin, RepairMixin):
         except LibraryBusy:
             logger.warning("could not clean up job %s now; the next repair will", job.name)
             shutil.rmtree(job.dir, ignore_errors=True)
+
+    # ================================================================================== recording time
+    def set_recording_time(self, video_id: str, when: RecordingTime) -> VideoRecord:
+        """Date a video by hand (the user knows better than the file): only its catalog row changes; the
+        features, index and corrections stay as they are."""
+        with self.catalog.connect(write=True) as con:
+            rec = self.catalog.by_id(con, video_id)
+            if rec is None:
+                raise UnknownVideo(f"there is no video {video_id!r} in the library at {self.root}")
+            self.catalog.update(
+                con, rec.rowid, recorded_at=when.at, recorded_tz=when.tz_minutes, recorded_source=when.source
+            )
+            return self.catalog.by_id(con, video_id)
 
     # ================================================================================== removing
     def remove(self, video_id: str) -> VideoRecord:

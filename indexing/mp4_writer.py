@@ -32,7 +32,10 @@ class VideoWriter:
         rotation: int = 0,
         gop: int | None = None,
         threads: int = 0,
+        metadata: dict[str, str] | None = None,
     ) -> None:
+        """``metadata``: container tags, e.g. ``{"creation_time": "2026-12-03T07:14:00Z"}`` as cameras write
+        it (a QuickTime key such as ``com.apple.quicktime.creationdate`` is written as such)."""
         self.path = Path(path)
         self.fps = float(fps)
         # yuv420p needs even sides; odd requests are rounded down so callers need not care.
@@ -40,7 +43,10 @@ class VideoWriter:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"frame size too small: {width}x{height}")
         options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        if options and metadata and any(k.startswith("com.apple.") for k in metadata):
+            options["movflags"] += "+use_metadata_tags"
         self._container = av.open(str(self.path), mode="w", options=options)
+        self._container.metadata.update(metadata or {})
         rate = fractions.Fraction(self.fps).limit_denominator(1001)
         self._stream = self._container.add_stream(codec, rate=rate)
         self._stream.width, self._stream.height = self.width, self.height

@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 
 from indexing.errors import InvalidVideo
+from indexing.recording_time import recording_time
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,14 @@ class VideoInfo:
     size_bytes: int
     duration_declared: bool = True
     """False when no header gave a duration and it was measured by demuxing (truncation is then invisible)."""
+    recorded_at: float | None = None
+    """Unix time of the first frame's recording (:mod:`indexing.recording_time`), and ..."""
+    recorded_tz: int | None = None
+    """... the UTC offset (minutes) it was recorded in, when the file says, ..."""
+    recorded_source: str = ""
+    """... where the time came from (``quicktime``, ``container``, ``file name``, ``file time``) ..."""
+    recorded_note: str = ""
+    """... and why a more trusted source was passed over."""
 
     @property
     def display_width(self) -> int:
@@ -204,6 +213,7 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         stream_index = stream.index
         has_audio = bool(container.streams.audio)
         avg_rate = stream.average_rate or stream.guessed_rate
+        recorded = recording_time(path, dict(container.metadata or {}), dict(stream.metadata or {}))
     if not declared:
         end = _measured_end(path, stream_index)
     duration = (end - start) if end is not None else 0.0
@@ -235,4 +245,8 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         start_time=float(start),
         size_bytes=size,
         duration_declared=declared,
+        recorded_at=recorded.at,
+        recorded_tz=recorded.tz_minutes,
+        recorded_source=recorded.source,
+        recorded_note=recorded.note,
     )

@@ -53,12 +53,15 @@ def write_video(
     crf: int = 23,
     seed: int = 0,
     frame=None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
-    """A constant-frame-rate video of ``pattern_frame`` (or ``frame(i, width, height)``)."""
+    """A constant-frame-rate video of ``pattern_frame`` (or ``frame(i, width, height)``), with container tags."""
     path = Path(path)
     codec = codec or SUFFIX_CODEC.get(path.suffix.lower(), "libx264")
     n = int(round(seconds * fps))
-    with VideoWriter(path, fps, width, height, codec=codec, rotation=rotation, gop=gop, crf=crf) as w:
+    with VideoWriter(
+        path, fps, width, height, codec=codec, rotation=rotation, gop=gop, crf=crf, metadata=metadata
+    ) as w:
         for i in range(n):
             w.write(frame(i, width, height) if frame else pattern_frame(i, width, height, fps, seed))
     return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from app.settings import Settings
@@ -130,6 +129,16 @@ def register(subparsers) -> None:
     _add_library_arg(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     ls.set_defaults(handler=list_command)
+    st = sub.add_parser(
+        "set-time",
+        help="set when a video was recorded",
+        description="Date a video by hand when its file carries no (or a wrong) recording time: "
+        "YYYY-MM-DDTHH:MM in this machine's time zone, or with an offset (2026-12-06T08:15+01:00).",
+    )
+    st.add_argument("id", help="video id (from `library list`)")
+    st.add_argument("time", help="when its first frame was recorded, e.g. 2026-12-06T08:15")
+    _add_library_arg(st)
+    st.set_defaults(handler=set_time_command)
     rm = sub.add_parser("remove", help="remove a video and everything stored for it")
     rm.add_argument("id", help="video id (from `library list`)")
     _add_library_arg(rm)
@@ -299,6 +308,7 @@ def _index_on_cluster(args, paths: list[Path]) -> int:
 
 def list_command(args) -> int:
     from indexing.library import Library
+    from indexing.recording_time import by_day, local_moment
 
     library = Library.open(_settings(args).library)
     records = library.videos(include_pending=True)
@@ -308,10 +318,22 @@ def list_command(args) -> int:
     if not records:
         print(f"no videos in {library.root}")
         return 0
-    print(f"{'id':12}  {'duration':>8}  {'frames':>6}  {'status':8}  {'added':16}  name")
-    for r in records:
-        added = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.added_at))
-        print(f"{r.id:12}  {_duration(r.duration):>8}  {r.num_rows:6d}  {r.status:8}  {added:16}  {r.name}")
+    for day, group in by_day(records):  # a diary: days in order, each day's recordings by time
+        print(day)
+        for r in group:
+            at = local_moment(r.recorded_at, r.recorded_tz).strftime("%H:%M") if r.recorded_at else "--:--"
+            source = f"({r.recorded_source})" if r.recorded_source else ""
+            print(f"  {at}  {source:12} {r.id:12}  {_duration(r.duration):>8}  {r.status:8}  {r.name}")
+    return 0
+
+
+def set_time_command(args) -> int:
+    from indexing.library import Library
+    from indexing.recording_time import parse_user_time, short_time
+
+    when = parse_user_time(args.time)  # a time that cannot be read changes nothing
+    rec = Library.open(_settings(args).library, create=False).set_recording_time(args.id, when)
+    print(f"{rec.id}  {rec.name}: recorded {short_time(rec.recorded_at, rec.recorded_tz)} (set by you)")
     return 0
 
 
