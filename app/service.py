@@ -29,6 +29,7 @@ from app.answering import (
     answer_question,
 )
 from app.answering.fusion import FUSED
+from app.answering.when import explicit_range
 from app.settings import Settings
 from indexing.clips import ClipConfig, ClipFiles, ClipMaker
 from indexing.config import LibraryConfig
@@ -171,6 +172,13 @@ class EgoRecall:
         """Remove one video and everything the library stored for it."""
         return self.library.remove(video_id)
 
+    def set_recording_time(self, video_id: str, when: str) -> VideoRecord:
+        """Date a video by hand (``2026-12-06T08:15``, local time, or with an offset); raises ``InvalidTime``
+        with nothing changed when the time cannot be read."""
+        from indexing.recording_time import parse_user_time
+
+        return self.library.set_recording_time(video_id, parse_user_time(when))
+
     # ------------------------------------------------------------------------------------------ corrections
     def correct(
         self,
@@ -248,17 +256,29 @@ class EgoRecall:
         return self.clip_maker().make(video_id, start, end)
 
     def ask(
-        self, question: str, *, video_id: str | None = None, mode: str = AUTO, k: int = 5, clips: bool = True
+        self,
+        question: str,
+        *,
+        video_id: str | None = None,
+        mode: str = AUTO,
+        k: int = 5,
+        clips: bool = True,
+        since: str | float | None = None,
+        until: str | float | None = None,
     ) -> Answer:
         """The ``k`` best moments for a question, in one video (``video_id``) or the whole library.
 
         ``mode`` is ``auto`` (the best this library has: see :mod:`app.answering.auto`), ``zeroshot``, a
         checkpoint (name in the checkpoints folder, or a path) or ``fused:CHECKPOINT``; the answer's ``mode``
-        says which one answered. With ``clips``,
-        each moment gets a cached MP4 clip and a JPEG thumbnail (a moment whose clip fails keeps
-        ``clip=None`` and says why in ``clip_error``). Raises ``EmptyQuestion``, ``InvalidRequest`` (k < 1),
-        ``UnknownVideo``, ``NothingToSearch`` (empty library) and the checkpoint errors.
+        says which one answered. ``since``/``until`` (a time such as ``2026-12-06T08:15``, or unix seconds)
+        limit the search to what was recorded then; without them, time words of the question do ("yesterday",
+        "this morning"). Each moment carries its wall-clock time. With ``clips``, each moment gets a cached MP4
+        clip and a JPEG thumbnail (a moment whose clip fails keeps ``clip=None`` and says why in
+        ``clip_error``). Raises ``EmptyQuestion``, ``InvalidRequest`` (k outside 1-50), ``UnknownVideo``,
+        ``NothingToSearch`` (empty library), ``InvalidTimeRange``, ``NothingAtThatTime`` and the checkpoint
+        errors.
         """
+        when = explicit_range(since, until)  # refused before loading anything
         maker = self.clip_maker() if clips else None
         return answer_question(
             self.library,
@@ -269,6 +289,7 @@ class EgoRecall:
             k=k,
             config=self.search_config,
             cut=(lambda moment: self._with_clip(maker, moment)) if maker is not None else None,
+            when=when,
         )
 
     @staticmethod

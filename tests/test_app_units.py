@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,14 +57,19 @@ def test_video_rows_show_ready_and_pending_files():
         added_at=0,
         status="ready",
         id="v1",
+        recorded_at=datetime(2026, 12, 3, 8, 14).timestamp(),
+        recorded_tz=None,
+        recorded_source="file name",
     )
     pending = [
         SimpleNamespace(name="next.mp4", state="indexing", frames_done=30, frames_total=120),
         SimpleNamespace(name="later.mp4", state="queued", frames_done=0, frames_total=0),
     ]
-    rows = video_rows([rec], pending)
-    assert rows[0][:3] == ["walk.mp4", "1:15", 2256] and rows[0][-2:] == ["ready", "v1"]
-    assert rows[1][0] == "next.mp4" and rows[1][5] == "indexing 25%" and rows[2][5] == "queued"
+    later = SimpleNamespace(**{**vars(rec), "name": "evening.mp4", "recorded_at": rec.recorded_at + 10 * 3600})
+    rows = video_rows([later, rec], pending)  # a diary: by recording time, the day on its first row
+    assert rows[0][:5] == ["Thu 3 Dec 2026", "08:14 (file name)", "walk.mp4", "1:15", 2256]
+    assert rows[0][-2:] == ["ready", "v1"] and rows[1][:3] == ["", "18:14 (file name)", "evening.mp4"]
+    assert rows[2][2] == "next.mp4" and rows[2][6] == "indexing 25%" and rows[3][6] == "queued"
 
 
 def test_progress_html_escapes_names_and_shows_eta():

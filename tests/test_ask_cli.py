@@ -241,6 +241,19 @@ def test_ask_cli(world, capsys, tmp_path):
     rc, out, _ = run(capsys, "ask", "Where is the cup?", "--library", lib, "--json", "--k", 1)
     moment = json.loads(out)["moments"][0]
     assert Path(moment["clip"]).is_file() and Path(moment["thumbnail"]).is_file()
+    assert moment["when"] and moment["recorded_at"] > 0  # every moment says when it happened
+    rc, out, err = run(
+        capsys,
+        "ask",
+        "Where is the cup?",
+        "--library",
+        lib,
+        "--since",
+        "2001-01-01T00:00",
+        "--until",
+        "2001-01-02T00:00",
+    )
+    assert rc == 1 and out == "" and "no video was recorded" in err and err.count("\n") == 1
     for argv, words in (
         (["   "], "empty"),
         (["cup", "--video", "nope"], "no video"),

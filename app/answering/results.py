@@ -50,6 +50,17 @@ class Moment:
     corrected: str | None = None
     """``right`` or ``adjusted`` when this moment is the user's own correction for this question (or a close
     paraphrase), put first: see :mod:`app.answering.corrections`."""
+    recorded_at: float | None = None
+    """Wall-clock (unix) time of the moment's start, from its video's recording time."""
+    recorded_tz: int | None = None
+    """The UTC offset (minutes) its video was recorded in, when known: the time is shown in that clock."""
+
+    @property
+    def when(self) -> str | None:
+        """ "Tue 3 Dec, 08:14" """
+        from indexing.recording_time import short_time
+
+        return None if self.recorded_at is None else short_time(self.recorded_at, self.recorded_tz)
 
     @property
     def duration(self) -> float:
@@ -70,6 +81,8 @@ class Moment:
             "confidence": None if self.confidence is None else round(float(self.confidence), 4),
             "presence": None if self.presence is None else round(float(self.presence), 4),
             "corrected": self.corrected,
+            "recorded_at": None if self.recorded_at is None else round(self.recorded_at, 3),
+            "when": self.when,
         }
 
 
@@ -126,6 +139,11 @@ class Answer:
     """How it was answered, in words, e.g. ``fused (VSLNet ... + zero-shot ..., weight 0.6)``."""
     warnings: tuple[str, ...] = ()
     """What the user should know about this answer (e.g. a stored calibration that cannot be read)."""
+    searching: str | None = None
+    """The time searched, as it was understood ("yesterday, Sat 5 Dec"), when the question or a filter named one."""
+    ordered: str | None = None
+    """``last`` (``first``) when the latest (earliest) confident moment was put first: see
+    :mod:`app.answering.recency`."""
 
     @property
     def verdict(self) -> str | None:
@@ -146,6 +164,8 @@ class Answer:
             "asked_mode": self.asked_mode or self.mode,
             "label": self.label,
             "warnings": list(self.warnings),
+            "searching": self.searching,
+            "ordered": self.ordered,
             "video_id": self.video_id,
             "moments": self.moment_dicts(),
             "series": [s.to_dict() for s in self.series],

@@ -23,14 +23,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
 from app.answering.corrections import apply_corrections, same_question
+from app.answering.recency import RECENCY_CANDIDATES, order_by_time
 from app.answering.results import Answer, Moment, ScoreSeries
+from app.answering.when import NothingAtThatTime, TimeRange, read_time
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
@@ -135,8 +137,10 @@ def find_moments(
     video_id: str | None = None,
     k: int = 5,
     config: SearchConfig = SearchConfig(),
+    only: Collection[str] | None = None,
 ) -> Ranking:
-    """Answer one question over one video (``video_id``) or the whole library: the ``k`` best windows."""
+    """Answer one question over one video (``video_id``) or the whole library (``only`` these videos, when
+    given): the ``k`` best windows."""
     check_k(k)
     started = time.monotonic()
     if video_id is not None:
@@ -146,6 +150,8 @@ def find_moments(
         plan = {record.id: (record, [Region.whole(0, record.num_rows)])}
     else:
         records = library.videos()
+        if only is not None:
+            records = [r for r in records if r.id in only]
         if not records:
             raise NothingToSearch(
                 f"the library at {library.root} has no videos yet; add some with `python -m app index VIDEO...`"
@@ -279,33 +285,72 @@ def answer_question(
     k: int = 5,
     config: SearchConfig = SearchConfig(),
     cut: Callable[[Moment], Moment] | None = None,
+    when: TimeRange | None = None,
+    now: float | None = None,
 ) -> Answer:
-    """The :class:`Answer` to one question, built here and only here: the ranked windows of
-    :func:`find_moments` with the user's corrections applied (:mod:`app.answering.corrections`), each a
-    :class:`Moment` (``cut`` adds its playable clip), its confidence when the answerer has a calibration, and
-    which mode answered (``asked_mode`` is what the user chose, e.g. ``auto``)."""
+    """The :class:`Answer` to one question, built here and only here.
+
+    In order: the time to search (``when``, else the question's own time words: :mod:`app.answering.when`),
+    the ranked windows of :func:`find_moments` over the videos recorded then, the user's corrections
+    (:mod:`app.answering.corrections`), the latest (or earliest) confident moment first when the question asks
+    for one (:mod:`app.answering.recency`), then each a :class:`Moment` with its wall-clock time (``cut``
+    adds its playable clip) and its confidence, and which mode answered (``asked_mode`` is what the user chose,
+    e.g. ``auto``)."""
     started = time.monotonic()
     check_k(k)
-    corrections = [c for c in library.feedback.list(video_id) if same_question(question, c.question)]
-    records = {r.id: r for r in library.videos()} if corrections else {}
-    corrections = [c for c in corrections if c.video_id in records]  # of ready videos only
-    extra = sum(c.verdict == "wrong" for c in corrections)  # windows a wrong moment may take away
-    ranking = find_moments(library, answerer, question, video_id=video_id, k=min(MAX_K, k + extra), config=config)
-    ranked, verdicts = apply_corrections(question, ranking.ranked, corrections, k, video_id)
+    text, spoken = read_time(question, now)
+    when = when or spoken
+    records = {r.id: r for r in library.videos()}
+    only = None
+    if when is not None:
+        only = {
+            vid
+            for vid, r in records.items()
+            if r.recorded_at is not None and when.overlaps(r.recorded_at, r.recorded_at + r.duration)
+        }
+        if video_id is not None:
+            only &= {video_id}
+        if not only:
+            raise NothingAtThatTime(f"no video {'of this scope ' if video_id else ''}was recorded {when.said}")
+    corrections = [c for c in library.feedback.list(video_id) if same_question(text, c.question)]
+    corrections = [c for c in corrections if c.video_id in records and (only is None or c.video_id in only)]
+    extra = sum(c.verdict == "wrong" for c in corrections) + (k if when is not None else 0)
+    wanted = min(MAX_K, max(k + extra, RECENCY_CANDIDATES))
+    ranking = find_moments(library, answerer, text, video_id=video_id, k=wanted, config=config, only=only)
+    ranked = ranking.ranked
+    if when is not None:  # a window of a video that runs past the range counts where it starts
+        ranked = [(v, w) for v, w in ranked if when.contains(records[v].moment_time(w.start))]
+    ranked, verdicts = apply_corrections(text, ranked, corrections, wanted, video_id)
+    calibration = answerer.calibration
+    presence = {vid: sv.presence for vid, sv in ranking.videos.items()}
+
+    def confidence(vid: str, window) -> float | None:
+        if calibration is None:
+            return None
+        return (
+            1.0
+            if (vid, window.start, window.end) in verdicts
+            else calibration.probability(window.score, presence.get(vid))
+        )
+
+    ranked, ordered = order_by_time(ranked, records, ranking.prepared.rewrite, confidence, calibration, k)
     moments = []
     for rank, (vid, window) in enumerate(ranked, start=1):
-        scored = ranking.videos.get(vid)
-        record = scored.record if scored is not None else records[vid]
-        presence = scored.presence if scored is not None else None
-        corrected = verdicts.get((vid, window.start, window.end))
-        moment = Moment(vid, record.name, window.start, window.end, window.score, rank, presence=presence)
-        moment = replace(moment, corrected=corrected) if corrected else moment
+        record = records[vid]
+        moment = Moment(
+            vid,
+            record.name,
+            window.start,
+            window.end,
+            window.score,
+            rank,
+            presence=presence.get(vid),
+            corrected=verdicts.get((vid, window.start, window.end)),
+            confidence=confidence(vid, window),
+            recorded_at=record.moment_time(window.start),
+            recorded_tz=record.recorded_tz,
+        )
         moments.append(cut(moment) if cut is not None else moment)
-    calibration = answerer.calibration
-    if calibration is not None:  # a moment the user confirmed is certain
-        moments = [
-            replace(m, confidence=1.0 if m.corrected else calibration.probability(m.score, m.presence)) for m in moments
-        ]
     first_rank: dict[str, int] = {}
     for m in moments:
         first_rank.setdefault(m.video_id, m.rank)
@@ -330,4 +375,6 @@ def answer_question(
         asked_mode=asked_mode,
         label=answerer.label,
         warnings=tuple(getattr(answerer, "warnings", ())),
+        searching=None if when is None else when.said,
+        ordered=ordered,
     )

@@ -36,6 +36,10 @@ def register(subparsers) -> None:
         "zeroshot, a trained checkpoint's name or folder, or fused:CHECKPOINT",
     )
     p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments, 1-50 (default 5)")
+    p.add_argument(
+        "--since", default=None, metavar="TIME", help="only what was recorded from TIME on (e.g. 2026-12-06T08:00)"
+    )
+    p.add_argument("--until", default=None, metavar="TIME", help="only what was recorded before TIME")
     clips = p.add_mutually_exclusive_group()
     clips.add_argument(
         "--clips", type=Path, default=None, metavar="DIR", help="also copy each moment's clip and thumbnail into DIR"
@@ -162,14 +166,24 @@ def _copy_clips(answer, directory: Path):
 
 def ask_command(args: argparse.Namespace) -> int:
     from app.answering import check_k
+    from app.answering.when import explicit_range
     from app.service import EgoRecall
     from indexing.library import Library
 
     check_k(args.k)
+    explicit_range(args.since, args.until)  # an unreadable time is refused before any work
     settings = _settings(args)
     Library.open(settings.library, create=False, repair=False).close()  # no library: say so, create none
     service = EgoRecall(settings)
-    answer = service.ask(args.question, video_id=args.video, mode=args.mode, k=args.k, clips=not args.no_clips)
+    answer = service.ask(
+        args.question,
+        video_id=args.video,
+        mode=args.mode,
+        k=args.k,
+        clips=not args.no_clips,
+        since=args.since,
+        until=args.until,
+    )
     if args.clips is not None:
         answer = _copy_clips(answer, args.clips)
     if args.json:
@@ -180,6 +194,10 @@ def ask_command(args: argparse.Namespace) -> int:
     scope = f"video {args.video}" if args.video else f"{answer.candidates} video(s) searched"
     how = f"{answer.asked_mode}: {answer.label}" if answer.asked_mode != answer.mode else answer.label
     print(f"{answer.question}\n  {how}, {scope}, {answer.seconds:.2f} s")
+    if answer.searching:
+        print(f"  searching: {answer.searching}")
+    if answer.ordered:
+        print(f"  the {'latest' if answer.ordered == 'last' else 'earliest'} confident moment first")
     if not answer.moments:
         print("  no moments found")
         return 0
@@ -192,7 +210,9 @@ def ask_command(args: argparse.Namespace) -> int:
     width = max(len(m.video_name) for m in answer.moments)
     for m in answer.moments:
         where = str(m.clip) if m.clip else (f"(no clip: {m.clip_error})" if m.clip_error else "")
-        print(f"{m.rank:3d}  {m.video_name:<{width}}  {clock(m.start):>7}–{clock(m.end):<7}  {m.score:8.4f}  {where}")
+        when = f"{m.when:>17}  " if m.when else ""
+        span = f"{clock(m.start):>7}–{clock(m.end):<7}"
+        print(f"{m.rank:3d}  {when}{m.video_name:<{width}}  {span}  {m.score:8.4f}  {where}")
     return 0
 
 

@@ -76,10 +76,18 @@ def _add_api(actions: Actions) -> None:
         """Remove one video (by id) and everything stored for it."""
         return actions.remove(video_id)
 
-    def ask(question: str, video_id: str = ALL_VIDEOS, mode: str = AUTO, k: int = ask_tab.DEFAULT_K) -> dict:
-        """The k best moments: video id and name, start/end seconds, score, and the clip and thumbnail (a
-        server path, and ``clip_url`` relative to the app)."""
-        return actions.ask(question, video_id, mode, k)
+    def ask(
+        question: str,
+        video_id: str = ALL_VIDEOS,
+        mode: str = AUTO,
+        k: int = ask_tab.DEFAULT_K,
+        since: str = "",
+        until: str = "",
+    ) -> dict:
+        """The k best moments: video id and name, start/end seconds, wall-clock time, score, and the clip and
+        thumbnail (a server path, and ``clip_url`` relative to the app). ``since``/``until`` (e.g.
+        2026-12-06T08:00) limit it to what was recorded then; time words of the question do too."""
+        return actions.ask(question, video_id, mode, k, since, until)
 
     def correct(
         video_id: str,

@@ -80,9 +80,19 @@ def video_record(record) -> dict[str, Any]:
         "num_rows",
         "added_at",
         "size_bytes",
+        "recorded_at",
+        "recorded_tz",
+        "recorded_source",
     )
     d = record.to_dict()
-    return {k: d.get(k) for k in keep}
+    out = {k: d.get(k) for k in keep}
+    if record.recorded_at is not None:
+        from indexing.recording_time import short_time
+
+        out["recorded"] = f"{short_time(record.recorded_at, record.recorded_tz)} ({record.recorded_source})"
+    else:
+        out["recorded"] = "unknown"
+    return out
 
 
 class Actions:
@@ -111,6 +121,14 @@ class Actions:
         if not video_id:
             raise EgoRecallError("choose a video to remove")
         record = self.service.remove(video_id)
+        self.jobs.library_changed()
+        return video_record(record)
+
+    @user_facing("setting the recording time")
+    def set_recording_time(self, video_id: str, when: str) -> dict[str, Any]:
+        if not video_id:
+            raise EgoRecallError("choose a video to date")
+        record = self.service.set_recording_time(video_id, when or "")
         self.jobs.library_changed()
         return video_record(record)
 
@@ -146,14 +164,17 @@ class Actions:
             )
         return out
 
-    def ask_answer(self, question: str, video_id: str | None, mode: str, k: int):
+    def ask_answer(
+        self, question: str, video_id: str | None, mode: str, k: int, since: str | None = None, until: str | None = None
+    ):
         """The service's :class:`~app.answering.Answer` (errors as ``EgoRecallError``)."""
         scope = None if not video_id or video_id == ALL_VIDEOS else video_id
         try:
             k = int(k)
         except (TypeError, ValueError):
             raise EgoRecallError(f"k must be a whole number of moments, not {k!r}") from None
-        return self.service.ask(question or "", video_id=scope, mode=mode or AUTO, k=k)
+        since, until = (since or "").strip() or None, (until or "").strip() or None
+        return self.service.ask(question or "", video_id=scope, mode=mode or AUTO, k=k, since=since, until=until)
 
     def _auto_now(self) -> str:
         """What ``auto`` stands for in this library now (best effort: the list of modes must not fail)."""
@@ -165,8 +186,16 @@ class Actions:
             return ZEROSHOT
 
     @user_facing("answering the question")
-    def ask(self, question: str, video_id: str | None = None, mode: str = AUTO, k: int = 5) -> dict:
-        answer = self.ask_answer(question, video_id, mode, k)
+    def ask(
+        self,
+        question: str,
+        video_id: str | None = None,
+        mode: str = AUTO,
+        k: int = 5,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict:
+        answer = self.ask_answer(question, video_id, mode, k, since, until)
         return answer_record(answer)
 
     # ------------------------------------------------------------------ corrections
@@ -300,4 +329,6 @@ def answer_record(answer) -> dict[str, Any]:
         "no_good_match": answer.no_good_match,
         "verdict": answer.verdict,
         "threshold": answer.threshold,
+        "searching": answer.searching,
+        "ordered": answer.ordered,
     }

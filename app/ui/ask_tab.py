@@ -73,6 +73,13 @@ def build(actions: Actions) -> dict[str, Any]:
             elem_id="er-mode",
         )
         k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Moments (k)", scale=1)
+    with gr.Row():
+        since = gr.Textbox(
+            label="Recorded from (optional)", placeholder="2026-12-06T08:00", scale=1, elem_id="er-since"
+        )
+        until = gr.Textbox(
+            label="Recorded until (optional)", placeholder="2026-12-06T12:00", scale=1, elem_id="er-until"
+        )
     summary = gr.Markdown(elem_id="er-summary")
     answer_json = gr.JSON(visible=False, label="answer")
     answer_state = gr.State(None)
@@ -116,15 +123,15 @@ def build(actions: Actions) -> dict[str, Any]:
             )
 
     @user_facing("answering the question")
-    def ui_ask(q: str, video_id: str, mode_name: str, k_value: float):
-        answer = actions.ask_answer(q, video_id, mode_name, int(k_value))
+    def ui_ask(q: str, video_id: str, mode_name: str, k_value: float, since_text: str, until_text: str):
+        answer = actions.ask_answer(q, video_id, mode_name, int(k_value), since_text, until_text)
         from app.ui.actions import answer_record
 
         return answer_record(answer), {"series": answer.series}
 
     ask_event = dict(
         fn=ui_ask,
-        inputs=[question, scope, mode, k],
+        inputs=[question, scope, mode, k, since, until],
         outputs=[answer_json, answer_state],
         concurrency_id="ask",
         concurrency_limit=ASK_CONCURRENCY,
@@ -212,6 +219,8 @@ def build(actions: Actions) -> dict[str, Any]:
 
 
 def _caption(m: dict) -> str:
+    if m.get("when"):
+        m = dict(m, video_name=f"{m['when']} · {m['video_name']}")
     if m.get("confidence") is not None:
         said = f" · {m['confidence_words']}" if m.get("confidence_words") else ""
         return f"#{m['rank']} · {m['video_name']} · {m['span']} · {100 * m['confidence']:.0f} %{said}"
@@ -250,6 +259,10 @@ def _render(answer: dict, state: dict):
             f"moment is {100 * best:.0f} % likely to be right (a good match needs {100 * answer['threshold']:.0f} "
             f"%). The closest candidates are below. ({how})"
         )
+    if answer.get("searching"):
+        lines += f"\n\nSearching: {answer['searching']}."
+    if answer.get("ordered") and moments:
+        lines += f"\n\nThe {'latest' if answer['ordered'] == 'last' else 'earliest'} confident moment comes first."
     for warning in answer.get("warnings") or ():
         lines += f"\n\n⚠ {warning}"
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]

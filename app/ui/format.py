@@ -29,7 +29,7 @@ __all__ = [
     "playback_offset",
 ]
 
-VIDEO_COLUMNS = ["Name", "Duration", "Frames", "Encoder", "Added", "Status", "ID"]
+VIDEO_COLUMNS = ["Day", "Recorded", "Name", "Duration", "Frames", "Encoder", "Status", "ID"]
 
 
 def span(start: float, end: float) -> str:
@@ -71,6 +71,9 @@ def moment_record(moment) -> dict[str, Any]:
         "clip_start": None if moment.clip_start is None else round(float(moment.clip_start), 3),
         "clip_error": moment.clip_error,
         "confidence": None if moment.confidence is None else round(float(moment.confidence), 4),
+        "recorded_at": getattr(moment, "recorded_at", None),
+        "when": getattr(moment, "when", None),
+        "corrected": getattr(moment, "corrected", None),
     }
 
 
@@ -84,27 +87,34 @@ def _date(unix: float | None) -> str:
 
 
 def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
-    """Rows of the library table (:data:`VIDEO_COLUMNS`): ready videos, then files still being indexed."""
+    """Rows of the library table (:data:`VIDEO_COLUMNS`): ready videos as a diary (by the day they were
+    recorded, the day named on its first row), then files still being indexed."""
+    from indexing.recording_time import by_day, local_moment
+
     rows = []
-    for r in records:
-        frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
-        rows.append(
-            [
-                r.name,
-                clock(r.duration),
-                frames if frames is not None else "",
-                r.encoder_key,
-                _date(r.added_at),
-                r.status,
-                r.id,
-            ]
-        )
+    for day, group in by_day(list(records)):
+        for i, r in enumerate(group):
+            frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
+            at = local_moment(r.recorded_at, r.recorded_tz).strftime("%H:%M") if r.recorded_at else ""
+            source = getattr(r, "recorded_source", None)
+            rows.append(
+                [
+                    day if i == 0 else "",
+                    f"{at} ({source})" if source else at,
+                    r.name,
+                    clock(r.duration),
+                    frames if frames is not None else "",
+                    r.encoder_key,
+                    r.status,
+                    r.id,
+                ]
+            )
     for f in pending:
         if f.state == "indexing" and f.frames_total:
             status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
         else:
             status = f.state
-        rows.append([f.name, "", "", "", "", status, ""])
+        rows.append(["", "", f.name, "", "", "", status, ""])
     return rows
 
 

@@ -58,6 +58,23 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         )
         remove_btn = gr.Button("Remove", variant="stop", scale=1)
     removed = gr.Markdown()
+    with gr.Accordion("When was a video recorded?", open=False, elem_id="er-dating"):
+        gr.Markdown(
+            "Times come from the file (camera metadata, else its name, else its file time). Set one by hand "
+            "when it is missing or wrong: questions such as *yesterday* and *the last time* depend on it."
+        )
+        with gr.Row():
+            to_date = gr.Dropdown(
+                label="Video",
+                choices=_video_choices(actions.service.videos()),
+                value=None,
+                scale=3,
+                allow_custom_value=True,
+                elem_id="er-date-video",
+            )
+            when = gr.Textbox(label="Recorded at", placeholder="2026-12-06T08:15", scale=2, elem_id="er-date-time")
+            date_btn = gr.Button("Set time", scale=1, elem_id="er-date-set")
+        dated = gr.Markdown(elem_id="er-date-status")
     with gr.Accordion("Demo data", open=False):
         gr.Markdown(
             "Make a small synthetic first-person world, index it and train a demo model, so every part "
@@ -95,11 +112,12 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         demo = jobs.demo_status()
         key = (st["version"], repr(st["current"]), demo["state"], demo["stage"], round(demo["fraction"], 2))
         if key == previous:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
         records = actions.service.videos()
         return (
             progress_html(st),
             video_rows(records, jobs.pending_files()),
+            gr.update(choices=_video_choices(records)),
             gr.update(choices=_video_choices(records)),
             _demo_text(demo),
             key,
@@ -108,7 +126,7 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     timer.tick(
         refresh,
         inputs=seen,
-        outputs=[status, table, to_remove, demo_status, seen],
+        outputs=[status, table, to_remove, to_date, demo_status, seen],
         show_progress="hidden",
         api_visibility="private",
         concurrency_limit=None,
@@ -119,6 +137,12 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         return f"Removed {record['name']}.", None
 
     remove_btn.click(ui_remove, inputs=to_remove, outputs=[removed, to_remove], api_visibility="private")
+
+    def ui_date(video_id: str | None, text: str):
+        record = actions.set_recording_time(video_id or "", text or "")
+        return f"{record['name']}: recorded {record['recorded']}.", video_rows(actions.service.videos())
+
+    date_btn.click(ui_date, inputs=[to_date, when], outputs=[dated, table], api_name="set_recording_time")
 
     demo_btn.click(
         lambda: _demo_text(actions.demo()), outputs=demo_status, api_visibility="private", concurrency_id="gpu"

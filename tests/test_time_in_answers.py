@@ -1,0 +1,158 @@
+"""Time in answers: every moment says when it happened, questions and filters may say when to look, and "where
+did I put my keys" puts the latest confident moment first (controlled embeddings: the keys are red)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+from answer_fixtures import ColorEncoder, colored_frames
+from media import write_video
+
+from app.answering.when import InvalidTimeRange, NothingAtThatTime, read_time
+from app.cli import main
+from app.service import EgoRecall
+from app.settings import Settings
+
+FPS = 10.0
+# name -> (recorded at, local time of this machine; seconds; spans). The keys are put down on three days.
+VIDEOS = {
+    "monday.mp4": ("2026-11-30T08:00", 20.0, {"red": [(5.0, 8.0)]}),
+    "wednesday.mp4": ("2026-12-02T18:30", 20.0, {"red": [(12.0, 15.0)], "green": [(2.0, 4.0)]}),
+    "thursday.mp4": ("2026-12-03T07:45", 20.0, {"red": [(9.0, 12.0)]}),
+}
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).astimezone().timestamp()
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory):
+    root = tmp_path_factory.mktemp("week")
+    settings = Settings(library=root / "lib", device="cpu")
+    service = EgoRecall(settings, encoder=ColorEncoder())
+    for name, (when, seconds, spans) in VIDEOS.items():
+        utc = datetime.fromtimestamp(ts(when), timezone.utc)
+        meta = {"creation_time": utc.strftime("%Y-%m-%dT%H:%M:%S.000000Z")}  # UTC, as cameras write it
+        path = write_video(
+            root / name, seconds=seconds, fps=FPS, width=64, height=48, frame=colored_frames(spans, FPS), metadata=meta
+        )
+        (result,) = service.index([path])
+        assert result.ok and result.record.recorded_source == "container"
+    return settings
+
+
+def service_of(settings) -> EgoRecall:
+    return EgoRecall(settings, encoder=ColorEncoder())
+
+
+def test_every_moment_carries_its_wall_clock_time(week):
+    answer = service_of(week).ask("where is the cup", mode="zeroshot", k=2, clips=False)
+    top = answer.moments[0]
+    assert top.video_name == "wednesday.mp4" and top.recorded_at == pytest.approx(ts("2026-12-02T18:30") + top.start)
+    assert top.when.startswith("Wed 2 Dec, 18:3") and answer.to_dict()["moments"][0]["when"] == top.when
+
+
+def test_where_did_i_put_my_keys_means_the_last_time(week):
+    service = service_of(week)
+    answer = service.ask("where did I put my keys?", mode="zeroshot", k=3, clips=False)
+    assert answer.ordered == "last" and answer.moments[0].video_name == "thursday.mp4"
+    assert {m.video_name for m in answer.moments} == {"monday.mp4", "wednesday.mp4", "thursday.mp4"}
+    first = service.ask("when did I first put down the keys", mode="zeroshot", k=3, clips=False)
+    assert first.ordered == "first" and [m.video_name for m in first.moments] == [
+        "monday.mp4",
+        "wednesday.mp4",
+        "thursday.mp4",
+    ]  # the question asked for an order: the confident moments follow in it
+
+
+def test_questions_and_filters_say_when_to_look(week):
+    service = service_of(week)
+    answer = service.ask("where did I put my keys on 2 December?", mode="zeroshot", k=3, clips=False)
+    assert answer.searching == "on 2 december, Wed 2 Dec"
+    assert {m.video_name for m in answer.moments} == {"wednesday.mp4"}
+    filtered = service.ask(
+        "where are my keys", mode="zeroshot", k=3, clips=False, since="2026-11-30T00:00", until="2026-12-01T00:00"
+    )
+    assert {m.video_name for m in filtered.moments} == {"monday.mp4"} and filtered.searching
+    with pytest.raises(NothingAtThatTime, match="no video"):
+        service.ask("where are my keys on 25 December", mode="zeroshot", clips=False)
+    with pytest.raises(InvalidTimeRange):
+        service.ask("keys", mode="zeroshot", clips=False, since="2026-12-03T00:00", until="2026-12-01T00:00")
+
+
+def test_the_cli_refuses_an_unreadable_time_before_any_work(week, capsys):
+    lib = str(week.library)
+    rc = main(["ask", "where are my keys", "--library", lib, "--no-clips", "--since", "not a time"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and err.startswith("error: ") and "YYYY-MM-DD" in err and err.count("\n") == 1
+
+
+NOW = datetime(2026, 12, 6, 15, 0).timestamp()  # a Sunday afternoon
+
+
+@pytest.mark.parametrize(
+    "question,rest,start,end,said",
+    [
+        (
+            "where did I put my keys yesterday",
+            "where did I put my keys",
+            "2026-12-05T00:00",
+            "2026-12-06T00:00",
+            "yesterday, Sat 5 Dec",
+        ),
+        (
+            "what did I eat this morning?",
+            "what did I eat?",
+            "2026-12-06T05:00",
+            "2026-12-06T12:00",
+            "this morning, Sun 6 Dec",
+        ),
+        (
+            "where was the mug on Monday",
+            "where was the mug",
+            "2026-11-30T00:00",
+            "2026-12-01T00:00",
+            "on monday, Mon 30 Nov",
+        ),
+        (
+            "did I water the plants last week",
+            "did I water the plants",
+            "2026-11-23T00:00",
+            "2026-11-30T00:00",
+            "last week, Mon 23 Nov - Sun 29 Nov",
+        ),
+        (
+            "where were my glasses on 3 December",
+            "where were my glasses",
+            "2026-12-03T00:00",
+            "2026-12-04T00:00",
+            "on 3 december, Thu 3 Dec",
+        ),
+        (
+            "yesterday evening, where did I leave the phone",
+            "where did I leave the phone",
+            "2026-12-05T17:00",
+            "2026-12-05T22:00",
+            "yesterday evening, Sat 5 Dec",
+        ),
+        (
+            "where is my bag 2 days ago",
+            "where is my bag",
+            "2026-12-04T00:00",
+            "2026-12-05T00:00",
+            "2 days ago, Fri 4 Dec",
+        ),
+    ],
+)
+def test_time_words(question, rest, start, end, said):
+    text, when = read_time(question, NOW)
+    assert text == rest and when.said == said
+    assert (when.since, when.until) == (ts(start), ts(end))
+
+
+@pytest.mark.parametrize("question", ["where did I put the may flowers", "how many times did I open the fridge"])
+def test_questions_without_a_time(question):
+    assert read_time(question, NOW) == (question, None)
