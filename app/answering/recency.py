@@ -7,8 +7,8 @@ put-down of three weeks ago wins. The rule here:
   ``last`` -- questions asking where an object is (``where did I put / leave X``, ``where is X``) when their
   confident moments come from more than one video;
 * **confident**: with a calibration, the moments over its good-match threshold; without one, those whose score
-  is closer to the best candidate's than to the median candidate's (:data:`RECENCY_MARGIN`): the moments that
-  stand out of the candidates together with the best;
+  is within a quarter of the way from the best candidate's to the median candidate's (:data:`RECENCY_MARGIN`):
+  those that stand out of the candidates together with the best;
 * **order**: the latest (``first``: the earliest) confident moment by wall-clock time goes first. When the
   question said the order, the other confident moments follow in that time order; otherwise they keep their
   score order. The rest follow by score. The answer says it did (``Answer.ordered``).
@@ -26,7 +26,7 @@ from app.answering.corrections import WHERE_TEMPLATES
 from models.questions import Rewrite
 from models.windows import Window
 
-RECENCY_MARGIN = 0.5
+RECENCY_MARGIN = 0.25
 """Without a calibration: a moment within this share of (best - median) of the candidates' scores from the best
 is as confident as the best."""
 RECENCY_CANDIDATES = 10
