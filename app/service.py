@@ -164,6 +164,36 @@ class EgoRecall:
         )
         return outcomes
 
+    def watch(
+        self,
+        folder: str | Path,
+        stop: threading.Event,
+        *,
+        interval_s: float = 2.0,
+        settle_s: float = 5.0,
+        on_result: Callable[[IndexResult], None] | None = None,
+        copy_media: bool = True,
+    ) -> int:
+        """Index the videos that arrive in ``folder`` until ``stop`` is set: each once it has finished copying,
+        in recording-time order (:mod:`indexing.watch`); remembered in the library, so a restart indexes
+        nothing twice. A file that cannot be indexed is reported and not retried until it changes; a folder that
+        disappears is reported and waited for. Returns how many videos were added."""
+        from indexing.watch import FolderWatch
+
+        watcher = FolderWatch.for_library(self.library.root, Path(folder), settle_s)
+        added = 0
+        while not stop.is_set():
+            for path in watcher.poll():
+                if stop.is_set():
+                    break
+                (result,) = self.index([path], copy_media=copy_media)
+                watcher.mark_done(path)
+                added += result.ok and not result.existed
+                if on_result is not None:
+                    on_result(result)
+            stop.wait(interval_s)
+        return added
+
     def videos(self) -> list[VideoRecord]:
         """Ready videos, in the order they were added."""
         return self.library.videos()

@@ -177,3 +177,16 @@ def by_day(records) -> list[tuple[str, list]]:
         groups[-1][1].append(r)
     undated = [r for r in records if r.recorded_at is None]
     return groups + ([("date unknown", undated)] if undated else [])
+
+
+def file_recording_time(path: str | Path) -> RecordingTime:
+    """:func:`recording_time` of a file, reading its container tags (a quick open, no decoding); a file FFmpeg
+    cannot open is dated by its name or file time."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            video = container.streams.video
+            return recording_time(path, dict(container.metadata or {}), dict(video[0].metadata or {}) if video else {})
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return recording_time(path)

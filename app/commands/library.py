@@ -52,6 +52,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("videos", nargs="*", type=Path, metavar="VIDEO", help="video files to add")
     p.add_argument(
+        "--watch",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="keep running and add the videos that arrive in FOLDER, each once it has finished copying, in "
+        "recording-time order; Ctrl-C stops (a restart adds nothing twice)",
+    )
+    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="with --watch: seconds between looks")
+    p.add_argument(
+        "--settle", type=float, default=5.0, metavar="S", help="with --watch: seconds a file must stay unchanged"
+    )
+    p.add_argument(
         "--from-list",
         type=Path,
         default=None,
@@ -235,8 +247,10 @@ def _index_paths(args) -> list[Path]:
     from indexing.errors import LibraryError
 
     paths = list(args.videos) + (read_list(args.from_list) if args.from_list else [])
-    if not paths:
-        raise LibraryError("nothing to index: name video files, or a list of them with --from-list FILE")
+    if not paths and getattr(args, "watch", None) is None:
+        raise LibraryError(
+            "nothing to index: name video files, a list of them with --from-list FILE, or a folder to --watch"
+        )
     return paths
 
 
@@ -275,7 +289,38 @@ def index_command(args) -> int:
         if bar is not None:
             bar.close()
         failed += not _print_result(result)
+    if args.watch is not None:
+        return _watch(args, service) or (1 if failed else 0)
     return 1 if failed else 0
+
+
+def _watch(args, service) -> int:
+    import threading
+
+    from app.commands.stopping import stop_on_signals
+    from indexing.errors import LibraryError
+
+    if args.interval <= 0 or args.settle < 0:
+        raise LibraryError("--interval must be above 0 and --settle at least 0 seconds")
+    stop = threading.Event()
+    previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
+    print(f"watching {args.watch.absolute()} (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        added = service.watch(
+            args.watch,
+            stop,
+            interval_s=args.interval,
+            settle_s=args.settle,
+            on_result=_print_result,
+            copy_media=not args.reference,
+        )
+    finally:
+        import signal
+
+        for s, h in previous.items():
+            signal.signal(s, h)
+    print(f"stopped watching; {added} video(s) added", file=sys.stderr)
+    return 0
 
 
 def _index_on_cluster(args, paths: list[Path]) -> int:
