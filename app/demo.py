@@ -69,6 +69,8 @@ class DemoConfig:
     seed: int = 1
     style: str = "home"
     """The world's style (:mod:`training.synthworld.style`): ``home`` or a report style of the benchmarks."""
+    recorded_from: str | None = None
+    """A week of recordings (``SynthConfig.recorded_from``, three videos a day), for the multi-day benchmark."""
     world_workers: int = 2
     # the encoder
     model: str = "egorecall-small"
@@ -147,6 +149,7 @@ class DemoConfig:
             "val_fraction": self.val_fraction,
             "max_queries_per_clip": self.max_queries_per_clip,
             "style": self.style,
+            "recorded_from": self.recorded_from,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +162,8 @@ class DemoConfig:
             d.pop(k)
         if d["style"] == "home":  # libraries made before styles existed recorded none
             d.pop("style")
+        if d["recorded_from"] is None:
+            d.pop("recorded_from")
         return d
 
 

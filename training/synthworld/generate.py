@@ -12,6 +12,7 @@ import os
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -55,6 +56,12 @@ class SynthConfig:
     style: str = "home"
     """How the world looks, moves and talks (:mod:`training.synthworld.style`): ``home`` (tuning) or a report
     style (``flat``, ``cottage``, ``loft``)."""
+    recorded_from: str | None = None
+    """A week of recordings: video ``i`` is recorded on day ``i // videos_per_day`` after this UTC time
+    (``2026-11-30T08:00:00Z``), ``hours_between`` hours after the day's previous one, and the time is written
+    into the file as cameras do (``creation_time``). None: no recording times."""
+    videos_per_day: int = 3
+    hours_between: float = 5.0
 
     def validate(self) -> None:
         problems = []
@@ -76,8 +83,27 @@ class SynthConfig:
             problems.append(f"at least one query per clip is needed (got {self.max_queries_per_clip})")
         if self.workers < 1:
             problems.append(f"--workers must be at least 1 (got {self.workers})")
+        if self.recorded_from is not None and recorded_at(self, 0) is None:
+            problems.append(
+                f"recorded_from must be an ISO time such as 2026-11-30T08:00:00Z (got {self.recorded_from!r})"
+            )
+        if self.videos_per_day < 1 or self.hours_between <= 0:
+            problems.append("videos_per_day must be at least 1 and hours_between above 0")
         if problems:
             raise SynthWorldError("; ".join(problems) + ".")
+
+
+def recorded_at(cfg: SynthConfig, index: int) -> float | None:
+    """Unix time video ``index`` of a week-long world was recorded (None without ``recorded_from``)."""
+    if cfg.recorded_from is None:
+        return None
+    try:
+        start = datetime.fromisoformat(cfg.recorded_from.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    start = start if start.tzinfo else start.replace(tzinfo=timezone.utc)
+    day, slot = divmod(index, cfg.videos_per_day)
+    return start.timestamp() + day * 86_400.0 + slot * cfg.hours_between * 3600.0
 
 
 @dataclass
@@ -220,8 +246,13 @@ def render_video_file(plan: VideoPlan, path: Path, cfg: SynthConfig, house: Hous
     renderer = VideoRenderer(_assets(style.house(house), cfg.size), plan.events, cfg.fps, plan.motion_seed, motion)
     tmp = path.with_name(path.stem + ".partial.mp4")
     try:
+        when = recorded_at(cfg, plan.index)
+        meta = None
+        if when is not None:
+            stamp = datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+            meta = {"creation_time": stamp}
         with VideoWriter(
-            tmp, cfg.fps, cfg.size, cfg.size, crf=cfg.crf, gop=int(round(2 * cfg.fps)), threads=1
+            tmp, cfg.fps, cfg.size, cfg.size, crf=cfg.crf, gop=int(round(2 * cfg.fps)), threads=1, metadata=meta
         ) as writer:
             for frame in renderer.frames(plan.n_frames):
                 writer.write(frame)
@@ -444,6 +475,7 @@ def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
     return {
         "video_uid": p.video_uid,
         "index": p.index,
+        "recorded_at": recorded_at(cfg, p.index),
         "split": p.split,
         "file": p.file,
         "duration": p.duration,

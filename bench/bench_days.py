@@ -1,0 +1,206 @@
+"""Memory across days: a synthetic week of recordings, questions whose answers are defined by time.
+
+    python bench/bench_days.py            # 24 videos (12 held out = the week: 4 days x 3), ~5 min the first time
+    python bench/bench_days.py --quick    # a smoke run
+
+What runs. The demo's pipeline on a world whose videos carry recording times in their own files (three a day,
+``creation_time`` as cameras write it): ``egorecall-small`` pretrained on the training videos' narrations; the
+*held-out* videos alone make the week's library (indexed with that encoder, times read from the files). The
+objects move between sessions, so the keys are put down on several days.
+
+Questions, from the world's event log (``world.json``), in the world's own words:
+
+* ``last``: "where did I put the X?" asked at the end of the week, for every object put down in two or more
+  videos: the answer is the *last* put-down before that time;
+* ``yesterday``: "where did I put the X yesterday?" / "what did I take out of the Y yesterday?" asked on the
+  evening after a day on which it happened exactly once, for objects (places) it also happened to on other
+  days: the answer is that day's.
+
+Each is answered by zero-shot three ways: **score only** (every video of the week ranked by score, the time
+words left out), **time-aware** (``app.answering.answer_question`` at the question's time: time words as a
+range, the latest confident moment first), and **inside its own video** (the answer's video given: the ceiling
+a week can reach). Printed per kind: rank 1 in the right video, R@1/R@5 at IoU 0.3/0.5 counting a moment in a
+wrong video as a miss, with chance (1 / the videos in scope) beside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from bench.machine import cpu_model  # noqa: E402
+
+WEEK_START = "2026-11-30T07:00:00Z"
+SEED = 4242
+"""Not used by any test, demo or other benchmark world."""
+
+
+@dataclass(frozen=True)
+class TimedQuestion:
+    kind: str
+    text: str
+    asked_at: float
+    video_uid: str
+    start: float
+    end: float
+    """The answer: seconds in ``video_uid``."""
+
+
+def week_config(quick: bool):
+    from app.demo import DemoConfig
+
+    full = DemoConfig(videos=24, duration=90.0, seed=SEED, val_fraction=0.5, recorded_from=WEEK_START, world_workers=1)
+    if not quick:
+        return full
+    return replace(full, videos=12, duration=60.0, pretrain_steps=30, pretrain_batch=32, train_steps=30, eval_every=30)
+
+
+def questions(world: dict) -> list[TimedQuestion]:
+    """The week's time-defined questions (see the module docstring), from the held-out videos' event log."""
+    videos = [v for v in world["videos"] if v["split"] == "val"]
+    puts, takes = defaultdict(list), defaultdict(list)  # object -> [(time, uid, start, end)], place -> ...
+    for v in videos:
+        for e in v["events"]:
+            at = v["recorded_at"] + e["start"]
+            if e["kind"] == "put":
+                puts[e["obj"]].append((at, v["video_uid"], e["start"], e["end"]))
+            elif e["kind"] == "pick" and e["narration"] and " out of " in e["narration"]:
+                takes[e["place"]].append((at, v["video_uid"], e["start"], e["end"], e["obj"]))
+    end_of_week = max(v["recorded_at"] + v["duration"] for v in videos) + 3600.0
+    out = []
+    for obj, events in sorted(puts.items()):
+        if len({uid for _, uid, _, _ in events}) >= 2:
+            at, uid, s, e = max(events)
+            out.append(TimedQuestion("last", f"where did I put the {obj}?", end_of_week, uid, s, e))
+
+    def day_of(t: float) -> datetime:  # days of this machine's clock, as "yesterday" is read
+        return datetime.fromtimestamp(t).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    for table, phrase in ((puts, "where did I put the {} yesterday?"), (takes, None)):
+        for key, events in sorted(table.items()):
+            days = defaultdict(list)
+            for ev in events:
+                days[day_of(ev[0])].append(ev)
+            if len(days) < 2:
+                continue
+            for day, evs in sorted(days.items()):
+                if len(evs) != 1:
+                    continue
+                asked = (day + timedelta(days=1, hours=21)).timestamp()  # 21:00 the next day
+                text = phrase.format(key) if phrase else f"what did I take out of the {key} yesterday?"
+                at, uid, s, e = evs[0][:4]
+                out.append(TimedQuestion("yesterday", text, asked, uid, s, e))
+    return out
+
+
+def hits(moments, q: TimedQuestion, k: int, iou: float) -> bool:
+    from models.windows import temporal_iou
+
+    return any(
+        Path(name).stem == q.video_uid and temporal_iou((s, e), (q.start, q.end)) > iou for name, s, e in moments[:k]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from app.answering import answer_question, find_moments
+    from app.answering.when import read_time
+    from app.demo import run_demo
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from models.clip_encoder import EncoderSpec
+
+    work = args.work or Path(__file__).resolve().parent / "out" / ("days" + ("-quick" if args.quick else ""))
+    config = week_config(args.quick)
+    started = time.monotonic()
+    report = run_demo(EgoRecall(Settings(library=work / "demo-library")), config)
+    world = json.loads((report.world / "world.json").read_text())
+    week = EgoRecall(Settings(library=work / "week"), encoder_spec=EncoderSpec(config.model, str(report.encoder)))
+    have = {Path(v.name).stem for v in week.videos()}
+    todo = [report.world / v["file"] for v in world["videos"] if v["split"] == "val" and v["video_uid"] not in have]
+    for result in week.index(todo):
+        assert result.ok, result.error
+    build_s = time.monotonic() - started
+    videos = {Path(v.name).stem: v for v in week.videos()}
+    assert all(v.recorded_source == "container" for v in videos.values()), "times must come from the files"
+    answerer = week.answerer("zeroshot")
+    qs = questions(world)
+
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for q in qs:
+        text, _ = read_time(q.text, q.asked_at)
+        ranking = find_moments(week.library, answerer, text, k=5)
+        by_score = [(videos_by_id(week, vid).name, w.start, w.end) for vid, w in ranking.ranked]
+        aware = answer_question(week.library, answerer, q.text, asked_mode="zeroshot", k=5, now=q.asked_at)
+        timed = [(m.video_name, m.start, m.end) for m in aware.moments]
+        own = answer_question(week.library, answerer, text, asked_mode="zeroshot", k=5, video_id=videos[q.video_uid].id)
+        inside = [(m.video_name, m.start, m.end) for m in own.moments]
+        in_scope = len(videos) if q.kind == "last" else sum(aware_range_overlaps(v, q) for v in videos.values())
+        for how, moments in (("score only", by_score), ("time-aware", timed), ("inside its video", inside)):
+            rows[(q.kind, how)].append(
+                {
+                    "video@1": bool(moments) and Path(moments[0][0]).stem == q.video_uid,
+                    **{f"R{k}@{iou}": hits(moments, q, k, iou) for k in (1, 5) for iou in (0.3, 0.5)},
+                    "chance_video@1": 1.0 / max(1, len(videos) if how == "score only" else in_scope),
+                }
+            )
+
+    print(
+        f"# Multi-day benchmark ({'quick' if args.quick else 'full'}): {len(videos)} videos over "
+        f"{len({datetime.fromtimestamp(v.recorded_at, timezone.utc).date() for v in videos.values()})} days, "
+        f"{len(qs)} questions"
+    )
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+        f"{time.strftime('%Y-%m-%d')}; world+pretrain+index {build_s:.0f} s\n"
+    )
+    print(
+        "| kind | answered | questions | rank 1 in the right video | chance | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    summary = {}
+    for (kind, how), rs in rows.items():
+        mean = {key: 100.0 * float(np.mean([r[key] for r in rs])) for key in rs[0]}
+        summary[f"{kind} / {how}"] = {**mean, "questions": len(rs)}
+        print(
+            f"| {kind} | {how} | {len(rs)} | {mean['video@1']:.1f} | {mean['chance_video@1']:.1f} | "
+            f"{mean['R1@0.3']:.1f} | {mean['R5@0.3']:.1f} | {mean['R1@0.5']:.1f} | {mean['R5@0.5']:.1f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+def videos_by_id(service, video_id: str):
+    return service.library.get(video_id)
+
+
+def aware_range_overlaps(record, q: TimedQuestion) -> bool:
+    """Whether a video lies in the day a "yesterday" question names (its chance is 1 / those videos)."""
+    from app.answering.when import read_time
+
+    _, when = read_time(q.text, q.asked_at)
+    return when is not None and when.overlaps(record.recorded_at, record.recorded_at + record.duration)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
