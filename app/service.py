@@ -41,7 +41,6 @@ from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warn
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
-    from app.demo import DemoConfig, DemoProgress, DemoReport
     from indexing.cluster import ClusterConfig, CorpusProgress
     from training.config import TrainConfig
     from training.feedback import FeedbackExport
@@ -417,16 +416,3 @@ class EgoRecall:
         with self._lock:
             self._explicit_spec, self._encoder = spec, encoder
         return report
-
-    # ------------------------------------------------------------------------------------------ demo
-    def demo(
-        self,
-        config: DemoConfig | None = None,
-        progress: DemoProgress | None = None,
-        stop: threading.Event | None = None,
-    ) -> DemoReport:
-        """The offline end-to-end demo in this library (see :mod:`app.demo`): world, pretrained encoder,
-        index, NaQ, VSLNet, and its question answered zero-shot and trained."""
-        from app.demo import DemoConfig, run_demo
-
-        return run_demo(self, config or DemoConfig(), progress, stop)

@@ -29,7 +29,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -38,8 +38,17 @@ from indexing.errors import LibraryError
 from indexing.fsutil import TMP_MARK, FileLock
 from indexing.mp4_writer import VideoWriter
 
-if TYPE_CHECKING:
-    from indexing.library import Library
+
+class MediaLibrary(Protocol):
+    """What cutting answer clips needs of a library (``indexing.library.Library`` is one): its folder, its
+    records and where each video's media file is. A protocol, so this module imports no library code."""
+
+    root: Path
+
+    def get(self, video_id: str): ...
+
+    def media_path(self, video_id: str) -> Path: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +106,7 @@ class ClipMaker:
     """Cuts (or finds in the cache) the clip and thumbnail of a moment of a library video."""
 
     def __init__(
-        self, library: Library, directory: str | Path | None = None, config: ClipConfig = ClipConfig()
+        self, library: MediaLibrary, directory: str | Path | None = None, config: ClipConfig = ClipConfig()
     ) -> None:
         self.library = library
         self.directory = Path(directory) if directory is not None else library.root / CLIPS_DIR

@@ -11,7 +11,7 @@ import pytest
 from media import h264_video, media_dir  # noqa: F401
 
 from app.cli import main
-from app.demo import DemoConfig, DemoError
+from app.demo import DemoConfig, DemoError, run_demo
 from app.service import EgoRecall
 from app.settings import Settings
 from checkpoints import read_metadata
@@ -32,7 +32,7 @@ def first_run(tmp_path_factory):
     library = tmp_path_factory.mktemp("demo") / "library"
     seen: list[tuple[str, float]] = []
     service = _service(library)
-    report = service.demo(QUICK, progress=lambda text, fraction: seen.append((text, fraction)))
+    report = run_demo(service, QUICK, lambda text, fraction: seen.append((text, fraction)))
     return library, service, report, seen
 
 
@@ -95,7 +95,7 @@ def test_second_run_reuses_finished_stages(first_run):
     encoder_mtime = report.encoder.stat().st_mtime_ns
     world_mtime = (library / "demo" / "world" / "world.json").stat().st_mtime_ns
     service = _service(library)  # a fresh process would see the same
-    again = service.demo(QUICK)
+    again = run_demo(service, QUICK)
     reused = {s.name: s.reused for s in again.stages}
     assert reused == {
         "world": True,
@@ -121,7 +121,7 @@ def test_stop_ends_the_demo_between_stages(first_run):
         if text.startswith("indexing"):
             stop.set()
 
-    report = _service(library).demo(QUICK, progress=progress, stop=stop)
+    report = run_demo(_service(library), QUICK, progress, stop)
     assert report.stopped
     assert [s.name for s in report.stages] == ["world", "pretrain", "index"]
     assert report.zero_shot is None and report.trained is None
@@ -142,7 +142,7 @@ def test_demo_settings_are_fixed_per_library(first_run):
     other = DemoConfig.quick()
     other = type(other)(**{**other.to_dict(), "seed": other.seed + 1})
     with pytest.raises(DemoError, match="other settings.*--library"):
-        _service(first_run[0]).demo(other)
+        run_demo(_service(first_run[0]), other)
 
 
 def test_library_of_another_encoder_is_refused_and_left_unchanged(tmp_path, h264_video, tiny_spec):
@@ -151,7 +151,7 @@ def test_library_of_another_encoder_is_refused_and_left_unchanged(tmp_path, h264
     (result,) = service.index([h264_video])
     before = sorted(p.relative_to(library) for p in library.rglob("*"))
     with pytest.raises(DemoError, match=r"another encoder.*--library"):
-        _service(library).demo(QUICK)
+        run_demo(_service(library), QUICK)
     assert sorted(p.relative_to(library) for p in library.rglob("*")) == before
     assert [v.id for v in _service(library).videos()] == [result.record.id]
     assert main(["demo", "--library", str(library), "--quick"]) == 1  # one line on stderr, no traceback

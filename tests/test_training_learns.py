@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.demo import DemoConfig, demo_train_config
+from app.demo import DemoConfig, demo_train_config, run_demo
 from app.service import EgoRecall
 from app.settings import Settings
 from training.curve_eval import answer_length_proposals, evaluate_curves, random_curve
@@ -51,7 +51,7 @@ def _best_metrics(result) -> dict[str, float]:
 def test_naq_beats_nlq_only_when_nlq_queries_are_few(tmp_path):
     service = EgoRecall(Settings(library=tmp_path / "library", device="cpu"))
     config = DemoConfig(nlq_fraction=FEW_SHOT)
-    report = service.demo(config)  # world, pretraining, index, NaQ, VSLNet on few NLQ + all narrations
+    report = run_demo(service, config)  # world, pretraining, index, NaQ, VSLNet on few NLQ + all narrations
     naq = report.train_metrics
 
     baseline = demo_train_config(

@@ -58,7 +58,7 @@ def _print_answer(title: str, answer, report) -> None:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from app.demo import DemoConfig
+    from app.demo import DemoConfig, run_demo
     from app.service import EgoRecall
     from app.settings import Settings
 
@@ -95,7 +95,7 @@ def demo_command(args: argparse.Namespace) -> int:
             print(f"[{100 * fraction:5.1f} %] {text}", file=sys.stderr, flush=True)
 
     try:
-        report = EgoRecall(settings).demo(config, progress=progress, stop=stop)
+        report = run_demo(EgoRecall(settings), config, progress, stop)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
