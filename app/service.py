@@ -248,8 +248,8 @@ class EgoRecall:
             feature_key=settings.encoder_key,
             feature_dim=int(settings.dim),
             rate_hz=float(settings.rate_hz),
-            clip=self.encoder,
-            clip_spec=self.encoder_spec,
+            encoder=self.encoder,
+            encoder_spec=self.encoder_spec,
             checkpoints_dir=self.settings.checkpoints_dir,
             device=self.settings.device,
         )
@@ -280,8 +280,8 @@ class EgoRecall:
     def clip_maker(self) -> ClipMaker:
         return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)
 
-    def clip(self, video_id: str, start: float, end: float) -> ClipFiles:
-        """The playable clip and thumbnail of a time range of a video (cut once, then cached)."""
+    def cut(self, video_id: str, start: float, end: float) -> ClipFiles:
+        """The playable excerpt (MP4) and thumbnail of a time range of a video (cut once, then cached)."""
         return self.clip_maker().make(video_id, start, end)
 
     def ask(

@@ -72,10 +72,10 @@ class AnswerContext:
     feature_dim: int
     rate_hz: float | None
     """The features' grid rate; None when it varies per clip (a folder of precomputed clip features)."""
-    clip: Callable[[], object]
+    encoder: Callable[[], object]
     """Loads (once) the CLIP ``ClipEncoder`` whose text space matches the features."""
-    clip_spec: object | None = None
-    """That CLIP's ``EncoderSpec``, known without loading it (None when unknown)."""
+    encoder_spec: object | None = None
+    """That encoder's ``EncoderSpec``, known without loading it (None when unknown)."""
     checkpoints_dir: Path | None = None
     device: str | None = None
     feature_key_known: bool = True

@@ -20,17 +20,17 @@ from models.questions import Rewrite, bare
 class PresenceScorer:
     """Frames classified among everyday object names by one CLIP."""
 
-    def __init__(self, clip, config: PresenceConfig | None = None) -> None:
-        self.clip = clip
+    def __init__(self, encoder, config: PresenceConfig | None = None) -> None:
+        self.encoder = encoder
         self.config = config = config or PresenceConfig()
-        self.scale = 1.0 / config.temperature if config.temperature else float(getattr(clip, "logit_scale", 100.0))
+        self.scale = 1.0 / config.temperature if config.temperature else float(getattr(encoder, "logit_scale", 100.0))
         self._names: list[str] = []
         self._column: dict[str, int] = {}
         self._matrix: np.ndarray | None = None
         self._lock = threading.Lock()
 
     def _encode(self, names: Sequence[str]) -> np.ndarray:
-        vecs = np.asarray(self.clip.encode_text([self.config.template.format(n) for n in names]), np.float32)
+        vecs = np.asarray(self.encoder.encode_text([self.config.template.format(n) for n in names]), np.float32)
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     def columns(self, rewrites: Sequence[Rewrite]) -> list[int | None]:

@@ -100,9 +100,9 @@ class TrainedAnswerer:
             )
         spec = text_encoder_spec(self.meta.text_encoder)
         clip = None
-        cs = context.clip_spec
+        cs = context.encoder_spec
         if spec.kind == "open_clip" and cs is not None and (cs.model, cs.pretrained) == (spec.model, spec.pretrained):
-            clip = context.clip()
+            clip = context.encoder()
         self.tokens = load_text_encoder(spec, context.device, clip=clip)
         if int(self.tokens.dim) != int(self.meta.text_encoder.dim):
             raise IncompatibleCheckpoint(
@@ -125,7 +125,7 @@ class TrainedAnswerer:
             if not m.any():
                 raise EmptyQuestion(f"the question {r.question!r} gives no text tokens")
         vectors = (
-            prompt_vectors(self._context.clip(), rewrites, cache=self._vectors) if search else [None] * len(rewrites)
+            prompt_vectors(self._context.encoder(), rewrites, cache=self._vectors) if search else [None] * len(rewrites)
         )
         return [
             PreparedQuestion(r.question, r, v, feats[i], mask[i]) for i, (r, v) in enumerate(zip(rewrites, vectors))

@@ -26,7 +26,7 @@ from models.zeroshot import ZeroShotConfig, order_by_anchor, similarity_curve, z
 
 
 def _zeroshot_key(context: AnswerContext, arg: str | None) -> tuple:
-    return ZEROSHOT, context.feature_key, encoder_calibration_stamp(context.clip_spec)
+    return ZEROSHOT, context.feature_key, encoder_calibration_stamp(context.encoder_spec)
 
 
 @register_answerer(ZEROSHOT, cache_key=_zeroshot_key)
@@ -38,22 +38,22 @@ class ZeroShotAnswerer:
     def __init__(
         self, context: AnswerContext, _arg: str | None = None, config: ZeroShotConfig = ZeroShotConfig()
     ) -> None:
-        self.clip = context.clip()
-        if int(self.clip.dim) != int(context.feature_dim):
+        self.encoder = context.encoder()
+        if int(self.encoder.dim) != int(context.feature_dim):
             raise FeatureMismatch(
-                f"zero-shot answering compares questions embedded by CLIP {self.clip.key} ({self.clip.dim}-d) with "
-                f"the frame features, but the features are {context.feature_dim}-d ({context.feature_key}); "
-                f"zero-shot needs features made by that same CLIP (or choose a trained checkpoint)"
+                f"zero-shot answering compares questions embedded by CLIP {self.encoder.key} "
+                f"({self.encoder.dim}-d) with the frame features, but the features are {context.feature_dim}-d "
+                f"({context.feature_key}); zero-shot needs features made by that same CLIP (or choose a trained checkpoint)"
             )
-        if context.feature_key_known and context.feature_key != self.clip.key:
+        if context.feature_key_known and context.feature_key != self.encoder.key:
             raise FeatureMismatch(
                 f"the features were made by {context.feature_key}, but the questions would be embedded by CLIP "
-                f"{self.clip.key}; zero-shot needs both from the same CLIP (pass its --model/--pretrained)"
+                f"{self.encoder.key}; zero-shot needs both from the same CLIP (pass its --model/--pretrained)"
             )
         self.mode = ZEROSHOT
-        self.label = f"zero-shot ({self.clip.key})"
+        self.label = f"zero-shot ({self.encoder.key})"
         self.config = config
-        self.calibration, self.warnings = encoder_calibration(context.clip_spec)
+        self.calibration, self.warnings = encoder_calibration(context.encoder_spec)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self._vectors = VectorCache()
         self._presence: PresenceScorer | None = None
@@ -63,7 +63,7 @@ class ZeroShotAnswerer:
         if not self.measure_presence:
             return [None] * len(rewrites)
         if self._presence is None:
-            self._presence = PresenceScorer(self.clip)
+            self._presence = PresenceScorer(self.encoder)
         return self._presence.columns(rewrites)
 
     def presence(self, questions: Sequence[PreparedQuestion], features) -> list[float | None]:
@@ -79,9 +79,9 @@ class ZeroShotAnswerer:
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
         rewrites = rewrite_all(questions)
-        vectors = prompt_vectors(self.clip, rewrites, cache=self._vectors)
+        vectors = prompt_vectors(self.encoder, rewrites, cache=self._vectors)
         ordered = [replace(r, prompts=r.anchor) for r in rewrites if r.anchor and r.relation]
-        anchors = iter(prompt_vectors(self.clip, ordered, cache=self._vectors)) if ordered else iter(())
+        anchors = iter(prompt_vectors(self.encoder, ordered, cache=self._vectors)) if ordered else iter(())
         return [
             PreparedQuestion(
                 r.question, r, v, anchor=next(anchors) if r.anchor and r.relation else None, presence_column=c
