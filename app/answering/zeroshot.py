@@ -43,7 +43,8 @@ class ZeroShotAnswerer:
             raise FeatureMismatch(
                 f"zero-shot answering compares questions embedded by CLIP {self.encoder.key} "
                 f"({self.encoder.dim}-d) with the frame features, but the features are {context.feature_dim}-d "
-                f"({context.feature_key}); zero-shot needs features made by that same CLIP (or choose a trained checkpoint)"
+                f"({context.feature_key}); zero-shot needs features made by that same CLIP (or choose a trained "
+                f"checkpoint)"
             )
         if context.feature_key_known and context.feature_key != self.encoder.key:
             raise FeatureMismatch(
