@@ -6,9 +6,11 @@ put-down of three weeks ago wins. The rule here:
 * **which questions**: those that say ``last``/``latest`` or ``first`` (``Rewrite.order``), and -- implicitly
   ``last`` -- questions asking where an object is (``where did I put / leave X``, ``where is X``) when their
   confident moments come from more than one video;
-* **confident**: with a calibration, the moments over its good-match threshold; without one, those whose score
-  is within a quarter of the way from the best candidate's to the median candidate's (:data:`RECENCY_MARGIN`):
-  those that stand out of the candidates together with the best;
+* **candidates**: the ranked windows and the best moment of every video scored (the latest put-down may be
+  in a video none of whose windows made the top);
+* **confident**: with a calibration, the candidates over its good-match threshold; without one, those whose
+  score is within a quarter of the way from the best candidate's to the median of every window scored
+  (:data:`RECENCY_MARGIN`): those that stand out together with the best;
 * **order**: the latest (``first``: the earliest) confident moment by wall-clock time goes first. When the
   question said the order, the other confident moments follow in that time order; otherwise they keep their
   score order. The rest follow by score. The answer says it did (``Answer.ordered``).
@@ -44,6 +46,7 @@ def wanted_order(rewrite: Rewrite) -> tuple[str | None, bool]:
 
 def order_by_time(
     ranked: Sequence[tuple[str, Window]],
+    per_video: dict[str, Sequence[Window]],
     records: dict,
     rewrite: Rewrite,
     confidence: Callable[[str, Window], float | None],
@@ -51,28 +54,31 @@ def order_by_time(
     k: int,
 ) -> tuple[list[tuple[str, Window]], str | None]:
     """The ranking with the latest (earliest) confident moment first, as the module docstring says; at most
-    ``k``. Returns it and the order applied (None when the score order stands)."""
+    ``k``. ``per_video``: each scored video's windows, best first -- a video's best moment is a candidate even
+    when other videos fill the top of the ranking. Returns the ranking and the order applied (None when the
+    score order stands)."""
     ranked = list(ranked)
     order, said = wanted_order(rewrite)
     if order is None or len(ranked) < 2:
         return ranked[:k], None
+    bests = [(vid, ws[0]) for vid, ws in per_video.items() if ws]
+    pool = ranked + [c for c in bests if c not in ranked]
     if calibration is not None:
-        sure = [i for i, (v, w) in enumerate(ranked) if (confidence(v, w) or 0.0) >= calibration.threshold]
+        sure = [i for i, (v, w) in enumerate(pool) if (confidence(v, w) or 0.0) >= calibration.threshold]
     else:
-        scores = [w.score for _, w in ranked]
-        best = max(scores)
-        bar = best - RECENCY_MARGIN * (best - float(np.median(scores)))
-        sure = [i for i, s in enumerate(scores) if s >= bar]
-    timed = [i for i in sure if records[ranked[i][0]].recorded_at is not None]
-    if not timed or (not said and len({ranked[i][0] for i in timed}) < 2):
+        top = max(w.score for _, w in pool)
+        scored = [w.score for ws in per_video.values() for w in ws] or [w.score for _, w in pool]
+        typical = float(np.median(scored))
+        bar = top - RECENCY_MARGIN * (top - typical)
+        sure = [i for i, (_, w) in enumerate(pool) if w.score >= bar]
+    timed = [i for i in sure if records[pool[i][0]].recorded_at is not None]
+    if not timed or (not said and len({pool[i][0] for i in timed}) < 2):
         return ranked[:k], None
 
     def at(i: int) -> float:
-        vid, w = ranked[i]
+        vid, w = pool[i]
         return records[vid].moment_time(w.start)
 
-    latest_first = order == "last"
-    chosen = sorted(timed, key=at, reverse=latest_first)
-    head = chosen if said else chosen[:1]
-    rest = [i for i in range(len(ranked)) if i not in head]
-    return [ranked[i] for i in head + rest][:k], order
+    chosen = sorted(timed, key=at, reverse=order == "last")
+    head = [pool[i] for i in (chosen if said else chosen[:1])]
+    return (head + [c for c in ranked if c not in head])[:k], order

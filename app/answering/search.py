@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
-from app.answering.corrections import apply_corrections, same_question
+from app.answering.corrections import WRONG_IOU, apply_corrections, same_question
 from app.answering.recency import RECENCY_CANDIDATES, order_by_time
 from app.answering.results import Answer, Moment, ScoreSeries
 from app.answering.when import NothingAtThatTime, TimeRange, read_time
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
-from models.windows import Window, rank_across, temporal_nms
+from models.windows import Window, rank_across, temporal_iou, temporal_nms
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +275,11 @@ def _score_video(
     )
 
 
+def _clashes(video_id: str, window, wrong: set) -> bool:
+    """Whether a window is one of the user's wrong moments again (see :mod:`app.answering.corrections`)."""
+    return any(v == video_id and temporal_iou((window.start, window.end), (s, e)) > WRONG_IOU for v, s, e in wrong)
+
+
 def answer_question(
     library: Library,
     answerer: Answerer,
@@ -333,7 +338,14 @@ def answer_question(
             else calibration.probability(window.score, presence.get(vid))
         )
 
-    ranked, ordered = order_by_time(ranked, records, ranking.prepared.rewrite, confidence, calibration, k)
+    per_video = {vid: sv.windows for vid, sv in ranking.videos.items()}
+    if when is not None:
+        per_video = {
+            v: [w for w in ws if when.contains(records[v].moment_time(w.start))] for v, ws in per_video.items()
+        }
+    wrong = {(c.video_id, c.start, c.end) for c in corrections if c.verdict == "wrong"}
+    per_video = {v: [w for w in ws if not _clashes(v, w, wrong)] for v, ws in per_video.items()}
+    ranked, ordered = order_by_time(ranked, per_video, records, ranking.prepared.rewrite, confidence, calibration, k)
     moments = []
     for rank, (vid, window) in enumerate(ranked, start=1):
         record = records[vid]
