@@ -44,8 +44,8 @@ def _args(world: Path, out: Path, cache: Path, *extra) -> list[str]:
         str(world / "narration.json"),
         "--out",
         str(out),
-        "--cache-dir",
-        str(cache),
+        "--set",
+        f"cache_dir={cache}",
         *TINY,
         *map(str, extra),
     ]
@@ -63,7 +63,8 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, tmp_path, capsys):
     cache = tmp_path / "frames"
-    common = ["--steps", 60, "--batch-size", 8, "--save-every", 5, "--eval-every", 20, "--log-every", 5, "--threads", 1]
+    common = ["--steps", 60, "--batch-size", 8, "--set", "save_every=5", "--set", "eval_every=20"]
+    common += ["--set", "log_every=5", "--threads", 1]
     full = tmp_path / "full.safetensors"
     done = _app("pretrain", *_args(world, full, cache, *common))
     assert done.returncode == 0, done.stderr
@@ -118,7 +119,8 @@ def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(world, t
 
 def test_two_processes_with_torchrun_match_one_process_with_their_joint_batch(world, tmp_path):
     cache = tmp_path / "frames"
-    common = ["--steps", 4, "--frames-per-window", 1, "--no-augment", "--val-fraction", 0, "--lr", "1e-3"]
+    common = ["--steps", 4, "--set", "frames_per_window=1", "--set", "augment=false", "--set", "val_fraction=0"]
+    common += ["--lr", "1e-3"]
     one = tmp_path / "one.safetensors"
     assert main(["pretrain", *_args(world, one, cache, *common, "--batch-size", 16)]) == 0
     two = tmp_path / "two.safetensors"
@@ -166,7 +168,8 @@ def _random_tiny(tmp_path: Path) -> Path:
 def test_sigterm_stops_pretraining_after_a_step_and_resume_finishes_it(world, tmp_path):
     """The localizer loop's stop behaviour: SIGTERM ends the run cleanly with a snapshot, no weights."""
     cache, out = tmp_path / "frames", tmp_path / "stopped.safetensors"
-    common = ["--steps", 40, "--batch-size", 8, "--save-every", 5, "--eval-every", 40, "--log-every", 5, "--threads", 1]
+    common = ["--steps", 40, "--batch-size", 8, "--set", "save_every=5", "--set", "eval_every=40"]
+    common += ["--set", "log_every=5", "--threads", 1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "app", "pretrain", *_args(world, out, cache, *common)],
         cwd=ROOT,
@@ -189,3 +192,34 @@ def test_sigterm_stops_pretraining_after_a_step_and_resume_finishes_it(world, tm
     resumed = _app("pretrain", *_args(world, out, cache, *common, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
     assert out.is_file() and not snapshots.exists()
+
+
+def test_pretraining_is_configured_like_training(tmp_path, capsys):
+    """One configuration system: a YAML file and --set as for `train` (unknown keys refused by name), and every
+    everyday flag is the PretrainConfig field of the same name."""
+    import argparse
+    import dataclasses
+
+    from app.commands import pretrain as command
+    from training.pretrain import PretrainConfig, load_pretrain_config
+
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers())
+    actions = parser._subparsers._group_actions[0].choices["pretrain"]._actions
+    dests = {a.dest for a in actions} - {"help", "handler", "config", "overrides", "threads"}
+    assert dests == set(command.EVERYDAY) and dests <= fields
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text(f"videos_dir: {videos}\nnarrations: {tmp_path / 'n.json'}\nlr: 1.0e-4\naugment: false\n")
+    config = load_pretrain_config(yaml_file, ["eval_every=7"], {"out": str(tmp_path / "e.safetensors"), "lr": 2e-4})
+    assert (config.lr, config.augment, config.eval_every, config.videos_dir) == (2e-4, False, 7, videos)
+    rc = main(
+        ["pretrain", "--config", str(yaml_file), "--out", str(tmp_path / "e.safetensors"), "--set", "augmnt=false"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1 and "unknown config key 'augmnt'" in err and err.count("\n") == 1
+    rc = main(["pretrain", "--out", str(tmp_path / "e.safetensors")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--videos-dir" in err and "--narrations" in err

@@ -297,6 +297,10 @@ def _hints(cls: type) -> dict[str, Any]:
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     """Check (and gently convert) one value against a field's type hint."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ConfigError(f"{source}: '{key}' must be a path, not {value!r}.")
+        return Path(value).expanduser()
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -369,20 +373,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if path.parent == Path(".") and candidate.is_file():
             text = candidate.read_text(encoding="utf-8")
         else:
-            raise ConfigError(f"The training config {path} does not exist.") from None
+            raise ConfigError(f"The config file {path} does not exist.") from None
     except OSError as exc:
-        raise ConfigError(f"The training config {path} cannot be read ({exc.strerror or exc}).") from None
+        raise ConfigError(f"The config file {path} cannot be read ({exc.strerror or exc}).") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(
-            f"The training config {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
+            f"The config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
             f"({str(exc).splitlines()[0]})."
         ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"The training config {path} must hold a mapping of settings at the top level.")
+        raise ConfigError(f"The config file {path} must hold a mapping of settings at the top level.")
     return data
 
 
@@ -408,20 +412,33 @@ def nest(parts: list[str], value: Any) -> dict[str, Any]:
     return out
 
 
+def configure(
+    target: Any,
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    values: Mapping[str, Any] | None = None,
+) -> Any:
+    """The one way every EgoRecall config dataclass is read (training, pretraining): its defaults, then the
+    file at ``path`` (YAML/JSON; a bare name also looks in ``training/configs``), then ``values`` (a nested
+    mapping, e.g. a command's everyday flags), then ``key=value`` overrides (``--set``); unknown keys are
+    refused by their dotted name. Returns ``target``, changed in place."""
+    if path is not None:
+        apply_values(target, read_config_file(path), str(path))
+    if values:
+        apply_values(target, values, "values")
+    for text in overrides:
+        parts, value = parse_override(text)
+        apply_values(target, nest(parts, value), "--set")
+    return target
+
+
 def load_config(
     path: str | Path | None = None, overrides: Iterable[str] = (), values: Mapping[str, Any] | None = None
 ) -> TrainConfig:
-    """Defaults, then the file at ``path`` (YAML/JSON; a bare name also looks in ``training/configs``), then
-    ``values`` (a nested mapping), then ``key=value`` overrides. The name defaults to the file's stem."""
-    config = TrainConfig()
-    if path is not None:
-        apply_values(config, read_config_file(path), str(path))
-        if not config.name:
-            config.name = Path(path).stem
-    if values:
-        apply_values(config, values, "values")
-    for text in overrides:
-        parts, value = parse_override(text)
-        apply_values(config, nest(parts, value), "--set")
+    """A training config (:func:`configure` over :class:`TrainConfig`); the name defaults to the file's stem."""
+    config = configure(TrainConfig(), path, (), None)
+    if path is not None and not config.name:
+        config.name = Path(path).stem
+    configure(config, None, overrides, values)
     config.validate()
     return config

@@ -19,131 +19,69 @@ def register(subparsers) -> None:
         "decoded once into a cache; a killed run continues with --resume.",
     )
     p.add_argument(
-        "--videos-dir",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="folder of <video_uid>.mp4 (or .mkv, .webm, ...) files",
-    )
-    p.add_argument(
-        "--narrations",
-        type=Path,
-        required=True,
+        "--config",
+        default=None,
         metavar="FILE",
-        help="Ego4D narration.json or an EgoClip table (egoclip.csv / .tsv)",
+        help="YAML/JSON file of pretraining settings (any field of training.pretrain.PretrainConfig)",
     )
     p.add_argument(
-        "--model",
-        default="egorecall-small",
-        metavar="NAME",
-        help="open_clip architecture (default egorecall-small, the demo encoder; e.g. ViT-B-16)",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set augment=false --set eval_every=100 (repeatable)",
+    )
+    # The everyday settings as flags (each is the PretrainConfig field of the same name; a test keeps them so).
+    p.add_argument("--videos-dir", type=Path, metavar="DIR", help="folder of <video_uid>.mp4 (or .mkv, ...) files")
+    p.add_argument(
+        "--narrations", type=Path, metavar="FILE", help="Ego4D narration.json or an EgoClip table (egoclip.csv)"
     )
     p.add_argument(
-        "--pretrained",
-        default="none",
-        metavar="TAG|FILE|none",
-        help="starting weights: an open_clip tag, a weights file, or 'none' for random (default)",
+        "--out", type=Path, metavar="FILE.safetensors", help="the encoder weights to write (+ a .json sidecar)"
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="FILE.safetensors",
-        help="where to write the encoder weights (a .json sidecar is written beside them)",
-    )
+    p.add_argument("--model", metavar="NAME", help="open_clip architecture (default egorecall-small; e.g. ViT-B-16)")
+    p.add_argument("--pretrained", metavar="TAG|FILE|none", help="starting weights (default none: random)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help="optimiser steps")
-    length.add_argument("--epochs", type=float, default=None, help="passes over the training pairs (default 10)")
-    p.add_argument("--batch-size", type=int, default=64, help="pairs per process per step (default 64)")
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=5e-4,
-        help="peak learning rate (default 5e-4; ~1e-5 when fine-tuning pretrained weights)",
-    )
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--moments-per-video",
-        type=int,
-        default=4,
-        help="scene-aware negatives: moments of one video per group in a batch (default 4)",
-    )
-    p.add_argument(
-        "--frames-per-clip", type=int, default=1, help="frames drawn per pair per step, embeddings averaged (default 1)"
-    )
-    p.add_argument("--frames-per-window", type=int, default=4, help="frames cached per narration window")
-    p.add_argument("--no-action-positives", action="store_true", help="plain InfoNCE targets (no verb+noun positives)")
-    p.add_argument("--no-augment", action="store_true", help="no random resized crops")
-    p.add_argument(
-        "--egovlp-windows",
-        action="store_true",
-        help="use EgoVLP's window rule even where the narrations file gives windows",
-    )
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of videos held out (default 0.1)")
-    p.add_argument("--val-videos", nargs="+", default=(), metavar="UID", help="held-out video uids instead")
-    p.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="decoded frame cache (default <out stem>.train/frames)",
-    )
-    p.add_argument(
-        "--work-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="resume state and log.jsonl (default <out stem>.train beside --out)",
-    )
-    p.add_argument("--eval-every", type=int, default=200, metavar="STEPS")
-    p.add_argument("--save-every", type=int, default=200, metavar="STEPS", help="steps between resume states")
-    p.add_argument("--log-every", type=int, default=10, metavar="STEPS")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last state")
-    p.add_argument("--overwrite", action="store_true", help="replace --out and start over")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    p.add_argument("--no-amp", action="store_true", help="fp32 on CUDA too")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
+    length.add_argument("--steps", type=int, help="optimiser steps")
+    length.add_argument("--epochs", type=float, help="passes over the training pairs (default 10)")
+    p.add_argument("--batch-size", type=int, help="pairs per process per step (default 64)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 5e-4; ~1e-5 fine-tuning pretrained weights)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", default=None, help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace --out and start over")
+    p.add_argument("--device", choices=("cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (how it runs)")
     p.set_defaults(handler=pretrain_command)
+
+
+EVERYDAY = (
+    "videos_dir",
+    "narrations",
+    "out",
+    "model",
+    "pretrained",
+    "steps",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "resume",
+    "overwrite",
+    "device",
+)
+"""The settings with a flag of their own; every other one is ``--set NAME=VALUE`` or a config file's."""
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
     import torch
 
-    from training.pretrain import PretrainConfig, pretrain
+    from training.pretrain import load_pretrain_config, pretrain
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = PretrainConfig(
-        videos_dir=args.videos_dir,
-        narrations=args.narrations,
-        out=args.out,
-        model=args.model,
-        pretrained=args.pretrained,
-        cache_dir=args.cache_dir,
-        work_dir=args.work_dir,
-        use_given_windows=not args.egovlp_windows,
-        frames_per_window=args.frames_per_window,
-        val_fraction=args.val_fraction,
-        val_videos=tuple(args.val_videos),
-        batch_size=args.batch_size,
-        moments_per_video=args.moments_per_video,
-        frames_per_clip=args.frames_per_clip,
-        action_aware=not args.no_action_positives,
-        augment=not args.no_augment,
-        steps=args.steps,
-        epochs=args.epochs,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        eval_every=args.eval_every,
-        log_every=args.log_every,
-        save_every=args.save_every,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        device=args.device,
-        amp=not args.no_amp,
-    )
+    flags = {name: getattr(args, name) for name in EVERYDAY if getattr(args, name) is not None}
+    config = load_pretrain_config(args.config, args.overrides, flags)
     import signal
     import threading
 

@@ -7,7 +7,7 @@ narration) pairs with EgoNCE and writes encoder weights the indexer loads with `
 ``state`` (resume), ``trainer`` (the loop; torchrun through :mod:`training.distributed`).
 """
 
-from training.pretrain.config import PretrainConfig, PretrainError
+from training.pretrain.config import PretrainConfig, PretrainError, load_pretrain_config
 from training.pretrain.trainer import PretrainResult, pretrain
 
-__all__ = ["PretrainConfig", "PretrainError", "PretrainResult", "pretrain"]
+__all__ = ["PretrainConfig", "PretrainError", "PretrainResult", "load_pretrain_config", "pretrain"]

@@ -18,12 +18,14 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 
 @dataclass
 class PretrainConfig:
-    """A pretraining run: data, model, optimisation, bookkeeping. CLI flags map one to one onto fields."""
+    """A pretraining run: data, model, optimisation, bookkeeping. Read like a training config
+    (:func:`load_pretrain_config`: defaults, a YAML file, the command's everyday flags, ``--set key=value``)."""
 
-    videos_dir: Path
-    narrations: Path
-    out: Path
-    """The encoder weights to write (``.safetensors``); the sidecar is ``out`` with ``.json``."""
+    videos_dir: Path | None = None
+    narrations: Path | None = None
+    """Ego4D narration.json or an EgoClip table (required)."""
+    out: Path | None = None
+    """The encoder weights to write (``.safetensors``, required); the sidecar is ``out`` with ``.json``."""
     model: str = "egorecall-small"
     pretrained: str = "none"
     """Starting weights: an open_clip tag, a weights file, or ``none`` (random, seeded like the indexer's)."""
@@ -96,6 +98,9 @@ class PretrainConfig:
         return self.cache_dir or self.resolved_work_dir / "frames"
 
     def validate(self) -> None:
+        missing = [f"--{n.replace('_', '-')}" for n in ("videos_dir", "narrations", "out") if getattr(self, n) is None]
+        if missing:
+            raise PretrainError(f"pretraining needs {', '.join(missing)}.")
         problems = []
         if self.out.suffix != ".safetensors":
             problems.append(f"--out must name a .safetensors file (got {self.out.name})")
@@ -161,4 +166,21 @@ RUN_DEFINING = (
 )
 """Settings a resumed run must share with the run it continues (else its batches or schedule would differ)."""
 
-__all__ = ["PretrainConfig", "PretrainError", "VIDEO_SUFFIXES", "DEFAULT_EPOCHS", "RUN_DEFINING"]
+
+def load_pretrain_config(path: str | Path | None = None, overrides=(), values: dict | None = None) -> PretrainConfig:
+    """A pretraining config read as every config is (:func:`training.config.configure`), validated."""
+    from training.config import configure
+
+    config = configure(PretrainConfig(), path, overrides, values)
+    config.validate()
+    return config
+
+
+__all__ = [
+    "PretrainConfig",
+    "PretrainError",
+    "VIDEO_SUFFIXES",
+    "DEFAULT_EPOCHS",
+    "RUN_DEFINING",
+    "load_pretrain_config",
+]
