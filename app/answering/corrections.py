@@ -49,6 +49,13 @@ def same_question(a: str, b: str) -> bool:
     return (ra.template, ra.action) == (rb.template, rb.action)
 
 
+def is_wrong_again(video_id: str, window: Window, wrong: Sequence) -> bool:
+    """Whether ``window`` of ``video_id`` is one of the ``wrong`` corrections' moments again."""
+    return any(
+        c.video_id == video_id and temporal_iou((window.start, window.end), (c.start, c.end)) > WRONG_IOU for c in wrong
+    )
+
+
 def apply_corrections(
     question: str,
     ranked: Sequence[tuple[str, Window]],
@@ -64,7 +71,7 @@ def apply_corrections(
     ]
     if not mine:
         return list(ranked)[:k], {}
-    wrong = [(c.video_id, (c.start, c.end)) for c in mine if c.verdict == "wrong"]
+    wrong = [c for c in mine if c.verdict == "wrong"]
     good = sorted((c for c in mine if c.verdict in ("right", "adjusted")), key=lambda c: -c.created)
     top = max((w.score for _, w in ranked), default=1.0)
     out: list[tuple[str, Window]] = []
@@ -80,8 +87,7 @@ def apply_corrections(
         out.append((c.video_id, Window(c.start, c.end, top)))
         verdicts[(c.video_id, c.start, c.end)] = c.verdict
     for vid, w in ranked:
-        span = (w.start, w.end)
-        if clashes(vid, span, wrong) or clashes(vid, span, [(v, (x.start, x.end)) for v, x in out]):
+        if is_wrong_again(vid, w, wrong) or clashes(vid, (w.start, w.end), [(v, (x.start, x.end)) for v, x in out]):
             continue
         out.append((vid, w))
     return out[:k], verdicts

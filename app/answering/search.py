@@ -23,20 +23,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
-from app.answering.corrections import WRONG_IOU, apply_corrections, same_question
+from app.answering.corrections import apply_corrections, is_wrong_again, same_question
 from app.answering.recency import RECENCY_CANDIDATES, order_by_time
 from app.answering.results import Answer, Moment, ScoreSeries
 from app.answering.when import NothingAtThatTime, TimeRange, read_time
 from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
-from models.windows import Window, rank_across, temporal_iou, temporal_nms
+from models.windows import Window, rank_across, temporal_nms
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +138,11 @@ def find_moments(
     k: int = 5,
     config: SearchConfig = SearchConfig(),
     only: Collection[str] | None = None,
+    records: Sequence[VideoRecord] | None = None,
 ) -> Ranking:
     """Answer one question over one video (``video_id``) or the whole library (``only`` these videos, when
-    given): the ``k`` best windows."""
+    given): the ``k`` best windows. ``records``: the library's ready videos when the caller already read them
+    (one catalog read per question)."""
     check_k(k)
     started = time.monotonic()
     if video_id is not None:
@@ -149,7 +151,7 @@ def find_moments(
         prepared = answerer.prepare([question])[0]
         plan = {record.id: (record, [Region.whole(0, record.num_rows)])}
     else:
-        records = library.videos()
+        records = list(library.videos() if records is None else records)
         if only is not None:
             records = [r for r in records if r.id in only]
         if not records:
@@ -275,9 +277,38 @@ def _score_video(
     )
 
 
-def _clashes(video_id: str, window, wrong: set) -> bool:
-    """Whether a window is one of the user's wrong moments again (see :mod:`app.answering.corrections`)."""
-    return any(v == video_id and temporal_iou((window.start, window.end), (s, e)) > WRONG_IOU for v, s, e in wrong)
+def _scope(records: dict, when: TimeRange | None, video_id: str | None) -> set[str] | None:
+    """The videos recorded in ``when`` (None: no time asked); an empty scope says so."""
+    if when is None:
+        return None
+    only = {
+        vid
+        for vid, r in records.items()
+        if r.recorded_at is not None and when.overlaps(r.recorded_at, r.recorded_at + r.duration)
+    }
+    if video_id is not None:
+        only &= {video_id}
+    if not only:
+        raise NothingAtThatTime(f"no video {'of this scope ' if video_id else ''}was recorded {when.said}")
+    return only
+
+
+def _in_time(records: dict, when: TimeRange | None, vid: str, window: Window) -> bool:
+    """A window of a video that runs past the asked time counts where it starts."""
+    return when is None or when.contains(records[vid].moment_time(window.start))
+
+
+def _series(ranking: Ranking, moments: list[Moment]) -> list[ScoreSeries]:
+    """Every scored video's curve, the video of the best moment first, with this answer's windows marked."""
+    first_rank: dict[str, int] = {}
+    for m in moments:
+        first_rank.setdefault(m.video_id, m.rank)
+    series = []
+    for vid in sorted(ranking.videos, key=lambda v: first_rank.get(v, len(moments) + 1)):
+        sv = ranking.videos[vid]
+        mine = tuple((m.start, m.end, m.rank) for m in moments if m.video_id == vid)
+        series.append(ScoreSeries(vid, sv.record.name, sv.record.duration, sv.times, sv.scores, mine))
+    return series
 
 
 def answer_question(
@@ -305,53 +336,41 @@ def answer_question(
     check_k(k)
     text, spoken = read_time(question, now)
     when = when or spoken
-    records = {r.id: r for r in library.videos()}
-    only = None
-    if when is not None:
-        only = {
-            vid
-            for vid, r in records.items()
-            if r.recorded_at is not None and when.overlaps(r.recorded_at, r.recorded_at + r.duration)
-        }
-        if video_id is not None:
-            only &= {video_id}
-        if not only:
-            raise NothingAtThatTime(f"no video {'of this scope ' if video_id else ''}was recorded {when.said}")
-    corrections = [c for c in library.feedback.list(video_id) if same_question(text, c.question)]
-    corrections = [c for c in corrections if c.video_id in records and (only is None or c.video_id in only)]
-    extra = sum(c.verdict == "wrong" for c in corrections) + (k if when is not None else 0)
-    wanted = min(MAX_K, max(k + extra, RECENCY_CANDIDATES))
-    ranking = find_moments(library, answerer, text, video_id=video_id, k=wanted, config=config, only=only)
-    ranked = ranking.ranked
-    if when is not None:  # a window of a video that runs past the range counts where it starts
-        ranked = [(v, w) for v, w in ranked if when.contains(records[v].moment_time(w.start))]
+    ready = library.videos()
+    records = {r.id: r for r in ready}
+    only = _scope(records, when, video_id)
+    corrections = [
+        c
+        for c in library.feedback.list(video_id)
+        if c.video_id in records and (only is None or c.video_id in only) and same_question(text, c.question)
+    ]
+    wrong = [c for c in corrections if c.verdict == "wrong"]
+    wanted = min(MAX_K, max(k + len(wrong) + (k if when is not None else 0), RECENCY_CANDIDATES))
+    ranking = find_moments(
+        library, answerer, text, video_id=video_id, k=wanted, config=config, only=only, records=ready
+    )
+    ranked = [(v, w) for v, w in ranking.ranked if _in_time(records, when, v, w)]
     ranked, verdicts = apply_corrections(text, ranked, corrections, wanted, video_id)
     calibration = answerer.calibration
     presence = {vid: sv.presence for vid, sv in ranking.videos.items()}
 
-    def confidence(vid: str, window) -> float | None:
+    def confidence(vid: str, window: Window) -> float | None:
         if calibration is None:
             return None
-        return (
-            1.0
-            if (vid, window.start, window.end) in verdicts
-            else calibration.probability(window.score, presence.get(vid))
-        )
+        if (vid, window.start, window.end) in verdicts:
+            return 1.0  # the user said so
+        return calibration.probability(window.score, presence.get(vid))
 
-    per_video = {vid: sv.windows for vid, sv in ranking.videos.items()}
-    if when is not None:
-        per_video = {
-            v: [w for w in ws if when.contains(records[v].moment_time(w.start))] for v, ws in per_video.items()
-        }
-    wrong = {(c.video_id, c.start, c.end) for c in corrections if c.verdict == "wrong"}
-    per_video = {v: [w for w in ws if not _clashes(v, w, wrong)] for v, ws in per_video.items()}
+    per_video = {
+        v: [w for w in sv.windows if _in_time(records, when, v, w) and not is_wrong_again(v, w, wrong)]
+        for v, sv in ranking.videos.items()
+    }
     ranked, ordered = order_by_time(ranked, per_video, records, ranking.prepared.rewrite, confidence, calibration, k)
     moments = []
     for rank, (vid, window) in enumerate(ranked, start=1):
-        record = records[vid]
         moment = Moment(
             vid,
-            record.name,
+            records[vid].name,
             window.start,
             window.end,
             window.score,
@@ -359,27 +378,17 @@ def answer_question(
             presence=presence.get(vid),
             corrected=verdicts.get((vid, window.start, window.end)),
             confidence=confidence(vid, window),
-            recorded_at=record.moment_time(window.start),
-            recorded_tz=record.recorded_tz,
+            recorded_at=records[vid].moment_time(window.start),
+            recorded_tz=records[vid].recorded_tz,
         )
         moments.append(cut(moment) if cut is not None else moment)
-    first_rank: dict[str, int] = {}
-    for m in moments:
-        first_rank.setdefault(m.video_id, m.rank)
-    order = sorted(ranking.videos, key=lambda v: first_rank.get(v, len(moments) + 1))
-    series = []
-    for vid in order:
-        sv = ranking.videos[vid]
-        mine = tuple((m.start, m.end, m.rank) for m in moments if m.video_id == vid)
-        series.append(ScoreSeries(vid, sv.record.name, sv.record.duration, sv.times, sv.scores, mine))
-    prompts = tuple((p.text, p.weight) for p in ranking.prepared.rewrite.prompts)
     return Answer(
         question=question,
         mode=answerer.mode,
         moments=moments,
-        series=series,
+        series=_series(ranking, moments),
         video_id=video_id,
-        prompts=prompts,
+        prompts=tuple((p.text, p.weight) for p in ranking.prepared.rewrite.prompts),
         candidates=len(ranking.videos),
         seconds=time.monotonic() - started,
         no_good_match=calibration is not None and not any(m.confidence >= calibration.threshold for m in moments),
