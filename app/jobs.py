@@ -193,8 +193,21 @@ class JobManager:
     the lazily imported ``app.demo.run_demo``.
     """
 
-    def __init__(self, service, *, keep: int = 20, demo_runner: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        service,
+        *,
+        keep: int = 20,
+        demo_runner: Callable[..., Any] | None = None,
+        watch_folder: str | Path | None = None,
+    ) -> None:
         self.service = service
+        self.watch_folder = Path(watch_folder).expanduser().absolute() if watch_folder else None
+        """The one folder the app may watch (set where the app is started, never from the page: a page must
+        not make the server index any folder it names)."""
+        self._watch_stop: threading.Event | None = None
+        self._watch_thread: threading.Thread | None = None
+        self._watch_added = 0
         self._keep = keep
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -244,7 +257,8 @@ class JobManager:
         self._bump()
 
     def close(self) -> None:
-        """Stop taking jobs; a running training run is asked to stop."""
+        """Stop taking jobs; a running training run is asked to stop, a folder watch stops."""
+        self.stop_watch()
         self._closed = True
         self._queue.put(None)  # type: ignore[arg-type]
         with self._lock:
@@ -252,6 +266,45 @@ class JobManager:
                 self._train.stop.set()
             if self._demo is not None:
                 self._demo.stop.set()
+
+    # ------------------------------------------------------------------ watching a folder
+    def start_watch(self, interval_s: float = 2.0, settle_s: float = 5.0) -> dict[str, Any]:
+        """Index what arrives in :attr:`watch_folder`, through the encoder queue in recording-time order, until
+        :meth:`stop_watch` (see :mod:`indexing.watch`). Raises when the app was started without one."""
+        if self.watch_folder is None:
+            raise EgoRecallError("this app watches no folder; start it with --watch FOLDER")
+        with self._lock:
+            if self._watch_thread is not None and self._watch_thread.is_alive():
+                return self.watch_status()
+            stop = self._watch_stop = threading.Event()
+            self._watch_thread = threading.Thread(
+                target=self._watch, args=(stop, interval_s, settle_s), name="egorecall-watch", daemon=True
+            )
+            self._watch_thread.start()
+        return self.watch_status()
+
+    def _watch(self, stop: threading.Event, interval_s: float, settle_s: float) -> None:
+        from indexing.watch import FolderWatch
+
+        watcher = FolderWatch.for_library(self.service.library.root, self.watch_folder, settle_s)
+        while not stop.is_set():
+            for path in watcher.poll():
+                job = self.submit_index([(path, path.name)])
+                self.wait_index(job.id)
+                watcher.mark_done(path)  # only once indexed: a restart in between indexes it then
+                self._watch_added += sum(f.state == "indexed" for f in job.files)
+                if stop.is_set():
+                    break
+            stop.wait(interval_s)
+
+    def stop_watch(self) -> dict[str, Any]:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        return self.watch_status()
+
+    def watch_status(self) -> dict[str, Any]:
+        on = self._watch_thread is not None and self._watch_thread.is_alive() and not self._watch_stop.is_set()
+        return {"folder": str(self.watch_folder) if self.watch_folder else None, "on": on, "added": self._watch_added}
 
     # ------------------------------------------------------------------ indexing
     def submit_index(self, files: list[tuple[str | Path, str]]) -> IndexJob:

@@ -82,3 +82,30 @@ def test_the_service_indexes_what_arrives_and_a_restart_adds_nothing(tmp_path, t
     before = len(results)
     # restarted, given many looks (settle 0.2 s, a look every 0.05 s): nothing twice, the bad file left alone
     assert run_until(before + 1, timeout_s=2.0) == 0 and len(results) == before
+
+
+def test_the_apps_switch_watches_only_the_folder_it_was_started_with(tmp_path, tiny_spec):
+    import pytest
+
+    from app.jobs import JobManager
+    from models.errors import EgoRecallError
+
+    service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"), encoder_spec=tiny_spec)
+    unwatched = JobManager(service)
+    with pytest.raises(EgoRecallError, match="--watch"):
+        unwatched.start_watch()
+    unwatched.close()
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    jobs = JobManager(service, watch_folder=folder)
+    try:
+        assert jobs.watch_status() == {"folder": str(folder.absolute()), "on": False, "added": 0}
+        assert jobs.start_watch(interval_s=0.05, settle_s=0.2)["on"]
+        small(folder / "VID_1.mp4", "2026-12-03T09:00:00Z")
+        deadline = time.monotonic() + 60
+        while jobs.watch_status()["added"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobs.watch_status()["added"] == 1 and [v.name for v in service.videos()] == ["VID_1.mp4"]
+        assert not jobs.stop_watch()["on"]
+    finally:
+        jobs.close()

@@ -8,7 +8,9 @@ that ``--library`` / ``$EGORECALL_LIBRARY`` names. It binds to the loopback addr
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+from pathlib import Path
 
 from app.commands.library import _add_library_arg, _settings
 from models.errors import EgoRecallError
@@ -41,6 +43,13 @@ def register(subparsers) -> None:
         help=f"port (default {DEFAULT_PORT}, or a free one if it is taken)",
     )
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require this user name and password")
+    p.add_argument(
+        "--watch",
+        type=Path,
+        default=os.environ.get("EGORECALL_WATCH") or None,
+        metavar="FOLDER",
+        help="a folder new recordings arrive in: the Library tab can switch watching it on ($EGORECALL_WATCH)",
+    )
     p.add_argument(
         "--max-file-size", default="2gb", metavar="SIZE", help="largest upload accepted, e.g. 500mb, 2gb (default 2gb)"
     )
@@ -76,7 +85,7 @@ def serve_command(args: argparse.Namespace) -> int:
     auth = parse_auth(args.auth)
     port = args.port if args.port is not None else free_port(args.host)
     service = EgoRecall(_settings(args))
-    blocks = build_app(service)
+    blocks = build_app(service, watch_folder=args.watch)
     print(f"EgoRecall: library {service.settings.library}; open http://{args.host}:{port}", flush=True)
     try:
         launch_app(blocks, host=args.host, port=port, auth=auth, max_file_size=args.max_file_size)

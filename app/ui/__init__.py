@@ -35,9 +35,12 @@ CSS = """
 """
 
 
-def build_app(service, jobs: JobManager | None = None, *, poll_s: float = POLL_S) -> gr.Blocks:
-    """The app over ``service``; ``jobs`` defaults to a new job manager owned by the returned Blocks."""
-    jobs = jobs or JobManager(service)
+def build_app(
+    service, jobs: JobManager | None = None, *, poll_s: float = POLL_S, watch_folder: str | Path | None = None
+) -> gr.Blocks:
+    """The app over ``service``; ``jobs`` defaults to a new job manager owned by the returned Blocks (watching
+    ``watch_folder`` when the Library tab's switch is on)."""
+    jobs = jobs or JobManager(service, watch_folder=watch_folder)
     actions = Actions(service, jobs)
     with gr.Blocks(title="EgoRecall", delete_cache=(3600, 24 * 3600)) as blocks:
         gr.Markdown("# EgoRecall\nAsk your first-person videos where things happened.")

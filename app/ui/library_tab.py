@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from app.ui.actions import Actions
+from app.ui.actions import Actions, user_facing
 from app.ui.format import VIDEO_COLUMNS, progress_html, video_rows
 
 
@@ -58,6 +58,15 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         )
         remove_btn = gr.Button("Remove", variant="stop", scale=1)
     removed = gr.Markdown()
+    watch = jobs.watch_status()
+    with gr.Row(visible=watch["folder"] is not None):
+        watching = gr.Checkbox(
+            label=f"Watch {watch['folder']} and add new recordings as they arrive",
+            value=watch["on"],
+            elem_id="er-watch",
+            scale=3,
+        )
+        watch_state = gr.Markdown(_watch_text(watch), elem_id="er-watch-status")
     with gr.Accordion("When was a video recorded?", open=False, elem_id="er-dating"):
         gr.Markdown(
             "Times come from the file (camera metadata, else its name, else its file time). Set one by hand "
@@ -110,9 +119,11 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     def refresh(previous):
         st = jobs.index_status()
         demo = jobs.demo_status()
+        w = jobs.watch_status()
         key = (st["version"], repr(st["current"]), demo["state"], demo["stage"], round(demo["fraction"], 2))
+        key += (w["on"], w["added"])
         if key == previous:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
         records = actions.service.videos()
         return (
             progress_html(st),
@@ -120,13 +131,14 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
             gr.update(choices=_video_choices(records)),
             gr.update(choices=_video_choices(records)),
             _demo_text(demo),
+            _watch_text(w),
             key,
         )
 
     timer.tick(
         refresh,
         inputs=seen,
-        outputs=[status, table, to_remove, to_date, demo_status, seen],
+        outputs=[status, table, to_remove, to_date, demo_status, watch_state, seen],
         show_progress="hidden",
         api_visibility="private",
         concurrency_limit=None,
@@ -144,11 +156,24 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
 
     date_btn.click(ui_date, inputs=[to_date, when], outputs=[dated, table], api_name="set_recording_time")
 
+    @user_facing("switching the folder watch")
+    def ui_watch(on: bool):
+        return _watch_text(jobs.start_watch() if on else jobs.stop_watch())
+
+    watching.change(ui_watch, inputs=watching, outputs=watch_state, api_name="watch")
+
     demo_btn.click(
         lambda: _demo_text(actions.demo()), outputs=demo_status, api_visibility="private", concurrency_id="gpu"
     )
     demo_stop.click(lambda: _demo_text(actions.demo_stop()), outputs=demo_status, api_visibility="private")
     return {"table": table, "status": status, "files": files}
+
+
+def _watch_text(w: dict) -> str:
+    if not w.get("folder"):
+        return ""
+    state = "watching" if w["on"] else "not watching"
+    return f"{state} {w['folder']}; {w['added']} video(s) added from it since the app started"
 
 
 def _demo_text(d: dict) -> str:
