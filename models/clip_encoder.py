@@ -32,6 +32,14 @@ import torch
 import torch.nn.functional as F
 
 from models import text_forward
+from models.download import (  # noqa: F401 - current_download and offline are read from here by the app
+    OFFLINE_VARIABLES,
+    DownloadFailed,
+    current_download,
+    fetch_url,
+    offline,
+    set_download,
+)
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
@@ -184,37 +192,13 @@ def _quantize_image_tower(model: torch.nn.Module, device: torch.device) -> torch
     return model
 
 
-def offline() -> bool:
-    """Whether this process must not download anything (the Hugging Face convention, or ours)."""
-    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARIABLES)
-
-
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "EGORECALL_OFFLINE")
-
-_download_lock = threading.Lock()
-_download: dict | None = None
-
-
-def current_download() -> dict | None:
-    """The download in progress, for status displays: ``{"what", "done", "total", "started"}`` (bytes; total
-    0 when unknown), or None."""
-    with _download_lock:
-        return dict(_download) if _download else None
-
-
-def _set_download(state: dict | None) -> None:
-    global _download
-    with _download_lock:
-        _download = state
-
-
 def download_weights(model: str, tag: str, cfg: dict, local_dir: Path) -> str:
     """Fetch a pretrained tag's weights: from the Hugging Face hub into its standard cache when the tag has a
     hub entry (the hub client downloads to a temporary name and shows its own progress bar), else from its
     URL into ``local_dir`` (here: temp file, progress bar, SHA-256 check when the URL names one, rename)."""
     what = f"{model} ('{tag}')"
     logger.warning("downloading the pretrained weights for %s (first use only)", what)
-    _set_download({"what": what, "done": 0, "total": 0, "started": time.time()})
+    set_download({"what": what, "done": 0, "total": 0, "started": time.time()})
     try:
         hub = cfg.get("hf_hub", "")
         if hub:
@@ -234,46 +218,17 @@ def download_weights(model: str, tag: str, cfg: dict, local_dir: Path) -> str:
             f"again, or set HF_HUB_OFFLINE=1 and put the weights file at {local_dir / WEIGHT_FILE_NAMES[0]}"
         ) from exc
     finally:
-        _set_download(None)
+        set_download(None)
     if not Path(path).is_file() or Path(path).stat().st_size == 0:
         raise EncoderUnavailable(f"the download of {what} produced no weights file ({path})")
     return path
 
 
 def _download_url(url: str, local_dir: Path, what: str) -> Path:
-    import hashlib
-    import urllib.request
-
-    from tqdm import tqdm
-
     name = os.path.basename(url.split("?")[0]) or WEIGHT_FILE_NAMES[1]
-    suffix = Path(name).suffix
-    target = local_dir / (WEIGHT_FILE_NAMES[0] if suffix == ".safetensors" else WEIGHT_FILE_NAMES[1])
-    expected = url.split("/")[-2] if "openaipublic" in url else ""  # openai's URLs carry the file's SHA-256
-    local_dir.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url) as source, open(tmp, "wb") as out:
-            total = int(source.headers.get("Content-Length") or 0)
-            with tqdm(total=total or None, unit="B", unit_scale=True, desc=f"downloading {what}", disable=None) as bar:
-                done = 0
-                while chunk := source.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    bar.update(len(chunk))
-                    _set_download({**(current_download() or {}), "done": done, "total": total})
-            out.flush()
-            os.fsync(out.fileno())
-        if total and done != total:
-            raise EncoderUnavailable(f"the download of {what} stopped after {done} of {total} bytes; try again")
-        if expected and not digest.hexdigest().startswith(expected):
-            raise EncoderUnavailable(f"the downloaded weights of {what} do not match their published checksum")
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    target = local_dir / (WEIGHT_FILE_NAMES[0] if Path(name).suffix == ".safetensors" else WEIGHT_FILE_NAMES[1])
+    expected = url.split("/")[-2] if "openaipublic" in url else None  # openai's URLs carry the file's SHA-256
+    return fetch_url(url, target, f"the pretrained weights of {what}", sha256=expected)
 
 
 class ClipEncoder:
