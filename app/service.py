@@ -80,6 +80,8 @@ class EgoRecall:
         self._encoder: ClipEncoder | None = encoder
         self._lock = threading.RLock()
         self._answerers = AnswererCache(size=3)
+        self._default_checkpoint_tried = False
+        self._default_checkpoint_problem: str | None = None
         self.clip_config = clip_config or ClipConfig()
         self.search_config = search_config or SearchConfig()
 
@@ -261,7 +263,40 @@ class EgoRecall:
         Raises ``UnknownMode``, a ``CheckpointError`` (missing, wrong kind, incompatible with the library's
         features) or ``EncoderUnavailable``.
         """
-        return self._answerers.get(mode, self.answer_context())
+        context = self.answer_context()
+        if mode == AUTO:
+            self._fetch_default_checkpoint(context)
+        return self._answerers.get(mode, context)
+
+    def _fetch_default_checkpoint(self, context: AnswerContext) -> None:
+        """``auto``'s first use: install the configured published checkpoint (``Settings.default_checkpoint``)
+        when the library has no compatible checkpoint of its own. Tried once per service; a failure (offline,
+        a bad download, another encoder's checkpoint) is logged and said in every ``auto`` answer, which is
+        then zero-shot's."""
+        source = self.settings.default_checkpoint
+        if not source or self._default_checkpoint_tried:
+            return
+        with self._lock:
+            if self._default_checkpoint_tried:
+                return
+            self._default_checkpoint_tried = True
+            from app.answering import best_checkpoint
+            from checkpoints.release import install
+
+            if best_checkpoint(context) is not None:
+                return
+            try:
+                folder = install(
+                    source,
+                    self.settings.checkpoints_dir,
+                    features=(context.feature_key, context.feature_dim, float(context.rate_hz)),
+                )
+                logger.info("installed the default checkpoint %s from %s", folder.name, source)
+            except EgoRecallError as exc:
+                logger.warning("the default checkpoint %s was not installed: %s", source, exc)
+                self._default_checkpoint_problem = (
+                    f"the default checkpoint {source} could not be installed ({exc}); answering without it"
+                )
 
     def modes(self, *, compatible_only: bool = True) -> list[str]:
         """What ``ask(mode=...)`` accepts here: ``auto``, ``zeroshot``, then the stored checkpoints (newest
@@ -309,7 +344,7 @@ class EgoRecall:
         """
         when = explicit_range(since, until)  # refused before loading anything
         maker = self.clip_maker() if clips else None
-        return answer_question(
+        answer = answer_question(
             self.library,
             self.answerer(mode),
             question,
@@ -320,6 +355,9 @@ class EgoRecall:
             cut=(lambda moment: self._with_clip(maker, moment)) if maker is not None else None,
             when=when,
         )
+        if mode == AUTO and self._default_checkpoint_problem:
+            answer = replace(answer, warnings=answer.warnings + (self._default_checkpoint_problem,))
+        return answer
 
     @staticmethod
     def _with_clip(maker: ClipMaker, moment: Moment) -> Moment:

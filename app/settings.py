@@ -23,6 +23,9 @@ class Settings:
     library: Path = field(default_factory=default_library_dir)
     encoder: EncoderSpec = field(default_factory=EncoderSpec.from_env)
     device: str | None = field(default_factory=lambda: os.environ.get("EGORECALL_DEVICE") or None)
+    default_checkpoint: str | None = field(default_factory=lambda: os.environ.get("EGORECALL_CHECKPOINT_URL") or None)
+    """A published checkpoint (``checkpoints.release``: URL, ``hf:ORG/REPO``) that ``auto`` fetches on first use
+    when the library has no compatible checkpoint of its own."""
 
     def __post_init__(self) -> None:
         self.library = Path(self.library).expanduser()  # scripts pass strings

@@ -9,11 +9,13 @@ does not match, or a server that answers with a web page instead of the file lea
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from models.errors import EgoRecallError
@@ -52,6 +54,15 @@ def _looks_like_a_page(head: bytes, content_type: str) -> bool:
     return content_type.split(";")[0].strip().lower() == "text/html" or start.startswith((b"<!doctype", b"<html"))
 
 
+@contextmanager
+def _connection_errors(what: str):
+    """A connection that drops mid-file is a failed download, said in one sentence."""
+    try:
+        yield
+    except (http.client.HTTPException, TimeoutError, ConnectionError) as exc:
+        raise DownloadFailed(f"the download of {what} broke off ({exc!r}); try again") from None
+
+
 def fetch_url(
     url: str, target: Path, what: str, *, sha256: str | None = None, size: int | None = None, timeout: float = 60.0
 ) -> Path:
@@ -73,7 +84,7 @@ def fetch_url(
             source = urllib.request.urlopen(url, timeout=timeout)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise DownloadFailed(f"cannot download {what} from {url} ({exc})") from None
-        with source, open(tmp, "wb") as out:
+        with source, open(tmp, "wb") as out, _connection_errors(what):
             total = int(source.headers.get("Content-Length") or 0) or (size or 0)
             first = True
             done = 0

@@ -1,4 +1,5 @@
-"""``python -m app checkpoints list|show``: the trained localizers the app can answer with."""
+"""``python -m app checkpoints list|show|publish|fetch``: the trained localizers the app can answer with, and
+their releases (:mod:`checkpoints.release`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def register(subparsers) -> None:
     common(show)
     show.add_argument("name", help="checkpoint name (in the folder) or path")
     show.set_defaults(handler=show_command)
+
+    publish = actions.add_parser(
+        "publish",
+        help="write a checkpoint's release (weights, metadata, model card, manifest) for others to fetch",
+    )
+    common(publish)
+    publish.add_argument("name", help="checkpoint name (in the folder) or path")
+    publish.add_argument("--out", type=Path, required=True, metavar="DIR", help="the release goes to DIR/NAME")
+    publish.add_argument("--licence", required=True, help="licence of the training data, e.g. 'Ego4D license'")
+    publish.add_argument("--data", nargs="+", required=True, metavar="NAME", help="training data, e.g. ego4d-nlq-v2")
+    publish.add_argument("--eval-file", default="", metavar="FILE", help="the file its metrics were measured on")
+    publish.set_defaults(handler=publish_command)
+
+    fetch = actions.add_parser(
+        "fetch",
+        help="install a published checkpoint (URL, hf:ORG/REPO[/FOLDER] or folder); checked before installing",
+    )
+    common(fetch)
+    fetch.add_argument("source", help="https://.../NAME/ (or its manifest.json), hf:ORG/REPO[/FOLDER], or a folder")
+    fetch.add_argument("--name", default=None, help="install under this name instead of the release's")
+    fetch.set_defaults(handler=fetch_command)
 
 
 def _directory(args) -> Path:
@@ -77,4 +99,27 @@ def show_command(args) -> int:
 
     folder = resolve_checkpoint(args.name, _directory(args))
     print(json.dumps({"path": str(folder), **read_metadata(folder).to_dict()}, indent=2))
+    return 0
+
+
+def publish_command(args) -> int:
+    from checkpoints.release import publish
+
+    out = publish(
+        args.name,
+        args.out,
+        licence=args.licence,
+        training_data=list(args.data),
+        evaluation_file=args.eval_file,
+        directory=_directory(args),
+    )
+    print(f"wrote the release {out} (serve the folder; users run `checkpoints fetch URL/{out.name}/`)")
+    return 0
+
+
+def fetch_command(args) -> int:
+    from checkpoints.release import install
+
+    folder = install(args.source, _directory(args), name=args.name)
+    print(f"installed {folder.name} in {folder.parent}")
     return 0
