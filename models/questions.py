@@ -29,21 +29,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import EgoRecallError
+from models.prompt_builder import PromptBuilder as _Builder
+from models.prompt_builder import clean_phrase as _clean_phrase
+from models.prompt_builder import possessive_to_article as _possessive_to_article
 from models.text_normalize import normalize_text
 from models.words import (
-    PERSON_WORDS,
     SEEING_VERBS,
     bare,
     definite,
-    indefinite,
     is_noun,
     is_verb,
     singular,
-    third_person,
     to_base_verb,
 )
 
@@ -108,22 +108,10 @@ _PRONOUN_QUESTION = re.compile(
     r"(?P<lead>.*?\b(?:the|my|a|an|our|your) (?P<np>[a-z]+(?: (?!(?:where|when|what|did|how)\b)[a-z]+)?)) "
     r"(?P<q>(?:where|when|what|did|how) .*\b(?:it|them)\b.*)$"
 )
-_TRAILING_TIME = re.compile(
-    r"\s+(?:today|yesterday|earlier|before|recently|last time|this (?:morning|afternoon|"
-    r"evening)|in the video|in this video|first|last)$"
-)
 _KIND_WORDS = re.compile(
     r"^(?:(?:object|objects|thing|things|item|items|color|colour|kind of|type of|sort of|"
     r"brand of|kinds of|types of)\s+)+"
 )
-
-
-def _clean_phrase(phrase: str | None) -> str | None:
-    if phrase is None:
-        return None
-    phrase = _TRAILING_TIME.sub("", phrase.strip())
-    phrase = re.sub(r"\s+(?:at|in|on)$", "", phrase)  # "the cup i was drinking from" is fine; dangling "at" not
-    return phrase.strip() or None
 
 
 def _object_phrase(phrase: str | None) -> str | None:
@@ -163,66 +151,6 @@ def _prepare(question: str) -> str:
         r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
     )
     return text
-
-
-# ------------------------------------------------------------------------------------------ prompt building
-@dataclass
-class _Builder:
-    prompts: dict[str, float] = field(default_factory=dict)
-
-    def add(self, text: str | None, weight: float) -> None:
-        text = re.sub(r"\s+", " ", (text or "")).strip()
-        if text and weight > 0:
-            self.prompts[text] = self.prompts.get(text, 0.0) + weight
-
-    def obj(self, phrase: str | None, weight: float = 1.0) -> None:
-        """The thing itself, and photos of it: what CLIP matches best."""
-        if not phrase:
-            return
-        b = bare(phrase)
-        self.add(b, weight)
-        self.add(f"a photo of {indefinite(b)}", weight)
-        self.add(f"a close-up photo of {phrase}", 0.5 * weight)
-
-    def action(self, verb: str, rest: str | None, weight: float = 1.0) -> None:
-        """Narration style, as ``normalize_text`` leaves Ego4D narrations: "puts the keys", "put keys"."""
-        verb = to_base_verb(verb)
-        rest = rest.strip() if rest else ""
-        self.add(f"{third_person(verb)} {rest}", weight)
-        self.add(f"{verb} {bare(rest) if rest else ''}", 0.5 * weight)
-
-    def event(self, clause: str | None, weight: float) -> None:
-        """A clause about the camera wearer ("i opened the fridge") as a narration ("opens the fridge")."""
-        if not clause:
-            return
-        words = clause.split()
-        if words and words[0] in ("i", "we"):
-            words = words[1:]
-        if words and words[0] in ("was", "were", "am", "had", "have"):
-            words = words[1:]
-            if words and words[0].endswith("ing"):  # "i was cutting the onion" -> "cutting the onion"
-                self.add(" ".join(words), weight)
-                return
-        if not words:
-            return
-        if words[0] in PERSON_WORDS or words[0] in ("the", "a", "my"):  # "the man opened ..." -> keep subject
-            self.add(" ".join(words), weight)
-            return
-        self.action(words[0], _possessive_to_article(" ".join(words[1:])), weight)
-
-    def place(self, phrase: str | None, weight: float = 0.5) -> None:
-        phrase = _clean_phrase(phrase)
-        if phrase:
-            self.add(f"a photo of {indefinite(_possessive_to_article(phrase))}", weight)
-
-    def person(self, phrase: str | None, weight: float = 1.0) -> None:
-        who = indefinite(phrase or "person")
-        self.add(who, weight)
-        self.add(f"a photo of {who}", weight)
-
-
-def _possessive_to_article(phrase: str) -> str:
-    return re.sub(r"\b(?:my|your|our)\b", "the", phrase)
 
 
 def _split_object_and_clause(text: str) -> tuple[str, str | None, str | None]:

@@ -8,7 +8,8 @@ from answer_fixtures import ColorEncoder
 
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
-from models.questions import EmptyQuestion, Prompt, rewrite_question, third_person, to_base_verb
+from models.questions import EmptyQuestion, Prompt, rewrite_question
+from models.words import third_person, to_base_verb
 from models.zeroshot import embed_prompts, embed_question, similarity_curve, zero_shot_windows
 
 # question, template, object, must-have prompts, must-not-have prompts
