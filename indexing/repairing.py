@@ -42,9 +42,12 @@ class RepairMixin:
     """The methods of :class:`~indexing.library.Library` for this job."""
 
     def check(self) -> CheckReport:
-        """List inconsistencies without changing anything (takes no lock)."""
+        """List inconsistencies without changing anything. Under the write lock, as repair: a writer half-way
+        through adding a video (its row claimed, its files not yet renamed into place) would otherwise be
+        reported as damage. Waits for the lock like every writer (``LibraryBusy`` after the timeout)."""
         report = CheckReport()
-        self._repair_locked(report, fix=False)
+        with self._writing():
+            self._repair_locked(report, fix=False)
         return report
 
     def repair(self) -> CheckReport:

@@ -219,8 +219,11 @@ def test_writers_wait_then_give_up_while_readers_go_on(library):
         assert lib.search(q, k=1)[0][0].video_id == rec.id
         with pytest.raises(LibraryBusy, match="busy"):
             lib.remove(rec.id)
+        with pytest.raises(LibraryBusy, match="busy"):  # check reads under the lock too: no half-written video
+            lib.check()
     finally:
         holder.release()
+    assert lib.check().ok
     assert lib.remove(rec.id).id == rec.id
 
 
