@@ -125,6 +125,17 @@ class FusionChoice:
     """Annotated queries whose clip had features: what the weight was chosen on."""
 
 
+def _steadiest_best(scores: dict[float, dict[str, float]]) -> float:
+    """The weight whose neighbourhood (itself and the weights either side) scores best on average: on a
+    hundred queries one weight's lead is often a query or two of noise, and a weight in a plateau carries to
+    other videos better than a lone peak (ties: the lower weight)."""
+    ws = sorted(scores)
+    merit = [scores[w]["R@1@0.3"] + scores[w]["R@5@0.3"] for w in ws]
+    smooth = [sum(merit[max(0, i - 1) : i + 2]) / len(merit[max(0, i - 1) : i + 2]) for i in range(len(ws))]
+    best = max(range(len(ws)), key=lambda i: (smooth[i], merit[i], -ws[i]))
+    return ws[best]
+
+
 def choose_fusion_weight(
     fused: FusedAnswerer, dataset, source, weights: Sequence[float] = WEIGHT_GRID, k: int = 5
 ) -> FusionChoice:
@@ -156,6 +167,6 @@ def choose_fusion_weight(
         windows = [curve_to_windows(fuse_curves(h, c, w), g, k, proposals) for (h, c), g in zip(curves, grids)]
         s = score_windows(windows_array(windows, k), gt)
         scores[float(w)] = {"R@1@0.3": s.recall["R1@0.3"], "R@5@0.3": s.recall["R5@0.3"]}
-    best = max(scores, key=lambda w: (scores[w]["R@1@0.3"] + scores[w]["R@5@0.3"], -w))
+    best = _steadiest_best(scores)
     logger.info("fusion weight %.1f chosen on %d queries of %s", best, len(curves), dataset.source)
     return FusionChoice(best, scores, len(curves))
