@@ -1,0 +1,158 @@
+"""Models that travel: train once on a corpus, answer in homes never seen.
+
+    python bench/bench_transfer.py            # corpus 36 videos; the 3 report worlds of bench_generalization
+    python bench/bench_transfer.py --quick    # a smoke run (small corpus, its own small report world)
+
+What runs. A *corpus* of tuning-style (``home``) recordings, seed 5001 (36 videos of ~90 s; 15 % held out for
+validation): ``egorecall-small`` pretrained on its narrations, every video indexed, NaQ, VSLNet trained on NLQ +
+NaQ, its fusion weight fitted on the corpus's validation videos -- the demo's pipeline, as a team with Ego4D
+would run it once. Then, untouched, the *report* worlds of ``bench_generalization.py`` (styles ``flat``,
+``cottage``, ``loft``: other house, words, phrasings, pace, camera; never used by the corpus): their held-out
+videos are indexed with the corpus encoder and their held-out queries answered by
+
+* ``zero-shot``: the corpus encoder's CLIP similarity;
+* ``corpus checkpoint``: the corpus VSLNet, alone;
+* ``auto``: fused with it at the weight chosen on the corpus's validation videos;
+
+beside the **ceiling** -- each report world's own checkpoint (its own encoder, trained on its own annotations:
+``bench_generalization``'s ``trained``) -- and chance. Run ``bench_generalization.py`` first (it builds the
+report worlds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from bench.bench_generalization import WORLDS, score  # noqa: E402
+from bench.machine import cpu_model  # noqa: E402
+
+CORPUS_SEED = 5001
+METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "put R1@0.3")
+
+
+def corpus_config(quick: bool):
+    from app.demo import DemoConfig
+
+    full = DemoConfig(
+        videos=36, duration=90.0, seed=CORPUS_SEED, val_fraction=0.15, pretrain_steps=240, train_steps=400
+    )
+    full = replace(full, world_workers=1)
+    if not quick:
+        return full
+    return replace(
+        full, videos=10, duration=60.0, val_fraction=0.2, pretrain_steps=30, pretrain_batch=32, train_steps=40
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from app.answering import FusedAnswerer
+    from app.demo import run_demo
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from bench.bench_answers import chance_levels
+    from bench.bench_generalization import world_config
+    from models.clip_encoder import EncoderSpec
+    from training.features import LibraryClipFeatures
+    from training.nlq import load_nlq
+
+    out = Path(__file__).resolve().parent / "out"
+    work = args.work or out / ("transfer" + ("-quick" if args.quick else ""))
+    config = corpus_config(args.quick)
+    started = time.monotonic()
+    corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
+    final = corpus.checkpoint.replace("-best", "-final")
+    build_s = time.monotonic() - started
+    spec = EncoderSpec(config.model, str(corpus.encoder))
+
+    reports = [(style, seed) for family, style, seed in WORLDS if family == "report"]
+    if args.quick:
+        reports = reports[:1]
+    rows = {}
+    for style, seed in reports:
+        world_dir = out / ("generalization-quick" if args.quick else "generalization") / f"{style}-{seed}"
+        world = world_dir / "library" / "demo" / "world"
+        if not (world / "world.json").is_file():  # bench_generalization builds it; or build it here
+            run_demo(EgoRecall(Settings(library=world_dir / "library")), world_config(style, seed, args.quick))
+        home = EgoRecall(Settings(library=work / f"{style}-{seed}"), encoder_spec=spec)
+        checkpoints = home.settings.checkpoints_dir
+        if not (checkpoints / final).exists():
+            shutil.copytree(corpus.checkpoints_dir / final, checkpoints / final)
+        doc = json.loads((world / "world.json").read_text())
+        have = {Path(v.name).stem for v in home.videos()}
+        todo = [world / v["file"] for v in doc["videos"] if v["split"] == "val" and v["video_uid"] not in have]
+        for result in home.index(todo):
+            assert result.ok, result.error
+        dataset = load_nlq(world / "nlq_val.json")
+        source = LibraryClipFeatures(home.library)
+        queries = dataset.evaluation_queries()
+        context = home.answer_context()
+        weight = json.loads((checkpoints / final / "meta.json").read_text())["fusion"].get("weight", 0.5)
+        rows[(style, seed)] = {
+            "queries": len(queries),
+            "zero-shot": score(home.answerer("zeroshot"), dataset, source, queries),
+            "corpus checkpoint": score(home.answerer(final), dataset, source, queries),
+            "auto": score(FusedAnswerer(context, final, weight=weight), dataset, source, queries),
+            "ceiling": _ceiling(out, style, seed, args.quick),
+            "chance": chance_levels(dataset, source),
+            "weight": weight,
+        }
+
+    print(
+        f"# Transfer benchmark ({'quick' if args.quick else 'full'}): corpus {config.videos} home videos, seed "
+        f"{config.seed}, built in {build_s:.0f} s"
+    )
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}\n"
+    )
+    print("| report world | answered by | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 | put R@1@0.3 |")
+    print("|---|---|---|---|---|---|---|")
+    for (style, seed), r in rows.items():
+        for how in ("zero-shot", "corpus checkpoint", "auto", "ceiling", "chance"):
+            s = r[how]
+            if not s:
+                continue
+            cells = [f"{s.get(m, float('nan')):.1f}" if m in s else "" for m in METRICS]
+            print(f"| {style} {seed} ({r['queries']} q) | {how} | " + " | ".join(cells) + " |")
+    print()
+    for how in ("zero-shot", "corpus checkpoint", "auto", "ceiling"):
+        values = [r[how]["R1@0.3"] for r in rows.values() if r[how]]
+        if values:
+            print(f"mean R@1@0.3, {how}: {np.mean(values):.1f} ± {np.std(values):.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({f"{s}-{d}": r for (s, d), r in rows.items()}, indent=1, default=str))
+    return 0
+
+
+def _ceiling(out: Path, style: str, seed: int, quick: bool) -> dict:
+    """The report world's own checkpoint (own encoder, own annotations), from bench_generalization's results."""
+    path = out / ("generalization-final.json" if not quick else "generalization-quick.json")
+    if not path.is_file():
+        return {}
+    for world in json.loads(path.read_text()):
+        if world.get("style") == style and world.get("seed") == seed:
+            return world["modes"]["trained"]
+    return {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
