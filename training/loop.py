@@ -217,141 +217,27 @@ class Trainer:
             ddp.teardown(info)
 
     def _run(self) -> TrainResult:
+        """The run's steps in order: its folder, text and data, batches, optimiser, state, the loop."""
         cfg, info = self.config, self.info
-        run_dir = cfg.run_dir()
-        self.run_dir = run_dir
+        run_dir = self.run_dir = cfg.run_dir()
         done = self._finished_result(run_dir)
         if done is not None:
             return done
-        if info.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            remove_temporaries(run_dir)
-        ddp.barrier(info)
-
-        snapshot = latest_snapshot(run_dir)
-        if self.resume and snapshot is None:
-            raise TrainingError(f"There is nothing to resume in {run_dir}: it holds no training snapshot.")
-        if snapshot is not None:
-            self._check_resumable(read_snapshot_meta(snapshot))
-
-        # ---- features, init checkpoint, text encoder
+        snapshot = self._prepare_run_dir(run_dir)
         source = open_feature_source(cfg)
         init_model, init_meta = self._load_init(source)
-        text_spec = resolve_text_spec(cfg, source, init_meta)
-        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu", clip=self.clip)
-        if init_meta is not None and init_meta.text_encoder.key != encoder.key:
-            raise TrainingError(
-                f"The checkpoint {cfg.init_from} was trained with text encoder "
-                f"'{init_meta.text_encoder.key}', not '{encoder.key}'; leave the text settings "
-                "out to use the checkpoint's own."
-            )
-        texts = TextFeatureCache.for_encoder(encoder, cfg.text.cache_dir, cfg.text.batch_size)
-
-        # ---- data
-        train_ds = merge_nlq_files(cfg.data.train)
-        data = select_training_queries(
-            train_ds,
-            source,
-            narrations=cfg.uses_narrations,
-            nlq_fraction=cfg.data.nlq_fraction,
-            few_shot_seed=cfg.data.few_shot_seed,
-            drop_empty=cfg.data.drop_empty,
-        )
-        data = repeat_queries(data, cfg.data.repeat)
-        if not data.queries:
-            raise TrainingError(
-                f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "
-                f"nlq_fraction {cfg.data.nlq_fraction}, narrations {cfg.uses_narrations}); "
-                "check the files and that their videos are in the feature source."
-            )
+        encoder, text_spec, texts = self._text_encoder(source, init_meta)
+        data = self._training_queries(source)
         model = self._build_model(source, encoder.dim, init_model, init_meta)
         core: Localizer = model
-        max_bins = cfg.data.max_bins or core.max_positions
-        if core.max_positions is not None and max_bins > core.max_positions:
-            raise TrainingError(f"data.max_bins {max_bins} exceeds the model's {core.max_positions} positions.")
-        resample_to = cfg.data.resample_to if cfg.data.long_clips == "resample" else None
-        if resample_to and core.max_positions is not None and resample_to > core.max_positions:
-            raise TrainingError(f"data.resample_to {resample_to} exceeds the model's {core.max_positions} positions.")
-        max_span_s = cfg.eval.max_span_s if cfg.eval.max_span_s is not None else answer_span_limit(data.queries)
-        validator = None
-        if cfg.data.val:
-            val_ds = load_nlq(cfg.data.val)
-            inference = InferenceConfig(
-                k=cfg.eval.k, max_span_s=max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
-            )
-            validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
-            if not validator.queries:
-                raise TrainingError(f"The validation file {cfg.data.val} has no annotated queries.")
-
+        max_bins, resample_to, max_span_s = self._limits(core, data)
+        validator = self._validator(source, texts, max_span_s, resample_to)
         self._encode_texts(texts, data.texts + (validator.texts_needed if validator else []))
-
-        # ---- batches
-        world = info.world_size
-        if cfg.optim.batch_size % world:
-            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the {world} processes.")
-        per_rank = cfg.optim.batch_size // world
-        options = ItemOptions(
-            train=True,
-            jitter_factor=cfg.data.jitter_factor,
-            jitter_shift=cfg.data.jitter_shift,
-            max_bins=max_bins,
-            resample_to=resample_to,
-            crop_probability=cfg.data.crop_probability,
-            crop_fraction=cfg.data.crop_fraction,
-            splice_probability=cfg.data.splice_probability,
-        )
-        store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
-        if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
-            model.video_norm.fit(*feature_statistics(store, data.clips))
-        dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
-        sampler = EpochBatchSampler(len(dataset), per_rank, seed=cfg.seed, rank=info.rank, world_size=world)
-        cuda = info.device.type == "cuda"
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=Collate(cfg.optim.micro_batch_size),
-            num_workers=cfg.data.num_workers,
-            pin_memory=cuda,
-            persistent_workers=cfg.data.num_workers > 0,
-        )
+        loader, sampler = self._loader(model, source, data, texts, max_bins, resample_to, init_model, snapshot)
         per_epoch = sampler.batches_per_epoch
         total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
-        eval_every = cfg.eval.every or per_epoch
-
-        # ---- optimisation
-        model.to(info.device)
-        torch.manual_seed(cfg.seed * 1_000_003 + info.rank)  # dropout streams, distinct per process
-        train_model: torch.nn.Module = model
-        if info.distributed:
-            train_model = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
-        )
-        warmup = int(round(cfg.optim.warmup_fraction * total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule)
-        )
-        autocast, amp_dtype = autocast_for(info.device, cfg.amp)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-
-        # ---- state (fresh or resumed)
-        self.log = RunLog(run_dir, enabled=info.is_main, progress=self.progress, tensorboard=cfg.output.tensorboard)
-        step, run_time, best, history, best_weights = 0, 0.0, None, [], None
-        resumed_from = None
-        if snapshot is not None:
-            st = load_snapshot(snapshot, model, optimizer, info.device)
-            step, resumed_from = st.step, st.step
-            run_time = float(st.meta.get("time", 0.0))
-            best, history, best_weights = st.meta.get("best"), list(st.meta.get("history", [])), st.best_weights
-            scheduler.load_state_dict(st.meta["scheduler"])
-            if scaler is not None and st.meta.get("scaler"):
-                scaler.load_state_dict(st.meta["scaler"])
-            self._restore_rng(st.rng, int(st.meta.get("world_size", 1)), step)
-            self.log.truncate(int(st.meta.get("log_bytes", 0)))
-            logger.info("resuming %s from step %d", run_dir, step)
-        elif info.is_main:
-            (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
-
+        train_model, optimizer, scheduler, scaler, autocast = self._optimisation(model, total)
+        step, resumed_from = self._restore_or_start(snapshot, run_dir, model, optimizer, scheduler, scaler)
         self.ctx = _RunContext(
             cfg=cfg,
             info=info,
@@ -371,18 +257,15 @@ class Trainer:
             max_bins=max_bins,
             max_span_s=max_span_s,
         )
-        self.best, self.history, self.best_weights = best, history, best_weights
-        self.run_time, self.session_start = run_time, time.monotonic()
-        n_params = sum(p.numel() for p in model.parameters())
         self._log(
             "start",
             step,
             run_dir=str(run_dir),
             resumed_from=resumed_from,
             model=core.name,
-            parameters=n_params,
+            parameters=sum(p.numel() for p in model.parameters()),
             device=str(info.device),
-            world_size=world,
+            world_size=info.world_size,
             data={
                 **data.summary,
                 "val_queries": len(validator.queries) if validator else 0,
@@ -391,18 +274,172 @@ class Trainer:
             },
             config=cfg.to_dict(),
         )
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimization = Optimization(optimizer, params, cfg.optim.grad_clip, scaler, scheduler=scheduler)
+        steps = _SpanSteps(
+            train_model, core, self._batches(loader, sampler, step, per_epoch), info, autocast, optimization
+        )
+        return self._loop(steps, optimization, train_model, step, total, per_epoch)
 
-        # ---- the loop (training/engine.py: the step, the log, stopping, when to evaluate and snapshot)
+    # ------------------------------------------------------------------ the run's steps
+    def _prepare_run_dir(self, run_dir: Path):
+        """The run folder (made by the main process, temporaries of a killed run removed) and the snapshot to
+        resume from, if any (refused when it belongs to another run)."""
+        if self.info.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            remove_temporaries(run_dir)
+        ddp.barrier(self.info)
+        snapshot = latest_snapshot(run_dir)
+        if self.resume and snapshot is None:
+            raise TrainingError(f"There is nothing to resume in {run_dir}: it holds no training snapshot.")
+        if snapshot is not None:
+            self._check_resumable(read_snapshot_meta(snapshot))
+        return snapshot
+
+    def _text_encoder(self, source: ClipFeatureSource, init_meta):
+        """The frozen text encoder (the init checkpoint's own, if any) and its feature cache."""
+        cfg, info = self.config, self.info
+        text_spec = resolve_text_spec(cfg, source, init_meta)
+        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu", clip=self.clip)
+        if init_meta is not None and init_meta.text_encoder.key != encoder.key:
+            raise TrainingError(
+                f"The checkpoint {cfg.init_from} was trained with text encoder "
+                f"'{init_meta.text_encoder.key}', not '{encoder.key}'; leave the text settings "
+                "out to use the checkpoint's own."
+            )
+        return encoder, text_spec, TextFeatureCache.for_encoder(encoder, cfg.text.cache_dir, cfg.text.batch_size)
+
+    def _training_queries(self, source: ClipFeatureSource):
+        cfg = self.config
+        data = select_training_queries(
+            merge_nlq_files(cfg.data.train),
+            source,
+            narrations=cfg.uses_narrations,
+            nlq_fraction=cfg.data.nlq_fraction,
+            few_shot_seed=cfg.data.few_shot_seed,
+            drop_empty=cfg.data.drop_empty,
+        )
+        data = repeat_queries(data, cfg.data.repeat)
+        if not data.queries:
+            raise TrainingError(
+                f"No training queries are left in {', '.join(cfg.data.train)} (stage {cfg.stage}, "
+                f"nlq_fraction {cfg.data.nlq_fraction}, narrations {cfg.uses_narrations}); "
+                "check the files and that their videos are in the feature source."
+            )
+        return data
+
+    def _limits(self, core: Localizer, data) -> tuple[int, int | None, float]:
+        """(bins per training clip, the grid clips are resampled to or None, the longest answer in seconds)."""
+        cfg = self.config
+        max_bins = cfg.data.max_bins or core.max_positions
+        if core.max_positions is not None and max_bins > core.max_positions:
+            raise TrainingError(f"data.max_bins {max_bins} exceeds the model's {core.max_positions} positions.")
+        resample_to = cfg.data.resample_to if cfg.data.long_clips == "resample" else None
+        if resample_to and core.max_positions is not None and resample_to > core.max_positions:
+            raise TrainingError(f"data.resample_to {resample_to} exceeds the model's {core.max_positions} positions.")
+        max_span_s = cfg.eval.max_span_s if cfg.eval.max_span_s is not None else answer_span_limit(data.queries)
+        return max_bins, resample_to, max_span_s
+
+    def _validator(self, source, texts, max_span_s: float, resample_to: int | None) -> Validator | None:
+        cfg = self.config
+        if not cfg.data.val:
+            return None
+        val_ds = load_nlq(cfg.data.val)
+        inference = InferenceConfig(
+            k=cfg.eval.k, max_span_s=max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
+        )
+        validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
+        if not validator.queries:
+            raise TrainingError(f"The validation file {cfg.data.val} has no annotated queries.")
+        return validator
+
+    def _loader(self, model, source, data, texts, max_bins, resample_to, init_model, snapshot):
+        """This process's batches: its share of the global batch, augmented, in a seeded epoch order."""
+        cfg, info = self.config, self.info
+        world = info.world_size
+        if cfg.optim.batch_size % world:
+            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the {world} processes.")
+        options = ItemOptions(
+            train=True,
+            jitter_factor=cfg.data.jitter_factor,
+            jitter_shift=cfg.data.jitter_shift,
+            max_bins=max_bins,
+            resample_to=resample_to,
+            crop_probability=cfg.data.crop_probability,
+            crop_fraction=cfg.data.crop_fraction,
+            splice_probability=cfg.data.splice_probability,
+        )
+        store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
+        if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
+            model.video_norm.fit(*feature_statistics(store, data.clips))
+        dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
+        sampler = EpochBatchSampler(
+            len(dataset), cfg.optim.batch_size // world, seed=cfg.seed, rank=info.rank, world_size=world
+        )
+        loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=Collate(cfg.optim.micro_batch_size),
+            num_workers=cfg.data.num_workers,
+            pin_memory=info.device.type == "cuda",
+            persistent_workers=cfg.data.num_workers > 0,
+        )
+        return loader, sampler
+
+    def _optimisation(self, model, total: int):
+        """(the model as trained -- DDP-wrapped across processes --, AdamW, the schedule, the loss scaler,
+        autocast)."""
+        cfg, info = self.config, self.info
+        model.to(info.device)
+        torch.manual_seed(cfg.seed * 1_000_003 + info.rank)  # dropout streams, distinct per process
+        train_model: torch.nn.Module = model
+        if info.distributed:
+            cuda = info.device.type == "cuda"
+            train_model = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        )
+        warmup = int(round(cfg.optim.warmup_fraction * total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule)
+        )
+        autocast, amp_dtype = autocast_for(info.device, cfg.amp)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        return train_model, optimizer, scheduler, scaler, autocast
+
+    def _restore_or_start(self, snapshot, run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, int | None]:
+        """The state a resumed run continues from (weights, optimiser, schedule, RNGs, the best so far, the log
+        cut back to the snapshot), or a fresh one; returns (step, the step resumed from or None)."""
+        cfg, info = self.config, self.info
+        self.log = RunLog(run_dir, enabled=info.is_main, progress=self.progress, tensorboard=cfg.output.tensorboard)
+        step, run_time, best, history, best_weights, resumed_from = 0, 0.0, None, [], None, None
+        if snapshot is not None:
+            st = load_snapshot(snapshot, model, optimizer, info.device)
+            step, resumed_from = st.step, st.step
+            run_time = float(st.meta.get("time", 0.0))
+            best, history, best_weights = st.meta.get("best"), list(st.meta.get("history", [])), st.best_weights
+            scheduler.load_state_dict(st.meta["scheduler"])
+            if scaler is not None and st.meta.get("scaler"):
+                scaler.load_state_dict(st.meta["scaler"])
+            self._restore_rng(st.rng, int(st.meta.get("world_size", 1)), step)
+            self.log.truncate(int(st.meta.get("log_bytes", 0)))
+            logger.info("resuming %s from step %d", run_dir, step)
+        elif info.is_main:
+            (run_dir / CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+        self.best, self.history, self.best_weights = best, history, best_weights
+        self.run_time, self.session_start = run_time, time.monotonic()
+        return step, resumed_from
+
+    def _loop(self, steps, optimization, train_model, step: int, total: int, per_epoch: int) -> TrainResult:
+        """The loop (``training/engine.py``: the step, the log, stopping, when to evaluate and snapshot), then
+        the final evaluation if the last one is still due, and the published checkpoints."""
+        cfg, info, validator = self.config, self.info, self.ctx.validator
         bar = None
         if self.show_progress and info.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=step, desc=cfg.name, unit="step", dynamic_ncols=True)
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimization = Optimization(optimizer, params, cfg.optim.grad_clip, scaler, scheduler=scheduler)
-        batches = self._batches(loader, sampler, step, per_epoch)
-        steps = _SpanSteps(train_model, core, batches, info, autocast, optimization)
-        cadence = Cadence(cfg.output.log_every, eval_every, cfg.output.snapshot_every)
+        cadence = Cadence(cfg.output.log_every, cfg.eval.every or per_epoch, cfg.output.snapshot_every)
         loop = StepLoop(steps, optimization, cadence, info, self._log, self.stop, bar)
         train_model.train()
         try:
