@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.answering.base import ZEROSHOT
-from models.errors import EgoRecallError
+from app.demo_config import DEMO_DIR, DEMO_FILE, DemoConfig, DemoError
 
 if TYPE_CHECKING:
     from app.answering import Answer
@@ -36,135 +36,6 @@ logger = logging.getLogger(__name__)
 
 DemoProgress = Callable[[str, float], None]
 """``progress(stage_text, overall_fraction)``: what the app's one-click demo button shows (fraction in 0-1)."""
-
-DEMO_DIR = "demo"
-DEMO_FILE = "demo.json"
-
-
-class DemoError(EgoRecallError):
-    """The demo cannot run here (a library holding other videos, a demo folder built with other settings)."""
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    """Every size and step count of the demo, in one place.
-
-    The defaults follow the pretraining proof (``tests/test_pretrain_proof.py``: 20 videos of 120 s at 96 px /
-    8 fps, egorecall-small from random weights, 120 steps of 64 pairs), which is what makes zero-shot answers
-    meaningful, plus a small VSLNet trained on NLQ + NaQ queries of the world's training videos.
-
-    Measured once on the 2-core development box (no GPU, one torch thread, another helper's benchmark on one
-    core for half the run): world 13 s, pretraining 97 s, indexing 25 s, NaQ 0 s, VSLNet 157 s, answers 1 s --
-    **293 s (4 min 53 s) in all**. Details and figures: ``bench/README.md``, section "Demo".
-    """
-
-    # the world
-    videos: int = 20
-    duration: float = 120.0
-    size: int = 96
-    fps: float = 8.0
-    val_fraction: float = 0.4
-    """Held-out videos: never seen by pretraining or VSLNet training; their NLQ queries are the val set."""
-    max_queries_per_clip: int = 10
-    seed: int = 1
-    style: str = "home"
-    """The world's style (:mod:`training.synthworld.style`): ``home`` or a report style of the benchmarks."""
-    recorded_from: str | None = None
-    """A week of recordings (``SynthConfig.recorded_from``, three videos a day), for the multi-day benchmark."""
-    world_workers: int = 2
-    # the encoder
-    model: str = "egorecall-small"
-    pretrain_steps: int = 120
-    pretrain_batch: int = 64
-    pretrain_lr: float = 5e-4
-    # the localizer
-    localizer: str = "vslnet"
-    localizer_config: dict[str, Any] = field(
-        default_factory=lambda: {
-            "dim": 64,
-            "num_heads": 4,
-            "num_conv_layers": 2,
-            "dropout": 0.0,
-            "max_positions": 256,
-            "standardize_video": True,
-        }
-    )
-    """Small and without dropout (the recipe was tuned so). Dropout on attention probabilities, now its own
-    ``attention_dropout`` setting and off by default, forces PyTorch's unfused CPU attention: 3.5x slower here
-    (measured: 55 vs 16 queries/s, one thread)."""
-    train_steps: int = 300
-    train_batch: int = 32
-    train_lr: float = 1e-3
-    eval_every: int = 100
-    jitter_factor: float = 2.5
-    nlq_fraction: float = 1.0
-    """Share of the training clips whose NLQ queries VSLNet sees (NaQ's few-shot setting); narrations are all
-    kept. 1.0 uses every NLQ query."""
-    finetune_steps: int = 0
-    """NaQ's stage 2 (NLQ only, from the stage-1 best checkpoint); 0 skips it."""
-    finetune_lr: float = 1e-4
-    # the question
-    question: str = "where did I put the keys?"
-    k: int = 5
-    threads: int | None = 1
-    """torch CPU threads while the demo runs (restored afterwards; None leaves them as they are). One thread,
-    because on a 2-core machine shared with other work two OpenMP threads mostly wait for each other: VSLNet
-    training ran at 4 queries/s with two threads and 16 with one (same load), pretraining likewise
-    (``bench/README.md``). Work on a GPU is not affected."""
-
-    @classmethod
-    def quick(cls) -> DemoConfig:
-        """A much smaller demo for tests: every stage runs for real, on a few short videos."""
-        # Seed 7: two of its four short videos put the keys down (most 4-video worlds never do).
-        return cls(
-            videos=4,
-            duration=40.0,
-            val_fraction=0.25,
-            max_queries_per_clip=6,
-            seed=7,
-            world_workers=1,
-            pretrain_steps=6,
-            pretrain_batch=16,
-            train_steps=8,
-            train_batch=8,
-            eval_every=4,
-            finetune_steps=4,
-            localizer_config={
-                "dim": 32,
-                "num_heads": 2,
-                "num_conv_layers": 1,
-                "dropout": 0.0,
-                "max_positions": 128,
-                "standardize_video": True,
-            },
-        )
-
-    def world_settings(self) -> dict[str, Any]:
-        return {
-            "n_videos": self.videos,
-            "seed": self.seed,
-            "duration": self.duration,
-            "size": self.size,
-            "fps": self.fps,
-            "val_fraction": self.val_fraction,
-            "max_queries_per_clip": self.max_queries_per_clip,
-            "style": self.style,
-            "recorded_from": self.recorded_from,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def defining(self) -> dict[str, Any]:
-        """What the files under ``<library>/demo`` depend on (how it runs -- threads, workers -- excluded)."""
-        d = self.to_dict()
-        for k in ("threads", "world_workers", "question", "k"):
-            d.pop(k)
-        if d["style"] == "home":  # libraries made before styles existed recorded none
-            d.pop("style")
-        if d["recorded_from"] is None:
-            d.pop("recorded_from")
-        return d
 
 
 @dataclass
