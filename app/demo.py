@@ -444,7 +444,7 @@ class _Demo:
         return config
 
     def _run_training(self, stage_name: str, config) -> tuple[bool, str]:
-        from training.loop import RESULT_FILE
+        from training.run_result import RESULT_FILE
 
         reused = (config.run_dir() / RESULT_FILE).is_file()
 

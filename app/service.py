@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from indexing.cluster import ClusterConfig, CorpusProgress
     from training.config import TrainConfig
     from training.feedback import FeedbackExport
-    from training.loop import TrainResult
+    from training.run_result import TrainResult
 
 logger = logging.getLogger(__name__)
 

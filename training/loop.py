@@ -21,15 +21,12 @@ Under ``torchrun`` the model is wrapped in DistributedDataParallel and the batch
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import logging
 import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,17 +34,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from checkpoints import load_checkpoint, save_checkpoint
-from checkpoints.errors import CheckpointExists
-from checkpoints.metadata import CheckpointMetadata, FeatureEncoderInfo
+from checkpoints import load_checkpoint
+from checkpoints.metadata import CheckpointMetadata
 from checkpoints.store import check_compatible
 from models.clip_encoder import ClipEncoder
 from models.inference import InferenceConfig
-from models.localizer import Localizer, SpanTargets
+from models.localizer import Localizer
 from models.registry import build_localizer, config_from_dict, localizer_class
-from models.text_tokens import TextEncoderSpec, TokenEncoder, load_text_encoder
+from models.text_tokens import load_text_encoder
 from training import distributed as ddp
-from training.checkpoint_info import text_encoder_info
 from training.config import TrainConfig
 from training.dataset import (
     ClipStore,
@@ -55,17 +50,18 @@ from training.dataset import (
     EpochBatchSampler,
     ItemOptions,
     QueryDataset,
-    TrainingData,
     answer_span_limit,
     merge_nlq_files,
     repeat_queries,
     select_training_queries,
 )
-from training.engine import Cadence, Optimization, StepLoop, StepOutput
+from training.engine import Cadence, Optimization, StepLoop
 from training.evaluation import Validator, headline_metrics
 from training.features import ClipFeatureSource
 from training.nlq import load_nlq
+from training.publishing import checkpoint_metadata, publish_checkpoint
 from training.resume import RESUMABLE_CHANGES, config_differences, with_defaults
+from training.run_result import RESULT_FILE, TrainResult
 from training.run_setup import (
     TrainingError,
     autocast_for,
@@ -79,113 +75,15 @@ from training.run_setup import (
 )
 from training.runlog import Progress, RunLog
 from training.snapshot import latest_snapshot, load_snapshot, read_snapshot_meta, remove_temporaries, write_snapshot
+from training.span_steps import RunContext, SpanSteps
 from training.text_features import TextFeatureCache
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
-PUBLISHED_FILE = "published.json"
-
-
-@dataclass
-class TrainResult:
-    """What a finished (or stopped) run produced."""
-
-    run_dir: Path
-    steps: int
-    total_steps: int
-    stopped: bool
-    best: dict[str, Any] | None
-    """``{"step", "metric", "value", "metrics"}`` of the best evaluation, or None without a validation set."""
-    final_metrics: dict[str, float]
-    checkpoints: dict[str, Path]
-    """``{"best": path, "final": path}`` of the published checkpoints."""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    """One ``{"step", "metrics"}`` per evaluation."""
-    replica_digests: list[str] = field(default_factory=list)
-    """Each process's weight digest at the end: all equal, or distributed training diverged."""
-    answering: dict[str, str] = field(default_factory=dict)
-    """Checkpoint -> how it was fitted for answering after the run (fusion weight, calibrations), filled in by
-    the app's service (``eval.fit_answering``)."""
-
-    @property
-    def best_checkpoint(self) -> Path | None:
-        return self.checkpoints.get("best")
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["run_dir"] = str(self.run_dir)
-        out["checkpoints"] = {k: str(v) for k, v in self.checkpoints.items()}
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
-        d = dict(d)
-        d["run_dir"] = Path(d["run_dir"])
-        d["checkpoints"] = {k: Path(v) for k, v in d.get("checkpoints", {}).items()}
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
-@dataclass
-class _RunContext:
-    """What one training session set up and every later step reads (model, optimiser, data, schedule)."""
-
-    cfg: TrainConfig
-    info: ddp.DistInfo
-    model: Localizer
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    source: ClipFeatureSource
-    encoder: TokenEncoder
-    text_spec: TextEncoderSpec
-    data: TrainingData
-    validator: Validator | None
-    total: int
-    """Optimiser steps of the whole run."""
-    per_epoch: int
-    init_meta: CheckpointMetadata | None
-    """Metadata of the checkpoint the run started from (``init_from``), if any."""
-    resample_to: int | None
-    max_bins: int
-    max_span_s: float
-
-
-class _SpanSteps:
-    """The localizer's part of an optimiser step: the step's micro-batches through the model and the span
-    loss, gradients accumulated (weighted by micro-batch size; DDP syncs them on the last micro-batch)."""
-
-    unit = "queries"
-
-    def __init__(
-        self, model: torch.nn.Module, core: Localizer, batches, info: ddp.DistInfo, autocast, optimization: Optimization
-    ) -> None:
-        self.model, self.core, self.batches, self.info = model, core, batches, info
-        self.autocast, self.optimization = autocast, optimization
-        self.cuda = info.device.type == "cuda"
-
-    def step(self, step: int) -> StepOutput:
-        micro = next(self.batches)
-        n_batch = sum(len(mb) for mb in micro)
-        sums: dict[str, float] = {}
-        for j, mb in enumerate(micro):
-            mb = mb.to(self.info.device, non_blocking=self.cuda)
-            last = not self.info.distributed or j == len(micro) - 1
-            with contextlib.nullcontext() if last else self.model.no_sync():
-                with self.autocast():
-                    out = self.model(mb.video, mb.video_mask, mb.query, mb.query_mask)
-                    terms = self.core.loss(out, SpanTargets(mb.start, mb.end))
-                self.optimization.scale(terms["total"] * (len(mb) / n_batch)).backward()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(mb) / n_batch
-        return StepOutput(sums, n_batch)
-
-    def after_step(self, step: int) -> dict[str, Any]:
-        return {}
-
-
 class Trainer:
     def __init__(
         self,
@@ -238,7 +136,7 @@ class Trainer:
         total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
         train_model, optimizer, scheduler, scaler, autocast = self._optimisation(model, total)
         step, resumed_from = self._restore_or_start(snapshot, run_dir, model, optimizer, scheduler, scaler)
-        self.ctx = _RunContext(
+        self.ctx = RunContext(
             cfg=cfg,
             info=info,
             model=model,
@@ -276,7 +174,7 @@ class Trainer:
         )
         params = [p for p in model.parameters() if p.requires_grad]
         optimization = Optimization(optimizer, params, cfg.optim.grad_clip, scaler, scheduler=scheduler)
-        steps = _SpanSteps(
+        steps = SpanSteps(
             train_model, core, self._batches(loader, sampler, step, per_epoch), info, autocast, optimization
         )
         return self._loop(steps, optimization, train_model, step, total, per_epoch)
@@ -655,73 +553,9 @@ class Trainer:
             torch.manual_seed(self.config.seed * 1_000_003 + info.rank + 7919 * step)
 
     # ------------------------------------------------------------------ the end
-    def _metadata(self, step: int, metrics: dict[str, float], which: str) -> CheckpointMetadata:
-        c, cfg = self.ctx, self.config
-        source = c.source
-        data = dict(c.data.summary)
-        data.update(
-            {
-                "val_file": cfg.data.val,
-                "val_queries": len(c.validator.queries) if c.validator else 0,
-                "run": cfg.name,
-                "run_dir": str(self.run_dir),
-                "which": which,
-                "step": step,
-                "total_steps": c.total,
-                "best_step": self.best["step"] if self.best else None,
-                "jitter_factor": cfg.data.jitter_factor if cfg.uses_narrations else None,
-                "long_clips": cfg.data.long_clips,
-                "max_bins": c.max_bins,
-                "inference": {
-                    "resample_to": c.resample_to,
-                    "max_span_s": c.max_span_s,
-                    "grid": "resampled" if c.resample_to else "native",
-                },
-                "init_from": (
-                    {"checkpoint": str(cfg.init_from), "stage": c.init_meta.stage, "metrics": c.init_meta.metrics}
-                    if c.init_meta is not None
-                    else None
-                ),
-                "config": cfg.to_dict(),
-            }
-        )
-        return CheckpointMetadata(
-            feature_encoder=FeatureEncoderInfo(source.key, int(source.dim), source_rate(source)),
-            text_encoder=text_encoder_info(c.text_spec, c.encoder),
-            stage=cfg.stage,
-            data=data,
-            metrics={k: float(v) for k, v in metrics.items()},
-            notes=f"EgoRecall training run '{cfg.name}' ({which} weights, step {step} of {c.total}).",
-        )
-
     def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int, metrics: dict[str, float]) -> Path:
-        """Save one checkpoint as ``<name>-<which>`` (``-2``, ``-3``... if a continued run published before)."""
-        published_path = self.run_dir / PUBLISHED_FILE
-        published = json.loads(published_path.read_text()) if published_path.is_file() else {}
-        key = f"{which}@{step}"
-        if key in published and Path(published[key]).is_dir():
-            return Path(published[key])
-        c, cfg = self.ctx, self.config
-        model = build_localizer(c.model.name, c.model.config)
-        model.load_state_dict(weights, strict=True)
-        meta = self._metadata(step, metrics, which)
-        directory = cfg.checkpoints_dir()
-        base = f"{cfg.name}-{which}"
-        for attempt in range(1, 1000):
-            name = base if attempt == 1 else f"{base}-{attempt}"
-            try:
-                path = save_checkpoint(directory, model, meta, name=name)
-                break
-            except CheckpointExists:
-                continue
-        else:
-            raise TrainingError(f"no free checkpoint name for {base} in {directory}")
-        published[key] = str(path)
-        tmp = published_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(published, indent=1))
-        tmp.replace(published_path)
-        self._log("checkpoint", step, which=which, name=path.name, path=str(path))
-        return path
+        meta = checkpoint_metadata(self.ctx, self.run_dir, self.best, step, metrics, which)
+        return publish_checkpoint(self.ctx, self.run_dir, which, weights, step, meta, self._log)
 
     def _finish(self, step: int, stopped: bool) -> TrainResult:
         c, info = self.ctx, self.info
