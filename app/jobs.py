@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.clip_encoder import current_download
+from models.download import current_download
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)

@@ -32,14 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from models import text_forward
-from models.download import (  # noqa: F401 - current_download and offline are read from here by the app
-    OFFLINE_VARIABLES,
-    DownloadFailed,
-    current_download,
-    fetch_url,
-    offline,
-    set_download,
-)
+from models.download import fetch_url, offline, set_download
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)

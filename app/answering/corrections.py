@@ -49,45 +49,36 @@ def same_question(a: str, b: str) -> bool:
     return (ra.template, ra.action) == (rb.template, rb.action)
 
 
+def _repeats(video_id: str, window: Window, taken: Sequence[tuple[str, float, float]]) -> bool:
+    """Whether ``window`` of ``video_id`` is one of the ``taken`` moments again (IoU over :data:`WRONG_IOU`)."""
+    return any(v == video_id and temporal_iou((window.start, window.end), (s, e)) > WRONG_IOU for v, s, e in taken)
+
+
 def is_wrong_again(video_id: str, window: Window, wrong: Sequence) -> bool:
     """Whether ``window`` of ``video_id`` is one of the ``wrong`` corrections' moments again."""
-    return any(
-        c.video_id == video_id and temporal_iou((window.start, window.end), (c.start, c.end)) > WRONG_IOU for c in wrong
-    )
+    return _repeats(video_id, window, [(c.video_id, c.start, c.end) for c in wrong])
 
 
 def apply_corrections(
-    question: str,
-    ranked: Sequence[tuple[str, Window]],
-    corrections: Sequence,
-    k: int,
-    video_id: str | None = None,
+    ranked: Sequence[tuple[str, Window]], corrections: Sequence, k: int
 ) -> tuple[list[tuple[str, Window]], dict[tuple[str, float, float], str]]:
-    """The ranking with the user's verdicts applied: confirmed and adjusted moments first (newest first), then
-    the model's windows that are neither one of them nor a wrong moment again; at most ``k``. Returns the
-    ranking and, for the moments that came from a correction, their verdict."""
-    mine = [
-        c for c in corrections if (video_id is None or c.video_id == video_id) and same_question(question, c.question)
-    ]
-    if not mine:
+    """The ranking with the user's verdicts on this question (``corrections``, already matched by
+    :func:`same_question` and scope) applied: confirmed and adjusted moments first (newest first), then the
+    model's windows that are neither one of them nor a wrong moment again; at most ``k``. Returns the ranking
+    and, for the moments that came from a correction, their verdict."""
+    if not corrections:
         return list(ranked)[:k], {}
-    wrong = [c for c in mine if c.verdict == "wrong"]
-    good = sorted((c for c in mine if c.verdict in ("right", "adjusted")), key=lambda c: -c.created)
+    wrong = [(c.video_id, c.start, c.end) for c in corrections if c.verdict == "wrong"]
+    good = sorted((c for c in corrections if c.verdict in ("right", "adjusted")), key=lambda c: -c.created)
     top = max((w.score for _, w in ranked), default=1.0)
     out: list[tuple[str, Window]] = []
     verdicts: dict[tuple[str, float, float], str] = {}
-
-    def clashes(vid: str, span: tuple[float, float], against) -> bool:
-        return any(v == vid and temporal_iou(span, other) > WRONG_IOU for v, other in against)
-
     for c in good:
-        span = (c.start, c.end)
-        if clashes(c.video_id, span, [(v, (w.start, w.end)) for v, w in out]):
-            continue
-        out.append((c.video_id, Window(c.start, c.end, top)))
-        verdicts[(c.video_id, c.start, c.end)] = c.verdict
-    for vid, w in ranked:
-        if is_wrong_again(vid, w, wrong) or clashes(vid, (w.start, w.end), [(v, (x.start, x.end)) for v, x in out]):
-            continue
-        out.append((vid, w))
+        window = Window(c.start, c.end, top)
+        if not _repeats(c.video_id, window, [(v, w.start, w.end) for v, w in out]):
+            out.append((c.video_id, window))
+            verdicts[(c.video_id, c.start, c.end)] = c.verdict
+    for v, w in ranked:
+        if not _repeats(v, w, wrong) and not _repeats(v, w, [(u, x.start, x.end) for u, x in out]):
+            out.append((v, w))
     return out[:k], verdicts

@@ -350,7 +350,7 @@ def answer_question(
         library, answerer, text, video_id=video_id, k=wanted, config=config, only=only, records=ready
     )
     ranked = [(v, w) for v, w in ranking.ranked if _in_time(records, when, v, w)]
-    ranked, verdicts = apply_corrections(text, ranked, corrections, wanted, video_id)
+    ranked, verdicts = apply_corrections(ranked, corrections, wanted)
     calibration = answerer.calibration
     presence = {vid: sv.presence for vid, sv in ranking.videos.items()}
 
