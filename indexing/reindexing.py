@@ -1,7 +1,7 @@
 """Switching a library to another encoder: re-encode every video into a new store, then one commit.
 
 The job of :meth:`indexing.library.Library.reindex` (see the library's module docstring for the crash-safety
-rules); a mixin of :class:`~indexing.library.Library`, using its store layout, locks and catalog.
+rules); one of the library's parts, handed the library's state (:mod:`indexing.state`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from indexing.fsutil import (
     tmp_name,
 )
 from indexing.layout import STORE_LOCK, STORES_DIR, load_features
+from indexing.state import LibraryState
 from indexing.vectors import FrameIndex, effective_factory, video_set_checksum
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,21 @@ class ReindexReport:
     """The library already used this encoder; nothing was done."""
 
 
-class ReindexMixin:
-    """The methods of :class:`~indexing.library.Library` for this job."""
+@dataclass
+class _Counter:
+    """Frames re-encoded so far, of how many (the total grows when videos added meanwhile are caught up)."""
 
-    def reindex(self, encoder: FrameEncoder, *, progress: Progress | None = None) -> ReindexReport:
+    done: int = 0
+    total: int = 0
+
+
+class Reindexer:
+    """Switches one library to another encoder; handed the library's state, it reads nothing else."""
+
+    def __init__(self, state: LibraryState) -> None:
+        self._state = state
+
+    def run(self, encoder: FrameEncoder, *, progress: Progress | None = None) -> ReindexReport:
         """Re-encode every video with ``encoder`` and switch the whole library to it in one commit.
 
         Videos are decoded again from the library's media (or the referenced originals) on the library's grid;
@@ -64,62 +76,29 @@ class ReindexMixin:
         re-encoding. Raises :class:`LibraryBusy` when another re-index is running and :class:`LibraryError`
         when media files are missing (before any work is done).
         """
+        state = self._state
         started = time.monotonic()
-        settings = self.settings
+        settings = state.catalog.settings()
         report = ReindexReport(old_key=settings.encoder_key, new_key=encoder.key)
         if settings.encoder_key == encoder.key and settings.dim == encoder.dim:
             report.unchanged = True
             return report
-        self._check_media(self.videos())
+        self._check_media(state.ready_records())
         store, lock = self._new_store(encoder)
         committed = False
         try:
             done: set[str] = set()
-            counter = {"done": 0, "total": 0}
-            self._reencode(self.videos(), encoder, store, done, report, counter, progress)
-            with self._writing():  # catch up with videos added meanwhile; nobody can add or remove from here on
-                ready = self.videos()
+            counter = _Counter()
+            self._reencode(state.ready_records(), encoder, store, done, report, counter, progress)
+            with state.lock.held():  # catch up with videos added meanwhile; nobody can add or remove from here on
+                ready = state.ready_records()
                 self._check_media([r for r in ready if r.id not in done])
                 self._reencode(ready, encoder, store, done, report, counter, progress)
                 broken = {vid for vid, _ in report.damaged}
                 keep = [r for r in ready if r.id in done and r.id not in broken]
-                for p in (store / "features").iterdir():  # features of videos removed meanwhile
-                    if p.suffix == ".npy" and p.stem not in {r.id for r in keep}:
-                        p.unlink(missing_ok=True)
-                features = [
-                    (r.rowid, load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim)) for r in keep
-                ]
-                factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features), int(encoder.dim))
-                index = FrameIndex.build(int(encoder.dim), factory, features, tuning=self.config.search)
-                old_settings = self.settings
-                try:
-                    with self.catalog.connect(write=True) as con:
-                        generation = self.catalog.bump_generation(con)
-                        index.save(
-                            store / "index", generation, video_set_checksum([(r.rowid, r.num_rows) for r in keep])
-                        )
-                        for rec in self.catalog.videos(con):
-                            if rec.status == STATUS_INDEXING:
-                                continue  # a live job of the old encoder: its commit will be refused
-                            status = STATUS_DAMAGED if rec.id in broken else rec.status
-                            self.catalog.update(
-                                con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim), status=status
-                            )
-                        spec = encoder.spec
-                        for key, value in (
-                            ("encoder_key", encoder.key),
-                            ("encoder_model", spec.model),
-                            ("encoder_pretrained", spec.pretrained),
-                            ("encoder_quantize", getattr(spec, "quantize", "")),
-                            ("dim", int(encoder.dim)),
-                            ("feature_store", store.name),
-                        ):
-                            self.catalog.set_setting(con, key, value)
-                    committed = True
-                finally:
-                    with self._index_lock:
-                        self._index = index if committed else None
-                        self._index_generation = generation if committed else None
+                old_settings = state.catalog.settings()
+                self._switch(encoder, store, keep, broken)
+                committed = True
                 self._delete_store(old_settings)
         finally:
             lock.release()
@@ -131,7 +110,7 @@ class ReindexMixin:
         report.seconds = time.monotonic() - started
         logger.info(
             "re-indexed %s with %s: %d videos, %d damaged, %.1f s",
-            self.root,
+            state.root,
             encoder.key,
             report.videos,
             len(report.damaged),
@@ -139,29 +118,66 @@ class ReindexMixin:
         )
         return report
 
+    def _switch(self, encoder: FrameEncoder, store: Path, keep: list[VideoRecord], broken: set[str]) -> None:
+        """Under the write lock: index the new store's features, then name the store and encoder and update
+        every row in one transaction. Until it commits the library is the old one, whole."""
+        state = self._state
+        state.lock.require()
+        for p in (store / "features").iterdir():  # features of videos removed meanwhile
+            if p.suffix == ".npy" and p.stem not in {r.id for r in keep}:
+                p.unlink(missing_ok=True)
+        features = [(r.rowid, load_features(store / "features" / f"{r.id}.npy", r.num_rows, encoder.dim)) for r in keep]
+        settings = state.catalog.settings()
+        factory = effective_factory(settings.index_factory, sum(len(f) for _, f in features), int(encoder.dim))
+        index = FrameIndex.build(int(encoder.dim), factory, features, tuning=state.config.search)
+        try:
+            with state.catalog.connect(write=True) as con:
+                generation = state.catalog.bump_generation(con)
+                index.save(store / "index", generation, video_set_checksum([(r.rowid, r.num_rows) for r in keep]))
+                for rec in state.catalog.videos(con):
+                    if rec.status == STATUS_INDEXING:
+                        continue  # a live job of the old encoder: its commit will be refused
+                    status = STATUS_DAMAGED if rec.id in broken else rec.status
+                    state.catalog.update(con, rec.rowid, encoder_key=encoder.key, dim=int(encoder.dim), status=status)
+                spec = encoder.spec
+                for key, value in (
+                    ("encoder_key", encoder.key),
+                    ("encoder_model", spec.model),
+                    ("encoder_pretrained", spec.pretrained),
+                    ("encoder_quantize", getattr(spec, "quantize", "")),
+                    ("dim", int(encoder.dim)),
+                    ("feature_store", store.name),
+                ):
+                    state.catalog.set_setting(con, key, value)
+        except BaseException:
+            state.frames.install(None, None)
+            raise
+        state.frames.install(index, generation)
+
     def _check_media(self, records: Sequence[VideoRecord]) -> None:
         missing = []
         for rec in records:
             try:
-                self.media_path(rec.id)
+                self._state.paths.media(rec)
             except LibraryError:
                 missing.append(rec)
         if missing:
             names = ", ".join(f"{r.id} ({r.name})" for r in missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise LibraryError(
-                f"cannot re-index the library at {self.root}: the video files of {len(missing)} "
+                f"cannot re-index the library at {self._state.root}: the video files of {len(missing)} "
                 f"video(s) are missing: {names}; put them back, or remove those videos first"
             )
 
     def _new_store(self, encoder: FrameEncoder) -> tuple[Path, FileLock]:
         """Under the write lock: refuse a second re-index, make the new store folder and take its flock."""
-        with self._writing():
-            stores = self.root / STORES_DIR
-            current = self.settings.feature_store
+        state = self._state
+        with state.lock.held():
+            stores = state.root / STORES_DIR
+            current = state.catalog.settings().feature_store
             for other in sorted(stores.iterdir()) if stores.is_dir() else []:
                 if other.name != current and not lock_is_free(other / STORE_LOCK):
                     raise LibraryBusy(
-                        f"the library at {self.root} is being re-indexed by another process right "
+                        f"the library at {state.root} is being re-indexed by another process right "
                         f"now ({other.name}); wait for it to finish"
                     )
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder.spec.model)
@@ -180,30 +196,31 @@ class ReindexMixin:
         store: Path,
         done: set[str],
         report: ReindexReport,
-        counter: dict,
+        counter: _Counter,
         progress: Progress | None,
     ) -> None:
         """Encode the videos not yet in ``done`` into ``store/features``; failures go to ``report.damaged``."""
         broken = {vid for vid, _ in report.damaged}
         todo = [r for r in records if r.id not in done and r.id not in broken]
-        counter["total"] += sum(r.num_rows for r in todo)
+        counter.total += sum(r.num_rows for r in todo)
         if progress:
-            progress(counter["done"], counter["total"])
+            progress(counter.done, counter.total)
+        decode = self._state.config.decode
         for rec in todo:
             final = store / "features" / f"{rec.id}.npy"
             tmp = tmp_name(final)
-            base = counter["done"]
+            base = counter.done
             try:
-                path = self.media_path(rec.id)
-                info = probe_isolated(path, rate_hz=rec.rate_hz, config=self.config.decode)
+                path = self._state.paths.media(rec)
+                info = probe_isolated(path, rate_hz=rec.rate_hz, config=decode)
                 if abs(info.duration - rec.duration) > 1e-3:
                     raise InvalidVideo(
                         path, f"it is {info.duration:.2f} s long now, not {rec.duration:.2f} s as when it was indexed"
                     )
                 feats = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(rec.num_rows, encoder.dim))
                 try:
-                    cb = (lambda d, _t, _b=base: progress(_b + d, counter["total"])) if progress else None
-                    extract_features(path, encoder, info, rec.grid, out=feats, config=self.config.decode, progress=cb)
+                    cb = (lambda d, _t, _b=base: progress(_b + d, counter.total)) if progress else None
+                    extract_features(path, encoder, info, rec.grid, out=feats, config=decode, progress=cb)
                     feats.flush()
                 finally:
                     del feats
@@ -216,18 +233,19 @@ class ReindexMixin:
                 report.damaged.append((rec.id, str(exc)))
             finally:
                 tmp.unlink(missing_ok=True)
-            counter["done"] = base + rec.num_rows
-            report.frames = counter["done"]
+            counter.done = base + rec.num_rows
+            report.frames = counter.done
             if progress:
-                progress(counter["done"], counter["total"])
+                progress(counter.done, counter.total)
 
     def _delete_store(self, settings: LibrarySettings) -> None:
         """Delete a store that is no longer current (a crash before this is cleaned up by repair)."""
+        root = self._state.root
         if settings.feature_store:
-            shutil.rmtree(self.root / STORES_DIR / settings.feature_store, ignore_errors=True)
+            shutil.rmtree(root / STORES_DIR / settings.feature_store, ignore_errors=True)
             return
         for sub in ("features", "index"):
-            directory = self.root / sub
+            directory = root / sub
             for p in directory.iterdir() if directory.is_dir() else []:
                 if p.is_file():
                     p.unlink(missing_ok=True)

@@ -3,8 +3,8 @@
 Over a segment index (:mod:`indexing.vectors`) the best segments are found first and their frames then scored
 exactly from the feature files, so every hit's score is the frame's true cosine.
 
-One of :class:`~indexing.library.Library`'s jobs, kept apart from ingest and repair: it only reads (the catalog
-and the current index), never takes the write lock, and refuses vectors of another encoder.
+One of :class:`~indexing.library.Library`'s parts (see :mod:`indexing.state`): it only reads the catalog and the
+current index, never takes the write lock, and refuses vectors of another encoder.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexing.catalog import VideoRecord
+from indexing.catalog import LibrarySettings, VideoRecord
 from indexing.errors import EncoderMismatch, LibraryError, UnknownVideo
+from indexing.state import LibraryState
 from indexing.vectors import decode_ids
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,11 @@ class SearchHit:
     score: float
 
 
-class SearchMixin:
-    """The method of :class:`~indexing.library.Library` for this job."""
+class FrameSearch:
+    """Searches one library's frames; handed the library's state, it reads nothing else."""
+
+    def __init__(self, state: LibraryState) -> None:
+        self._state = state
 
     def search(
         self,
@@ -59,10 +63,11 @@ class SearchMixin:
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None]
-        settings = self.settings
+        state = self._state
+        settings = state.catalog.settings()
         if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
             raise EncoderMismatch(
-                f"the library at {self.root} now holds features of encoder "
+                f"the library at {state.root} now holds features of encoder "
                 f"{settings.encoder_key}, not {encoder_key}; load that encoder to search it"
             )
         if settings.dim is None:
@@ -72,29 +77,29 @@ class SearchMixin:
                 f"query vectors are shaped {tuple(q.shape)}; this library's features have "
                 f"{settings.dim} dimensions ({settings.encoder_key})"
             )
-        with self.catalog.connect() as con:
-            ready = {r.rowid: r for r in self._ready_records(con)}
+        with state.catalog.connect() as con:
+            ready = {r.rowid: r for r in state.ready.read(con)}
         restrict = None
         if video_ids is not None:
             by_id = {r.id: r for r in ready.values()}
             missing = [v for v in video_ids if v not in by_id]
             if missing:
-                raise UnknownVideo(f"no ready video {missing[0]!r} in the library at {self.root}")
+                raise UnknownVideo(f"no ready video {missing[0]!r} in the library at {state.root}")
             restrict = {by_id[v].rowid: by_id[v].num_rows for v in video_ids}
             if not restrict:
                 return [[] for _ in range(len(q))]
-        with self._index_lock:
-            index = self._current_index()
+        with state.frames.lock:
+            index = state.frames.current()
             if index.ntotal == 0:
                 return [[] for _ in range(len(q))]
             if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read
                 raise EncoderMismatch(
-                    f"the library at {self.root} was just re-indexed with another encoder "
+                    f"the library at {state.root} was just re-indexed with another encoder "
                     f"({index.dim}-d); load its new encoder to search it"
                 )
             span = index.span
             fetch = k if span == 1 else max(k, RESCORE_MIN_SEGMENTS)
-            scores, ids = index.search(q, fetch, restrict, use_gpu=self.config.faiss_gpu and restrict is None)
+            scores, ids = index.search(q, fetch, restrict, use_gpu=state.config.faiss_gpu and restrict is None)
         rowids, bins = decode_ids(ids)
         out = []
         for qi in range(len(q)):
@@ -110,16 +115,20 @@ class SearchMixin:
             out.append([_hit(rec, b, score) for score, rec, b in found])
         return out
 
-    def _rescore(self, query: np.ndarray, segments: list, span: int, k: int, settings) -> list:
+    def _rescore(
+        self, query: np.ndarray, segments: list, span: int, k: int, settings: LibrarySettings
+    ) -> list[tuple[float, VideoRecord, int]]:
         """The ``k`` best frames of the found segments, scored exactly from the float16 feature files."""
         by_video: dict[int, tuple[VideoRecord, list[int]]] = {}
         for _, rec, b in segments:
             by_video.setdefault(rec.rowid, (rec, []))[1].append(b)
         videos: list[VideoRecord] = []
-        scores, owners, rows = [], [], []
+        scores: list[np.ndarray] = []
+        owners: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
         for rec, starts in by_video.values():
             try:
-                features = self._maps.load(self._features_path(rec.id, settings), rec.num_rows, rec.dim)
+                features = self._state.maps.load(self._state.paths.features(rec.id, settings), rec.num_rows, rec.dim)
             except LibraryError as exc:
                 logger.warning("searching without video %s (%s): %s; run repair", rec.id, rec.name, exc)
                 continue

@@ -9,9 +9,10 @@ import pytest
 from answer_fixtures import ColorEncoder, colored_frames
 from media import write_video
 
-import indexing.library as library_module
+import indexing.state as state_module
 from indexing.config import LibraryConfig, SearchTuning
 from indexing.library import Library
+from indexing.state import FrameIndexCache
 from indexing.vectors import (
     EXACT_MAX_VECTORS,
     FrameIndex,
@@ -90,7 +91,7 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
     def small_policy(setting, ntotal, dim):
         return "Flat" if ntotal <= 50 else "Seg4,SQfp16"
 
-    monkeypatch.setattr(library_module, "effective_factory", small_policy)
+    monkeypatch.setattr(state_module, "effective_factory", small_policy)
     enc = ColorEncoder()
     lib = Library.open(tmp_path / "lib")
     paths = [
@@ -105,9 +106,9 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
         for c in ("red", "green", "blue")
     ]
     first = lib.add(paths[0], enc)
-    assert lib.settings.index_factory == "auto" and lib._current_index().factory == "Flat"
+    assert lib.settings.index_factory == "auto" and lib.state.frames.current().factory == "Flat"
     second = lib.add(paths[1], enc)  # 76 frames: rebuilt as 2 x 10 segments
-    assert lib._current_index().factory == "Seg4,SQfp16" and lib._current_index().ntotal == 20
+    assert lib.state.frames.current().factory == "Seg4,SQfp16" and lib.state.frames.current().ntotal == 20
     assert lib.check().ok
     green = enc.encode_text(["cup"])
     hits = lib.search(green, k=3)[0]
@@ -121,16 +122,16 @@ def test_the_library_switches_index_type_as_it_grows_and_shrinks(tmp_path, monke
     other = Library.open(tmp_path / "lib", repair=False)
     assert other.check().ok and other.search(green, k=1)[0][0].video_id == second.id
     builds = []
-    real_build = Library._build_index
-    monkeypatch.setattr(Library, "_build_index", lambda self, *a, **kw: builds.append(1) or real_build(self, *a, **kw))
+    real_build = FrameIndexCache.build
+    monkeypatch.setattr(FrameIndexCache, "build", lambda self, *a, **kw: builds.append(1) or real_build(self, *a, **kw))
     third = lib.add(paths[2], enc)  # a segment index grows by appending: no rebuild
-    assert not builds and lib._current_index().ntotal == 30 and lib.check().ok
+    assert not builds and lib.state.frames.current().ntotal == 30 and lib.check().ok
     assert lib.search(enc.encode_text(["phone"]), k=1)[0][0].video_id == third.id
     lib.remove(third.id)
-    assert not builds and lib._current_index().ntotal == 20
-    monkeypatch.setattr(Library, "_build_index", real_build)
+    assert not builds and lib.state.frames.current().ntotal == 20
+    monkeypatch.setattr(FrameIndexCache, "build", real_build)
     lib.remove(second.id)  # 38 vectors: back to exact
-    assert lib._current_index().factory == "Flat" and lib.check().ok
+    assert lib.state.frames.current().factory == "Flat" and lib.check().ok
     assert Library.open(tmp_path / "lib", repair=False).search(green, k=1)[0][0].video_id == first.id
 
 
@@ -147,5 +148,5 @@ def test_explicit_factories_are_kept(tmp_path, factory):
         frame=colored_frames({"red": [(2.0, 3.0)]}, 10.0),
     )
     lib.add(path, enc)
-    assert lib.settings.index_factory == factory and lib._current_index().factory == factory
+    assert lib.settings.index_factory == factory and lib.state.frames.current().factory == factory
     assert lib.search(enc.encode_text(["keys"]), k=1)[0][0].time < 4.0

@@ -19,6 +19,7 @@ from app.cli import main
 from checkpoints.encoder import save_encoder_weights
 from indexing.errors import EncoderMismatch, LibraryError
 from indexing.library import Library
+from indexing.reindexing import Reindexer
 from models.clip_encoder import ClipEncoder, EncoderSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +123,7 @@ def test_reindex_to_another_dimension(library, videos):
 
 
 def test_a_crash_after_the_switch_leaves_only_stale_files_that_repair_deletes(library, other_encoder, monkeypatch):
-    monkeypatch.setattr(Library, "_delete_store", lambda self, settings: None)  # killed right after the commit
+    monkeypatch.setattr(Reindexer, "_delete_store", lambda self, settings: None)  # killed right after the commit
     library.reindex(other_encoder)
     report = Library.open(library.root, repair=False).check()
     assert sum("orphan file features/" in p for p in report.problems) == 2
