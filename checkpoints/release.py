@@ -112,7 +112,7 @@ def _fetcher(source: str):
         parts = source[3:].strip("/").split("/")
         repo_id, sub = "/".join(parts[:2]), "/".join(parts[2:])
 
-        def fetch(name: str, target: Path, sha256: str | None, size: int | None) -> None:
+        def from_hub(name: str, target: Path, sha256: str | None, size: int | None) -> None:
             from huggingface_hub import hf_hub_download
 
             from models.download import DownloadFailed, offline
@@ -127,26 +127,26 @@ def _fetcher(source: str):
                 raise DownloadFailed(f"{name} of {source} does not match its published checksum")
             shutil.copyfile(path, target)
 
-        return fetch
+        return from_hub
     local = Path(source).expanduser()
     if local.is_dir():
 
-        def fetch(name: str, target: Path, sha256: str | None, size: int | None) -> None:
+        def from_folder(name: str, target: Path, sha256: str | None, size: int | None) -> None:
             if not (local / name).is_file():
                 raise ReleaseError(f"{local} has no {name}")
             shutil.copyfile(local / name, target)
 
-        return fetch
+        return from_folder
     # https://host/releases/NAME/, .../NAME/manifest.json or .../NAME: the files lie beside the manifest
     if source.endswith(MANIFEST_FILE):
         base = source[: -len(MANIFEST_FILE)]
     else:
         base = source if source.endswith("/") else source + "/"
 
-    def fetch(name: str, target: Path, sha256: str | None, size: int | None) -> None:
+    def from_url(name: str, target: Path, sha256: str | None, size: int | None) -> None:
         fetch_url(urljoin(base, name), target, f"{name} of the checkpoint at {source}", sha256=sha256, size=size)
 
-    return fetch
+    return from_url
 
 
 def install(
@@ -157,8 +157,8 @@ def install(
     dimension, grid rate): refuse, before installing, a checkpoint that cannot read them."""
     directory = Path(directory)
     fetch = _fetcher(str(source))
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(directory)) as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(directory)) as tmp_dir:
+        tmp = Path(tmp_dir)
         fetch(MANIFEST_FILE, tmp / MANIFEST_FILE, None, None)
         try:
             manifest = json.loads((tmp / MANIFEST_FILE).read_text(encoding="utf-8"))

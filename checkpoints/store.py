@@ -87,7 +87,8 @@ def _check_dims(model: Localizer, meta: CheckpointMetadata) -> None:
     if meta.text_encoder.dim != cfg.query_dim:
         raise ValueError(f"text_encoder.dim {meta.text_encoder.dim} != model query_dim {cfg.query_dim}")
     aux_dim = getattr(cfg, "aux_video_dim", 0)
-    if bool(aux_dim) != (meta.aux_feature_encoder is not None) or (aux_dim and meta.aux_feature_encoder.dim != aux_dim):
+    aux = meta.aux_feature_encoder
+    if bool(aux_dim) != (aux is not None) or (aux is not None and aux_dim and aux.dim != aux_dim):
         raise ValueError(f"aux_feature_encoder must describe the model's {aux_dim}-d second stream (or be None if 0)")
 
 

@@ -112,8 +112,8 @@ class GridSampler:
         self.convert = convert
         self.emit = emit
         self.next = 0
-        self._held = None  # the frame on screen now (not yet known to be needed)
-        self._held_rgb = None  # its conversion, if some bin already took it
+        self._held: object | None = None  # the frame on screen now (not yet known to be needed)
+        self._held_rgb: np.ndarray | None = None  # its conversion, if some bin already took it
         self._batch: list[np.ndarray] = []
         self._batch_start = request.first_bin
         self.late_start = 0
@@ -123,11 +123,12 @@ class GridSampler:
         return self.next >= len(self.times)
 
     def _take(self) -> None:
-        if self._held_rgb is None:
-            self._held_rgb = self.convert(self._held)
+        rgb = self._held_rgb
+        if rgb is None:
+            rgb = self._held_rgb = self.convert(self._held)
         if not self._batch:
             self._batch_start = self.first_bin + self.next
-        self._batch.append(self._held_rgb)
+        self._batch.append(rgb)
         self.next += 1
         if len(self._batch) >= self.batch_frames:
             self.flush()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from indexing.errors import LibraryError
 from models.grid import TimeGrid
@@ -270,7 +271,8 @@ class Catalog:
                 f"the library database {self.path} has schema version {version}; this EgoRecall "
                 f"reads version {SCHEMA_VERSION}"
             )
-        return LibrarySettings(**{f.name: raw.get(f.name) for f in fields(LibrarySettings)})
+        values: dict[str, Any] = {f.name: raw.get(f.name) for f in fields(LibrarySettings)}
+        return LibrarySettings(**values)
 
     def _settings_dict(self, con: sqlite3.Connection) -> dict:
         try:
@@ -332,8 +334,9 @@ class Catalog:
         values = {**values, "added_at": values.get("added_at", time.time())}
         cols = ",".join(values)
         marks = ",".join("?" * len(values))
-        cur = con.execute(f"INSERT INTO videos({cols}) VALUES ({marks})", list(values.values()))
-        return int(cur.lastrowid)
+        rowid = con.execute(f"INSERT INTO videos({cols}) VALUES ({marks})", list(values.values())).lastrowid
+        assert rowid is not None  # an INSERT always sets it
+        return rowid
 
     def update(self, con: sqlite3.Connection, rowid: int, **values) -> None:
         sets = ",".join(f"{k}=?" for k in values)

@@ -89,6 +89,8 @@ class _Worker:
         return self.failure
 
     def stage(self, path: str, copy_media: bool) -> tuple[str, object]:
+        if self.encoder is None:  # the driver stops at ready()'s failure before giving any work
+            return "error", DecoderFailed(Path(path), f"its worker has no encoder ({self.failure})")
         try:
             out = stage_video(
                 path,
@@ -231,7 +233,7 @@ def _run(ray, library, paths, spec, config, copy_media, progress) -> list[IndexR
     finally:
         for w in workers:
             ray.kill(w)
-    return results
+    return [r for r in results if r is not None]  # every file settled: the loop ends when none is pending
 
 
 def _settle(ray, library: Library, path: Path, ref, config: ClusterConfig) -> IndexResult:

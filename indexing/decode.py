@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -302,10 +303,11 @@ def _pump(
     by_conn = {c.conn: c for c in children}
     while any(not c.finished for c in children):
         live = [c.conn for c in children if not c.finished]
-        for conn in multiprocessing.connection.wait(live, timeout=_POLL_S):
+        for ready in multiprocessing.connection.wait(live, timeout=_POLL_S):
+            conn = cast(multiprocessing.connection.Connection, ready)
             child = by_conn[conn]
             try:
-                msg = conn.recv()
+                msg: tuple = conn.recv()
             except (EOFError, OSError):
                 raise DecoderCrashed(path, f"the {child.label} {_describe_exit(child)}") from None
             child.last_seen = time.monotonic()
@@ -442,6 +444,7 @@ class GridDecoder:
                 logger.info("%s: %s; trying the next decoder", self.path.name, exc.reason)
                 failures.append(exc)
                 continue
+            assert self.report is not None  # set by a run that ended without raising
             self.report.failed_backends = [f.reason for f in failures]
             if failures:
                 logger.info(
@@ -475,6 +478,7 @@ def decode_frames(
         if out is None:
             out = np.zeros((len(decoder.times), *batch.frames.shape[1:]), np.uint8)
         out[batch.start : batch.stop] = batch.frames
+    assert out is not None and decoder.report is not None  # non-empty times: at least one batch, then a report
     return out, decoder.report
 
 

@@ -28,14 +28,32 @@ Progress = Callable[[int, int], None]
 """``progress(frames_done, frames_total)``: tqdm's ``update``/``total`` and ``gr.Progress`` both fit it."""
 
 
+class EncoderName(Protocol):
+    """How to load an encoder again (``models.clip_encoder.EncoderSpec`` is one)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def pretrained(self) -> str: ...
+
+
 class FrameEncoder(Protocol):
     """What extraction needs of an encoder (``models.clip_encoder.ClipEncoder`` provides it)."""
 
-    key: str
-    dim: int
-    device: object
-    spec: object
-    """An ``EncoderSpec`` (model, pretrained): recorded so a library knows how to load its encoder again."""
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def device(self) -> object: ...
+
+    @property
+    def spec(self) -> EncoderName:
+        """Recorded so a library knows how to load its encoder again."""
+        ...
 
     def short_side(self) -> int: ...
 
@@ -102,6 +120,7 @@ def extract_features(
     reused = 0 if still is None else still.reused
     if reused:
         logger.info("%s: %d of %d frames were still and reused a feature", Path(path).name, reused, n)
+    assert decoder.report is not None  # the decode ran to its end
     return Extraction(
         features=out,
         report=decoder.report,

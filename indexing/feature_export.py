@@ -14,9 +14,14 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from indexing.catalog import VideoRecord
 from indexing.errors import LibraryError
 from indexing.fsutil import tmp_name, write_json_atomic
+
+if TYPE_CHECKING:
+    from indexing.library import Library
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +34,7 @@ class FeatureExport:
     videos: int
 
 
-def export_features(library, out: str | Path) -> FeatureExport:
+def export_features(library: Library, out: str | Path) -> FeatureExport:
     """Write every ready video's features to ``out`` (created; existing files of the same names replaced).
 
     Raises LibraryError when two videos share a file-name stem (a folder is keyed by ``video_uid``) or the
@@ -37,7 +42,7 @@ def export_features(library, out: str | Path) -> FeatureExport:
     records = library.videos()
     if not records:
         raise LibraryError(f"the library at {library.root} has no indexed videos to export")
-    by_stem: dict[str, object] = {}
+    by_stem: dict[str, VideoRecord] = {}
     for rec in records:
         stem = Path(rec.name).stem
         if stem in by_stem:

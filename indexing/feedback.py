@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from indexing.catalog import Catalog
@@ -127,12 +128,12 @@ class FeedbackStore:
                 rows = con.execute("SELECT * FROM feedback WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
         return [_correction(r) for r in rows]
 
-    def delete(self, ids: list[int]) -> int:
+    def delete(self, ids: Iterable[int]) -> int:
         """Forget corrections by id (e.g. one the user takes back); returns how many were removed."""
         with self.catalog.connect(write=True) as con:
             if not _has_table(con):
                 return 0
-            return sum(con.execute("DELETE FROM feedback WHERE id=?", (int(i),)).rowcount for i in ids)
+            return sum(int(con.execute("DELETE FROM feedback WHERE id=?", (int(i),)).rowcount) for i in ids)
 
     @staticmethod
     def delete_video(con: sqlite3.Connection, video_id: str) -> int:

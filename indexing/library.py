@@ -283,7 +283,9 @@ class Library:
             self.catalog.update(
                 con, rec.rowid, recorded_at=when.at, recorded_tz=when.tz_minutes, recorded_source=when.source
             )
-            return self.catalog.by_id(con, video_id)
+            updated = self.catalog.by_id(con, video_id)
+            assert updated is not None  # updated in this very transaction
+            return updated
 
     # ================================================================================== the other parts
     def search(

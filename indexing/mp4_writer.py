@@ -10,8 +10,10 @@ from __future__ import annotations
 import fractions
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
+import av.container
 import numpy as np
 
 PTS_TICKS_PER_SECOND = 30_000  # fine enough for any real frame rate, and within MPEG-4 Part 2's 16-bit limit
@@ -45,10 +47,10 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         if options and metadata and any(k.startswith("com.apple.") for k in metadata):
             options["movflags"] += "+use_metadata_tags"
-        self._container = av.open(str(self.path), mode="w", options=options)
+        self._container: av.container.OutputContainer | None = av.open(str(self.path), mode="w", options=options)
         self._container.metadata.update(metadata or {})
         rate = fractions.Fraction(self.fps).limit_denominator(1001)
-        self._stream = self._container.add_stream(codec, rate=rate)
+        self._stream = cast(av.VideoStream, self._container.add_stream(codec, rate=rate))
         self._stream.width, self._stream.height = self.width, self.height
         self._stream.pix_fmt = "yuv420p"
         # AVI has no timestamps of its own, only a frame rate: its clock must tick once a frame.
@@ -83,6 +85,8 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
         frame.pts = pts
         frame.time_base = self._time_base
+        if self._container is None:
+            raise ValueError(f"{self.path.name} is closed")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self._frames += 1

@@ -151,10 +151,13 @@ def _measured_end(path: Path, stream_index: int) -> float | None:
     end = None
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams[stream_index]
+        tb = stream.time_base
+        if tb is None:
+            return None
         for packet in container.demux(stream):
             if packet.pts is None:
                 continue
-            t = float((packet.pts + (packet.duration or 0)) * stream.time_base)
+            t = float((packet.pts + (packet.duration or 0)) * tb)
             end = t if end is None else max(end, t)
     return end
 
@@ -204,7 +207,7 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         # only when the video is its one stream; Matroska keeps a per-stream DURATION tag instead.
         end = None
         if stream.duration is not None and stream.duration > 0:
-            end = (_seconds(stream.start_time, tb) or 0.0) + _seconds(stream.duration, tb)
+            end = (_seconds(stream.start_time, tb) or 0.0) + (_seconds(stream.duration, tb) or 0.0)
         elif (tagged := _duration_tag(stream)) is not None:
             end = (_seconds(stream.start_time, tb) or 0.0) + tagged
         elif container.duration is not None and container.duration > 0 and len(container.streams) == 1:

@@ -84,7 +84,8 @@ def from_file_name(name: str) -> datetime | None:
         m = pattern.search(Path(name).stem)
         if m:
             try:
-                return datetime(*(int(m[g]) for g in ("y", "mo", "d", "h", "mi", "s"))).astimezone()
+                year, month, day, hour, minute, second = (int(m[g]) for g in ("y", "mo", "d", "h", "mi", "s"))
+                return datetime(year, month, day, hour, minute, second).astimezone()
             except ValueError:
                 continue
     return None

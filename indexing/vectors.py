@@ -161,7 +161,7 @@ class FrameIndex:
         self.dim = dim
         self.factory = factory
         self.span = split_factory(factory)[0]
-        self._gpu = None
+        self._gpu: faiss.Index | None = None
         self.tune(tuning or SearchTuning())
 
     @classmethod
@@ -189,12 +189,14 @@ class FrameIndex:
         self._gpu = None
 
     def _params(self, sel) -> faiss.SearchParameters:
-        """Search parameters carrying a selector, of the type the inner index accepts (IVF refuses others)."""
+        """Search parameters carrying a selector, of the type the inner index accepts (IVF refuses others).
+
+        (faiss's own stub lacks the keyword constructors and ``SearchParametersHNSW``; both exist.)"""
         if self._ivf is not None:
-            return faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf.nprobe)
+            return faiss.SearchParametersIVF(sel=sel, nprobe=self._ivf.nprobe)  # type: ignore[call-arg]
         if self._hnsw is not None:
-            return faiss.SearchParametersHNSW(sel=sel, efSearch=self._hnsw.hnsw.efSearch)
-        return faiss.SearchParameters(sel=sel)
+            return faiss.SearchParametersHNSW(sel=sel, efSearch=self._hnsw.hnsw.efSearch)  # type: ignore[attr-defined]
+        return faiss.SearchParameters(sel=sel)  # type: ignore[call-arg]
 
     @property
     def ntotal(self) -> int:
@@ -272,7 +274,7 @@ class FrameIndex:
     def _search_restricted(self, x: np.ndarray, k: int, rowids: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
         if len(rowids) == 1:
             (rowid,) = rowids
-            sel = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
+            sel: faiss.IDSelector = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
         else:
             ids = (
                 np.concatenate([encode_ids(r, np.arange(0, n, self.span)) for r, n in rowids.items()])

@@ -23,7 +23,7 @@ from indexing.fsutil import FileLock, HashCache, link_or_copy, replace_durably
 from indexing.layout import ID_LENGTH, load_features
 from indexing.staging import EncoderIdentity, StagedVideo, identity_of, write_features
 from indexing.state import LibraryState
-from indexing.vectors import NeedsRebuild, video_set_checksum
+from indexing.vectors import FrameIndex, NeedsRebuild, video_set_checksum
 from models.grid import TimeGrid
 
 logger = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ class Writer:
                     f"{source.name}: the library at {self._state.root} was re-indexed with encoder "
                     f"{settings.encoder_key} while this video was being indexed; index it again"
                 )
-            index = self._state.frames.writable()
+            index: FrameIndex | None = self._state.frames.writable()
             features_path = self._state.paths.features(job.video_id, settings)
             replace_durably(job.features, features_path)
             if media_tmp is not None:
@@ -260,6 +260,7 @@ class Writer:
             features = load_features(features_path, len(result.features), result.features.shape[1])
             try:
                 with self._state.frames.lock:
+                    assert index is not None
                     if index.factory != self._state.frames.factory(extra_rows=len(features)):
                         index = None  # grown past what this index type is for: rebuild as the new type
                     else:
@@ -287,6 +288,7 @@ class Writer:
                         index_seconds=result.seconds,
                     )
                     record = self._catalog.by_id(con, job.video_id)
+                    assert record is not None  # written in this very transaction
             except BaseException:
                 self._state.frames.install(None, None)  # it may hold this video's vectors: reload from disk
                 raise

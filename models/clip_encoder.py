@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -238,7 +239,8 @@ class ClipEncoder:
         tokenizer,
         device: torch.device,
     ) -> None:
-        self.model = model.eval().requires_grad_(False)
+        self.model: Any = model.eval().requires_grad_(False)
+        """An open_clip model (CLIP, CustomTextCLIP, ...): typed loosely, as open_clip's own classes are."""
         self.spec = spec
         self.key = key
         self.image_size = image_size

@@ -128,9 +128,9 @@ def _localize(model, features, grid, query_tokens, query_mask, video_aux, config
     run_grid, duration = grid, grid.duration
     if config.resample_to is not None:
         resampled = resample_clip(video, grid, config.resample_to)
-        video, run_grid = resampled.features, resampled.grid
+        video, run_grid = torch.as_tensor(resampled.features), resampled.grid
         if aux is not None:
-            aux = resample_clip(aux, grid, config.resample_to).features
+            aux = torch.as_tensor(resample_clip(aux, grid, config.resample_to).features)
 
     n = run_grid.num_bins
     chunk = config.chunk_bins or model.max_positions or n

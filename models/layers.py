@@ -33,6 +33,9 @@ class FeatureStandardizer(nn.Module):
     in the checkpoint's weights, so inference keeps reading raw library features. Identity until fitted.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(dim))
@@ -180,6 +183,7 @@ def split_linear(linear: nn.Linear, parts: list[torch.Tensor]) -> torch.Tensor:
         offset += width
     if offset != linear.in_features:
         raise ValueError(f"parts add up to {offset} features, the layer takes {linear.in_features}")
+    assert out is not None  # no parts add up to 0 features: refused just above
     return out + linear.bias if linear.bias is not None else out
 
 

@@ -76,13 +76,10 @@ class SpanTargets:
         return cls(start, end, highlight_labels(start, end, video_mask, extend))
 
     def to(self, device: torch.device | str) -> SpanTargets:
-        return replace(
-            self,
-            **{
-                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device))
-                for f in fields(self)
-            },
-        )
+        moved: dict[str, Any] = {
+            f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).to(device)) for f in fields(self)
+        }
+        return replace(self, **moved)
 
 
 def answer_bins(grid: TimeGrid, start_s: float, end_s: float) -> tuple[int, int]:

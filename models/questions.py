@@ -447,9 +447,9 @@ def rewrite_question(question: str) -> Rewrite:
         builder, found = _build(rule, m)
         if builder.prompts:
             return _finish(question, normalized, rule, builder, found)
-    found = _read_anyway(text)
-    if found is not None:
-        return _finish(question, normalized, "found", *found)
+    anyway = _read_anyway(text)
+    if anyway is not None:
+        return _finish(question, normalized, "found", *anyway)
     words = text.split()
     content = [w for w in words if w not in _QUESTION_WORDS]
     builder = _Builder()

@@ -394,7 +394,7 @@ class ReLER(Localizer):
         terms["contrastive"] = cfg.contrastive_loss_weight * frame_text_infonce(
             outputs.aux["frames"], outputs.aux["tokens"], outputs.aux["query_mask"], in_answer, mask, cfg.temperature
         )
-        terms["total"] = sum(terms.values())
+        terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
 
 

@@ -10,6 +10,7 @@ the overlap, so it is a plain mean when shrinking by an integer factor and a rep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -17,30 +18,35 @@ import torch
 from models.grid import TimeGrid
 
 
+@overload
+def resample_features(features: torch.Tensor, length: int) -> torch.Tensor: ...
+@overload
+def resample_features(features: np.ndarray, length: int) -> np.ndarray: ...
 def resample_features(features: np.ndarray | torch.Tensor, length: int) -> np.ndarray | torch.Tensor:
     """``[N, D] -> [length, D]`` by area-weighted averaging (numpy in, numpy out; torch in, torch out)."""
     if length < 1:
         raise ValueError("length must be at least 1")
-    is_torch = isinstance(features, torch.Tensor)
-    x = features.detach().cpu().double().numpy() if is_torch else np.asarray(features, dtype=np.float64)
+    if isinstance(features, torch.Tensor):
+        out = _area_resample(features.detach().cpu().double().numpy(), length)
+        return torch.from_numpy(out).to(dtype=features.dtype, device=features.device)
+    x = np.asarray(features)
+    out = _area_resample(x.astype(np.float64), length)
+    return out.astype(x.dtype if np.issubdtype(x.dtype, np.floating) else np.float32)
+
+
+def _area_resample(x: np.ndarray, length: int) -> np.ndarray:
     if x.ndim != 2 or x.shape[0] < 1:
         raise ValueError(f"expected features shaped [N, D] with N >= 1, got {x.shape}")
     n = x.shape[0]
     if n == length:
-        out = x
-    else:
-        # Integral of the piecewise-constant sequence at old-bin coordinate u: cum[floor(u)] + frac * x[floor(u)].
-        cum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
-        edges = np.arange(length + 1, dtype=np.float64) * (n / length)
-        whole = np.minimum(np.floor(edges).astype(np.int64), n - 1)
-        frac = (edges - whole)[:, None]
-        integral = cum[whole] + frac * x[whole]
-        out = (integral[1:] - integral[:-1]) / (n / length)
-    if is_torch:
-        return torch.from_numpy(out).to(dtype=features.dtype, device=features.device)
-    return out.astype(
-        np.asarray(features).dtype if np.issubdtype(np.asarray(features).dtype, np.floating) else np.float32
-    )
+        return x
+    # Integral of the piecewise-constant sequence at old-bin coordinate u: cum[floor(u)] + frac * x[floor(u)].
+    cum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    edges = np.arange(length + 1, dtype=np.float64) * (n / length)
+    whole = np.minimum(np.floor(edges).astype(np.int64), n - 1)
+    frac = (edges - whole)[:, None]
+    integral = cum[whole] + frac * x[whole]
+    return (integral[1:] - integral[:-1]) / (n / length)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ at the end-of-text token. Anything else (CoCa, bidirectional or Hugging Face tex
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from open_clip.model import CLIP
 from open_clip.transformer import TextTransformer, text_global_pool
@@ -32,7 +34,7 @@ def _needed_length(tokens: torch.Tensor, pool_type: str, eos_id: int | None) -> 
     return int(pos.max()) + 1
 
 
-def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens)`` computed on the tokens up to the batch's last end-of-text position."""
     text = getattr(model, "text", None)
     if isinstance(text, TextTransformer):

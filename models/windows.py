@@ -324,8 +324,8 @@ def span_windows(
         raise ValueError(f"start/end have {ps.size}/{pe.size} values but the grid has {grid.num_bins} bins")
     band = n if max_length_bins is None else max(1, min(n, max_length_bins))
     scores = np.full((band, n), -np.inf)
-    for d in range(band):  # scores[d, s] is the span s..s+d
-        scores[d, : n - d] = ps[: n - d] * pe[d:]
+    for extra in range(band):  # scores[extra, s] is the span s..s+extra
+        scores[extra, : n - extra] = ps[: n - extra] * pe[extra:]
     flat = scores.ravel()
     take = min(pool, int(np.isfinite(flat).sum()))
     top = np.argpartition(-flat, take - 1)[:take]
