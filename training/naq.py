@@ -237,9 +237,29 @@ def build_naq(
         raise NaQError("NaQ needs at least one NLQ annotation file.")
     merged, raw_clips, clips = _merge_nlq(nlq_sources)
     report = NaQReport()
-    report.nlq_clips = sum(1 for c in raw_clips.values() if c["annotations"])
+    _keep_few_shot(merged, raw_clips, config, report)
+    train_clips = _training_clips(clips, extra_clips or {}, report)
+    items = list(narrations)
+    if isinstance(narrations, NarrationFile):
+        report.unreadable.update(narrations.skipped)
+    report.narrations_read = len(items)
+    per_clip = _narration_queries(items, train_clips, config, report)
+    _attach(merged, raw_clips, train_clips, per_clip, report)
+    # Clips left without any annotation (few-shot, no narrations) would only be noise for training.
+    for video in merged["videos"]:
+        video["clips"] = [c for c in video["clips"] if c["annotations"]]
+    merged["videos"] = [v for v in merged["videos"] if v["clips"]]
+    merged["description"] = (
+        f"NLQ + Narrations-as-Queries built by EgoRecall ({report.kept} narrations, "
+        f"NLQ fraction {config.nlq_fraction:g})"
+    )
+    parse_nlq(merged, "NaQ output")  # the output must read back as a valid NLQ file
+    return merged, report
 
-    # Few-shot: keep the NLQ annotations of a seeded fraction of clips only.
+
+def _keep_few_shot(merged: dict, raw_clips: dict[str, dict], config: NaQConfig, report: NaQReport) -> None:
+    """Few-shot: keep the NLQ annotations of a seeded fraction of clips only."""
+    report.nlq_clips = sum(1 for c in raw_clips.values() if c["annotations"])
     if config.nlq_fraction < 1.0:
         keep = set(few_shot_clips(parse_nlq(merged, "merged annotations"), config.nlq_fraction, config.seed))
         for uid, raw in raw_clips.items():
@@ -250,8 +270,11 @@ def build_naq(
         len(a.get("language_queries", [])) for c in raw_clips.values() for a in c["annotations"]
     )
 
+
+def _training_clips(clips: dict[str, Clip], extra_clips: Mapping[str, Clip], report: NaQReport) -> dict[str, Clip]:
+    """The NLQ files' clips plus the extra sources'; a clip known to both must span the same video time."""
     train_clips: dict[str, Clip] = dict(clips)
-    for uid, clip in (extra_clips or {}).items():
+    for uid, clip in extra_clips.items():
         seen = train_clips.get(uid)
         if seen is not None and (
             abs(seen.video_start_sec - clip.video_start_sec) > 1e-3
@@ -260,20 +283,21 @@ def build_naq(
             raise AnnotationFileError(f"Clip {uid} has different time ranges in the NLQ and extra clip files.")
         train_clips.setdefault(uid, clip)
     report.training_clips = len(train_clips)
+    return train_clips
 
-    items = list(narrations)
-    if isinstance(narrations, NarrationFile):
-        report.unreadable.update(narrations.skipped)
-    report.narrations_read = len(items)
+
+def _narration_queries(
+    items: list[Narration], train_clips: dict[str, Clip], config: NaQConfig, report: NaQReport
+) -> dict[str, list[dict]]:
+    """Each narration whose window lies inside a training clip, as a query of that clip (clip uid -> queries);
+    the others are counted by why they were dropped."""
     by_video: dict[str, list[Clip]] = defaultdict(list)
     for clip in train_clips.values():
         by_video[clip.video_uid].append(clip)
-
     # Windows: given (EgoClip) or EgoVLP's rule, whose gaps and alpha come from all narrations read.
-    rule_windows: list[tuple[float, float]] | None = None
+    rule_windows: list[tuple[float, float]] = []
     if any(n.window is None or not config.use_given_windows for n in items):
         rule_windows, report.alpha = egovlp_windows(items, config.alpha)
-
     per_clip: dict[str, list[dict]] = defaultdict(list)
     for i, n in enumerate(items):
         video_clips = by_video.get(n.video_uid)
@@ -285,7 +309,7 @@ def build_naq(
             report.dropped[DROP_EMPTY_TEXT] += 1
             continue
         given = n.window is not None and config.use_given_windows
-        start, end = n.window if given else rule_windows[i]
+        start, end = n.window if given and n.window is not None else rule_windows[i]
         if not end >= start:
             report.dropped[DROP_BAD_WINDOW] += 1
             continue
@@ -310,7 +334,18 @@ def build_naq(
                     "narration_time": n.time,
                 }
             )
+    return per_clip
 
+
+def _attach(
+    merged: dict,
+    raw_clips: dict[str, dict],
+    train_clips: dict[str, Clip],
+    per_clip: dict[str, list[dict]],
+    report: NaQReport,
+) -> None:
+    """Add one NaQ annotation per clip (in video and time order), creating the entries of clips known only
+    from the extra sources."""
     videos = {v["video_uid"]: v for v in merged["videos"]}
     for uid in sorted(per_clip, key=lambda u: (train_clips[u].video_uid, train_clips[u].video_start_sec, u)):
         queries = sorted(per_clip[uid], key=lambda q: (q["clip_start_sec"], q["clip_end_sec"]))
@@ -341,17 +376,6 @@ def build_naq(
         raw["annotations"].append({"annotation_uid": ann_uid, "language_queries": queries})
         report.queries_written += len(queries)
     report.clips_with_narrations = len(per_clip)
-
-    # Clips left without any annotation (few-shot, no narrations) would only be noise for training.
-    for video in merged["videos"]:
-        video["clips"] = [c for c in video["clips"] if c["annotations"]]
-    merged["videos"] = [v for v in merged["videos"] if v["clips"]]
-    merged["description"] = (
-        f"NLQ + Narrations-as-Queries built by EgoRecall ({report.kept} narrations, "
-        f"NLQ fraction {config.nlq_fraction:g})"
-    )
-    parse_nlq(merged, "NaQ output")  # the output must read back as a valid NLQ file
-    return merged, report
 
 
 def build_naq_files(

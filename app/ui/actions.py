@@ -19,6 +19,7 @@ import gradio as gr
 from app.answering import AUTO, FUSED, ZEROSHOT
 from app.jobs import JobManager, error_message
 from app.ui.format import moment_record
+from indexing.catalog import VideoRecord
 from models.errors import EgoRecallError
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ class Actions:
     @user_facing("listing the library")
     def videos(self) -> list[dict[str, Any]]:
         return [video_record(r) for r in self.service.videos()]
+
+    @user_facing("listing the library")
+    def video_records(self) -> list[VideoRecord]:
+        """The ready videos' records, for the tabs' lists (the API gets :meth:`videos`)."""
+        return self.service.videos()
 
     @user_facing("removing a video")
     def remove(self, video_id: str) -> dict[str, Any]:

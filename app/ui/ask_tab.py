@@ -9,6 +9,7 @@ behind indexing or training (those run in the job manager's threads).
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -16,7 +17,8 @@ import pandas as pd
 
 from app.answering import AUTO
 from app.service import EgoRecall
-from app.ui.actions import ALL_VIDEOS, Actions, user_facing
+from app.ui.actions import ALL_VIDEOS, Actions, answer_record, user_facing
+from app.ui.events import Handler
 from app.ui.format import moment_caption, moment_record, playback_offset, series_points
 
 DEFAULT_K: int = inspect.signature(EgoRecall.ask).parameters["k"].default
@@ -48,8 +50,55 @@ def _plot_frame(series) -> pd.DataFrame | None:
     return typed_frame(series_points(series) if series is not None else [], "time", "score")
 
 
-def build(actions: Actions) -> dict[str, Any]:
-    service = actions.service
+@dataclass(frozen=True)
+class AskTab:
+    """What the page wires to the Ask tab: re-reading its video and mode lists (they change in the background)."""
+
+    refresh_choices: Handler
+
+
+@dataclass(frozen=True)
+class _Parts:
+    question: gr.Textbox
+    ask: gr.Button
+    scope: gr.Dropdown
+    mode: gr.Dropdown
+    k: gr.Slider
+    since: gr.Textbox
+    until: gr.Textbox
+    summary: gr.Markdown
+    answer_json: gr.JSON
+    answer_state: gr.State
+    """Per page: {"series": [ScoreSeries]}; the moments themselves are in ``answer_json``."""
+    gallery: gr.Gallery
+    player: gr.Video
+    plot_video: gr.Dropdown
+    plot: gr.LinePlot
+    fix: _FixParts
+    slots: list[gr.Video]
+
+
+@dataclass(frozen=True)
+class _FixParts:
+    rank: gr.Number
+    start: gr.Number
+    end: gr.Number
+    right: gr.Button
+    wrong: gr.Button
+    save: gr.Button
+    status: gr.Markdown
+
+
+def build(actions: Actions) -> AskTab:
+    """Lay out the tab inside the current Blocks and wire its own events."""
+    parts = _lay_out(actions)
+    _wire_asking(actions, parts)
+    _wire_moments(parts)
+    _wire_corrections(actions, parts)
+    return AskTab(refresh_choices=_refresh_choices(actions, parts))
+
+
+def _lay_out(actions: Actions) -> _Parts:
     with gr.Row():
         question = gr.Textbox(
             label="Question", placeholder="Where did I put my keys?", scale=4, elem_id="er-question", max_lines=2
@@ -58,7 +107,7 @@ def build(actions: Actions) -> dict[str, Any]:
     with gr.Row():
         scope = gr.Dropdown(
             label="Search in",
-            choices=scope_choices(service.videos()),
+            choices=scope_choices(actions.video_records()),
             value=ALL_VIDEOS,
             allow_custom_value=True,
             scale=2,
@@ -83,7 +132,6 @@ def build(actions: Actions) -> dict[str, Any]:
     summary = gr.Markdown(elem_id="er-summary")
     answer_json = gr.JSON(visible=False, label="answer")
     answer_state = gr.State(None)
-    """Per page: {"moments": [records], "series": [ScoreSeries as dicts]}."""
     with gr.Row():
         with gr.Column(scale=2):
             gallery = gr.Gallery(
@@ -103,55 +151,75 @@ def build(actions: Actions) -> dict[str, Any]:
                 elem_id="er-plot",
                 height=300,
             )
+    fix = _lay_out_fix()
+    gr.Markdown("### Clips")
+    with gr.Row(elem_id="er-clips"):
+        slots = [
+            gr.Video(visible=False, interactive=False, label=f"#{i + 1}", min_width=200, elem_classes=["er-clip"])
+            for i in range(MAX_K)
+        ]
+    return _Parts(
+        question,
+        ask_btn,
+        scope,
+        mode,
+        k,
+        since,
+        until,
+        summary,
+        answer_json,
+        answer_state,
+        gallery,
+        player,
+        plot_video,
+        plot,
+        fix,
+        slots,
+    )
+
+
+def _lay_out_fix() -> _FixParts:
     with gr.Accordion("Correct a moment (your corrections become training data)", open=False, elem_id="er-fix"):
         with gr.Row():
-            fix_rank = gr.Number(
+            rank = gr.Number(
                 label="Moment #", value=1, precision=0, minimum=1, maximum=MAX_K, scale=1, elem_id="er-fix-rank"
             )
-            fix_start = gr.Number(label="Start (s)", value=None, scale=1, elem_id="er-fix-start")
-            fix_end = gr.Number(label="End (s)", value=None, scale=1, elem_id="er-fix-end")
-            fix_right = gr.Button("Right", scale=1, elem_id="er-fix-right")
-            fix_wrong = gr.Button("Wrong", scale=1, elem_id="er-fix-wrong")
-            fix_save = gr.Button("Save start/end", scale=1, elem_id="er-fix-save")
-        fix_status = gr.Markdown(elem_id="er-fix-status")
-    gr.Markdown("### Clips")
-    slots = []
-    with gr.Row(elem_id="er-clips"):
-        for i in range(MAX_K):
-            slots.append(
-                gr.Video(visible=False, interactive=False, label=f"#{i + 1}", min_width=200, elem_classes=["er-clip"])
-            )
+            start = gr.Number(label="Start (s)", value=None, scale=1, elem_id="er-fix-start")
+            end = gr.Number(label="End (s)", value=None, scale=1, elem_id="er-fix-end")
+            right = gr.Button("Right", scale=1, elem_id="er-fix-right")
+            wrong = gr.Button("Wrong", scale=1, elem_id="er-fix-wrong")
+            save = gr.Button("Save start/end", scale=1, elem_id="er-fix-save")
+        status = gr.Markdown(elem_id="er-fix-status")
+    return _FixParts(rank, start, end, right, wrong, save, status)
+
+
+def _wire_asking(actions: Actions, p: _Parts) -> None:
+    """Asking (button or Enter) answers in the ask group, then renders the answer on the page."""
 
     @user_facing("answering the question")
     def ui_ask(q: str, video_id: str, mode_name: str, k_value: float, since_text: str, until_text: str):
         answer = actions.ask_answer(q, video_id, mode_name, int(k_value), since_text, until_text)
-        from app.ui.actions import answer_record
-
         return answer_record(answer), {"series": answer.series}
 
-    ask_event = dict(
+    gr.on(
+        triggers=[p.ask.click, p.question.submit],
         fn=ui_ask,
-        inputs=[question, scope, mode, k, since, until],
-        outputs=[answer_json, answer_state],
+        inputs=[p.question, p.scope, p.mode, p.k, p.since, p.until],
+        outputs=[p.answer_json, p.answer_state],
         concurrency_id="ask",
         concurrency_limit=ASK_CONCURRENCY,
         api_visibility="private",
-    )
-    render_outputs = [summary, gallery, player, plot_video, plot, *slots]
-    ask_btn.click(**ask_event).success(
+    ).success(
         _render,
-        inputs=[answer_json, answer_state],
-        outputs=render_outputs,
+        inputs=[p.answer_json, p.answer_state],
+        outputs=[p.summary, p.gallery, p.player, p.plot_video, p.plot, *p.slots],
         api_visibility="private",
         concurrency_limit=None,
     )
-    question.submit(**ask_event).success(
-        _render,
-        inputs=[answer_json, answer_state],
-        outputs=render_outputs,
-        api_visibility="private",
-        concurrency_limit=None,
-    )
+
+
+def _wire_moments(p: _Parts) -> None:
+    """Clicking a thumbnail plays its moment; choosing a video shows its score over time."""
 
     def select(answer: dict | None, evt: gr.SelectData):
         moments = (answer or {}).get("moments") or []
@@ -160,7 +228,23 @@ def build(actions: Actions) -> dict[str, Any]:
         m = moments[evt.index]
         return gr.update(value=m["clip"], label=_caption(m), playback_position=_offset(m))
 
-    gallery.select(select, inputs=answer_json, outputs=player, api_visibility="private", concurrency_limit=None)
+    p.gallery.select(select, inputs=p.answer_json, outputs=p.player, api_visibility="private", concurrency_limit=None)
+
+    def choose_plot(video_id: str, state: dict | None):
+        return _plot_for(state, video_id)
+
+    p.plot_video.change(
+        choose_plot,
+        inputs=[p.plot_video, p.answer_state],
+        outputs=p.plot,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+
+
+def _wire_corrections(actions: Actions, p: _Parts) -> None:
+    """The correction form follows the answer (first moment, or the one clicked) and stores verdicts."""
+    fix = p.fix
 
     def pick_for_fix(answer: dict | None, evt: gr.SelectData):
         moments = (answer or {}).get("moments") or []
@@ -169,10 +253,10 @@ def build(actions: Actions) -> dict[str, Any]:
         m = moments[evt.index]
         return m["rank"], m["start"], m["end"]
 
-    gallery.select(
+    p.gallery.select(
         pick_for_fix,
-        inputs=answer_json,
-        outputs=[fix_rank, fix_start, fix_end],
+        inputs=p.answer_json,
+        outputs=[fix.rank, fix.start, fix.end],
         api_visibility="private",
         concurrency_limit=None,
     )
@@ -181,32 +265,27 @@ def build(actions: Actions) -> dict[str, Any]:
         moments = (answer or {}).get("moments") or []
         return (1, moments[0]["start"], moments[0]["end"], "") if moments else (1, None, None, "")
 
-    answer_json.change(
+    p.answer_json.change(
         fill_fix,
-        inputs=answer_json,
-        outputs=[fix_rank, fix_start, fix_end, fix_status],
+        inputs=p.answer_json,
+        outputs=[fix.rank, fix.start, fix.end, fix.status],
         api_visibility="private",
         concurrency_limit=None,
     )
-    for button, verdict in ((fix_right, "right"), (fix_wrong, "wrong"), (fix_save, "adjusted")):
+    for button, verdict in ((fix.right, "right"), (fix.wrong, "wrong"), (fix.save, "adjusted")):
         button.click(
             lambda answer, rank, start, end, _v=verdict: actions.correct_moment(answer, rank, start, end, _v),
-            inputs=[answer_json, fix_rank, fix_start, fix_end],
-            outputs=fix_status,
+            inputs=[p.answer_json, fix.rank, fix.start, fix.end],
+            outputs=fix.status,
             api_visibility="private",
             concurrency_limit=1,
             concurrency_id="library",
         )
 
-    def choose_plot(video_id: str, state: dict | None):
-        return _plot_for(state, video_id)
 
-    plot_video.change(
-        choose_plot, inputs=[plot_video, answer_state], outputs=plot, api_visibility="private", concurrency_limit=None
-    )
-
-    def refresh_choices(current_scope: str, current_mode: str):
-        records = service.videos()
+def _refresh_choices(actions: Actions, p: _Parts) -> Handler:
+    def refresh(current_scope: str, current_mode: str):
+        records = actions.video_records()
         modes = actions.modes()
         ids = {r.id for r in records}
         names = {m["name"] for m in modes}
@@ -215,7 +294,7 @@ def build(actions: Actions) -> dict[str, Any]:
             gr.update(choices=mode_choices(modes), value=current_mode if current_mode in names else AUTO),
         )
 
-    return {"scope": scope, "mode": mode, "refresh": (refresh_choices, [scope, mode], [scope, mode])}
+    return Handler(refresh, inputs=[p.scope, p.mode], outputs=[p.scope, p.mode])
 
 
 def _caption(m: dict) -> str:

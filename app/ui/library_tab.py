@@ -8,8 +8,8 @@ which is why progress survives a page reload.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -22,9 +22,37 @@ def _video_choices(records) -> list[tuple[str, str]]:
     return [(f"{r.name} ({r.id})", r.id) for r in records]
 
 
-def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
-    """Lay out the tab inside the current Blocks; returns the components other tabs react to."""
+@dataclass(frozen=True)
+class _Parts:
+    files: gr.File
+    status: gr.HTML
+    last_job: gr.JSON
+    table: gr.Dataframe
+    to_remove: gr.Dropdown
+    remove: gr.Button
+    removed: gr.Markdown
+    watching: gr.Checkbox
+    watch_state: gr.Markdown
+    to_date: gr.Dropdown
+    when: gr.Textbox
+    set_date: gr.Button
+    dated: gr.Markdown
+    demo: gr.Button
+    demo_stop: gr.Button
+    demo_status: gr.Markdown
+
+
+def build(actions: Actions, timer: gr.Timer) -> None:
+    """Lay out the tab inside the current Blocks and wire its events (``timer`` re-reads the job status)."""
+    parts = _lay_out(actions)
+    _wire_upload(actions, parts)
+    _wire_status(actions, parts, timer)
+    _wire_edits(actions, parts)
+
+
+def _lay_out(actions: Actions) -> _Parts:
     jobs = actions.jobs
+    records = actions.video_records()
     gr.Markdown(
         "Add first-person videos to your library. Each one is decoded and embedded in the background; "
         "you can ask questions about the videos that are ready while others are indexed."
@@ -42,7 +70,7 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     last_job = gr.JSON(visible=False, label="indexing job")
     table = gr.Dataframe(
         headers=VIDEO_COLUMNS,
-        value=video_rows(actions.service.videos()),
+        value=video_rows(records),
         interactive=False,
         label="Videos",
         elem_id="er-videos",
@@ -50,11 +78,7 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     )
     with gr.Row():
         to_remove = gr.Dropdown(
-            label="Video to remove",
-            choices=_video_choices(actions.service.videos()),
-            value=None,
-            scale=3,
-            allow_custom_value=True,
+            label="Video to remove", choices=_video_choices(records), value=None, scale=3, allow_custom_value=True
         )
         remove_btn = gr.Button("Remove", variant="stop", scale=1)
     removed = gr.Markdown()
@@ -75,7 +99,7 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         with gr.Row():
             to_date = gr.Dropdown(
                 label="Video",
-                choices=_video_choices(actions.service.videos()),
+                choices=_video_choices(records),
                 value=None,
                 scale=3,
                 allow_custom_value=True,
@@ -93,28 +117,57 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
             demo_btn = gr.Button("Make demo data", elem_id="er-demo")
             demo_stop = gr.Button("Stop", variant="stop")
         demo_status = gr.Markdown(elem_id="er-demo-status")
+    return _Parts(
+        files,
+        status,
+        last_job,
+        table,
+        to_remove,
+        remove_btn,
+        removed,
+        watching,
+        watch_state,
+        to_date,
+        when,
+        date_btn,
+        dated,
+        demo_btn,
+        demo_stop,
+        demo_status,
+    )
 
-    seen = gr.State(None)
-    """Per page: the library version and job states last shown, so an idle timer sends nothing."""
+
+def _wire_upload(actions: Actions, p: _Parts) -> None:
+    """Uploads are queued on the job manager (the ``/index`` API); the handler returns at once."""
 
     def enqueue(paths: list[str] | None) -> dict:
         # Gradio already accepts only files from its upload folder here; checked again, because indexing a
         # server path would make its frames servable as answer clips.
         uploads = Path(get_upload_folder()).resolve()
-        paths = [Path(p) for p in (paths or [])]
-        if any(not Path(p).resolve().is_relative_to(uploads) for p in paths):
+        files = [Path(f) for f in (paths or [])]
+        if any(not f.resolve().is_relative_to(uploads) for f in files):
             raise gr.Error("Only uploaded files can be added.", print_exception=False)
-        return actions.index([(p, p.name) for p in paths])
+        return actions.index([(f, f.name) for f in files])
 
-    files.upload(
+    p.files.upload(
         enqueue,
-        inputs=files,
-        outputs=last_job,
+        inputs=p.files,
+        outputs=p.last_job,
         api_name="index",
         concurrency_id="gpu",
         concurrency_limit=1,
         show_progress="minimal",
-    ).then(lambda: (None, progress_html(jobs.index_status())), outputs=[files, status], api_visibility="private")
+    ).then(
+        lambda: (None, progress_html(actions.jobs.index_status())),
+        outputs=[p.files, p.status],
+        api_visibility="private",
+    )
+
+
+def _wire_status(actions: Actions, p: _Parts, timer: gr.Timer) -> None:
+    """Each tick re-reads the jobs' status; a page sends nothing while nothing changed (``seen``)."""
+    jobs = actions.jobs
+    seen = gr.State(None)
 
     def refresh(previous):
         st = jobs.index_status()
@@ -124,7 +177,7 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
         key += (w["on"], w["added"])
         if key == previous:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), previous
-        records = actions.service.videos()
+        records = actions.video_records()
         return (
             progress_html(st),
             video_rows(records, jobs.pending_files()),
@@ -138,35 +191,37 @@ def build(actions: Actions, timer: gr.Timer) -> dict[str, Any]:
     timer.tick(
         refresh,
         inputs=seen,
-        outputs=[status, table, to_remove, to_date, demo_status, watch_state, seen],
+        outputs=[p.status, p.table, p.to_remove, p.to_date, p.demo_status, p.watch_state, seen],
         show_progress="hidden",
         api_visibility="private",
         concurrency_limit=None,
     )
 
+
+def _wire_edits(actions: Actions, p: _Parts) -> None:
+    """Removing a video, dating one by hand, the folder watch and demo data."""
+
     def ui_remove(video_id: str | None):
         record = actions.remove(video_id or "")
         return f"Removed {record['name']}.", None
 
-    remove_btn.click(ui_remove, inputs=to_remove, outputs=[removed, to_remove], api_visibility="private")
+    p.remove.click(ui_remove, inputs=p.to_remove, outputs=[p.removed, p.to_remove], api_visibility="private")
 
     def ui_date(video_id: str | None, text: str):
         record = actions.set_recording_time(video_id or "", text or "")
-        return f"{record['name']}: recorded {record['recorded']}.", video_rows(actions.service.videos())
+        return f"{record['name']}: recorded {record['recorded']}.", video_rows(actions.video_records())
 
-    date_btn.click(ui_date, inputs=[to_date, when], outputs=[dated, table], api_name="set_recording_time")
+    p.set_date.click(ui_date, inputs=[p.to_date, p.when], outputs=[p.dated, p.table], api_name="set_recording_time")
 
     @user_facing("switching the folder watch")
     def ui_watch(on: bool):
-        return _watch_text(jobs.start_watch() if on else jobs.stop_watch())
+        return _watch_text(actions.jobs.start_watch() if on else actions.jobs.stop_watch())
 
-    watching.change(ui_watch, inputs=watching, outputs=watch_state, api_name="watch")
-
-    demo_btn.click(
-        lambda: _demo_text(actions.demo()), outputs=demo_status, api_visibility="private", concurrency_id="gpu"
+    p.watching.change(ui_watch, inputs=p.watching, outputs=p.watch_state, api_name="watch")
+    p.demo.click(
+        lambda: _demo_text(actions.demo()), outputs=p.demo_status, api_visibility="private", concurrency_id="gpu"
     )
-    demo_stop.click(lambda: _demo_text(actions.demo_stop()), outputs=demo_status, api_visibility="private")
-    return {"table": table, "status": status, "files": files}
+    p.demo_stop.click(lambda: _demo_text(actions.demo_stop()), outputs=p.demo_status, api_visibility="private")
 
 
 def _watch_text(w: dict) -> str:

@@ -7,6 +7,7 @@ page shows the same run. When a run ends, its checkpoints appear in the Ask tab'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -14,6 +15,7 @@ import gradio as gr
 from app.answering import AUTO, FUSED, ZEROSHOT
 from app.ui.actions import Actions, user_facing
 from app.ui.ask_tab import typed_frame
+from app.ui.events import Handler
 from app.ui.train_form import HYPERPARAMETERS, config_defaults, config_label, config_names, curves, get_value
 from models.registry import localizer_names
 
@@ -63,7 +65,63 @@ def _status_text(st: dict[str, Any]) -> str:
     return head + (f" — {st['message']}" if st.get("message") else "")
 
 
-def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TrainTab:
+    """What the page wires to the Train tab."""
+
+    finished: gr.Textbox
+    """Holds the id of the last run that ended: the Ask tab re-reads its modes when it changes."""
+    propose_library_data: Handler
+    """Fills the form with this library's own data when the recipe's files are missing (run when shown)."""
+
+
+@dataclass(frozen=True)
+class _Parts:
+    config: gr.Dropdown
+    model: gr.Dropdown
+    init_from: gr.Dropdown
+    train_files: gr.Textbox
+    uploads: gr.File
+    add_feedback: gr.Button
+    feedback_note: gr.Markdown
+    val_file: gr.Textbox
+    files_note: gr.Markdown
+    source: gr.Radio
+    folder: gr.Textbox
+    narrations: gr.Dropdown
+    run_name: gr.Textbox
+    hyper: list[gr.Number]
+    start: gr.Button
+    stop: gr.Button
+    status: gr.Markdown
+    loss_plot: gr.LinePlot
+    recall_plot: gr.LinePlot
+    finished: gr.Textbox
+
+    @property
+    def form(self) -> list[gr.components.Component]:
+        """What a recipe fills in (``_form_values``' order), then the note on missing files."""
+        return [
+            self.model,
+            self.init_from,
+            self.train_files,
+            self.val_file,
+            self.narrations,
+            *self.hyper,
+            self.files_note,
+        ]
+
+
+def build(actions: Actions, *, poll_s: float = 2.0) -> TrainTab:
+    """Lay out the tab inside the current Blocks and wire its own events."""
+    parts = _lay_out(actions)
+    _wire_form(actions, parts)
+    _wire_run(actions, parts)
+    _wire_progress(actions, parts, poll_s)
+    return TrainTab(finished=parts.finished, propose_library_data=_propose_library_data(actions, parts))
+
+
+def _lay_out(actions: Actions) -> _Parts:
     names = config_names()
     first = names[0] if names else None
     start_values = _form_values(first) if first else [None] * (5 + len(HYPERPARAMETERS))
@@ -102,19 +160,6 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
                 gr.Number(label=label, value=start_values[5 + i], min_width=140)
                 for i, (_, label) in enumerate(HYPERPARAMETERS)
             ]
-
-    @user_facing("exporting the library's corrections")
-    def ui_add_feedback(files: str):
-        path, line = actions.feedback_file()
-        listed = [f for f in (files or "").splitlines() if f.strip()]
-        if str(path) not in listed:
-            listed.append(str(path))
-        return "\n".join(listed), line
-
-    add_feedback.click(
-        ui_add_feedback, inputs=train_files, outputs=[train_files, feedback_note], api_visibility="private"
-    )
-
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="er-train-start")
         stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
@@ -134,41 +179,60 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
             None, x="step", y="value", color="series", label="Validation recall (%)", y_title="%", height=260
         )
     finished = gr.Textbox(visible=False)
-    """The id of the last run that ended; the Ask tab re-reads its modes when it changes."""
-    seen = gr.State(None)
-    timer = gr.Timer(poll_s)
+    return _Parts(
+        config,
+        model,
+        init_from,
+        train_files,
+        uploads,
+        add_feedback,
+        feedback_note,
+        val_file,
+        files_note,
+        source,
+        folder,
+        narrations,
+        run_name,
+        hyper,
+        start,
+        stop,
+        status,
+        loss_plot,
+        recall_plot,
+        finished,
+    )
 
-    def form_values(name: str) -> list[Any]:
-        """The recipe's defaults, with its data files replaced by this library's own when they are missing."""
-        values = _form_values(name)
-        own = actions.library_training_data()
-        if own["train"] and missing_files_note(values[2], values[3]):
-            values[2], values[3] = "\n".join(own["train"]), own["val"] or ""
-        return [*values, missing_files_note(values[2], values[3])]
 
-    def library_defaults(name: str, files_text: str, val: str):
-        """When the form's files do not exist (e.g. a recipe's Ego4D paths on a machine that has only the demo
-        data), propose this library's own data and the recipe for it; a form whose files exist is left alone."""
-        own = actions.library_training_data()
-        if not own["train"] or not missing_files_note(files_text, val):
-            return [gr.skip()] * (1 + len(form_outputs))
-        recipe = own["recipe"] or name
-        return [recipe, *form_values(recipe)]
+def _form_with_library_data(actions: Actions, name: str) -> list[Any]:
+    """The recipe's defaults, with its data files replaced by this library's own when they are missing."""
+    values = _form_values(name)
+    own = actions.library_training_data()
+    if own["train"] and missing_files_note(values[2], values[3]):
+        values[2], values[3] = "\n".join(own["train"]), own["val"] or ""
+    return [*values, missing_files_note(values[2], values[3])]
 
-    form_outputs = [model, init_from, train_files, val_file, narrations, *hyper, files_note]
-    config.change(form_values, inputs=config, outputs=form_outputs, api_visibility="private", concurrency_limit=None)
-    for box in (train_files, val_file):
-        box.change(
-            missing_files_note,
-            inputs=[train_files, val_file],
-            outputs=files_note,
-            api_visibility="private",
-            concurrency_limit=None,
-        )
-    source.change(
+
+def _wire_form(actions: Actions, p: _Parts) -> None:
+    """A recipe fills the form; file fields say which paths are missing; corrections join the training files."""
+    p.config.change(
+        lambda name: _form_with_library_data(actions, name),
+        inputs=p.config,
+        outputs=p.form,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    gr.on(
+        triggers=[p.train_files.change, p.val_file.change],
+        fn=missing_files_note,
+        inputs=[p.train_files, p.val_file],
+        outputs=p.files_note,
+        api_visibility="private",
+        concurrency_limit=None,
+    )
+    p.source.change(
         lambda s: gr.update(visible=s == SOURCE_FOLDER),
-        inputs=source,
-        outputs=folder,
+        inputs=p.source,
+        outputs=p.folder,
         api_visibility="private",
         concurrency_limit=None,
     )
@@ -182,7 +246,23 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
             ]
         )
 
-    init_from.focus(checkpoints_choices, outputs=init_from, api_visibility="private", concurrency_limit=None)
+    p.init_from.focus(checkpoints_choices, outputs=p.init_from, api_visibility="private", concurrency_limit=None)
+
+    @user_facing("exporting the library's corrections")
+    def ui_add_feedback(files: str):
+        path, line = actions.feedback_file()
+        listed = [f for f in (files or "").splitlines() if f.strip()]
+        if str(path) not in listed:
+            listed.append(str(path))
+        return "\n".join(listed), line
+
+    p.add_feedback.click(
+        ui_add_feedback, inputs=p.train_files, outputs=[p.train_files, p.feedback_note], api_visibility="private"
+    )
+
+
+def _wire_run(actions: Actions, p: _Parts) -> None:
+    """Start (the form becomes a recipe name and dotted settings) and stop the one run."""
 
     def start_run(name, model_name, init, files_text, uploaded, val, narr, src, feat_dir, run, *numbers):
         settings: dict[str, Any] = {"model.name": model_name}
@@ -201,16 +281,34 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
             settings[key] = _number(key, value)
         return _status_text(actions.train(name, settings))
 
-    start.click(
+    p.start.click(
         start_run,
-        inputs=[config, model, init_from, train_files, uploads, val_file, narrations, source, folder, run_name, *hyper],
-        outputs=status,
+        inputs=[
+            p.config,
+            p.model,
+            p.init_from,
+            p.train_files,
+            p.uploads,
+            p.val_file,
+            p.narrations,
+            p.source,
+            p.folder,
+            p.run_name,
+            *p.hyper,
+        ],
+        outputs=p.status,
         api_visibility="private",
         concurrency_id="gpu",
     )
-    stop.click(
-        lambda: _status_text(actions.train_stop()), outputs=status, api_visibility="private", concurrency_limit=None
+    p.stop.click(
+        lambda: _status_text(actions.train_stop()), outputs=p.status, api_visibility="private", concurrency_limit=None
     )
+
+
+def _wire_progress(actions: Actions, p: _Parts, poll_s: float) -> None:
+    """A timer re-reads the run's status and curves; a page sends nothing while nothing changed."""
+    seen = gr.State(None)
+    timer = gr.Timer(poll_s)
 
     def poll(previous):
         st = actions.jobs.training_status()
@@ -224,15 +322,24 @@ def build(actions: Actions, *, poll_s: float = 2.0) -> dict[str, Any]:
     timer.tick(
         poll,
         inputs=seen,
-        outputs=[status, loss_plot, recall_plot, finished, seen],
+        outputs=[p.status, p.loss_plot, p.recall_plot, p.finished, seen],
         show_progress="hidden",
         api_visibility="private",
         concurrency_limit=None,
     )
-    return {
-        "finished": finished,
-        "defaults": (library_defaults, [config, train_files, val_file], [config, *form_outputs]),
-    }
+
+
+def _propose_library_data(actions: Actions, p: _Parts) -> Handler:
+    def library_defaults(name: str, files_text: str, val: str):
+        """When the form's files do not exist (e.g. a recipe's Ego4D paths on a machine that has only the demo
+        data), propose this library's own data and the recipe for it; a form whose files exist is left alone."""
+        own = actions.library_training_data()
+        if not own["train"] or not missing_files_note(files_text, val):
+            return [gr.skip()] * (1 + len(p.form))
+        recipe = own["recipe"] or name
+        return [recipe, *_form_with_library_data(actions, recipe)]
+
+    return Handler(library_defaults, inputs=[p.config, p.train_files, p.val_file], outputs=[p.config, *p.form])
 
 
 def _number(key: str, value):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import math
@@ -223,6 +224,8 @@ class _Run:
         self.total = self.steps_per_epoch = 1
         self.started = time.monotonic()
         self.wall_before = 0.0
+        self.metrics: dict = {}
+        """The last evaluation's retrieval metrics (main process)."""
 
     # ------------------------------------------------------------------------------------------ set-up
     def _check_paths(self) -> None:
@@ -400,7 +403,8 @@ class _Run:
     def _wall(self) -> float:
         return self.wall_before + time.monotonic() - self.started
 
-    def run(self) -> PretrainResult:
+    def run(self) -> PretrainResult | None:
+        """Pretrain (or resume) to the end or a stop; the result on the main process, None on the others."""
         cfg, ctx = self.cfg, self.ctx
         self._check_paths()
         self.work.mkdir(parents=True, exist_ok=True)
@@ -411,86 +415,32 @@ class _Run:
         )
         spe = sampler.steps_per_epoch
         total = cfg.steps or max(1, int(math.ceil((cfg.epochs or DEFAULT_EPOCHS) * spe)))
-
         optimizer = make_optimizer(self.model, cfg.lr, cfg.weight_decay)
         amp = self._amp()
         scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
         loss_fn = EgoNCELoss(action_aware=cfg.action_aware, rank=ctx.rank, world_size=ctx.world_size)
-
         self.total, self.steps_per_epoch = total, spe
         self.log = RunLog(self.work, enabled=ctx.is_main, tensorboard=False)
-        step = 0
-        state = latest_snapshot(self.work) if cfg.resume else None
-        if state is not None:
-            try:
-                resumed = load_snapshot(state, self.model, optimizer)
-            except SnapshotError as exc:
-                raise PretrainError(str(exc)) from None
-            meta = resumed.meta
-            if meta.get("run") != self._run_defining():
-                changed = sorted(
-                    k for k in self._run_defining() if meta.get("run", {}).get(k) != self._run_defining()[k]
-                )
-                raise PretrainError(
-                    f"the interrupted run in {self.state_dir} was started with other settings or "
-                    f"data ({', '.join(changed)}); resume it with the same ones, or pass "
-                    f"--overwrite to start over"
-                )
-            step = resumed.step
-            self.wall_before = float(meta.get("wall_s", 0.0))
-            if meta.get("scaler"):
-                scaler.load_state_dict(meta["scaler"])
-            self.log.truncate(int(meta.get("log_bytes", 0)))  # a curve never shows a step twice
-            logger.info("resuming from %s (step %d of %d)", state, step, total)
-        else:
-            if cfg.resume and ctx.is_main:
-                logger.info("nothing to resume in %s; starting from the beginning", self.state_dir)
-            self.log.truncate(0)
+        step, resumed = self._resume(optimizer, scaler)
         self._log(
             "start",
             step,
-            resumed_from=step if state is not None else None,
+            resumed_from=step if resumed else None,
             model=cfg.model,
             device=str(ctx.device),
             world_size=ctx.world_size,
         )
-
-        net = self.model
+        net: torch.nn.Module = self.model
         if ctx.distributed:
             net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
             )
-
         bar = None
         if ctx.is_main and cfg.progress:
             from tqdm import tqdm
 
             bar = tqdm(total=total, initial=step, desc="pretraining", unit="step", disable=None)
-        metrics: dict = {}
-
-        def save(at: int) -> None:
-            if ctx.is_main:
-                write_snapshot(
-                    self.work,
-                    at,
-                    self.model.state_dict(),
-                    optimizer.state_dict(),
-                    {
-                        "run": self._run_defining(),
-                        "wall_s": self._wall(),
-                        "log_bytes": self.log.size(),
-                        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                    },
-                )
-
-        def evaluate(at: int) -> None:
-            nonlocal metrics
-            if ctx.is_main:
-                metrics = self.evaluate()
-                if metrics:
-                    self._log("eval", at, metrics=metrics)
-            barrier(ctx)
-
+        self.metrics = {}
         optimization = Optimization(
             optimizer,
             list(self.model.parameters()),
@@ -501,24 +451,82 @@ class _Run:
         steps = _EgoNCESteps(self, net, loss_fn, sampler, optimization)
         cadence = Cadence(cfg.log_every, cfg.eval_every, cfg.save_every)
         loop = StepLoop(steps, optimization, cadence, ctx, self._log, self.stop, bar)
+        save = functools.partial(self._snapshot, optimizer=optimizer, scaler=scaler)
         try:
-            end = loop.run(step, total, evaluate=evaluate, snapshot=save, on_interrupt=save)
+            end = loop.run(step, total, evaluate=self._evaluate_at, snapshot=save, on_interrupt=save)
         finally:
             if bar is not None:
                 bar.close()
-        if end.stopped and end.step < total:  # the localizer loop's stop, too: --resume continues
-            self._log("done", end.step, stopped=True)
-            logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", end.step, total)
-            barrier(ctx)
-            return PretrainResult(cfg.out, {}, metrics, end.step, self.log_path, stopped=True) if ctx.is_main else None
+        return self._finish(end.step, end.stopped, total, amp)
 
+    def _resume(self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> tuple[int, bool]:
+        """The step to start from and whether it comes from an interrupted run (``--resume``), whose model,
+        optimizer, scaler and log are restored; a run started with other settings or data is refused."""
+        cfg, ctx = self.cfg, self.ctx
+        state = latest_snapshot(self.work) if cfg.resume else None
+        if state is None:
+            if cfg.resume and ctx.is_main:
+                logger.info("nothing to resume in %s; starting from the beginning", self.state_dir)
+            self.log.truncate(0)
+            return 0, False
+        try:
+            resumed = load_snapshot(state, self.model, optimizer)
+        except SnapshotError as exc:
+            raise PretrainError(str(exc)) from None
+        meta = resumed.meta
+        if meta.get("run") != self._run_defining():
+            changed = sorted(k for k in self._run_defining() if meta.get("run", {}).get(k) != self._run_defining()[k])
+            raise PretrainError(
+                f"the interrupted run in {self.state_dir} was started with other settings or "
+                f"data ({', '.join(changed)}); resume it with the same ones, or pass "
+                f"--overwrite to start over"
+            )
+        self.wall_before = float(meta.get("wall_s", 0.0))
+        if meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
+        self.log.truncate(int(meta.get("log_bytes", 0)))  # a curve never shows a step twice
+        logger.info("resuming from %s (step %d of %d)", state, resumed.step, self.total)
+        return resumed.step, True
+
+    def _snapshot(self, at: int, *, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+        if self.ctx.is_main:
+            write_snapshot(
+                self.work,
+                at,
+                self.model.state_dict(),
+                optimizer.state_dict(),
+                {
+                    "run": self._run_defining(),
+                    "wall_s": self._wall(),
+                    "log_bytes": self.log.size(),
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                },
+            )
+
+    def _evaluate_at(self, at: int) -> None:
+        if self.ctx.is_main:
+            self.metrics = self.evaluate()
+            if self.metrics:
+                self._log("eval", at, metrics=self.metrics)
+        barrier(self.ctx)
+
+    def _finish(self, step: int, stopped: bool, total: int, amp) -> PretrainResult | None:
+        """Pause (a stop before the end: ``--resume`` continues) or save the encoder and drop the snapshots."""
+        cfg, ctx = self.cfg, self.ctx
+        if stopped and step < total:  # the localizer loop's stop, too: --resume continues
+            self._log("done", step, stopped=True)
+            logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", step, total)
+            barrier(ctx)
+            return PretrainResult(cfg.out, {}, self.metrics, step, self.log_path, stopped=True) if ctx.is_main else None
         result = None
         if ctx.is_main:
-            sidecar = save_encoder_weights(cfg.out, self.model, cfg.model, self._sidecar(total, spe, metrics, amp))
+            sidecar = save_encoder_weights(
+                cfg.out, self.model, cfg.model, self._sidecar(total, self.steps_per_epoch, self.metrics, amp)
+            )
             remove_snapshots(self.work)
-            self._log("done", total, out=str(cfg.out), metrics=metrics)
+            self._log("done", total, out=str(cfg.out), metrics=self.metrics)
             self.log.close()
-            result = PretrainResult(cfg.out, sidecar, metrics, total, self.log_path)
+            result = PretrainResult(cfg.out, sidecar, self.metrics, total, self.log_path)
         barrier(ctx)
         return result
 
