@@ -162,12 +162,8 @@ def _measured_end(path: Path, stream_index: int) -> float | None:
     return end
 
 
-def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoInfo:
-    """Describe a video file, or raise :class:`InvalidVideo` saying in one sentence why it cannot be indexed.
-
-    ``rate_hz`` sets the shortest indexable video: one grid bin (pass None to skip that check).
-    """
-    path = Path(path)
+def _readable_size(path: Path) -> int:
+    """The size of a non-empty regular file; InvalidVideo says what else it is."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -178,13 +174,41 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         raise InvalidVideo(path, "it is not a regular file")
     if size == 0:
         raise InvalidVideo(path, "the file is empty (0 bytes)")
+    return size
+
+
+def _open(path: Path) -> av.container.InputContainer:
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        return av.open(str(path), metadata_errors="ignore")
     except PermissionError as exc:
         raise InvalidVideo(path, f"the file cannot be read ({exc.strerror or exc})") from None
     except (av.FFmpegError, ValueError, UnicodeDecodeError, OSError):
         raise InvalidVideo(path, "it is not a video file: FFmpeg recognises no media format in it") from None
-    with container:
+
+
+def _declared_end(container: av.container.InputContainer, stream: av.VideoStream) -> float | None:
+    """The end of the video stream, as declared: the stream's own duration, else the container's.
+
+    The container's duration is its *longest* stream's (audio running on, a second video): used only when the
+    video is its one stream; Matroska keeps a per-stream DURATION tag instead."""
+    tb = stream.time_base
+    if stream.duration is not None and stream.duration > 0:
+        return (_seconds(stream.start_time, tb) or 0.0) + (_seconds(stream.duration, tb) or 0.0)
+    if (tagged := _duration_tag(stream)) is not None:
+        return (_seconds(stream.start_time, tb) or 0.0) + tagged
+    if container.duration is not None and container.duration > 0 and len(container.streams) == 1:
+        return (container.start_time or 0) / av.time_base + container.duration / av.time_base
+    return None
+
+
+def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoInfo:
+    """Describe a video file, or raise :class:`InvalidVideo` saying in one sentence why it cannot be indexed.
+
+    ``rate_hz`` sets the shortest indexable video: one grid bin (pass None to skip that check).
+    """
+    path = Path(path)
+    size = _readable_size(path)
+    with _open(path) as container:
         fmt = container.format.name
         if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe"):
             kind = fmt.removesuffix("_pipe").upper()
@@ -202,16 +226,7 @@ def probe(path: str | Path, *, rate_hz: float | None = EGO4D_RATE_HZ) -> VideoIn
         width, height = first.width, first.height
         declared_frames = int(stream.frames) if stream.frames else None
 
-        # The end of the video stream, as declared: the stream's own duration, else the container's.
-        # The container's duration is its *longest* stream's (audio running on, a second video): use it
-        # only when the video is its one stream; Matroska keeps a per-stream DURATION tag instead.
-        end = None
-        if stream.duration is not None and stream.duration > 0:
-            end = (_seconds(stream.start_time, tb) or 0.0) + (_seconds(stream.duration, tb) or 0.0)
-        elif (tagged := _duration_tag(stream)) is not None:
-            end = (_seconds(stream.start_time, tb) or 0.0) + tagged
-        elif container.duration is not None and container.duration > 0 and len(container.streams) == 1:
-            end = (container.start_time or 0) / av.time_base + container.duration / av.time_base
+        end = _declared_end(container, stream)
         declared = end is not None
         stream_index = stream.index
         has_audio = bool(container.streams.audio)

@@ -102,14 +102,3 @@ def test_the_private_reach_finder_finds_reaches(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f(lib, self):\n    return lib._maps, self._ok, lib.ok\n")
     assert _private_reaches(sample) == ["sample.py:2 ._maps"]
-
-
-def test_no_mixins_anywhere():
-    mixins = [
-        f"{p.relative_to(ROOT)}:{n.lineno} {n.name}"
-        for top in ("app", "models", "indexing", "checkpoints", "training")
-        for p in (ROOT / top).rglob("*.py")
-        for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
-        if isinstance(n, ast.ClassDef) and n.name.endswith("Mixin")
-    ]
-    assert not mixins

@@ -34,13 +34,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from checkpoints import load_checkpoint
-from checkpoints.metadata import CheckpointMetadata
-from checkpoints.store import check_compatible
 from models.clip_encoder import ClipEncoder
 from models.inference import InferenceConfig
 from models.localizer import Localizer
-from models.registry import build_localizer, config_from_dict, localizer_class
 from models.text_tokens import load_text_encoder
 from training import distributed as ddp
 from training.config import TrainConfig
@@ -65,12 +61,13 @@ from training.run_result import RESULT_FILE, TrainResult
 from training.run_setup import (
     TrainingError,
     autocast_for,
+    build_model,
     feature_statistics,
+    load_init,
     lr_factor,
     open_feature_source,
     resolve_text_spec,
     rng_state,
-    source_rate,
     weights_digest,
 )
 from training.runlog import Progress, RunLog
@@ -123,10 +120,10 @@ class Trainer:
             return done
         snapshot = self._prepare_run_dir(run_dir)
         source = open_feature_source(cfg)
-        init_model, init_meta = self._load_init(source)
+        init_model, init_meta = load_init(self.config, source)
         encoder, text_spec, texts = self._text_encoder(source, init_meta)
         data = self._training_queries(source)
-        model = self._build_model(source, encoder.dim, init_model, init_meta)
+        model = build_model(self.config, source, encoder.dim, init_model, init_meta)
         core: Localizer = model
         max_bins, resample_to, max_span_s = self._limits(core, data)
         validator = self._validator(source, texts, max_span_s, resample_to)
@@ -396,49 +393,6 @@ class Trainer:
                 f"The run folder {self.config.run_dir()} holds an unfinished run with a different config "
                 f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...)."
             )
-
-    def _load_init(self, source: ClipFeatureSource):
-        cfg = self.config
-        if not cfg.init_from:
-            return None, None
-        model, meta = load_checkpoint(cfg.init_from, directory=cfg.checkpoints_dir(), device="cpu")
-        check_compatible(meta, source.key, source.dim, source_rate(source))
-        if cfg.model.name and cfg.model.name != meta.model:
-            raise TrainingError(
-                f"The checkpoint {cfg.init_from} is a {meta.model} model, but the config asks for {cfg.model.name}."
-            )
-        return model, meta
-
-    def _build_model(
-        self,
-        source: ClipFeatureSource,
-        text_dim: int,
-        init_model: Localizer | None,
-        init_meta: CheckpointMetadata | None,
-    ) -> Localizer:
-        cfg = self.config
-        torch.manual_seed(cfg.seed)  # identical initial weights on every process
-        if init_model is not None:
-            if not cfg.model.config:
-                return init_model.train()
-            values = {**init_meta.model_config, **cfg.model.config}
-            model = build_localizer(init_meta.model, config_from_dict(init_meta.model, values))
-            model.load_state_dict(init_model.state_dict(), strict=True)
-            return model
-        localizer_class(cfg.model.name)
-        values = {**cfg.model.config, "video_dim": source.dim, "query_dim": int(text_dim)}
-        for key in ("video_dim", "query_dim"):
-            if key in cfg.model.config and cfg.model.config[key] != values[key]:
-                raise TrainingError(
-                    f"model.config.{key} = {cfg.model.config[key]} does not match the data "
-                    f"({values[key]}); leave it out, it is filled in from the features."
-                )
-        if values.get("aux_video_dim"):
-            raise TrainingError(
-                "Training with a second video stream (aux_video_dim) is not supported yet; "
-                "the library's features are the model's only video input."
-            )
-        return build_localizer(cfg.model.name, values)
 
     def _encode_texts(self, texts: TextFeatureCache, needed: list[str]) -> None:
         """Rank 0 fills a shared disk cache first; then every rank has every text in memory."""

@@ -1,6 +1,7 @@
-"""What a localizer training run is set up from: its clip features, its text encoder, its learning-rate
-schedule, mixed precision, the features' statistics, and the small records a run keeps of itself (weight
-digests, RNG states). :mod:`training.loop` runs the session; these pieces have no state of their own."""
+"""What a localizer training run is set up from: its clip features, its text encoder, its model (fresh or from
+a stage-1 checkpoint), its learning-rate schedule, mixed precision, the features' statistics, and the small
+records a run keeps of itself (weight digests, RNG states). :mod:`training.loop` runs the session; these pieces
+have no state of their own."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from checkpoints import load_checkpoint
 from checkpoints.metadata import CheckpointMetadata
+from checkpoints.store import check_compatible
 from models.grid import EGO4D_RATE_HZ
+from models.localizer import Localizer
+from models.registry import build_localizer, config_from_dict, localizer_class
 from models.text_tokens import TextEncoderSpec
 from training.checkpoint_info import text_spec_from_metadata
 from training.config import ConfigError, TrainConfig
@@ -108,3 +113,49 @@ def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
     if device.type == "cuda":
         out["cuda"] = torch.cuda.get_rng_state(device)
     return out
+
+
+def load_init(config: TrainConfig, source: ClipFeatureSource) -> tuple[Localizer | None, CheckpointMetadata | None]:
+    """The checkpoint a stage-2 run starts from (``init_from``), checked against the features it will read."""
+    if not config.init_from:
+        return None, None
+    model, meta = load_checkpoint(config.init_from, directory=config.checkpoints_dir(), device="cpu")
+    check_compatible(meta, source.key, source.dim, source_rate(source))
+    if config.model.name and config.model.name != meta.model:
+        raise TrainingError(
+            f"The checkpoint {config.init_from} is a {meta.model} model, but the config asks for {config.model.name}."
+        )
+    return model, meta
+
+
+def build_model(
+    config: TrainConfig,
+    source: ClipFeatureSource,
+    text_dim: int,
+    init_model: Localizer | None,
+    init_meta: CheckpointMetadata | None,
+) -> Localizer:
+    """The model to train: the stage-1 checkpoint's (its config overridden by ``model.config``, if any), or a
+    fresh one of ``model.name`` sized by the features and the text encoder; seeded alike on every process."""
+    torch.manual_seed(config.seed)  # identical initial weights on every process
+    if init_model is not None and init_meta is not None:
+        if not config.model.config:
+            return init_model.train()
+        values = {**init_meta.model_config, **config.model.config}
+        model = build_localizer(init_meta.model, config_from_dict(init_meta.model, values))
+        model.load_state_dict(init_model.state_dict(), strict=True)
+        return model
+    localizer_class(config.model.name)
+    values = {**config.model.config, "video_dim": source.dim, "query_dim": int(text_dim)}
+    for key in ("video_dim", "query_dim"):
+        if key in config.model.config and config.model.config[key] != values[key]:
+            raise TrainingError(
+                f"model.config.{key} = {config.model.config[key]} does not match the data "
+                f"({values[key]}); leave it out, it is filled in from the features."
+            )
+    if values.get("aux_video_dim"):
+        raise TrainingError(
+            "Training with a second video stream (aux_video_dim) is not supported yet; "
+            "the library's features are the model's only video input."
+        )
+    return build_localizer(config.model.name, values)

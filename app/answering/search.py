@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.answering.base import Answerer, PreparedQuestion
+from app.answering.calibration import Calibration
 from app.answering.corrections import apply_corrections, is_wrong_again, same_question
 from app.answering.recency import RECENCY_CANDIDATES, order_by_time
 from app.answering.results import Answer, Moment, ScoreSeries
@@ -311,6 +312,49 @@ def _series(ranking: Ranking, moments: list[Moment]) -> list[ScoreSeries]:
     return series
 
 
+class _Confidence:
+    """How sure a moment is: the calibration's probability of its score (with its video's presence), or
+    certain when the user confirmed or adjusted it; None without a calibration."""
+
+    def __init__(
+        self,
+        calibration: Calibration | None,
+        presence: dict[str, float | None],
+        verdicts: dict[tuple[str, float, float], str],
+    ) -> None:
+        self._calibration, self._presence, self._verdicts = calibration, presence, verdicts
+
+    def __call__(self, vid: str, window: Window) -> float | None:
+        if self._calibration is None:
+            return None
+        if (vid, window.start, window.end) in self._verdicts:
+            return 1.0  # the user said so
+        return self._calibration.probability(window.score, self._presence.get(vid))
+
+
+def _moment(
+    record: VideoRecord,
+    window: Window,
+    rank: int,
+    presence: float | None,
+    verdicts: dict[tuple[str, float, float], str],
+    confidence: _Confidence,
+) -> Moment:
+    return Moment(
+        record.id,
+        record.name,
+        window.start,
+        window.end,
+        window.score,
+        rank,
+        presence=presence,
+        corrected=verdicts.get((record.id, window.start, window.end)),
+        confidence=confidence(record.id, window),
+        recorded_at=record.moment_time(window.start),
+        recorded_tz=record.recorded_tz,
+    )
+
+
 def answer_question(
     library: Library,
     answerer: Answerer,
@@ -343,7 +387,7 @@ def answer_question(
         c
         for c in library.feedback.list(video_id)
         if c.video_id in records and (only is None or c.video_id in only) and same_question(text, c.question)
-    ]
+    ]  # the user's corrections of this question (or a close paraphrase), in the videos searched
     wrong = [c for c in corrections if c.verdict == "wrong"]
     wanted = min(MAX_K, max(k + len(wrong) + (k if when is not None else 0), RECENCY_CANDIDATES))
     ranking = find_moments(
@@ -353,35 +397,18 @@ def answer_question(
     ranked, verdicts = apply_corrections(ranked, corrections, wanted)
     calibration = answerer.calibration
     presence = {vid: sv.presence for vid, sv in ranking.videos.items()}
-
-    def confidence(vid: str, window: Window) -> float | None:
-        if calibration is None:
-            return None
-        if (vid, window.start, window.end) in verdicts:
-            return 1.0  # the user said so
-        return calibration.probability(window.score, presence.get(vid))
-
+    confidence = _Confidence(calibration, presence, verdicts)
     per_video = {
         v: [w for w in sv.windows if _in_time(records, when, v, w) and not is_wrong_again(v, w, wrong)]
         for v, sv in ranking.videos.items()
     }
     ranked, ordered = order_by_time(ranked, per_video, records, ranking.prepared.rewrite, confidence, calibration, k)
-    moments = []
-    for rank, (vid, window) in enumerate(ranked, start=1):
-        moment = Moment(
-            vid,
-            records[vid].name,
-            window.start,
-            window.end,
-            window.score,
-            rank,
-            presence=presence.get(vid),
-            corrected=verdicts.get((vid, window.start, window.end)),
-            confidence=confidence(vid, window),
-            recorded_at=records[vid].moment_time(window.start),
-            recorded_tz=records[vid].recorded_tz,
-        )
-        moments.append(cut(moment) if cut is not None else moment)
+    moments = [
+        _moment(records[vid], window, rank, presence.get(vid), verdicts, confidence)
+        for rank, (vid, window) in enumerate(ranked, start=1)
+    ]
+    if cut is not None:
+        moments = [cut(m) for m in moments]
     return Answer(
         question=question,
         mode=answerer.mode,

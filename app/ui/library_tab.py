@@ -108,15 +108,7 @@ def _lay_out(actions: Actions) -> _Parts:
             when = gr.Textbox(label="Recorded at", placeholder="2026-12-06T08:15", scale=2, elem_id="er-date-time")
             date_btn = gr.Button("Set time", scale=1, elem_id="er-date-set")
         dated = gr.Markdown(elem_id="er-date-status")
-    with gr.Accordion("Demo data", open=False):
-        gr.Markdown(
-            "Make a small synthetic first-person world, index it and train a demo model, so every part "
-            "of the app can be tried without your own videos."
-        )
-        with gr.Row():
-            demo_btn = gr.Button("Make demo data", elem_id="er-demo")
-            demo_stop = gr.Button("Stop", variant="stop")
-        demo_status = gr.Markdown(elem_id="er-demo-status")
+    demo_btn, demo_stop, demo_status = _lay_out_demo()
     return _Parts(
         files,
         status,
@@ -135,6 +127,19 @@ def _lay_out(actions: Actions) -> _Parts:
         demo_stop,
         demo_status,
     )
+
+
+def _lay_out_demo() -> tuple[gr.Button, gr.Button, gr.Markdown]:
+    with gr.Accordion("Demo data", open=False):
+        gr.Markdown(
+            "Make a small synthetic first-person world, index it and train a demo model, so every part "
+            "of the app can be tried without your own videos."
+        )
+        with gr.Row():
+            start = gr.Button("Make demo data", elem_id="er-demo")
+            stop = gr.Button("Stop", variant="stop")
+        status = gr.Markdown(elem_id="er-demo-status")
+    return start, stop, status
 
 
 def _wire_upload(actions: Actions, p: _Parts) -> None:

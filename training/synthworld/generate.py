@@ -359,64 +359,8 @@ def generate_world(
 
     plans = [plan_world_video(i, cfg, house) for i in range(cfg.n_videos)]
     assign_splits(plans, cfg)
-
-    files: list[tuple[str, str]] = []
-    jobs = [(p, str(out / p.file), cfg) for p in plans]
-    if cfg.workers > 1 and len(plans) > 1:
-        pool = ProcessPoolExecutor(max_workers=min(cfg.workers, len(plans)), mp_context=get_context("spawn"))
-        with pool as ex:
-            sizes = list(tqdm(ex.map(_render_job, jobs), total=len(jobs), desc="videos", unit="video", disable=None))
-    else:
-        sizes = [
-            render_video_file(p, Path(path), c, house)
-            for p, path, c in tqdm(jobs, desc="videos", unit="video", disable=None)
-        ]
-    for p, nbytes in zip(plans, sizes):
-        files.append(
-            (
-                p.file,
-                f"{p.duration:.1f} s, {p.n_frames} frames, {cfg.size}x{cfg.size}, {p.split}, {nbytes / 1024:.0f} KiB",
-            )
-        )
-
-    narration_json, world_videos = {}, []
-    n_narr = 0
-    splits: dict[str, list[dict]] = {"train": [], "val": []}
-    for p in plans:
-        entries, per_event = _narrations(p, world_style(cfg.style).house(house), cfg)
-        n_narr += len(entries)
-        narration_json[p.video_uid] = ego4d.narration_video(
-            entries, _summary_text(p), p.duration, _uid(cfg.seed, "narration", p.index)
-        )
-        splits[p.split].append(
-            {
-                "video_uid": p.video_uid,
-                "clips": [
-                    ego4d.nlq_clip(c.clip_uid, c.start, c.end, cfg.fps, c.annotation_uid, c.queries)
-                    for c in p.clips
-                    if c.queries
-                ],
-            }
-        )
-        world_videos.append(_world_video(p, dict(per_event), cfg))
-
-    counts = {}
-    for split in ("train", "val"):
-        data = ego4d.nlq_file(splits[split], split, f"EgoRecall synthetic world, seed {cfg.seed}, {split} split")
-        nbytes = ego4d.write_json(out / f"nlq_{split}.json", data)
-        counts[split] = sum(
-            len(a["language_queries"]) for v in data["videos"] for c in v["clips"] for a in c["annotations"]
-        )
-        files.append(
-            (
-                f"nlq_{split}.json",
-                f"{counts[split]} queries in "
-                f"{sum(len(v['clips']) for v in data['videos'])} clips of "
-                f"{len(data['videos'])} videos, {nbytes / 1024:.0f} KiB",
-            )
-        )
-    nbytes = ego4d.write_json(out / "narration.json", narration_json)
-    files.append(("narration.json", f"{n_narr} narrations, {nbytes / 1024:.0f} KiB"))
+    files = _render_videos(out, plans, cfg, house)
+    n_narr, counts, world_videos = _write_annotations(out, plans, cfg, house, files)
     # How it ran (worker count) must not change the bytes.
     recorded = {k: v for k, v in asdict(cfg).items() if k != "workers"}
     world = {
@@ -447,6 +391,69 @@ def generate_world(
     )
     logger.info("synthetic world: %s", summary.totals_line())
     return summary
+
+
+def _render_videos(out: Path, plans: list[VideoPlan], cfg: SynthConfig, house: House) -> list[tuple[str, str]]:
+    """Render every planned video (in worker processes when asked); returns (file, description) lines."""
+    jobs = [(p, str(out / p.file), cfg) for p in plans]
+    if cfg.workers > 1 and len(plans) > 1:
+        pool = ProcessPoolExecutor(max_workers=min(cfg.workers, len(plans)), mp_context=get_context("spawn"))
+        with pool as ex:
+            sizes = list(tqdm(ex.map(_render_job, jobs), total=len(jobs), desc="videos", unit="video", disable=None))
+    else:
+        sizes = [
+            render_video_file(p, Path(path), c, house)
+            for p, path, c in tqdm(jobs, desc="videos", unit="video", disable=None)
+        ]
+    return [
+        (p.file, f"{p.duration:.1f} s, {p.n_frames} frames, {cfg.size}x{cfg.size}, {p.split}, {nbytes / 1024:.0f} KiB")
+        for p, nbytes in zip(plans, sizes)
+    ]
+
+
+def _write_annotations(
+    out: Path, plans: list[VideoPlan], cfg: SynthConfig, house: House, files: list[tuple[str, str]]
+) -> tuple[int, dict[str, int], list[dict]]:
+    """Write the Ego4D-style NLQ files (train, val) and narrations; returns the narration count, the query
+    count per split and each video's ground truth for ``world.json`` (``files`` gains their lines)."""
+    narration_json, world_videos = {}, []
+    n_narr = 0
+    splits: dict[str, list[dict]] = {"train": [], "val": []}
+    for p in plans:
+        entries, per_event = _narrations(p, world_style(cfg.style).house(house), cfg)
+        n_narr += len(entries)
+        narration_json[p.video_uid] = ego4d.narration_video(
+            entries, _summary_text(p), p.duration, _uid(cfg.seed, "narration", p.index)
+        )
+        splits[p.split].append(
+            {
+                "video_uid": p.video_uid,
+                "clips": [
+                    ego4d.nlq_clip(c.clip_uid, c.start, c.end, cfg.fps, c.annotation_uid, c.queries)
+                    for c in p.clips
+                    if c.queries
+                ],
+            }
+        )
+        world_videos.append(_world_video(p, dict(per_event), cfg))
+    counts = {}
+    for split in ("train", "val"):
+        data = ego4d.nlq_file(splits[split], split, f"EgoRecall synthetic world, seed {cfg.seed}, {split} split")
+        nbytes = ego4d.write_json(out / f"nlq_{split}.json", data)
+        counts[split] = sum(
+            len(a["language_queries"]) for v in data["videos"] for c in v["clips"] for a in c["annotations"]
+        )
+        files.append(
+            (
+                f"nlq_{split}.json",
+                f"{counts[split]} queries in "
+                f"{sum(len(v['clips']) for v in data['videos'])} clips of "
+                f"{len(data['videos'])} videos, {nbytes / 1024:.0f} KiB",
+            )
+        )
+    nbytes = ego4d.write_json(out / "narration.json", narration_json)
+    files.append(("narration.json", f"{n_narr} narrations, {nbytes / 1024:.0f} KiB"))
+    return n_narr, counts, world_videos
 
 
 def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
