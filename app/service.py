@@ -25,14 +25,12 @@ from app.answering import (
     Answerer,
     AnswererCache,
     Moment,
-    SearchConfig,
     answer_question,
 )
 from app.answering.fusion import FUSED
 from app.answering.when import explicit_range
 from app.settings import Settings
-from indexing.clips import ClipConfig, ClipFiles, ClipMaker
-from indexing.config import LibraryConfig
+from indexing.clips import ClipFiles, ClipMaker
 from indexing.errors import VideoError
 from indexing.feedback import Correction
 from indexing.library import Library, ReindexReport, VideoRecord
@@ -67,36 +65,52 @@ class EgoRecall:
         *,
         encoder_spec: EncoderSpec | None = None,
         rate_hz: float | None = None,
-        library_config: LibraryConfig | None = None,
         encoder: ClipEncoder | None = None,
-        clip_config: ClipConfig | None = None,
-        search_config: SearchConfig | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._explicit_spec = encoder.spec if encoder is not None else encoder_spec
         self._rate_hz = rate_hz
-        self._library_config = library_config
         self._library: Library | None = None
+        self._told_encoder = False
         self._encoder: ClipEncoder | None = encoder
         self._lock = threading.RLock()
         self._answerers = AnswererCache(size=3)
         self._default_checkpoint_tried = False
         self._default_checkpoint_problem: str | None = None
-        self.clip_config = clip_config or ClipConfig()
-        self.search_config = search_config or SearchConfig()
 
     # ------------------------------------------------------------------------------------------ resources
     @property
     def library(self) -> Library:
         with self._lock:
             if self._library is None:
-                self._library = Library.open(self.settings.library, rate_hz=self._rate_hz, config=self._library_config)
+                self._library = Library.open(
+                    self.settings.library, rate_hz=self._rate_hz, config=self.settings.indexing
+                )
             return self._library
 
     @property
     def encoder_spec(self) -> EncoderSpec:
-        """Explicit choice, else the library's own encoder, else the settings' default."""
-        return self._explicit_spec or self.library.encoder_spec or self.settings.encoder
+        """Explicit choice, else the library's own encoder, else the settings' default. A library built with
+        another encoder than the settings name keeps its own (features of two encoders cannot be compared);
+        that is said once, in the log, rather than silently."""
+        if self._explicit_spec is not None:
+            return self._explicit_spec
+        own = self.library.encoder_spec
+        if own is None:
+            return self.settings.encoder
+        chosen = self.settings.encoder
+        if own != chosen and chosen != EncoderSpec() and not self._told_encoder:
+            self._told_encoder = True
+            logger.warning(
+                "the library at %s was built with encoder %s, not %s as the settings say; using the library's "
+                "(switch it with `python -m app library reindex --model %s --pretrained %s`)",
+                self.settings.library,
+                own.key,
+                chosen.key if not chosen.is_file else chosen.pretrained,
+                chosen.model,
+                chosen.pretrained,
+            )
+        return own
 
     def encoder(self) -> ClipEncoder:
         """The encoder, loaded on first call (EncoderUnavailable says what is missing) and then reused."""
@@ -313,7 +327,7 @@ class EgoRecall:
         return [AUTO, ZEROSHOT] + names + [f"{FUSED}:{n}" for n in names]
 
     def clip_maker(self) -> ClipMaker:
-        return ClipMaker(self.library, self.settings.clips_dir, self.clip_config)
+        return ClipMaker(self.library, self.settings.clips_dir, self.settings.clips)
 
     def cut(self, video_id: str, start: float, end: float) -> ClipFiles:
         """The playable excerpt (MP4) and thumbnail of a time range of a video (cut once, then cached)."""
@@ -351,7 +365,7 @@ class EgoRecall:
             asked_mode=mode,
             video_id=video_id,
             k=k,
-            config=self.search_config,
+            config=self.settings.answers,
             cut=(lambda moment: self._with_clip(maker, moment)) if maker is not None else None,
             when=when,
         )

@@ -44,7 +44,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.answering import SearchConfig  # noqa: E402
 from app.service import EgoRecall  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
@@ -272,13 +271,10 @@ def run_index(
     before = rss_anon_mb()
     stub = QuestionVectors()
     service = EgoRecall(
-        Settings(library=root, device="cpu"),
-        encoder=stub,
-        library_config=LibraryConfig(index_factory=factory),
-        search_config=SearchConfig(),
+        Settings(library=root, device="cpu", indexing=LibraryConfig(index_factory=factory)), encoder=stub
     )
     started = time.monotonic()
-    resolved = service.library._current_index().factory
+    resolved = service.library.state.frames.current().factory
     load_s = time.monotonic() - started
     index_ram = rss_anon_mb() - before
     library = service.library
@@ -360,14 +356,14 @@ def add_hour(service: EgoRecall, root: Path) -> dict:
                 grain = rng.integers(0, 8, (48, 64, 3), dtype=np.uint8)
                 writer.write(np.full((48, 64, 3), (i // 120 * 37) % 256, np.uint8) + grain)  # a new look a minute
     library = service.library
-    before = library._current_index().factory
+    before = library.state.frames.current().factory
     started = time.monotonic()
     staged = stage_video(path, library.root, FeatureStub(), rate_hz=RATE_HZ, copy_media=False)
     stage_s = time.monotonic() - started
     started = time.monotonic()
     rec = library.commit_staged(staged)
     commit_s = time.monotonic() - started
-    index = library._current_index()
+    index = library.state.frames.current()
     return dict(
         stage_s=stage_s, commit_s=commit_s, rows=rec.num_rows, rebuilt=index.factory != before, factory=index.factory
     )

@@ -3,6 +3,7 @@ controlled embeddings (see ``answer_fixtures.ColorEncoder``: the keys are red, t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -45,9 +46,11 @@ def world(tmp_path_factory):
     return settings, encoder, {r.record.name: r.record.id for r in results}
 
 
-def service_for(world, **kwargs) -> EgoRecall:
+def service_for(world, search_config: SearchConfig | None = None) -> EgoRecall:
     settings, encoder, _ = world
-    return EgoRecall(settings, encoder=encoder, **kwargs)
+    if search_config is not None:
+        settings = dataclasses.replace(settings, answers=search_config)
+    return EgoRecall(settings, encoder=encoder)
 
 
 def overlaps(moment, start, end) -> bool:

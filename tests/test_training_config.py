@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from training.config import CONFIG_DIR, ConfigError, TrainConfig, load_config, parse_override
+from models.config_files import parse_override
+from training.config import CONFIG_DIR, ConfigError, TrainConfig, load_config
 
 BASE = ["data.train=[train.json]", "data.library=lib", "optim.steps=10"]
 

@@ -19,28 +19,20 @@ Few-shot runs keep the NLQ queries of a seeded share of clips (``data.nlq_fracti
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from models.errors import EgoRecallError
+from models.config_files import ConfigError, apply_values, plain
+from models.config_files import configure as _configure
 
 STAGES = ("joint", "finetune", "nlq")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 LONG_CLIP_MODES = ("crop", "resample")
 SCHEDULES = ("linear", "constant")
 CONFIG_DIR = Path(__file__).with_name("configs")
-
-
-class ConfigError(EgoRecallError):
-    """A training config that cannot be used: unknown key, wrong type, impossible value."""
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -272,7 +264,7 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ plain data
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
@@ -281,155 +273,9 @@ class TrainConfig:
         return config
 
 
-# ---------------------------------------------------------------------------------------------- loading
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check (and gently convert) one value against a field's type hint."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Path:
-        if not isinstance(value, (str, Path)) or not str(value):
-            raise ConfigError(f"{source}: '{key}' must be a path, not {value!r}.")
-        return Path(value).expanduser()
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key, source) if len(inner) == 1 else value
-    if hint is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{source}: '{key}' must be a number, not {value!r}.")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{source}: '{key}' must be a whole number, not {value!r}.")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: '{key}' must be true or false, not {value!r}.")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: '{key}' must be a string, not {value!r}.")
-        return value
-    if origin is list:
-        if isinstance(value, (str, Path)):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: '{key}' must be a list, not {value!r}.")
-        return [_coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)] if args else list(value)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or (args and args[-1] is not Ellipsis and len(value) != len(args)):
-            raise ConfigError(f"{source}: '{key}' must be a list of {len(args)} values, not {value!r}.")
-        return tuple(_coerce(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, not {value!r}.")
-        return dict(value)
-    return value
-
-
-def apply_values(target: Any, values: Mapping[str, Any], source: str, prefix: str = "") -> None:
-    """Overlay a nested mapping onto a config dataclass, refusing unknown keys by their dotted name."""
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or 'the top level'}' must be a mapping of settings.")
-    hints = _hints(type(target))
-    known = {f.name for f in dataclasses.fields(target)}
-    for key, value in values.items():
-        dotted = f"{prefix}{key}"
-        if key not in known:
-            raise ConfigError(f"{source}: unknown config key '{dotted}' (known here: {', '.join(sorted(known))}).")
-        current = getattr(target, key)
-        if dataclasses.is_dataclass(current):
-            apply_values(current, value, source, f"{dotted}.")
-        else:
-            setattr(target, key, _coerce(value, hints[key], dotted, source))
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML or JSON config file as a mapping (an empty file is an empty mapping)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        candidate = CONFIG_DIR / path.name
-        if path.parent == Path(".") and candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
-        else:
-            raise ConfigError(f"The config file {path} does not exist.") from None
-    except OSError as exc:
-        raise ConfigError(f"The config file {path} cannot be read ({exc.strerror or exc}).") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise ConfigError(
-            f"The config file {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'} "
-            f"({str(exc).splitlines()[0]})."
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"The config file {path} must hold a mapping of settings at the top level.")
-    return data
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"optim.lr=1e-4"`` -> (["optim", "lr"], 1e-4); the value is read as YAML (lists, null, booleans)."""
-    if "=" not in text:
-        raise ConfigError(f"--set takes key=value, got '{text}'.")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set '{text}' has no valid key before '='.")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
-
-
-def nest(parts: list[str], value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {parts[-1]: value}
-    for part in reversed(parts[:-1]):
-        out = {part: out}
-    return out
-
-
-def configure(
-    target: Any,
-    path: str | Path | None = None,
-    overrides: Iterable[str] = (),
-    values: Mapping[str, Any] | None = None,
-) -> Any:
-    """The one way every EgoRecall config dataclass is read (training, pretraining): its defaults, then the
-    file at ``path`` (YAML/JSON; a bare name also looks in ``training/configs``), then ``values`` (a nested
-    mapping, e.g. a command's everyday flags), then ``key=value`` overrides (``--set``); unknown keys are
-    refused by their dotted name. Returns ``target``, changed in place."""
-    if path is not None:
-        apply_values(target, read_config_file(path), str(path))
-    if values:
-        apply_values(target, values, "values")
-    for text in overrides:
-        parts, value = parse_override(text)
-        apply_values(target, nest(parts, value), "--set")
-    return target
+def configure(target: Any, path: str | Path | None = None, overrides: Iterable[str] = (), values=None) -> Any:
+    """:func:`models.config_files.configure`, looking for bare names in ``training/configs``."""
+    return _configure(target, path, overrides, values, search_dir=CONFIG_DIR)
 
 
 def load_config(

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from app.settings import Settings
+from app.settings import load_settings
 
 HEADLINE_METRICS = ("R@1@0.3", "R@5@0.3", "R@1@0.5", "R@5@0.5")
 
@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
 
 def _directory(args) -> Path:
-    return args.dir if args.dir is not None else Settings().checkpoints_dir
+    return args.dir if args.dir is not None else load_settings().checkpoints_dir
 
 
 def _metrics_summary(metrics: dict[str, float]) -> str:

@@ -60,9 +60,9 @@ def _print_answer(title: str, answer, report) -> None:
 def demo_command(args: argparse.Namespace) -> int:
     from app.demo import DemoConfig, run_demo
     from app.service import EgoRecall
-    from app.settings import Settings
+    from app.settings import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     if args.library:
         settings.library = args.library
     config = DemoConfig.quick() if args.quick else DemoConfig()

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.settings import Settings
+from app.settings import EVERYDAY_FLAGS, Settings, load_settings
 
 
 def grey_levels(text: str) -> float:
@@ -28,6 +28,8 @@ def grey_levels(text: str) -> float:
 
 
 def _add_library_arg(parser: argparse.ArgumentParser) -> None:
+    """``--library`` and the app's settings (``--settings FILE``, ``--set KEY=VALUE``), for every command that
+    opens a library."""
     parser.add_argument(
         "--library",
         type=Path,
@@ -35,15 +37,27 @@ def _add_library_arg(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="library directory (default: $EGORECALL_LIBRARY or data/library)",
     )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a YAML file of the app's settings (default: $EGORECALL_CONFIG; `python -m app settings` lists them)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="settings_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting, e.g. --set indexing.decode.workers=2 --set clips.pad_s=2 (repeatable)",
+    )
 
 
 def _settings(args) -> Settings:
-    settings = Settings()
-    if getattr(args, "library", None):
-        settings.library = args.library
-    if getattr(args, "device", None):
-        settings.device = args.device
-    return settings
+    """The settings a command runs with: defaults, environment, ``--settings``, its everyday flags, ``--set``."""
+    flags = {name: getattr(args, name, None) for name in EVERYDAY_FLAGS}
+    return load_settings(getattr(args, "settings", None), getattr(args, "settings_overrides", None) or (), flags)
 
 
 def register(subparsers) -> None:
@@ -223,17 +237,12 @@ def register(subparsers) -> None:
 
 def _service(args):
     from app.service import EgoRecall
-    from indexing.config import DecodeConfig, LibraryConfig
     from models.clip_encoder import EncoderSpec
 
     spec = None
     if getattr(args, "model", None) or getattr(args, "pretrained", None) or getattr(args, "quantize", None):
         spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained, quantize=args.quantize)
-    config = None
-    workers, still = getattr(args, "workers", None), getattr(args, "reuse_still", None)
-    if workers or still:
-        config = LibraryConfig(decode=DecodeConfig(workers=workers, still_frame_diff=still or 0.0))
-    return EgoRecall(_settings(args), encoder_spec=spec, rate_hz=getattr(args, "rate", None), library_config=config)
+    return EgoRecall(_settings(args), encoder_spec=spec, rate_hz=getattr(args, "rate", None))
 
 
 def _duration(seconds: float) -> str:

@@ -54,14 +54,14 @@ def register(subparsers) -> None:
 def train_command(args: argparse.Namespace) -> int:
     from app.commands.stopping import stop_on_signals
     from app.service import EgoRecall
-    from app.settings import Settings
+    from app.settings import load_settings
     from training.config import load_config
 
     overrides = list(args.overrides)
     if args.library:
         overrides.append(f"data.library={args.library}")
     config = load_config(args.config, overrides)
-    settings = Settings()
+    settings = load_settings()
     if config.data.library:
         settings.library = Path(config.data.library)
     stop = threading.Event()

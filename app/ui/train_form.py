@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from training.config import CONFIG_DIR, TrainConfig, apply_values, load_config, nest, read_config_file
+from models.config_files import apply_values, nest, read_config_file
+from training.config import CONFIG_DIR, TrainConfig, load_config
 
 STAGE_LABELS = {"joint": "stage 1: joint NLQ + NaQ", "finetune": "stage 2: fine-tune on NLQ", "nlq": "NLQ only"}
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from models.config_files import configure
 from models.errors import EgoRecallError
+
+PRETRAIN_CONFIG_DIR = Path(__file__).parents[1] / "configs" / "pretrain"
+"""One YAML per pretraining experiment (``--config NAME.yaml``)."""
 
 
 class PretrainError(EgoRecallError):
@@ -168,10 +172,9 @@ RUN_DEFINING = (
 
 
 def load_pretrain_config(path: str | Path | None = None, overrides=(), values: dict | None = None) -> PretrainConfig:
-    """A pretraining config read as every config is (:func:`training.config.configure`), validated."""
-    from training.config import configure
-
-    config = configure(PretrainConfig(), path, overrides, values)
+    """A pretraining config read as every config is (:func:`models.config_files.configure`), validated; a bare
+    file name is also looked for in ``training/configs/pretrain`` (one file per experiment)."""
+    config = configure(PretrainConfig(), path, overrides, values, search_dir=PRETRAIN_CONFIG_DIR)
     config.validate()
     return config
 
