@@ -30,8 +30,8 @@ from app.answering import (
 from app.answering.fusion import FUSED
 from app.answering.when import explicit_range
 from app.settings import Settings
-from indexing.clips import ClipFiles, ClipMaker
 from indexing.errors import VideoError
+from indexing.excerpts import ExcerptFiles, ExcerptMaker
 from indexing.feedback import Correction
 from indexing.library import Library, ReindexReport, VideoRecord
 from indexing.outcome import IndexResult
@@ -326,10 +326,10 @@ class EgoRecall:
         names = [c.name for c in infos]
         return [AUTO, ZEROSHOT] + names + [f"{FUSED}:{n}" for n in names]
 
-    def clip_maker(self) -> ClipMaker:
-        return ClipMaker(self.library, self.settings.clips_dir, self.settings.clips)
+    def clip_maker(self) -> ExcerptMaker:
+        return ExcerptMaker(self.library, self.settings.excerpts_dir, self.settings.excerpts)
 
-    def cut(self, video_id: str, start: float, end: float) -> ClipFiles:
+    def cut(self, video_id: str, start: float, end: float) -> ExcerptFiles:
         """The playable excerpt (MP4) and thumbnail of a time range of a video (cut once, then cached)."""
         return self.clip_maker().make(video_id, start, end)
 
@@ -374,7 +374,7 @@ class EgoRecall:
         return answer
 
     @staticmethod
-    def _with_clip(maker: ClipMaker, moment: Moment) -> Moment:
+    def _with_clip(maker: ExcerptMaker, moment: Moment) -> Moment:
         try:
             files = maker.make(moment.video_id, moment.start, moment.end)
         except EgoRecallError as exc:
@@ -414,7 +414,7 @@ class EgoRecall:
                 config.output.checkpoints_dir = str(self.settings.checkpoints_dir)
         # An encoder this app already loaded serves the text tokens too (used only if its weights match).
         result = run(
-            config, progress=progress, stop=stop, clip=self._encoder, resume=resume, show_progress=show_progress
+            config, progress=progress, stop=stop, encoder=self._encoder, resume=resume, show_progress=show_progress
         )
         if config.eval.fit_answering and not result.stopped:
             result.answering = self._fit_for_answering(config, result)

@@ -10,7 +10,7 @@ refused by its dotted name. ``python -m app settings`` prints the result, so any
     encoder: {model: ViT-B-16, pretrained: openai}
     indexing:
       decode: {workers: 2, still_frame_diff: 2.0}
-    clips: {pad_s: 2.0}
+    excerpts: {pad_s: 2.0}
     answers: {frame_hits: 512}
 
 To add a setting: add a field (with its default and a docstring) to the dataclass that uses it; it can then be
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from app.answering.search import SearchConfig
-from indexing.clips import ClipConfig
 from indexing.config import LibraryConfig
+from indexing.excerpts import EXCERPTS_DIR, ExcerptConfig
 from models.clip_encoder import EncoderSpec
 from models.config_files import configure, plain
 
@@ -67,8 +67,8 @@ class Settings:
     when the library has no compatible checkpoint of its own ($EGORECALL_CHECKPOINT_URL)."""
     indexing: LibraryConfig = field(default_factory=LibraryConfig)
     """How this process decodes, indexes and searches the library (:class:`indexing.config.LibraryConfig`)."""
-    clips: ClipConfig = field(default_factory=ClipConfig)
-    """How answer clips are cut (:class:`indexing.clips.ClipConfig`)."""
+    excerpts: ExcerptConfig = field(default_factory=ExcerptConfig)
+    """How each answer's playable excerpt (its clip, to the user) is cut (:class:`indexing.excerpts.ExcerptConfig`)."""
     answers: SearchConfig = field(default_factory=SearchConfig)
     """How library-wide questions pick and answer candidate videos (:class:`app.answering.search.SearchConfig`)."""
 
@@ -82,8 +82,8 @@ class Settings:
         return self.checkpoints if self.checkpoints is not None else self.library / "checkpoints"
 
     @property
-    def clips_dir(self) -> Path:
-        return self.library / "clips"
+    def excerpts_dir(self) -> Path:
+        return self.library / EXCERPTS_DIR
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

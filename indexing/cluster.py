@@ -30,7 +30,7 @@ from pathlib import Path
 
 from indexing.catalog import STATUS_READY
 from indexing.config import DecodeConfig
-from indexing.errors import DecoderFailed, EncoderMismatch, LibraryBusy, LibraryError, VideoError
+from indexing.errors import DecoderFailed, FeatureMismatch, LibraryBusy, LibraryError, VideoError
 from indexing.fsutil import FileLock
 from indexing.layout import STAGING_LOCK
 from indexing.library import Library
@@ -253,7 +253,7 @@ def _settle(ray, library: Library, path: Path, ref, config: ClusterConfig) -> In
     staged: StagedVideo = value
     try:
         return IndexResult(path, library.commit_staged(staged))
-    except (EncoderMismatch, LibraryBusy):
+    except (FeatureMismatch, LibraryBusy):
         raise
     except LibraryError as exc:
         return IndexResult(path, error=DecoderFailed(path, f"its staged features could not be committed ({exc})"))

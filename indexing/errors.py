@@ -59,8 +59,16 @@ class LibraryBusy(LibraryError):
     """Another writer holds the library's write lock for longer than we were willing to wait."""
 
 
-class EncoderMismatch(LibraryError):
-    """The library was built with one encoder (or grid rate) and was asked to mix in another."""
+class FeatureMismatch(LibraryError):
+    """Features that cannot go together with the library's: another encoder's, or on another time grid."""
+
+
+class EncoderMismatch(FeatureMismatch):
+    """The library was built with one encoder and was asked to mix in (or search with) another's."""
+
+
+class GridMismatch(FeatureMismatch):
+    """The library's features lie on one time grid (rate) and were asked to go with another's."""
 
 
 class UnknownVideo(LibraryError):

@@ -7,7 +7,7 @@ Layout of a library directory::
     features/<id>.npy       float16 [num_bins, dim] L2-normalised, one row per grid bin (memory-mappable)
     media/<id>.<ext>        the library's hard link to (or copy of) each video, to cut answer clips from
     index/frames.faiss      faiss index over every frame of every ready video (+ frames.json sidecar)
-    clips/<id>/             cached answer clips and thumbnails (``indexing.clips``), removed with the video
+    clips/<id>/             cached answer clips and thumbnails (``indexing.excerpts``), removed with the video
     jobs/<job>/             work area of a running indexing job (its own flock, features, media)
     encoders/<name>/        after a re-index: the features/ and index/ of the current encoder (the settings
                             name which store is current; until the first re-index it is the root's)
@@ -51,7 +51,7 @@ import numpy as np
 
 from indexing.catalog import STATUS_READY, Catalog, LibrarySettings, VideoRecord
 from indexing.config import LibraryConfig
-from indexing.errors import EncoderMismatch, LibraryError, UnknownVideo
+from indexing.errors import GridMismatch, LibraryError, UnknownVideo
 from indexing.extract import FrameEncoder, Progress
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import replace_durably, tmp_name
@@ -106,7 +106,7 @@ class Library:
 
         ``rate_hz`` is the grid rate of a new library (default 1.875 Hz, Ego4D's); for an existing one it
         must match. ``encoder_spec`` (an ``EncoderSpec``), when given, must match the encoder the library was
-        built with. Raises :class:`EncoderMismatch` on either mismatch, :class:`LibraryError` when
+        built with. Raises :class:`GridMismatch` or :class:`EncoderMismatch`, :class:`LibraryError` when
         ``create`` is False and there is no library.
         """
         config = config or LibraryConfig()
@@ -119,7 +119,7 @@ class Library:
         lib.catalog.migrate()
         settings = lib.settings
         if rate_hz is not None and abs(float(rate_hz) - settings.rate_hz) > 1e-9:
-            raise EncoderMismatch(
+            raise GridMismatch(
                 f"the library at {root} uses a {settings.rate_hz:g} Hz time grid, not "
                 f"{float(rate_hz):g} Hz; leave out --rate or use another library"
             )

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from indexing.catalog import STATUS_DAMAGED, STATUS_INDEXING, STATUS_READY, LibrarySettings, VideoRecord
-from indexing.clips import CLIPS_DIR
 from indexing.errors import LibraryError
+from indexing.excerpts import EXCERPTS_DIR
 from indexing.fsutil import (
     TMP_MARK,
     fsync_dir,
@@ -170,7 +170,7 @@ class Repairer:
     def _clips(self, found: _Findings, known_ids: set[str]) -> None:
         """Clip folders of videos that are gone, and temporary clip files a killed cutter left (only old ones:
         a young one may belong to a cut in progress in another process)."""
-        clips = self._state.root / CLIPS_DIR
+        clips = self._state.root / EXCERPTS_DIR
         for folder in sorted(clips.iterdir()) if clips.is_dir() else []:
             if not folder.is_dir():
                 continue

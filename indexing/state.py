@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from indexing.catalog import STATUS_INDEXING, STATUS_READY, Catalog, LibrarySettings, VideoRecord
-from indexing.clips import video_clips_dir
 from indexing.config import LibraryConfig
 from indexing.errors import LibraryBusy, LibraryError
+from indexing.excerpts import video_excerpts_dir
 from indexing.fsutil import FileLock, lock_is_free
 from indexing.layout import LOCK_FILE, STORES_DIR, FeatureMaps, load_features
 from indexing.vectors import FrameIndex, IndexMeta, effective_factory, index_vectors, video_set_checksum
@@ -310,7 +310,7 @@ class LibraryState:
     def delete_files(self, rec: VideoRecord) -> None:
         """A video's features, answer clips, media copy and job folder (never a referenced original)."""
         self.paths.features(rec.id).unlink(missing_ok=True)
-        shutil.rmtree(video_clips_dir(self.root, rec.id), ignore_errors=True)
+        shutil.rmtree(video_excerpts_dir(self.root, rec.id), ignore_errors=True)
         if rec.media_mode != "reference":
             for p in (self.root / "media").glob(f"{rec.id}.*"):
                 p.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from indexing.catalog import STATUS_INDEXING, STATUS_READY, LibrarySettings, VideoRecord
 from indexing.decode import probe_isolated
-from indexing.errors import EncoderMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
+from indexing.errors import EncoderMismatch, GridMismatch, InvalidVideo, LibraryBusy, LibraryError, UnknownVideo
 from indexing.extract import FrameEncoder, Progress
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import FileLock, HashCache, link_or_copy, replace_durably
@@ -114,13 +114,13 @@ class Writer:
 
         The same commit as :meth:`add`'s: the row becomes ready only after the feature file and the index
         entries are in place, and the staged folder is consumed. Returns the existing record, deleting the
-        folder, when the same bytes are already in. Raises :class:`EncoderMismatch` for features of another
-        encoder or grid, LibraryError for a folder whose files do not match its manifest.
+        folder, when the same bytes are already in. Raises :class:`EncoderMismatch` / :class:`GridMismatch` for
+        features of another encoder or grid, LibraryError for a folder whose files do not match its manifest.
         """
         settings = self._catalog.settings()
         self.require_encoder(staged.encoder.key, staged.encoder.dim, settings)
         if abs(staged.rate_hz - settings.rate_hz) > 1e-9:
-            raise EncoderMismatch(
+            raise GridMismatch(
                 f"{staged.source.name} was staged on a {staged.rate_hz:g} Hz grid, not the library's "
                 f"{settings.rate_hz:g} Hz"
             )

@@ -76,14 +76,14 @@ def text_encoder_kinds() -> list[str]:
 class OpenClipTokens:
     """Token features of an open_clip text tower (after its final LayerNorm, projected to the joint space)."""
 
-    def __init__(self, spec: TextEncoderSpec, device: torch.device, clip: ClipEncoder | None = None) -> None:
+    def __init__(self, spec: TextEncoderSpec, device: torch.device, encoder: ClipEncoder | None = None) -> None:
         self.spec = spec
-        self.clip = clip or ClipEncoder.load(EncoderSpec(spec.model, spec.pretrained), device=device)
-        self.key = f"open_clip:{self.clip.key}"
-        self.dim = self.clip.dim
+        self.encoder = encoder or ClipEncoder.load(EncoderSpec(spec.model, spec.pretrained), device=device)
+        self.key = f"open_clip:{self.encoder.key}"
+        self.dim = self.encoder.dim
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        return self.clip.encode_text_tokens([normalize_text(t) for t in texts])
+        return self.encoder.encode_text_tokens([normalize_text(t) for t in texts])
 
 
 @register_text_encoder("hf")
@@ -125,11 +125,11 @@ _cache_lock = threading.Lock()
 
 
 def load_text_encoder(
-    spec: TextEncoderSpec, device: str | torch.device | None = None, clip: ClipEncoder | None = None
+    spec: TextEncoderSpec, device: str | torch.device | None = None, encoder: ClipEncoder | None = None
 ) -> TokenEncoder:
     """Build (once per process and device) the token encoder a spec describes.
 
-    Pass ``clip`` to reuse an already loaded :class:`ClipEncoder` with the same weights instead of loading a
+    Pass ``encoder`` to reuse an already loaded :class:`ClipEncoder` with the same weights instead of loading a
     second copy.
     """
     if spec.kind not in _KINDS:
@@ -139,11 +139,11 @@ def load_text_encoder(
         key = (spec, str(device))
         if key not in _cache:
             if (
-                clip is not None
+                encoder is not None
                 and spec.kind == "open_clip"
-                and (clip.spec.model, clip.spec.pretrained) == (spec.model, spec.pretrained)
+                and (encoder.spec.model, encoder.spec.pretrained) == (spec.model, spec.pretrained)
             ):
-                _cache[key] = OpenClipTokens(spec, device, clip=clip)
+                _cache[key] = OpenClipTokens(spec, device, encoder=encoder)
             else:
                 _cache[key] = _KINDS[spec.kind](spec, device)
             logger.info("loaded text encoder %s", _cache[key].key)

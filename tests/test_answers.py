@@ -216,10 +216,10 @@ def test_clips_come_with_moments_and_go_with_their_video(world, tmp_path):
         assert m.clip is not None and m.clip.is_file() and m.thumbnail.is_file() and m.clip_error is None
         assert m.clip_start == pytest.approx(max(0.0, m.start - 1.0))
     hall = ids["hall.mp4"]
-    clips_dir = settings.clips_dir / hall
-    assert clips_dir.is_dir()
+    excerpts_dir = settings.excerpts_dir / hall
+    assert excerpts_dir.is_dir()
     service.remove(hall)
-    assert not clips_dir.exists()
+    assert not excerpts_dir.exists()
     assert hall not in {m.video_id for m in service.ask("where is my phone", k=3, clips=False).moments}
 
 

@@ -149,7 +149,7 @@ def test_files_outside_the_clips_folder_are_not_served(served, path):
     secret.write_bytes(SECRET)
     lib = app.service.library
     media = lib.media_path(app.service.videos()[0].id)
-    clips = app.service.settings.clips_dir.resolve()
+    clips = app.service.settings.excerpts_dir.resolve()
     catalog = next(p for p in sorted(lib.root.iterdir()) if p.is_file())
     path = path.format(
         secret=secret, media=media, catalog=catalog, clips=clips, clips_enc=str(clips).replace("/", "%2F")

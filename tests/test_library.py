@@ -11,7 +11,7 @@ import pytest
 from media import codec_videos, h264_video, media_dir, pattern_frame, write_video  # noqa: F401
 
 from indexing.config import DecodeConfig, LibraryConfig
-from indexing.errors import DecoderHung, EncoderMismatch, InvalidVideo, LibraryBusy, UnknownVideo
+from indexing.errors import DecoderHung, EncoderMismatch, GridMismatch, InvalidVideo, LibraryBusy, UnknownVideo
 from indexing.fsutil import FileLock
 from indexing.library import Library
 from models.clip_encoder import ClipEncoder, EncoderSpec
@@ -195,7 +195,7 @@ def test_hung_decoder_fails_one_add_and_the_library_lives_on(library, tmp_path, 
 def test_encoder_and_rate_mismatch_are_refused(library, videos, tiny_encoder, tmp_path):
     with pytest.raises(EncoderMismatch, match="egorecall-tiny/random-seed0"):
         Library.open(library.root, encoder_spec=EncoderSpec("ViT-B-32", "none"))
-    with pytest.raises(EncoderMismatch, match="1.875 Hz"):
+    with pytest.raises(GridMismatch, match="1.875 Hz"):
         Library.open(library.root, rate_hz=2.0)
     # A real second encoder: the same architecture with weights from a file has another key.
     from safetensors.torch import save_file

@@ -37,21 +37,21 @@ def test_file_then_flags_then_set_and_unknown_keys_refused(tmp_path, monkeypatch
             {
                 "library": str(tmp_path / "from-file"),
                 "indexing": {"decode": {"workers": 3, "backends": ["decord"]}, "index_factory": "Flat"},
-                "clips": {"pad_s": 2.5},
+                "excerpts": {"pad_s": 2.5},
             }
         )
     )
     s = load_settings(path, ["indexing.decode.workers=4"], {"device": "cpu", "workers": None})
     assert s.library == tmp_path / "from-file" and s.device == "cpu"
     assert s.indexing.decode.workers == 4 and s.indexing.decode.backends == ("decord",)  # frozen, rebuilt
-    assert s.indexing.index_factory == "Flat" and s.clips.pad_s == 2.5
+    assert s.indexing.index_factory == "Flat" and s.excerpts.pad_s == 2.5
     assert s.checkpoints_dir == tmp_path / "from-file" / "checkpoints"
     with pytest.raises(ConfigError, match="unknown config key 'indexing.decode.wrkers'"):
         load_settings(None, ["indexing.decode.wrkers=2"])
-    with pytest.raises(ConfigError, match="'clips.pad_s' must be a number"):
-        load_settings(None, ["clips.pad_s=wide"])
+    with pytest.raises(ConfigError, match="'excerpts.pad_s' must be a number"):
+        load_settings(None, ["excerpts.pad_s=wide"])
     monkeypatch.setenv("EGORECALL_CONFIG", str(path))
-    assert load_settings().clips.pad_s == 2.5  # the environment names a default settings file
+    assert load_settings().excerpts.pad_s == 2.5  # the environment names a default settings file
 
 
 def test_the_environment_is_read_once_when_settings_are_made(tmp_path, monkeypatch):
@@ -101,6 +101,6 @@ def test_a_chosen_encoder_the_library_does_not_use_is_said_not_dropped(tmp_path,
 
 def test_field_paths_walks_nested_settings():
     keys = field_paths(Settings)
-    assert {"library", "encoder.model", "indexing.decode.damage.max_missing_s", "clips.pad_s"} <= set(keys)
+    assert {"library", "encoder.model", "indexing.decode.damage.max_missing_s", "excerpts.pad_s"} <= set(keys)
     assert keys["indexing.decode.workers"] == (int | None)
     assert Path is keys["library"]

@@ -6,7 +6,7 @@ from models.text_tokens import TextEncoderSpec, load_text_encoder
 
 
 def test_open_clip_tokens_normalise_narrations_like_questions(tiny_spec, tiny_encoder):
-    enc = load_text_encoder(TextEncoderSpec.from_clip(tiny_spec), device="cpu", clip=tiny_encoder)
+    enc = load_text_encoder(TextEncoderSpec.from_clip(tiny_spec), device="cpu", encoder=tiny_encoder)
     assert enc.dim == tiny_encoder.dim and enc.key.endswith(tiny_encoder.key)
     feats, mask = enc.encode(["#C C puts the keys on the table.", "puts the keys on the table"])
     np.testing.assert_allclose(feats[0][mask[0]], feats[1][mask[1]], atol=1e-5)

@@ -88,7 +88,7 @@ class Trainer:
         *,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
-        clip: ClipEncoder | None = None,
+        encoder: ClipEncoder | None = None,
         resume: bool | None = None,
         show_progress: bool = False,
     ) -> None:
@@ -96,7 +96,8 @@ class Trainer:
         self.config = config
         self.progress = progress
         self.stop = stop or threading.Event()
-        self.clip = clip
+        self.encoder = encoder
+        """An already loaded image-text encoder, reused for the text tokens when its weights are theirs."""
         self.resume = resume
         self.show_progress = show_progress
 
@@ -195,7 +196,8 @@ class Trainer:
         """The frozen text encoder (the init checkpoint's own, if any) and its feature cache."""
         cfg, info = self.config, self.info
         text_spec = resolve_text_spec(cfg, source, init_meta)
-        encoder = load_text_encoder(text_spec, info.device if info.device.type == "cuda" else "cpu", clip=self.clip)
+        device = info.device if info.device.type == "cuda" else "cpu"
+        encoder = load_text_encoder(text_spec, device, encoder=self.encoder)
         if init_meta is not None and init_meta.text_encoder.key != encoder.key:
             raise TrainingError(
                 f"The checkpoint {cfg.init_from} was trained with text encoder "
@@ -553,15 +555,16 @@ def run(
     *,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
-    clip: ClipEncoder | None = None,
+    encoder: ClipEncoder | None = None,
     resume: bool | None = None,
     show_progress: bool = False,
 ) -> TrainResult:
     """Train one stage as ``config`` says and return what it produced.
 
     ``progress(record)`` receives every log record (see :mod:`training.runlog`) as it is written; ``stop`` ends
-    the run cleanly after the current step; ``clip`` reuses an already loaded encoder for the text tokens;
+    the run cleanly after the current step; ``encoder`` reuses an already loaded encoder for the text tokens;
     ``resume``: None continues from the run folder's snapshot if there is one, True requires one (and also
     continues a run that was stopped early). ``show_progress`` draws tqdm bars (the CLI).
     """
-    return Trainer(config, progress=progress, stop=stop, clip=clip, resume=resume, show_progress=show_progress).run()
+    trainer = Trainer(config, progress=progress, stop=stop, encoder=encoder, resume=resume, show_progress=show_progress)
+    return trainer.run()

@@ -34,7 +34,7 @@ class Moment:
     rank: int
     """1 = best."""
     clip: Path | None = None
-    """H.264/MP4 of the moment, padded by ``ClipConfig.pad_s`` each side (None without clips)."""
+    """H.264/MP4 of the moment, padded by ``ExcerptConfig.pad_s`` each side (None without clips)."""
     thumbnail: Path | None = None
     """JPEG of the frame at the middle of the window."""
     clip_start: float | None = None

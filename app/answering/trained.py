@@ -99,11 +99,11 @@ class TrainedAnswerer:
                 f"features ({context.feature_dim}-d from '{context.feature_key}') cannot provide"
             )
         spec = text_encoder_spec(self.meta.text_encoder)
-        clip = None
+        shared = None
         cs = context.encoder_spec
         if spec.kind == "open_clip" and cs is not None and (cs.model, cs.pretrained) == (spec.model, spec.pretrained):
-            clip = context.encoder()
-        self.tokens = load_text_encoder(spec, context.device, clip=clip)
+            shared = context.encoder()
+        self.tokens = load_text_encoder(spec, context.device, encoder=shared)
         if int(self.tokens.dim) != int(self.meta.text_encoder.dim):
             raise IncompatibleCheckpoint(
                 f"checkpoint {folder.name} expects {self.meta.text_encoder.dim}-d query tokens, but its text "

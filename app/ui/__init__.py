@@ -75,7 +75,7 @@ def launch_app(
 ) -> tuple[Any, str]:
     """Serve ``blocks``; returns (FastAPI app, local URL). Only the clips folder is readable by URL."""
     service = blocks.egorecall_service  # type: ignore[attr-defined]
-    clips = Path(service.settings.clips_dir).resolve()
+    clips = Path(service.settings.excerpts_dir).resolve()
     clips.mkdir(parents=True, exist_ok=True)
     blocks.queue(default_concurrency_limit=1)
     app, url, _ = blocks.launch(

@@ -1,4 +1,5 @@
-"""Answer clips and thumbnails, cut from the library's stored media and cached next to it.
+"""Answer excerpts (the short clips a user plays; "clip" in code means an Ego4D clip) and thumbnails, cut from
+the library's stored media and cached next to it.
 
 An answer is a time range of a long recording; the user wants to *watch* it. Each moment gets a short MP4
 (H.264, yuv420p, even sides, ``+faststart`` -- what every browser plays) and a JPEG of the frame in the
@@ -8,7 +9,7 @@ middle of the window, cut from :meth:`Library.media_path` with PyAV:
   the frame *on screen* at the start, which becomes the clip's first frame (timestamp 0) -- and stop at the
   end. Frames keep their own timestamps (minus the start), so variable-frame-rate recordings stay in time;
   a seek that lands late (some files' indexes are coarse) is retried further back, finally from the start;
-* re-encode at a small size (short side <= ``ClipConfig.short_side``), turned for display as the recording's
+* re-encode at a small size (short side <= ``ExcerptConfig.short_side``), turned for display as the recording's
   rotation says (the pixels are rotated; the clip carries no rotation of its own), at most ``max_fps``;
 * pad the window by ``pad_s`` on each side (clamped to the video), so a moment is seen in its context.
 
@@ -52,16 +53,17 @@ class MediaLibrary(Protocol):
 
 logger = logging.getLogger(__name__)
 
-CLIPS_DIR = "clips"
+EXCERPTS_DIR = "clips"
+"""The library's folder of cached excerpts (its name predates the word; kept so existing libraries keep theirs)."""
 LOCK_NAME = ".lock"
 
 
-class ClipError(LibraryError):
+class ExcerptError(LibraryError):
     """An answer clip could not be cut (media missing or undecodable, bad range, cache busy)."""
 
 
 @dataclass(frozen=True)
-class ClipConfig:
+class ExcerptConfig:
     pad_s: float = 1.0
     """Seconds of context added before and after the window (clamped to the video)."""
     short_side: int = 360
@@ -77,7 +79,7 @@ class ClipConfig:
 
 
 @dataclass(frozen=True)
-class ClipFiles:
+class ExcerptFiles:
     video_id: str
     start: float
     """Where the clip starts and ends, in video seconds (the window plus padding, clamped)."""
@@ -88,9 +90,9 @@ class ClipFiles:
     """Video second shown by the thumbnail."""
 
 
-def video_clips_dir(root: Path, video_id: str) -> Path:
+def video_excerpts_dir(root: Path, video_id: str) -> Path:
     """The folder that holds every clip and thumbnail cut from one video of the library at ``root``."""
-    return Path(root) / CLIPS_DIR / video_id
+    return Path(root) / EXCERPTS_DIR / video_id
 
 
 def _ms(seconds: float) -> int:
@@ -102,21 +104,21 @@ def _temp_sibling(final: Path) -> Path:
     return final.with_name(f"{final.stem}{TMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{final.suffix}")
 
 
-class ClipMaker:
+class ExcerptMaker:
     """Cuts (or finds in the cache) the clip and thumbnail of a moment of a library video."""
 
     def __init__(
-        self, library: MediaLibrary, directory: str | Path | None = None, config: ClipConfig = ClipConfig()
+        self, library: MediaLibrary, directory: str | Path | None = None, config: ExcerptConfig = ExcerptConfig()
     ) -> None:
         self.library = library
-        self.directory = Path(directory) if directory is not None else library.root / CLIPS_DIR
+        self.directory = Path(directory) if directory is not None else library.root / EXCERPTS_DIR
         self.config = config
 
-    def paths(self, video_id: str, start: float, end: float) -> ClipFiles:
+    def paths(self, video_id: str, start: float, end: float) -> ExcerptFiles:
         """Where the files of a moment live (whether or not they exist yet); the range is padded and clamped."""
         rec = self.library.get(video_id)
         if not (math.isfinite(start) and math.isfinite(end)) or end < start:
-            raise ClipError(f"cannot cut a clip from {start!r} s to {end!r} s of video {video_id}")
+            raise ExcerptError(f"cannot cut a clip from {start!r} s to {end!r} s of video {video_id}")
         duration = rec.duration
         start, end = min(max(start, 0.0), duration), min(max(end, 0.0), duration)
         cut_start = max(0.0, start - self.config.pad_s)
@@ -126,7 +128,7 @@ class ClipMaker:
         middle = (start + end) / 2.0
         folder = self.directory / video_id
         side = self.config.short_side
-        return ClipFiles(
+        return ExcerptFiles(
             video_id,
             cut_start,
             cut_end,
@@ -135,8 +137,8 @@ class ClipMaker:
             middle,
         )
 
-    def make(self, video_id: str, start: float, end: float) -> ClipFiles:
-        """The moment's clip and thumbnail, cut now or reused from the cache; raises :class:`ClipError`."""
+    def make(self, video_id: str, start: float, end: float) -> ExcerptFiles:
+        """The moment's clip and thumbnail, cut now or reused from the cache; raises :class:`ExcerptError`."""
         files = self.paths(video_id, start, end)
         if files.clip.is_file() and files.thumbnail.is_file():
             return files
@@ -146,7 +148,7 @@ class ClipMaker:
         folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(folder / LOCK_NAME)
         if not lock.acquire(self.config.lock_timeout_s):
-            raise ClipError(
+            raise ExcerptError(
                 f"clips of video {video_id} are being cut by another process (pid "
                 f"{lock.holder_pid()}) for over {self.config.lock_timeout_s:g} s; try again later"
             )
@@ -167,7 +169,7 @@ class ClipMaker:
         return files
 
     # ------------------------------------------------------------------------------------------ cutting
-    def _cut(self, media: Path, rotation: int, fps: float, files: ClipFiles) -> None:
+    def _cut(self, media: Path, rotation: int, fps: float, files: ExcerptFiles) -> None:
         clip_tmp, thumb_tmp = _temp_sibling(files.clip), _temp_sibling(files.thumbnail)
         try:
             thumb = None
@@ -177,7 +179,7 @@ class ClipMaker:
                     break
                 logger.debug("seek into %s landed after %.2f s; backing off further", media.name, files.start)
             if thumb is None:
-                raise ClipError(
+                raise ExcerptError(
                     f"no frame of {media.name} could be decoded between {files.start:.2f} s and {files.end:.2f} s"
                 )
             from PIL import Image
@@ -185,10 +187,10 @@ class ClipMaker:
             Image.fromarray(thumb).save(thumb_tmp, format="JPEG", quality=self.config.thumbnail_quality)
             os.replace(clip_tmp, files.clip)
             os.replace(thumb_tmp, files.thumbnail)
-        except ClipError:
+        except ExcerptError:
             raise
         except (OSError, ValueError) as exc:  # PyAV's errors are OSError/ValueError subclasses
-            raise ClipError(
+            raise ExcerptError(
                 f"could not cut a clip from {media.name} ({files.start:.2f}-{files.end:.2f} s): {exc}"
             ) from exc
         finally:
@@ -196,7 +198,7 @@ class ClipMaker:
                 p.unlink(missing_ok=True)
 
     def _encode(
-        self, media: Path, rotation: int, fps: float, files: ClipFiles, out: Path, back_off: float | None
+        self, media: Path, rotation: int, fps: float, files: ExcerptFiles, out: Path, back_off: float | None
     ) -> np.ndarray | None:
         """One decode pass into ``out``; returns the thumbnail picture, or None when the seek landed late."""
         import av
@@ -274,7 +276,7 @@ def _video_stream(container):
 
     streams = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not streams:
-        raise ClipError(f"{Path(container.name).name} has no video stream")
+        raise ExcerptError(f"{Path(container.name).name} has no video stream")
     return max(streams, key=lambda s: (s.codec_context.width or 0) * (s.codec_context.height or 0))
 
 

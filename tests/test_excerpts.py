@@ -18,8 +18,8 @@ from answer_fixtures import ColorEncoder, read_timecode, timecode_frame
 from media import write_video
 from PIL import Image
 
-from indexing.clips import ClipConfig, ClipError, ClipMaker
 from indexing.errors import UnknownVideo
+from indexing.excerpts import ExcerptConfig, ExcerptError, ExcerptMaker
 from indexing.fsutil import TMP_MARK
 from indexing.library import Library
 
@@ -65,7 +65,7 @@ def check_clip(files, expect_start: float, expect_end: float):
 
 def test_clip_shows_the_window_padded_and_the_thumbnail_its_middle(lib):
     library, ids = lib
-    files = ClipMaker(library).make(ids["coded.mp4"], 10.0, 14.0)
+    files = ExcerptMaker(library).make(ids["coded.mp4"], 10.0, 14.0)
     assert files.clip.parent == library.root / "clips" / ids["coded.mp4"]
     frames = check_clip(files, 9.0, 15.0)
     assert frames[0][1].shape == (96, 160, 3)
@@ -79,9 +79,9 @@ def test_clip_shows_the_window_padded_and_the_thumbnail_its_middle(lib):
 def test_off_grid_and_clamped_ranges(lib):
     library, ids = lib
     vid = ids["coded.mp4"]
-    exact = ClipMaker(library, config=ClipConfig(pad_s=0.0))
+    exact = ExcerptMaker(library, config=ExcerptConfig(pad_s=0.0))
     check_clip(exact.make(vid, 3.33, 5.01), 3.33, 5.01)
-    padded = ClipMaker(library)
+    padded = ExcerptMaker(library)
     check_clip(padded.make(vid, 0.2, 1.0), 0.0, 2.0)
     last = check_clip(padded.make(vid, 29.0, 30.0), 28.0, 30.0)
     assert read_timecode(last[-1][1]) == 449
@@ -91,7 +91,7 @@ def test_off_grid_and_clamped_ranges(lib):
 
 def test_rotation_is_applied_and_big_videos_are_made_small(lib):
     library, ids = lib
-    files = ClipMaker(library).make(ids["turned.mp4"], 1.0, 2.0)
+    files = ExcerptMaker(library).make(ids["turned.mp4"], 1.0, 2.0)
     frames, _, _ = decode(files.clip)
     h, w = frames[0][1].shape[:2]
     assert (w, h) == (360, 576)  # displayed portrait; short side 400 -> 360
@@ -103,10 +103,10 @@ def test_rotation_is_applied_and_big_videos_are_made_small(lib):
 
 def test_the_cache_is_reused(lib):
     library, ids = lib
-    maker = ClipMaker(library)
+    maker = ExcerptMaker(library)
     first = maker.make(ids["coded.mp4"], 20.0, 22.0)
     stat = first.clip.stat()
-    again = ClipMaker(library).make(ids["coded.mp4"], 20.0, 22.0)
+    again = ExcerptMaker(library).make(ids["coded.mp4"], 20.0, 22.0)
     assert again == first and again.clip.stat().st_mtime_ns == stat.st_mtime_ns
     assert again.clip.stat().st_ino == stat.st_ino
 
@@ -116,17 +116,17 @@ def test_concurrent_requests_make_one_clip(lib, monkeypatch):
     vid = ids["coded.mp4"]
     barrier = threading.Barrier(3)
     results, errors, cuts = [], [], []
-    real_cut = ClipMaker._cut
+    real_cut = ExcerptMaker._cut
 
     def counting_cut(self, *args):
         cuts.append(1)
         return real_cut(self, *args)
 
-    monkeypatch.setattr(ClipMaker, "_cut", counting_cut)
+    monkeypatch.setattr(ExcerptMaker, "_cut", counting_cut)
 
     def ask():
         try:
-            maker = ClipMaker(library)
+            maker = ExcerptMaker(library)
             barrier.wait()
             results.append(maker.make(vid, 5.0, 7.5))
         except Exception as exc:  # noqa: BLE001 - collected for the assertion below
@@ -146,10 +146,10 @@ def test_concurrent_requests_make_one_clip(lib, monkeypatch):
 
 def test_bad_requests(lib):
     library, ids = lib
-    maker = ClipMaker(library)
-    with pytest.raises(ClipError):
+    maker = ExcerptMaker(library)
+    with pytest.raises(ExcerptError):
         maker.make(ids["coded.mp4"], 5.0, 4.0)
-    with pytest.raises(ClipError):
+    with pytest.raises(ExcerptError):
         maker.make(ids["coded.mp4"], float("nan"), 4.0)
     with pytest.raises(UnknownVideo):
         maker.make("nope", 0.0, 1.0)
