@@ -20,6 +20,12 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts"
 
 
 def register(subparsers) -> None:
+    _register_ask(subparsers)
+    _register_predict(subparsers)
+    _register_calibrate(subparsers)
+
+
+def _register_ask(subparsers) -> None:
     p = subparsers.add_parser(
         "ask",
         help="find the moments of your videos that answer a question",
@@ -50,6 +56,8 @@ def register(subparsers) -> None:
     _add_library_arg(p)
     p.set_defaults(handler=ask_command)
 
+
+def _register_predict(subparsers) -> None:
     pr = subparsers.add_parser(
         "predict",
         help="answer every query of an Ego4D NLQ file and write a challenge submission",
@@ -107,6 +115,8 @@ def register(subparsers) -> None:
     _add_library_arg(pr)
     pr.set_defaults(handler=predict_command)
 
+
+def _register_calibrate(subparsers) -> None:
     ca = subparsers.add_parser(
         "calibrate",
         help="fit a mode's confidence calibration and its 'no good match' threshold on an annotated NLQ file",

@@ -61,6 +61,15 @@ def _settings(args) -> Settings:
 
 
 def register(subparsers) -> None:
+    _register_index(subparsers)
+    lib = subparsers.add_parser("library", help="list, remove, check or repair library videos")
+    sub = lib.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+    _register_listing(sub)
+    _register_upkeep(sub)
+    _register_corrections(sub)
+
+
+def _register_index(subparsers) -> None:
     p = subparsers.add_parser(
         "index", help="add videos to the library", description="Decode, embed and index videos into the library."
     )
@@ -85,6 +94,13 @@ def register(subparsers) -> None:
         help="also add the videos listed in FILE, one path per line (relative to FILE's folder; # comments)",
     )
     _add_library_arg(p)
+    _add_encoder_args(p)
+    _add_decoding_args(p)
+    _add_cluster_args(p)
+    p.set_defaults(handler=index_command)
+
+
+def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
@@ -111,6 +127,9 @@ def register(subparsers) -> None:
         help="feature grid rate of a new library (default 1.875 Hz, as Ego4D)",
     )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
+
+
+def _add_decoding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=int,
@@ -131,6 +150,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="keep the video where it is instead of linking/copying it into the library",
     )
+
+
+def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ray",
         nargs="?",
@@ -147,10 +169,10 @@ def register(subparsers) -> None:
         metavar="N",
         help="with --ray: worker actors (default: one per GPU, else one per CPU)",
     )
-    p.set_defaults(handler=index_command)
 
-    lib = subparsers.add_parser("library", help="list, remove, check or repair library videos")
-    sub = lib.add_subparsers(dest="library_command", metavar="ACTION", required=True)
+
+def _register_listing(sub) -> None:
+    """``library list``, ``set-time``, ``remove``, ``export-features``: the videos themselves."""
     ls = sub.add_parser("list", help="list the indexed videos")
     _add_library_arg(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of a table")
@@ -169,6 +191,20 @@ def register(subparsers) -> None:
     rm.add_argument("id", help="video id (from `library list`)")
     _add_library_arg(rm)
     rm.set_defaults(handler=remove_command)
+    ex = sub.add_parser(
+        "export-features",
+        help="write every video's features as <video name>.npy (Ego4D's per-video layout), to train on",
+        description="Copy each ready video's float16 features to OUT/<file name stem>.npy with a features.json "
+        "naming the encoder and grid; `train --set data.features_dir=OUT` then trains a localizer that matches "
+        "this library's features.",
+    )
+    ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
+    _add_library_arg(ex)
+    ex.set_defaults(handler=export_features_command)
+
+
+def _register_upkeep(sub) -> None:
+    """``library check``, ``repair``, ``reindex``: keeping the library whole, and switching its encoder."""
     ck = sub.add_parser("check", help="report inconsistencies (exit 1 if any)")
     _add_library_arg(ck)
     ck.set_defaults(handler=check_command)
@@ -194,6 +230,10 @@ def register(subparsers) -> None:
     ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
     ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
     ri.set_defaults(handler=reindex_command)
+
+
+def _register_corrections(sub) -> None:
+    """``library correct`` and ``feedback``: users' verdicts on answers, and exporting them to train on."""
     co = sub.add_parser(
         "correct",
         help="mark an answer right or wrong, or give its true start/end",
@@ -223,16 +263,6 @@ def register(subparsers) -> None:
     fb.add_argument("--json", action="store_true", help="list as JSON")
     _add_library_arg(fb)
     fb.set_defaults(handler=feedback_command)
-    ex = sub.add_parser(
-        "export-features",
-        help="write every video's features as <video name>.npy (Ego4D's per-video layout), to train on",
-        description="Copy each ready video's float16 features to OUT/<file name stem>.npy with a features.json "
-        "naming the encoder and grid; `train --set data.features_dir=OUT` then trains a localizer that matches "
-        "this library's features.",
-    )
-    ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
-    _add_library_arg(ex)
-    ex.set_defaults(handler=export_features_command)
 
 
 def _service(args):
