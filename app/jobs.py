@@ -407,18 +407,20 @@ class JobManager:
             return [f for j in self._index_jobs for f in j.files if f.state in ("queued", "indexing")]
 
     # ------------------------------------------------------------------ training
-    def start_training(self, config) -> TrainJob:
-        """Start one training run (a :class:`training.config.TrainConfig`) in the background."""
+    def start_training(self, config, name: str | None = None) -> TrainJob:
+        """Start one training run in the background: a :class:`training.config.TrainConfig`, or a function that
+        makes one in the run's thread (slow preparation, e.g. adaptation's narrations) with the run's ``name``."""
         with self._lock:
             if self._train is not None and self._train.active:
                 raise JobBusy(
                     f"the training run '{self._train.name}' is still running; stop it or wait for it "
                     f"to finish before starting another"
                 )
-            job = TrainJob(self._next_id("train"), config.name)
+            name = name or config.name
+            job = TrainJob(self._next_id("train"), name)
             self._train = job
             self._train_thread = threading.Thread(
-                target=self._run_training, args=(job, config), name=f"egorecall-train-{config.name}", daemon=True
+                target=self._run_training, args=(job, config), name=f"egorecall-train-{name}", daemon=True
             )
             self._train_thread.start()
         return job
@@ -434,6 +436,8 @@ class JobManager:
                     del job.records[1 : len(job.records) // 2 : 2]
 
         try:
+            if callable(config):
+                config = config()
             result = self.service.train(config, progress=progress, stop=job.stop)
         except Exception as exc:  # noqa: BLE001
             job.state, job.message = "failed", error_message(exc, f"the training run '{job.name}'")

@@ -39,6 +39,7 @@ from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warn
 from models.errors import EgoRecallError
 
 if TYPE_CHECKING:
+    from app.adaptation import AdaptSettings
     from indexing.cluster import ClusterConfig, CorpusProgress
     from training.config import TrainConfig
     from training.feedback import FeedbackExport
@@ -434,6 +435,8 @@ class EgoRecall:
         ours = all(
             Path(p).parent.resolve() == self.settings.checkpoints_dir.resolve() for p in result.checkpoints.values()
         )
+        if not config.data.val and config.init_from and same_library and ours:
+            return self._inherit_fusion(config.init_from, result)
         if not config.data.val or not same_library or not ours:
             why = "no validation file" if not config.data.val else "not trained on this app's library and checkpoints"
             return {Path(p).name: f"not fitted for answering ({why})" for p in result.checkpoints.values()}
@@ -452,6 +455,34 @@ class EgoRecall:
                 logger.warning("%s: not fitted for answering: %s", name, exc)
                 fitted[name] = f"not fitted for answering: {exc}"
         return fitted
+
+    def _inherit_fusion(self, base: str, result: TrainResult) -> dict[str, str]:
+        """A fine-tune with no validation file (e.g. :meth:`adapt`) keeps its starting checkpoint's fusion
+        weight, which was chosen on that checkpoint's validation data; its calibrations are not carried over
+        (they described the base's scores)."""
+        from checkpoints import read_metadata, resolve_checkpoint, update_metadata
+
+        fusion = read_metadata(resolve_checkpoint(base, self.settings.checkpoints_dir)).fusion
+        if not fusion:
+            return {Path(p).name: "not fitted for answering (no validation file)" for p in result.checkpoints.values()}
+        inherited = {**fusion, "inherited_from": Path(base).name}
+        for path in dict.fromkeys(result.checkpoints.values()):
+            update_metadata(path, {"fusion": inherited})
+        said = f"fusion weight {fusion['weight']} of {Path(base).name}"
+        return {Path(p).name: said for p in result.checkpoints.values()}
+
+    def adapt(
+        self,
+        checkpoint: str | None = None,
+        settings: AdaptSettings | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> TrainResult:
+        """Fine-tune ``checkpoint`` (default: the one ``auto`` uses) on this library's own pseudo-narrations
+        (:mod:`app.adaptation`); returns the run's result, with the new checkpoint published beside the base."""
+        from app.adaptation import AdaptSettings, adaptation_config
+
+        return self.train(adaptation_config(self, checkpoint, settings or AdaptSettings()), progress, stop)
 
     # ------------------------------------------------------------------------------------------ encoders
     def reindex(self, spec: EncoderSpec, progress: Callable[[int, int], None] | None = None) -> ReindexReport:

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -288,3 +289,45 @@ def test_the_train_tab_weighs_the_librarys_corrections_beside_other_files(tmp_pa
     finally:
         actions.jobs.close()
     assert [c.data.repeat for c in started] == [{corrections: CORRECTIONS_REPEAT}, {}, {}]
+
+
+def test_a_slow_preparation_runs_in_the_training_slot_and_its_failure_is_the_runs():
+    """Adapt to my library prepares its data (narrating every video) in the run's thread, not the page's; a
+    preparation that fails ends the run with its message."""
+    from app.adaptation import NothingToAdapt
+
+    service = FakeService()
+    jobs = JobManager(service)
+    made: list[str] = []
+
+    def prepare():
+        made.append("prepared")
+        return SimpleNamespace(name="adapted")
+
+    jobs.start_training(prepare, name="adapt to this library")
+    assert service.started.wait(10) and made == ["prepared"]
+    jobs.stop_training()
+    assert jobs.wait_training(10)["state"] == "stopped"
+
+    def refuse():
+        raise NothingToAdapt("no object stood out clearly enough in any video to narrate it")
+
+    jobs.start_training(refuse, name="adapt to this library")
+    status = jobs.wait_training(10)
+    assert status["state"] == "failed" and "no object stood out" in status["message"]
+    jobs.close()
+
+
+def test_adapting_an_empty_library_says_why(tmp_path):
+    from app.jobs import JobManager
+    from app.service import EgoRecall
+    from app.settings import Settings
+    from app.ui.actions import Actions
+
+    service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"))
+    actions = Actions(service, JobManager(service))
+    try:
+        with pytest.raises(gr.Error, match="no videos to adapt to"):
+            actions.adapt()
+    finally:
+        actions.jobs.close()

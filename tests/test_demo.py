@@ -161,3 +161,48 @@ def test_quick_config_is_a_real_but_small_demo():
     quick, full = DemoConfig.quick(), DemoConfig()
     assert quick.videos < full.videos and quick.train_steps < full.train_steps
     assert json.loads(json.dumps(quick.defining())) == quick.defining()
+
+
+def test_adapting_a_checkpoint_to_the_library_needs_no_labels(first_run, tmp_path, capsys):
+    """Adapt to my library: pseudo-narrations of the library's own videos, a short fine-tune of the checkpoint
+    auto uses, published beside it with the base's fusion weight; then it answers. On a copy of the demo
+    library (the other tests keep theirs)."""
+    import shutil
+
+    from app.adaptation import AdaptSettings
+    from app.answering.auto import resolve_auto
+    from checkpoints import list_checkpoints
+    from training.narrations import load_narrations
+    from training.pseudo_narrations import PseudoNarrationConfig
+
+    library = tmp_path / "library"
+    shutil.copytree(first_run[0], library)
+    service = _service(library)
+    base = resolve_auto(service.answer_context()).partition(":")[2]  # the checkpoint auto fuses with
+    # the quick demo's encoder pretrained 6 steps: its objects stand out by about one standard deviation
+    weak = AdaptSettings(steps=3, batch_size=8, narration=PseudoNarrationConfig(min_z=1.0))
+    result = service.adapt(settings=weak)
+    assert not result.stopped and result.steps == 3
+    adapted = {p.name for p in result.checkpoints.values()}
+    assert adapted and all(name.startswith(f"{base}-adapted-") for name in adapted)
+    listed = {c.name: c for c in list_checkpoints(service.settings.checkpoints_dir)}
+    for name in adapted:
+        meta = read_metadata(service.settings.checkpoints_dir / name)
+        assert meta.fusion["inherited_from"] == base and meta.fusion["weight"] == listed[base].fusion["weight"]
+        assert meta.stage == "finetune"
+    narrations = load_narrations(next((library / "adapt").glob("*/narration.json")))
+    videos = {v.name.rsplit(".", 1)[0] for v in service.videos()}
+    assert len(narrations) > 0 and {n.video_uid for n in narrations} <= videos
+    assert all(n.text.startswith("#C C ") for n in narrations)
+    answer = service.ask("where did I put the keys?", mode=sorted(adapted)[0], k=3)
+    assert len(answer.moments) == 3
+
+    assert main(["adapt", "--library", str(library), "--steps", "2", "--checkpoint", base]) == 1
+    assert "no object stood out clearly enough" in capsys.readouterr().err  # at the default 2.5 sd
+    assert main(["adapt", "--library", str(library), "--steps", "2", "--checkpoint", base, "--min-z", "1"]) == 0
+    assert "adapted: finished after step 2 of 2" in capsys.readouterr().out
+
+
+def test_adapting_with_nothing_to_adapt_says_why(tmp_path, capsys):
+    assert main(["adapt", "--library", str(tmp_path / "empty")]) == 1
+    assert "has no videos yet" in capsys.readouterr().err

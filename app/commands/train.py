@@ -49,6 +49,64 @@ def register(subparsers) -> None:
     p.add_argument("--library", type=Path, default=None, metavar="DIR", help="shorthand for --set data.library=DIR")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(handler=train_command)
+    _register_adapt(subparsers)
+
+
+def _register_adapt(subparsers) -> None:
+    from app.commands.library import _add_library_arg
+
+    p = subparsers.add_parser(
+        "adapt",
+        help="adapt a checkpoint to this library without labels (its own pseudo-narrations)",
+        description="The library narrates itself (which everyday object stands out where, and what is done with "
+        "it), NaQ turns the narrations into queries, and a short fine-tune of the checkpoint on them is "
+        "published as <checkpoint>-adapted-<date>, beside the checkpoint. No annotation is needed.",
+    )
+    p.add_argument(
+        "--checkpoint", default=None, metavar="NAME", help="the checkpoint to adapt (default: the one auto uses)"
+    )
+    p.add_argument("--steps", type=int, default=None, metavar="N", help="fine-tuning steps (default 200)")
+    p.add_argument(
+        "--min-z",
+        type=float,
+        default=None,
+        metavar="Z",
+        help="how clearly an object must stand out to be narrated, in standard deviations over the library "
+        "(default 2.5; lower narrates more, and more wrongly)",
+    )
+    _add_library_arg(p)
+    p.set_defaults(handler=adapt_command)
+
+
+def adapt_command(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from app.adaptation import AdaptSettings
+    from app.commands.library import _settings
+    from app.commands.stopping import stop_on_signals
+    from app.service import EgoRecall
+
+    settings = AdaptSettings() if args.steps is None else replace(AdaptSettings(), steps=args.steps)
+    if args.min_z is not None:
+        settings = replace(settings, narration=replace(settings.narration, min_z=args.min_z))
+    if settings.steps < 1:
+        from models.errors import EgoRecallError
+
+        raise EgoRecallError(f"--steps must be at least 1, not {settings.steps}")
+    stop = threading.Event()
+    previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
+    try:
+        result = EgoRecall(_settings(args)).adapt(args.checkpoint, settings, stop=stop)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    state = "stopped early at" if result.stopped else "finished after"
+    print(f"adapted: {state} step {result.steps} of {result.total_steps}")
+    for which, path in result.checkpoints.items():
+        print(f"checkpoint ({which}): {path}")
+    for line in result.answering.values():
+        print(line)
+    return 0
 
 
 def train_command(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from app.adaptation import NothingToAdapt
 from app.answering import AUTO, FUSED, ZEROSHOT
 from app.jobs import JobManager, error_message
 from app.ui.format import moment_record
@@ -285,6 +286,16 @@ class Actions:
         if corrections in files and len(files) > 1 and "data.repeat" not in settings:
             settings["data.repeat"] = {corrections: CORRECTIONS_REPEAT}  # 20 answers beside thousands of queries
         self.jobs.start_training(make_config(config, settings, self.service.settings))
+        return self.jobs.training_status()
+
+    @user_facing("adapting to this library")
+    def adapt(self) -> dict[str, Any]:
+        """Fine-tune the checkpoint ``auto`` uses on this library's pseudo-narrations, in the training slot."""
+        from app.adaptation import adaptation_config
+
+        if not self.service.videos():
+            raise NothingToAdapt("the library holds no videos to adapt to; add some first")
+        self.jobs.start_training(lambda: adaptation_config(self.service), name="adapt to this library")
         return self.jobs.training_status()
 
     @user_facing("reading the training status")

@@ -92,6 +92,7 @@ class _Parts:
     run_name: gr.Textbox
     hyper: list[gr.Number]
     start: gr.Button
+    adapt: gr.Button
     stop: gr.Button
     status: gr.Markdown
     loss_plot: gr.LinePlot
@@ -160,9 +161,7 @@ def _lay_out(actions: Actions) -> _Parts:
                 gr.Number(label=label, value=start_values[5 + i], min_width=140)
                 for i, (_, label) in enumerate(HYPERPARAMETERS)
             ]
-    with gr.Row():
-        start = gr.Button("Start training", variant="primary", elem_id="er-train-start")
-        stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
+    start, adapt, stop = _lay_out_run_buttons()
     status = gr.Markdown(_status_text(actions.jobs.training_status()), elem_id="er-train-status")
     with gr.Row():
         loss_plot = gr.LinePlot(
@@ -195,12 +194,26 @@ def _lay_out(actions: Actions) -> _Parts:
         run_name,
         hyper,
         start,
+        adapt,
         stop,
         status,
         loss_plot,
         recall_plot,
         finished,
     )
+
+
+def _lay_out_run_buttons() -> tuple[gr.Button, gr.Button, gr.Button]:
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="er-train-start")
+        adapt = gr.Button("Adapt to my library", elem_id="er-train-adapt")
+        stop = gr.Button("Stop", variant="stop", elem_id="er-train-stop")
+    gr.Markdown(
+        "*Adapt to my library* needs no annotations: the library narrates its own videos (which everyday object "
+        "stands out where, and what is done with it) and the checkpoint the Ask tab uses is fine-tuned on those "
+        "narrations, published beside it as a new checkpoint."
+    )
+    return start, adapt, stop
 
 
 def _form_with_library_data(actions: Actions, name: str) -> list[Any]:
@@ -300,6 +313,7 @@ def _wire_run(actions: Actions, p: _Parts) -> None:
         api_visibility="private",
         concurrency_id="gpu",
     )
+    p.adapt.click(lambda: _status_text(actions.adapt()), outputs=p.status, api_name="adapt", concurrency_id="gpu")
     p.stop.click(
         lambda: _status_text(actions.train_stop()), outputs=p.status, api_visibility="private", concurrency_limit=None
     )
