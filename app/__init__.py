@@ -3,7 +3,7 @@
 A small Python API::
 
     from app import EgoRecall, Settings
-    service = EgoRecall(Settings(library=Path("my-library")))
+    service = EgoRecall(Settings(library=Path("my-library")))   # or EgoRecall(load_settings("mine.yaml"))
     service.index(["walk.mp4"])
     answer = service.ask("where did I put my keys?")
 
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.service import EgoRecall
-    from app.settings import Settings
+    from app.settings import Settings, load_settings
 
-__all__ = ["EgoRecall", "Settings"]
+__all__ = ["EgoRecall", "Settings", "load_settings"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,8 +26,8 @@ def __getattr__(name: str) -> Any:
         from app.service import EgoRecall
 
         return EgoRecall
-    if name == "Settings":
-        from app.settings import Settings
+    if name in ("Settings", "load_settings"):
+        import app.settings
 
-        return Settings
+        return getattr(app.settings, name)
     raise AttributeError(f"module 'app' has no attribute {name!r}")

@@ -221,11 +221,12 @@ def test_train_form_defaults_come_from_the_configs(tmp_path):
 
 
 def test_python_api_imports():
-    from app import EgoRecall, Settings
+    from app import EgoRecall, Settings, load_settings
     from app.service import EgoRecall as E
     from app.settings import Settings as S
+    from app.settings import load_settings as L
 
-    assert EgoRecall is E and Settings is S
+    assert EgoRecall is E and Settings is S and load_settings is L
 
 
 def test_train_form_numbers():
