@@ -196,6 +196,8 @@ def test_adapting_a_checkpoint_to_the_library_needs_no_labels(first_run, tmp_pat
     assert all(n.text.startswith("#C C ") for n in narrations)
     answer = service.ask("where did I put the keys?", mode=sorted(adapted)[0], k=3)
     assert len(answer.moments) == 3
+    # an inherited fusion weight is no evidence about the adapted weights: auto stays with the validated base
+    assert resolve_auto(service.answer_context()) == f"fused:{base}"
 
     assert main(["adapt", "--library", str(library), "--steps", "2", "--checkpoint", base]) == 1
     assert "no object stood out clearly enough" in capsys.readouterr().err  # at the default 2.5 sd

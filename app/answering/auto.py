@@ -5,8 +5,10 @@ and fusing the two at a weight chosen on validation data keeps the better of the
 zero-shot can answer. So ``auto`` resolves, at every question, to
 
 * ``fused:BEST`` when a checkpoint trained on this library's features exists -- BEST is the one whose fusion was
-  fitted on validation data (``app.answering.tuning``), then the highest validation R@1@0.3 + R@5@0.3 it
-  recorded (at its chosen weight when fitted, else its own metrics), then the newest;
+  fitted on its own validation data (``app.answering.tuning``; a weight inherited from the checkpoint it was
+  fine-tuned from, as *Adapt to my library* does, is no evidence about the fine-tuned weights), then the highest
+  validation R@1@0.3 + R@5@0.3 it recorded (at its chosen weight when fitted, else its own metrics), then the
+  newest;
 * the checkpoint alone when zero-shot cannot read the features (another encoder's features);
 * ``zeroshot`` otherwise.
 
@@ -53,7 +55,13 @@ def best_checkpoint(context: AnswerContext):
     if not infos:
         return None
     # list_checkpoints is newest first and max() keeps the first of equals: the newest wins ties.
-    return max(infos, key=lambda c: ("chosen_on" in (c.fusion or {}), _validation_merit(c)))
+    return max(infos, key=lambda c: (_validated(c), _validation_merit(c)))
+
+
+def _validated(info) -> bool:
+    """Whether the checkpoint's own fusion weight was chosen on validation data (not inherited)."""
+    fusion = info.fusion or {}
+    return "chosen_on" in fusion and "inherited_from" not in fusion
 
 
 def resolve_auto(context: AnswerContext) -> str:
