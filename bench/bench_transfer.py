@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
+    ap.add_argument(
+        "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
+    )
+    ap.add_argument("--adapt", nargs="*", default=[], metavar="KEY=VALUE", help="AdaptSettings changes, e.g. lr=5e-5")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.monotonic() - started
     spec = EncoderSpec(config.model, str(corpus.encoder))
 
-    reports = [(style, seed) for family, style, seed in WORLDS if family == "report"]
+    reports = [(style, seed) for family, style, seed in WORLDS if family == ("tuning" if args.tuning else "report")]
     if args.quick:
         reports = reports[:1]
     rows = {}
@@ -125,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
             "weight": weight,
         }
         if not args.no_adapt:
-            rows[(style, seed)].update(_adapted(home, world, doc, final, weight, dataset, source, queries, args.quick))
+            rows[(style, seed)].update(
+                _adapted(home, world, doc, final, weight, dataset, source, queries, args.quick, args.adapt)
+            )
 
     print(
         f"# Transfer benchmark ({'quick' if args.quick else 'full'}): corpus {config.videos} home videos, seed "
@@ -153,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _adapted(home, world: Path, doc: dict, base: str, weight: float, dataset, source, queries, quick: bool) -> dict:
+def _adapted(
+    home, world: Path, doc: dict, base: str, weight: float, dataset, source, queries, quick: bool, changes=()
+) -> dict:
     """Adapt the corpus checkpoint to the whole home (its training split indexed too, labels unused), then
     answer the held-out queries with the adapted checkpoint alone and fused at the inherited weight."""
     from dataclasses import replace as swap
@@ -165,7 +173,9 @@ def _adapted(home, world: Path, doc: dict, base: str, weight: float, dataset, so
     todo = [world / v["file"] for v in doc["videos"] if v["video_uid"] not in have]
     for result in home.index(todo):
         assert result.ok, result.error
-    settings = AdaptSettings() if not quick else swap(AdaptSettings(), steps=20)
+    from models.config_files import configure
+
+    settings = configure(AdaptSettings() if not quick else swap(AdaptSettings(), steps=20), None, changes)
     started = time.monotonic()
     result = home.adapt(base, settings)
     adapted = Path(result.checkpoints["final"]).name
