@@ -7,3 +7,7 @@ its message as one line and the UI shows it, while any other exception is a bug 
 
 class EgoRecallError(Exception):
     """A problem the user can act on; ``str(err)`` is a complete, readable sentence."""
+
+
+class EncoderUnavailable(EgoRecallError):
+    """The requested encoder cannot be built here; the message says what is missing and how to fix it."""

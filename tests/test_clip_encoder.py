@@ -101,14 +101,16 @@ def test_first_use_downloads_the_weights_then_finds_them_on_the_machine(tmp_path
         ClipEncoder.load(EncoderSpec("egorecall-tiny", "served"), device="cpu")  # the URL is gone now
 
 
-def test_int8_image_tower_is_its_own_encoder_and_stays_close_to_float(tmp_path, tiny_encoder):
+@pytest.mark.parametrize("runtime", ["int8", "openvino"])
+def test_a_faster_image_tower_is_its_own_encoder_and_stays_close_to_float(tmp_path, tiny_encoder, runtime):
+    """``+int8`` (torch dynamic quantisation) and ``+openvino`` (the tower compiled by OpenVINO, for real)."""
     from media import write_video
 
     from indexing.errors import EncoderMismatch
     from indexing.library import Library
 
-    spec = EncoderSpec("egorecall-tiny", "none", "int8")
-    assert spec.key == tiny_encoder.key + "+int8"
+    spec = EncoderSpec("egorecall-tiny", "none", runtime)
+    assert spec.key == f"{tiny_encoder.key}+{runtime}"
     fast = ClipEncoder.load(spec, device="cpu")
     frames = np.random.default_rng(0).integers(0, 256, (6, 64, 64, 3), dtype=np.uint8)
     a = tiny_encoder.encode_frames(frames).astype(np.float32)
@@ -120,10 +122,25 @@ def test_int8_image_tower_is_its_own_encoder_and_stays_close_to_float(tmp_path, 
     library = Library.open(tmp_path / "lib")
     try:
         library.add(video, fast)
-        assert library.encoder_spec == spec  # reopened libraries load the int8 encoder again
+        assert library.encoder_spec == spec  # reopened libraries load the same runtime's encoder again
         with pytest.raises(EncoderMismatch):
             library.add(write_video(tmp_path / "other.mp4", seconds=2.0, seed=4), tiny_encoder)
     finally:
         library.close()
+
+
+def test_faster_towers_refuse_what_they_cannot_do(monkeypatch):
+    import builtins
+
     with pytest.raises(EncoderUnavailable, match="quantisation"):
         EncoderSpec("egorecall-tiny", "none", "int4")
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError("No module named 'openvino'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    with pytest.raises(EncoderUnavailable, match=r'pip install -e "\.\[openvino\]"'):
+        ClipEncoder.load(EncoderSpec("egorecall-tiny", "none", "openvino"), device="cpu")

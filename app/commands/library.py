@@ -115,9 +115,10 @@ def _add_encoder_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--quantize",
-        choices=("none", "int8"),
+        choices=("none", "int8", "openvino"),
         default=None,
-        help="int8: a faster CPU image tower (its features are another encoder's; default $EGORECALL_QUANTIZE)",
+        help="a faster CPU image tower: int8 (torch) or openvino (the [openvino] extra, fastest measured); its "
+        "features are another encoder's (default $EGORECALL_QUANTIZE)",
     )
     p.add_argument(
         "--rate",
@@ -226,7 +227,12 @@ def _register_upkeep(sub) -> None:
         metavar="TAG|FILE|none",
         help="its weights: an open_clip tag, a weights file (e.g. from `pretrain`), or 'none'",
     )
-    ri.add_argument("--quantize", choices=("none", "int8"), default="none", help="int8: a faster CPU image tower")
+    ri.add_argument(
+        "--quantize",
+        choices=("none", "int8", "openvino"),
+        default="none",
+        help="a faster CPU image tower: int8 (torch) or openvino (the [openvino] extra)",
+    )
     ri.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
     ri.add_argument("--workers", type=int, default=None, metavar="N", help="decoder processes per video")
     ri.set_defaults(handler=reindex_command)
