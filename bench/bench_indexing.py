@@ -3,6 +3,11 @@
     python bench/bench_indexing.py                      # ViT-B-32 and ViT-B-16, random weights, 1.875 Hz
     python bench/bench_indexing.py --models ViT-B-32 --workers 1 2 --lengths 150 600
     python bench/bench_indexing.py --models ViT-B-32 ViT-B-32+int8 --lengths 150   # +int8: the int8 image tower
+    python bench/bench_indexing.py --models ViT-B-32+openvino ViT-B-16+openvino --lengths 150 --height 1080 --plain
+
+``--plain`` also runs, in a fresh process on the same file, model and weights, the loop anyone would write first
+-- PyAV decodes every frame, the frame on screen at each grid time goes through open_clip's own preprocess
+(PIL), batches of 32 through the float model -- and prints the ratio of its wall time to ``Library.add``'s.
 
 The test videos (a scrolling texture with moving blocks and a scene change every 10 s, H.264 superfast,
 30 fps) are made once and cached under bench/out/. Every end-to-end run is a fresh process that indexes the
@@ -158,6 +163,52 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
     shutil.rmtree(lib_dir, ignore_errors=True)
 
 
+def plain_loop_child(model: str, video: Path) -> None:
+    """Runs in a fresh process: the hand-written baseline (see the module docstring); print one JSON line."""
+    import av
+    import open_clip
+    import torch
+    from PIL import Image
+
+    from models.clip_encoder import ClipEncoder
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    float_model = model.partition("+")[0]
+    encoder = ClipEncoder.load(spec_of(float_model), device="cpu")  # same architecture, same seeded weights
+    preprocess = open_clip.image_transform(encoder.image_size, is_train=False)
+    started = time.monotonic()
+    batch, frames, next_t = [], 0, 0.5 / RATE_HZ
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base)
+            while t + 1e-9 >= next_t:  # this frame is on screen at the next grid time
+                batch.append(preprocess(Image.fromarray(frame.to_ndarray(format="rgb24"))))
+                next_t += 1.0 / RATE_HZ
+                if len(batch) == 32:
+                    with torch.inference_mode():
+                        encoder.model.encode_image(torch.stack(batch))
+                    frames, batch = frames + len(batch), []
+    if batch:
+        with torch.inference_mode():
+            encoder.model.encode_image(torch.stack(batch))
+        frames += len(batch)
+    print(json.dumps({"wall_s": time.monotonic() - started, "grid_frames": frames, "model": float_model}), flush=True)
+
+
+def plain_loop(model: str, video: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--plain-child", model, str(video)],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def end_to_end(model: str, video: Path, workers: int) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--e2e-child", model, str(video), str(workers)],
@@ -181,12 +232,18 @@ def main() -> None:
         default=[1, 2],
         help="decoder processes to compare (the first is used for every run, the others on the longest video only)",
     )
+    p.add_argument("--height", type=int, default=720, choices=(720, 1080), help="the test recording's height")
+    p.add_argument("--plain", action="store_true", help="also time the hand-written baseline loop per model")
     p.add_argument("--e2e-child", nargs=3, metavar=("MODEL", "VIDEO", "WORKERS"), help=argparse.SUPPRESS)
+    p.add_argument("--plain-child", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.e2e_child:
         model, video, workers = args.e2e_child
         end_to_end_child(model, Path(video), int(workers))
+        return
+    if args.plain_child:
+        plain_loop_child(args.plain_child[0], Path(args.plain_child[1]))
         return
 
     from bench.machine import cpu_model
@@ -197,7 +254,8 @@ def main() -> None:
         f"{RATE_HZ} Hz; frames resized to short side 224 in the decoder children",
         flush=True,
     )
-    videos = {s: make_video(s) for s in sorted(args.lengths)}
+    width = args.height * 16 // 9
+    videos = {s: make_video(s, width=width, height=args.height) for s in sorted(args.lengths)}
     longest = max(videos)
     plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
 
@@ -235,6 +293,14 @@ def main() -> None:
                 f"{r['child_peak_rss_mb']:.0f} MB",
                 flush=True,
             )
+            if args.plain and (workers, seconds) == (args.workers[0], longest):
+                base = plain_loop(model, videos[seconds])
+                print(
+                    f"  plain loop ({base['model']} float, PyAV every frame, open_clip preprocess, batch 32): "
+                    f"{r['duration'] / base['wall_s']:5.1f} x real time ({base['wall_s']:.0f} s); EgoRecall is "
+                    f"{base['wall_s'] / r['wall_s']:.2f} x faster",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
