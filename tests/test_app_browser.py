@@ -150,5 +150,21 @@ def test_train_tab_trains_on_the_librarys_demo_data(tmp_path, page):
         records = app.blocks.egorecall_jobs.training_status()["records"]
         losses = [r["loss"]["total"] for r in records if r.get("event") == "train"]
         assert len(losses) >= 3 and losses[-1] != losses[0]  # logged every 10 steps: the curve moved
+
+        # Adapt to my library, from the page: it runs in the training slot and ends with a sentence
+        page.locator("#er-train-adapt").click()
+        status = page.locator("#er-train-status")
+        status.get_by_text("adapt to this library").wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => /adapt to this library: (finished|failed)/"
+            ".test(document.querySelector('#er-train-status').innerText)",
+            timeout=240_000,
+        )
+        job = app.blocks.egorecall_jobs.training_status()
+        assert job["name"] == "adapt to this library" and job["state"] in ("finished", "failed")
+        if job["state"] == "failed":  # the tiny random encoder may find nothing that stands out: it says so
+            assert "stood out" in job["message"] and "stood out" in status.inner_text()
+        else:
+            assert any("-adapted-" in m for m in app.service.modes())
     finally:
         app.close()
