@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +21,34 @@ LAYER_NORM_EPS = 1e-6
 
 def zero_padding(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x * mask.unsqueeze(-1).to(x.dtype)
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with a cheaper mask on the CPU: the same Bernoulli(1 - p) keep-mask (to 1/65,536) and 1 / (1 - p)
+    scaling, drawn from 16-bit random integers of NumPy's PCG64 seeded by one draw of torch's generator (so
+    seeded runs and resumed ones stay reproducible). Torch's CPU ``bernoulli_`` draws one 64-bit number per
+    element: a profile of a VSLNet step at 900 bins put 29 % of it there, and this mask costs about a third.
+    On other devices, and outside training, it is ``F.dropout``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), not {p}")
+        self.p = float(p)
+        self._threshold = round(self.p * 65536)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, True)
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        draws = np.random.default_rng(seed).integers(0, 65536, x.numel(), dtype=np.uint16)
+        keep = torch.from_numpy(draws >= self._threshold).view(x.shape)
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class FeatureStandardizer(nn.Module):
@@ -63,7 +92,7 @@ class DepthwiseSeparableConvs(nn.Module):
             for _ in range(num_layers)
         )
         self.pointwise = nn.ModuleList(nn.Linear(dim, dim) for _ in range(num_layers))  # = 1×1 conv, faster
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         for norm, depthwise, pointwise in zip(self.norms, self.depthwise, self.pointwise):
@@ -84,7 +113,7 @@ class SelfAttentionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.attn_dropout = attention_dropout
         """Dropout on the attention probabilities. Non-zero forces the math kernel, which materialises
         [B, heads, T, T] probabilities and masks (at 900 bins: 4.5x slower training on CPU, measured); 0 lets

@@ -44,7 +44,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.layers import AttentionPool, ConditionedSpanPredictor, FeatureStandardizer, sine_positions, zero_padding
+from models.layers import (
+    AttentionPool,
+    ConditionedSpanPredictor,
+    Dropout,
+    FeatureStandardizer,
+    sine_positions,
+    zero_padding,
+)
 from models.localizer import (
     DEFAULT_HIGHLIGHT_EXTEND,
     MASK_VALUE,
@@ -153,9 +160,7 @@ class Attention(nn.Module):
 
 class FeedForward(nn.Sequential):
     def __init__(self, dim: int, hidden: int, dropout: float) -> None:
-        super().__init__(
-            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
-        )
+        super().__init__(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), Dropout(dropout), nn.Linear(hidden, dim))
 
 
 class CoAttentionLayer(nn.Module):
@@ -187,7 +192,7 @@ class CoAttentionLayer(nn.Module):
             self.norm_t2 = nn.LayerNorm(dim)
             self.t_self = Attention(dim, num_heads, attention_dropout)
             self.ffn_t = FeedForward(dim, ffn_dim, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, v, v_mask, t, t_mask):
         vn, tn = self.norm_v(v), self.norm_t(t)
@@ -274,7 +279,7 @@ class ReLER(Localizer):
         self.video_proj = nn.Sequential(
             nn.Linear(in_dim, cfg.dim),
             nn.GELU(),
-            nn.Dropout(cfg.dropout),
+            Dropout(cfg.dropout),
             nn.Linear(cfg.dim, cfg.dim),
             nn.LayerNorm(cfg.dim),
         )

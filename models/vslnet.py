@@ -22,6 +22,7 @@ from torch import nn
 from models.layers import (
     AttentionPool,
     ConditionedSpanPredictor,
+    Dropout,
     FeatureEncoder,
     FeatureStandardizer,
     split_linear,
@@ -90,7 +91,7 @@ class ContextQueryAttention(nn.Module):
         self.w_q = nn.Linear(dim, 1, bias=False)
         self.w_m = nn.Parameter(torch.empty(1, 1, dim))
         nn.init.xavier_uniform_(self.w_m)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out = nn.Linear(4 * dim, dim)
 
     def forward(self, c: torch.Tensor, q: torch.Tensor, c_mask: torch.Tensor, q_mask: torch.Tensor) -> torch.Tensor:
@@ -113,7 +114,7 @@ class VSLNet(Localizer):
         super().__init__(config or VSLNetConfig())
         cfg = self.config
         self.video_norm = FeatureStandardizer(cfg.video_dim) if cfg.standardize_video else None
-        self.video_dropout = nn.Dropout(cfg.dropout)
+        self.video_dropout = Dropout(cfg.dropout)
         self.video_proj = nn.Linear(cfg.video_dim, cfg.dim)  # = 1×1 conv
         self.query_proj = nn.Linear(cfg.query_dim, cfg.dim)
         self.encoder = FeatureEncoder(
