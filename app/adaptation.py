@@ -11,6 +11,7 @@ was chosen on the base's validation data (there is none here). Whether it helps 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -86,7 +87,7 @@ def adaptation_config(
         raise NothingToAdapt("the library holds no videos to adapt to; add some first")
     library = service.library
     videos = [VideoFeatures(Path(r.name).stem, library.features(r.id), r.rate_hz, r.duration) for r in records]
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"  # two adaptations in one second stay apart
     folder = Path(service.settings.library) / ADAPT_DIR / stamp
     try:
         data = adaptation_files(videos, service.encoder(), folder, settings.narration)

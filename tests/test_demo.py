@@ -203,6 +203,11 @@ def test_adapting_a_checkpoint_to_the_library_needs_no_labels(first_run, tmp_pat
     assert "no object stood out clearly enough" in capsys.readouterr().err  # at the default 2.5 sd
     assert main(["adapt", "--library", str(library), "--steps", "2", "--checkpoint", base, "--min-z", "1"]) == 0
     assert "adapted: finished after step 2 of 2" in capsys.readouterr().out
+    # two adaptations within one second are two runs, never one run folder found "finished with another config"
+    from app.adaptation import adaptation_config
+
+    first, second = (adaptation_config(service, base, weak) for _ in range(2))
+    assert first.name != second.name and first.data.train != second.data.train
 
 
 def test_adapting_with_nothing_to_adapt_says_why(tmp_path, capsys):
