@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +86,6 @@ class Settings:
         return self.library / EXCERPTS_DIR
 
     def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return plain({k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()})
 
 

@@ -18,7 +18,6 @@ library video, no queries) so that ``training`` fine-tunes a checkpoint on them 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -29,13 +28,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from indexing.fsutil import write_json_atomic
+from models.presence import vocabulary as presence_vocabulary
 from training.naq import NaQConfig, NaQReport, build_naq
 from training.narrations import Narration
 from training.nlq import NLQFileBuilder
 
 logger = logging.getLogger(__name__)
 
-NOUNS_FILE = Path(__file__).resolve().parents[1] / "models" / "grammar" / "nouns.json"
 NARRATION_SOURCE = "egorecall_pseudo"
 
 
@@ -71,9 +70,7 @@ class PseudoNarrationConfig:
     """The vocabulary; empty: ``models/grammar/nouns.json``."""
 
     def vocabulary(self) -> list[str]:
-        if self.nouns:
-            return list(self.nouns)
-        return list(json.loads(NOUNS_FILE.read_text(encoding="utf-8"))["nouns"])
+        return list(self.nouns or presence_vocabulary())
 
 
 @dataclass(frozen=True)
