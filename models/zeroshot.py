@@ -33,7 +33,10 @@ from models.threads import torch_threads
 from models.windows import ProposalConfig, Window, curve_to_windows, smooth
 
 __all__ = [
+    "anchor_occurrences",
+    "anchor_span",
     "order_by_anchor",
+    "order_by_occurrences",
     "EmptyQuestion",
     "Prompt",
     "Rewrite",
@@ -140,15 +143,30 @@ class ZeroShotConfig:
     R@1@0.3 / R@5@0.3 (lowering in proportion to the distance from 0 s lost 3 queries of R@5)."""
 
 
-def anchor_occurrences(anchor_curve: np.ndarray, grid: TimeGrid, config: ZeroShotConfig = ZeroShotConfig()):
+def anchor_span(anchor_curve: np.ndarray, grid: TimeGrid, config: ZeroShotConfig = ZeroShotConfig()):
+    """(lowest, highest) of the anchor's smoothed curve: over several videos, the widest of theirs is the range
+    an occurrence must stand out in (:func:`anchor_occurrences`' ``span``)."""
+    curve = smooth(np.asarray(anchor_curve, np.float64), config.anchor_smooth_s * grid.rate_hz)
+    return (float(curve.min()), float(curve.max())) if curve.size else (np.inf, -np.inf)
+
+
+def anchor_occurrences(
+    anchor_curve: np.ndarray,
+    grid: TimeGrid,
+    config: ZeroShotConfig = ZeroShotConfig(),
+    *,
+    span: tuple[float, float] | None = None,
+):
     """Times (s) at which the anchor event happens: the peaks of its smoothed curve in the top
     ``anchor_peak_fraction`` of its range, at least ``anchor_min_gap_s`` apart (best first kept). An hour with
-    twenty fridge openings has twenty, not the one highest."""
+    twenty fridge openings has twenty, not the one highest. ``span``: the range to measure against when the
+    event is looked for in several videos (:func:`anchor_span` over all of them): a video where it never
+    happens then has no occurrence, instead of its own noise's highest peaks."""
     curve = smooth(np.asarray(anchor_curve, np.float64), config.anchor_smooth_s * grid.rate_hz)
     times = grid.sample_times()
     if curve.size == 0:
         return np.zeros(0)
-    lo, hi = float(curve.min()), float(curve.max())
+    lo, hi = span if span is not None else (float(curve.min()), float(curve.max()))
     bar = hi - config.anchor_peak_fraction * (hi - lo)
     left = np.concatenate(([-np.inf], curve[:-1]))
     right = np.concatenate((curve[1:], [-np.inf]))
@@ -167,16 +185,30 @@ def order_by_anchor(
     grid: TimeGrid,
     config: ZeroShotConfig = ZeroShotConfig(),
 ) -> np.ndarray:
+    """The object's curve ordered by the anchor event's occurrences found in this clip
+    (:func:`anchor_occurrences`, :func:`order_by_occurrences`)."""
+    return order_by_occurrences(curve, anchor_occurrences(anchor_curve, grid, config), relation, grid, config)
+
+
+def order_by_occurrences(
+    curve: np.ndarray,
+    occurrences: np.ndarray,
+    relation: str,
+    grid: TimeGrid,
+    config: ZeroShotConfig = ZeroShotConfig(),
+) -> np.ndarray:
     """The object's curve lowered where it is on the wrong side of every occurrence of the anchor event, or far
     from the nearest one on the right side: "after Y" favours moments shortly after *some* Y, "before Y"
     moments shortly before some Y. Each bin is lowered by ``order_penalty`` x the curve's range x
     clip(gap / ``anchor_horizon_s`` - 1, 0, 1), the gap being the time to the nearest occurrence on the right
-    side (infinite when there is none)."""
+    side (infinite when there is none). ``occurrences``: seconds on the clip's grid, sorted; they may lie
+    outside the clip (found in the videos recorded before or after it), which is how an order crosses a video
+    boundary. None at all: the curve as it is (nothing to order by)."""
     curve = np.asarray(curve, dtype=np.float64)
-    times = grid.sample_times()
-    at = anchor_occurrences(anchor_curve, grid, config)
+    at = np.sort(np.asarray(occurrences, dtype=np.float64))
     if at.size == 0 or curve.size == 0:
         return curve
+    times = grid.sample_times()
     if relation == "before":  # the next occurrence at or after each bin
         i = np.searchsorted(at, times, side="left")
         gap = np.where(i < at.size, at[np.minimum(i, at.size - 1)] - times, np.inf)

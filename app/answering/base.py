@@ -47,6 +47,9 @@ class PreparedQuestion:
     """... and their validity mask [T]."""
     anchor: np.ndarray | None = None
     """Zero-shot: the CLIP vector of the event a before/after question is ordered against (``rewrite.anchor``)."""
+    anchor_at: tuple[float, ...] | None = None
+    """Seconds on the clip's grid at which that event happened, when it was looked for beyond the clip (a
+    library-wide question: :mod:`app.answering.anchoring`; most lie outside the clip). None: the clip's own."""
     presence_column: int | None = None
     """The question's object among the presence scorer's names (:mod:`app.answering.presence`), when it names
     one and its answerer measures presence."""

@@ -44,6 +44,30 @@ def wanted_order(rewrite: Rewrite) -> tuple[str | None, bool]:
     return None, False
 
 
+def candidates(
+    ranked: Sequence[tuple[str, Window]], per_video: dict[str, Sequence[Window]]
+) -> list[tuple[str, Window]]:
+    """The ranked windows, then every scored video's best moment not among them."""
+    bests = [(vid, ws[0]) for vid, ws in per_video.items() if ws]
+    return list(ranked) + [c for c in bests if c not in ranked]
+
+
+def confident(
+    pool: Sequence[tuple[str, Window]],
+    per_video: dict[str, Sequence[Window]],
+    confidence: Callable[[str, Window], float | None],
+    calibration,
+) -> list[int]:
+    """Indices of the confident moments of ``pool``, by the rule of the module docstring."""
+    if calibration is not None:
+        return [i for i, (v, w) in enumerate(pool) if (confidence(v, w) or 0.0) >= calibration.threshold]
+    top = max(w.score for _, w in pool)
+    scored = [w.score for ws in per_video.values() for w in ws] or [w.score for _, w in pool]
+    typical = float(np.median(scored))
+    bar = top - RECENCY_MARGIN * (top - typical)
+    return [i for i, (_, w) in enumerate(pool) if w.score >= bar]
+
+
 def order_by_time(
     ranked: Sequence[tuple[str, Window]],
     per_video: dict[str, Sequence[Window]],
@@ -61,16 +85,8 @@ def order_by_time(
     order, said = wanted_order(rewrite)
     if order is None or len(ranked) < 2:
         return ranked[:k], None
-    bests = [(vid, ws[0]) for vid, ws in per_video.items() if ws]
-    pool = ranked + [c for c in bests if c not in ranked]
-    if calibration is not None:
-        sure = [i for i, (v, w) in enumerate(pool) if (confidence(v, w) or 0.0) >= calibration.threshold]
-    else:
-        top = max(w.score for _, w in pool)
-        scored = [w.score for ws in per_video.values() for w in ws] or [w.score for _, w in pool]
-        typical = float(np.median(scored))
-        bar = top - RECENCY_MARGIN * (top - typical)
-        sure = [i for i, (_, w) in enumerate(pool) if w.score >= bar]
+    pool = candidates(ranked, per_video)
+    sure = confident(pool, per_video, confidence, calibration)
     timed = [i for i in sure if records[pool[i][0]].recorded_at is not None]
     if not timed or (not said and len({pool[i][0] for i in timed}) < 2):
         return ranked[:k], None

@@ -19,6 +19,15 @@ def confidence_words(confidence: float | None, threshold: float | None) -> str |
     return "unsure" if confidence >= 0.5 * threshold else "probably not in these videos"
 
 
+ORDER_NOTES = {
+    "last": "the latest confident moment comes first",
+    "first": "the earliest confident moment comes first",
+    "before": "the confident moment nearest before that event comes first",
+    "after": "the confident moment nearest after that event comes first",
+}
+"""How each order of :attr:`Answer.ordered` is told to the user."""
+
+
 @dataclass(frozen=True)
 class Moment:
     """One answer: a time range of one library video, with its playable clip and thumbnail when made."""
@@ -142,8 +151,14 @@ class Answer:
     searching: str | None = None
     """The time searched, as it was understood ("yesterday, Sat 5 Dec"), when the question or a filter named one."""
     ordered: str | None = None
-    """``last`` (``first``) when the latest (earliest) confident moment was put first: see
-    :mod:`app.answering.recency`."""
+    """``last`` (``first``) when the latest (earliest) confident moment was put first (see
+    :mod:`app.answering.recency`); ``before`` (``after``) when the confident moment nearest before (after) the
+    question's anchor event was (:mod:`app.answering.anchoring`). :attr:`order_note` says it in words."""
+
+    @property
+    def order_note(self) -> str | None:
+        """What was put first and why, for people (None: the score order stands)."""
+        return ORDER_NOTES.get(self.ordered) if self.ordered else None
 
     @property
     def verdict(self) -> str | None:
@@ -166,6 +181,7 @@ class Answer:
             "warnings": list(self.warnings),
             "searching": self.searching,
             "ordered": self.ordered,
+            "order_note": self.order_note,
             "video_id": self.video_id,
             "moments": self.moment_dicts(),
             "series": [s.to_dict() for s in self.series],

@@ -24,10 +24,11 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from app.answering.anchoring import AnchorTimes, find_anchor_times, order_by_anchor_times
 from app.answering.base import Answerer, PreparedQuestion
 from app.answering.calibration import Calibration
 from app.answering.corrections import apply_corrections, is_wrong_again, same_question
@@ -38,6 +39,7 @@ from indexing.library import Library, VideoRecord
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.windows import Window, rank_across, temporal_nms
+from models.zeroshot import ZeroShotConfig
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ class Ranking:
     prepared: PreparedQuestion
     ranked: list[tuple[str, Window]]
     videos: dict[str, ScoredVideo] = field(default_factory=dict)
+    anchors: AnchorTimes | None = None
+    """A before/after question's anchor event across the videos searched (:mod:`app.answering.anchoring`)."""
 
 
 def find_moments(
@@ -146,6 +150,7 @@ def find_moments(
     (one catalog read per question)."""
     check_k(k)
     started = time.monotonic()
+    anchors: AnchorTimes | None = None  # inside one video, its own peaks order a before/after question
     if video_id is not None:
         record = library.get(video_id)
         library.features(record)  # refuses a video that is not ready, with the library's message
@@ -161,12 +166,25 @@ def find_moments(
             )
         prepared = answerer.prepare([question], search=True)[0]
         plan = _plan(library, records, prepared, answerer, config)
-    ranking = Ranking(prepared, [])
+        budget = config.max_videos or answerer.max_candidate_videos
+        anchors = find_anchor_times(library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer))
+    ranking = Ranking(prepared, [], anchors=anchors)
     for vid, (record, segments) in plan.items():
-        ranking.videos[vid] = _score_video(library, answerer, prepared, record, segments, k)
+        ask = prepared
+        if ranking.anchors is not None and record.recorded_at is not None:
+            ask = replace(prepared, anchor_at=ranking.anchors.relative(record))
+        ranking.videos[vid] = _score_video(library, answerer, ask, record, segments, k)
     ranking.ranked = rank_across([(vid, sv.windows) for vid, sv in ranking.videos.items()], k)
     logger.info("answered %r over %d video(s) in %.3f s", question, len(plan), time.monotonic() - started)
     return ranking
+
+
+def _zero_shot_config(answerer: Answerer) -> ZeroShotConfig:
+    """The zero-shot settings a CLIP-reading answerer (zero-shot, or fused through its ``zeroshot`` half)
+    orders anchors with; the defaults for others (their questions carry no anchor vector anyway)."""
+    clip = getattr(answerer, "zeroshot", answerer)
+    config = getattr(clip, "config", None)
+    return config if isinstance(config, ZeroShotConfig) else ZeroShotConfig()
 
 
 def _plan(
@@ -251,12 +269,15 @@ def _score_video(
     for i, region in enumerate(regions):
         b0, b1, padded = region.start, region.stop, region.padded
         sub = segment_grid(grid, b0, b1)
+        offset = b0 / grid.rate_hz
+        asked = prepared
+        if prepared.anchor_at is not None and b0:  # the region's own clock
+            asked = replace(prepared, anchor_at=tuple(t - offset for t in prepared.anchor_at))
         # Greedy NMS keeps its order, so asking for more and dropping the padding's windows loses none of the
         # core's best k; no filling with overlapping windows, which the whole video would not give.
         (result,) = answerer.answer(
-            [prepared], features[b0:b1], sub, 2 * k if padded else k, comparable=True, region=padded
+            [asked], features[b0:b1], sub, 2 * k if padded else k, comparable=True, region=padded
         )
-        offset = b0 / grid.rate_hz
         lo, hi = region.keep_start / grid.rate_hz - 1e-6, min(region.keep_stop / grid.rate_hz, grid.duration) + 1e-6
         if result.presence is not None:
             presence.append(result.presence)
@@ -403,6 +424,8 @@ def answer_question(
         for v, sv in ranking.videos.items()
     }
     ranked, ordered = order_by_time(ranked, per_video, records, ranking.prepared.rewrite, confidence, calibration, k)
+    if ordered is None and ranking.anchors is not None:
+        ranked, ordered = order_by_anchor_times(ranked, per_video, records, ranking.anchors, confidence, calibration, k)
     moments = [
         _moment(records[vid], window, rank, presence.get(vid), verdicts, confidence)
         for rank, (vid, window) in enumerate(ranked, start=1)

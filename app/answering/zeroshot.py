@@ -22,7 +22,13 @@ from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
 from models.windows import window_context_s
-from models.zeroshot import ZeroShotConfig, order_by_anchor, similarity_curve, zero_shot_windows
+from models.zeroshot import (
+    ZeroShotConfig,
+    order_by_anchor,
+    order_by_occurrences,
+    similarity_curve,
+    zero_shot_windows,
+)
 
 
 def _zeroshot_key(context: AnswerContext, arg: str | None) -> tuple:
@@ -111,7 +117,12 @@ class ZeroShotAnswerer:
         """Each question's score curve over the clip: cosine per bin, ordered by its anchor event if any."""
         curves = list(similarity_curve(features, np.stack([q.vector for q in questions])))
         for i, q in enumerate(questions):
-            if q.anchor is not None:  # "where was X before Y": Y's moment orders X's curve
-                anchor = similarity_curve(features, q.anchor)
-                curves[i] = order_by_anchor(curves[i], anchor, q.rewrite.relation, grid, self.config).astype(np.float32)
+            relation = q.rewrite.relation
+            if q.anchor is None or relation is None:
+                continue
+            if q.anchor_at is not None:  # "where was X before Y": Y's moments across the library order X's curve
+                ordered = order_by_occurrences(curves[i], np.asarray(q.anchor_at), relation, grid, self.config)
+            else:  # ... or, with nothing beyond this clip, Y's moments in it
+                ordered = order_by_anchor(curves[i], similarity_curve(features, q.anchor), relation, grid, self.config)
+            curves[i] = ordered.astype(np.float32)
         return curves

@@ -206,8 +206,8 @@ def ask_command(args: argparse.Namespace) -> int:
     print(f"{answer.question}\n  {how}, {scope}, {answer.seconds:.2f} s")
     if answer.searching:
         print(f"  searching: {answer.searching}")
-    if answer.ordered:
-        print(f"  the {'latest' if answer.ordered == 'last' else 'earliest'} confident moment first")
+    if answer.order_note:
+        print(f"  {answer.order_note}")
     if not answer.moments:
         print("  no moments found")
         return 0

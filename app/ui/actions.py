@@ -348,4 +348,5 @@ def answer_record(answer) -> dict[str, Any]:
         "threshold": answer.threshold,
         "searching": answer.searching,
         "ordered": answer.ordered,
+        "order_note": answer.order_note,
     }

@@ -340,8 +340,8 @@ def _render(answer: dict, state: dict):
         )
     if answer.get("searching"):
         lines += f"\n\nSearching: {answer['searching']}."
-    if answer.get("ordered") and moments:
-        lines += f"\n\nThe {'latest' if answer['ordered'] == 'last' else 'earliest'} confident moment comes first."
+    if answer.get("order_note") and moments:
+        lines += f"\n\n{answer['order_note'].capitalize()}."
     for warning in answer.get("warnings") or ():
         lines += f"\n\n⚠ {warning}"
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]

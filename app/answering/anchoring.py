@@ -1,0 +1,117 @@
+""" "Where was the mug before I opened the fridge?" over a library: the anchor event found in every video.
+
+Inside one clip the anchor's occurrences are the peaks of its curve there
+(:func:`models.zeroshot.anchor_occurrences`). Over a library that is not enough: the mug was last seen in the
+recording made before the one in which the fridge opened, and a video where the fridge never opens still has
+peaks of its own noise. So a library-wide before/after question (zero-shot or fused: the anchor is a CLIP
+vector):
+
+* **finds the anchor in every video searched** -- all videos of the scope when it is small, else the videos
+  of the anchor's best frames in the index (the question's own budget) -- measured against one range, the
+  widest of their smoothed curves, so only real occurrences stand out; as wall-clock times;
+* **orders each candidate's curve by all of them** (:attr:`PreparedQuestion.anchor_at`: clip-relative times,
+  most outside the clip), so "shortly before some opening" holds across a video boundary;
+* **puts first the confident moment nearest an occurrence on the asked side** (confident as
+  :func:`app.answering.recency.confident` says), however far: minutes before, in the previous recording, is
+  still "before I opened the fridge"; the rest keep their score order, and the answer says it did
+  (``Answer.ordered`` = ``before`` / ``after``).
+
+Videos without a recording time take part only through their own peaks (as inside one clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.answering.base import PreparedQuestion
+from app.answering.recency import candidates, confident
+from indexing.library import Library, VideoRecord
+from models.windows import Window
+from models.zeroshot import ZeroShotConfig, anchor_occurrences, anchor_span, similarity_curve
+
+
+@dataclass(frozen=True)
+class AnchorTimes:
+    """When the anchor event of a before/after question happened, across the videos searched."""
+
+    relation: str
+    """``before`` or ``after``."""
+    at: np.ndarray
+    """Wall-clock seconds (UTC epoch), sorted."""
+    videos: int
+    """Videos the event was looked for in."""
+
+    def relative(self, record: VideoRecord) -> tuple[float, ...] | None:
+        """The occurrences in seconds on ``record``'s own clock (None: it has no recording time)."""
+        if record.recorded_at is None:
+            return None
+        return tuple(float(t) for t in self.at - record.recorded_at)
+
+    def gap(self, when: float) -> float:
+        """Seconds from ``when`` to the nearest occurrence on the asked side (infinite when there is none)."""
+        if self.relation == "before":
+            later = self.at[self.at >= when]
+            return float(later[0] - when) if later.size else np.inf
+        earlier = self.at[self.at <= when]
+        return float(when - earlier[-1]) if earlier.size else np.inf
+
+
+def find_anchor_times(
+    library: Library,
+    prepared: PreparedQuestion,
+    records: Sequence[VideoRecord],
+    budget: int,
+    frame_hits: int,
+    config: ZeroShotConfig,
+) -> AnchorTimes | None:
+    """The anchor's occurrences over ``records`` (the question's scope), as the module docstring says; None
+    for a question without an anchor or a scope of fewer than two timed videos (one clip's own peaks do)."""
+    relation = prepared.rewrite.relation
+    timed = [r for r in records if r.recorded_at is not None]
+    if prepared.anchor is None or relation is None or len(timed) < 2:
+        return None
+    if len(timed) > budget:
+        by_id = {r.id: r for r in timed}
+        seen: dict[str, VideoRecord] = {}
+        for h in library.search(prepared.anchor, k=frame_hits)[0]:
+            if h.video_id in by_id and len(seen) < budget:
+                seen.setdefault(h.video_id, by_id[h.video_id])
+        timed = list(seen.values())
+    curves = [(r, similarity_curve(library.features(r), prepared.anchor)) for r in timed]
+    spans = [anchor_span(c, r.grid, config) for r, c in curves]
+    span = (min(lo for lo, _ in spans), max(hi for _, hi in spans))
+    found = [anchor_occurrences(c, r.grid, config, span=span) + r.recorded_at for r, c in curves]
+    at = np.sort(np.concatenate(found)) if found else np.zeros(0)
+    return AnchorTimes(relation, at, len(curves))
+
+
+def order_by_anchor_times(
+    ranked: Sequence[tuple[str, Window]],
+    per_video: dict[str, Sequence[Window]],
+    records: dict[str, VideoRecord],
+    anchors: AnchorTimes,
+    confidence: Callable[[str, Window], float | None],
+    calibration,
+    k: int,
+) -> tuple[list[tuple[str, Window]], str | None]:
+    """The ranking with the confident moment nearest an anchor occurrence on the asked side first (its
+    middle's wall-clock time decides); None as the order when no confident moment has one on that side."""
+    ranked = list(ranked)
+    if len(ranked) < 2 or anchors.at.size == 0:
+        return ranked[:k], None
+    pool = candidates(ranked, per_video)
+
+    def gap(i: int) -> float:
+        vid, w = pool[i]
+        if records[vid].recorded_at is None:
+            return np.inf
+        return anchors.gap(records[vid].moment_time((w.start + w.end) / 2.0))
+
+    near = [i for i in confident(pool, per_video, confidence, calibration) if np.isfinite(gap(i))]
+    if not near:
+        return ranked[:k], None
+    head = pool[min(near, key=gap)]
+    return ([head] + [c for c in ranked if c != head])[:k], anchors.relation
