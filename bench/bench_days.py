@@ -14,7 +14,14 @@ Questions, from the world's event log (``world.json``), in the world's own words
   videos: the answer is the *last* put-down before that time;
 * ``yesterday``: "where did I put the X yesterday?" / "what did I take out of the Y yesterday?" asked on the
   evening after a day on which it happened exactly once, for objects (places) it also happened to on other
-  days: the answer is that day's.
+  days: the answer is that day's;
+* ``before`` / ``after``: "where was the X before (after) I opened the Y yesterday?" asked on the next evening,
+  for a Y opened exactly once that day and on other days too: the answer is X's last sighting before (first
+  after) that opening on that day, which may lie in another of the day's recordings (reported apart as
+  ``... across``) -- unless X was picked up in between (two answers: skipped).
+
+Questions are written in each world's own words: its style's question rules and renames (the report week's
+"keyring", "stash"), with the time word appended.
 
 Each is answered by zero-shot three ways: **score only** (every video of the week ranked by score, the time
 words left out), **time-aware** (``app.answering.answer_question`` at the question's time: time words as a
@@ -74,8 +81,32 @@ def week_config(quick: bool, report: bool = False):
     return replace(full, videos=12, duration=60.0, pretrain_steps=30, pretrain_batch=32, train_steps=30, eval_every=30)
 
 
+def day_of(t: float) -> datetime:
+    """The day of a moment on this machine's clock, as "yesterday" is read."""
+    return datetime.fromtimestamp(t).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def evening_after(day: datetime) -> float:
+    return (day + timedelta(days=1, hours=21)).timestamp()  # 21:00 the next day
+
+
+class Wording:
+    """A canonical question in the world's own words (its style's rules and renames), a time word appended."""
+
+    def __init__(self, world: dict) -> None:
+        from training.synthworld.style import world_style
+
+        self.style = world_style(world["style"]["name"])
+        self.rng = np.random.default_rng(int(world["config"].get("seed", 0)) + 7)
+
+    def __call__(self, canonical: str, when: str = "") -> str:
+        text = self.style.question(canonical, self.rng)
+        return f"{text.rstrip('?')} {when}".strip() + "?" if when else text
+
+
 def questions(world: dict) -> list[TimedQuestion]:
     """The week's time-defined questions (see the module docstring), from the held-out videos' event log."""
+    say = Wording(world)
     videos = [v for v in world["videos"] if v["split"] == "val"]
     puts, takes = defaultdict(list), defaultdict(list)  # object -> [(time, uid, start, end)], place -> ...
     for v in videos:
@@ -90,12 +121,9 @@ def questions(world: dict) -> list[TimedQuestion]:
     for obj, events in sorted(puts.items()):
         if len({uid for _, uid, _, _ in events}) >= 2:
             at, uid, s, e = max(events)
-            out.append(TimedQuestion("last", f"where did I put the {obj}?", end_of_week, uid, s, e))
+            out.append(TimedQuestion("last", say(f"Where did I put the {obj}?"), end_of_week, uid, s, e))
 
-    def day_of(t: float) -> datetime:  # days of this machine's clock, as "yesterday" is read
-        return datetime.fromtimestamp(t).replace(hour=0, minute=0, second=0, microsecond=0)
-
-    for table, phrase in ((puts, "where did I put the {} yesterday?"), (takes, None)):
+    for table, phrase in ((puts, "Where did I put the {}?"), (takes, "What did I take out of the {}?")):
         for key, events in sorted(table.items()):
             days = defaultdict(list)
             for ev in events:
@@ -105,10 +133,54 @@ def questions(world: dict) -> list[TimedQuestion]:
             for day, evs in sorted(days.items()):
                 if len(evs) != 1:
                     continue
-                asked = (day + timedelta(days=1, hours=21)).timestamp()  # 21:00 the next day
-                text = phrase.format(key) if phrase else f"what did I take out of the {key} yesterday?"
                 at, uid, s, e = evs[0][:4]
-                out.append(TimedQuestion("yesterday", text, asked, uid, s, e))
+                out.append(
+                    TimedQuestion("yesterday", say(phrase.format(key), "yesterday"), evening_after(day), uid, s, e)
+                )
+    return out + ordered_questions(videos, say)
+
+
+def ordered_questions(videos: list[dict], say: Wording) -> list[TimedQuestion]:
+    """``before`` / ``after`` questions (module docstring): anchors opened once on their day and on other days."""
+    opens, sights, picks = defaultdict(list), defaultdict(list), defaultdict(list)
+    for v in videos:
+        t0 = v["recorded_at"]
+        for e in v["events"]:
+            if e["kind"] == "open":
+                opens[e["place"]].append((t0 + e["start"], t0 + e["end"]))
+            elif e["kind"] == "pick":
+                picks[e["obj"]].append(t0 + e["start"])
+        for s in v["sightings"]:
+            sights[s["obj"]].append((t0 + s["start"], t0 + s["end"], v["video_uid"], s["start"], s["end"]))
+    out = []
+    for place, times in sorted(opens.items()):
+        days = defaultdict(list)
+        for y in times:
+            days[day_of(y[0])].append(y)
+        if len(days) < 2:
+            continue
+        for day, ys in sorted(days.items()):
+            if len(ys) != 1:
+                continue
+            y0, y1 = ys[0]
+            anchor_video = next(
+                v["video_uid"] for v in videos if v["recorded_at"] <= y0 <= v["recorded_at"] + v["duration"]
+            )
+            for obj, seen in sorted(sights.items()):
+                on_day = sorted(x for x in seen if day_of(x[0]) == day)
+                for relation, pick in (
+                    ("before", [x for x in on_day if x[1] <= y0][-1:]),
+                    ("after", [x for x in on_day if x[0] >= y1][:1]),
+                ):
+                    if not pick:
+                        continue
+                    a, b, uid, s, e = pick[0]
+                    lo, hi = (b, y0) if relation == "before" else (y1, a)
+                    if any(lo <= t <= hi for t in picks[obj]):
+                        continue  # picked up in between: "where was it" has two answers
+                    kind = relation + (" across" if uid != anchor_video else "")
+                    text = say(f"Where was the {obj} {relation} I opened the {place}?", "yesterday")
+                    out.append(TimedQuestion(kind, text, evening_after(day), uid, s, e))
     return out
 
 
