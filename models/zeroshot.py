@@ -196,14 +196,19 @@ def order_by_occurrences(
     relation: str,
     grid: TimeGrid,
     config: ZeroShotConfig = ZeroShotConfig(),
+    *,
+    horizon: bool = True,
 ) -> np.ndarray:
     """The object's curve lowered where it is on the wrong side of every occurrence of the anchor event, or far
     from the nearest one on the right side: "after Y" favours moments shortly after *some* Y, "before Y"
     moments shortly before some Y. Each bin is lowered by ``order_penalty`` x the curve's range x
     clip(gap / ``anchor_horizon_s`` - 1, 0, 1), the gap being the time to the nearest occurrence on the right
-    side (infinite when there is none). ``occurrences``: seconds on the clip's grid, sorted; they may lie
-    outside the clip (found in the videos recorded before or after it), which is how an order crosses a video
-    boundary. None at all: the curve as it is (nothing to order by)."""
+    side (infinite when there is none). ``occurrences``: seconds on the clip's grid; they may lie outside the
+    clip (found in the videos recorded before or after it), which is how an order crosses a video boundary.
+    None at all: the curve as it is (nothing to order by). ``horizon=False``: only the wrong side is lowered --
+    across a library, where "the mug after I opened the fridge" may be an hour later in another recording and
+    the nearest confident moment is put first by the ranking (:mod:`app.answering.anchoring`; the tuning
+    week's before/after questions, bench/README.md)."""
     curve = np.asarray(curve, dtype=np.float64)
     at = np.sort(np.asarray(occurrences, dtype=np.float64))
     if at.size == 0 or curve.size == 0:
@@ -216,7 +221,10 @@ def order_by_occurrences(
         i = np.searchsorted(at, times, side="right") - 1
         gap = np.where(i >= 0, times - at[np.maximum(i, 0)], np.inf)
     span = float(curve.max() - curve.min())
-    far = np.clip(gap / config.anchor_horizon_s - 1.0, 0.0, 1.0)  # 0 within the horizon, 1 from twice it
+    if horizon:
+        far = np.clip(gap / config.anchor_horizon_s - 1.0, 0.0, 1.0)  # 0 within the horizon, 1 from twice it
+    else:
+        far = np.where(np.isfinite(gap), 0.0, 1.0)
     return curve - config.order_penalty * span * far
 
 

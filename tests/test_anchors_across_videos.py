@@ -89,3 +89,16 @@ def test_occurrences_outside_the_clip_order_it_across_the_boundary():
     after = order_by_occurrences(seen, np.array([-10.0]), "after", grid)
     assert abs(times[np.argmax(after)] - 10) <= 1
     assert np.array_equal(order_by_occurrences(seen, np.zeros(0), "after", grid), seen)
+
+
+def test_across_a_library_only_the_wrong_side_is_lowered():
+    """Inside one clip "after Y" means shortly after; across recordings the first sighting may be an hour
+    later, so a far moment on the right side keeps its score (the ranking then puts the nearest first)."""
+    grid = TimeGrid(rate_hz=1.0, duration=600.0)
+    times = grid.sample_times()
+    seen = np.exp(-0.5 * ((times - 400) / 2) ** 2)  # 400 s after an opening 100 s before the clip
+    near = order_by_occurrences(seen, np.array([-100.0]), "after", grid)
+    anywhere = order_by_occurrences(seen, np.array([-100.0]), "after", grid, horizon=False)
+    assert near.max() < seen.max() and np.array_equal(anywhere, seen)
+    wrong_side = order_by_occurrences(seen, np.array([700.0]), "after", grid, horizon=False)
+    assert wrong_side.max() < seen.max()

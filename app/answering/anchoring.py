@@ -10,7 +10,9 @@ vector):
   of the anchor's best frames in the index (the question's own budget) -- measured against one range, the
   widest of their smoothed curves, so only real occurrences stand out; as wall-clock times;
 * **orders each candidate's curve by all of them** (:attr:`PreparedQuestion.anchor_at`: clip-relative times,
-  most outside the clip), so "shortly before some opening" holds across a video boundary;
+  most outside the clip): moments with no occurrence on the asked side anywhere are lowered, and -- unlike
+  inside one clip -- moments far from one are not (the mug may be seen an hour after the fridge opened, in
+  another recording; measured on the tuning week: bench/README.md);
 * **puts first the confident moment nearest an occurrence on the asked side** (confident as
   :func:`app.answering.recency.confident` says), however far: minutes before, in the previous recording, is
   still "before I opened the fridge"; the rest keep their score order, and the answer says it did

@@ -121,7 +121,8 @@ class ZeroShotAnswerer:
             if q.anchor is None or relation is None:
                 continue
             if q.anchor_at is not None:  # "where was X before Y": Y's moments across the library order X's curve
-                ordered = order_by_occurrences(curves[i], np.asarray(q.anchor_at), relation, grid, self.config)
+                at = np.asarray(q.anchor_at)
+                ordered = order_by_occurrences(curves[i], at, relation, grid, self.config, horizon=False)
             else:  # ... or, with nothing beyond this clip, Y's moments in it
                 ordered = order_by_anchor(curves[i], similarity_curve(features, q.anchor), relation, grid, self.config)
             curves[i] = ordered.astype(np.float32)
