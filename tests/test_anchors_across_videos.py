@@ -42,19 +42,22 @@ def day(tmp_path_factory):
     return settings
 
 
-def test_before_an_event_in_another_video_is_the_sighting_nearest_before_it(day):
+def test_before_an_event_in_another_video_is_the_sighting_before_it(day):
     service = EgoRecall(day, encoder=ColorEncoder())
     answer = service.ask("where was the cup before I picked up the phone?", mode="zeroshot", k=3, clips=False)
     top = answer.moments[0]
     assert answer.ordered == "before" and top.video_name == "morning-1.mp4" and 4.0 <= top.start <= 8.0
-    assert "nearest before" in answer.order_note and answer.to_dict()["order_note"] == answer.order_note
+    assert "before that event" in answer.order_note and answer.to_dict()["order_note"] == answer.order_note
 
 
-def test_after_an_event_is_the_sighting_nearest_after_it(day):
+def test_after_an_event_in_another_video_are_the_sightings_after_it(day):
+    """The morning's phone orders the evening's recording too: both later sightings come before the one that
+    was earlier (each video's own noise would have found a 'phone' in every video)."""
     service = EgoRecall(day, encoder=ColorEncoder())
     answer = service.ask("where was the cup after I picked up the phone?", mode="zeroshot", k=3, clips=False)
-    top = answer.moments[0]
-    assert answer.ordered == "after" and top.video_name == "morning-2.mp4" and 13.0 <= top.start <= 17.0
+    names = [m.video_name for m in answer.moments]
+    assert answer.ordered == "after" and set(names[:2]) == {"morning-2.mp4", "evening.mp4"}
+    assert names[2] == "morning-1.mp4"
 
 
 def test_inside_one_video_the_clip_orders_itself(day):

@@ -22,8 +22,8 @@ def confidence_words(confidence: float | None, threshold: float | None) -> str |
 ORDER_NOTES = {
     "last": "the latest confident moment comes first",
     "first": "the earliest confident moment comes first",
-    "before": "the confident moment nearest before that event comes first",
-    "after": "the confident moment nearest after that event comes first",
+    "before": "moments before that event come first (it was looked for in every video searched)",
+    "after": "moments after that event come first (it was looked for in every video searched)",
 }
 """How each order of :attr:`Answer.ordered` is told to the user."""
 
@@ -152,8 +152,9 @@ class Answer:
     """The time searched, as it was understood ("yesterday, Sat 5 Dec"), when the question or a filter named one."""
     ordered: str | None = None
     """``last`` (``first``) when the latest (earliest) confident moment was put first (see
-    :mod:`app.answering.recency`); ``before`` (``after``) when the confident moment nearest before (after) the
-    question's anchor event was (:mod:`app.answering.anchoring`). :attr:`order_note` says it in words."""
+    :mod:`app.answering.recency`); ``before`` (``after``) when moments on that side of the question's anchor
+    event, looked for across the videos searched, were (:mod:`app.answering.anchoring`). :attr:`order_note`
+    says it in words."""
 
     @property
     def order_note(self) -> str | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from app.answering.anchoring import AnchorTimes, find_anchor_times, order_by_anchor_times
+from app.answering.anchoring import AnchorTimes, find_anchor_times
 from app.answering.base import Answerer, PreparedQuestion
 from app.answering.calibration import Calibration
 from app.answering.corrections import apply_corrections, is_wrong_again, same_question
@@ -424,8 +424,8 @@ def answer_question(
         for v, sv in ranking.videos.items()
     }
     ranked, ordered = order_by_time(ranked, per_video, records, ranking.prepared.rewrite, confidence, calibration, k)
-    if ordered is None and ranking.anchors is not None:
-        ranked, ordered = order_by_anchor_times(ranked, per_video, records, ranking.anchors, confidence, calibration, k)
+    if ordered is None and ranking.anchors is not None and ranking.anchors.at.size:
+        ordered = ranking.anchors.relation  # the curves were ordered by the event across the videos searched
     moments = [
         _moment(records[vid], window, rank, presence.get(vid), verdicts, confidence)
         for rank, (vid, window) in enumerate(ranked, start=1)
