@@ -26,6 +26,7 @@ name has a prompt builder in :data:`_BUILDERS` (a test keeps the two in step).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -470,20 +471,29 @@ _NOT_OBJECTS = _QUESTION_WORDS | frozenset(
 _NAMED = re.compile(r"\b(?:the|my|a|an|our|your|his|her|their) (?P<np>[a-z]+(?: [a-z]+)?)")
 
 
+@functools.lru_cache(maxsize=1)
+def _vocabulary_names() -> tuple[frozenset[str], int]:
+    """The presence vocabulary's names and their plurals in "s", and the most words one has: a question is
+    matched against them word by word (a regular expression per name recompiled ~650 patterns a question,
+    80 ms, once Python's pattern cache overflowed: bench_query's profile)."""
+    from models.presence import vocabulary
+
+    names = frozenset(w for name in vocabulary() for w in (name, name + "s"))
+    return names, max((len(n.split()) for n in names), default=1)
+
+
 def _known_object(text: str) -> str | None:
     """The object a text names: an everyday name the presence vocabulary knows (longest first), else the words
     after its last determiner (up to a preposition or question word), else its last noun."""
-    from models.presence import vocabulary
-
-    padded = f" {text} "
-    known = []  # (where it starts, -length, as written): the first named object wins, the longest name there
-    for name in vocabulary():
-        for written in (name, name + "s"):
-            for m in re.finditer(rf"(?<= ){re.escape(written)}(?= )", padded):
-                if not re.search(r"\b(?:i|we|you) $", padded[: m.start()]):  # "i saw", "i drill": verbs
-                    known.append((m.start(), -len(written), written))
-    if known:
-        return definite(min(known)[2])
+    names, longest = _vocabulary_names()
+    words = text.split()
+    for i in range(len(words)):  # the first named object wins, the longest name there
+        if i and words[i - 1] in ("i", "we", "you"):  # "i saw", "i drill": verbs
+            continue
+        for n in range(min(longest, len(words) - i), 0, -1):
+            written = " ".join(words[i : i + n])
+            if written in names:
+                return definite(written)
     named = [m["np"].split() for m in _NAMED.finditer(text)]
     for words in reversed(named):
         kept = []
