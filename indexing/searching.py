@@ -118,29 +118,33 @@ class FrameSearch:
     def _rescore(
         self, query: np.ndarray, segments: list, span: int, k: int, settings: LibrarySettings
     ) -> list[tuple[float, VideoRecord, int]]:
-        """The ``k`` best frames of the found segments, scored exactly from the float16 feature files."""
+        """The ``k`` best frames of the found segments, scored exactly from the float16 feature files: the
+        segments' rows gathered into one block and scored in one product (a product per video cost more than
+        the arithmetic: a few hundred segments come from dozens of videos)."""
         by_video: dict[int, tuple[VideoRecord, list[int]]] = {}
         for _, rec, b in segments:
             by_video.setdefault(rec.rowid, (rec, []))[1].append(b)
         videos: list[VideoRecord] = []
-        scores: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
+        slices: list[np.ndarray] = []
         rows: list[np.ndarray] = []
+        owners: list[int] = []
         for rec, starts in by_video.values():
             try:
                 features = self._state.maps.load(self._state.paths.features(rec.id, settings), rec.num_rows, rec.dim)
             except LibraryError as exc:
                 logger.warning("searching without video %s (%s): %s; run repair", rec.id, rec.name, exc)
                 continue
-            starts = sorted(starts)
-            block = np.concatenate([features[b : b + span] for b in starts])  # contiguous slices of the map
-            scores.append(block.astype(np.float32) @ query)
-            rows.append(np.concatenate([np.arange(b, min(b + span, rec.num_rows)) for b in starts]))
-            owners.append(np.full(len(block), len(videos)))
+            for b in sorted(starts):
+                piece = features[b : b + span]  # a contiguous slice of the map
+                slices.append(piece)
+                rows.append(np.arange(b, b + len(piece)))
+                owners.append(len(videos))
             videos.append(rec)
-        if not scores:
+        if not slices:
             return []
-        score, owner, row = np.concatenate(scores), np.concatenate(owners), np.concatenate(rows)
+        score = np.concatenate(slices).astype(np.float32) @ query
+        row = np.concatenate(rows)
+        owner = np.repeat(np.asarray(owners), [len(r) for r in rows])
         top = np.argsort(-score, kind="stable")[:k]
         return [(float(score[i]), videos[owner[i]], int(row[i])) for i in top.tolist()]
 

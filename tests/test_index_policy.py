@@ -150,3 +150,28 @@ def test_explicit_factories_are_kept(tmp_path, factory):
     lib.add(path, enc)
     assert lib.settings.index_factory == factory and lib.state.frames.current().factory == factory
     assert lib.search(enc.encode_text(["keys"]), k=1)[0][0].time < 4.0
+
+
+@pytest.mark.parametrize("factory", ["SQfp16", "Seg16,SQfp16"])
+def test_the_half_precision_scan_returns_what_faiss_returns(factory):
+    """One question over a float16 index is scanned by torch on every core (``_scan_half``); its answer must be
+    faiss's own: the same scores in float32 and the same ids (in any order among equal scores), even where
+    float16 scores would tie."""
+    rng = np.random.default_rng(3)
+    index = FrameIndex.new(32, factory)
+    base = rng.standard_normal(32).astype(np.float32)
+    for rowid in range(1, 4):
+        x = base + 0.05 * rng.standard_normal((700, 32)).astype(np.float32)  # near-duplicates: many close scores
+        index.add(rowid, x / np.linalg.norm(x, axis=1, keepdims=True))
+    assert index._half_codes() is not None
+    for _ in range(20):
+        q = base + 0.3 * rng.standard_normal(32).astype(np.float32)
+        q = (q / np.linalg.norm(q))[None]
+        scores, ids = index.search(q, 25)
+        want_scores, want_ids = index.index.search(q, 25)
+        assert scores.dtype == np.float32 and np.allclose(scores, want_scores, atol=1e-6)
+        same = np.isclose(scores[0][:, None], scores[0][None, :], atol=1e-6)  # equal scores: any order
+        assert all(set(ids[0][same[i]]) == set(want_ids[0][same[i]]) for i in range(24))
+    flat = FrameIndex.new(32, "Flat")
+    flat.add(1, np.eye(32, dtype=np.float32))
+    assert flat._half_codes() is None  # other index types keep faiss's own search

@@ -42,7 +42,7 @@ def answer_in_regions(seed: int, half_s: float, pad_s: float, k: int = 5):
     whole = curve_to_windows(curve, grid, k)
     hits = [int(grid.seconds_to_bins(w.start, w.end)[0]) for w in whole]  # the index found the right places
     regions = _regions(hits, grid.num_bins, math.ceil(half_s * RATE), math.ceil(pad_s * RATE) + 1 if pad_s else 0)
-    scored = _score_video(library, CurveAnswerer(), QUESTION, record, regions, k)
+    scored = _score_video(library.features(record), CurveAnswerer(), QUESTION, record, regions, k)
     return whole, scored, regions
 
 

@@ -81,7 +81,8 @@ def find_anchor_times(
             if h.video_id in by_id and len(seen) < budget:
                 seen.setdefault(h.video_id, by_id[h.video_id])
         timed = list(seen.values())
-    curves = [(r, similarity_curve(library.features(r), prepared.anchor)) for r in timed]
+    maps = library.features_of(timed)
+    curves = [(r, similarity_curve(maps[r.id], prepared.anchor)) for r in timed]
     spans = [anchor_span(c, r.grid, config) for r, c in curves]
     span = (min(lo for lo, _ in spans), max(hi for _, hi in spans))
     found = [anchor_occurrences(c, r.grid, config, span=span) + r.recorded_at for r, c in curves]

@@ -169,11 +169,12 @@ def find_moments(
         budget = config.max_videos or answerer.max_candidate_videos
         anchors = find_anchor_times(library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer))
     ranking = Ranking(prepared, [], anchors=anchors)
+    features = library.features_of([record for record, _ in plan.values()])  # one catalog read
     for vid, (record, segments) in plan.items():
         ask = prepared
         if ranking.anchors is not None and record.recorded_at is not None:
             ask = replace(prepared, anchor_at=ranking.anchors.relative(record))
-        ranking.videos[vid] = _score_video(library, answerer, ask, record, segments, k)
+        ranking.videos[vid] = _score_video(features[vid], answerer, ask, record, segments, k)
     ranking.ranked = rank_across([(vid, sv.windows) for vid, sv in ranking.videos.items()], k)
     logger.info("answered %r over %d video(s) in %.3f s", question, len(plan), time.monotonic() - started)
     return ranking
@@ -254,14 +255,13 @@ def segment_grid(grid: TimeGrid, start: int, stop: int) -> TimeGrid:
 
 
 def _score_video(
-    library: Library,
+    features: np.ndarray,
     answerer: Answerer,
     prepared: PreparedQuestion,
     record: VideoRecord,
     regions: list[Region],
     k: int,
 ) -> ScoredVideo:
-    features = library.features(record)
     grid = record.grid
     centres = grid.sample_times()
     windows: list[Window] = []
