@@ -107,10 +107,13 @@ def video_features(seed: int, index: int, table: np.ndarray) -> tuple[np.ndarray
     return unit(x).astype(np.float16), shown
 
 
-def make_features(videos: int, seed: int) -> list[int]:
-    """Feature files for ``videos`` videos under OUT/features (kept across sizes); concepts shown in video 0-1."""
+def make_features(videos: int, seed: int, source=None) -> list[int]:
+    """Feature files for ``videos`` videos under OUT/features (kept across sizes); concepts shown in video 0-1.
+    ``source``: a :class:`bench.query_worlds.WorldSource` to tile instead of the concept model."""
     folder = OUT / "features"
     folder.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        return make_world_features(videos, seed, source, folder)
     table = concepts(seed)
     early: set[int] = set()
     started = time.monotonic()
@@ -129,6 +132,22 @@ def make_features(videos: int, seed: int) -> list[int]:
         f"features: {videos} videos ({videos * ROWS:,} vectors) ready in {time.monotonic() - started:.0f} s", flush=True
     )
     return sorted(early)
+
+
+def make_world_features(videos: int, seed: int, source, folder: Path) -> list[int]:
+    started = time.monotonic()
+    for i in range(videos):
+        path = folder / f"{i:012x}.npy"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, source.video(seed, i, ROWS))
+            os.replace(tmp, path)
+    print(
+        f"features: {videos} videos tiled from {source.hours:.1f} h of world recordings in "
+        f"{time.monotonic() - started:.0f} s",
+        flush=True,
+    )
+    return []
 
 
 def make_queries(n: int, seed: int, shown: list[int]) -> np.ndarray:
@@ -243,6 +262,13 @@ def build_library(root: Path, videos: int, factory: str) -> float:
     return seconds
 
 
+def ask_text(qi: int) -> str:
+    """The text asked for question ``qi`` (its vector comes from :class:`QuestionVectors`): its prompts must be
+    its own, or the answerer's cache of prompt vectors hands every question the first one's vector -- which
+    "question 7" (read as the object "question") did from the grammar's fallback on, until this was found."""
+    return f"where is the q{qi} thing"
+
+
 class QuestionVectors:
     """A stub text encoder: every prompt embeds to the vector of the question being asked."""
 
@@ -285,7 +311,7 @@ def run_index(
         t0 = time.perf_counter()
         hits = library.search(q, k=256)[0]
         t1, c1 = time.perf_counter(), time.process_time()
-        answer = service.ask(f"question {qi}", k=5, clips=False)
+        answer = service.ask(ask_text(qi), k=5, clips=False)
         t2, c2 = time.perf_counter(), time.process_time()
         if qi < warmup:
             continue
@@ -296,7 +322,7 @@ def run_index(
         got = {(h.video_id, h.bin) for h in hits[:100]}
         recall.append(len(exact & got) / len(exact))
         found.append(f"{int(top_video[qi][0]):012x}" in {s.video_id for s in answer.series})
-        equal.append(same_moments(answer.moments, exact_moments(service, f"question {qi}", bounds[qi])))
+        equal.append(same_moments(answer.moments, exact_moments(service, ask_text(qi), bounds[qi])))
     rss_after = rss_anon_mb()
     add = add_hour(service, root) if add_video else None
     library.close()
@@ -400,6 +426,13 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--features",
+        choices=("worlds", "concepts"),
+        default="concepts",
+        help="worlds: real pipeline features of rendered worlds, tiled (bench/query_worlds.py); concepts: the "
+        "random concept model",
+    )
     parser.add_argument("--threads", type=int, default=2, help="faiss / BLAS threads")
     parser.add_argument("--keep", action="store_true", help="keep bench/out/query (feature files) afterwards")
     parser.add_argument("--no-text", action="store_true", help="skip the text-encoding measurement")
@@ -420,13 +453,24 @@ def main() -> int:
         f"{args.threads} threads), numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"synthetic features: {DIM}-d float16 at {RATE_HZ} Hz, 30-minute videos ({ROWS} rows each); "
+        f"{args.features} features: {DIM}-d float16 at {RATE_HZ} Hz, 30-minute videos ({ROWS} rows each); "
         f"{args.queries} questions, {args.warmup} warm-up"
     )
     videos_needed = max(math.ceil(h * 3600 / VIDEO_S) for h in args.hours)
+    source = None
+    if args.features == "worlds":
+        from bench.query_worlds import WorldSource
+
+        global OUT
+        OUT = OUT.with_name("query-worlds")
+        source = WorldSource(DIM, args.seed)
     try:
-        shown = make_features(videos_needed, args.seed)
-        queries = make_queries(args.queries + args.warmup, args.seed, shown)
+        shown = make_features(videos_needed, args.seed, source)
+        if source is None:
+            queries = make_queries(args.queries + args.warmup, args.seed, shown)
+        else:
+            queries, texts = source.questions(args.queries + args.warmup, args.seed)
+            print(f"questions: {len(queries)} of the worlds' own, e.g. {texts[args.warmup]!r}")
         # Warm-up questions come first; the measured ones follow.
         header = (
             f"{'hours':>5} {'vectors':>10} {'index':>14} {'build s':>8} {'file MB':>8} {'RAM MB':>7} "

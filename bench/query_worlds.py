@@ -1,0 +1,105 @@
+"""Features that behave like real ones for ``bench_query.py --features worlds``: real pipeline features of
+rendered first-person video, tiled and perturbed to any number of hours, and real question embeddings.
+
+Source: the libraries ``bench_transfer.py`` leaves in ``bench/out/transfer`` -- its tuning-style corpus and the
+report worlds (styles ``home``, ``flat``, ``cottage``, ``loft``), every video indexed by one encoder (the
+corpus's ``egorecall-small``, pretrained on narrations: its features are anisotropic and its text-to-frame
+cosines small, as CLIP's are). About 2.9 hours of features and ~1,700 questions in the worlds' own words.
+
+* **Videos.** A 30-minute video is a run of source recordings (a day of 90-150 s activities), drawn at random
+  with their order, so answers are seconds long inside minutes of similar frames. Every piece is distorted as a
+  whole -- a random near-identity linear map (a day's light and camera) -- and every frame gets noise, so each
+  of the ~350 copies of a source moment at 1,000 hours is a distinct video whose scores differ from the others'
+  by the copy, not only by frame noise (per-frame cosine to the source ~0.95).
+* **Dimensions.** The encoder's 128-d features and questions are embedded in 512-d by one random isometry
+  (cosines unchanged), so memory, scan and rescoring cost what 512-d CLIP ViT-B features cost.
+* **Questions.** Every world's NLQ questions, rewritten by the app's grammar into prompt ensembles and encoded
+  by the corpus encoder's text tower, exactly as ``ask`` would; a seeded sample of them is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSFER = ROOT / "bench" / "out" / "transfer"
+LIBRARIES = ("corpus", "home-2027", "home-2028", "flat-3101", "cottage-3102", "loft-3103")
+DISTORTIONS = 64
+DISTORTION = 0.12
+"""Scale of a piece's linear distortion x -> x + DISTORTION * x @ B (B Gaussian, 1/sqrt(dim) entries)."""
+FRAME_NOISE = 0.0145
+"""Per-dimension Gaussian noise on each frame (512-d: cosine ~0.95 to the undisturbed frame)."""
+
+
+class WorldSource:
+    """The source recordings (features in 512-d) and the corpus encoder, loaded once."""
+
+    def __init__(self, dim: int, seed: int = 0) -> None:
+        from indexing.library import Library
+
+        missing = [n for n in LIBRARIES if not (TRANSFER / n / "library.sqlite").exists()]
+        if missing:
+            raise SystemExit(
+                f"--features worlds reads the libraries bench_transfer.py builds; missing {missing} under "
+                f"{TRANSFER} (run bench/bench_generalization.py, then bench/bench_transfer.py)"
+            )
+        self.pieces: list[np.ndarray] = []
+        self.worlds: list[Path] = []
+        spec = None
+        for name in LIBRARIES:
+            lib = Library.open(TRANSFER / name)
+            settings = lib.settings
+            spec = spec or (settings.encoder_model, settings.encoder_pretrained)
+            if (settings.encoder_model, settings.encoder_pretrained) != spec:
+                raise SystemExit(f"{name} was indexed by another encoder than {LIBRARIES[0]}")
+            maps = lib.features_of(lib.videos())
+            self.pieces += [np.asarray(m, np.float32) for m in maps.values()]
+            self.worlds.append(Path(lib.videos()[0].source_path).parent.parent / "world.json")
+            lib.close()
+        assert spec is not None
+        self.encoder_spec = spec
+        source_dim = self.pieces[0].shape[1]
+        rng = np.random.default_rng((seed, 7))
+        basis, _ = np.linalg.qr(rng.standard_normal((dim, source_dim)))  # [dim, source_dim], orthonormal columns
+        self.embed = basis.T.astype(np.float32)  # x [.., source_dim] @ embed -> [.., dim], cosines unchanged
+        self.distortions = [
+            (DISTORTION / math.sqrt(dim)) * rng.standard_normal((dim, dim)).astype(np.float32)
+            for _ in range(DISTORTIONS)
+        ]
+        self.dim = dim
+
+    @property
+    def hours(self) -> float:
+        return sum(len(p) for p in self.pieces) / 1.875 / 3600.0
+
+    def video(self, seed: int, index: int, rows: int) -> np.ndarray:
+        """float16 [rows, dim]: one synthetic video (see the module docstring)."""
+        rng = np.random.default_rng((seed, 11, index))
+        out, filled = [], 0
+        while filled < rows:
+            piece = self.pieces[int(rng.integers(len(self.pieces)))] @ self.embed
+            piece = piece + piece @ self.distortions[int(rng.integers(DISTORTIONS))]
+            piece += FRAME_NOISE * rng.standard_normal(piece.shape, dtype=np.float32)
+            out.append(piece[: rows - filled])
+            filled += len(out[-1])
+        x = np.concatenate(out)
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+    def questions(self, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+        """``n`` real questions of the worlds (seeded sample) as 512-d prompt-ensemble vectors, and their texts."""
+        from app.answering.vectors import prompt_vectors
+        from models.clip_encoder import ClipEncoder, EncoderSpec
+        from models.questions import rewrite_question
+
+        texts = sorted(
+            {q["query"] for w in self.worlds for v in json.loads(w.read_text())["videos"] for q in v["queries"]}
+        )
+        rng = np.random.default_rng((seed, 13))
+        picked = [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
+        encoder = ClipEncoder.load(EncoderSpec(*self.encoder_spec), device="cpu")
+        vectors = np.stack(prompt_vectors(encoder, [rewrite_question(t) for t in picked])) @ self.embed
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), picked
