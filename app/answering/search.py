@@ -392,7 +392,8 @@ def answer_question(
     """The :class:`Answer` to one question, built here and only here.
 
     In order: the time to search (``when``, else the question's own time words: :mod:`app.answering.when`),
-    the ranked windows of :func:`find_moments` over the videos recorded then, the user's corrections
+    the ranked windows of :func:`find_moments` over the videos recorded then (a before/after question's event
+    looked for in all of them: :mod:`app.answering.anchoring`), the user's corrections
     (:mod:`app.answering.corrections`), the latest (or earliest) confident moment first when the question asks
     for one (:mod:`app.answering.recency`), then each a :class:`Moment` with its wall-clock time (``cut``
     adds its playable clip) and its confidence, and which mode answered (``asked_mode`` is what the user chose,
