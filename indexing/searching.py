@@ -132,7 +132,7 @@ class FrameSearch:
         slices: list[np.ndarray] = []
         rows: list[np.ndarray] = []
         owners: list[int] = []
-        folder = self._state.paths.features("", settings).parent  # one path per question, not per video
+        folder = self._state.paths.features_dir(settings)  # one path per question, not per video
         for rec, starts in by_video.values():
             try:
                 features = self._state.maps.load(folder / f"{rec.id}.npy", rec.num_rows, rec.dim)

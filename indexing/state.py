@@ -113,8 +113,11 @@ class LibraryPaths:
         settings = settings or self.catalog.settings()
         return self.root / STORES_DIR / settings.feature_store if settings.feature_store else self.root
 
+    def features_dir(self, settings: LibrarySettings | None = None) -> Path:
+        return self.store_dir(settings) / "features"
+
     def features(self, video_id: str, settings: LibrarySettings | None = None) -> Path:
-        return self.store_dir(settings) / "features" / f"{video_id}.npy"
+        return self.features_dir(settings) / f"{video_id}.npy"
 
     def index_dir(self, settings: LibrarySettings | None = None) -> Path:
         return self.store_dir(settings) / "index"

@@ -149,11 +149,6 @@ _faiss_threads = ThreadLimit(faiss.omp_get_max_threads, faiss.omp_set_num_thread
 measured 12 ms instead of 1 ms for 6,750 vectors on a busy 2-core CPU (see :mod:`models.threads`)."""
 
 
-HALF_SCAN_SLACK = 2e-3
-"""torch's float16 product rounds each score to float16 (<= 2.5e-4 off below 1, plus the question's own
-rounding): every vector within this of the k-th best is rescored in float32, so the top k are faiss's."""
-
-
 SCAN_CHUNK_ROWS = 16384
 """Rows one thread scores at a time (16 MB of 512-d float16): small enough that a helper thread woken late
 costs a chunk, not half the scan."""

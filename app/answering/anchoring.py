@@ -42,22 +42,12 @@ class AnchorTimes:
     """``before`` or ``after``."""
     at: np.ndarray
     """Wall-clock seconds (UTC epoch), sorted."""
-    videos: int
-    """Videos the event was looked for in."""
 
     def relative(self, record: VideoRecord) -> tuple[float, ...] | None:
         """The occurrences in seconds on ``record``'s own clock (None: it has no recording time)."""
         if record.recorded_at is None:
             return None
         return tuple(float(t) for t in self.at - record.recorded_at)
-
-    def gap(self, when: float) -> float:
-        """Seconds from ``when`` to the nearest occurrence on the asked side (infinite when there is none)."""
-        if self.relation == "before":
-            later = self.at[self.at >= when]
-            return float(later[0] - when) if later.size else np.inf
-        earlier = self.at[self.at <= when]
-        return float(when - earlier[-1]) if earlier.size else np.inf
 
 
 def find_anchor_times(
@@ -87,4 +77,4 @@ def find_anchor_times(
     span = (min(lo for lo, _ in spans), max(hi for _, hi in spans))
     found = [anchor_occurrences(c, r.grid, config, span=span) + r.recorded_at for r, c in curves]
     at = np.sort(np.concatenate(found)) if found else np.zeros(0)
-    return AnchorTimes(relation, at, len(curves))
+    return AnchorTimes(relation, at)

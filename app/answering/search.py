@@ -153,7 +153,7 @@ def find_moments(
     anchors: AnchorTimes | None = None  # inside one video, its own peaks order a before/after question
     if video_id is not None:
         record = library.get(video_id)
-        library.features(record)  # refuses a video that is not ready, with the library's message
+        features = library.features_of([record])  # refuses a video that is not ready, with the library's message
         prepared = answerer.prepare([question])[0]
         plan = {record.id: (record, [Region.whole(0, record.num_rows)])}
     else:
@@ -168,12 +168,10 @@ def find_moments(
         plan = _plan(library, records, prepared, answerer, config)
         budget = config.max_videos or answerer.max_candidate_videos
         anchors = find_anchor_times(library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer))
+        features = library.features_of([record for record, _ in plan.values()])  # one catalog read
     ranking = Ranking(prepared, [], anchors=anchors)
-    features = library.features_of([record for record, _ in plan.values()])  # one catalog read
     for vid, (record, segments) in plan.items():
-        ask = prepared
-        if ranking.anchors is not None and record.recorded_at is not None:
-            ask = replace(prepared, anchor_at=ranking.anchors.relative(record))
+        ask = prepared if anchors is None else replace(prepared, anchor_at=anchors.relative(record))
         ranking.videos[vid] = _score_video(features[vid], answerer, ask, record, segments, k)
     ranking.ranked = rank_across([(vid, sv.windows) for vid, sv in ranking.videos.items()], k)
     logger.info("answered %r over %d video(s) in %.3f s", question, len(plan), time.monotonic() - started)
