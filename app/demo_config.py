@@ -42,7 +42,8 @@ class DemoConfig:
     max_queries_per_clip: int = 10
     seed: int = 1
     style: str = "home"
-    """The world's style (:mod:`training.synthworld.style`): ``home`` or a report style of the benchmarks."""
+    """The world's style (:mod:`training.synthworld.style`): ``home``, another tuning house, a report style of
+    the benchmarks, or a corpus of several houses of one family (``home+terrace+bungalow``)."""
     recorded_from: str | None = None
     """A week of recordings (``SynthConfig.recorded_from``, three videos a day), for the multi-day benchmark."""
     world_workers: int = 2

@@ -18,7 +18,7 @@ KNOBS = ("duration_scale", "answer_pad_s", "shake", "pan_period_s", "step_hz", "
 
 
 def test_the_tuning_style_is_the_canonical_world():
-    assert TUNING_STYLES == ("home",) and HOME.house() is DEFAULT_HOUSE
+    assert TUNING_STYLES[0] == "home" and HOME.house() is DEFAULT_HOUSE
     rng = np.random.default_rng(0)
     for text in ("#C C puts the mug in the fridge", "Where did I put the keys?"):
         assert HOME.narration(text, rng) == text and HOME.question(text, rng) == text
@@ -40,6 +40,51 @@ def test_report_styles_share_no_value_with_the_tuning_styles(name):
     assert [t.name for t in house.things] == [t.name for t in DEFAULT_HOUSE.things]
     assert [r.wall for r in house.rooms] != [r.wall for r in DEFAULT_HOUSE.rooms]
     assert [p.pano_x for p in house.places] != [p.pano_x for p in DEFAULT_HOUSE.places]
+    # nor a word: no tuning style (a corpus may learn from all of them) says what a report style says
+    for tuning in TUNING_STYLES:
+        other = STYLES[tuning]
+        assert not set(style.renames.values()) & set(other.renames.values()), (name, tuning)
+        for mine, theirs in (
+            (style.narration_rules, other.narration_rules),
+            (style.question_rules, other.question_rules),
+        ):
+            assert not {a for _, alts in mine for a in alts} & {a for _, alts in theirs for a in alts}, (name, tuning)
+
+
+def test_the_other_tuning_houses_differ_from_home():
+    for name in TUNING_STYLES[1:]:
+        style = STYLES[name]
+        assert style.family == "tuning" and style.renames and style.narration_rules and style.question_rules
+        house = style.house()
+        assert [p.pano_x for p in house.places] != [p.pano_x for p in DEFAULT_HOUSE.places]
+        canonical = {t.name for t in DEFAULT_HOUSE.things} | {p.name for p in DEFAULT_HOUSE.places}
+        canonical |= {r.name for r in DEFAULT_HOUSE.rooms}
+        assert set(style.renames) <= canonical and not set(style.renames.values()) & canonical
+
+
+def test_a_corpus_world_mixes_houses_of_one_family(tmp_path):
+    summary = generate_world(
+        tmp_path / "corpus", n_videos=3, seed=4, duration=40, size=48, fps=4, style="home+terrace+bungalow"
+    )
+    world = json.loads((tmp_path / "corpus" / "world.json").read_text())
+    assert [v["style"] for v in world["videos"]] == ["home", "terrace", "bungalow"]
+    assert world["style"]["family"] == "tuning" and [m["name"] for m in world["style"]["mix"]] == list(TUNING_STYLES)
+    # each video speaks its own house's words, and never the canonical word its house renames
+    for video in world["videos"][1:]:
+        style = STYLES[video["style"]]
+        said = " ".join([e["narration"] or "" for e in video["events"]] + [q["query"] for q in video["queries"]])
+        assert any(re.search(rf"\b{new}\b", said) for new in style.renames.values()), video["style"]
+        for word in style.renames:
+            assert not re.search(rf"\b{word}\b", said), (video["style"], word)
+    assert summary.n_videos == 3
+    # the first video is byte for byte the one a world of its style alone would hold
+    generate_world(tmp_path / "home", n_videos=1, seed=4, duration=40, size=48, fps=4)
+    alone = json.loads((tmp_path / "home" / "world.json").read_text())["videos"][0]
+    assert {k: v for k, v in world["videos"][0].items() if k not in ("style", "split")} == {
+        k: v for k, v in alone.items() if k != "split"
+    }
+    with pytest.raises(SynthWorldError, match="one family"):
+        generate_world(tmp_path / "leak", n_videos=2, duration=20, style="home+flat")
 
 
 def test_an_unknown_style_is_refused(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from training.synthworld.generate import SynthConfig
-from training.synthworld.style import STYLES
+from training.synthworld.style import REPORT_STYLES, TUNING_STYLES
 
 
 def register(subparsers) -> None:
@@ -53,10 +53,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--style",
-        choices=sorted(STYLES),
         default=defaults.style,
-        help="how the world looks, moves and talks: home (the tuning style) or a report style never tuned on "
-        "(default %(default)s)",
+        help="how the world looks, moves and talks: a tuning style (" + ", ".join(TUNING_STYLES) + "), a report "
+        "style never tuned on (" + ", ".join(REPORT_STYLES) + "), or several houses of one family joined by + "
+        "(home+terrace+bungalow: a training corpus) (default %(default)s)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a synthetic world previously generated in --out")
     p.set_defaults(handler=run)

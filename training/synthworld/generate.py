@@ -25,7 +25,7 @@ from training.synthworld.catalog import DEFAULT_HOUSE, House
 from training.synthworld.language import narration
 from training.synthworld.queries import ClipView, Query, clip_queries
 from training.synthworld.script import Event, Sighting, plan_video, sightings
-from training.synthworld.style import STYLES, WorldStyle, world_style
+from training.synthworld.style import WorldStyle, describe_styles, video_style, world_styles
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class SynthConfig:
     crf: int = 23
     workers: int = 1
     style: str = "home"
-    """How the world looks, moves and talks (:mod:`training.synthworld.style`): ``home`` (tuning) or a report
-    style (``flat``, ``cottage``, ``loft``)."""
+    """How the world looks, moves and talks (:mod:`training.synthworld.style`): a tuning style (``home``,
+    ``terrace``, ``bungalow``), a report style (``flat``, ``cottage``, ``loft``), or a mix of one family
+    (``home+terrace+bungalow``: several houses, video ``i`` in the ``i``-th, cyclically)."""
     recorded_from: str | None = None
     """A week of recordings: video ``i`` is recorded on day ``i // videos_per_day`` after this UTC time
     (``2026-11-30T08:00:00Z``), ``hours_between`` hours after the day's previous one, and the time is written
@@ -65,8 +66,10 @@ class SynthConfig:
 
     def validate(self) -> None:
         problems = []
-        if self.style not in STYLES:
-            problems.append(f"--style must be one of {', '.join(STYLES)} (got {self.style!r})")
+        try:
+            world_styles(self.style)
+        except KeyError as exc:
+            problems.append(f"--style: {exc.args[0]}")
         if self.n_videos < 1:
             problems.append(f"--videos must be at least 1 (got {self.n_videos})")
         if not 10.0 <= self.duration <= 3600.0:
@@ -174,7 +177,7 @@ def plan_world_video(index: int, cfg: SynthConfig, house: House = DEFAULT_HOUSE)
     """Script, clips and queries of video ``index`` of world ``cfg.seed`` (no rendering)."""
     meta_ss, script_ss, motion_ss, query_ss = np.random.SeedSequence([cfg.seed, index]).spawn(4)
     meta = np.random.default_rng(meta_ss)
-    style = world_style(cfg.style)
+    style = video_style(cfg.style, index)
     house = style.house(house)
     j = cfg.duration_jitter
     # Whole seconds: a whole number of frames at any integer frame rate, and event times on the 0.1 s grid.
@@ -241,7 +244,7 @@ def render_video_file(plan: VideoPlan, path: Path, cfg: SynthConfig, house: Hous
     from indexing.mp4_writer import VideoWriter
     from training.synthworld.render import CameraMotion, VideoRenderer
 
-    style = world_style(cfg.style)
+    style = video_style(cfg.style, plan.index)
     motion = CameraMotion(style.shake, style.pan_period_s, style.step_hz)
     renderer = VideoRenderer(_assets(style.house(house), cfg.size), plan.events, cfg.fps, plan.motion_seed, motion)
     tmp = path.with_name(path.stem + ".partial.mp4")
@@ -292,7 +295,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 def _narrations(plan: VideoPlan, house: House, cfg: SynthConfig) -> tuple[list[dict], list[tuple[int, str]]]:
     pass_uid = _uid(cfg.seed, "narration", plan.index)
-    style = world_style(cfg.style)
+    style = video_style(cfg.style, plan.index)
     words = _style_rng(cfg, plan.index, "narrations")
     entries, per_event = [], []
     for ev in plan.events:
@@ -367,8 +370,8 @@ def generate_world(
         "generator": "egorecall-synthworld",
         "format_version": FORMAT_VERSION,
         "config": recorded,
-        "house": world_style(cfg.style).house(house).describe(),
-        "style": world_style(cfg.style).describe(),
+        "house": video_style(cfg.style, 0).house(house).describe(),
+        "style": describe_styles(cfg.style),
         "videos": world_videos,
     }
     nbytes = ego4d.write_json(out / "world.json", world)
@@ -420,7 +423,7 @@ def _write_annotations(
     n_narr = 0
     splits: dict[str, list[dict]] = {"train": [], "val": []}
     for p in plans:
-        entries, per_event = _narrations(p, world_style(cfg.style).house(house), cfg)
+        entries, per_event = _narrations(p, video_style(cfg.style, p.index).house(house), cfg)
         n_narr += len(entries)
         narration_json[p.video_uid] = ego4d.narration_video(
             entries, _summary_text(p), p.duration, _uid(cfg.seed, "narration", p.index)
@@ -479,7 +482,7 @@ def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
                     "evidence": q.evidence,
                 }
             )
-    return {
+    video = {
         "video_uid": p.video_uid,
         "index": p.index,
         "recorded_at": recorded_at(cfg, p.index),
@@ -497,3 +500,6 @@ def _world_video(p: VideoPlan, narr: dict[int, str], cfg: SynthConfig) -> dict:
         "sightings": [s.to_dict() for s in p.sightings],
         "queries": queries,
     }
+    if len(world_styles(cfg.style)) > 1:  # a corpus of several houses: which one this video was recorded in
+        video["style"] = video_style(cfg.style, p.index).name
+    return video

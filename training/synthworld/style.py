@@ -14,6 +14,10 @@ sentence from a seeded generator, then whole-word renames. Styles are data and r
 Two families never share a value (``tests/test_synthworld_style.py`` checks it): **tuning** styles, the only
 ones anything may be tuned on, and **report** styles, on which figures are reported and nothing is tuned
 afterwards. Report styles keep every object (an encoder cannot name what it never saw) but may rename it.
+
+A world may also mix styles of one family (``home+terrace+bungalow``: video ``i`` is recorded in the ``i``-th
+style, cyclically): a *corpus* of several houses and dialects, as a model trained once for every user learns
+from many homes (``bench/bench_transfer.py``). A mix across families is refused: it would leak held-out styles.
 """
 
 from __future__ import annotations
@@ -264,9 +268,87 @@ LOFT = WorldStyle(
     layout_seed=37,
 )
 
-STYLES: dict[str, WorldStyle] = {s.name: s for s in (HOME, FLAT, COTTAGE, LOFT)}
+# Two more tuning houses, so a corpus can learn from several homes. Their words, verbs, phrasings and camera
+# values are their own: none is a report style's (tests/test_synthworld_style.py), so a corpus of tuning styles
+# still never hears or sees how a report world speaks or moves.
+TERRACE = WorldStyle(
+    "terrace",
+    "tuning",
+    renames={
+        "mug": "teacup",
+        "phone": "smartphone",
+        "bag": "tote",
+        "glasses": "eyeglasses",
+        "sofa": "settee",
+        "counter": "countertop",
+        "cabinet": "sideboard",
+        "living room": "sitting room",
+        "hallway": "corridor",
+    },
+    narration_rules=(
+        (r"C puts the (.+?) (in|on) the", (r"C lays the \1 \2 the", r"C tucks the \1 \2 the")),
+        (r"C picks up the", (r"C fetches the", r"C snatches up the")),
+        (r"C walks into the", (r"C moves into the",)),
+        (r"C opens the", (r"C swings open the",)),
+    ),
+    question_rules=(
+        (r"^Where did I put the (.+)\?$", (r"where did I lay the \1?", r"Where did I tuck the \1?")),
+        (r"^Where is the (.+)\?$", (r"where is the \1 lying?",)),
+        (r"^In what location did I see the (.+)\?$", (r"where did I spot the \1?",)),
+        (r"^What did I put (in|on) the (.+)\?$", (r"what did I lay \1 the \2?",)),
+        (r"\bI opened the", (r"I swung open the",)),
+    ),
+    casual=0.1,
+    duration_scale=1.1,
+    answer_pad_s=0.2,
+    shake=0.7,
+    pan_period_s=27.0,
+    step_hz=1.7,
+    palette_shift=1,
+    layout_seed=5,
+)
+
+BUNGALOW = WorldStyle(
+    "bungalow",
+    "tuning",
+    renames={
+        "keys": "keychain",
+        "wallet": "billfold",
+        "book": "paperback",
+        "bottle": "flask",
+        "fridge": "icebox",
+        "shelf": "ledge",
+        "drawer": "chest of drawers",
+        "bedroom": "guest room",
+        "office": "den",
+    },
+    narration_rules=(
+        (r"C puts the (.+?) (in|on) the", (r"C parks the \1 \2 the", r"C rests the \1 \2 the")),
+        (r"C takes the (.+?) out of the", (r"C fishes the \1 out of the",)),
+        (r"C closes the", (r"C swings shut the",)),
+        (r"C walks to the", (r"C wanders to the",)),
+    ),
+    question_rules=(
+        (r"^Where did I put the (.+)\?$", (r"where did I park the \1?", r"where did I rest the \1?")),
+        (r"^Where are the (.+)\?$", (r"where are the \1 lying?",)),
+        (r"^What object did I take out of the (.+)\?$", (r"what did I fish out of the \1?",)),
+        (r"^Did I leave the (.+) open\?$", (r"was the \1 left open?",)),
+        (r"\bI closed the", (r"I swung shut the",)),
+    ),
+    casual=0.4,
+    duration_scale=0.9,
+    answer_pad_s=0.15,
+    shake=0.9,
+    pan_period_s=19.0,
+    step_hz=2.4,
+    palette_shift=0,
+    layout_seed=7,
+)
+
+STYLES: dict[str, WorldStyle] = {s.name: s for s in (HOME, TERRACE, BUNGALOW, FLAT, COTTAGE, LOFT)}
 TUNING_STYLES = tuple(n for n, s in STYLES.items() if s.family == "tuning")
 REPORT_STYLES = tuple(n for n, s in STYLES.items() if s.family == "report")
+MIX_SEPARATOR = "+"
 
 
 def world_style(name: str) -> WorldStyle:
@@ -274,3 +356,29 @@ def world_style(name: str) -> WorldStyle:
         return STYLES[name]
     except KeyError:
         raise KeyError(f"unknown world style {name!r}; styles: {', '.join(STYLES)}") from None
+
+
+def world_styles(name: str) -> tuple[WorldStyle, ...]:
+    """The styles a world's ``style`` names: one (``flat``), or a mix of one family (``home+terrace``)."""
+    styles = tuple(world_style(part.strip()) for part in name.split(MIX_SEPARATOR))
+    families = {s.family for s in styles}
+    if len(families) > 1:
+        raise KeyError(
+            f"a world may mix styles of one family only ({name!r} mixes tuning and report styles: figures on a "
+            "report style would no longer be held out)"
+        )
+    return styles
+
+
+def video_style(name: str, index: int) -> WorldStyle:
+    """The style video ``index`` of a world of style ``name`` is recorded in (a mix takes turns)."""
+    styles = world_styles(name)
+    return styles[index % len(styles)]
+
+
+def describe_styles(name: str) -> dict:
+    """A world's style as plain data for world.json: the style itself, or a mix with each of its styles."""
+    styles = world_styles(name)
+    if len(styles) == 1:
+        return styles[0].describe()
+    return {"name": name, "family": styles[0].family, "mix": [s.describe() for s in styles]}
