@@ -46,20 +46,23 @@ import numpy as np  # noqa: E402
 
 from bench.bench_generalization import WORLDS, score  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
-from training.synthworld.style import TUNING_STYLES  # noqa: E402
+from training.synthworld.style import TUNING_STYLES, world_styles  # noqa: E402
 
 CORPUS_SEED = 5001
+VIDEOS_PER_HOUSE = 36
+"""As many videos of each house as the first, one-house corpus had: a corpus of more homes is also a bigger one,
+as Ego4D's many homes are (``--videos 36`` asks whether three houses travel better at equal size)."""
 CORPUS_STYLE = "+".join(TUNING_STYLES)
 """Every tuning house: a corpus learns from many homes (the first figures used ``home`` alone)."""
 METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "put R1@0.3")
 ANSWERED_BY = ("zero-shot", "corpus checkpoint", "auto", "adapted checkpoint", "adapted auto", "ceiling")
 
 
-def corpus_config(quick: bool, style: str = CORPUS_STYLE):
+def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = None):
     from app.demo import DemoConfig
 
     full = DemoConfig(
-        videos=36,
+        videos=videos or VIDEOS_PER_HOUSE * len(world_styles(style)),
         duration=90.0,
         seed=CORPUS_SEED,
         style=style,
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--corpus-style", default=CORPUS_STYLE, help="the corpus's tuning style(s), joined by + (default %(default)s)"
     )
+    ap.add_argument("--videos", type=int, default=None, help=f"corpus videos (default {VIDEOS_PER_HOUSE} a house)")
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
     ap.add_argument(
         "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
@@ -102,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     from training.nlq import load_nlq
 
     out = Path(__file__).resolve().parent / "out"
-    name = "transfer" if args.corpus_style == "home" else "transfer-" + args.corpus_style.replace("+", "-")
+    config = corpus_config(args.quick, args.corpus_style, args.videos)
+    name = "transfer"
+    if args.corpus_style != "home" or config.videos != VIDEOS_PER_HOUSE:
+        name += f"-{args.corpus_style.replace('+', '-')}-{config.videos}v"
     work = args.work or out / (name + ("-quick" if args.quick else ""))
-    config = corpus_config(args.quick, args.corpus_style)
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
     final = corpus.checkpoint.replace("-best", "-final")
