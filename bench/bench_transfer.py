@@ -53,12 +53,14 @@ VIDEOS_PER_HOUSE = 36
 """As many videos of each house as the first, one-house corpus had: a corpus of more homes is also a bigger one,
 as Ego4D's many homes are (``--videos 36`` asks whether three houses travel better at equal size)."""
 CORPUS_STYLE = "+".join(TUNING_STYLES)
+TRAIN_STEPS = 400
+"""VSLNet steps on the corpus (batch 32)."""
 """Every tuning house: a corpus learns from many homes (the first figures used ``home`` alone)."""
 METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "put R1@0.3")
 ANSWERED_BY = ("zero-shot", "corpus checkpoint", "auto", "adapted checkpoint", "adapted auto", "ceiling")
 
 
-def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = None):
+def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = None, train_steps: int = TRAIN_STEPS):
     from app.demo import DemoConfig
 
     full = DemoConfig(
@@ -68,7 +70,7 @@ def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = N
         style=style,
         val_fraction=0.15,
         pretrain_steps=240,
-        train_steps=400,
+        train_steps=train_steps,
     )
     full = replace(full, world_workers=1)
     if not quick:
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "--corpus-style", default=CORPUS_STYLE, help="the corpus's tuning style(s), joined by + (default %(default)s)"
     )
     ap.add_argument("--videos", type=int, default=None, help=f"corpus videos (default {VIDEOS_PER_HOUSE} a house)")
+    ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="VSLNet steps (default %(default)s)")
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
     ap.add_argument(
         "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
@@ -106,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     from training.nlq import load_nlq
 
     out = Path(__file__).resolve().parent / "out"
-    config = corpus_config(args.quick, args.corpus_style, args.videos)
+    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps)
     name = "transfer"
     if args.corpus_style != "home" or config.videos != VIDEOS_PER_HOUSE:
         name += f"-{args.corpus_style.replace('+', '-')}-{config.videos}v"
+    if args.train_steps != TRAIN_STEPS:
+        name += f"-{args.train_steps}steps"
     work = args.work or out / (name + ("-quick" if args.quick else ""))
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
