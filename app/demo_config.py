@@ -44,6 +44,9 @@ class DemoConfig:
     style: str = "home"
     """The world's style (:mod:`training.synthworld.style`): ``home``, another tuning house, a report style of
     the benchmarks, or a corpus of several houses of one family (``home+terrace+bungalow``)."""
+    val_house: str | None = None
+    """In a corpus of several houses, the one held out whole as the val split (``SynthConfig.val_style``): the
+    checkpoint is chosen and its fusion weight fitted in a house it never trained on."""
     recorded_from: str | None = None
     """A week of recordings (``SynthConfig.recorded_from``, three videos a day), for the multi-day benchmark."""
     world_workers: int = 2
@@ -125,6 +128,7 @@ class DemoConfig:
             "max_queries_per_clip": self.max_queries_per_clip,
             "style": self.style,
             "recorded_from": self.recorded_from,
+            "val_style": self.val_house,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,4 +143,6 @@ class DemoConfig:
             d.pop("style")
         if d["recorded_from"] is None:
             d.pop("recorded_from")
+        if d["val_house"] is None:
+            d.pop("val_house")
         return d

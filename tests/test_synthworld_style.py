@@ -63,11 +63,12 @@ def test_the_other_tuning_houses_differ_from_home():
 
 
 def test_a_corpus_world_mixes_houses_of_one_family(tmp_path):
+    mix = "+".join(TUNING_STYLES)
     summary = generate_world(
-        tmp_path / "corpus", n_videos=3, seed=4, duration=40, size=48, fps=4, style="home+terrace+bungalow"
+        tmp_path / "corpus", n_videos=len(TUNING_STYLES), seed=4, duration=40, size=48, fps=4, style=mix
     )
     world = json.loads((tmp_path / "corpus" / "world.json").read_text())
-    assert [v["style"] for v in world["videos"]] == ["home", "terrace", "bungalow"]
+    assert [v["style"] for v in world["videos"]] == list(TUNING_STYLES)
     assert world["style"]["family"] == "tuning" and [m["name"] for m in world["style"]["mix"]] == list(TUNING_STYLES)
     # each video speaks its own house's words, and never the canonical word its house renames
     for video in world["videos"][1:]:
@@ -76,7 +77,7 @@ def test_a_corpus_world_mixes_houses_of_one_family(tmp_path):
         assert any(re.search(rf"\b{new}\b", said) for new in style.renames.values()), video["style"]
         for word in style.renames:
             assert not re.search(rf"\b{word}\b", said), (video["style"], word)
-    assert summary.n_videos == 3
+    assert summary.n_videos == len(TUNING_STYLES)
     # the first video is byte for byte the one a world of its style alone would hold
     generate_world(tmp_path / "home", n_videos=1, seed=4, duration=40, size=48, fps=4)
     alone = json.loads((tmp_path / "home" / "world.json").read_text())["videos"][0]
@@ -133,3 +134,15 @@ def test_a_report_world_speaks_and_times_its_answers_in_its_style(tmp_path):
                         < q["clip_end_sec"]
                         <= c["video_end_sec"] - c["video_start_sec"] + 1e-6
                     )
+
+
+def test_a_corpus_can_hold_one_house_apart_for_validation(tmp_path):
+    mix = "+".join(TUNING_STYLES)
+    n = 2 * len(TUNING_STYLES)
+    generate_world(tmp_path / "w", n_videos=n, seed=5, duration=20, size=48, fps=4, style=mix, val_style="cabin")
+    world = json.loads((tmp_path / "w" / "world.json").read_text())
+    assert {v["style"] for v in world["videos"] if v["split"] == "val"} == {"cabin"}
+    assert {v["style"] for v in world["videos"] if v["split"] == "train"} == set(TUNING_STYLES) - {"cabin"}
+    for bad in (dict(style="home", val_style="home"), dict(style=mix, val_style="flat")):
+        with pytest.raises(SynthWorldError, match="val_style"):
+            generate_world(tmp_path / "bad", n_videos=n, duration=20, **bad)

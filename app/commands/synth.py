@@ -58,6 +58,12 @@ def register(subparsers) -> None:
         "style never tuned on (" + ", ".join(REPORT_STYLES) + "), or several houses of one family joined by + "
         "(home+terrace+bungalow: a training corpus) (default %(default)s)",
     )
+    p.add_argument(
+        "--val-house",
+        default=None,
+        metavar="STYLE",
+        help="in a mix of houses, the one held out whole as the val split (a house training never sees)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a synthetic world previously generated in --out")
     p.set_defaults(handler=run)
 
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         max_queries_per_clip=args.max_queries,
         workers=args.workers,
         style=args.style,
+        val_style=args.val_house,
     )
     summary = generate_world(args.out, cfg, overwrite=args.overwrite)
     width = max(len(name) for name, _ in summary.files)

@@ -57,6 +57,9 @@ class SynthConfig:
     """How the world looks, moves and talks (:mod:`training.synthworld.style`): a tuning style (``home``,
     ``terrace``, ``bungalow``), a report style (``flat``, ``cottage``, ``loft``), or a mix of one family
     (``home+terrace+bungalow``: several houses, video ``i`` in the ``i``-th, cyclically)."""
+    val_style: str | None = None
+    """In a mix of houses, the one whose videos -- all of them, and only they -- are the val split
+    (``val_fraction`` is then unused): validation in a house training never saw, as a user's home is."""
     recorded_from: str | None = None
     """A week of recordings: video ``i`` is recorded on day ``i // videos_per_day`` after this UTC time
     (``2026-11-30T08:00:00Z``), ``hours_between`` hours after the day's previous one, and the time is written
@@ -90,6 +93,18 @@ class SynthConfig:
             problems.append(
                 f"recorded_from must be an ISO time such as 2026-11-30T08:00:00Z (got {self.recorded_from!r})"
             )
+        if self.val_style is not None:
+            try:
+                houses = [s.name for s in world_styles(self.style)]
+            except KeyError:
+                houses = []
+            if self.val_style not in houses or len(houses) < 2:
+                problems.append(
+                    f"--val-house (val_style) must be one of the houses of a mix (got {self.val_style!r} for style "
+                    f"{self.style!r})"
+                )
+            elif self.n_videos < len(houses):
+                problems.append(f"a world holding its val house apart needs at least {len(houses)} videos")
         if self.videos_per_day < 1 or self.hours_between <= 0:
             problems.append("videos_per_day must be at least 1 and hours_between above 0")
         if problems:
@@ -214,6 +229,10 @@ def _styled(q: Query, style: WorldStyle, rng: np.random.Generator, clip_start: f
 
 def assign_splits(plans: list[VideoPlan], cfg: SynthConfig) -> None:
     """Whole videos go to val (never split across train and val); at least one each when there are two."""
+    if cfg.val_style is not None:
+        for p in plans:
+            p.split = "val" if video_style(cfg.style, p.index).name == cfg.val_style else "train"
+        return
     n = len(plans)
     n_val = int(round(n * cfg.val_fraction))
     if cfg.val_fraction > 0 and n >= 2:

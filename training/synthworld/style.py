@@ -345,7 +345,44 @@ BUNGALOW = WorldStyle(
     layout_seed=7,
 )
 
-STYLES: dict[str, WorldStyle] = {s.name: s for s in (HOME, TERRACE, BUNGALOW, FLAT, COTTAGE, LOFT)}
+CABIN = WorldStyle(
+    "cabin",
+    "tuning",
+    renames={
+        "remote": "clicker",
+        "scissors": "snips",
+        "knife": "blade",
+        "counter": "benchtop",
+        "table": "breakfast nook",
+        "box": "carton",
+        "nightstand": "night chest",
+        "basket": "trug",
+        "kitchen": "galley",
+    },
+    narration_rules=(
+        (r"C puts the (.+?) (in|on) the", (r"C stows the \1 \2 the", r"C plonks the \1 \2 the")),
+        (r"C picks up the", (r"C scoops up the",)),
+        (r"C looks around the", (r"C surveys the",)),
+        (r"C walks into the", (r"C ducks into the",)),
+    ),
+    question_rules=(
+        (r"^Where did I put the (.+)\?$", (r"where did I stow the \1?", r"where did I plonk the \1?")),
+        (r"^Where is the (.+)\?$", (r"whereabouts is the \1?",)),
+        (r"^Where are the (.+)\?$", (r"whereabouts are the \1?",)),
+        (r"\bI picked up the", (r"I scooped up the",)),
+        (r"\bI walked into the", (r"I ducked into the",)),
+    ),
+    casual=0.25,
+    duration_scale=1.05,
+    answer_pad_s=0.1,
+    shake=0.55,
+    pan_period_s=29.0,
+    step_hz=1.6,
+    palette_shift=1,
+    layout_seed=9,
+)
+
+STYLES: dict[str, WorldStyle] = {s.name: s for s in (HOME, TERRACE, BUNGALOW, CABIN, FLAT, COTTAGE, LOFT)}
 TUNING_STYLES = tuple(n for n, s in STYLES.items() if s.family == "tuning")
 REPORT_STYLES = tuple(n for n, s in STYLES.items() if s.family == "report")
 MIX_SEPARATOR = "+"
