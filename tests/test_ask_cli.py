@@ -330,6 +330,48 @@ def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
     assert fused.weight == 0.8 and "weight 0.8" in fused.label
 
 
+def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):
+    """At weight 0 the fused mode answers with the checkpoint's own spans (not fixed-length windows cut from its
+    highlight curve), so the weight search can fall back to the checkpoint whole; the weight chosen on a file
+    scores the checkpoint's own windows there."""
+    from app.answering.fusion import FusedAnswerer, choose_fusion_weight
+    from training.features import LibraryClipFeatures
+    from training.nlq import load_nlq
+
+    service = EgoRecall(Settings(library=world["lib"], device="cpu"))
+    trained = service.answerer("tiny-vslnet")
+    fused = FusedAnswerer(service.answer_context(), "tiny-vslnet", weight=0.0)
+    mixed = FusedAnswerer(service.answer_context(), "tiny-vslnet", weight=0.5)
+    video = service.library.videos()[0]
+    features, grid = service.library.features(video), video.grid
+    for comparable in (False, True):
+        (own,) = trained.answer(trained.prepare(["where is the cup"]), features, grid, 5, comparable=comparable)
+        (same,) = fused.answer(fused.prepare(["where is the cup"]), features, grid, 5, comparable=comparable)
+        assert same.windows == own.windows
+    (other,) = mixed.answer(mixed.prepare(["where is the cup"]), features, grid, 5)
+    assert other.windows != own.windows  # fixed-length windows of the mixed curve
+    dataset = load_nlq(world["val"])
+    choice = choose_fusion_weight(fused, dataset, LibraryClipFeatures(service.library), weights=(0.0,))
+    alone = score_checkpoint(trained, dataset, LibraryClipFeatures(service.library))
+    assert choice.scores[0.0] == alone
+
+
+def score_checkpoint(answerer, dataset, source) -> dict:
+    from training.metrics import score_windows, windows_array
+
+    windows, truth = [], []
+    for clip_uid, queries in dataset.queries_by_clip().items():
+        queries = [q for q in queries if q.has_answer]
+        feats = source.get(dataset.clips[clip_uid])
+        for q, a in zip(
+            queries, answerer.answer(answerer.prepare([q.text for q in queries]), feats.features, feats.grid, 5)
+        ):
+            windows.append(a.windows)
+            truth.append((q.start, q.end))
+    s = score_windows(windows_array(windows, 5), np.asarray(truth, np.float64))
+    return {"R@1@0.3": s.recall["R1@0.3"], "R@5@0.3": s.recall["R5@0.3"]}
+
+
 def test_predict_uses_the_library_when_no_folder_is_given(world, capsys, tmp_path):
     """After the first predict indexed the clips' videos, the library alone answers the same file."""
     first = world["root"] / "from-videos.json"

@@ -11,7 +11,11 @@ where ``span(c)`` maps the clip's cosines affinely onto 0-1 (cosines are in thei
 apart; ``h`` is a probability). Being affine, it keeps zero-shot's windows exactly at ``w = 1`` (window scores
 are linear in the curve), so the weight search can always fall back to either mode; a percentile transform,
 tried first, lost 1 point of R@1 at ``w = 1`` on the answer benchmark. The fused curve becomes windows with
-the zero-shot proposals (calibrated lengths, distinct moments). ``w`` is chosen on validation data by
+the zero-shot proposals (calibrated lengths, distinct moments). At ``w = 0`` the answer is the checkpoint's own:
+its spans, not fixed-length windows cut from its highlight curve -- so the weight search can fall back to either
+mode whole. (Before, ``w = 0`` cut 3-5 s windows from the highlight curve, which in a house the checkpoint never
+trained on answered 7.8 points of R@1@0.3 below the checkpoint itself, 35.9 vs 43.7 on 551 queries, and no
+weight reached it: bench/README.md, ``bench_transfer``.) ``w`` is chosen on validation data by
 :func:`choose_fusion_weight` and stored in the checkpoint's metadata (``fusion.weight``); a checkpoint without
 one uses :data:`DEFAULT_FUSION_WEIGHT`.
 """
@@ -90,10 +94,11 @@ class FusedAnswerer:
         clip = self.zeroshot.prepare(questions)
         return [replace(z, tokens=t.tokens, mask=t.mask) for t, z in zip(tokens, clip)]
 
-    def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid) -> list[tuple]:
-        """(highlight, zero-shot curve) per question: what the weight mixes."""
-        trained = self.trained.answer(questions, features, grid, 1)
-        return [(t.curve, c) for t, c in zip(trained, self.zeroshot.curves(questions, features, grid))]
+    def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid, k: int = 1) -> list[tuple]:
+        """(the checkpoint's answer with its ``k`` best spans, zero-shot curve) per question: what the weight
+        mixes (the answer's ``curve`` is its highlight curve)."""
+        trained = self.trained.answer(questions, features, grid, k)
+        return list(zip(trained, self.zeroshot.curves(questions, features, grid)))
 
     def answer(
         self,
@@ -107,10 +112,13 @@ class FusedAnswerer:
     ) -> list[ClipAnswer]:
         if not questions:
             return []
-        out = []
         presence = self.zeroshot.presence(questions, features)
-        for (highlight, cosine), p in zip(self.curves(questions, features, grid), presence):
-            fused = fuse_curves(highlight, cosine, self.weight)
+        if self.weight == 0.0:  # the checkpoint itself (see the module docstring)
+            answers = self.trained.answer(questions, features, grid, k, comparable=comparable, region=region)
+            return [replace(a, presence=p) for a, p in zip(answers, presence)]
+        out = []
+        for (trained, cosine), p in zip(self.curves(questions, features, grid), presence):
+            fused = fuse_curves(trained.curve, cosine, self.weight)
             windows = curve_to_windows(fused, grid, k, self.zeroshot.config.proposals)
             out.append(ClipAnswer(windows, fused.astype(np.float32), presence=p))
         return out
@@ -154,7 +162,7 @@ def choose_fusion_weight(
         except FeaturesUnavailable:
             continue
         prepared = fused.prepare([q.text for q in clip_queries])
-        for q, pair in zip(clip_queries, fused.curves(prepared, feats.features, feats.grid)):
+        for q, pair in zip(clip_queries, fused.curves(prepared, feats.features, feats.grid, k)):
             curves.append(pair)
             grids.append(feats.grid)
             truth.append((q.start, q.end))
@@ -164,7 +172,10 @@ def choose_fusion_weight(
     proposals = fused.zeroshot.config.proposals
     scores: dict[float, dict[str, float]] = {}
     for w in weights:
-        windows = [curve_to_windows(fuse_curves(h, c, w), g, k, proposals) for (h, c), g in zip(curves, grids)]
+        windows = [
+            t.windows[:k] if w == 0.0 else curve_to_windows(fuse_curves(t.curve, c, w), g, k, proposals)
+            for (t, c), g in zip(curves, grids)
+        ]
         s = score_windows(windows_array(windows, k), gt)
         scores[float(w)] = {"R@1@0.3": s.recall["R1@0.3"], "R@5@0.3": s.recall["R5@0.3"]}
     best = _steadiest_best(scores)
