@@ -55,7 +55,7 @@ class SynthConfig:
     workers: int = 1
     style: str = "home"
     """How the world looks, moves and talks (:mod:`training.synthworld.style`): a tuning style (``home``,
-    ``terrace``, ``bungalow``), a report style (``flat``, ``cottage``, ``loft``), or a mix of one family
+    ``terrace``, ``bungalow``, ``cabin``), a report style (``flat``, ``cottage``, ``loft``), or a mix of one family
     (``home+terrace+bungalow``: several houses, video ``i`` in the ``i``-th, cyclically)."""
     val_style: str | None = None
     """In a mix of houses, the one whose videos -- all of them, and only they -- are the val split
