@@ -63,11 +63,27 @@ report worlds (bench/README.md). The other three houses train."""
 TRAIN_STEPS = 1600
 """VSLNet steps on the corpus (batch 32), chosen on the corpus's own validation videos: R@1@0.3 there rose
 from 44 at 400 steps (the first figures) to a plateau of 53-55 from 900 to 1,600 (bench/README.md)."""
+SMALL_RELER = {
+    "dim": 64,
+    "num_heads": 4,
+    "num_co_layers": 2,
+    "ffn_dim": 128,
+    "dropout": 0.0,
+    "max_positions": 256,
+    "standardize_video": True,
+}
+"""ReLER at the demo VSLNet's size (dim 64, no dropout), for ``--localizer reler``."""
 METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "put R1@0.3")
 ANSWERED_BY = ("zero-shot", "corpus checkpoint", "auto", "adapted checkpoint", "adapted auto", "ceiling")
 
 
-def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = None, train_steps: int = TRAIN_STEPS):
+def corpus_config(
+    quick: bool,
+    style: str = CORPUS_STYLE,
+    videos: int | None = None,
+    train_steps: int = TRAIN_STEPS,
+    localizer: str = "vslnet",
+):
     from app.demo import DemoConfig
 
     houses = [s.name for s in world_styles(style)]
@@ -82,6 +98,8 @@ def corpus_config(quick: bool, style: str = CORPUS_STYLE, videos: int | None = N
         train_steps=train_steps,
     )
     full = replace(full, world_workers=1)
+    if localizer == "reler":
+        full = replace(full, localizer="reler", localizer_config=dict(SMALL_RELER))
     if not quick:
         return full
     return replace(
@@ -99,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--videos", type=int, default=None, help=f"corpus videos (default {VIDEOS_PER_HOUSE} a house)")
     ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="VSLNet steps (default %(default)s)")
+    ap.add_argument("--localizer", choices=("vslnet", "reler"), default="vslnet", help="the corpus's localizer")
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
     ap.add_argument(
         "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
@@ -118,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     from training.nlq import load_nlq
 
     out = Path(__file__).resolve().parent / "out"
-    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps)
+    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer)
     name = "transfer"
     if args.corpus_style != "home" or config.videos != VIDEOS_PER_HOUSE:
         name += f"-{args.corpus_style.replace('+', '-')}-{config.videos}v"
     if args.train_steps != TRAIN_STEPS:
         name += f"-{args.train_steps}steps"
+    if args.localizer != "vslnet":
+        name += f"-{args.localizer}"
     work = args.work or out / (name + ("-quick" if args.quick else ""))
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
