@@ -348,6 +348,7 @@ def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):
         (own,) = trained.answer(trained.prepare(["where is the cup"]), features, grid, 5, comparable=comparable)
         (same,) = fused.answer(fused.prepare(["where is the cup"]), features, grid, 5, comparable=comparable)
         assert same.windows == own.windows
+    assert "alone" in fused.label and "weight 0.5" in mixed.label
     (other,) = mixed.answer(mixed.prepare(["where is the cup"]), features, grid, 5)
     assert other.windows != own.windows  # fixed-length windows of the mixed curve
     dataset = load_nlq(world["val"])

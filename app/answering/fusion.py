@@ -77,7 +77,13 @@ class FusedAnswerer:
         self.calibration, self.warnings = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
         self.mode = f"{FUSED}:{self.trained.mode}"
-        self.label = f"fused ({self.trained.label} + {self.zeroshot.label}, weight {self.weight:.1f})"
+
+    @property
+    def label(self) -> str:
+        """What the answer says answered it; at weight 0 that is the checkpoint alone (its own spans)."""
+        if self.weight == 0.0:
+            return f"fused at weight 0.0: {self.trained.label} alone"
+        return f"fused ({self.trained.label} + {self.zeroshot.label}, weight {self.weight:.1f})"
 
     @property
     def measure_presence(self) -> bool:
