@@ -83,6 +83,7 @@ def corpus_config(
     videos: int | None = None,
     train_steps: int = TRAIN_STEPS,
     localizer: str = "vslnet",
+    seed: int = CORPUS_SEED,
 ):
     from app.demo import DemoConfig
 
@@ -90,7 +91,7 @@ def corpus_config(
     full = DemoConfig(
         videos=videos or VIDEOS_PER_HOUSE * len(world_styles(style)),
         duration=90.0,
-        seed=CORPUS_SEED,
+        seed=seed,
         style=style,
         val_fraction=0.15,
         val_house=VAL_HOUSE if VAL_HOUSE in houses and len(houses) > 1 else None,
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--videos", type=int, default=None, help=f"corpus videos (default {VIDEOS_PER_HOUSE} a house)")
     ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="VSLNet steps (default %(default)s)")
     ap.add_argument("--localizer", choices=("vslnet", "reler"), default="vslnet", help="the corpus's localizer")
+    ap.add_argument("--seed", type=int, default=CORPUS_SEED, help="the corpus world's seed (another draw of it)")
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
     ap.add_argument(
         "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.nlq import load_nlq
 
     out = Path(__file__).resolve().parent / "out"
-    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer)
+    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer, args.seed)
     name = "transfer"
     if args.corpus_style != "home" or config.videos != VIDEOS_PER_HOUSE:
         name += f"-{args.corpus_style.replace('+', '-')}-{config.videos}v"
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         name += f"-{args.train_steps}steps"
     if args.localizer != "vslnet":
         name += f"-{args.localizer}"
+    if args.seed != CORPUS_SEED:
+        name += f"-seed{args.seed}"
     work = args.work or out / (name + ("-quick" if args.quick else ""))
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
