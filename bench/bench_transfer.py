@@ -5,8 +5,8 @@
 
 What runs. A *corpus* of tuning-style recordings in four houses (``home+terrace+bungalow+cabin``: each its own
 layout, words, verbs, phrasings, pace and camera, none a report style's), seed 5001, 36 videos of ~90 s a house;
-three houses train and ``cabin`` is held out whole for validation (``--corpus-style home`` is the one-house corpus
-of the first figures, 15 % of its videos held out):
+three houses train and ``cabin`` is held out whole for validation (``--corpus-style home --train-steps 400``
+is the one-house corpus of the first figures, 15 % of its videos held out):
 ``egorecall-small`` pretrained on its narrations, every video indexed, NaQ, VSLNet trained on NLQ +
 NaQ, its fusion weight fitted on the corpus's validation videos -- the demo's pipeline, as a team with Ego4D
 would run it once. Then, untouched, the *report* worlds of ``bench_generalization.py`` (styles ``flat``,
@@ -89,7 +89,7 @@ def corpus_config(
 
     houses = [s.name for s in world_styles(style)]
     full = DemoConfig(
-        videos=videos or VIDEOS_PER_HOUSE * len(world_styles(style)),
+        videos=videos or VIDEOS_PER_HOUSE * len(houses),
         duration=90.0,
         seed=seed,
         style=style,
@@ -106,6 +106,19 @@ def corpus_config(
     return replace(
         full, videos=10, duration=60.0, val_fraction=0.2, pretrain_steps=30, pretrain_batch=32, train_steps=40
     )
+
+
+FIRST_CORPUS = ("home", 36, 400, "vslnet", CORPUS_SEED)
+"""The first figures' corpus, whose folder ``bench/out/transfer`` ``bench_query --features worlds`` reads."""
+
+
+def work_name(config) -> str:
+    """The corpus's cache folder: every setting that defines it in the name (``transfer`` for the first one)."""
+    key = (config.style, config.videos, config.train_steps, config.localizer, config.seed)
+    if key == FIRST_CORPUS:
+        return "transfer"
+    style, videos, steps, localizer, seed = key
+    return f"transfer-{style.replace('+', '-')}-{videos}v-{steps}steps-{localizer}-seed{seed}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,16 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(__file__).resolve().parent / "out"
     config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer, args.seed)
-    name = "transfer"
-    if args.corpus_style != "home" or config.videos != VIDEOS_PER_HOUSE:
-        name += f"-{args.corpus_style.replace('+', '-')}-{config.videos}v"
-    if args.train_steps != TRAIN_STEPS:
-        name += f"-{args.train_steps}steps"
-    if args.localizer != "vslnet":
-        name += f"-{args.localizer}"
-    if args.seed != CORPUS_SEED:
-        name += f"-seed{args.seed}"
-    work = args.work or out / (name + ("-quick" if args.quick else ""))
+    work = args.work or out / (work_name(config) + ("-quick" if args.quick else ""))
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)
     final = corpus.checkpoint.replace("-best", "-final")

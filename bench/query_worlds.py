@@ -1,10 +1,11 @@
 """Features that behave like real ones for ``bench_query.py --features worlds``: real pipeline features of
 rendered first-person video, tiled and perturbed to any number of hours, and real question embeddings.
 
-Source: the libraries ``bench_transfer.py --corpus-style home`` leaves in ``bench/out/transfer`` -- its
-one-house corpus and the report worlds (styles ``home``, ``flat``, ``cottage``, ``loft``), every video indexed by
-one encoder (the corpus's ``egorecall-small``, pretrained on narrations: its features are anisotropic and its
-text-to-frame cosines small, as CLIP's are). About 2.9 hours of features and ~1,700 questions in the worlds' own words.
+Source: the libraries ``bench_transfer.py --corpus-style home --train-steps 400`` leaves in
+``bench/out/transfer`` -- its one-house corpus and the report worlds (styles ``home``, ``flat``, ``cottage``,
+``loft``), every video indexed by one encoder (the corpus's ``egorecall-small``, pretrained on narrations: its
+features are anisotropic and its text-to-frame cosines small, as CLIP's are). About 2.9 hours of features and
+~1,700 questions in the worlds' own words.
 
 * **Videos.** A 30-minute video is a run of source recordings (a day of 90-150 s activities), drawn at random
   with their order, so answers are seconds long inside minutes of similar frames. Every piece is distorted as a
@@ -45,7 +46,8 @@ class WorldSource:
         if missing:
             raise SystemExit(
                 f"--features worlds reads the libraries bench_transfer.py builds; missing {missing} under "
-                f"{TRANSFER} (run bench/bench_generalization.py, then bench/bench_transfer.py --corpus-style home)"
+                f"{TRANSFER} (run bench/bench_generalization.py, then bench/bench_transfer.py --corpus-style home "
+                "--train-steps 400)"
             )
         self.pieces: list[np.ndarray] = []
         self.worlds: list[Path] = []

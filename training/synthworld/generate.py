@@ -70,8 +70,9 @@ class SynthConfig:
     def validate(self) -> None:
         problems = []
         try:
-            world_styles(self.style)
+            houses = [s.name for s in world_styles(self.style)]
         except KeyError as exc:
+            houses = []
             problems.append(f"--style: {exc.args[0]}")
         if self.n_videos < 1:
             problems.append(f"--videos must be at least 1 (got {self.n_videos})")
@@ -94,10 +95,6 @@ class SynthConfig:
                 f"recorded_from must be an ISO time such as 2026-11-30T08:00:00Z (got {self.recorded_from!r})"
             )
         if self.val_style is not None:
-            try:
-                houses = [s.name for s in world_styles(self.style)]
-            except KeyError:
-                houses = []
             if self.val_style not in houses or len(houses) < 2:
                 problems.append(
                     f"--val-house (val_style) must be one of the houses of a mix (got {self.val_style!r} for style "
