@@ -69,6 +69,8 @@ def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
         ("stage=pretrain", "stage"),
         ("data.nlq_fraction=1.5", "nlq_fraction"),
         ("data.jitter_factor=0.5", "jitter_factor"),
+        ("data.speed_range=[1.4, 0.7]", "speed_range"),
+        ("data.speed_probability=2", "speed_probability"),
     ],
 )
 def test_bad_values_are_refused(override, needle):

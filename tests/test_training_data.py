@@ -124,6 +124,17 @@ def test_items_are_a_function_of_index_and_epoch(task, encoder):
     assert len(shapes) > 1  # the crop changes with the epoch
 
 
+def test_speed_changes_the_clip_length_with_the_answer_inside_only_in_training(task, encoder):
+    plain, _ = _dataset(task, encoder, train=False, speed_probability=1.0)
+    fast, _ = _dataset(task, encoder, train=True, speed_probability=1.0, speed_range=(0.5, 0.5))
+    for i in range(len(fast.queries)):
+        a, b = plain[(i, 0)], fast[(i, 0)]
+        n = a["video"].shape[0]
+        assert b["video"].shape[0] == round(n * 0.5)  # every training item twice as fast; evaluation untouched
+        assert 0 <= b["start"] <= b["end"] < b["video"].shape[0]
+        assert abs(b["start"] - a["start"] / 2) <= 1 and abs(b["end"] - a["end"] / 2) <= 1
+
+
 def test_long_clips_are_cut_to_max_bins_around_the_answer(task, encoder):
     ds, _ = _dataset(task, encoder, train=True, max_bins=12)
     for i in range(len(ds.queries)):

@@ -85,6 +85,11 @@ class DataSection:
     crop_fraction: tuple[float, float] = (0.4, 0.8)
     splice_probability: float = 0.0
     """ReLER's splicing of the clip into another training clip's features, per item."""
+    speed_probability: float = 0.0
+    """Play the clip faster or slower (features resampled in time, the answer with them), per item: a model
+    trained in a few homes otherwise learns their pace (``training.augment.change_speed``)."""
+    speed_range: tuple[float, float] = (0.7, 1.4)
+    """Slowest and fastest stretch (1.4: every action lasts 1.4 times as long)."""
     drop_empty: bool = True
     """Drop (almost) empty answers from training, as the references do (evaluation keeps them)."""
     cache_clips: bool = True
@@ -238,7 +243,9 @@ class TrainConfig:
         need(d.max_bins is None or d.max_bins >= 2, "data.max_bins must be at least 2")
         lo, hi = d.crop_fraction
         need(0.0 < lo <= hi <= 1.0, f"data.crop_fraction must satisfy 0 < low <= high <= 1, not {d.crop_fraction}")
-        for name in ("crop_probability", "splice_probability"):
+        slow, fast = d.speed_range
+        need(0.0 < slow <= fast <= 4.0, f"data.speed_range must satisfy 0 < low <= high <= 4, not {d.speed_range}")
+        for name in ("crop_probability", "splice_probability", "speed_probability"):
             value = getattr(d, name)
             need(0.0 <= value <= 1.0, f"data.{name} must lie in [0, 1], not {value}")
         need(d.num_workers >= 0, "data.num_workers cannot be negative")

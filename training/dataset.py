@@ -5,7 +5,8 @@ on the clip's grid (:func:`models.localizer.answer_bins`), and the query's token
 :class:`training.text_features.TextFeatureCache`). Training items are where the randomness lives:
 
 * NaQ's temporal response jittering widens (and shifts) narration answers (:func:`training.naq.jitter_bins`);
-* ReLER's augmentations (optional): a random 40-80% crop holding the answer, splicing into another clip;
+* augmentations (optional): ReLER's random 40-80% crop holding the answer and splicing into another clip;
+  playing the clip faster or slower;
 * a clip longer than ``max_bins`` is cut to a random ``max_bins`` window that holds the answer (``crop``,
   the default: the model keeps the native grid, and inference slides windows over that same grid), or every
   clip is averaged to ``resample_to`` bins (``resample``, the reference code's way; inference must do the
@@ -34,7 +35,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from models.grid import TimeGrid
 from models.localizer import answer_bins
 from models.resample import resample_clip
-from training.augment import splice_into, variable_length_crop
+from training.augment import change_speed, splice_into, variable_length_crop
 from training.features import ClipFeatures, ClipFeatureSource
 from training.naq import jitter_bins
 from training.nlq import Clip, NLQDataset, Query, few_shot_clips, load_nlq
@@ -160,6 +161,8 @@ class ItemOptions:
     crop_probability: float = 0.0
     crop_fraction: tuple[float, float] = (0.4, 0.8)
     splice_probability: float = 0.0
+    speed_probability: float = 0.0
+    speed_range: tuple[float, float] = (0.7, 1.4)
 
 
 class ClipStore:
@@ -225,6 +228,9 @@ class QueryDataset(Dataset):
         if opt.train:
             if q.is_narration and opt.jitter_factor > 1.0:
                 s, e = jitter_bins(s, e, n, rng, opt.jitter_factor, opt.jitter_shift)
+            if opt.speed_probability > 0 and rng.random() < opt.speed_probability:
+                a = change_speed(feats, s, e, rng, opt.speed_range)
+                feats, s, e = a.features, a.start_bin, a.end_bin
             if opt.crop_probability > 0 and rng.random() < opt.crop_probability:
                 a = variable_length_crop(feats, s, e, rng, opt.crop_fraction)
                 feats, s, e = a.features, a.start_bin, a.end_bin

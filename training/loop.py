@@ -265,6 +265,8 @@ class Trainer:
             crop_probability=cfg.data.crop_probability,
             crop_fraction=cfg.data.crop_fraction,
             splice_probability=cfg.data.splice_probability,
+            speed_probability=cfg.data.speed_probability,
+            speed_range=tuple(cfg.data.speed_range),
         )
         store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
         if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
