@@ -428,6 +428,7 @@ class _Demo:
                 "jitter_factor": cfg.jitter_factor,
                 "nlq_fraction": cfg.nlq_fraction,
                 "few_shot_seed": cfg.seed,
+                **cfg.augment,
             },
             "text": {"cache_dir": str(self.root / "text_cache")},
             "optim": {"lr": lr, "batch_size": cfg.train_batch, "steps": steps, "warmup_fraction": 0.05},

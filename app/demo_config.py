@@ -75,6 +75,9 @@ class DemoConfig:
     train_lr: float = 1e-3
     eval_every: int = 100
     jitter_factor: float = 2.5
+    augment: dict[str, Any] = field(default_factory=dict)
+    """Training augmentations as ``data`` settings of the training config (``TrainConfig.data``), e.g.
+    ``{"speed_probability": 0.5}``; none by default."""
     nlq_fraction: float = 1.0
     """Share of the training clips whose NLQ queries VSLNet sees (NaQ's few-shot setting); narrations are all
     kept. 1.0 uses every NLQ query."""
@@ -145,4 +148,6 @@ class DemoConfig:
             d.pop("recorded_from")
         if d["val_house"] is None:
             d.pop("val_house")
+        if not d["augment"]:
+            d.pop("augment")
         return d

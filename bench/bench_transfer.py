@@ -84,6 +84,7 @@ def corpus_config(
     train_steps: int = TRAIN_STEPS,
     localizer: str = "vslnet",
     seed: int = CORPUS_SEED,
+    augment: dict | None = None,
 ):
     from app.demo import DemoConfig
 
@@ -97,6 +98,7 @@ def corpus_config(
         val_house=VAL_HOUSE if VAL_HOUSE in houses and len(houses) > 1 else None,
         pretrain_steps=240,
         train_steps=train_steps,
+        augment=dict(augment or {}),
     )
     full = replace(full, world_workers=1)
     if localizer == "reler":
@@ -115,10 +117,11 @@ FIRST_CORPUS = ("home", 36, 400, "vslnet", CORPUS_SEED)
 def work_name(config) -> str:
     """The corpus's cache folder: every setting that defines it in the name (``transfer`` for the first one)."""
     key = (config.style, config.videos, config.train_steps, config.localizer, config.seed)
-    if key == FIRST_CORPUS:
+    if key == FIRST_CORPUS and not config.augment:
         return "transfer"
     style, videos, steps, localizer, seed = key
-    return f"transfer-{style.replace('+', '-')}-{videos}v-{steps}steps-{localizer}-seed{seed}"
+    augment = "".join(f"-{k}{v}" for k, v in sorted(config.augment.items()))
+    return f"transfer-{style.replace('+', '-')}-{videos}v-{steps}steps-{localizer}-seed{seed}{augment}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="VSLNet steps (default %(default)s)")
     ap.add_argument("--localizer", choices=("vslnet", "reler"), default="vslnet", help="the corpus's localizer")
     ap.add_argument("--seed", type=int, default=CORPUS_SEED, help="the corpus world's seed (another draw of it)")
+    ap.add_argument(
+        "--augment",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training augmentations as data settings of the training config, e.g. speed_probability=0.5",
+    )
     ap.add_argument("--no-adapt", action="store_true", help="skip the Adapt to my library rows")
     ap.add_argument(
         "--tuning", action="store_true", help="answer the tuning worlds instead (to choose adaptation settings on)"
@@ -148,11 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     from bench.bench_answers import chance_levels
     from bench.bench_generalization import world_config
     from models.clip_encoder import EncoderSpec
+    from models.config_files import parse_override
     from training.features import LibraryClipFeatures
     from training.nlq import load_nlq
 
     out = Path(__file__).resolve().parent / "out"
-    config = corpus_config(args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer, args.seed)
+    augment = {}
+    for item in args.augment:
+        keys, value = parse_override(item)
+        augment[".".join(keys)] = value
+    config = corpus_config(
+        args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer, args.seed, augment
+    )
     work = args.work or out / (work_name(config) + ("-quick" if args.quick else ""))
     started = time.monotonic()
     corpus = run_demo(EgoRecall(Settings(library=work / "corpus")), config)

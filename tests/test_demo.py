@@ -163,6 +163,27 @@ def test_quick_config_is_a_real_but_small_demo():
     assert json.loads(json.dumps(quick.defining())) == quick.defining()
 
 
+def test_demo_augmentations_reach_the_training_config_and_define_the_demo(tmp_path):
+    from dataclasses import replace
+
+    from app.demo import demo_train_config
+    from models.config_files import ConfigError
+
+    plain = DemoConfig.quick()
+    faster = replace(plain, augment={"speed_probability": 0.5, "speed_range": [0.8, 1.25]})
+    assert "augment" not in plain.defining() and faster.defining()["augment"]["speed_probability"] == 0.5
+    config = demo_train_config(_service(tmp_path / "lib"), faster, name="x", stage="joint", train=[tmp_path / "a"])
+    assert config.data.speed_probability == 0.5 and tuple(config.data.speed_range) == (0.8, 1.25)
+    with pytest.raises(ConfigError, match="unknown config key .data.speed_nonsense"):
+        demo_train_config(
+            _service(tmp_path / "lib"),
+            replace(plain, augment={"speed_nonsense": 1}),
+            name="x",
+            stage="joint",
+            train=[tmp_path / "a"],
+        )
+
+
 def test_adapting_a_checkpoint_to_the_library_needs_no_labels(first_run, tmp_path, capsys):
     """Adapt to my library: pseudo-narrations of the library's own videos, a short fine-tune of the checkpoint
     auto uses, published beside it with the base's fusion weight; then it answers. On a copy of the demo
