@@ -26,7 +26,9 @@ Questions are written in each world's own words: its style's question rules and 
 Each is answered by zero-shot three ways: **score only** (every video of the week ranked by score, the time
 words left out), **time-aware** (``app.answering.answer_question`` at the question's time: time words as a
 range, the latest confident moment first), and **inside its own video** (the answer's video given: the ceiling
-a week can reach). Printed per kind: rank 1 in the right video, R@1/R@5 at IoU 0.3/0.5 counting a moment in a
+a week can reach). ``--corpus DIR`` answers with a corpus's encoder and final checkpoint instead (``bench_transfer``'s
+``<work>/corpus``; the week indexed anew with that encoder), as a user who fetched the default checkpoint would.
+Printed per kind: rank 1 in the right video, R@1/R@5 at IoU 0.3/0.5 counting a moment in a
 wrong video as a miss, with chance (1 / the videos in scope) beside.
 """
 
@@ -198,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", action="store_true", help="the report week (another style); never tune on it")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="answer with a corpus's encoder and checkpoint instead of the week's own (bench_transfer's "
+        "<work>/corpus folder), as a user who fetched the default checkpoint would",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -212,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     report = run_demo(EgoRecall(Settings(library=work / "demo-library")), config)
     world = json.loads((report.world / "world.json").read_text())
-    week = EgoRecall(Settings(library=work / "week"), encoder_spec=EncoderSpec(config.model, str(report.encoder)))
+    answered_by, week_dir = report, work / "week"
+    if args.corpus is not None:  # the corpus's encoder indexes the week, its checkpoint answers
+        answered_by = corpus_report(args.corpus)
+        week_dir = work / f"week-{args.corpus.resolve().parent.name}"
+    spec = EncoderSpec(config.model, str(answered_by.encoder))
+    week = EgoRecall(Settings(library=week_dir), encoder_spec=spec)
     have = {Path(v.name).stem for v in week.videos()}
     todo = [report.world / v["file"] for v in world["videos"] if v["split"] == "val" and v["video_uid"] not in have]
     for result in week.index(todo):
@@ -220,9 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     build_s = time.monotonic() - started
     videos = {Path(v.name).stem: v for v in week.videos()}
     assert all(v.recorded_source == "container" for v in videos.values()), "times must come from the files"
-    # the demo's checkpoint reads these features (same encoder): the week's auto mode fuses with it
-    if report.checkpoint and not (week.settings.checkpoints_dir / report.checkpoint).exists():
-        shutil.copytree(report.checkpoints_dir / report.checkpoint, week.settings.checkpoints_dir / report.checkpoint)
+    # the demo's (or corpus's) checkpoint reads these features (same encoder): the week's auto mode fuses with it
+    chosen = answered_by.checkpoint
+    if chosen and not (week.settings.checkpoints_dir / chosen).exists():
+        shutil.copytree(answered_by.checkpoints_dir / chosen, week.settings.checkpoints_dir / chosen)
     qs = questions(world)
 
     rows: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -244,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Multi-day benchmark ({'quick' if args.quick else 'full'}, {config.style} week, seed {config.seed}): "
         f"{len(videos)} videos over {days} days, {len(qs)} questions"
     )
+    if args.corpus is not None:
+        print(f"answered with the corpus {args.corpus} (its encoder, checkpoint {chosen})")
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
         f"{time.strftime('%Y-%m-%d')}; world+pretrain+index {build_s:.0f} s\n"
@@ -264,6 +281,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
     return 0
+
+
+def corpus_report(corpus: Path):
+    """The finished corpus demo in ``corpus`` (every stage reused), its checkpoint the *final* one, as
+    ``bench_transfer`` answers with."""
+    from app.demo import DemoConfig, run_demo
+    from app.service import EgoRecall
+    from app.settings import Settings
+
+    recorded = json.loads((corpus / "demo" / "demo.json").read_text())["config"]
+    report = run_demo(EgoRecall(Settings(library=corpus)), replace(DemoConfig(**recorded), world_workers=1))
+    return replace(report, checkpoint=report.checkpoint.replace("-best", "-final"))
 
 
 def answers(week, answerer, mode: str, q: TimedQuestion, videos: dict) -> dict[str, list]:

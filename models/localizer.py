@@ -145,6 +145,14 @@ def weighted_highlight_bce(
     return (per_bin * weights * m).sum() / m.sum().clamp(min=1.0)
 
 
+def absent_highlight_bce(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The highlight loss of a question with no answer in the clip: every real bin labelled 0, mean over them."""
+    logits = logits.float()
+    per_bin = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    m = mask.float()
+    return (per_bin * m).sum() / m.sum().clamp(min=1.0)
+
+
 def span_cross_entropy(start_logits: torch.Tensor, end_logits: torch.Tensor, targets: SpanTargets) -> torch.Tensor:
     return F.cross_entropy(start_logits, targets.start) + F.cross_entropy(end_logits, targets.end)
 
@@ -239,6 +247,16 @@ class Localizer(nn.Module):
     def loss(self, outputs: LocalizerOutput, targets: SpanTargets) -> dict[str, torch.Tensor]:
         """Named loss terms (already weighted) and their sum under ``"total"``."""
         raise NotImplementedError
+
+    def absent_loss(self, outputs: LocalizerOutput) -> torch.Tensor:
+        """The loss of questions whose answer is nowhere in the clip (training negatives): a model whose
+        comparable score is its highlight pushes every bin's highlight down, so "no good match" can be told
+        from a match. Models that cannot be trained so raise (the training config is refused up front)."""
+        raise NotImplementedError(f"{self.name} cannot be trained on questions without an answer")
+
+    @classmethod
+    def trains_on_absent_answers(cls) -> bool:
+        return cls.absent_loss is not Localizer.absent_loss
 
     # -------------------------------------------------------------- reading the outputs
     def span_probabilities(self, outputs: LocalizerOutput) -> tuple[torch.Tensor, torch.Tensor]:

@@ -58,6 +58,7 @@ from models.localizer import (
     Localizer,
     LocalizerOutput,
     SpanTargets,
+    absent_highlight_bce,
     answer_mask,
     expand_encoded,
     highlight_labels,
@@ -401,6 +402,11 @@ class ReLER(Localizer):
         )
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
+
+    def absent_loss(self, outputs: LocalizerOutput) -> torch.Tensor:
+        mask, scales = outputs.video_mask, outputs.aux["scales"]
+        per_scale = [absent_highlight_bce(p["highlight_logits"], mask) for p in scales]
+        return self.config.highlight_loss_weight * torch.stack(per_scale).mean()
 
 
 # ---------------------------------------------------------------------------------------------- functions

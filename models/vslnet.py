@@ -33,6 +33,7 @@ from models.localizer import (
     Localizer,
     LocalizerOutput,
     SpanTargets,
+    absent_highlight_bce,
     highlight_labels,
     masked_logits,
     span_cross_entropy,
@@ -164,3 +165,7 @@ class VSLNet(Localizer):
             outputs.aux["highlight_logits"], labels, mask, cfg.highlight_positive_weight
         )
         return {"span": span, "highlight": highlight, "total": span + highlight}
+
+    def absent_loss(self, outputs: LocalizerOutput) -> torch.Tensor:
+        mask = outputs.video_mask
+        return self.config.highlight_loss_weight * absent_highlight_bce(outputs.aux["highlight_logits"], mask)

@@ -93,6 +93,30 @@ def test_a_shared_clip_answers_every_query_like_separate_clips(name):
     assert torch.allclose(shared.end_logits, separate.end_logits, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_absent_loss_pushes_every_real_bins_highlight_down(name):
+    """A question whose answer is not in the clip: the loss is the highlight BCE against 0 on real bins only,
+    and a few steps on it lower the highlight everywhere (what "no good match" reads)."""
+    model = tiny(name)
+    assert type(model).trains_on_absent_answers()
+    video, video_mask, query, query_mask, aux = random_batch(name)
+    out = model(video, video_mask, query, query_mask, aux)
+    loss = model.absent_loss(out)
+    probs = out.highlight.float().clamp(1e-6, 1 - 1e-6)
+    by_hand = -(torch.log1p(-probs) * video_mask).sum() / video_mask.sum() * model.config.highlight_loss_weight
+    if name == "vslnet":  # one head: the loss is exactly the mean BCE against 0 over real bins
+        assert loss.item() == pytest.approx(by_hand.item(), rel=1e-3)
+    before = out.highlight[video_mask].mean().item()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(5):
+        opt.zero_grad()
+        model.absent_loss(model(video, video_mask, query, query_mask, aux)).backward()
+        opt.step()
+    with torch.no_grad():
+        after = model(video, video_mask, query, query_mask, aux).highlight[video_mask].mean().item()
+    assert after < 0.5 * before
+
+
 @pytest.mark.parametrize("name,steps", [("vslnet", 40), ("reler", 40)])
 def test_overfits_a_tiny_batch(name, steps):
     model = tiny(name)

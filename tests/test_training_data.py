@@ -135,6 +135,42 @@ def test_speed_changes_the_clip_length_with_the_answer_inside_only_in_training(t
         assert abs(b["start"] - a["start"] / 2) <= 1 and abs(b["end"] - a["end"] / 2) <= 1
 
 
+def test_negatives_ask_of_another_videos_clip_that_never_names_the_object(task, encoder):
+    merged = merge_nlq_files([task["train"]])
+    source = DirectoryClipFeatures(task["features"])
+    data = select_training_queries(merged, source, narrations=True)
+    # clips 03-05 never name the red ball (neither a question nor a narration): the only hosts for its questions
+    silent = {"clip-03", "clip-04", "clip-05"}
+    queries = [q for q in data.queries if not (q.clip_uid in silent and "red ball" in q.text)]
+    texts = TextFeatureCache.for_encoder(encoder)
+    texts.ensure(data.texts)
+    store = ClipStore(source, data.clips)
+    ds = QueryDataset(queries, store, texts, ItemOptions(negative_probability=1.0, max_bins=30), seed=3)
+    seen_hosts = set()
+    for i, q in enumerate(queries):
+        item = ds[(i, 0)]
+        if "red ball" in q.text and q.clip_uid not in silent:
+            assert item["answerable"] is False and item["video"].shape[0] <= 30
+            # the host's features, not the question's own clip
+            host = next(u for u in silent if np.isin(item["video"][0], store.get(u).features).all())
+            seen_hosts.add(host)
+        else:
+            assert item["answerable"] is True  # every other clip names every other object: no host
+    assert len(seen_hosts) >= 2  # hosts are drawn, not fixed
+    plain = QueryDataset(queries, store, texts, ItemOptions(train=False, negative_probability=1.0), seed=3)
+    assert all(plain[(i, 0)]["answerable"] for i in range(len(queries)))  # evaluation asks no negatives
+
+
+def test_collate_gives_questions_without_an_answer_micro_batches_of_their_own(task, encoder):
+    ds, _ = _dataset(task, encoder, train=True)
+    items = [dict(ds[(i, 0)], answerable=i % 3 != 0) for i in range(10)]
+    parts = Collate(micro_batch_size=3)(items)
+    kinds = [set(p.answerable.tolist()) for p in parts]
+    assert all(len(k) == 1 for k in kinds)  # never mixed
+    assert kinds[0] == {False} and kinds[-1] == {True}  # absent first: the last (DDP's synced) one is answerable
+    assert sum(len(p) for p in parts if not p.answerable.any()) == 4
+
+
 def test_long_clips_are_cut_to_max_bins_around_the_answer(task, encoder):
     ds, _ = _dataset(task, encoder, train=True, max_bins=12)
     for i in range(len(ds.queries)):

@@ -277,3 +277,22 @@ def test_two_processes_train_identical_replicas(task, tmp_path):
     assert log[0]["world_size"] == 2
     _, meta = load_checkpoint(tmp_path / "checkpoints" / "tiny-final")
     assert meta.data["config"]["optim"]["batch_size"] == 8  # global batch, 4 per process
+
+
+def test_two_processes_train_on_questions_without_an_answer(tmp_path):
+    """Training negatives under torchrun: micro-batches of absent questions (absent loss only) beside answerable
+    ones, each one forward and one backward; the absent loss is logged and both replicas end equal."""
+    negatives = make_task(tmp_path / "task", n_train=6, unnamed=3)
+    values = tiny_config_values(
+        negatives, tmp_path, **{"optim.steps": 6, "eval.every": 3, "data.negative_probability": 0.7}
+    )
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(values))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "app", "train", "--config", str(path), "--json"]
+    done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(set(result["replica_digests"])) == 1 and result["steps"] == 6
+    losses = [r["loss"] for r in read_log(tmp_path / "tiny") if r["event"] == "train"]
+    assert any(loss.get("absent", 0.0) > 0 for loss in losses)

@@ -28,8 +28,13 @@ TINY_VSLNET = {
 }
 
 
-def make_task(root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed: int = 0) -> dict[str, str]:
-    """Write ``features/``, ``train.json`` (NLQ + narration queries), ``nlq_train.json`` and ``val.json``."""
+def make_task(
+    root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed: int = 0, unnamed: int = 0
+) -> dict[str, str]:
+    """Write ``features/``, ``train.json`` (NLQ + narration queries), ``nlq_train.json`` and ``val.json``.
+
+    The last ``unnamed`` training clips never name the first object (no query, no narration): hosts for
+    training negatives about it."""
     rng = np.random.default_rng(seed)
     markers = 3.0 * rng.standard_normal((len(OBJECTS), DIM))
     feats_dir = root / "features"
@@ -52,9 +57,13 @@ def make_task(root: Path, n_train: int = 6, n_val: int = 2, bins: int = 40, seed
         for b in targets:
             b.add_clip(uid, f"video-{c:02d}", 10.0, 10.0 + duration, split=split)
             for k, name in enumerate(OBJECTS):
+                if k == 0 and n_train - unnamed <= c < n_train:
+                    continue
                 b.add_query(uid, f"Where is the {name}?", *answers[k], template="Objects: Where is object X?")
         if split == "train":
             for k, name in enumerate(OBJECTS):
+                if k == 0 and n_train - unnamed <= c:
+                    continue
                 s, e = answers[k]
                 mid = (s + e) / 2
                 builders["train"].add_query(

@@ -90,6 +90,10 @@ class DataSection:
     trained in a few homes otherwise learns their pace (``training.augment.change_speed``)."""
     speed_range: tuple[float, float] = (0.7, 1.4)
     """Slowest and fastest stretch (1.4: every action lasts 1.4 times as long)."""
+    negative_probability: float = 0.0
+    """Share of training items asked of a clip of another video that never names the question's object or
+    place (by its own queries and narrations), with no answer there: the model learns to keep every highlight
+    low, which is what "no good match" reads (``training.dataset``)."""
     drop_empty: bool = True
     """Drop (almost) empty answers from training, as the references do (evaluation keeps them)."""
     cache_clips: bool = True
@@ -245,7 +249,7 @@ class TrainConfig:
         need(0.0 < lo <= hi <= 1.0, f"data.crop_fraction must satisfy 0 < low <= high <= 1, not {d.crop_fraction}")
         slow, fast = d.speed_range
         need(0.0 < slow <= fast <= 4.0, f"data.speed_range must satisfy 0 < low <= high <= 4, not {d.speed_range}")
-        for name in ("crop_probability", "splice_probability", "speed_probability"):
+        for name in ("crop_probability", "splice_probability", "speed_probability", "negative_probability"):
             value = getattr(d, name)
             need(0.0 <= value <= 1.0, f"data.{name} must lie in [0, 1], not {value}")
         need(d.num_workers >= 0, "data.num_workers cannot be negative")

@@ -7,6 +7,9 @@ on the clip's grid (:func:`models.localizer.answer_bins`), and the query's token
 * NaQ's temporal response jittering widens (and shifts) narration answers (:func:`training.naq.jitter_bins`);
 * augmentations (optional): ReLER's random 40-80% crop holding the answer and splicing into another clip;
   playing the clip faster or slower;
+* questions without an answer (optional, ``negative_probability``): the question asked of a clip of another
+  video none of whose own queries and narrations name its object or place, so the model learns to say "not
+  here" (every highlight low; :meth:`models.localizer.Localizer.absent_loss`) -- what "no good match" reads;
 * a clip longer than ``max_bins`` is cut to a random ``max_bins`` window that holds the answer (``crop``,
   the default: the model keeps the native grid, and inference slides windows over that same grid), or every
   clip is averaged to ``resample_to`` bins (``resample``, the reference code's way; inference must do the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +167,32 @@ class ItemOptions:
     splice_probability: float = 0.0
     speed_probability: float = 0.0
     speed_range: tuple[float, float] = (0.7, 1.4)
+    negative_probability: float = 0.0
+
+
+NEGATIVE_HOST_TRIES = 8
+"""Random clips tried to find one of another video that does not name the question's object or place."""
+_NOT_CONTENT = frozenset("a an the my your his her their our some any of this that these those".split())
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def _words(text: str) -> set[str]:
+    return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _NOT_CONTENT}
+
+
+def asked_words(text: str) -> set[str]:
+    """The content words of the object and place a question names (``models.questions``' reading of it);
+    empty when it names neither."""
+    from models.questions import EmptyQuestion, rewrite_question
+
+    try:
+        r = rewrite_question(text)
+    except EmptyQuestion:
+        return set()
+    return set().union(*(_words(p) for p in (r.object, r.place) if p))
 
 
 class ClipStore:
@@ -211,6 +241,8 @@ class QueryDataset(Dataset):
         self.options = options
         self.seed = seed
         self._clip_uids = sorted({q.clip_uid for q in self.queries})
+        self._asked: dict[str, set[str]] = {}
+        self._said: dict[str, set[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -225,6 +257,10 @@ class QueryDataset(Dataset):
         clip = self.store.clips[q.clip_uid]
         s, e = answer_bins(cf.grid, *q.training_window(clip.duration))
         opt = self.options
+        if opt.train and opt.negative_probability > 0 and rng.random() < opt.negative_probability:
+            host = self._negative_host(q, rng)
+            if host is not None:
+                return self._absent_item(q, host, rng)
         if opt.train:
             if q.is_narration and opt.jitter_factor > 1.0:
                 s, e = jitter_bins(s, e, n, rng, opt.jitter_factor, opt.jitter_shift)
@@ -256,6 +292,41 @@ class QueryDataset(Dataset):
             "tokens": self.texts.get(q.text),
             "is_narration": q.is_narration,
             "key": q.key,
+            "answerable": True,
+        }
+
+    def _negative_host(self, q: Query, rng: np.random.Generator) -> str | None:
+        """A clip of another video whose own queries and narrations never name what ``q`` asks about."""
+        asked = self._asked.get(q.text)
+        if asked is None:
+            asked = self._asked[q.text] = asked_words(q.text)
+        if not asked:
+            return None
+        if self._said is None:
+            said: dict[str, set[str]] = {uid: set() for uid in self._clip_uids}
+            for other in self.queries:
+                said[other.clip_uid] |= _words(other.text)
+            self._said = said
+        video = self.store.clips[q.clip_uid].video_uid
+        for _ in range(NEGATIVE_HOST_TRIES):
+            uid = self._clip_uids[int(rng.integers(len(self._clip_uids)))]
+            if self.store.clips[uid].video_uid != video and not asked & self._said[uid]:
+                return uid
+        return None
+
+    def _absent_item(self, q: Query, host: str, rng: np.random.Generator) -> dict[str, Any]:
+        feats = self.store.get(host).features
+        if self.options.max_bins is not None and feats.shape[0] > self.options.max_bins:
+            at = int(rng.integers(feats.shape[0]))
+            feats, _, _ = crop_around(feats, at, at, self.options.max_bins, rng)
+        return {
+            "video": feats,
+            "start": 0,
+            "end": 0,
+            "tokens": self.texts.get(q.text),
+            "is_narration": q.is_narration,
+            "key": q.key,
+            "answerable": False,
         }
 
 
@@ -289,6 +360,8 @@ class Batch:
     end: torch.Tensor
     is_narration: torch.Tensor
     keys: list
+    answerable: torch.Tensor | None = None
+    """False for training negatives (the answer is not in the clip); None: every item answerable."""
 
     def __len__(self) -> int:
         return self.video.shape[0]
@@ -304,6 +377,7 @@ class Batch:
             move(self.end),
             move(self.is_narration),
             self.keys,
+            None if self.answerable is None else move(self.answerable),
         )
 
     def pin_memory(self) -> Batch:
@@ -316,6 +390,7 @@ class Batch:
             self.end,
             self.is_narration,
             self.keys,
+            self.answerable,
         )
 
 
@@ -338,17 +413,26 @@ def collate_one(items: Sequence[dict[str, Any]]) -> Batch:
         torch.tensor([it["end"] for it in items], dtype=torch.long),
         torch.tensor([it["is_narration"] for it in items], dtype=torch.bool),
         [it["key"] for it in items],
+        torch.tensor([it.get("answerable", True) for it in items], dtype=torch.bool),
     )
 
 
 class Collate:
     """Items -> a list of micro-batches of at most ``micro_batch_size`` (sorted by clip length first, so
-    each micro-batch pads to similar lengths). A class, not a closure, so DataLoader workers can use it."""
+    each micro-batch pads to similar lengths). Questions without an answer (training negatives) get
+    micro-batches of their own, first: a micro-batch is then all span loss or all absent loss, and the last
+    one -- where DDP synchronises gradients -- reaches every parameter. A class, not a closure, so DataLoader
+    workers can use it."""
 
     def __init__(self, micro_batch_size: int | None = None) -> None:
         self.micro_batch_size = micro_batch_size
 
     def __call__(self, items: Sequence[dict[str, Any]]) -> list[Batch]:
+        absent = [it for it in items if not it.get("answerable", True)]
+        answerable = [it for it in items if it.get("answerable", True)]
+        return [mb for group in (absent, answerable) if group for mb in self._split(group)]
+
+    def _split(self, items: Sequence[dict[str, Any]]) -> list[Batch]:
         size = self.micro_batch_size or len(items)
         if size >= len(items):
             return [collate_one(items)]

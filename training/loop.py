@@ -126,6 +126,11 @@ class Trainer:
         data = self._training_queries(source)
         model = build_model(self.config, source, encoder.dim, init_model, init_meta)
         core: Localizer = model
+        if cfg.data.negative_probability > 0 and not core.trains_on_absent_answers():
+            raise TrainingError(
+                f"data.negative_probability needs a localizer that can learn 'the answer is not here'; "
+                f"{core.name} has no absent loss (set data.negative_probability: 0)"
+            )
         max_bins, resample_to, max_span_s = self._limits(core, data)
         validator = self._validator(source, texts, max_span_s, resample_to)
         self._encode_texts(texts, data.texts + (validator.texts_needed if validator else []))
@@ -267,6 +272,7 @@ class Trainer:
             splice_probability=cfg.data.splice_probability,
             speed_probability=cfg.data.speed_probability,
             speed_range=tuple(cfg.data.speed_range),
+            negative_probability=cfg.data.negative_probability,
         )
         store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
         if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
@@ -294,7 +300,13 @@ class Trainer:
         train_model: torch.nn.Module = model
         if info.distributed:
             cuda = info.device.type == "cuda"
-            train_model = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
+            # With training negatives a process's last micro-batch may hold only questions without an answer,
+            # whose loss never reaches the span heads: DDP must look for parameters a step did not use.
+            train_model = DistributedDataParallel(
+                model,
+                device_ids=[info.device.index] if cuda else None,
+                find_unused_parameters=cfg.data.negative_probability > 0,
+            )
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
         )

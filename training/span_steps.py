@@ -67,12 +67,21 @@ class SpanSteps:
             last = not self.info.distributed or j == len(micro) - 1
             with contextlib.nullcontext() if last else self.model.no_sync():
                 with self.autocast():
-                    out = self.model(mb.video, mb.video_mask, mb.query, mb.query_mask)
-                    terms = self.core.loss(out, SpanTargets(mb.start, mb.end))
+                    terms = self._loss(mb)
                 self.optimization.scale(terms["total"] * (len(mb) / n_batch)).backward()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(mb) / n_batch
         return StepOutput(sums, n_batch)
+
+    def _loss(self, mb) -> dict[str, torch.Tensor]:
+        """The micro-batch's loss terms: the model's span loss, or -- for a micro-batch of questions without an
+        answer (``data.negative_probability``; :class:`training.dataset.Collate` never mixes the two, so each
+        micro-batch is one forward and one backward, as DDP wants) -- its absent loss."""
+        out = self.model(mb.video, mb.video_mask, mb.query, mb.query_mask)
+        if mb.answerable is not None and not bool(mb.answerable.any()):
+            absent = self.core.absent_loss(out)
+            return {"absent": absent, "total": absent}
+        return self.core.loss(out, SpanTargets(mb.start, mb.end))
 
     def after_step(self, step: int) -> dict[str, Any]:
         return {}
