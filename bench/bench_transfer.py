@@ -19,7 +19,10 @@ videos are indexed with the corpus encoder and their held-out queries answered b
 
 beside the **ceiling** -- each report world's own checkpoint (its own encoder, trained on its own annotations:
 ``bench_generalization``'s ``trained``) -- and chance. Run ``bench_generalization.py`` first (it builds the
-report worlds).
+report worlds). Then "no good match" for zero-shot and the corpus checkpoint: questions of other videos whose
+object or place the clip never shows, a calibration cross-fitted over each world's videos (as
+``bench_generalization`` measures it). ``--augment KEY=VALUE`` trains the corpus checkpoint with augmentations
+(``data`` settings of the training config: ``speed_probability``, ``negative_probability``, ...).
 
 Then **Adapt to my library** (``app.adaptation``), as a user of that home would: the home's library holds all
 its videos (the training split's too, indexed without their labels), it narrates itself, and the corpus
@@ -45,7 +48,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from bench.bench_generalization import WORLDS, score  # noqa: E402
+from bench.bench_generalization import WORLDS, absent_negatives, rejection, score  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 from training.synthworld.style import TUNING_STYLES, world_styles  # noqa: E402
 
@@ -74,6 +77,7 @@ SMALL_RELER = {
 }
 """ReLER at the demo VSLNet's size (dim 64, no dropout), for ``--localizer reler``."""
 METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5", "put R1@0.3")
+REJECTION = ("negatives_flagged", "answerable_flagged", "R@1@0.3_lost")
 ANSWERED_BY = ("zero-shot", "corpus checkpoint", "auto", "adapted checkpoint", "adapted auto", "ceiling")
 
 
@@ -208,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             "ceiling": _ceiling(out, style, seed, args.quick),
             "chance": chance_levels(dataset, source),
             "weight": weight,
+            "no good match": {
+                how: rejection(answerer, dataset, source, absent_negatives(dataset, world, seed=seed))
+                for how, answerer in (
+                    ("zero-shot", home.answerer("zeroshot")),
+                    ("corpus checkpoint", home.answerer(final)),
+                )
+            },
         }
         if not args.no_adapt:
             rows[(style, seed)].update(
@@ -235,6 +246,16 @@ def main(argv: list[str] | None = None) -> int:
         values = [r[how]["R1@0.3"] for r in rows.values() if r.get(how)]
         if values:
             print(f"mean R@1@0.3, {how}: {np.mean(values):.1f} ± {np.std(values):.1f}")
+    print(
+        '\n"No good match" (cross-fitted over each world\'s videos, at most 4 points of R@1@0.3 lost; negatives: '
+        "other videos' questions whose object or place the clip never shows)\n"
+    )
+    print("| answered by | negatives flagged % | answerable flagged % | R@1@0.3 lost |")
+    print("|---|---|---|---|")
+    for how in ("zero-shot", "corpus checkpoint"):
+        got = [r["no good match"][how] for r in rows.values()]
+        cells = [f"{np.mean([g[key] for g in got]):.1f} ± {np.std([g[key] for g in got]):.1f}" for key in REJECTION]
+        print(f"| {how} ({sum(g['negatives'] for g in got)} negatives) | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({f"{s}-{d}": r for (s, d), r in rows.items()}, indent=1, default=str))
     return 0
