@@ -161,6 +161,14 @@ def test_negatives_ask_of_another_videos_clip_that_never_names_the_object(task, 
     assert all(plain[(i, 0)]["answerable"] for i in range(len(queries)))  # evaluation asks no negatives
 
 
+def test_a_question_names_its_object_and_place_in_content_words():
+    from training.negatives import asked_words, content_words
+
+    assert asked_words("Where did I put my car keys?") == {"car", "key"}
+    assert asked_words("what did I take out of the fridge?") == {"fridge"}
+    assert asked_words("Where is the mug?") <= content_words("#C C puts the mugs in the sink")  # a host that names it
+
+
 def test_collate_gives_questions_without_an_answer_micro_batches_of_their_own(task, encoder):
     ds, _ = _dataset(task, encoder, train=True)
     items = [dict(ds[(i, 0)], answerable=i % 3 != 0) for i in range(10)]

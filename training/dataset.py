@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ from models.resample import resample_clip
 from training.augment import change_speed, splice_into, variable_length_crop
 from training.features import ClipFeatures, ClipFeatureSource
 from training.naq import jitter_bins
+from training.negatives import AbsentHosts
 from training.nlq import Clip, NLQDataset, Query, few_shot_clips, load_nlq
 from training.text_features import TextFeatureCache, pad_tokens
 
@@ -170,31 +170,6 @@ class ItemOptions:
     negative_probability: float = 0.0
 
 
-NEGATIVE_HOST_TRIES = 8
-"""Random clips tried to find one of another video that does not name the question's object or place."""
-_NOT_CONTENT = frozenset("a an the my your his her their our some any of this that these those".split())
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
-
-
-def _words(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[a-z]+", text.lower()) if w not in _NOT_CONTENT}
-
-
-def asked_words(text: str) -> set[str]:
-    """The content words of the object and place a question names (``models.questions``' reading of it);
-    empty when it names neither."""
-    from models.questions import EmptyQuestion, rewrite_question
-
-    try:
-        r = rewrite_question(text)
-    except EmptyQuestion:
-        return set()
-    return set().union(*(_words(p) for p in (r.object, r.place) if p))
-
-
 class ClipStore:
     """A feature source with an optional in-memory cache and the optional resampling applied once."""
 
@@ -241,8 +216,7 @@ class QueryDataset(Dataset):
         self.options = options
         self.seed = seed
         self._clip_uids = sorted({q.clip_uid for q in self.queries})
-        self._asked: dict[str, set[str]] = {}
-        self._said: dict[str, set[str]] | None = None
+        self._absent_hosts: AbsentHosts | None = None
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -296,23 +270,9 @@ class QueryDataset(Dataset):
         }
 
     def _negative_host(self, q: Query, rng: np.random.Generator) -> str | None:
-        """A clip of another video whose own queries and narrations never name what ``q`` asks about."""
-        asked = self._asked.get(q.text)
-        if asked is None:
-            asked = self._asked[q.text] = asked_words(q.text)
-        if not asked:
-            return None
-        if self._said is None:
-            said: dict[str, set[str]] = {uid: set() for uid in self._clip_uids}
-            for other in self.queries:
-                said[other.clip_uid] |= _words(other.text)
-            self._said = said
-        video = self.store.clips[q.clip_uid].video_uid
-        for _ in range(NEGATIVE_HOST_TRIES):
-            uid = self._clip_uids[int(rng.integers(len(self._clip_uids)))]
-            if self.store.clips[uid].video_uid != video and not asked & self._said[uid]:
-                return uid
-        return None
+        if self._absent_hosts is None:
+            self._absent_hosts = AbsentHosts(self.queries, self.store.clips)
+        return self._absent_hosts.draw(q, rng)
 
     def _absent_item(self, q: Query, host: str, rng: np.random.Generator) -> dict[str, Any]:
         feats = self.store.get(host).features
