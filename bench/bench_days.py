@@ -290,7 +290,10 @@ def corpus_report(corpus: Path):
     from app.service import EgoRecall
     from app.settings import Settings
 
-    recorded = json.loads((corpus / "demo" / "demo.json").read_text())["config"]
+    record = corpus / "demo" / "demo.json"
+    if not record.is_file():
+        raise SystemExit(f"{corpus} is not a corpus bench_transfer.py built (no demo/demo.json in it)")
+    recorded = json.loads(record.read_text())["config"]
     report = run_demo(EgoRecall(Settings(library=corpus)), replace(DemoConfig(**recorded), world_workers=1))
     return replace(report, checkpoint=report.checkpoint.replace("-best", "-final"))
 
