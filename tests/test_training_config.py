@@ -143,6 +143,50 @@ def test_a_run_recorded_before_a_config_field_existed_is_still_the_same_run():
     assert config_differences(with_defaults(recorded), today) == ["data.features_layout"]
 
 
+def test_a_run_folder_holding_another_runs_result_or_snapshot_is_refused(tmp_path):
+    """A finished run is found again with its own config (a changed lr is another run; a changed log cadence
+    is not), a stopped one continues with --resume, and a snapshot of other settings is not resumed."""
+    from training.resume import CONFIG_FILE, check_resumable, finished_result
+    from training.run_result import RESULT_FILE, TrainResult
+    from training.run_setup import TrainingError
+
+    config = load_config(None, ["name=x", f"output.runs_dir={tmp_path}", *BASE])
+    run_dir = config.run_dir()
+    run_dir.mkdir(parents=True)
+    assert finished_result(run_dir, config, resume=False) is None  # nothing there yet
+    (run_dir / CONFIG_FILE).write_text(json.dumps(config.to_dict()))
+    done = TrainResult(run_dir, 10, 10, False, None, {}, {})
+    (run_dir / RESULT_FILE).write_text(json.dumps(done.to_dict()))
+    assert finished_result(run_dir, replace(config, output=replace(config.output, log_every=3)), False).steps == 10
+    other = replace(config, optim=replace(config.optim, lr=0.5))
+    with pytest.raises(TrainingError, match=r"finished run with a different config \(optim\.lr\)"):
+        finished_result(run_dir, other, resume=False)
+    with pytest.raises(TrainingError, match=r"unfinished run with a different config \(optim\.lr\)"):
+        check_resumable({"config": config.to_dict()}, other)
+    check_resumable({"config": config.to_dict()}, config)  # its own settings: resumable
+    stopped = TrainResult(run_dir, 4, 10, True, None, {}, {})
+    (run_dir / RESULT_FILE).write_text(json.dumps(stopped.to_dict()))
+    assert finished_result(run_dir, config, resume=True) is None and not (run_dir / RESULT_FILE).exists()
+
+
+def test_random_streams_are_restored_for_the_same_processes_and_reseeded_otherwise(caplog):
+    import torch
+
+    from training.distributed import DistInfo
+    from training.resume import restore_rng
+
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    with torch.random.fork_rng():  # leaves the other tests' random stream alone
+        torch.manual_seed(1)
+        saved = {"cpu.rank0": torch.get_rng_state()}
+        expected = torch.rand(3)
+        torch.manual_seed(2)
+        restore_rng(saved, 1, info, seed=0, step=5)
+        assert torch.equal(torch.rand(3), expected)
+        restore_rng(saved, 2, info, seed=0, step=5)  # written by two processes: reseeded, with a warning
+        assert not torch.equal(torch.rand(3), expected) and "reseeded" in caplog.text
+
+
 def test_the_span_limit_is_a_high_quantile_of_the_training_answers():
     from training.dataset import answer_span_limit
     from training.nlq import Query

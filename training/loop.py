@@ -4,10 +4,11 @@
 training queries (NLQ, narrations, few-shot share), builds the model (fresh, or from ``init_from`` for stage
 2), and runs AdamW with linear warm-up and decay, gradient clipping, gradient accumulation and mixed
 precision on GPU through the step loop both training tasks share (:mod:`training.engine`; set-up pieces in
-:mod:`training.run_setup`, resume checks in :mod:`training.resume`). Every ``eval.every`` steps rank 0
-answers the validation queries exactly as the app will (:mod:`training.evaluation`) and keeps the best
-weights by ``eval.metric``. At the end (or when stopped) it publishes ``<name>-best`` and ``<name>-final`` to
-the checkpoints folder with full metadata, so ``checkpoints list`` and the app find them.
+:mod:`training.run_setup`; resume checks, a finished run found again and restored RNGs in
+:mod:`training.resume`). Every ``eval.every`` steps rank 0 answers the validation queries exactly as the app
+will (:mod:`training.evaluation`) and keeps the best weights by ``eval.metric``. At the end (or when stopped)
+it publishes ``<name>-best`` and ``<name>-final`` to the checkpoints folder with full metadata, so
+``checkpoints list`` and the app find them.
 
 Interruptions: a snapshot (:mod:`training.snapshot`) is written every ``output.snapshot_every`` steps and at
 every evaluation; running the same config again continues from the newest one (``resume=None``, the
@@ -56,7 +57,7 @@ from training.evaluation import Validator, headline_metrics
 from training.features import ClipFeatureSource
 from training.nlq import load_nlq
 from training.publishing import checkpoint_metadata, publish_checkpoint
-from training.resume import RESUMABLE_CHANGES, config_differences, with_defaults
+from training.resume import CONFIG_FILE, check_resumable, finished_result, restore_rng
 from training.run_result import RESULT_FILE, TrainResult
 from training.run_setup import (
     TrainingError,
@@ -76,8 +77,6 @@ from training.span_steps import RunContext, SpanSteps
 from training.text_features import TextFeatureCache
 
 logger = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.json"
 
 
 # ---------------------------------------------------------------------------------------------- the trainer
@@ -116,7 +115,7 @@ class Trainer:
         """The run's steps in order: its folder, text and data, batches, optimiser, state, the loop."""
         cfg, info = self.config, self.info
         run_dir = self.run_dir = cfg.run_dir()
-        done = self._finished_result(run_dir)
+        done = finished_result(run_dir, self.config, self.resume)
         if done is not None:
             return done
         snapshot = self._prepare_run_dir(run_dir)
@@ -194,7 +193,7 @@ class Trainer:
         if self.resume and snapshot is None:
             raise TrainingError(f"There is nothing to resume in {run_dir}: it holds no training snapshot.")
         if snapshot is not None:
-            self._check_resumable(read_snapshot_meta(snapshot))
+            check_resumable(read_snapshot_meta(snapshot), self.config)
         return snapshot
 
     def _text_encoder(self, source: ClipFeatureSource, init_meta):
@@ -332,7 +331,7 @@ class Trainer:
             scheduler.load_state_dict(st.meta["scheduler"])
             if scaler is not None and st.meta.get("scaler"):
                 scaler.load_state_dict(st.meta["scaler"])
-            self._restore_rng(st.rng, int(st.meta.get("world_size", 1)), step)
+            restore_rng(st.rng, int(st.meta.get("world_size", 1)), self.info, cfg.seed, step)
             self.log.truncate(int(st.meta.get("log_bytes", 0)))
             logger.info("resuming %s from step %d", run_dir, step)
         elif info.is_main:
@@ -371,45 +370,6 @@ class Trainer:
         return self._finish(end.step, end.stopped)
 
     # ------------------------------------------------------------------ pieces
-    def _finished_result(self, run_dir: Path) -> TrainResult | None:
-        path = run_dir / RESULT_FILE
-        if not path.is_file():
-            return None
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        old_config = (
-            json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) if (run_dir / CONFIG_FILE).is_file() else {}
-        )
-        diff = [
-            k
-            for k in config_differences(with_defaults(old_config) if old_config else {}, self.config.to_dict())
-            if not k.startswith(RESUMABLE_CHANGES)
-        ]
-        if diff:
-            raise TrainingError(
-                f"The run folder {run_dir} holds a finished run with a different config "
-                f"({', '.join(diff[:6])}); choose another name (--set name=...)."
-            )
-        result = TrainResult.from_dict(saved)
-        if result.stopped and self.resume:
-            path.unlink(missing_ok=True)  # continue a run that was stopped early
-            return None
-        logger.info("%s is already complete; its result is in %s", self.config.name, path)
-        return result
-
-    def _check_resumable(self, meta: dict[str, Any]) -> None:
-        diff = [
-            k
-            for k in config_differences(
-                with_defaults(meta["config"]) if meta.get("config") else {}, self.config.to_dict()
-            )
-            if not k.startswith(RESUMABLE_CHANGES)
-        ]
-        if diff:
-            raise TrainingError(
-                f"The run folder {self.config.run_dir()} holds an unfinished run with a different config "
-                f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...)."
-            )
-
     def _encode_texts(self, texts: TextFeatureCache, needed: list[str]) -> None:
         """Rank 0 fills a shared disk cache first; then every rank has every text in memory."""
         info = self.info
@@ -506,21 +466,6 @@ class Trainer:
                 self.run_dir, step, c.model.state_dict(), c.optimizer.state_dict(), meta, self.best_weights, rng
             )
         ddp.barrier(info)
-
-    def _restore_rng(self, rng: dict[str, torch.Tensor], saved_world: int, step: int) -> None:
-        info = self.info
-        key = f"cpu.rank{info.rank}"
-        if saved_world == info.world_size and key in rng:
-            torch.set_rng_state(rng[key])
-            if info.device.type == "cuda" and f"cuda.rank{info.rank}" in rng:
-                torch.cuda.set_rng_state(rng[f"cuda.rank{info.rank}"], info.device)
-        else:
-            logger.warning(
-                "the snapshot was written by %d processes, this run has %d: RNG streams are reseeded",
-                saved_world,
-                info.world_size,
-            )
-            torch.manual_seed(self.config.seed * 1_000_003 + info.rank + 7919 * step)
 
     # ------------------------------------------------------------------ the end
     def _publish(self, which: str, weights: dict[str, torch.Tensor], step: int, metrics: dict[str, float]) -> Path:

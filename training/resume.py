@@ -1,11 +1,25 @@
-"""May a snapshot be resumed with this config? What may differ (how a run runs, not what it learns), and how
-a config recorded by an earlier EgoRecall is compared with today's."""
+"""May a snapshot be resumed with this config? What may differ (how a run runs, not what it learns), how a
+config recorded by an earlier EgoRecall is compared with today's, a finished run found again, and the random
+streams a snapshot restores."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
+import torch
+
+from training import distributed as ddp
 from training.config import TrainConfig
+from training.run_result import RESULT_FILE, TrainResult
+from training.run_setup import TrainingError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+"""The run's config, written in its folder when it starts."""
 
 RESUMABLE_CHANGES = (
     "device",
@@ -46,3 +60,58 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
         elif a != b:
             keys.append(name)
     return keys
+
+
+def changed_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The settings in which ``config`` differs from a recorded run's in what the run learns."""
+    old = with_defaults(recorded) if recorded else {}
+    return [k for k in config_differences(old, config.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
+
+
+def finished_result(run_dir: Path, config: TrainConfig, resume: bool) -> TrainResult | None:
+    """The result of a run already finished in ``run_dir`` (refused when it was another config); None when there
+    is none, or when ``resume`` asks to continue a run that was stopped early."""
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    recorded = run_dir / CONFIG_FILE
+    diff = changed_settings(json.loads(recorded.read_text(encoding="utf-8")) if recorded.is_file() else {}, config)
+    if diff:
+        raise TrainingError(
+            f"The run folder {run_dir} holds a finished run with a different config "
+            f"({', '.join(diff[:6])}); choose another name (--set name=...)."
+        )
+    result = TrainResult.from_dict(saved)
+    if result.stopped and resume:
+        path.unlink(missing_ok=True)  # continue a run that was stopped early
+        return None
+    logger.info("%s is already complete; its result is in %s", config.name, path)
+    return result
+
+
+def check_resumable(meta: dict[str, Any], config: TrainConfig) -> None:
+    """Refuse a snapshot whose run learned with other settings."""
+    diff = changed_settings(meta.get("config") or {}, config)
+    if diff:
+        raise TrainingError(
+            f"The run folder {config.run_dir()} holds an unfinished run with a different config "
+            f"({', '.join(diff[:6])}); resume it with its own config or choose another name (--set name=...)."
+        )
+
+
+def restore_rng(rng: dict[str, torch.Tensor], saved_world: int, info: ddp.DistInfo, seed: int, step: int) -> None:
+    """This process's random streams as the snapshot saved them; reseeded (with a warning) when the snapshot was
+    written by another number of processes."""
+    key = f"cpu.rank{info.rank}"
+    if saved_world == info.world_size and key in rng:
+        torch.set_rng_state(rng[key])
+        if info.device.type == "cuda" and f"cuda.rank{info.rank}" in rng:
+            torch.cuda.set_rng_state(rng[f"cuda.rank{info.rank}"], info.device)
+    else:
+        logger.warning(
+            "the snapshot was written by %d processes, this run has %d: RNG streams are reseeded",
+            saved_world,
+            info.world_size,
+        )
+        torch.manual_seed(seed * 1_000_003 + info.rank + 7919 * step)
