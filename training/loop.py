@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from models.clip_encoder import ClipEncoder
@@ -43,10 +42,7 @@ from training import distributed as ddp
 from training.config import TrainConfig
 from training.dataset import (
     ClipStore,
-    Collate,
     EpochBatchSampler,
-    ItemOptions,
-    QueryDataset,
     answer_span_limit,
     merge_nlq_files,
     repeat_queries,
@@ -61,14 +57,13 @@ from training.resume import CONFIG_FILE, check_resumable, finished_result, resto
 from training.run_result import RESULT_FILE, TrainResult
 from training.run_setup import (
     TrainingError,
-    autocast_for,
     build_model,
-    feature_statistics,
     load_init,
-    lr_factor,
     open_feature_source,
+    optimisation,
     resolve_text_spec,
     rng_state,
+    training_loader,
     weights_digest,
 )
 from training.runlog import Progress, RunLog
@@ -133,10 +128,11 @@ class Trainer:
         max_bins, resample_to, max_span_s = self._limits(core, data)
         validator = self._validator(source, texts, max_span_s, resample_to)
         self._encode_texts(texts, data.texts + (validator.texts_needed if validator else []))
-        loader, sampler = self._loader(model, source, data, texts, max_bins, resample_to, init_model, snapshot)
+        fit_norm = init_model is None and snapshot is None  # a fresh model learns the features' statistics
+        loader, sampler = training_loader(cfg, info, model, source, data, texts, max_bins, resample_to, fit_norm)
         per_epoch = sampler.batches_per_epoch
         total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
-        train_model, optimizer, scheduler, scaler, autocast = self._optimisation(model, total)
+        train_model, optimizer, scheduler, scaler, autocast = optimisation(cfg, info, model, total)
         step, resumed_from = self._restore_or_start(snapshot, run_dir, model, optimizer, scheduler, scaler)
         self.ctx = RunContext(
             cfg=cfg,
@@ -253,69 +249,6 @@ class Trainer:
         if not validator.queries:
             raise TrainingError(f"The validation file {cfg.data.val} has no annotated queries.")
         return validator
-
-    def _loader(self, model, source, data, texts, max_bins, resample_to, init_model, snapshot):
-        """This process's batches: its share of the global batch, augmented, in a seeded epoch order."""
-        cfg, info = self.config, self.info
-        world = info.world_size
-        if cfg.optim.batch_size % world:
-            raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the {world} processes.")
-        options = ItemOptions(
-            train=True,
-            jitter_factor=cfg.data.jitter_factor,
-            jitter_shift=cfg.data.jitter_shift,
-            max_bins=max_bins,
-            resample_to=resample_to,
-            crop_probability=cfg.data.crop_probability,
-            crop_fraction=cfg.data.crop_fraction,
-            splice_probability=cfg.data.splice_probability,
-            speed_probability=cfg.data.speed_probability,
-            speed_range=tuple(cfg.data.speed_range),
-            negative_probability=cfg.data.negative_probability,
-        )
-        store = ClipStore(source, data.clips, resample_to, cfg.data.cache_clips)
-        if getattr(model, "video_norm", None) is not None and init_model is None and snapshot is None:
-            model.video_norm.fit(*feature_statistics(store, data.clips))
-        dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
-        sampler = EpochBatchSampler(
-            len(dataset), cfg.optim.batch_size // world, seed=cfg.seed, rank=info.rank, world_size=world
-        )
-        loader = DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=Collate(cfg.optim.micro_batch_size),
-            num_workers=cfg.data.num_workers,
-            pin_memory=info.device.type == "cuda",
-            persistent_workers=cfg.data.num_workers > 0,
-        )
-        return loader, sampler
-
-    def _optimisation(self, model, total: int):
-        """(the model as trained -- DDP-wrapped across processes --, AdamW, the schedule, the loss scaler,
-        autocast)."""
-        cfg, info = self.config, self.info
-        model.to(info.device)
-        torch.manual_seed(cfg.seed * 1_000_003 + info.rank)  # dropout streams, distinct per process
-        train_model: torch.nn.Module = model
-        if info.distributed:
-            cuda = info.device.type == "cuda"
-            # With training negatives a process's last micro-batch may hold only questions without an answer,
-            # whose loss never reaches the span heads: DDP must look for parameters a step did not use.
-            train_model = DistributedDataParallel(
-                model,
-                device_ids=[info.device.index] if cuda else None,
-                find_unused_parameters=cfg.data.negative_probability > 0,
-            )
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
-        )
-        warmup = int(round(cfg.optim.warmup_fraction * total))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule)
-        )
-        autocast, amp_dtype = autocast_for(info.device, cfg.amp)
-        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-        return train_model, optimizer, scheduler, scaler, autocast
 
     def _restore_or_start(self, snapshot, run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, int | None]:
         """The state a resumed run continues from (weights, optimiser, schedule, RNGs, the best so far, the log

@@ -1,7 +1,7 @@
 """What a localizer training run is set up from: its clip features, its text encoder, its model (fresh or from
-a stage-1 checkpoint), its learning-rate schedule, mixed precision, the features' statistics, and the small
-records a run keeps of itself (weight digests, RNG states). :mod:`training.loop` runs the session; these pieces
-have no state of their own."""
+a stage-1 checkpoint), its batches, its optimiser and learning-rate schedule, mixed precision, the features'
+statistics, and the small records a run keeps of itself (weight digests, RNG states). :mod:`training.loop`
+runs the session; these pieces have no state of their own."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from checkpoints import load_checkpoint
 from checkpoints.metadata import CheckpointMetadata
@@ -21,10 +23,12 @@ from models.grid import EGO4D_RATE_HZ
 from models.localizer import Localizer
 from models.registry import build_localizer, config_from_dict, localizer_class
 from models.text_tokens import TextEncoderSpec
+from training import distributed as ddp
 from training.checkpoint_info import text_spec_from_metadata
 from training.config import ConfigError, TrainConfig
-from training.dataset import ClipStore
+from training.dataset import ClipStore, Collate, EpochBatchSampler, ItemOptions, QueryDataset, TrainingData
 from training.features import ClipFeatureSource, DirectoryClipFeatures, LibraryClipFeatures
+from training.text_features import TextFeatureCache
 
 
 class TrainingError(ConfigError):
@@ -159,3 +163,76 @@ def build_model(
             "the library's features are the model's only video input."
         )
     return build_localizer(config.model.name, values)
+
+
+def training_loader(
+    cfg: TrainConfig,
+    info: ddp.DistInfo,
+    model: Localizer,
+    source: ClipFeatureSource,
+    data: TrainingData,
+    texts: TextFeatureCache,
+    max_bins: int,
+    resample_to: int | None,
+    fit_norm: bool,
+) -> tuple[DataLoader, EpochBatchSampler]:
+    """This process's batches: its share of the global batch, augmented, in a seeded epoch order. With
+    ``fit_norm`` (a fresh model) the model's video normalisation learns the training features' statistics."""
+    world = info.world_size
+    if cfg.optim.batch_size % world:
+        raise TrainingError(f"optim.batch_size {cfg.optim.batch_size} must be divisible by the {world} processes.")
+    d = cfg.data
+    options = ItemOptions(
+        train=True,
+        jitter_factor=d.jitter_factor,
+        jitter_shift=d.jitter_shift,
+        max_bins=max_bins,
+        resample_to=resample_to,
+        crop_probability=d.crop_probability,
+        crop_fraction=d.crop_fraction,
+        splice_probability=d.splice_probability,
+        speed_probability=d.speed_probability,
+        speed_range=tuple(d.speed_range),
+        negative_probability=d.negative_probability,
+    )
+    store = ClipStore(source, data.clips, resample_to, d.cache_clips)
+    norm = getattr(model, "video_norm", None)
+    if norm is not None and fit_norm:
+        norm.fit(*feature_statistics(store, data.clips))
+    dataset = QueryDataset(data.queries, store, texts, options, seed=cfg.seed)
+    per_process = cfg.optim.batch_size // world
+    sampler = EpochBatchSampler(len(dataset), per_process, seed=cfg.seed, rank=info.rank, world_size=world)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=Collate(cfg.optim.micro_batch_size),
+        num_workers=d.num_workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=d.num_workers > 0,
+    )
+    return loader, sampler
+
+
+def optimisation(cfg: TrainConfig, info: ddp.DistInfo, model: Localizer, total: int):
+    """(the model as trained -- DDP-wrapped across processes --, AdamW, the schedule, the loss scaler,
+    autocast)."""
+    model.to(info.device)
+    torch.manual_seed(cfg.seed * 1_000_003 + info.rank)  # dropout streams, distinct per process
+    train_model: torch.nn.Module = model
+    if info.distributed:
+        cuda = info.device.type == "cuda"
+        # With training negatives a process's last micro-batch may hold only questions without an answer,
+        # whose loss never reaches the span heads: DDP must look for parameters a step did not use.
+        train_model = DistributedDataParallel(
+            model,
+            device_ids=[info.device.index] if cuda else None,
+            find_unused_parameters=cfg.data.negative_probability > 0,
+        )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+    )
+    warmup = int(round(cfg.optim.warmup_fraction * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, cfg.optim.schedule))
+    autocast, amp_dtype = autocast_for(info.device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    return train_model, optimizer, scheduler, scaler, autocast
