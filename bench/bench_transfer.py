@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         queries = dataset.evaluation_queries()
         context = home.answer_context()
         weight = json.loads((checkpoints / final / "meta.json").read_text())["fusion"].get("weight", 0.5)
+        negatives = absent_negatives(dataset, world, seed=seed)  # the same questions for every mode
         rows[(style, seed)] = {
             "queries": len(queries),
             "zero-shot": score(home.answerer("zeroshot"), dataset, source, queries),
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             "chance": chance_levels(dataset, source),
             "weight": weight,
             "no good match": {
-                how: rejection(answerer, dataset, source, absent_negatives(dataset, world, seed=seed))
+                how: rejection(answerer, dataset, source, negatives)
                 for how, answerer in (
                     ("zero-shot", home.answerer("zeroshot")),
                     ("corpus checkpoint", home.answerer(final)),

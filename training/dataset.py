@@ -38,7 +38,13 @@ from torch.utils.data import Dataset, DistributedSampler
 from models.grid import TimeGrid
 from models.localizer import answer_bins
 from models.resample import resample_clip
-from training.augment import change_speed, splice_into, variable_length_crop
+from training.augment import (
+    DEFAULT_CROP_FRACTION,
+    DEFAULT_SPEED_RANGE,
+    change_speed,
+    splice_into,
+    variable_length_crop,
+)
 from training.features import ClipFeatures, ClipFeatureSource
 from training.naq import jitter_bins
 from training.negatives import AbsentHosts
@@ -163,10 +169,10 @@ class ItemOptions:
     max_bins: int | None = None
     resample_to: int | None = None
     crop_probability: float = 0.0
-    crop_fraction: tuple[float, float] = (0.4, 0.8)
+    crop_fraction: tuple[float, float] = DEFAULT_CROP_FRACTION
     splice_probability: float = 0.0
     speed_probability: float = 0.0
-    speed_range: tuple[float, float] = (0.7, 1.4)
+    speed_range: tuple[float, float] = DEFAULT_SPEED_RANGE
     negative_probability: float = 0.0
 
 
