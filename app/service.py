@@ -33,7 +33,7 @@ from app.settings import Settings
 from indexing.errors import VideoError
 from indexing.excerpts import ExcerptFiles, ExcerptMaker
 from indexing.feedback import Correction
-from indexing.library import Library, ReindexReport, VideoRecord
+from indexing.library import Library, LibrarySettings, ReindexReport, VideoRecord
 from indexing.outcome import IndexResult
 from models.clip_encoder import ClipEncoder, EncoderSpec, quiet_random_init_warning
 from models.errors import EgoRecallError
@@ -251,10 +251,10 @@ class EgoRecall:
         return export_feedback(self.library, path)
 
     # ------------------------------------------------------------------------------------------ answering
-    def answer_context(self) -> AnswerContext:
-        """What answerers need to know about this library's features."""
+    def answer_context(self, settings: LibrarySettings | None = None) -> AnswerContext:
+        """What answerers need to know about this library's features (``settings``: as the caller read them)."""
         library = self.library
-        settings = library.settings
+        settings = library.settings if settings is None else settings
         if not settings.encoder_key:  # (claimed but empty: find_moments says so)
             from app.answering import NothingToSearch
 
@@ -271,14 +271,15 @@ class EgoRecall:
             device=self.settings.device,
         )
 
-    def answerer(self, mode: str = AUTO) -> Answerer:
+    def answerer(self, mode: str = AUTO, *, settings: LibrarySettings | None = None) -> Answerer:
         """The answerer for a mode (``auto``, ``zeroshot``, a checkpoint name/path or ``fused:CHECKPOINT``), built
-        once and kept (LRU of 3); ``auto`` gives the answerer of the mode it stands for now.
+        once and kept (LRU of 3); ``auto`` gives the answerer of the mode it stands for now. ``settings``: the
+        library's, when the caller already read them.
 
         Raises ``UnknownMode``, a ``CheckpointError`` (missing, wrong kind, incompatible with the library's
         features) or ``EncoderUnavailable``.
         """
-        context = self.answer_context()
+        context = self.answer_context(settings)
         if mode == AUTO:
             self._fetch_default_checkpoint(context)
         return self._answerers.get(mode, context)
@@ -359,9 +360,10 @@ class EgoRecall:
         """
         when = explicit_range(since, until)  # refused before loading anything
         maker = self.clip_maker() if clips else None
+        view = self.library.view()  # the question's one read of the catalog
         answer = answer_question(
             self.library,
-            self.answerer(mode),
+            self.answerer(mode, settings=view.settings),
             question,
             asked_mode=mode,
             video_id=video_id,
@@ -369,6 +371,7 @@ class EgoRecall:
             config=self.settings.answers,
             cut=(lambda moment: self._with_clip(maker, moment)) if maker is not None else None,
             when=when,
+            view=view,
         )
         if mode == AUTO and self._default_checkpoint_problem:
             answer = replace(answer, warnings=answer.warnings + (self._default_checkpoint_problem,))

@@ -117,16 +117,21 @@ class FeedbackStore:
             row = con.execute("SELECT * FROM feedback WHERE id=?", (cur.lastrowid,)).fetchone()
         return _correction(row)
 
+    @staticmethod
+    def read(con: sqlite3.Connection, video_id: str | None = None) -> list[Correction]:
+        """:meth:`list` inside the caller's transaction."""
+        if not _has_table(con):
+            return []
+        if video_id is None:
+            rows = con.execute("SELECT * FROM feedback ORDER BY id").fetchall()
+        else:
+            rows = con.execute("SELECT * FROM feedback WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
+        return [_correction(r) for r in rows]
+
     def list(self, video_id: str | None = None) -> list[Correction]:
         """Corrections, oldest first (of one video, or all)."""
         with self.catalog.connect() as con:
-            if not _has_table(con):
-                return []
-            if video_id is None:
-                rows = con.execute("SELECT * FROM feedback ORDER BY id").fetchall()
-            else:
-                rows = con.execute("SELECT * FROM feedback WHERE video_id=? ORDER BY id", (video_id,)).fetchall()
-        return [_correction(r) for r in rows]
+            return self.read(con, video_id)
 
     def delete(self, ids: Iterable[int]) -> int:
         """Forget corrections by id (e.g. one the user takes back); returns how many were removed."""

@@ -62,13 +62,23 @@ from indexing.repairing import CheckReport, Repairer
 from indexing.searching import FrameSearch, SearchHit
 from indexing.staging import StagedVideo
 from indexing.state import LibraryState
+from indexing.view import LibraryView
 from indexing.writing import Writer
 from models.grid import EGO4D_RATE_HZ, TimeGrid
 
 logger = logging.getLogger(__name__)
 
 
-__all__ = ["Library", "VideoRecord", "SearchHit", "CheckReport", "ReindexReport", "LibrarySettings", "LibraryConfig"]
+__all__ = [
+    "Library",
+    "VideoRecord",
+    "SearchHit",
+    "CheckReport",
+    "ReindexReport",
+    "LibrarySettings",
+    "LibraryConfig",
+    "LibraryView",
+]
 
 
 class Library:
@@ -189,6 +199,17 @@ class Library:
         with self.catalog.connect() as con:
             return self.catalog.videos(con) if include_pending else list(self.state.ready.read(con))
 
+    def view(self) -> LibraryView:
+        """Settings, generation, ready videos and corrections in one read (:mod:`indexing.view`): what one
+        question needs, handed to :meth:`search` and :meth:`features_of` so that they read nothing more."""
+        with self.catalog.connect() as con:
+            return LibraryView(
+                self.catalog.settings(con),
+                self.catalog.generation(con),
+                self.state.ready.read(con),
+                tuple(self.feedback.read(con)),
+            )
+
     def get(self, video_id: str) -> VideoRecord:
         """The record of one video (any status); raises :class:`UnknownVideo`."""
         with self.catalog.connect() as con:
@@ -216,15 +237,22 @@ class Library:
         ``video`` is an id or a record (only its id is used: the catalog's current record decides)."""
         return self.features_of([video])[video.id if isinstance(video, VideoRecord) else video]
 
-    def features_of(self, videos: Sequence[str | VideoRecord]) -> dict[str, np.ndarray]:
-        """:meth:`features` of several videos (id -> memory map) with one catalog read: a library question
-        answers eight candidates, and a connection per candidate was a tenth of its time."""
+    def features_of(
+        self, videos: Sequence[str | VideoRecord], *, view: LibraryView | None = None
+    ) -> dict[str, np.ndarray]:
+        """:meth:`features` of several videos (id -> memory map) with one catalog read (a library question
+        answers eight candidates, and a connection per candidate was a tenth of its time), or none when
+        ``view`` holds them all ready."""
         ids = [v.id if isinstance(v, VideoRecord) else v for v in videos]
         for attempt in range(2):
-            with self.catalog.connect() as con:
-                records = {vid: self.catalog.by_id(con, vid) for vid in ids}
-                settings = self.catalog.settings(con)
-                generation = self.catalog.generation(con)
+            if attempt == 0 and view is not None and all(vid in view.by_id for vid in ids):
+                records: dict[str, VideoRecord | None] = {vid: view.by_id[vid] for vid in ids}
+                settings, generation = view.settings, view.generation
+            else:
+                with self.catalog.connect() as con:
+                    records = {vid: self.catalog.by_id(con, vid) for vid in ids}
+                    settings = self.catalog.settings(con)
+                    generation = self.catalog.generation(con)
             maps = {}
             try:
                 for vid, rec in records.items():
@@ -308,10 +336,11 @@ class Library:
         *,
         video_ids: Sequence[str] | None = None,
         encoder_key: str | None = None,
+        view: LibraryView | None = None,
     ) -> list[list[SearchHit]]:
         """The ``k`` frames most similar to each query vector, best first, as one list per query
-        (:meth:`indexing.searching.FrameSearch.search`)."""
-        return self._search.search(queries, k, video_ids=video_ids, encoder_key=encoder_key)
+        (:meth:`indexing.searching.FrameSearch.search`); ``view``: the catalog as the caller read it."""
+        return self._search.search(queries, k, video_ids=video_ids, encoder_key=encoder_key, view=view)
 
     def reindex(self, encoder: FrameEncoder, *, progress: Progress | None = None) -> ReindexReport:
         """Re-encode every video with ``encoder`` and switch the whole library to it in one commit

@@ -19,6 +19,7 @@ from indexing.catalog import LibrarySettings, VideoRecord
 from indexing.errors import EncoderMismatch, LibraryError, UnknownVideo
 from indexing.state import LibraryState
 from indexing.vectors import decode_ids
+from indexing.view import LibraryView
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,21 @@ class FrameSearch:
         *,
         video_ids: Sequence[str] | None = None,
         encoder_key: str | None = None,
+        view: LibraryView | None = None,
     ) -> list[list[SearchHit]]:
         """The ``k`` frames most similar to each query vector, best first, as one list per query.
 
         ``queries`` is float32 [Q, dim] (a single [dim] vector is accepted), in the encoder's space --
         e.g. ``encoder.encode_text([...])``. ``video_ids`` restricts the search to those videos.
         ``encoder_key`` (the key of the encoder that made ``queries``), when given, must be the library's:
-        after a re-index, vectors of the old encoder are refused instead of silently compared.
+        after a re-index, vectors of the old encoder are refused instead of silently compared. ``view``: the
+        catalog as the caller read it (:mod:`indexing.view`); without one, it is read here.
         """
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q[None]
         state = self._state
-        settings = state.catalog.settings()
+        settings = state.catalog.settings() if view is None else view.settings
         if encoder_key is not None and settings.encoder_key is not None and encoder_key != settings.encoder_key:
             raise EncoderMismatch(
                 f"the library at {state.root} now holds features of encoder "
@@ -81,8 +84,11 @@ class FrameSearch:
                 f"query vectors are shaped {tuple(q.shape)}; this library's features have "
                 f"{settings.dim} dimensions ({settings.encoder_key})"
             )
-        with state.catalog.connect() as con:
-            ready = {r.rowid: r for r in state.ready.read(con)}
+        if view is None:
+            with state.catalog.connect() as con:
+                ready = {r.rowid: r for r in state.ready.read(con)}
+        else:
+            ready = view.by_rowid
         restrict = None
         if video_ids is not None:
             by_id = {r.id: r for r in ready.values()}
@@ -93,7 +99,7 @@ class FrameSearch:
             if not restrict:
                 return [[] for _ in range(len(q))]
         with state.frames.lock:
-            index = state.frames.current()
+            index = state.frames.current(None if view is None else view.generation)
             if index.ntotal == 0:
                 return [[] for _ in range(len(q))]
             if index.dim != q.shape[1]:  # another process switched encoders since ``settings`` was read

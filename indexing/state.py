@@ -202,9 +202,13 @@ class FrameIndexCache:
             self.index, self.generation = index, generation
             return index
 
-    def current(self) -> FrameIndex:
-        """The index for searching, reloaded when another process changed the library (readers' path)."""
+    def current(self, generation: int | None = None) -> FrameIndex:
+        """The index for searching, reloaded when another process changed the library (readers' path).
+        ``generation``: the catalog's, as the caller just read it -- the index in memory is that
+        generation's without another read."""
         with self.lock:
+            if generation is not None and self.index is not None and self.generation == generation:
+                return self.index
             with self._catalog.connect() as con:
                 settings = self._catalog.settings(con)
                 generation = self._catalog.generation(con)

@@ -156,6 +156,37 @@ def test_library_search_narrows_to_candidate_videos(world):
     assert cup.candidates == 1 and cup.moments[0].video_id == ids["garden.mp4"]
 
 
+def test_a_question_reads_the_catalog_once(world, monkeypatch):
+    """Settings, ready videos, corrections, the index's generation and the candidates' records come from one
+    read (:meth:`Library.view`), whatever the question's path: the whole library, narrowed by the index, one
+    video, an anchor event across videos."""
+    from indexing.catalog import Catalog
+
+    _, _, ids = world
+    narrowed = service_for(world, search_config=SearchConfig(max_videos=1, frame_hits=16))
+    whole = service_for(world)
+    asks = [
+        (narrowed, dict(question="where did I put my keys")),
+        (narrowed, dict(question="where was the cup before I picked up the keys")),
+        (whole, dict(question="where is the phone")),
+        (whole, dict(question="where is the phone", video_id=ids["hall.mp4"])),
+    ]
+    for service, kwargs in asks:
+        service.ask(k=3, clips=False, **kwargs)  # answerers, encoders and the index loaded once
+    reads = []
+    connect = Catalog.connect
+
+    def counted(self, *args, **kwargs):
+        reads.append(args)
+        return connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(Catalog, "connect", counted)
+    for service, kwargs in asks:
+        reads.clear()
+        answer = service.ask(k=3, clips=False, **kwargs)
+        assert answer.moments and len(reads) == 1, (kwargs, len(reads))
+
+
 def test_zero_shot_answers_regions_around_its_hits(world, monkeypatch):
     _, _, ids = world
     monkeypatch.setattr(ZeroShotAnswerer, "local_context_s", lambda self, q: 1.0)

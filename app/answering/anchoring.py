@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.answering.base import PreparedQuestion
-from indexing.library import Library, VideoRecord
+from indexing.library import Library, LibraryView, VideoRecord
 from models.zeroshot import ZeroShotConfig, anchor_occurrences, anchor_span, similarity_curve
 
 
@@ -57,9 +57,11 @@ def find_anchor_times(
     budget: int,
     frame_hits: int,
     config: ZeroShotConfig,
+    view: LibraryView | None = None,
 ) -> AnchorTimes | None:
     """The anchor's occurrences over ``records`` (the question's scope), as the module docstring says; None
-    for a question without an anchor or a scope of fewer than two timed videos (one clip's own peaks do)."""
+    for a question without an anchor or a scope of fewer than two timed videos (one clip's own peaks do).
+    ``view``: the catalog as the caller read it."""
     relation = prepared.rewrite.relation
     timed = [r for r in records if r.recorded_at is not None]
     if prepared.anchor is None or relation is None or len(timed) < 2:
@@ -67,11 +69,11 @@ def find_anchor_times(
     if len(timed) > budget:
         by_id = {r.id: r for r in timed}
         seen: dict[str, VideoRecord] = {}
-        for h in library.search(prepared.anchor, k=frame_hits)[0]:
+        for h in library.search(prepared.anchor, k=frame_hits, view=view)[0]:
             if h.video_id in by_id and len(seen) < budget:
                 seen.setdefault(h.video_id, by_id[h.video_id])
         timed = list(seen.values())
-    maps = library.features_of(timed)
+    maps = library.features_of(timed, view=view)
     curves = [(r, similarity_curve(maps[r.id], prepared.anchor)) for r in timed]
     spans = [anchor_span(c, r.grid, config) for r, c in curves]
     span = (min(lo for lo, _ in spans), max(hi for _, hi in spans))

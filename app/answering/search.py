@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -35,7 +35,7 @@ from app.answering.corrections import apply_corrections, is_wrong_again, same_qu
 from app.answering.recency import RECENCY_CANDIDATES, order_by_time
 from app.answering.results import Answer, Moment, ScoreSeries
 from app.answering.when import NothingAtThatTime, TimeRange, read_time
-from indexing.library import Library, VideoRecord
+from indexing.library import Library, LibraryView, VideoRecord
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.windows import Window, rank_across, temporal_nms
@@ -143,21 +143,21 @@ def find_moments(
     k: int = 5,
     config: SearchConfig = SearchConfig(),
     only: Collection[str] | None = None,
-    records: Sequence[VideoRecord] | None = None,
+    view: LibraryView | None = None,
 ) -> Ranking:
     """Answer one question over one video (``video_id``) or the whole library (``only`` these videos, when
-    given): the ``k`` best windows. ``records``: the library's ready videos when the caller already read them
-    (one catalog read per question)."""
+    given): the ``k`` best windows. ``view``: the catalog as the caller read it (one read per question)."""
     check_k(k)
     started = time.monotonic()
+    view = library.view() if view is None else view
     anchors: AnchorTimes | None = None  # inside one video, its own peaks order a before/after question
     if video_id is not None:
-        record = library.get(video_id)
-        features = library.features_of([record])  # refuses a video that is not ready, with the library's message
+        record = view.by_id.get(video_id) or library.get(video_id)
+        features = library.features_of([record], view=view)  # refuses a video that is not ready, with the reason
         prepared = answerer.prepare([question])[0]
         plan = {record.id: (record, [Region.whole(0, record.num_rows)])}
     else:
-        records = list(library.videos() if records is None else records)
+        records = list(view.ready)
         if only is not None:
             records = [r for r in records if r.id in only]
         if not records:
@@ -165,10 +165,12 @@ def find_moments(
                 f"the library at {library.root} has no videos yet; add some with `python -m app index VIDEO...`"
             )
         prepared = answerer.prepare([question], search=True)[0]
-        plan = _plan(library, records, prepared, answerer, config)
+        plan = _plan(library, records, prepared, answerer, config, view)
         budget = config.max_videos or answerer.max_candidate_videos
-        anchors = find_anchor_times(library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer))
-        features = library.features_of([record for record, _ in plan.values()])  # one catalog read
+        anchors = find_anchor_times(
+            library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer), view
+        )
+        features = library.features_of([record for record, _ in plan.values()], view=view)
     ranking = Ranking(prepared, [], anchors=anchors)
     for vid, (record, segments) in plan.items():
         ask = prepared if anchors is None else replace(prepared, anchor_at=anchors.relative(record))
@@ -187,13 +189,18 @@ def _zero_shot_config(answerer: Answerer) -> ZeroShotConfig:
 
 
 def _plan(
-    library: Library, records: list[VideoRecord], prepared: PreparedQuestion, answerer: Answerer, config: SearchConfig
+    library: Library,
+    records: list[VideoRecord],
+    prepared: PreparedQuestion,
+    answerer: Answerer,
+    config: SearchConfig,
+    view: LibraryView,
 ) -> dict[str, tuple[VideoRecord, list[Region]]]:
     """Which videos (and which regions of them) to answer."""
     budget = config.max_videos or answerer.max_candidate_videos
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
         return {r.id: (r, [Region.whole(0, r.num_rows)]) for r in records}
-    hits = library.search(prepared.vector, k=config.frame_hits)[0]
+    hits = library.search(prepared.vector, k=config.frame_hits, view=view)[0]
     by_video: dict[str, list] = {}
     for h in hits:
         by_video.setdefault(h.video_id, []).append(h)
@@ -386,6 +393,7 @@ def answer_question(
     cut: Callable[[Moment], Moment] | None = None,
     when: TimeRange | None = None,
     now: float | None = None,
+    view: LibraryView | None = None,
 ) -> Answer:
     """The :class:`Answer` to one question, built here and only here.
 
@@ -395,24 +403,25 @@ def answer_question(
     (:mod:`app.answering.corrections`), the latest (or earliest) confident moment first when the question asks
     for one (:mod:`app.answering.recency`), then each a :class:`Moment` with its wall-clock time (``cut``
     adds its playable clip) and its confidence, and which mode answered (``asked_mode`` is what the user chose,
-    e.g. ``auto``)."""
+    e.g. ``auto``). Everything comes from one read of the catalog (``view``, read here when not given)."""
     started = time.monotonic()
     check_k(k)
     text, spoken = read_time(question, now)
     when = when or spoken
-    ready = library.videos()
-    records = {r.id: r for r in ready}
+    view = library.view() if view is None else view
+    records = view.by_id
     only = _scope(records, when, video_id)
     corrections = [
         c
-        for c in library.feedback.list(video_id)
-        if c.video_id in records and (only is None or c.video_id in only) and same_question(text, c.question)
+        for c in view.corrections
+        if c.video_id in records
+        and (video_id is None or c.video_id == video_id)
+        and (only is None or c.video_id in only)
+        and same_question(text, c.question)
     ]  # the user's corrections of this question (or a close paraphrase), in the videos searched
     wrong = [c for c in corrections if c.verdict == "wrong"]
     wanted = min(MAX_K, max(k + len(wrong) + (k if when is not None else 0), RECENCY_CANDIDATES))
-    ranking = find_moments(
-        library, answerer, text, video_id=video_id, k=wanted, config=config, only=only, records=ready
-    )
+    ranking = find_moments(library, answerer, text, video_id=video_id, k=wanted, config=config, only=only, view=view)
     ranked = [(v, w) for v, w in ranking.ranked if _in_time(records, when, v, w)]
     ranked, verdicts = apply_corrections(ranked, corrections, wanted)
     calibration = answerer.calibration
