@@ -45,6 +45,7 @@ from checkpoints.metadata import (
     egorecall_version,
     utc_now,
 )
+from models.clip_encoder import weights_key
 from models.localizer import Localizer
 from models.registry import InvalidLocalizerConfig, UnknownLocalizer, build_localizer, config_to_dict, localizer_class
 
@@ -349,9 +350,17 @@ def _check_state(name: str, expected: dict[str, torch.Tensor], found: dict[str, 
 
 
 def reads_features(trained_on: FeatureEncoderInfo, feature_key: str, dim: int, rate_hz: float) -> bool:
-    """Whether a model trained on ``trained_on`` features can read these (same encoder, size and grid rate)."""
+    """Whether a model trained on ``trained_on`` features can read these: same encoder weights, size and grid
+    rate. The image tower's runtime does not matter (``models.clip_encoder.weights_key``): OpenVINO's and int8's
+    features lie within cosine 0.9998 of torch float's, and a checkpoint's answers on a library indexed that way
+    hold (bench/README.md, ``bench_index_variants.py``) -- the default checkpoint, trained on GPUs in float,
+    must serve a library indexed on a laptop's fastest runtime."""
     fe = trained_on
-    return fe.key == feature_key and fe.dim == dim and abs(fe.rate_hz - rate_hz) <= 1e-6 * max(1.0, rate_hz)
+    return (
+        weights_key(fe.key) == weights_key(feature_key)
+        and fe.dim == dim
+        and abs(fe.rate_hz - rate_hz) <= 1e-6 * max(1.0, rate_hz)
+    )
 
 
 def compatible_checkpoints(directory: str | Path, feature_key: str, dim: int, rate_hz: float) -> list[CheckpointInfo]:

@@ -44,6 +44,16 @@ DEFAULT_PRETRAINED = "openai"
 RANDOM_INIT = "none"
 RANDOM_INIT_SEED = 0
 QUANTIZATIONS = ("", "int8", "openvino")
+"""Runtimes of the image tower besides torch float: each gives features a key of their own (``EncoderSpec.key``
+with ``+int8`` / ``+openvino``), so a library never mixes them."""
+
+
+def weights_key(feature_key: str) -> str:
+    """``feature_key`` without its image-tower runtime (``+int8``, ``+openvino``): the encoder's weights."""
+    for runtime in QUANTIZATIONS:
+        if runtime and feature_key.endswith(f"+{runtime}"):
+            return feature_key[: -len(runtime) - 1]
+    return feature_key
 
 WEIGHT_FILE_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 

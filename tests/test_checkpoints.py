@@ -28,6 +28,7 @@ from checkpoints import (
     UnsupportedCheckpointFormat,
     WrongCheckpointKind,
     check_compatible,
+    compatible_checkpoints,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
@@ -272,6 +273,25 @@ def test_check_compatible_says_what_was_expected_and_what_is_there():
     with pytest.raises(IncompatibleCheckpoint):
         check_compatible(meta, "egorecall-tiny/random-seed0", VIDEO_DIM, 2.0)
     assert issubclass(IncompatibleCheckpoint, EgoRecallError)
+
+
+def test_a_checkpoint_reads_its_encoders_features_whatever_runtime_made_them(tmp_path):
+    """Float-trained weights serve a library indexed with the image tower on OpenVINO or int8 (features within
+    cosine 0.9998, answers held on the report worlds), and the other way round; other weights stay refused."""
+    meta = metadata()
+    for runtime in ("+openvino", "+int8"):
+        check_compatible(meta, f"egorecall-tiny/random-seed0{runtime}", VIDEO_DIM, 1.875)
+    quantized = dataclasses.replace(
+        meta, feature_encoder=dataclasses.replace(meta.feature_encoder, key="egorecall-tiny/random-seed0+openvino")
+    )
+    check_compatible(quantized, "egorecall-tiny/random-seed0", VIDEO_DIM, 1.875)
+    with pytest.raises(IncompatibleCheckpoint):
+        check_compatible(meta, "egorecall-tiny/random-seed1+openvino", VIDEO_DIM, 1.875)
+    with pytest.raises(IncompatibleCheckpoint):
+        check_compatible(meta, "egorecall-tiny/random-seed0+fp8", VIDEO_DIM, 1.875)  # not a runtime we know
+    save_checkpoint(tmp_path, tiny("vslnet"), meta, name="float")
+    listed = compatible_checkpoints(tmp_path, "egorecall-tiny/random-seed0+openvino", VIDEO_DIM, 1.875)
+    assert [c.name for c in listed] == ["float"]
 
 
 def test_cli_lists_checkpoints_as_json_and_table(tmp_path, capsys, monkeypatch):
