@@ -55,6 +55,7 @@ def weights_key(feature_key: str) -> str:
             return feature_key[: -len(runtime) - 1]
     return feature_key
 
+
 WEIGHT_FILE_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 _config_lock = threading.Lock()

@@ -22,7 +22,7 @@ import torch
 from models.grid import TimeGrid
 from models.localizer import Localizer, LocalizerOutput
 from models.resample import resample_clip
-from models.windows import DEFAULT_NMS_IOU, Window, span_windows, temporal_nms
+from models.windows import DEFAULT_NMS_IOU, LengthPrior, Window, span_windows, temporal_nms
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class InferenceConfig:
     reference code does); None = native grid with sliding windows."""
     candidates_per_chunk: int | None = None
     """Windows kept per chunk and scale before the final NMS; None = 2·k."""
+    length_prior: LengthPrior | None = None
+    """The lengths of the model's training answers, weighing its spans (:class:`models.windows.LengthPrior`);
+    None = p_start * p_end alone. Training records it in the checkpoint."""
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.query_batch < 1:
@@ -162,7 +165,13 @@ def _localize(model, features, grid, query_tokens, query_mask, video_aux, config
                 for i in range(q.shape[0]):
                     for ps, pe in distributions:
                         local = span_windows(
-                            ps[i], pe[i], chunk_grid, k=per_chunk, max_length_bins=max_span, nms_iou=config.nms_iou
+                            ps[i],
+                            pe[i],
+                            chunk_grid,
+                            k=per_chunk,
+                            max_length_bins=max_span,
+                            nms_iou=config.nms_iou,
+                            length_prior=config.length_prior,
                         )
                         candidates[first + i].extend(_to_clip_seconds(local, chunk_grid, run_grid, offset, duration))
                 curve_sum[first : first + q.shape[0], offset : offset + length] += curve
@@ -211,6 +220,7 @@ def outputs_to_windows(
     k: int = 5,
     max_span_s: float | None = InferenceConfig.max_span_s,
     nms_iou: float = DEFAULT_NMS_IOU,
+    length_prior: LengthPrior | None = None,
 ) -> list[list[Window]]:
     """Windows (seconds) for every query of a padded batch, e.g. in validation; ``grids[i]`` is query ``i``'s
     clip grid, whose ``num_bins`` real bins come first in the batch (the rest is padding)."""
@@ -225,6 +235,8 @@ def outputs_to_windows(
         max_span = None if max_span_s is None else max(1, int(round(max_span_s * grid.rate_hz)))
         pool: list[Window] = []
         for ps, pe in distributions:
-            pool.extend(span_windows(ps[i, :n], pe[i, :n], grid, k=2 * k, max_length_bins=max_span, nms_iou=nms_iou))
+            pool.extend(
+                span_windows(ps[i, :n], pe[i, :n], grid, 2 * k, max_span, nms_iou=nms_iou, length_prior=length_prior)
+            )
         results.append(temporal_nms(pool, k, nms_iou))
     return results

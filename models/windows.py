@@ -303,6 +303,56 @@ def _scale_lengths(grid: TimeGrid, config: ProposalConfig) -> list[int]:
     return lengths or [min(min_len, n)]
 
 
+LENGTH_PRIOR_WEIGHT = 1.0
+"""How much a trained model's span choice leans on the lengths of its training answers. Chosen on the corpus's
+validation house (bench/README.md, "A prior on answer length"): over three corpus checkpoints (two VSLNet
+seeds, one ReLER) R@5@0.3 +3.6 to +4.2 points, R@5@0.5 +3.6 to +6.7, R@1@0.3 -0.2 to -0.6 (one to three of 551
+queries); weights 0.5 and 2 gave the same picture."""
+MIN_LOG_STD = 0.1
+"""A floor on the prior's spread (log seconds), so answers all of one length do not forbid every other."""
+
+
+@dataclass(frozen=True)
+class LengthPrior:
+    """A log-normal over answer lengths (seconds): how long the answers a model was trained on were.
+
+    A span predictor scores start and end apart (p_start * p_end); nothing in that product knows that answers
+    are seconds long, so among its top spans are some of a fraction of a second or of a minute. Multiplying by
+    the density of the span's length (to the power ``weight``) ranks the plausible ones first."""
+
+    log_mean: float
+    log_std: float
+    weight: float = LENGTH_PRIOR_WEIGHT
+
+    @classmethod
+    def fit(cls, lengths_s: Sequence[float], weight: float = LENGTH_PRIOR_WEIGHT) -> LengthPrior | None:
+        """The prior of these answer lengths (non-positive ones ignored); None for fewer than two."""
+        x = np.log(np.asarray([v for v in lengths_s if v > 0], dtype=np.float64))
+        if x.size < 2:
+            return None
+        return cls(float(x.mean()), max(float(x.std()), MIN_LOG_STD), weight)
+
+    def factors(self, lengths_s: np.ndarray) -> np.ndarray:
+        """The multiplier of each span length: its unnormalised density, to the power ``weight``."""
+        z = (np.log(np.maximum(np.asarray(lengths_s, dtype=np.float64), 1e-6)) - self.log_mean) / self.log_std
+        return np.exp(-0.5 * self.weight * z * z)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"log_mean": self.log_mean, "log_std": self.log_std, "weight": self.weight}
+
+    @classmethod
+    def from_dict(cls, value: object) -> LengthPrior | None:
+        """The prior a checkpoint recorded, or None when it recorded none (or nothing usable)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            prior = cls(float(value["log_mean"]), float(value["log_std"]), float(value.get("weight", 1.0)))
+        except (KeyError, TypeError, ValueError):
+            return None
+        ok = all(np.isfinite([prior.log_mean, prior.log_std, prior.weight]))
+        return prior if ok and prior.log_std > 0 and prior.weight >= 0 else None
+
+
 def span_windows(
     start_prob: np.ndarray,
     end_prob: np.ndarray,
@@ -311,8 +361,10 @@ def span_windows(
     max_length_bins: int | None = None,
     nms_iou: float = DEFAULT_NMS_IOU,
     pool: int = 200,
+    length_prior: LengthPrior | None = None,
 ) -> list[Window]:
-    """Top-k windows from a span predictor's start and end distributions (score = p_start * p_end, s <= e).
+    """Top-k windows from a span predictor's start and end distributions (score = p_start * p_end, s <= e,
+    times ``length_prior``'s factor of the span's length when given).
 
     Only spans up to ``max_length_bins`` long are scored (a band of the upper triangle), which keeps long
     videos linear in length; the best ``pool`` spans then go through NMS.
@@ -323,9 +375,10 @@ def span_windows(
     if pe.size != n or n != grid.num_bins:
         raise ValueError(f"start/end have {ps.size}/{pe.size} values but the grid has {grid.num_bins} bins")
     band = n if max_length_bins is None else max(1, min(n, max_length_bins))
+    factor = np.ones(band) if length_prior is None else length_prior.factors(np.arange(1, band + 1) / grid.rate_hz)
     scores = np.full((band, n), -np.inf)
     for extra in range(band):  # scores[extra, s] is the span s..s+extra
-        scores[extra, : n - extra] = ps[: n - extra] * pe[extra:]
+        scores[extra, : n - extra] = ps[: n - extra] * pe[extra:] * factor[extra]
     flat = scores.ravel()
     take = min(pool, int(np.isfinite(flat).sum()))
     top = np.argpartition(-flat, take - 1)[:take]

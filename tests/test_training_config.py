@@ -6,10 +6,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from models.config_files import parse_override
+from models.windows import LengthPrior
 from training.config import CONFIG_DIR, ConfigError, TrainConfig, load_config
+from training.dataset import answer_length_prior
+from training.nlq import NARRATION_TEMPLATE, Query
 
 BASE = ["data.train=[train.json]", "data.library=lib", "optim.steps=10"]
 
@@ -215,6 +219,21 @@ def test_a_checkpoint_is_answered_with_the_inference_its_validation_used():
     assert recorded_inference(meta({"inference": {"max_span_s": None}})).max_span_s is None  # any length
     assert recorded_inference(meta({})) == InferenceConfig()  # checkpoints from before it was recorded
     assert recorded_inference(meta({"inference": {"max_span_s": "x", "resample_to": -1}})) == InferenceConfig()
+    prior = {"log_mean": 1.3, "log_std": 0.4, "weight": 1.0}
+    assert recorded_inference(meta({"inference": {"length_prior": prior}})).length_prior == LengthPrior(1.3, 0.4)
+    assert recorded_inference(meta({"inference": {"length_prior": {"log_std": -1}}})).length_prior is None
+
+
+def test_the_length_prior_is_fitted_on_what_people_asked():
+    """NLQ answers, not NaQ's narration windows (those only when there is nothing else); weight 0 is off."""
+    asked = [Query("c", "a", i, "where is x", None, 0.0, 4.0) for i in range(3)]
+    narrated = [Query("c", "n", i, "C opens the door", NARRATION_TEMPLATE, 0.0, 20.0) for i in range(9)]
+    prior = answer_length_prior(asked + narrated, 1.0)
+    assert prior is not None and prior.log_mean == pytest.approx(np.log(4.0))
+    assert answer_length_prior(narrated, 1.0).log_mean == pytest.approx(np.log(20.0))
+    assert answer_length_prior(asked, 0.0) is None
+    with pytest.raises(ConfigError, match="length_prior_weight"):
+        TrainConfig.from_dict({"data": {"train": ["x.json"]}, "eval": {"length_prior_weight": -1}}).validate()
 
 
 def test_repeat_uses_a_files_queries_several_times_and_is_checked(tmp_path):

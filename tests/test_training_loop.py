@@ -127,6 +127,12 @@ def test_a_run_logs_evaluates_and_publishes_usable_checkpoints(task, tmp_path):
 
     trained_on = merge_nlq_files(cfg.data.train).queries
     assert meta.data["inference"]["max_span_s"] == pytest.approx(answer_span_limit(trained_on))
+    # ... and the lengths its NLQ answers had (the prior its spans are weighed by), read back for answering.
+    from training.checkpoint_info import inference_config_from_metadata
+
+    lengths = [q.end - q.start for q in trained_on if q.has_answer and not q.is_narration and not q.is_empty_window]
+    recorded = inference_config_from_metadata(meta).length_prior
+    assert recorded is not None and recorded.log_mean == pytest.approx(float(np.mean(np.log(lengths))))
     assert meta.data["config"]["optim"]["steps"] == 12 and meta.data["best_step"] == result.best["step"]
     assert model.video_norm is not None and float(model.video_norm.mean.abs().mean()) > 0.5  # fitted statistics
     spec = text_spec_from_metadata(meta)

@@ -3,6 +3,7 @@ import pytest
 
 from models.grid import TimeGrid
 from models.windows import (
+    LengthPrior,
     ProposalConfig,
     Window,
     best_window_scores,
@@ -71,6 +72,36 @@ def test_span_windows_pick_the_joint_best_span():
     assert (ws[0].start, ws[0].end) == (10.0, 15.0)
     assert (ws[1].start, ws[1].end) == (30.0, 32.0)
     assert len(ws) == 5
+
+
+def test_a_length_prior_ranks_spans_of_plausible_length_first():
+    """A start and an end far apart can have the best product; with the prior of seconds-long answers, the
+    span of a typical length comes first, and the prior changes nothing else about the windows."""
+    grid = TimeGrid(rate_hz=1.0, duration=60.0)
+    ps = np.full(60, 1e-3)
+    pe = np.full(60, 1e-3)
+    ps[5], pe[44] = 0.9, 0.9  # a 40-s span
+    ps[20], pe[23] = 0.6, 0.6  # a 4-s span
+    plain = span_windows(ps, pe, grid, k=3, max_length_bins=50)
+    assert (plain[0].start, plain[0].end) == (5.0, 45.0)
+    prior = LengthPrior.fit([3.0, 4.0, 4.0, 5.0])
+    assert prior is not None and prior.log_mean == pytest.approx(np.mean(np.log([3.0, 4.0, 4.0, 5.0])))
+    weighed = span_windows(ps, pe, grid, k=3, max_length_bins=50, length_prior=prior)
+    assert (weighed[0].start, weighed[0].end) == (20.0, 24.0)
+    assert all(0.0 <= w.start < w.end <= 60.0 for w in weighed) and len(weighed) == 3
+    off = span_windows(ps, pe, grid, k=3, max_length_bins=50, length_prior=LengthPrior(prior.log_mean, 1.0, 0.0))
+    assert off == plain  # weight 0: p_start * p_end alone
+
+
+def test_a_length_prior_is_read_back_or_ignored():
+    prior = LengthPrior(1.3, 0.4, 1.0)
+    assert LengthPrior.from_dict(prior.to_dict()) == prior
+    assert LengthPrior.from_dict({"log_mean": 1.3, "log_std": 0.4}) == prior  # weight 1 by default
+    for bad in (None, {}, {"log_mean": "x", "log_std": 0.4}, {"log_mean": 1.0, "log_std": 0.0}, [1, 2]):
+        assert LengthPrior.from_dict(bad) is None
+    assert LengthPrior.fit([4.0]) is None and LengthPrior.fit([4.0, 4.0]).log_std == pytest.approx(0.1)  # floor
+    f = prior.factors(np.array([np.exp(1.3), np.exp(1.3 + 0.4)]))
+    assert f[0] == pytest.approx(1.0) and f[1] == pytest.approx(np.exp(-0.5))
 
 
 def test_rank_across_videos_orders_by_score():

@@ -12,6 +12,7 @@ from typing import Any
 from checkpoints.metadata import CLIP_TOKEN_FEATURES, CheckpointMetadata, TextEncoderInfo
 from models.inference import InferenceConfig
 from models.text_tokens import TextEncoderSpec, TokenEncoder
+from models.windows import LengthPrior
 
 HF_TOKEN_FEATURES = "hf-last-hidden-state"
 """Token features of a local transformers (BERT-family) model: ``last_hidden_state`` per token."""
@@ -54,5 +55,6 @@ def inference_config_from_metadata(meta: CheckpointMetadata, **overrides: Any) -
     span = settings.get("max_span_s", InferenceConfig.max_span_s)
     if span is None or (isinstance(span, (int, float)) and not isinstance(span, bool) and span > 0):
         values["max_span_s"] = None if span is None else float(span)  # None: validation allowed any length
+    values["length_prior"] = LengthPrior.from_dict(settings.get("length_prior"))  # None: checkpoints made before
     values.update(overrides)
     return InferenceConfig(**values)

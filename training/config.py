@@ -27,6 +27,7 @@ from typing import Any
 
 from models.config_files import ConfigError, apply_values, plain
 from models.config_files import configure as _configure
+from models.windows import LENGTH_PRIOR_WEIGHT
 
 STAGES = ("joint", "finetune", "nlq")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
@@ -147,6 +148,10 @@ class EvalSection:
     lengths (:func:`training.dataset.answer_span_limit`): the model learnt to give answers of those lengths,
     and a longer span is one of its start/end mistakes (bench/README.md: 120 s -> the p99 raised VSLNet's
     R@1@0.3 by 6 points). It is stored in the checkpoint, so the app answers as validation scored."""
+    length_prior_weight: float = LENGTH_PRIOR_WEIGHT
+    """Spans are weighed by how long the training answers were (a log-normal fitted on the NLQ answers,
+    :class:`models.windows.LengthPrior`, to this power), in validation and, stored in the checkpoint, in the
+    app; 0 = p_start * p_end alone."""
     query_batch: int = 64
     fit_answering: bool = True
     """After the run, fit each published checkpoint for answering on ``data.val`` (when its features are a
@@ -266,6 +271,10 @@ class TrainConfig:
         need(o.epochs is None or o.epochs > 0, "optim.epochs must be positive")
         need(e.every >= 0, "eval.every cannot be negative")
         need(e.k >= 1 and e.query_batch >= 1, "eval.k and eval.query_batch must be positive")
+        need(
+            math.isfinite(e.length_prior_weight) and e.length_prior_weight >= 0,
+            "eval.length_prior_weight must be a number >= 0",
+        )
         need(
             out.snapshot_every >= 1 and out.log_every >= 1,
             "output.snapshot_every and output.log_every must be positive",

@@ -38,6 +38,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from models.grid import TimeGrid
 from models.localizer import answer_bins
 from models.resample import resample_clip
+from models.windows import LengthPrior
 from training.augment import (
     DEFAULT_CROP_FRACTION,
     DEFAULT_SPEED_RANGE,
@@ -79,6 +80,17 @@ def answer_span_limit(queries: Sequence[Query], quantile: float = SPAN_QUANTILE,
     if not lengths:
         return floor
     return max(floor, float(np.quantile(np.asarray(lengths, np.float64), quantile)))
+
+
+def answer_length_prior(queries: Sequence[Query], weight: float) -> LengthPrior | None:
+    """The prior on answer length a model trained on ``queries`` decodes with: fitted on their NLQ answers
+    (narration windows are NaQ's construction, not what people ask about), on every answer when there are no
+    NLQ ones; None for ``weight`` 0 or too few answers."""
+    if weight <= 0:
+        return None
+    answered = [q for q in queries if q.has_answer and not q.is_empty_window]
+    asked = [q for q in answered if not q.is_narration] or answered
+    return LengthPrior.fit([q.end - q.start for q in asked], weight)
 
 
 def merge_nlq_files(paths: Sequence[str]) -> NLQDataset:

@@ -38,11 +38,13 @@ from models.clip_encoder import ClipEncoder
 from models.inference import InferenceConfig
 from models.localizer import Localizer
 from models.text_tokens import load_text_encoder
+from models.windows import LengthPrior
 from training import distributed as ddp
 from training.config import TrainConfig
 from training.dataset import (
     ClipStore,
     EpochBatchSampler,
+    answer_length_prior,
     answer_span_limit,
     merge_nlq_files,
     repeat_queries,
@@ -126,7 +128,8 @@ class Trainer:
                 f"{core.name} has no absent loss (set data.negative_probability: 0)"
             )
         max_bins, resample_to, max_span_s = self._limits(core, data)
-        validator = self._validator(source, texts, max_span_s, resample_to)
+        length_prior = answer_length_prior(data.queries, cfg.eval.length_prior_weight)
+        validator = self._validator(source, texts, max_span_s, resample_to, length_prior)
         self._encode_texts(texts, data.texts + (validator.texts_needed if validator else []))
         fit_norm = init_model is None and snapshot is None  # a fresh model learns the features' statistics
         loader, sampler = training_loader(cfg, info, model, source, data, texts, max_bins, resample_to, fit_norm)
@@ -152,6 +155,7 @@ class Trainer:
             resample_to=resample_to,
             max_bins=max_bins,
             max_span_s=max_span_s,
+            length_prior=length_prior,
         )
         self._log(
             "start",
@@ -237,13 +241,19 @@ class Trainer:
         max_span_s = cfg.eval.max_span_s if cfg.eval.max_span_s is not None else answer_span_limit(data.queries)
         return max_bins, resample_to, max_span_s
 
-    def _validator(self, source, texts, max_span_s: float, resample_to: int | None) -> Validator | None:
+    def _validator(
+        self, source, texts, max_span_s: float, resample_to: int | None, length_prior: LengthPrior | None
+    ) -> Validator | None:
         cfg = self.config
         if not cfg.data.val:
             return None
         val_ds = load_nlq(cfg.data.val)
         inference = InferenceConfig(
-            k=cfg.eval.k, max_span_s=max_span_s, query_batch=cfg.eval.query_batch, resample_to=resample_to
+            k=cfg.eval.k,
+            max_span_s=max_span_s,
+            query_batch=cfg.eval.query_batch,
+            resample_to=resample_to,
+            length_prior=length_prior,
         )
         validator = Validator(val_ds, ClipStore(source, val_ds.clips, None, cfg.data.cache_clips), texts, inference)
         if not validator.queries:

@@ -42,6 +42,7 @@ def checkpoint_metadata(
             "inference": {
                 "resample_to": c.resample_to,
                 "max_span_s": c.max_span_s,
+                "length_prior": None if c.length_prior is None else c.length_prior.to_dict(),
                 "grid": "resampled" if c.resample_to else "native",
             },
             "init_from": (

@@ -12,6 +12,7 @@ import torch
 from checkpoints.metadata import CheckpointMetadata
 from models.localizer import Localizer, SpanTargets
 from models.text_tokens import TextEncoderSpec, TokenEncoder
+from models.windows import LengthPrior
 from training import distributed as ddp
 from training.config import TrainConfig
 from training.dataset import TrainingData
@@ -43,6 +44,8 @@ class RunContext:
     resample_to: int | None
     max_bins: int
     max_span_s: float
+    length_prior: LengthPrior | None = None
+    """The prior on answer length validation decodes with, recorded in every checkpoint."""
 
 
 class SpanSteps:
