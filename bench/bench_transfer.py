@@ -200,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
             run_demo(EgoRecall(Settings(library=world_dir / "library")), world_config(style, seed, args.quick))
         home = EgoRecall(Settings(library=work / f"{style}-{seed}"), encoder_spec=spec)
         checkpoints = home.settings.checkpoints_dir
-        if not (checkpoints / final).exists():
-            shutil.copytree(corpus.checkpoints_dir / final, checkpoints / final)
+        # Copied afresh every run: a copy kept from an earlier run would answer with that run's metadata (fusion
+        # weight, calibration, inference settings) after the corpus checkpoint was refitted.
+        shutil.rmtree(checkpoints / final, ignore_errors=True)
+        shutil.copytree(corpus.checkpoints_dir / final, checkpoints / final)
         doc = json.loads((world / "world.json").read_text())
         have = {Path(v.name).stem for v in home.videos()}
         todo = [world / v["file"] for v in doc["videos"] if v["split"] == "val" and v["video_uid"] not in have]
