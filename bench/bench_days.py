@@ -38,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -51,6 +50,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
+from bench.checkpoint_copies import copy_checkpoint  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 
 WEEK_START = "2026-11-30T07:00:00Z"
@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     assert all(v.recorded_source == "container" for v in videos.values()), "times must come from the files"
     # the demo's (or corpus's) checkpoint reads these features (same encoder): the week's auto mode fuses with it
     chosen = answered_by.checkpoint
-    if chosen and not (week.settings.checkpoints_dir / chosen).exists():
-        shutil.copytree(answered_by.checkpoints_dir / chosen, week.settings.checkpoints_dir / chosen)
+    if chosen:
+        copy_checkpoint(answered_by.checkpoints_dir / chosen, week.settings.checkpoints_dir / chosen)
     qs = questions(world)
 
     rows: dict[tuple[str, str, str], list[dict]] = defaultdict(list)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import replace
@@ -32,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from bench.bench_generalization import WORLDS, score  # noqa: E402
+from bench.checkpoint_copies import copy_checkpoint  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 
 
@@ -126,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         still, index_s = reindexed(base, args.work / f"{style}-{seed}" / folder, args.levels, args.quantize, videos)
         cosines.append(feature_cosines(base, still))
         checkpoint = next(c.name for c in sorted(base.settings.checkpoints_dir.iterdir()) if c.name.endswith("-final"))
-        if not (still.settings.checkpoints_dir / checkpoint).exists():
-            shutil.copytree(base.settings.checkpoints_dir / checkpoint, still.settings.checkpoints_dir / checkpoint)
+        copy_checkpoint(base.settings.checkpoints_dir / checkpoint, still.settings.checkpoints_dir / checkpoint)
         reused = repeated_rows(still), sum(v.num_rows for v in still.videos())
         for label, service in (("off", base), ("on", still)):
             source = LibraryClipFeatures(service.library)

@@ -38,7 +38,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import replace
@@ -50,6 +49,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from bench.bench_generalization import WORLDS, absent_negatives, rejection, score  # noqa: E402
+from bench.checkpoint_copies import copy_checkpoint  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 from training.synthworld.style import TUNING_STYLES, world_styles  # noqa: E402
 
@@ -200,10 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             run_demo(EgoRecall(Settings(library=world_dir / "library")), world_config(style, seed, args.quick))
         home = EgoRecall(Settings(library=work / f"{style}-{seed}"), encoder_spec=spec)
         checkpoints = home.settings.checkpoints_dir
-        # Copied afresh every run: a copy kept from an earlier run would answer with that run's metadata (fusion
-        # weight, calibration, inference settings) after the corpus checkpoint was refitted.
-        shutil.rmtree(checkpoints / final, ignore_errors=True)
-        shutil.copytree(corpus.checkpoints_dir / final, checkpoints / final)
+        copy_checkpoint(corpus.checkpoints_dir / final, checkpoints / final)
         doc = json.loads((world / "world.json").read_text())
         have = {Path(v.name).stem for v in home.videos()}
         todo = [world / v["file"] for v in doc["videos"] if v["split"] == "val" and v["video_uid"] not in have]
