@@ -91,6 +91,12 @@ class WorldSource:
         x = np.concatenate(out)
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
 
+    def text_encoder(self, key: str, spec) -> WorldTexts:
+        """The encoder ``bench_query`` asks the worlds' questions through: real prompts, the corpus's text tower."""
+        from models.clip_encoder import ClipEncoder, EncoderSpec
+
+        return WorldTexts(ClipEncoder.load(EncoderSpec(*self.encoder_spec), device="cpu"), self.embed, key, spec)
+
     def questions(self, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
         """``n`` real questions of the worlds (seeded sample) as 512-d prompt-ensemble vectors, and their texts."""
         from app.answering.vectors import prompt_vectors
@@ -105,3 +111,24 @@ class WorldSource:
         encoder = ClipEncoder.load(EncoderSpec(*self.encoder_spec), device="cpu")
         vectors = np.stack(prompt_vectors(encoder, [rewrite_question(t) for t in picked])) @ self.embed
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), picked
+
+
+class WorldTexts:
+    """A text encoder for the benchmark's library: the corpus encoder's text tower, embedded like the frames.
+
+    Every prompt is encoded once and kept, so a question asked again costs what ``ask`` costs without text
+    encoding (measured on its own); the app's grammar, prompt ensembles, anchors ("before I opened the fridge")
+    and object prompts run as they would for a user."""
+
+    def __init__(self, encoder, embed: np.ndarray, key: str, spec) -> None:
+        self._encoder, self._embed = encoder, embed
+        self.key, self.dim, self.spec = key, embed.shape[1], spec
+        self._known: dict[str, np.ndarray] = {}
+
+    def encode_text(self, texts) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._known]
+        if new:
+            vectors = np.asarray(self._encoder.encode_text(new), np.float32) @ self._embed
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            self._known.update(zip(new, vectors))
+        return np.stack([self._known[t] for t in texts])

@@ -105,3 +105,30 @@ def test_across_a_library_only_the_wrong_side_is_lowered():
     assert near.max() < seen.max() and np.array_equal(anywhere, seen)
     wrong_side = order_by_occurrences(seen, np.array([700.0]), "after", grid, horizon=False)
     assert wrong_side.max() < seen.max()
+
+
+def test_the_event_is_looked_for_near_the_candidates_in_time():
+    """Half a day either way of a candidate video (overlaps count); a video without a time brings only itself."""
+    from types import SimpleNamespace
+
+    from app.answering.anchoring import ANCHOR_HORIZON_S, near_in_time
+
+    hour = 3600.0
+
+    def video(vid, at, duration=600.0):
+        return SimpleNamespace(id=vid, recorded_at=at, duration=duration)
+
+    library = [
+        video("mon-8h", 8 * hour),
+        video("mon-19h", 19 * hour),
+        video("tue-7h", 31 * hour),
+        video("fri-8h", 104 * hour),
+        video("untimed", None),
+    ]
+    assert ANCHOR_HORIZON_S == 12 * hour
+    near = near_in_time(library, [library[0]])
+    assert [v.id for v in near] == ["mon-8h", "mon-19h"]  # Tuesday 7:00 is 22 h 50 min after its end
+    assert [v.id for v in near_in_time(library, [library[1]])] == ["mon-8h", "mon-19h", "tue-7h"]
+    assert [v.id for v in near_in_time(library, [library[4]])] == ["untimed"]
+    long_day = [video("all-day", 0.0, duration=20 * hour), video("next-evening", 31 * hour)]
+    assert [v.id for v in near_in_time(long_day, [long_day[0]])] == ["all-day", "next-evening"]

@@ -20,6 +20,11 @@ first, a rule tried on top of this, lost 4-8 points there: a loose "confident" s
 the event in its own video, where the object is often not.
 
 Videos without a recording time take part only through their own peaks (as inside one clip).
+
+The event is looked for only in the videos recorded within :data:`ANCHOR_HORIZON_S` of a candidate
+(:func:`near_in_time`): "before I opened the fridge" means the opening nearest the moment, and in a library of
+weeks a search of every video for the event is a second scan of the whole index that mostly finds other days'
+openings (bench/README.md, ``bench_query``: at 1,000 hours the questions with an event cost twice the others).
 """
 
 from __future__ import annotations
@@ -50,6 +55,26 @@ class AnchorTimes:
         return tuple(float(t) for t in self.at - record.recorded_at)
 
 
+ANCHOR_HORIZON_S = 12 * 3600.0
+"""How far from a candidate video an occurrence of the event may lie to order it: half a day either way."""
+
+
+def near_in_time(
+    records: Sequence[VideoRecord], candidates: Sequence[VideoRecord], horizon_s: float = ANCHOR_HORIZON_S
+) -> list[VideoRecord]:
+    """The videos of ``records`` recorded within ``horizon_s`` of a timed candidate (overlaps count), in their
+    order; candidates without a recording time bring only themselves."""
+    spans = [(c.recorded_at, c.recorded_at + c.duration) for c in candidates if c.recorded_at is not None]
+    chosen = {c.id for c in candidates}
+    for r in records:
+        if r.recorded_at is None or r.id in chosen:
+            continue
+        start, end = r.recorded_at, r.recorded_at + r.duration
+        if any(start - horizon_s <= hi and end + horizon_s >= lo for lo, hi in spans):
+            chosen.add(r.id)
+    return [r for r in records if r.id in chosen]
+
+
 def find_anchor_times(
     library: Library,
     prepared: PreparedQuestion,
@@ -69,7 +94,8 @@ def find_anchor_times(
     if len(timed) > budget:
         by_id = {r.id: r for r in timed}
         seen: dict[str, VideoRecord] = {}
-        for h in library.search(prepared.anchor, k=frame_hits, view=view)[0]:
+        searched = [r.id for r in timed]
+        for h in library.search(prepared.anchor, k=frame_hits, video_ids=searched, view=view)[0]:
             if h.video_id in by_id and len(seen) < budget:
                 seen.setdefault(h.video_id, by_id[h.video_id])
         timed = list(seen.values())

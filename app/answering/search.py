@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from app.answering.anchoring import AnchorTimes, find_anchor_times
+from app.answering.anchoring import AnchorTimes, find_anchor_times, near_in_time
 from app.answering.base import Answerer, PreparedQuestion
 from app.answering.calibration import Calibration
 from app.answering.corrections import apply_corrections, is_wrong_again, same_question
@@ -167,9 +167,9 @@ def find_moments(
         prepared = answerer.prepare([question], search=True)[0]
         plan = _plan(library, records, prepared, answerer, config, view)
         budget = config.max_videos or answerer.max_candidate_videos
-        anchors = find_anchor_times(
-            library, prepared, records, budget, config.frame_hits, _zero_shot_config(answerer), view
-        )
+        around = near_in_time(records, [record for record, _ in plan.values()])  # the event near the candidates
+        zs = _zero_shot_config(answerer)
+        anchors = find_anchor_times(library, prepared, around, budget, config.frame_hits, zs, view)
         features = library.features_of([record for record, _ in plan.values()], view=view)
     ranking = Ranking(prepared, [], anchors=anchors)
     for vid, (record, segments) in plan.items():
