@@ -6,7 +6,12 @@ rows, so 1,000 hours are 2,000 videos and 6.75 M vectors -- and asks questions t
 (clips off), which is the whole zero-shot path: catalog reads, faiss search for candidate videos, similarity
 curves of the candidates from their memory-mapped features, windows, NMS and cross-video ranking. Text
 encoding is taken out (a stub encoder returns the question's vector) and measured on its own with a
-randomly initialised ViT-B-16 (same cost as trained weights).
+randomly initialised ViT-B-16 (same cost as trained weights). With ``--features worlds`` the worlds' questions
+are asked in their own words (``--asked words``, the default): the grammar, prompt ensembles, object prompts
+and before/after events run as for a user, every prompt encoded before the timing; the videos carry recording
+times (one every three hours), so "where did I put X" is answered latest-first and a before/after question
+finds its event across recordings. Answers so ordered are left out of the exact-search columns (exact search
+ranks by score alone).
 
 The features are CLIP-like rather than i.i.d. noise, so that approximate indexes are tested on data with the
 structure they exploit: every video is a run of scenes of 20-120 s, each scene showing one of 4,096
