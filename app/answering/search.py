@@ -167,9 +167,10 @@ def find_moments(
         prepared = answerer.prepare([question], search=True)[0]
         plan = _plan(library, records, prepared, answerer, config, view)
         budget = config.max_videos or answerer.max_candidate_videos
-        around = near_in_time(records, [record for record, _ in plan.values()])  # the event near the candidates
-        zs = _zero_shot_config(answerer)
-        anchors = find_anchor_times(library, prepared, around, budget, config.frame_hits, zs, view)
+        if prepared.anchor is not None and prepared.rewrite.relation is not None:  # the event near the candidates
+            around = near_in_time(records, [record for record, _ in plan.values()])
+            zs = _zero_shot_config(answerer)
+            anchors = find_anchor_times(library, prepared, around, budget, config.frame_hits, zs, view, len(view.ready))
         features = library.features_of([record for record, _ in plan.values()], view=view)
     ranking = Ranking(prepared, [], anchors=anchors)
     for vid, (record, segments) in plan.items():
