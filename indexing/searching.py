@@ -91,7 +91,7 @@ class FrameSearch:
             ready = view.by_rowid
         restrict = None
         if video_ids is not None:
-            by_id = {r.id: r for r in ready.values()}
+            by_id = view.by_id if view is not None else {r.id: r for r in ready.values()}
             missing = [v for v in video_ids if v not in by_id]
             if missing:
                 raise UnknownVideo(f"no ready video {missing[0]!r} in the library at {state.root}")

@@ -346,7 +346,8 @@ class LengthPrior:
         if not isinstance(value, dict):
             return None
         try:
-            prior = cls(float(value["log_mean"]), float(value["log_std"]), float(value.get("weight", 1.0)))
+            weight = float(value.get("weight", LENGTH_PRIOR_WEIGHT))
+            prior = cls(float(value["log_mean"]), float(value["log_std"]), weight)
         except (KeyError, TypeError, ValueError):
             return None
         ok = all(np.isfinite([prior.log_mean, prior.log_std, prior.weight]))

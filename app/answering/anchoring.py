@@ -83,13 +83,11 @@ def find_anchor_times(
     frame_hits: int,
     config: ZeroShotConfig,
     view: LibraryView | None = None,
-    library_videos: int | None = None,
 ) -> AnchorTimes | None:
     """The anchor's occurrences over ``records`` (the question's scope), as the module docstring says; None
     for a question without an anchor or a scope of fewer than two timed videos (one clip's own peaks do).
-    ``view``: the catalog as the caller read it; ``library_videos``: how many videos the index holds (when
-    ``records`` are most of them, the index is searched whole, which is faster than a search restricted to
-    them)."""
+    ``view``: the catalog as the caller read it (when ``records`` are most of its videos, the index is searched
+    whole, which is faster than a search restricted to them)."""
     relation = prepared.rewrite.relation
     timed = [r for r in records if r.recorded_at is not None]
     if prepared.anchor is None or relation is None or len(timed) < 2:
@@ -97,7 +95,7 @@ def find_anchor_times(
     if len(timed) > budget:
         by_id = {r.id: r for r in timed}
         seen: dict[str, VideoRecord] = {}
-        whole = library_videos is not None and 2 * len(timed) > library_videos
+        whole = view is not None and 2 * len(timed) > len(view.ready)
         searched = None if whole else [r.id for r in timed]
         for h in library.search(prepared.anchor, k=frame_hits, video_ids=searched, view=view)[0]:
             if h.video_id in by_id and len(seen) < budget:

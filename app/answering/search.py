@@ -170,7 +170,7 @@ def find_moments(
         if prepared.anchor is not None and prepared.rewrite.relation is not None:  # the event near the candidates
             around = near_in_time(records, [record for record, _ in plan.values()])
             zs = _zero_shot_config(answerer)
-            anchors = find_anchor_times(library, prepared, around, budget, config.frame_hits, zs, view, len(view.ready))
+            anchors = find_anchor_times(library, prepared, around, budget, config.frame_hits, zs, view)
         features = library.features_of([record for record, _ in plan.values()], view=view)
     ranking = Ranking(prepared, [], anchors=anchors)
     for vid, (record, segments) in plan.items():
