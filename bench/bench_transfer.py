@@ -67,6 +67,9 @@ report worlds (bench/README.md). The other three houses train."""
 TRAIN_STEPS = 1600
 """VSLNet steps on the corpus (batch 32), chosen on the corpus's own validation videos: R@1@0.3 there rose
 from 44 at 400 steps (the first figures) to a plateau of 53-55 from 900 to 1,600 (bench/README.md)."""
+PRETRAIN_STEPS = 240
+"""Narration pretraining steps of the corpus encoder (batch 64): 4.5 passes over the 144-video corpus's
+narrations."""
 CORPUS_AUGMENT = {"speed_probability": 0.5}
 """Half the training items played 0.7-1.4x as fast (``training.augment.change_speed``), so the corpus model does
 not learn its houses' pace; set before any run, 43.1 -> 44.3 R@1@0.3 in the validation house (the mean of the
@@ -95,6 +98,7 @@ def corpus_config(
     localizer: str = "vslnet",
     seed: int = CORPUS_SEED,
     augment: dict | None = None,
+    pretrain_steps: int = PRETRAIN_STEPS,
 ):
     """The corpus demo's settings; ``augment`` changes :data:`CORPUS_AUGMENT` (a value of 0 drops a key)."""
     from app.demo import DemoConfig
@@ -107,7 +111,7 @@ def corpus_config(
         style=style,
         val_fraction=0.15,
         val_house=VAL_HOUSE if VAL_HOUSE in houses and len(houses) > 1 else None,
-        pretrain_steps=240,
+        pretrain_steps=pretrain_steps,
         train_steps=train_steps,
         augment={k: v for k, v in {**CORPUS_AUGMENT, **(augment or {})}.items() if v},
     )
@@ -132,7 +136,8 @@ def work_name(config) -> str:
         return "transfer"
     style, videos, steps, localizer, seed = key
     augment = "".join(f"-{k}{v}" for k, v in sorted(config.augment.items()))
-    return f"transfer-{style.replace('+', '-')}-{videos}v-{steps}steps-{localizer}-seed{seed}{augment}"
+    pretrain = "" if config.pretrain_steps == PRETRAIN_STEPS else f"-pretrain{config.pretrain_steps}"
+    return f"transfer-{style.replace('+', '-')}-{videos}v-{steps}steps-{localizer}-seed{seed}{augment}{pretrain}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--videos", type=int, default=None, help=f"corpus videos (default {VIDEOS_PER_HOUSE} a house)")
     ap.add_argument("--train-steps", type=int, default=TRAIN_STEPS, help="VSLNet steps (default %(default)s)")
+    ap.add_argument(
+        "--pretrain-steps", type=int, default=PRETRAIN_STEPS, help="the corpus encoder's steps (default %(default)s)"
+    )
     ap.add_argument("--localizer", choices=("vslnet", "reler"), default="vslnet", help="the corpus's localizer")
     ap.add_argument("--seed", type=int, default=CORPUS_SEED, help="the corpus world's seed (another draw of it)")
     ap.add_argument(
@@ -180,7 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         keys, value = parse_override(item)
         augment[".".join(keys)] = value
     config = corpus_config(
-        args.quick, args.corpus_style, args.videos, args.train_steps, args.localizer, args.seed, augment
+        args.quick,
+        args.corpus_style,
+        args.videos,
+        args.train_steps,
+        args.localizer,
+        args.seed,
+        augment,
+        pretrain_steps=args.pretrain_steps,
     )
     work = args.work or out / (work_name(config) + ("-quick" if args.quick else ""))
     started = time.monotonic()

@@ -38,7 +38,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -193,22 +193,48 @@ HALF_SCAN_SLACK = 2e-3
 rounding): every vector within this of the k-th best is rescored in float32, so the top k are faiss's."""
 
 
-def _scan_half(half: tuple[np.ndarray, np.ndarray], query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top ``k`` of one question over float16 vectors, as faiss's search returns it ([1, k] float32
-    scores and ids). faiss scans a flat index on one thread per question; torch's matrix-vector products read
-    the same float16 codes on every core (:func:`_scan_scores`): 422 k segment vectors (1,000 hours) in ~21 ms
-    instead of 47 on two cores (bench/README.md, bench_query). Their float16 scores only choose the
-    candidates; those near the k-th are scored again in float32 as faiss would."""
+def _scan_half(
+    half: tuple[np.ndarray, np.ndarray], query: np.ndarray, k: int, blocks: Sequence[tuple[int, int]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` of one question over float16 vectors (only rows ``start:stop`` of ``blocks``, when given),
+    as faiss's search returns it ([1, <=k] float32 scores and ids). faiss scans a flat index on one thread per
+    question; torch's matrix-vector products read the same float16 codes on every core (:func:`_scan_scores`):
+    422 k segment vectors (1,000 hours) in ~21 ms instead of 47 on two cores (bench/README.md, bench_query).
+    Their float16 scores only choose the candidates; those near the k-th are scored again in float32 as faiss
+    would."""
     vectors, ids = half
-    approx = _scan_scores(vectors, query)
+    if blocks is None:
+        approx, rows = _scan_scores(vectors, query), None
+    else:
+        approx, rows = _scan_blocks(vectors, query, blocks)
+    if len(approx) == 0:
+        return np.zeros((1, 0), np.float32), np.zeros((1, 0), np.int64)
     top = np.argpartition(-approx, k - 1)[:k] if k < len(approx) else np.arange(len(approx))
     kth = float(approx[top].min())
     near = np.flatnonzero(approx >= kth - HALF_SCAN_SLACK)
     if len(near) > 64 * k:  # scores too alike to tell apart in float16: the best few thousand will do
         near = np.argpartition(-approx, 64 * k - 1)[: 64 * k]
+    if rows is not None:
+        near = rows[near]
     exact = vectors[near].astype(np.float32) @ query
     best = np.argsort(-exact, kind="stable")[:k]
     return exact[best][None], ids[near[best]][None]
+
+
+def _scan_blocks(
+    vectors: np.ndarray, query: np.ndarray, blocks: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 cosines of one question with the rows of ``blocks`` (a few videos' contiguous rows, read in
+    place: a gathered copy would cost more than the product), and those rows' positions."""
+    import torch
+
+    if not blocks:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    table = torch.from_numpy(vectors)
+    q = torch.from_numpy(query).to(torch.float16)
+    with torch.inference_mode(), torch_threads(1):
+        scores = [torch.mv(table[start:stop], q).float().numpy() for start, stop in blocks]
+    return np.concatenate(scores), np.concatenate([np.arange(start, stop) for start, stop in blocks])
 
 
 class NeedsRebuild(Exception):
@@ -227,6 +253,7 @@ class FrameIndex:
         self.factory = factory
         self.span = split_factory(factory)[0]
         self._gpu: faiss.Index | None = None
+        self._blocks: dict[int, list[tuple[int, int]]] | None = None
         self.tune(tuning or SearchTuning())
 
     @classmethod
@@ -275,7 +302,7 @@ class FrameIndex:
             raise NeedsRebuild("index not trained")
         starts, x = segment_means(features, self.span)
         self.index.add_with_ids(x, encode_ids(rowid, starts))
-        self._gpu = None
+        self._gpu = self._blocks = None
 
     def remove(self, rowid: int) -> int:
         sel = faiss.IDSelectorRange(int(encode_ids(rowid, 0)), int(encode_ids(rowid + 1, 0)))
@@ -283,7 +310,7 @@ class FrameIndex:
             removed = int(self.index.remove_ids(sel))
         except RuntimeError as exc:
             raise NeedsRebuild(str(exc)) from exc
-        self._gpu = None
+        self._gpu = self._blocks = None
         return removed
 
     @classmethod
@@ -331,10 +358,13 @@ class FrameIndex:
         """Top ``k`` (scores, ids) per query; ``rowids`` ({rowid: rows}) restricts the search to those videos."""
         x = np.ascontiguousarray(queries, dtype=np.float32)
         k = int(max(1, min(k, max(self.ntotal, 1))))
-        if rowids is None and len(x) == 1 and self._searcher(use_gpu) is self.index:
+        if len(x) == 1 and (rowids is not None or self._searcher(use_gpu) is self.index):
             half = self._half_codes()
             if half is not None:
-                return _scan_half(half, x[0], k)
+                if rowids is None:
+                    return _scan_half(half, x[0], k)
+                blocks = self._row_blocks(half[1])
+                return _scan_half(half, x[0], k, [b for r in rowids for b in blocks.get(r, ())])
         with _faiss_threads(self.tuning.single_query_threads if len(x) == 1 else None):
             if rowids is None:
                 return self._searcher(use_gpu).search(x, k)
@@ -353,6 +383,20 @@ class FrameIndex:
         codes = faiss.rev_swig_ptr(inner.codes.data(), n * inner.code_size)
         ids = faiss.rev_swig_ptr(self.index.id_map.data(), n)  # type: ignore[attr-defined]
         return codes.view(np.float16).reshape(n, self.dim), ids
+
+    def _row_blocks(self, ids: np.ndarray) -> dict[int, list[tuple[int, int]]]:
+        """Each video's rows in a flat index, as ``(start, stop)`` ranges (one, as videos are added whole and
+        removal keeps the order), found once per change of the index: a search restricted to a few videos
+        then reads just their rows, where faiss's selector tests every id of the library."""
+        if self._blocks is None:
+            rowids = decode_ids(ids)[0]
+            cuts = np.flatnonzero(np.diff(rowids)) + 1
+            starts, stops = np.r_[0, cuts], np.r_[cuts, len(rowids)]
+            blocks: dict[int, list[tuple[int, int]]] = {}
+            for start, stop in zip(starts.tolist(), stops.tolist()):
+                blocks.setdefault(int(rowids[start]), []).append((start, stop))
+            self._blocks = blocks
+        return self._blocks
 
     def _search_restricted(self, x: np.ndarray, k: int, rowids: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
         if len(rowids) == 1:

@@ -175,3 +175,34 @@ def test_the_half_precision_scan_returns_what_faiss_returns(factory):
     flat = FrameIndex.new(32, "Flat")
     flat.add(1, np.eye(32, dtype=np.float32))
     assert flat._half_codes() is None  # other index types keep faiss's own search
+
+
+def test_a_restricted_half_precision_scan_reads_only_those_videos_and_returns_what_faiss_returns():
+    """A search restricted to a few videos (a before/after question's event near its candidates) reads their
+    rows in place; its answer must be faiss's selector search's, also after videos were removed and added."""
+    rng = np.random.default_rng(5)
+    index = FrameIndex.new(32, "Seg4,SQfp16")
+    base = rng.standard_normal(32).astype(np.float32)
+
+    def video(rows: int) -> np.ndarray:
+        x = base + 0.2 * rng.standard_normal((rows, 32)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    rows = {rowid: 60 + 13 * rowid for rowid in range(1, 9)}
+    for rowid, n in rows.items():
+        index.add(rowid, video(n))
+    for step in range(3):
+        for _ in range(10):
+            q = base + 0.5 * rng.standard_normal(32).astype(np.float32)
+            q = (q / np.linalg.norm(q))[None]
+            wanted = {r: rows[r] for r in rng.choice(sorted(rows), size=3, replace=False).tolist()}
+            scores, ids = index.search(q, 10, wanted)
+            want_scores, want_ids = index._search_restricted(q, 10, wanted)
+            assert np.allclose(scores, want_scores, atol=1e-6)
+            assert set(decode_ids(ids[0])[0].tolist()) <= set(wanted)
+            assert set(ids[0].tolist()) == set(want_ids[0].tolist())
+        assert index.search(q, 5, {99: 10})[1].size == 0  # a video the index does not hold: nothing
+        index.remove(sorted(rows)[step])  # the rows after it move up
+        del rows[sorted(rows)[step]]
+        rows[20 + step] = 50
+        index.add(20 + step, video(50))
