@@ -69,8 +69,8 @@ TRAIN_STEPS = 1600
 """VSLNet steps on the corpus (batch 32), chosen on the corpus's own validation videos: R@1@0.3 there rose
 from 44 at 400 steps (the first figures) to a plateau of 53-55 from 900 to 1,600 (bench/README.md)."""
 PRETRAIN_STEPS = 1440
-"""Narration pretraining steps of the corpus encoder (batch 64, 27 passes over the 144-video corpus's
-narrations), chosen in the validation house: the 240 steps used until 2026-12-07 (4.5 passes) left the encoder
+"""Narration pretraining steps of the corpus encoder (batch 64: 27 passes over the 144-video corpus's
+narrations), chosen in the validation house: the 240 steps used until 2026-12-07 (4.4 passes) left the encoder
 far from trained -- cabin text-to-moment R@1 18.9 -> 29.1 -> 32.7 and the trained checkpoint's R@1@0.3 there
 44.3 -> 50.3 -> 52.5 at 240 / 720 / 1,440 steps (bench/README.md)."""
 EARLIER_PRETRAIN_STEPS = 240
