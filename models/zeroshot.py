@@ -20,6 +20,7 @@ different videos indexed by the same encoder can be ranked together.
 
 from __future__ import annotations
 
+import bisect
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -171,11 +172,13 @@ def anchor_occurrences(
     left = np.concatenate(([-np.inf], curve[:-1]))
     right = np.concatenate((curve[1:], [-np.inf]))
     peaks = np.flatnonzero((curve >= left) & (curve >= right) & (curve >= bar))
-    kept: list[float] = []
-    for i in peaks[np.argsort(-curve[peaks], kind="stable")]:
-        if all(abs(times[i] - t) >= config.anchor_min_gap_s for t in kept):
-            kept.append(float(times[i]))
-    return np.sort(np.asarray(kept))
+    gap = config.anchor_min_gap_s
+    kept: list[float] = []  # sorted: only a peak's two neighbours in time can be too close
+    for t in times[peaks[np.argsort(-curve[peaks], kind="stable")]].tolist():
+        j = bisect.bisect_left(kept, t)
+        if (j == len(kept) or kept[j] - t >= gap) and (j == 0 or t - kept[j - 1] >= gap):
+            kept.insert(j, t)
+    return np.asarray(kept)
 
 
 def order_by_anchor(
