@@ -225,7 +225,7 @@ def _scan_blocks(
     vectors: np.ndarray, query: np.ndarray, blocks: Sequence[tuple[int, int]]
 ) -> tuple[np.ndarray, np.ndarray]:
     """float32 cosines of one question with the rows of ``blocks`` (a few videos' contiguous rows, read in
-    place: a gathered copy would cost more than the product), and those rows' positions."""
+    place, on one thread: a few tens of thousands of rows), and those rows' positions."""
     import torch
 
     if not blocks:
