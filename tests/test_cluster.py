@@ -129,11 +129,43 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "app", *args]
 
 
-def _env() -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def _env(**extra: str) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
     for name in ("EGORECALL_MODEL", "EGORECALL_PRETRAINED", "EGORECALL_QUANTIZE", "EGORECALL_LIBRARY"):
         env.pop(name, None)
     return env
+
+
+RUN_MARK = "EGORECALL_TEST_RUN"
+
+
+def _marked(mark: str) -> list[int]:
+    """Processes whose environment carries ``RUN_MARK=mark``: a driver and every Ray process it started (the
+    raylet and its workers inherit the driver's environment, but not its process group)."""
+    needle = f"{RUN_MARK}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+def _kill_run(mark: str, timeout_s: float = 30.0) -> None:
+    """SIGKILL every process of one marked run and wait until none is left: a Ray worker that outlives its
+    driver for a moment would stage one more video after the library was repaired."""
+    deadline = time.monotonic() + timeout_s
+    while pids := _marked(mark):
+        assert time.monotonic() < deadline, f"processes of the killed run still alive: {pids}"
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -144,10 +176,11 @@ def test_a_driver_killed_mid_run_leaves_a_consistent_library_and_the_rerun_skips
     listing.write_text("# the corpus\n" + "".join(f"{p}\n" for p in corpus) + "\n")
     lib_dir = tmp_path / "lib"
     cmd = _cli("index", "--ray", "--ray-workers", "1", "--library", str(lib_dir), "--from-list", str(listing), *TINY)
+    mark = f"{os.getpid()}-{time.monotonic_ns()}"
     driver = subprocess.Popen(
         cmd,
         cwd=tmp_path,
-        env=_env(),
+        env=_env(**{RUN_MARK: mark}),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -157,8 +190,9 @@ def test_a_driver_killed_mid_run_leaves_a_consistent_library_and_the_rerun_skips
         first = driver.stdout.readline()  # printed once the first video is committed
         assert first.strip().endswith(corpus[0].name), first
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver ...
         driver.wait(30)
+        _kill_run(mark)  # ... and the Ray instance it started, all of it dead before the library is opened
     lib = Library.open(lib_dir)  # opening repairs: staged leftovers of the dead run are deleted
     committed = lib.videos()
     assert 1 <= len(committed) < len(corpus)
