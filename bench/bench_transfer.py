@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                 for how, answerer in (
                     ("zero-shot", home.answerer("zeroshot")),
                     ("corpus checkpoint", home.answerer(final)),
+                    ("auto", FusedAnswerer(context, final, weight=weight)),  # also weighs CLIP's score
                 )
             },
         }
@@ -280,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("| answered by | negatives flagged % | answerable flagged % | R@1@0.3 lost |")
     print("|---|---|---|---|")
-    for how in ("zero-shot", "corpus checkpoint"):
-        got = [r["no good match"][how] for r in rows.values()]
+    for how in ("zero-shot", "corpus checkpoint", "auto"):
+        got = [r["no good match"][how] for r in rows.values() if how in r["no good match"]]
+        if not got:
+            continue
         cells = [f"{np.mean([g[key] for g in got]):.1f} ± {np.std([g[key] for g in got]):.1f}" for key in REJECTION]
         print(f"| {how} ({sum(g['negatives'] for g in got)} negatives) | " + " | ".join(cells) + " |")
     if args.json:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny import TINY_ARGS, TINY_KEY
+from tiny import TINY_ARGS, TINY_KEY, TINY_SPEC
 
 from app.cli import main
 from app.service import EgoRecall
@@ -355,6 +355,39 @@ def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):
     choice = choose_fusion_weight(fused, dataset, LibraryClipFeatures(service.library), weights=(0.0,))
     alone = score_checkpoint(trained, dataset, LibraryClipFeatures(service.library))
     assert choice.scores[0.0] == alone
+
+
+def test_fused_answers_read_the_clip_with_clip_for_their_confidence(world):
+    """A trained model's span probabilities are relative to its clip (asked about something the clip never
+    shows, it still places an answer); the fused mode also reads the clip with CLIP -- its best zero-shot window
+    score -- when its calibration weighs that (or while one is fitted), the moments unchanged, and the
+    confidence of every moment of a video rests on it."""
+    from app.answering.calibration import Calibration
+
+    service = EgoRecall(Settings(library=world["lib"], device="cpu"), encoder_spec=TINY_SPEC)
+    if not service.library.videos():  # run alone, before the tests that index the world
+        assert all(r.ok for r in service.index(sorted(world["videos"].glob("*.mp4"))))
+    fused = service.answerer("fused:tiny-vslnet")
+    zeroshot = service.answerer("zeroshot")
+    video = service.library.videos()[0]
+    features, grid = service.library.features(video), video.grid
+    question = "where is the cup"
+    (own,) = zeroshot.answer(zeroshot.prepare([question]), features, grid, 5)
+    for weight in (0.0, 0.5):
+        fused.weight, fused.measure_clip = weight, False
+        (plain,) = fused.answer(fused.prepare([question]), features, grid, 5)
+        fused.measure_clip = True
+        (read,) = fused.answer(fused.prepare([question]), features, grid, 5)
+        assert plain.clip_score is None and read.windows == plain.windows
+        assert read.clip_score == pytest.approx(own.windows[0].score, abs=1e-5)  # zero-shot's rank-1 score
+
+    fused.weight = 0.0
+    fused.calibration = Calibration(a=0.0, b=-40.0 * own.windows[0].score, threshold=0.5, clip_weight=40.0)
+    try:
+        answer = service.ask(question, mode="fused:tiny-vslnet", video_id=video.id, k=3, clips=False)
+    finally:
+        fused.calibration, fused.measure_clip = None, False
+    assert answer.moments[0].confidence == pytest.approx(0.5, abs=1e-3)  # sigmoid(40 * (clip - clip))
 
 
 def score_checkpoint(answerer, dataset, source) -> dict:

@@ -148,3 +148,54 @@ def test_calibrations_are_cross_fitted_over_videos_never_splitting_one():
     everyone = {f"v{i}" for i in range(6)}
     fits, tests = seen[0::2], seen[1::2]
     assert len(fits) == 2 and all(f | t == everyone and not f & t for f, t in zip(fits, tests))
+
+
+def _with_clip(seed: int, n: int = 300, informative: bool = True):
+    """A trained model's scores that barely tell negatives apart (it places its answer somewhere, confidently,
+    whatever is asked), beside CLIP's best window score in the clip, which does when ``informative``."""
+    rng = np.random.default_rng(seed)
+    pos = rng.normal(0.5, 0.1, n)
+    hits = rng.random(n) < 0.5
+    neg = rng.normal(0.48, 0.1, n)
+    pos_c = rng.normal(0.40, 0.03, n)
+    neg_c = rng.normal(0.32 if informative else 0.40, 0.03, n)
+    return pos, hits, neg, pos_c, neg_c
+
+
+def test_clips_zero_shot_score_is_a_further_input_for_a_trained_models_confidence():
+    pos, hits, neg, pos_c, neg_c = _with_clip(0)
+    score_only = fit_calibration(pos, hits, neg)
+    both = fit_calibration(pos, hits, neg, answerable_clip=pos_c, negative_clip=neg_c)
+    assert score_only.clip_weight == 0.0 and both.clip_weight > 0.0
+    fresh = _with_clip(1)
+    alone = rejection_report(score_only, *fresh[:3])
+    helped = rejection_report(both, *fresh[:3], answerable_clip=fresh[3], negative_clip=fresh[4])
+    assert helped["negatives_flagged"] > alone["negatives_flagged"] + 30.0
+    assert helped["R@1@0.3_lost"] <= 5.0
+    assert both.probability(0.5, None, 0.30) < both.probability(0.5, None, 0.42)
+    assert both.probability(0.5, None, None) == both.probability(0.5, None, float("nan"))  # not measured: term 0
+    # Stored and read back; a record from before it loads with weight 0; a non-finite weight is refused.
+    assert Calibration.from_dict(both.to_dict()) == both
+    old = {k: v for k, v in both.to_dict().items() if k != "clip_weight"}
+    assert Calibration.from_dict(old).clip_weight == 0.0
+    with pytest.raises(InvalidCalibration):
+        Calibration.from_dict({**both.to_dict(), "clip_weight": float("nan")})
+    with pytest.raises(ValueError):
+        fit_calibration(pos, hits, neg, answerable_clip=pos_c[:-1], negative_clip=neg_c)
+
+
+def test_clips_score_is_kept_only_where_cross_fitting_says_it_helps():
+    from app.answering.rejection import TopScores, choose_evidence
+
+    def scores(seed: int, informative: bool) -> TopScores:
+        pos, hits, neg, pos_c, neg_c = _with_clip(seed, informative=informative)
+        clips_a = [f"c{i % 20}" for i in range(len(pos))]
+        clips_n = [f"c{i % 20}" for i in range(len(neg))]
+        return TopScores(pos, hits, neg, clips_a, clips_n, answerable_clip=pos_c, negative_clip=neg_c)
+
+    kept, report, candidates = choose_evidence(scores(3, informative=True))
+    assert set(candidates) == {"score", "score+clip"}  # presence was not measured
+    assert kept.answerable_clip is not None and report is candidates["score+clip"]
+    for seed in range(3, 23):  # a CLIP score that carries nothing is dropped, whatever chance does
+        dropped, report, candidates = choose_evidence(scores(seed, informative=False))
+        assert dropped.answerable_clip is None and report is candidates["score"], (seed, candidates)

@@ -64,6 +64,12 @@ class ClipAnswer:
     presence: float | None = None
     """How surely the question's object is on screen somewhere in the clip (:mod:`models.presence`), when
     measured: evidence for "no good match" beside the scores."""
+    clip_score: float | None = None
+    """The best zero-shot window score in the clip (CLIP's cosine, :func:`models.windows.best_window_scores`),
+    when measured by a mode whose own scores are a trained model's: a localizer asked about something the clip
+    never shows still spreads its span probabilities over the clip, while CLIP's cosine is on a scale shared by
+    every clip -- evidence for "no good match" (bench/README.md: in the validation house it lifted the negatives
+    flagged by three corpus checkpoints' calibrations from 17-31 % to 41-51 %)."""
 
 
 @dataclass
@@ -100,6 +106,9 @@ class Answerer(Protocol):
     measure_presence: bool
     """Whether its answers carry :attr:`ClipAnswer.presence` (when its calibration uses it, or while one is
     being fitted); modes without CLIP text vectors never measure it."""
+    measure_clip: bool
+    """Whether its answers carry :attr:`ClipAnswer.clip_score` (likewise); only modes that mix CLIP into a
+    trained model's answer (``fused``) measure it -- zero-shot's own score already is it."""
 
     def local_context_s(self, question: PreparedQuestion) -> float | None:
         """Seconds of features either side of a moment that decide its window and score, when that is bounded:

@@ -27,6 +27,8 @@ class DatasetAnswers:
     """Queries with no usable text."""
     presence: dict[tuple, float] = field(default_factory=dict)
     """Query key -> its object's presence in the clip, where the answerer measured it."""
+    clip_score: dict[tuple, float] = field(default_factory=dict)
+    """Query key -> CLIP's best window score in the clip, where the answerer measured it."""
 
     def for_query(self, query: Query) -> list[Window]:
         return self.windows.get(query.key, [])
@@ -71,6 +73,8 @@ def answer_dataset(
             out.windows[q.key] = list(result.windows)
             if result.presence is not None:
                 out.presence[q.key] = result.presence
+            if result.clip_score is not None:
+                out.clip_score[q.key] = result.clip_score
         if progress:
             progress(len(clip_queries))
     return out

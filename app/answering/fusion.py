@@ -33,7 +33,7 @@ from app.answering.registry import register_answerer
 from app.answering.trained import TrainedAnswerer, _checkpoint_key
 from app.answering.zeroshot import ZeroShotAnswerer
 from models.grid import TimeGrid
-from models.windows import curve_to_windows
+from models.windows import best_window_scores, curve_to_windows
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class FusedAnswerer:
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
         self.calibration, self.warnings = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
+        self.measure_clip = bool(self.calibration and self.calibration.clip_weight)
         self.mode = f"{FUSED}:{self.trained.mode}"
 
     @property
@@ -121,13 +122,26 @@ class FusedAnswerer:
         presence = self.zeroshot.presence(questions, features)
         if self.weight == 0.0:  # the checkpoint itself (see the module docstring)
             answers = self.trained.answer(questions, features, grid, k, comparable=comparable, region=region)
-            return [replace(a, presence=p) for a, p in zip(answers, presence)]
+            cosines = self.zeroshot.curves(questions, features, grid) if self.measure_clip else None
+            return [
+                replace(a, presence=p, clip_score=self._clip_score(cosines, i, grid))
+                for i, (a, p) in enumerate(zip(answers, presence))
+            ]
         out = []
-        for (trained, cosine), p in zip(self.curves(questions, features, grid), presence):
+        pairs = self.curves(questions, features, grid)
+        cosines = [c for _, c in pairs] if self.measure_clip else None
+        for i, ((trained, cosine), p) in enumerate(zip(pairs, presence)):
             fused = fuse_curves(trained.curve, cosine, self.weight)
             windows = curve_to_windows(fused, grid, k, self.zeroshot.config.proposals)
-            out.append(ClipAnswer(windows, fused.astype(np.float32), presence=p))
+            out.append(ClipAnswer(windows, fused.astype(np.float32), p, self._clip_score(cosines, i, grid)))
         return out
+
+    def _clip_score(self, cosines: list | None, i: int, grid: TimeGrid) -> float | None:
+        """Question ``i``'s best zero-shot window score over the clip (:attr:`ClipAnswer.clip_score`), when
+        measured."""
+        if cosines is None or not len(cosines[i]):
+            return None
+        return float(best_window_scores(np.asarray(cosines[i])[None], grid, self.zeroshot.config.proposals)[0])
 
 
 @dataclass

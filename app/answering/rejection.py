@@ -63,6 +63,9 @@ class TopScores:
     answerable_presence: np.ndarray | None = None
     """The question's object's presence in the clip (NaN where not measured), when the mode measures it."""
     negative_presence: np.ndarray | None = None
+    answerable_clip: np.ndarray | None = None
+    """CLIP's best window score in the clip (NaN where not measured), when the mode measures it."""
+    negative_clip: np.ndarray | None = None
 
     def subset(self, videos: set[str]) -> TopScores:
         a = np.array([v in videos for v in self.videos_answerable], dtype=bool)
@@ -75,7 +78,18 @@ class TopScores:
             [c for c, m in zip(self.videos_negative, n) if m],
             None if self.answerable_presence is None else self.answerable_presence[a],
             None if self.negative_presence is None else self.negative_presence[n],
+            None if self.answerable_clip is None else self.answerable_clip[a],
+            None if self.negative_clip is None else self.negative_clip[n],
         )
+
+    def evidence(self) -> dict[str, np.ndarray | None]:
+        """The inputs beside the score, as :func:`fit_calibration` and :func:`rejection_report` take them."""
+        return {
+            "answerable_presence": self.answerable_presence,
+            "negative_presence": self.negative_presence,
+            "answerable_clip": self.answerable_clip,
+            "negative_clip": self.negative_clip,
+        }
 
 
 def top_scores(
@@ -87,14 +101,16 @@ def top_scores(
     presence: bool = True,
 ) -> TopScores:
     """Answer every annotated query and every negative one with ``ask``'s comparable scores (and, with
-    ``presence`` and a mode that can, the presence of each question's object)."""
+    ``presence`` and a mode that can, the presence of each question's object and CLIP's best window score in
+    the clip: :attr:`app.answering.base.ClipAnswer.clip_score`)."""
     answerable = dataset.evaluation_queries()
-    was = answerer.measure_presence
+    was = answerer.measure_presence, answerer.measure_clip
     answerer.measure_presence = presence
+    answerer.measure_clip = presence and _can_measure_clip(answerer)
     try:
         got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
     finally:
-        answerer.measure_presence = was
+        answerer.measure_presence, answerer.measure_clip = was
 
     def best(q: Query) -> float:
         ws = got.for_query(q)
@@ -111,10 +127,9 @@ def top_scores(
     low = float(np.min(pos[finite])) if finite.any() else 0.0
     pos[~finite] = low
     neg[~np.isfinite(neg)] = low
-    measured = bool(got.presence)
 
-    def presence_of(queries) -> np.ndarray | None:
-        return np.array([got.presence.get(q.key, np.nan) for q in queries]) if measured else None
+    def measured(values: dict, queries) -> np.ndarray | None:
+        return np.array([values.get(q.key, np.nan) for q in queries]) if values else None
 
     video = lambda q: dataset.clips[q.clip_uid].video_uid or q.clip_uid  # noqa: E731
     return TopScores(
@@ -123,9 +138,17 @@ def top_scores(
         neg,
         [video(q) for q in answerable],
         [video(q) for q in negatives],
-        presence_of(answerable),
-        presence_of(negatives),
+        measured(got.presence, answerable),
+        measured(got.presence, negatives),
+        measured(got.clip_score, answerable),
+        measured(got.clip_score, negatives),
     )
+
+
+def _can_measure_clip(answerer: Answerer) -> bool:
+    """Whether the mode reads clips with CLIP beside a trained model's scores (``fused``): zero-shot's own score
+    is CLIP's reading already, and a checkpoint alone has no CLIP to read with."""
+    return answerer.mode.startswith(f"{FUSED}:")
 
 
 def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> Calibration:
@@ -133,8 +156,7 @@ def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> 
         scores.answerable,
         scores.hits,
         scores.negative,
-        answerable_presence=scores.answerable_presence,
-        negative_presence=scores.negative_presence,
+        **scores.evidence(),
         max_r1_loss=max_r1_loss,
         fitted_on=fitted_on,
     )
@@ -153,11 +175,7 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
         if len(fit.answerable) == 0 or len(fit.negative) == 0 or len(test.answerable) == 0:
             continue
         cal = fit_on(fit, max_r1_loss)
-        reports.append(
-            rejection_report(
-                cal, test.answerable, test.hits, test.negative, test.answerable_presence, test.negative_presence
-            )
-        )
+        reports.append(rejection_report(cal, test.answerable, test.hits, test.negative, **test.evidence()))
     if not reports:
         raise CalibrationError(
             "too few videos to fit and check a calibration: it needs annotated queries about at least two videos "
@@ -169,13 +187,19 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
 OVERLOSS_PENALTY = 10.0
 """How many points of negatives flagged one point of R@1@0.3 lost beyond the allowed loss costs, when
 :func:`choose_evidence` compares calibrations."""
-PRESENCE_MARGIN = 10.0
-"""Points of negatives flagged presence must add to be kept: with a presence that carries nothing, the two
-cross-fitted figures still differ by chance (up to ~5 points in tests/test_calibration.py's noise)."""
+EVIDENCE_MARGIN = 10.0
+"""Points of negatives flagged a second input (presence, CLIP's score) must add to be kept: with an input that
+carries nothing, the two cross-fitted figures still differ by chance (up to ~5 points in
+tests/test_calibration.py's noise)."""
 
 
-def without_presence(scores: TopScores) -> TopScores:
-    return replace(scores, answerable_presence=None, negative_presence=None)
+def without(scores: TopScores, presence: bool = False, clip: bool = False) -> TopScores:
+    """``scores`` with presence and/or CLIP's score left out."""
+    if presence:
+        scores = replace(scores, answerable_presence=None, negative_presence=None)
+    if clip:
+        scores = replace(scores, answerable_clip=None, negative_clip=None)
+    return scores
 
 
 def evidence_merit(report: dict[str, float], max_r1_loss: float) -> float:
@@ -185,24 +209,32 @@ def evidence_merit(report: dict[str, float], max_r1_loss: float) -> float:
 def choose_evidence(
     scores: TopScores, max_r1_loss: float = 2.0
 ) -> tuple[TopScores, dict[str, float], dict[str, dict[str, float]]]:
-    """Keep presence as a second input only where it helps on these queries: both calibrations are
-    cross-fitted, and presence stays if it flags :data:`PRESENCE_MARGIN` points more negatives and is still
-    ahead when a point of R@1 lost beyond ``max_r1_loss`` counts as :data:`OVERLOSS_PENALTY` points of
-    negatives.
+    """Keep presence and CLIP's score as further inputs only where they help on these queries: every
+    combination the mode measured is cross-fitted, and one with more inputs than the score alone is kept if it
+    flags :data:`EVIDENCE_MARGIN` points more negatives and is still ahead when a point of R@1 lost beyond
+    ``max_r1_loss`` counts as :data:`OVERLOSS_PENALTY` points of negatives (the best such, by that merit).
 
     How well an encoder tells an object on screen from one that is not varies (bench/README.md: a clear gain
     with one benchmark world's encoder, none with two others'), so the user's own validation data decides.
-    Returns the scores to fit on, their report and every candidate's report (``score``, ``score+presence``)."""
-    plain = without_presence(scores)
-    candidates = {"score": cross_fitted_report(plain, max_r1_loss)}
-    if scores.answerable_presence is None:
-        return plain, candidates["score"], candidates
-    candidates["score+presence"] = cross_fitted_report(scores, max_r1_loss)
-    with_p, plain_r = candidates["score+presence"], candidates["score"]
-    merit = evidence_merit(with_p, max_r1_loss) - evidence_merit(plain_r, max_r1_loss)
-    if merit > 0 and with_p["negatives_flagged"] - plain_r["negatives_flagged"] >= PRESENCE_MARGIN:
-        return scores, candidates["score+presence"], candidates
-    return plain, candidates["score"], candidates
+    Returns the scores to fit on, their report and every candidate's report (``score``, ``score+presence``,
+    ``score+clip``, ``score+clip+presence``: those measured)."""
+    has_presence, has_clip = scores.answerable_presence is not None, scores.answerable_clip is not None
+    options = {"score": without(scores, presence=True, clip=True)}
+    if has_presence:
+        options["score+presence"] = without(scores, clip=True)
+    if has_clip:
+        options["score+clip"] = without(scores, presence=True)
+    if has_presence and has_clip:
+        options["score+clip+presence"] = scores
+    candidates = {name: cross_fitted_report(option, max_r1_loss) for name, option in options.items()}
+    plain = candidates["score"]
+    best = "score"
+    for name, report in candidates.items():
+        gain = evidence_merit(report, max_r1_loss) - evidence_merit(plain, max_r1_loss)
+        better = evidence_merit(report, max_r1_loss) > evidence_merit(candidates[best], max_r1_loss)
+        if gain > 0 and report["negatives_flagged"] - plain["negatives_flagged"] >= EVIDENCE_MARGIN and better:
+            best = name
+    return options[best], candidates[best], candidates
 
 
 class CalibrationUnstorable(CalibrationError):

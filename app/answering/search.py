@@ -121,6 +121,8 @@ class ScoredVideo:
     scores: np.ndarray
     presence: float | None = None
     """The question's object on screen in the scored bins (:attr:`ClipAnswer.presence`), when measured."""
+    clip_score: float | None = None
+    """CLIP's best window score in the scored bins (:attr:`ClipAnswer.clip_score`), when measured."""
 
 
 @dataclass
@@ -271,7 +273,7 @@ def _score_video(
     grid = record.grid
     centres = grid.sample_times()
     windows: list[Window] = []
-    times, scores, presence = [], [], []
+    times, scores, presence, clip = [], [], [], []
     for i, region in enumerate(regions):
         b0, b1, padded = region.start, region.stop, region.padded
         sub = segment_grid(grid, b0, b1)
@@ -287,6 +289,8 @@ def _score_video(
         lo, hi = region.keep_start / grid.rate_hz - 1e-6, min(region.keep_stop / grid.rate_hz, grid.duration) + 1e-6
         if result.presence is not None:
             presence.append(result.presence)
+        if result.clip_score is not None:
+            clip.append(result.clip_score)
         for w in result.windows:
             start = min(max(w.start + offset, 0.0), grid.duration)
             end = min(max(w.end + offset, 0.0), grid.duration)
@@ -301,7 +305,12 @@ def _score_video(
     if len(regions) > 1 or any(r.padded for r in regions):
         windows = temporal_nms(windows, k)
     return ScoredVideo(
-        record, windows[:k], np.concatenate(times), np.concatenate(scores), max(presence) if presence else None
+        record,
+        windows[:k],
+        np.concatenate(times),
+        np.concatenate(scores),
+        max(presence) if presence else None,
+        max(clip) if clip else None,
     )
 
 
@@ -340,23 +349,26 @@ def _series(ranking: Ranking, moments: list[Moment]) -> list[ScoreSeries]:
 
 
 class _Confidence:
-    """How sure a moment is: the calibration's probability of its score (with its video's presence), or
-    certain when the user confirmed or adjusted it; None without a calibration."""
+    """How sure a moment is: the calibration's probability of its score (with its video's presence and CLIP
+    score), or certain when the user confirmed or adjusted it; None without a calibration."""
 
     def __init__(
         self,
         calibration: Calibration | None,
-        presence: dict[str, float | None],
+        videos: dict[str, ScoredVideo],
         verdicts: dict[tuple[str, float, float], str],
     ) -> None:
-        self._calibration, self._presence, self._verdicts = calibration, presence, verdicts
+        self._calibration, self._videos, self._verdicts = calibration, videos, verdicts
 
     def __call__(self, vid: str, window: Window) -> float | None:
         if self._calibration is None:
             return None
         if (vid, window.start, window.end) in self._verdicts:
             return 1.0  # the user said so
-        return self._calibration.probability(window.score, self._presence.get(vid))
+        video = self._videos.get(vid)
+        if video is None:
+            return self._calibration.probability(window.score)
+        return self._calibration.probability(window.score, video.presence, video.clip_score)
 
 
 def _moment(
@@ -427,7 +439,7 @@ def answer_question(
     ranked, verdicts = apply_corrections(ranked, corrections, wanted)
     calibration = answerer.calibration
     presence = {vid: sv.presence for vid, sv in ranking.videos.items()}
-    confidence = _Confidence(calibration, presence, verdicts)
+    confidence = _Confidence(calibration, ranking.videos, verdicts)
     per_video = {
         v: [w for w in sv.windows if _in_time(records, when, v, w) and not is_wrong_again(v, w, wrong)]
         for v, sv in ranking.videos.items()

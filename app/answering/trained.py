@@ -61,6 +61,7 @@ class TrainedAnswerer:
 
     max_candidate_videos = 4
     measure_presence = False  # its questions have no CLIP vector to classify frames with
+    measure_clip = False  # nor to read the clip with (``fused`` does, at weight 0 with this model's answers)
 
     def local_context_s(self, question: PreparedQuestion) -> float | None:
         return None  # the model reads the whole clip

@@ -62,6 +62,7 @@ class ZeroShotAnswerer:
         self.config = config
         self.calibration, self.warnings = encoder_calibration(context.encoder_spec)
         self.measure_presence = bool(self.calibration and self.calibration.presence_weight)
+        self.measure_clip = False  # its own score is CLIP's reading
         self._vectors = VectorCache()
         self._presence: PresenceScorer | None = None
 
