@@ -199,3 +199,34 @@ def test_clips_score_is_kept_only_where_cross_fitting_says_it_helps():
     for seed in range(3, 23):  # a CLIP score that carries nothing is dropped, whatever chance does
         dropped, report, candidates = choose_evidence(scores(seed, informative=False))
         assert dropped.answerable_clip is None and report is candidates["score"], (seed, candidates)
+
+
+def test_negatives_are_other_videos_questions_about_what_the_clip_never_names():
+    """Other videos' questions are negatives of a clip only when none of the clip's own questions names their
+    object or place (in a house, another video's "where did I put the keys" is often answerable here too), and
+    a question naming neither is never one; a caller that knows the truth passes its own test."""
+    from app.answering.rejection import negative_queries
+    from training.nlq import NLQFileBuilder, parse_nlq
+
+    builder = NLQFileBuilder()
+    asked = {
+        "kitchen": ["where did I put the keys?", "where is the mug?"],
+        "garden": ["where did I put the keys?", "where is the shovel?", "what did I do?"],
+        "garage": ["where did I leave the drill?", "where is the ladder?"],
+    }
+    for video, questions in asked.items():
+        builder.add_clip(f"{video}-clip", video, 0.0, 60.0, split="val")
+        for i, text in enumerate(questions):
+            builder.add_query(f"{video}-clip", text, 10.0 * i, 10.0 * i + 4.0, template="test")
+    dataset = parse_nlq(builder.to_dict())
+    negatives = negative_queries(dataset, per_clip=10)
+    by_clip: dict[str, set[str]] = {}
+    for q in negatives:
+        by_clip.setdefault(q.clip_uid, set()).add(q.text)
+        assert q.start is None and q.end is None and q.video_uid == q.clip_uid.split("-")[0]
+    assert by_clip["kitchen-clip"] == {"where is the shovel?", "where did I leave the drill?", "where is the ladder?"}
+    assert by_clip["garden-clip"] == {"where is the mug?", "where did I leave the drill?", "where is the ladder?"}
+    assert "what did I do?" not in set().union(*by_clip.values())  # names nothing: absent from nowhere
+    everything = negative_queries(dataset, per_clip=10, keep=lambda q, clip_uid: True)
+    kitchen = {q.text for q in everything if q.clip_uid == "kitchen-clip"}
+    assert kitchen >= {"where did I put the keys?", "what did I do?"}

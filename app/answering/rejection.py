@@ -2,8 +2,10 @@
 
 Negative queries are questions whose answer is not in the clip they are asked of. Without ground truth about
 absence, :func:`negative_queries` takes questions of *other videos'* clips (what an object or event that
-never happens in this clip usually is); a caller that knows better (the answer benchmark reads its world's
-narrations) passes ``keep`` to drop the ones that might be answerable.
+never happens in this clip usually is) whose object or place none of the clip's own questions names (the same
+test as training's negatives, :mod:`training.negatives`: in a validation house, 81 % of other videos'
+questions were about something truly absent from the clip, 97 % of those kept by this test -- bench/README.md);
+a caller that knows better (the answer benchmark reads its world's record) passes ``keep`` instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from app.answering.fusion import FUSED
 from models.errors import EgoRecallError
 from models.windows import temporal_iou
 from training.features import ClipFeatureSource
+from training.negatives import asked_words, content_words
 from training.nlq import NLQDataset, Query
 
 NEGATIVE_ANNOTATION = "negative"
@@ -35,19 +38,36 @@ def negative_queries(
     seed: int = 0,
     keep: Callable[[Query, str], bool] | None = None,
 ) -> list[Query]:
-    """Up to ``per_clip`` questions per clip, taken from clips of other videos (``keep(question, clip_uid)``
-    may veto one), as unanswered queries of that clip."""
+    """Up to ``per_clip`` questions per clip, taken from clips of other videos, as unanswered queries of that
+    clip: those :func:`unnamed_in_clip` keeps, or ``keep(question, clip_uid)`` when given."""
     rng = np.random.default_rng(seed)
     asked = dataset.evaluation_queries()
+    keep = keep or unnamed_in_clip(dataset)
     out: list[Query] = []
     for clip_uid, clip in sorted(dataset.clips.items()):
         others = [q for q in asked if dataset.clips[q.clip_uid].video_uid != clip.video_uid]
-        if keep is not None:
-            others = [q for q in others if keep(q, clip_uid)]
+        others = [q for q in others if keep(q, clip_uid)]
         texts = sorted({q.text for q in others})
         for i, j in enumerate(rng.permutation(len(texts))[:per_clip]):
             out.append(Query(clip_uid, NEGATIVE_ANNOTATION, i, texts[j], None, None, None, clip.video_uid))
     return out
+
+
+def unnamed_in_clip(dataset: NLQDataset) -> Callable[[Query, str], bool]:
+    """``keep(question, clip_uid)``: the question names an object or place and none of the clip's own questions
+    names it -- an absence a file of questions can vouch for (a question naming neither is never a negative)."""
+    said: dict[str, set[str]] = {}
+    for q in dataset.queries:
+        said.setdefault(q.clip_uid, set()).update(content_words(q.text))
+    asked: dict[str, set[str]] = {}
+
+    def keep(question: Query, clip_uid: str) -> bool:
+        words = asked.get(question.text)
+        if words is None:
+            words = asked[question.text] = asked_words(question.text)
+        return bool(words) and not words & said.get(clip_uid, set())
+
+    return keep
 
 
 @dataclass

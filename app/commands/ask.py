@@ -121,11 +121,12 @@ def _register_calibrate(subparsers) -> None:
         "calibrate",
         help="fit a mode's confidence calibration and its 'no good match' threshold on an annotated NLQ file",
         description="Answer every query of an annotated NLQ file about the library's videos, plus questions of "
-        "other videos' clips as negatives, and fit the score -> probability-of-a-right-answer map and the "
-        "threshold below which answers say 'no good match' (losing at most --max-loss points of R@1@0.3). "
-        "It is stored with the checkpoint, or with the EgoRecall-pretrained encoder for zeroshot. For a "
-        "checkpoint, fused:CHECKPOINT or auto, the fusion weight is chosen again on the file first, then the "
-        "checkpoint's and the fused mode's calibrations are fitted (training does the same on its validation file).",
+        "other videos' clips about an object or place the clip's own questions never name as negatives, and fit "
+        "the score -> probability-of-a-right-answer map and the threshold below which answers say 'no good "
+        "match' (losing at most --max-loss points of R@1@0.3). It is stored with the checkpoint, or with the "
+        "EgoRecall-pretrained encoder for zeroshot. For a checkpoint, fused:CHECKPOINT or auto, the fusion "
+        "weight is chosen again on the file first, then the checkpoint's and the fused mode's calibrations are "
+        "fitted (training does the same on its validation file).",
     )
     ca.add_argument("--annotations", required=True, type=Path, metavar="NLQ.json", help="annotated NLQ file")
     ca.add_argument("--mode", default="auto", metavar="auto|zeroshot|CHECKPOINT|fused:CHECKPOINT")
