@@ -5,8 +5,6 @@ is encoded once and answers every query (queries go through in batches), each ch
 back to clip bins and then seconds with the clip's own :class:`TimeGrid`, and the spans of all chunks (and
 of all scales, for multi-scale models) are merged by score and non-maximum suppressed, so the user gets ``k``
 distinct moments. A per-bin score curve comes along for plotting.
-
-:func:`outputs_to_windows` does the same mapping for a padded training/validation batch.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from models.grid import TimeGrid
-from models.localizer import Localizer, LocalizerOutput
+from models.localizer import Localizer
 from models.resample import resample_clip
 from models.windows import DEFAULT_NMS_IOU, LengthPrior, Window, span_windows, temporal_nms
 
@@ -211,32 +209,3 @@ def _curve_to_grid(curves: np.ndarray, source: TimeGrid, target: TimeGrid) -> np
     """Read a curve on ``source`` at the bin centres of ``target`` (nearest bin)."""
     idx = np.clip(np.floor(target.sample_times() * source.rate_hz).astype(np.int64), 0, source.num_bins - 1)
     return curves[:, idx]
-
-
-def outputs_to_windows(
-    model: Localizer,
-    outputs: LocalizerOutput,
-    grids: Sequence[TimeGrid],
-    k: int = 5,
-    max_span_s: float | None = InferenceConfig.max_span_s,
-    nms_iou: float = DEFAULT_NMS_IOU,
-    length_prior: LengthPrior | None = None,
-) -> list[list[Window]]:
-    """Windows (seconds) for every query of a padded batch, e.g. in validation; ``grids[i]`` is query ``i``'s
-    clip grid, whose ``num_bins`` real bins come first in the batch (the rest is padding)."""
-    distributions = [
-        (ps.float().cpu().numpy(), pe.float().cpu().numpy()) for ps, pe in model.span_distributions(outputs)
-    ]
-    results = []
-    for i, grid in enumerate(grids):
-        n = grid.num_bins
-        if n > outputs.start_logits.shape[1]:
-            raise ValueError(f"query {i}'s grid has {n} bins but the batch holds {outputs.start_logits.shape[1]}")
-        max_span = None if max_span_s is None else max(1, int(round(max_span_s * grid.rate_hz)))
-        pool: list[Window] = []
-        for ps, pe in distributions:
-            pool.extend(
-                span_windows(ps[i, :n], pe[i, :n], grid, 2 * k, max_span, nms_iou=nms_iou, length_prior=length_prior)
-            )
-        results.append(temporal_nms(pool, k, nms_iou))
-    return results

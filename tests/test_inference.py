@@ -10,7 +10,7 @@ import torch
 from localizer_fixtures import QUERY_DIM, TINY_CONFIGS, VIDEO_DIM, one_thread
 
 from models.grid import EGO4D_RATE_HZ, TimeGrid
-from models.inference import InferenceConfig, chunk_starts, localize, outputs_to_windows
+from models.inference import InferenceConfig, chunk_starts, localize
 from models.localizer import Localizer, LocalizerOutput, masked_logits
 from models.registry import build_localizer
 from models.resample import resample_clip, resample_features
@@ -157,22 +157,6 @@ def test_resampled_inference_maps_back_to_seconds():
     best = answers[0].windows[0]
     assert temporal_iou(best, (1200.0, 1208.0)) > 0.7
     assert answers[0].curve.shape == (2000,)
-
-
-def test_outputs_to_windows_reads_each_query_on_its_own_grid():
-    grids = [TimeGrid(1.0, 10.0), TimeGrid(1.0, 6.0)]
-    video = torch.zeros(2, 10, 2)
-    video[0, 7, 0] = video[0, 8, 1] = 1.0
-    video[1, 2, 0] = video[1, 3, 1] = 1.0
-    video[1, 8, 0] = video[1, 9, 1] = 5.0  # padding: must never be answered
-    mask = torch.ones(2, 10, dtype=torch.bool)
-    mask[1, 6:] = False
-    model = Oracle()
-    out = model(video, mask, torch.zeros(2, 1, 1), torch.ones(2, 1, dtype=torch.bool))
-    windows = outputs_to_windows(model, out, grids, k=3)
-    assert (windows[0][0].start, windows[0][0].end) == (7.0, 9.0)
-    assert (windows[1][0].start, windows[1][0].end) == (2.0, 4.0)
-    assert all(w.end <= 6.0 for w in windows[1])
 
 
 def test_resampling_averages_bins_and_keeps_answer_times():

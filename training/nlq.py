@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from indexing.fsutil import write_bytes_atomic
 from models.errors import EgoRecallError
 
 log = logging.getLogger(__name__)
@@ -401,23 +401,14 @@ def load_nlq(path: str | os.PathLike) -> NLQDataset:
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any, indent: int | None = None) -> Path:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file behind."""
+    """Write JSON through a temporary file and a rename (:func:`indexing.fsutil.write_bytes_atomic`), so a crash
+    never leaves half a file behind; a file that cannot be written is an :class:`NLQFileError`."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_bytes_atomic(path, (json.dumps(data, indent=indent) + "\n").encode("utf-8"))
     except OSError as exc:
         raise NLQFileError(f"Cannot write {path} ({exc.strerror or exc}).") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise NLQFileError(f"Cannot write {path} ({exc.strerror or exc}).") from None
-        raise
     return path
 
 
