@@ -1,6 +1,6 @@
 """Narration pretraining throughput: (frame, narration) pairs per second through one full training step.
 
-Times ``training.pretrain.trainer.train_step`` -- forward of both towers, EgoNCE, backward, gradient clipping,
+Times ``training.pretrain.step.train_step`` -- forward of both towers, EgoNCE, backward, gradient clipping,
 fused AdamW -- plus the batch's random resized crops, on random frames at the model's resolution and
 narration-like texts, for the demo encoder (egorecall-small) and ViT-B-16, on CPU (and CUDA, with bf16
 autocast, when present). Also times decoding a synthetic world's frames into the pretraining cache. Prints
@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from models.clip_encoder import ClipEncoder, EncoderSpec  # noqa: E402
 from training.pretrain.loss import EgoNCELoss  # noqa: E402
-from training.pretrain.trainer import make_optimizer, random_resized_crops, train_step  # noqa: E402
+from training.pretrain.step import make_optimizer, random_resized_crops, train_step  # noqa: E402
 
 TEXTS = [
     "picks up the wallet from the bed",

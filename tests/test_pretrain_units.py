@@ -31,7 +31,7 @@ from training.pretrain.data import (
 )
 from training.pretrain.evaluate import chance_recall, retrieval_metrics
 from training.pretrain.loss import NO_KEY, EgoNCELoss, positive_mask
-from training.pretrain.trainer import lr_at
+from training.pretrain.step import lr_at
 from training.snapshot import latest_snapshot, load_snapshot, write_snapshot
 
 

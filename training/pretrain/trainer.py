@@ -1,7 +1,8 @@
 """The pretraining run: narrations + videos -> an open_clip encoder that matches words with egocentric frames.
 
 Both towers of an open_clip model (and its temperature) are fine-tuned with EgoNCE
-(:mod:`training.pretrain.loss`) on (frame, narration) pairs from :mod:`training.pretrain.data`.
+(:mod:`training.pretrain.loss`) on (frame, narration) pairs from :mod:`training.pretrain.data`; one optimiser
+step's parts (schedule, crops, loss, optimiser) are :mod:`training.pretrain.step`.
 
 One step, per process: take the step's batch of moments (scene-aware, see ``SceneBatchSampler``); for each
 draw ``frames_per_clip`` of its cached frames at random (their embeddings are averaged); random-resized-crop
@@ -57,6 +58,14 @@ from training.pretrain.data import (
 )
 from training.pretrain.evaluate import retrieval_metrics
 from training.pretrain.loss import EgoNCELoss
+from training.pretrain.step import (
+    clamp_logit_scale,
+    egonce_loss,
+    lr_at,
+    make_optimizer,
+    random_resized_crops,
+    step_rng,
+)
 from training.runlog import LOG_FILE, RunLog
 from training.snapshot import (
     SNAPSHOT_DIR,
@@ -69,10 +78,6 @@ from training.snapshot import (
 
 logger = logging.getLogger(__name__)
 
-CROP_SCALE = (0.6, 1.0)
-CROP_RATIO = (3 / 4, 4 / 3)
-MAX_LOGIT_SCALE = math.log(100.0)
-
 
 @dataclass
 class PretrainResult:
@@ -84,83 +89,6 @@ class PretrainResult:
     log: Path
     stopped: bool = False
     """Ended early by a stop request: no weights were written; ``--resume`` continues from the snapshot."""
-
-
-def lr_at(step: int, total: int, base: float, warmup_fraction: float) -> float:
-    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to zero."""
-    warm = max(1, int(round(total * warmup_fraction)))
-    if step < warm:
-        return base * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _step_rng(seed: int, step: int, rank: int, purpose: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, purpose, step, rank]))
-
-
-def random_resized_crops(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Per image: a random crop of 60-100 % of the area (aspect 3:4-4:3), resized back to the input size."""
-    n, _c, h, w = x.shape
-    out = torch.empty_like(x)
-    for i in range(n):
-        area = h * w * rng.uniform(*CROP_SCALE)
-        ratio = math.exp(rng.uniform(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])))
-        cw = int(min(w, max(8, round(math.sqrt(area * ratio)))))
-        ch = int(min(h, max(8, round(math.sqrt(area / ratio)))))
-        top = int(rng.integers(0, h - ch + 1))
-        left = int(rng.integers(0, w - cw + 1))
-        crop = x[i : i + 1, :, top : top + ch, left : left + cw]
-        out[i : i + 1] = F.interpolate(crop, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-    return out
-
-
-def egonce_loss(
-    net: torch.nn.Module,
-    loss_fn: EgoNCELoss,
-    images: torch.Tensor,
-    tokens: torch.Tensor,
-    keys: torch.Tensor,
-    *,
-    frames_per_clip: int = 1,
-    amp: torch.dtype | None = None,
-) -> torch.Tensor:
-    """EgoNCE of a batch (``images``: B * frames_per_clip normalised crops; a clip is its frames' mean)."""
-    context = torch.autocast("cuda", dtype=amp) if amp is not None else contextlib.nullcontext()
-    with context:
-        img, txt, scale = net(images, tokens)[:3]
-    img = F.normalize(img.float().view(len(tokens), frames_per_clip, -1).mean(1), dim=-1)
-    return loss_fn(img, txt.float(), scale.float(), keys)
-
-
-def clamp_logit_scale(model: torch.nn.Module) -> None:
-    """CLIP's cap on the learned temperature (a scale of at most 100)."""
-    with torch.no_grad():
-        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-
-
-def train_step(
-    net: torch.nn.Module,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    loss_fn: EgoNCELoss,
-    images: torch.Tensor,
-    tokens: torch.Tensor,
-    keys: torch.Tensor,
-    *,
-    frames_per_clip: int = 1,
-    grad_clip: float = 1.0,
-    amp: torch.dtype | None = None,
-) -> torch.Tensor:
-    """One optimiser step on a batch, as the training run takes it (``bench/bench_pretrain.py`` times it);
-    returns the loss. ``net`` is ``model`` or its DistributedDataParallel wrapper."""
-    optimization = Optimization(optimizer, list(model.parameters()), grad_clip, scaler)
-    loss = egonce_loss(net, loss_fn, images, tokens, keys, frames_per_clip=frames_per_clip, amp=amp)
-    optimization.scale(loss).backward()
-    optimization.apply(0)
-    clamp_logit_scale(model)
-    return loss.detach()
 
 
 class _EgoNCESteps:
@@ -194,22 +122,6 @@ class _EgoNCESteps:
     def after_step(self, step: int) -> dict:
         clamp_logit_scale(self.run.model)
         return {"logit_scale": float(self.run.model.logit_scale.detach().exp())}
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW as open_clip trains CLIP (betas 0.9/0.98, eps 1e-6, no decay on gains, biases, temperature)."""
-    decay = [p for n, p in model.named_parameters() if not _no_decay(n, p)]
-    no_decay = [p for n, p in model.named_parameters() if _no_decay(n, p)]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    try:  # the fused kernel is ~4x faster on CPU (the 49k-token embedding table dominates the update)
-        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
-
-
-def _no_decay(name: str, p: torch.nn.Parameter) -> bool:
-    """open_clip's rule: no weight decay on gains, biases, norms, embeddings of one dimension, temperature."""
-    return p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name
 
 
 class _Run:
@@ -347,7 +259,7 @@ class _Run:
     # ------------------------------------------------------------------------------------------ steps
     def _images(self, batch: np.ndarray, step: int) -> torch.Tensor:
         cfg = self.cfg
-        rng = _step_rng(cfg.seed, step, self.ctx.rank, 2)
+        rng = step_rng(cfg.seed, step, self.ctx.rank, 2)
         k = cfg.frames_per_window
         frames = np.stack([self.train.frames(int(i), rng.choice(k, cfg.frames_per_clip, replace=False)) for i in batch])
         x = torch.from_numpy(frames.reshape(-1, *frames.shape[2:]))
@@ -355,7 +267,7 @@ class _Run:
             x = x.pin_memory().to(self.ctx.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float().div_(255.0)
         if cfg.augment:
-            x = random_resized_crops(x, _step_rng(cfg.seed, step, self.ctx.rank, 3))
+            x = random_resized_crops(x, step_rng(cfg.seed, step, self.ctx.rank, 3))
         return (x - self.mean) / self.std
 
     def _amp(self):
