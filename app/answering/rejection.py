@@ -126,7 +126,7 @@ def top_scores(
     answerable = dataset.evaluation_queries()
     was = answerer.measure_presence, answerer.measure_clip
     answerer.measure_presence = presence
-    answerer.measure_clip = presence and _can_measure_clip(answerer)
+    answerer.measure_clip = presence  # only modes that mix CLIP into a trained model's answer (fused) measure it
     try:
         got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
     finally:
@@ -163,12 +163,6 @@ def top_scores(
         measured(got.clip_score, answerable),
         measured(got.clip_score, negatives),
     )
-
-
-def _can_measure_clip(answerer: Answerer) -> bool:
-    """Whether the mode reads clips with CLIP beside a trained model's scores (``fused``): zero-shot's own score
-    is CLIP's reading already, and a checkpoint alone has no CLIP to read with."""
-    return answerer.mode.startswith(f"{FUSED}:")
 
 
 def fit_on(scores: TopScores, max_r1_loss: float = 2.0, fitted_on: str = "") -> Calibration:
