@@ -1,8 +1,9 @@
 """Features that behave like real ones for ``bench_query.py --features worlds``: real pipeline features of
 rendered first-person video, tiled and perturbed to any number of hours, and real question embeddings.
 
-Source: the libraries ``bench_transfer.py --corpus-style home --train-steps 400 --augment speed_probability=0``
-leaves in ``bench/out/transfer`` -- its one-house corpus and the report worlds (styles ``home``, ``flat``, ``cottage``,
+Source: the libraries ``bench_transfer.py --corpus-style home --train-steps 400 --localizer vslnet
+--pretrain-steps 240 --augment speed_probability=0`` (its first corpus, ``FIRST_CORPUS``) leaves in
+``bench/out/transfer`` -- its one-house corpus and the report worlds (styles ``home``, ``flat``, ``cottage``,
 ``loft``), every video indexed by one encoder (the corpus's ``egorecall-small``, pretrained on narrations: its
 features are anisotropic and its text-to-frame cosines small, as CLIP's are). About 2.9 hours of features and
 ~1,700 questions in the worlds' own words.
@@ -47,7 +48,7 @@ class WorldSource:
             raise SystemExit(
                 f"--features worlds reads the libraries bench_transfer.py builds; missing {missing} under "
                 f"{TRANSFER} (run bench/bench_generalization.py, then bench/bench_transfer.py --corpus-style home "
-                "--train-steps 400 --augment speed_probability=0)"
+                "--train-steps 400 --localizer vslnet --pretrain-steps 240 --augment speed_probability=0)"
             )
         self.pieces: list[np.ndarray] = []
         self.worlds: list[Path] = []
