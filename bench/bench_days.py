@@ -71,10 +71,11 @@ class TimedQuestion:
     """The answer: seconds in ``video_uid``."""
 
 
-def week_config(quick: bool, report: bool = False):
+def week_config(quick: bool, report: bool = False, seed: int | None = None):
+    """The week's demo settings; ``seed`` draws another tuning week (the report week is one, never tuned on)."""
     from app.demo import DemoConfig
 
-    style, seed = REPORT_WEEK if report else TUNING_WEEK
+    style, seed = REPORT_WEEK if report else (TUNING_WEEK[0], seed or TUNING_WEEK[1])
     full = DemoConfig(
         videos=24, duration=90.0, seed=seed, style=style, val_fraction=0.5, recorded_from=WEEK_START, world_workers=1
     )
@@ -207,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         help="answer with a corpus's encoder and checkpoint instead of the week's own (bench_transfer's "
         "<work>/corpus folder), as a user who fetched the default checkpoint would",
     )
+    ap.add_argument("--seed", type=int, default=None, help=f"another tuning week (default {TUNING_WEEK[1]})")
     args = ap.parse_args(argv)
+    if args.report and args.seed is not None:
+        ap.error("--seed draws tuning weeks; the report week is fixed")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from app.demo import run_demo
@@ -215,9 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     from app.settings import Settings
     from models.clip_encoder import EncoderSpec
 
-    name = "days" + ("-report" if args.report else "") + ("-quick" if args.quick else "")
+    other = args.seed is not None and args.seed != TUNING_WEEK[1]
+    name = (
+        "days"
+        + ("-report" if args.report else "")
+        + (f"-seed{args.seed}" if other else "")
+        + ("-quick" if args.quick else "")
+    )
     work = args.work or Path(__file__).resolve().parent / "out" / name
-    config = week_config(args.quick, args.report)
+    config = week_config(args.quick, args.report, args.seed)
     started = time.monotonic()
     report = run_demo(EgoRecall(Settings(library=work / "demo-library")), config)
     world = json.loads((report.world / "world.json").read_text())
