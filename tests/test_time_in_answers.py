@@ -90,6 +90,29 @@ def test_the_cli_refuses_an_unreadable_time_before_any_work(week, capsys):
     assert rc == 1 and out == "" and err.startswith("error: ") and "YYYY-MM-DD" in err and err.count("\n") == 1
 
 
+def test_a_last_time_question_answers_only_the_few_videos_the_search_ranks_best(tmp_path):
+    """The latest confident moment comes from the videos answered: the more of them, the more later ones where the
+    object is merely in view. So "where did I put X" answers at most RECENCY_VIDEOS of the best-matching videos
+    (zero-shot otherwise answers up to eight); other questions keep the full budget."""
+    from app.answering.recency import RECENCY_VIDEOS
+
+    service = EgoRecall(Settings(library=tmp_path / "lib", device="cpu"), encoder=ColorEncoder())
+    for day in range(RECENCY_VIDEOS + 2):  # the keys (red) on screen every day; the cup (green) too
+        meta = {"creation_time": f"2026-11-{20 + day:02d}T08:00:00.000000Z"}
+        spans = {"red": [(2.0 + day % 3, 5.0 + day % 3)], "green": [(8.0, 10.0)]}
+        frame = colored_frames(spans, FPS)
+        path = write_video(
+            tmp_path / f"day{day}.mp4", seconds=12.0, fps=FPS, width=64, height=48, frame=frame, metadata=meta
+        )
+        assert service.index([path])[0].ok
+    last = service.ask("where did I put my keys?", mode="zeroshot", k=5, clips=False)
+    assert last.ordered == "last" and last.candidates == RECENCY_VIDEOS
+    latest = max((m for m in last.moments), key=lambda m: m.recorded_at)
+    assert last.moments[0] == latest  # the latest of the videos answered comes first
+    other = service.ask("how many cups did I see?", mode="zeroshot", k=5, clips=False)
+    assert other.ordered is None and other.candidates == RECENCY_VIDEOS + 2  # a small library: every video
+
+
 NOW = datetime(2026, 12, 6, 15, 0).timestamp()  # a Sunday afternoon
 
 

@@ -33,6 +33,13 @@ RECENCY_MARGIN = 0.25
 is as confident as the best."""
 RECENCY_CANDIDATES = 10
 """Windows looked at to find the latest confident one (more than the five shown: the latest may rank sixth)."""
+RECENCY_VIDEOS = 4
+"""At most this many videos -- those the library search ranks best -- are answered for a question that wants the
+latest (or earliest) moment: the more videos, the more later ones where the object is merely in view, and the
+latest confident moment comes from one of them. Chosen on three tuning weeks of ``bench/bench_days.py`` (31
+"where did I put X" questions, rank 1 in the right video, ReLER corpus checkpoint): 1 / 2 / 3 / 4 / 6 / 8 / 12
+videos gave zero-shot 29 / 42 / 55 / 58 / 48 / 48 / 48 % and `auto` 29 / 42 / 58 / 58 / 45 / 45 / 39 %
+(zero-shot answered 8 until then; trained modes already 4). "First time" questions were not measured."""
 
 
 def wanted_order(rewrite: Rewrite) -> tuple[str | None, bool]:

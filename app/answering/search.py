@@ -32,7 +32,7 @@ from app.answering.anchoring import AnchorTimes, find_anchor_times, near_in_time
 from app.answering.base import Answerer, PreparedQuestion
 from app.answering.calibration import Calibration
 from app.answering.corrections import apply_corrections, is_wrong_again, same_question
-from app.answering.recency import RECENCY_CANDIDATES, order_by_time
+from app.answering.recency import RECENCY_CANDIDATES, RECENCY_VIDEOS, order_by_time, wanted_order
 from app.answering.results import Answer, Moment, ScoreSeries
 from app.answering.when import NothingAtThatTime, TimeRange, read_time
 from indexing.library import Library, LibraryView, VideoRecord
@@ -168,7 +168,7 @@ def find_moments(
             )
         prepared = answerer.prepare([question], search=True)[0]
         plan = _plan(library, records, prepared, answerer, config, view)
-        budget = config.max_videos or answerer.max_candidate_videos
+        budget = _budget(config, answerer, prepared)
         if prepared.anchor is not None and prepared.rewrite.relation is not None:  # the event near the candidates
             around = near_in_time(records, [record for record, _ in plan.values()])
             zs = _zero_shot_config(answerer)
@@ -181,6 +181,16 @@ def find_moments(
     ranking.ranked = rank_across([(vid, sv.windows) for vid, sv in ranking.videos.items()], k)
     logger.info("answered %r over %d video(s) in %.3f s", question, len(plan), time.monotonic() - started)
     return ranking
+
+
+def _budget(config: SearchConfig, answerer: Answerer, prepared: PreparedQuestion) -> int:
+    """Candidate videos a library-wide question answers: ``config.max_videos``, else the answerer's own budget,
+    at most :data:`~app.answering.recency.RECENCY_VIDEOS` for a question that wants the latest (earliest) moment."""
+    if config.max_videos is not None:
+        return config.max_videos
+    if wanted_order(prepared.rewrite)[0] is not None:
+        return min(answerer.max_candidate_videos, RECENCY_VIDEOS)
+    return answerer.max_candidate_videos
 
 
 def _zero_shot_config(answerer: Answerer) -> ZeroShotConfig:
@@ -200,7 +210,7 @@ def _plan(
     view: LibraryView,
 ) -> dict[str, tuple[VideoRecord, list[Region]]]:
     """Which videos (and which regions of them) to answer."""
-    budget = config.max_videos or answerer.max_candidate_videos
+    budget = _budget(config, answerer, prepared)
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
         return {r.id: (r, [Region.whole(0, r.num_rows)]) for r in records}
     hits = library.search(prepared.vector, k=config.frame_hits, view=view)[0]
