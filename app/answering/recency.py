@@ -7,7 +7,8 @@ put-down of three weeks ago wins. The rule here:
   ``last`` -- questions asking where an object is (``where did I put / leave X``, ``where is X``) when their
   confident moments come from more than one video;
 * **candidates**: the ranked windows and the best moment of every video scored (the latest put-down may be
-  in a video none of whose windows made the top);
+  in a video none of whose windows made the top) -- of at most :data:`RECENCY_VIDEOS` videos, the library
+  search's best (:func:`app.answering.search.find_moments`);
 * **confident**: with a calibration, the candidates over its good-match threshold; without one, those whose
   score is within a quarter of the way from the best candidate's to the median of every window scored
   (:data:`RECENCY_MARGIN`): those that stand out together with the best;
