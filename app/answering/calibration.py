@@ -175,10 +175,10 @@ def fit_calibration(
     neg = np.asarray(negative_scores, dtype=np.float64)
     if len(pos) == 0 or len(neg) == 0 or len(hits) != len(pos):
         raise ValueError("calibration needs answerable queries (with hit flags) and negative queries")
-    pos_p = _presence_column(answerable_presence, len(pos))
-    neg_p = _presence_column(negative_presence, len(neg))
-    pos_c = _presence_column(answerable_clip, len(pos))
-    neg_c = _presence_column(negative_clip, len(neg))
+    pos_p = _per_query(answerable_presence, len(pos))
+    neg_p = _per_query(negative_presence, len(neg))
+    pos_c = _per_query(answerable_clip, len(pos))
+    neg_c = _per_query(negative_clip, len(neg))
     y = np.concatenate([hits.astype(np.float64), np.zeros(len(neg))])
     columns = {"a": np.concatenate([pos, neg])}
     presence = np.concatenate([pos_p, neg_p])
@@ -203,7 +203,7 @@ def fit_calibration(
     return replace(probe, threshold=threshold, fitted_on=fitted_on, positives=int(len(pos)), negatives=int(len(neg)))
 
 
-def _presence_column(values, n: int) -> np.ndarray:
+def _per_query(values, n: int) -> np.ndarray:
     """One value per query (NaN where it has none) from a sequence that may hold None, or all NaN."""
     if values is None:
         return np.full(n, np.nan)
@@ -227,10 +227,10 @@ def rejection_report(
     pos = np.asarray(answerable_scores, dtype=np.float64)
     hits = np.asarray(answerable_hits, dtype=bool)
     neg = np.asarray(negative_scores, dtype=np.float64)
-    pos_p = _presence_column(answerable_presence, len(pos))
-    neg_p = _presence_column(negative_presence, len(neg))
-    pos_c = _presence_column(answerable_clip, len(pos))
-    neg_c = _presence_column(negative_clip, len(neg))
+    pos_p = _per_query(answerable_presence, len(pos))
+    neg_p = _per_query(negative_presence, len(neg))
+    pos_c = _per_query(answerable_clip, len(pos))
+    neg_c = _per_query(negative_clip, len(neg))
     good_pos = cal.probability(pos, pos_p, pos_c) >= cal.threshold
     bad_neg = cal.probability(neg, neg_p, neg_c) < cal.threshold
     return {
