@@ -32,7 +32,8 @@ import torch  # noqa: E402
 from models.grid import EGO4D_RATE_HZ  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.loop import run  # noqa: E402
-from training.nlq import NARRATION_TEMPLATE, NLQFileBuilder  # noqa: E402
+from training.nlq import NARRATION_TEMPLATE  # noqa: E402
+from training.nlq_writer import NLQFileBuilder  # noqa: E402
 from training.runlog import read_log  # noqa: E402
 
 WORDS = ("keys", "mug", "phone", "wallet", "book", "bottle", "knife", "towel")

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.metrics import evaluate, score_windows  # noqa: E402
 from training.naq import build_naq  # noqa: E402
 from training.narrations import load_narrations  # noqa: E402
-from training.nlq import NLQFileBuilder, load_nlq, parse_nlq  # noqa: E402
+from training.nlq import load_nlq, parse_nlq  # noqa: E402
+from training.nlq_writer import NLQFileBuilder  # noqa: E402
 from training.submission import Prediction, load_submission, write_submission  # noqa: E402
 
 

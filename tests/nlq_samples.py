@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.nlq import NLQFileBuilder
+from training.nlq_writer import NLQFileBuilder
 
 TEMPLATES = [
     "Objects: Where is object X before / after event Y?",

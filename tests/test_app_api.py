@@ -194,7 +194,7 @@ def test_train_through_the_api_publishes_a_mode(served, tmp_path):
     """A tiny run on the app's own library: live records, then its checkpoints become answering modes."""
     from training_fixtures import TINY_TEXT, TINY_VSLNET
 
-    from training.nlq import NLQFileBuilder
+    from training.nlq_writer import NLQFileBuilder
 
     client = served["client"]
     builder = NLQFileBuilder()

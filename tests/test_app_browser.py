@@ -97,7 +97,7 @@ def test_upload_ask_and_play_in_the_browser(tmp_path, page):
 def _demo_like_data(service, root: Path) -> None:
     """What "Make demo data" leaves for training, small: two indexed videos, a NaQ-style training file and an
     NLQ validation file under <library>/demo/."""
-    from training.nlq import NLQFileBuilder
+    from training.nlq_writer import NLQFileBuilder
 
     videos = [write_video(root / f"room{i}.mp4", seconds=12, seed=10 + i) for i in range(2)]
     results = service.index(videos)

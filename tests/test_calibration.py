@@ -206,7 +206,8 @@ def test_negatives_are_other_videos_questions_about_what_the_clip_never_names():
     object or place (in a house, another video's "where did I put the keys" is often answerable here too), and
     a question naming neither is never one; a caller that knows the truth passes its own test."""
     from app.answering.rejection import negative_queries
-    from training.nlq import NLQFileBuilder, parse_nlq
+    from training.nlq import parse_nlq
+    from training.nlq_writer import NLQFileBuilder
 
     builder = NLQFileBuilder()
     asked = {

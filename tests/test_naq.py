@@ -24,7 +24,8 @@ from training.naq import (
     stream_gaps,
 )
 from training.narrations import Narration
-from training.nlq import NARRATION_TEMPLATE, AnnotationFileError, NLQFileBuilder, clips_from_data, load_nlq, parse_nlq
+from training.nlq import NARRATION_TEMPLATE, AnnotationFileError, clips_from_data, load_nlq, parse_nlq
+from training.nlq_writer import NLQFileBuilder
 
 
 def _nlq_train() -> dict:

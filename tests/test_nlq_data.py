@@ -11,13 +11,13 @@ from training.nlq import (
     EMPTY_WINDOW_S,
     NARRATION_TEMPLATE,
     AnnotationFileError,
-    NLQFileBuilder,
     few_shot_clips,
     few_shot_subset,
     load_nlq,
     parse_nlq,
     read_clips,
 )
+from training.nlq_writer import NLQFileBuilder
 
 
 def test_v2_file_reads_into_clips_and_queries(tmp_path):

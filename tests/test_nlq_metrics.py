@@ -18,7 +18,8 @@ from training.metrics import (
     temporal_iou_array,
     windows_array,
 )
-from training.nlq import NLQFileBuilder, parse_nlq
+from training.nlq import parse_nlq
+from training.nlq_writer import NLQFileBuilder
 from training.submission import (
     Prediction,
     SubmissionError,

@@ -14,7 +14,8 @@ import numpy as np
 from tiny import TINY_TEXT  # noqa: F401 (re-exported for the training tests)
 
 from models.grid import EGO4D_RATE_HZ
-from training.nlq import NARRATION_TEMPLATE, NLQFileBuilder
+from training.nlq import NARRATION_TEMPLATE
+from training.nlq_writer import NLQFileBuilder
 
 OBJECTS = ("red ball", "blue cup", "green key", "yellow book")
 DIM = 16

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from indexing.feedback import ADJUSTED, RIGHT
 from indexing.library import Library
-from training.nlq import NLQFileBuilder
+from training.nlq_writer import NLQFileBuilder
 
 FEEDBACK_TEMPLATE = "EgoRecall: corrected answer"
 

@@ -43,8 +43,8 @@ from training.nlq import (
     few_shot_clips,
     parse_nlq,
     read_json,
-    write_json_atomic,
 )
+from training.nlq_writer import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from indexing.fsutil import write_json_atomic
 from models.presence import vocabulary as presence_vocabulary
 from training.naq import NaQConfig, NaQReport, build_naq
 from training.narrations import Narration
-from training.nlq import NLQFileBuilder
+from training.nlq_writer import NLQFileBuilder
 
 logger = logging.getLogger(__name__)
 

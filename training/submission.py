@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.nlq import NLQFileError, Query, QueryKey, read_json, write_json_atomic
+from training.nlq import NLQFileError, Query, QueryKey, read_json
+from training.nlq_writer import write_json_atomic
 
 CHALLENGE = "ego4d_nlq_challenge"
 VERSION = "1.0"
