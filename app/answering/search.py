@@ -167,8 +167,8 @@ def find_moments(
                 f"the library at {library.root} has no videos yet; add some with `python -m app index VIDEO...`"
             )
         prepared = answerer.prepare([question], search=True)[0]
-        plan = _plan(library, records, prepared, answerer, config, view)
         budget = _budget(config, answerer, prepared)
+        plan = _plan(library, records, prepared, answerer, config, view, budget)
         if prepared.anchor is not None and prepared.rewrite.relation is not None:  # the event near the candidates
             around = near_in_time(records, [record for record, _ in plan.values()])
             zs = _zero_shot_config(answerer)
@@ -208,9 +208,9 @@ def _plan(
     answerer: Answerer,
     config: SearchConfig,
     view: LibraryView,
+    budget: int,
 ) -> dict[str, tuple[VideoRecord, list[Region]]]:
-    """Which videos (and which regions of them) to answer."""
-    budget = _budget(config, answerer, prepared)
+    """Which videos (and which regions of them) to answer: at most ``budget`` (:func:`_budget`)."""
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
         return {r.id: (r, [Region.whole(0, r.num_rows)]) for r in records}
     hits = library.search(prepared.vector, k=config.frame_hits, view=view)[0]
