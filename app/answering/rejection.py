@@ -193,7 +193,7 @@ def cross_fitted_report(scores: TopScores, max_r1_loss: float = 2.0, folds: int 
     if not reports:
         raise CalibrationError(
             "too few videos to fit and check a calibration: it needs annotated queries about at least two videos "
-            "and questions from other videos as negatives"
+            "and, as negatives, other videos' questions about an object or place a clip's own questions never name"
         )
     return {key: float(np.mean([r[key] for r in reports])) for key in reports[0]}
 

@@ -85,7 +85,10 @@ def fit_checkpoint(
     for mode in modes:
         name = FUSED if mode.startswith(f"{FUSED}:") else "checkpoint"
         if not negatives:
-            fit.skipped[f"{name} confidence"] = "the file is about one video: no other video's questions as negatives"
+            fit.skipped[f"{name} confidence"] = (
+                "no negatives: no other video's question asks about an object or place a clip's own questions never "
+                "name (a file about one video has none)"
+            )
             continue
         try:
             out = calibrate_mode(service, mode, dataset, source, negatives, max_r1_loss=max_r1_loss)
