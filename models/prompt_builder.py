@@ -13,6 +13,10 @@ _TRAILING_TIME = re.compile(
     r"evening)|in the video|in this video|first|last)$"
 )
 
+EVENT_OBJECT_WEIGHT = 0.25
+"""Weight of the object's prompts beside an event's action (1.0) in "where did I <verb> X" questions:
+measured on bench/bench_answers.py ("Place: Where did I put X?")."""
+
 
 def clean_phrase(phrase: str | None) -> str | None:
     if phrase is None:

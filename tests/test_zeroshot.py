@@ -297,11 +297,12 @@ def test_anchors_per_occurrence_in_a_long_video_where_the_event_happens_often(re
 
 
 def test_every_question_rule_has_its_prompt_builder():
-    from models.questions import _BUILDERS, _RULES, GRAMMAR_FILE, load_rules
+    from models.question_text import GRAMMAR_FILE, RULES, load_rules
+    from models.questions import _BUILDERS
 
-    assert [name for name, _ in _RULES if name not in _BUILDERS] == []
-    assert set(_BUILDERS) == {name for name, _ in _RULES}
-    names = [name for name, _ in _RULES]
+    assert [name for name, _ in RULES if name not in _BUILDERS] == []
+    assert set(_BUILDERS) == {name for name, _ in RULES}
+    names = [name for name, _ in RULES]
     assert len(names) == len(set(names))  # the grammar file names each rule once
     fragments, rules = load_rules(GRAMMAR_FILE)
     assert not any("{" + f + "}" in p.pattern for _, p in rules for f in fragments)  # every fragment filled in

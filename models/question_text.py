@@ -1,0 +1,97 @@
+"""A question's text made ready for the grammar: typos, contractions and polite openers undone, and the
+grammar itself loaded as data (``models/grammar/questions.json``).
+
+Why apart from :mod:`models.questions`: the cleaning and the word lists are shared by the rules and by the
+fallback reader (:mod:`models.question_fallback`), which must not import each other."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from models.text_normalize import normalize_text
+
+GRAMMAR_FILE = Path(__file__).with_name("grammar") / "questions.json"
+
+
+def load_rules(path: Path = GRAMMAR_FILE) -> tuple[dict[str, str], list[tuple[str, re.Pattern]]]:
+    """The question grammar as data: (fragments, [(rule name, compiled pattern)]) in the order they are tried.
+
+    ``{NAME}`` in a pattern stands for ``fragments[NAME]`` (shared word lists such as prepositions)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    fragments = dict(doc["fragments"])
+    rules = []
+    for rule in doc["rules"]:
+        pattern = rule["pattern"]
+        for name, value in fragments.items():
+            pattern = pattern.replace("{" + name + "}", value)
+        rules.append((rule["name"], re.compile(pattern)))
+    return fragments, rules
+
+
+FRAGMENTS, RULES = load_rules()
+_TYPOS: dict[str, str] = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))["typos"]["words"]
+PLACE_PREPOSITIONS = FRAGMENTS["PLACE_PREPOSITIONS"]
+
+OPENING_WORDS = frozenset(
+    "where what when who whom whose which why how did do does is are was were can could "
+    "would will should have has had".split()
+)
+"""A text opening with one of these is a question; its content words are kept without the question words."""
+QUESTION_WORDS = frozenset(
+    "where what when who whom whose which why how many much did do does i is are was were have has had the my "
+    "a an in on at of to me you can could would will should please there it".split()
+)
+
+_CONTRACTIONS = (
+    (re.compile(r"\b(where|what|who|how|when|which|that|there|it)'s\b"), r"\1 is"),
+    (re.compile(r"\b(where|what|who|how|when|which)'re\b"), r"\1 are"),
+    (re.compile(r"\b(did|do|does|was|were|is|are|have|has)n't\b"), r"\1 not"),
+    (re.compile(r"\bi've\b"), "i have"),
+    (re.compile(r"\bi'm\b"), "i am"),
+    (re.compile(r"\b(where|what|who|how|when)'d\b"), r"\1 did"),
+    (re.compile(r"\bcan't\b"), "can not"),
+)
+_OPENERS = re.compile(
+    r"^(?:(?:hey|hi|ok|okay|so|please|um|uh)\b,?\s*)*"
+    r"(?:(?:can|could|would) you (?:please )?(?:tell|show) me |(?:please )?(?:tell|show) me |"
+    r"(?:(?:can|could|would) you )?(?:please )?help me (?:to )?(?:find |see |know )?|"
+    r"do you know |i (?:want|need) to know |i wonder )?"
+)
+ORDER_WORDS = (("last", re.compile(r"\b(?:last|latest|most recent(?:ly)?)\b")), ("first", re.compile(r"\bfirst\b")))
+"""Words that ask for one occurrence among several: the latest or the earliest (``Rewrite.order``)."""
+_ORDER_ADVERB = re.compile(r"\b(i|we) (?:last|first|most recently|just) ")
+_PRONOUN_QUESTION = re.compile(
+    r"^(?!(?:where|when|what|who|how|which|did|do|is|are|was|were)\b)"
+    r"(?P<lead>.*?\b(?:the|my|a|an|our|your) (?P<np>[a-z]+(?: (?!(?:where|when|what|did|how)\b)[a-z]+)?)) "
+    r"(?P<q>(?:where|when|what|did|how) .*\b(?:it|them)\b.*)$"
+)
+
+
+def prepare_question(question: str) -> str:
+    text = question.replace("\u2019", "'").replace("\u2018", "'")
+    text = normalize_text(text)
+    text = " ".join(_TYPOS.get(w, w) for w in text.split())
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    text = _OPENERS.sub("", text, count=1)
+    text = _ORDER_ADVERB.sub(r"\1 ", text)  # "when did i last put" -> "when did i put" (the order is kept apart)
+    # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
+    text = re.sub(
+        r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
+        r"(?!(?:did|do|have|had) )",
+        r"\1 did i ",
+        text,
+    )
+    text = re.sub(r"[\"“”?!.,;:]+", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    # "i can not find my keys where did i put them": the pronoun stands for the phrase the lead named.
+    m = _PRONOUN_QUESTION.match(text)
+    if m:
+        text = re.sub(r"\b(?:it|them)\b", f"the {m['np']}", m["q"], count=1)
+    # A leading time clause ("before I opened the fridge, where was the mug") goes where the templates have it.
+    text = re.sub(
+        r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
+    )
+    return text
