@@ -6,7 +6,19 @@ functions as the UI, so the CLI and the app cannot drift apart.
 
 from importlib import import_module
 
-COMMAND_MODULES = ("serve", "library", "ask", "nlq", "synth", "checkpoints", "train", "pretrain", "demo", "settings")
+COMMAND_MODULES = (
+    "serve",
+    "index",
+    "library",
+    "ask",
+    "nlq",
+    "synth",
+    "checkpoints",
+    "train",
+    "pretrain",
+    "demo",
+    "settings",
+)
 """Module names under ``app.commands``, in the order their commands appear in ``--help``."""
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.commands.library import _add_library_arg, _settings
+from app.commands.common import add_library_args, command_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
 
@@ -53,7 +53,7 @@ def _register_ask(subparsers) -> None:
     clips.add_argument("--no-clips", action="store_true", help="do not cut clips (faster)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
-    _add_library_arg(p)
+    add_library_args(p)
     p.set_defaults(handler=ask_command)
 
 
@@ -112,7 +112,7 @@ def _register_predict(subparsers) -> None:
         "cut from them), or auto (each clip's own file, else its video's)",
     )
     pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where models run")
-    _add_library_arg(pr)
+    add_library_args(pr)
     pr.set_defaults(handler=predict_command)
 
 
@@ -134,7 +134,7 @@ def _register_calibrate(subparsers) -> None:
     ca.add_argument(
         "--max-loss", type=float, default=2.0, metavar="POINTS", help="R@1@0.3 that may be lost, 0-100 (default 2)"
     )
-    _add_library_arg(ca)
+    add_library_args(ca)
     ca.set_defaults(handler=calibrate_command)
 
 
@@ -183,7 +183,7 @@ def ask_command(args: argparse.Namespace) -> int:
 
     check_k(args.k)
     explicit_range(args.since, args.until)  # an unreadable time is refused before any work
-    settings = _settings(args)
+    settings = command_settings(args)
     Library.open(settings.library, create=False, repair=False).close()  # no library: say so, create none
     service = EgoRecall(settings)
     answer = service.ask(
@@ -314,7 +314,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
     check_k(args.k)
     started = time.monotonic()
-    settings = _settings(args)
+    settings = command_settings(args)
     dataset = load_nlq(args.annotations)
     if args.features_dir is None:
         _service, answerer, source = _library_source(args, settings, dataset)
@@ -355,7 +355,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"--max-loss is points of R@1@0.3 from 0 to 100 (got {args.max_loss:g})")
     if args.negatives < 1:
         raise InvalidRequest(f"--negatives must be at least 1 question per clip (got {args.negatives})")
-    service = EgoRecall(_settings(args))
+    service = EgoRecall(command_settings(args))
     dataset = load_nlq(args.annotations)
     source = LibraryClipFeatures(service.library)
     mode = resolve_auto(service.answer_context()) if args.mode == AUTO else args.mode

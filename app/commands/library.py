@@ -1,10 +1,5 @@
-"""``python -m app index VIDEO...`` and ``python -m app library ACTION`` (list, remove, check, repair, reindex,
-correct, feedback, export-features).
-
-``index`` prints one line per indexed video on stdout and, for each file that cannot be indexed, exactly one
-``error: <name>: <why>`` line on stderr; the other files are still indexed and the exit status is 1 if any
-file failed. Progress bars go to stderr only when it is a terminal.
-"""
+"""``python -m app library ACTION``: list, set-time, remove, check, repair, reindex, correct, feedback and
+export-features -- the upkeep of a library once videos are in it."""
 
 from __future__ import annotations
 
@@ -13,55 +8,10 @@ import json
 import sys
 from pathlib import Path
 
-from app.settings import EVERYDAY_FLAGS, Settings, load_settings
-
-
-def grey_levels(text: str) -> float:
-    """argparse type of ``--reuse-still``: a grey-level difference, 0-255."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of grey levels, not {text!r}") from None
-    if not 0.0 <= value <= 255.0:
-        raise argparse.ArgumentTypeError(f"grey levels lie in 0-255, not {value:g}")
-    return value
-
-
-def _add_library_arg(parser: argparse.ArgumentParser) -> None:
-    """``--library`` and the app's settings (``--settings FILE``, ``--set KEY=VALUE``), for every command that
-    opens a library."""
-    parser.add_argument(
-        "--library",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="library directory (default: $EGORECALL_LIBRARY or data/library)",
-    )
-    parser.add_argument(
-        "--settings",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="a YAML file of the app's settings (default: $EGORECALL_CONFIG; `python -m app settings` lists them)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="settings_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one setting, e.g. --set indexing.decode.workers=2 --set clips.pad_s=2 (repeatable)",
-    )
-
-
-def _settings(args) -> Settings:
-    """The settings a command runs with: defaults, environment, ``--settings``, its everyday flags, ``--set``."""
-    flags = {name: getattr(args, name, None) for name in EVERYDAY_FLAGS}
-    return load_settings(getattr(args, "settings", None), getattr(args, "settings_overrides", None) or (), flags)
+from app.commands.common import add_library_args, command_settings, duration_text, service_for
 
 
 def register(subparsers) -> None:
-    _register_index(subparsers)
     lib = subparsers.add_parser("library", help="list, remove, check or repair library videos")
     sub = lib.add_subparsers(dest="library_command", metavar="ACTION", required=True)
     _register_listing(sub)
@@ -69,113 +19,10 @@ def register(subparsers) -> None:
     _register_corrections(sub)
 
 
-def _register_index(subparsers) -> None:
-    p = subparsers.add_parser(
-        "index", help="add videos to the library", description="Decode, embed and index videos into the library."
-    )
-    p.add_argument("videos", nargs="*", type=Path, metavar="VIDEO", help="video files to add")
-    p.add_argument(
-        "--watch",
-        type=Path,
-        default=None,
-        metavar="FOLDER",
-        help="keep running and add the videos that arrive in FOLDER, each once it has finished copying, in "
-        "recording-time order; Ctrl-C stops (a restart adds nothing twice)",
-    )
-    p.add_argument("--interval", type=float, default=2.0, metavar="S", help="with --watch: seconds between looks")
-    p.add_argument(
-        "--settle", type=float, default=5.0, metavar="S", help="with --watch: seconds a file must stay unchanged"
-    )
-    p.add_argument(
-        "--from-list",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="also add the videos listed in FILE, one path per line (relative to FILE's folder; # comments)",
-    )
-    _add_library_arg(p)
-    _add_encoder_args(p)
-    _add_decoding_args(p)
-    _add_cluster_args(p)
-    p.set_defaults(handler=index_command)
-
-
-def _add_encoder_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        default=None,
-        metavar="NAME",
-        help="open_clip architecture (default: the library's encoder, else $EGORECALL_MODEL or ViT-B-16)",
-    )
-    p.add_argument(
-        "--pretrained",
-        default=None,
-        metavar="TAG|FILE|none",
-        help="weights: an open_clip tag, a weights file, or 'none' for random weights (testing only)",
-    )
-    p.add_argument(
-        "--quantize",
-        choices=("none", "int8", "openvino"),
-        default=None,
-        help="a faster CPU image tower: int8 (torch) or openvino (the [openvino] extra, fastest measured); its "
-        "features are another encoder's (default $EGORECALL_QUANTIZE)",
-    )
-    p.add_argument(
-        "--rate",
-        type=float,
-        default=None,
-        metavar="HZ",
-        help="feature grid rate of a new library (default 1.875 Hz, as Ego4D)",
-    )
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="where the encoder runs")
-
-
-def _add_decoding_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="decoder processes per video, each decoding a time segment (default 1)",
-    )
-    p.add_argument(
-        "--reuse-still",
-        type=grey_levels,
-        default=None,
-        metavar="LEVELS",
-        help="a sampled frame differing from the last encoded one by less than this mean grey difference "
-        "(0-255) reuses its feature instead of being encoded (default 0: encode every frame)",
-    )
-    p.add_argument(
-        "--reference",
-        action="store_true",
-        help="keep the video where it is instead of linking/copying it into the library",
-    )
-
-
-def _add_cluster_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="local",
-        default=None,
-        metavar="ADDRESS",
-        help="decode and encode on a Ray cluster (the ray extra): 'auto' joins the cluster `ray start` made "
-        "here, HOST:PORT another head, no value starts Ray on this machine for the run",
-    )
-    p.add_argument(
-        "--ray-workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="with --ray: worker actors (default: one per GPU, else one per CPU)",
-    )
-
-
 def _register_listing(sub) -> None:
     """``library list``, ``set-time``, ``remove``, ``export-features``: the videos themselves."""
     ls = sub.add_parser("list", help="list the indexed videos")
-    _add_library_arg(ls)
+    add_library_args(ls)
     ls.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     ls.set_defaults(handler=list_command)
     st = sub.add_parser(
@@ -186,11 +33,11 @@ def _register_listing(sub) -> None:
     )
     st.add_argument("id", help="video id (from `library list`)")
     st.add_argument("time", help="when its first frame was recorded, e.g. 2026-12-06T08:15")
-    _add_library_arg(st)
+    add_library_args(st)
     st.set_defaults(handler=set_time_command)
     rm = sub.add_parser("remove", help="remove a video and everything stored for it")
     rm.add_argument("id", help="video id (from `library list`)")
-    _add_library_arg(rm)
+    add_library_args(rm)
     rm.set_defaults(handler=remove_command)
     ex = sub.add_parser(
         "export-features",
@@ -200,17 +47,17 @@ def _register_listing(sub) -> None:
         "this library's features.",
     )
     ex.add_argument("--out", type=Path, required=True, metavar="DIR", help="the folder to write")
-    _add_library_arg(ex)
+    add_library_args(ex)
     ex.set_defaults(handler=export_features_command)
 
 
 def _register_upkeep(sub) -> None:
     """``library check``, ``repair``, ``reindex``: keeping the library whole, and switching its encoder."""
     ck = sub.add_parser("check", help="report inconsistencies (exit 1 if any)")
-    _add_library_arg(ck)
+    add_library_args(ck)
     ck.set_defaults(handler=check_command)
     rp = sub.add_parser("repair", help="fix inconsistencies (dead jobs, orphan files, stale index)")
-    _add_library_arg(rp)
+    add_library_args(rp)
     rp.set_defaults(handler=repair_command)
     ri = sub.add_parser(
         "reindex",
@@ -219,7 +66,7 @@ def _register_upkeep(sub) -> None:
         "atomically: until the switch the library keeps working with its old encoder, "
         "and an interrupted re-index leaves it as it was.",
     )
-    _add_library_arg(ri)
+    add_library_args(ri)
     ri.add_argument("--model", required=True, metavar="NAME", help="open_clip architecture of the new encoder")
     ri.add_argument(
         "--pretrained",
@@ -257,7 +104,7 @@ def _register_corrections(sub) -> None:
         "--adjusted", dest="verdict", action="store_const", const="adjusted", help="START-END is the true answer"
     )
     co.add_argument("--mode", default="", help="the mode that answered (recorded with the correction)")
-    _add_library_arg(co)
+    add_library_args(co)
     co.set_defaults(handler=correct_command)
     fb = sub.add_parser(
         "feedback",
@@ -267,140 +114,15 @@ def _register_corrections(sub) -> None:
     )
     fb.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the NLQ file here")
     fb.add_argument("--json", action="store_true", help="list as JSON")
-    _add_library_arg(fb)
+    add_library_args(fb)
     fb.set_defaults(handler=feedback_command)
-
-
-def _service(args):
-    from app.service import EgoRecall
-    from models.clip_encoder import EncoderSpec
-
-    spec = None
-    if getattr(args, "model", None) or getattr(args, "pretrained", None) or getattr(args, "quantize", None):
-        spec = EncoderSpec.from_env(model=args.model, pretrained=args.pretrained, quantize=args.quantize)
-    return EgoRecall(_settings(args), encoder_spec=spec, rate_hz=getattr(args, "rate", None))
-
-
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _index_paths(args) -> list[Path]:
-    from indexing.cluster import read_list
-    from indexing.errors import LibraryError
-
-    paths = list(args.videos) + (read_list(args.from_list) if args.from_list else [])
-    if not paths and getattr(args, "watch", None) is None:
-        raise LibraryError(
-            "nothing to index: name video files, a list of them with --from-list FILE, or a folder to --watch"
-        )
-    return paths
-
-
-def _print_result(result) -> bool:
-    if result.ok:
-        rec = result.record
-        note = "  (already in the library)" if result.existed else ""
-        print(f"{rec.id}  {_duration(rec.duration):>8}  {rec.num_rows:6d} frames  {rec.name}{note}", flush=True)
-    else:
-        print(f"error: {result.error}", file=sys.stderr, flush=True)
-    return result.ok
-
-
-def index_command(args) -> int:
-    paths = _index_paths(args)
-    if args.ray is not None:
-        return _index_on_cluster(args, paths)
-    from tqdm import tqdm
-
-    service = _service(args)
-    bars: dict[Path, tqdm] = {}
-
-    def progress(path: Path, done: int, total: int) -> None:
-        bar = bars.get(path)
-        if bar is None:
-            bar = bars[path] = tqdm(
-                total=total, desc=path.name, unit="frame", leave=False, disable=None, file=sys.stderr
-            )
-        bar.update(done - bar.n)
-
-    failed = 0
-    # Index one by one so each file's line appears as soon as it is done.
-    for path in paths:
-        (result,) = service.index([path], progress=progress, copy_media=not args.reference)
-        bar = bars.pop(path, None)
-        if bar is not None:
-            bar.close()
-        failed += not _print_result(result)
-    if args.watch is not None:
-        return _watch(args, service) or (1 if failed else 0)
-    return 1 if failed else 0
-
-
-def _watch(args, service) -> int:
-    import threading
-
-    from app.commands.stopping import stop_on_signals
-    from indexing.errors import LibraryError
-
-    if args.interval <= 0 or args.settle < 0:
-        raise LibraryError("--interval must be above 0 and --settle at least 0 seconds")
-    stop = threading.Event()
-    previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
-    print(f"watching {args.watch.absolute()} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    try:
-        added = service.watch(
-            args.watch,
-            stop,
-            interval_s=args.interval,
-            settle_s=args.settle,
-            on_result=_print_result,
-            copy_media=not args.reference,
-        )
-    finally:
-        import signal
-
-        for s, h in previous.items():
-            signal.signal(s, h)
-    print(f"stopped watching; {added} video(s) added", file=sys.stderr)
-    return 0
-
-
-def _index_on_cluster(args, paths: list[Path]) -> int:
-    """One bar for the whole corpus (files, hours of video done, ETA); a line per file as it is committed."""
-    from tqdm import tqdm
-
-    from indexing.cluster import ClusterConfig
-
-    service = _service(args)
-    config = ClusterConfig(address=None if args.ray == "local" else args.ray, workers=args.ray_workers)
-    bar = tqdm(total=len(paths), desc="corpus", unit="video", disable=None, file=sys.stderr)
-    hours = 0.0
-    failed = 0
-
-    def progress(result, done: int, total: int) -> None:
-        nonlocal hours, failed
-        if result.ok and not result.existed:
-            hours += result.record.duration / 3600.0
-        bar.set_postfix_str(f"{hours:.2f} h indexed", refresh=False)
-        bar.update(1)
-        with bar.external_write_mode():
-            failed += not _print_result(result)
-
-    try:
-        service.index_on_cluster(paths, config, progress, copy_media=not args.reference)
-    finally:
-        bar.close()
-    return 1 if failed else 0
 
 
 def list_command(args) -> int:
     from indexing.library import Library
     from indexing.recording_time import by_day, local_moment
 
-    library = Library.open(_settings(args).library)
+    library = Library.open(command_settings(args).library)
     records = library.videos(include_pending=True)
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=1))
@@ -413,7 +135,7 @@ def list_command(args) -> int:
         for r in group:
             at = local_moment(r.recorded_at, r.recorded_tz).strftime("%H:%M") if r.recorded_at else "--:--"
             source = f"({r.recorded_source})" if r.recorded_source else ""
-            print(f"  {at}  {source:12} {r.id:12}  {_duration(r.duration):>8}  {r.status:8}  {r.name}")
+            print(f"  {at}  {source:12} {r.id:12}  {duration_text(r.duration):>8}  {r.status:8}  {r.name}")
     return 0
 
 
@@ -422,7 +144,7 @@ def set_time_command(args) -> int:
     from indexing.recording_time import parse_user_time, short_time
 
     when = parse_user_time(args.time)  # a time that cannot be read changes nothing
-    rec = Library.open(_settings(args).library, create=False).set_recording_time(args.id, when)
+    rec = Library.open(command_settings(args).library, create=False).set_recording_time(args.id, when)
     print(f"{rec.id}  {rec.name}: recorded {short_time(rec.recorded_at, rec.recorded_tz)} (set by you)")
     return 0
 
@@ -430,7 +152,7 @@ def set_time_command(args) -> int:
 def remove_command(args) -> int:
     from indexing.library import Library
 
-    rec = Library.open(_settings(args).library, create=False).remove(args.id)
+    rec = Library.open(command_settings(args).library, create=False).remove(args.id)
     print(f"removed {rec.id}  {rec.name}")
     return 0
 
@@ -447,7 +169,7 @@ def _print_report(report) -> None:
 def check_command(args) -> int:
     from indexing.library import Library
 
-    report = Library.open(_settings(args).library, create=False, repair=False).check()
+    report = Library.open(command_settings(args).library, create=False, repair=False).check()
     _print_report(report)
     return 0 if report.ok else 1
 
@@ -458,8 +180,8 @@ def reindex_command(args) -> int:
     from indexing.library import Library
     from models.clip_encoder import EncoderSpec
 
-    Library.open(_settings(args).library, create=False, repair=False)  # a clear error when there is none
-    service = _service(argparse.Namespace(library=args.library, device=args.device, workers=args.workers))
+    Library.open(command_settings(args).library, create=False, repair=False)  # a clear error when there is none
+    service = service_for(argparse.Namespace(library=args.library, device=args.device, workers=args.workers))
     bar = tqdm(desc="re-indexing", unit="frame", leave=False, disable=None, file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
@@ -479,7 +201,8 @@ def reindex_command(args) -> int:
     for video_id, why in report.damaged:
         print(f"error: {why} (video {video_id} is now marked damaged; remove it and add it again)", file=sys.stderr)
     print(
-        f"re-indexed {report.videos} videos with {report.new_key} (was {report.old_key}) in {_duration(report.seconds)}"
+        f"re-indexed {report.videos} videos with {report.new_key} (was {report.old_key}) "
+        f"in {duration_text(report.seconds)}"
     )
     return 1 if report.damaged else 0
 
@@ -487,7 +210,7 @@ def reindex_command(args) -> int:
 def repair_command(args) -> int:
     from indexing.library import Library
 
-    library = Library.open(_settings(args).library, create=False, repair=False)
+    library = Library.open(command_settings(args).library, create=False, repair=False)
     report = library.repair()
     _print_report(report)
     return 0
@@ -496,7 +219,7 @@ def repair_command(args) -> int:
 def correct_command(args) -> int:
     from indexing.library import Library
 
-    library = Library.open(_settings(args).library, create=False, repair=False)
+    library = Library.open(command_settings(args).library, create=False, repair=False)
     try:
         c = library.feedback.add(args.id, args.question, args.start, args.end, args.verdict, mode=args.mode)
     finally:
@@ -509,7 +232,7 @@ def feedback_command(args) -> int:
     from indexing.library import Library
     from training.feedback import export_feedback
 
-    library = Library.open(_settings(args).library, create=False, repair=False)
+    library = Library.open(command_settings(args).library, create=False, repair=False)
     try:
         if args.out is not None:
             print(export_feedback(library, args.out).line())
@@ -522,7 +245,7 @@ def feedback_command(args) -> int:
     elif not corrections:
         print("no corrections stored yet")
     for c in [] if args.json else corrections:
-        print(f"{c.id:4d}  {c.video_id}  {c.verdict:<8}  {_duration(c.start)}-{_duration(c.end)}  {c.question}")
+        print(f"{c.id:4d}  {c.video_id}  {c.verdict:<8}  {duration_text(c.start)}-{duration_text(c.end)}  {c.question}")
     return 0
 
 
@@ -530,6 +253,6 @@ def export_features_command(args) -> int:
     from indexing.feature_export import export_features
     from indexing.library import Library
 
-    done = export_features(Library.open(_settings(args).library, create=False), args.out)
+    done = export_features(Library.open(command_settings(args).library, create=False), args.out)
     print(f"exported the features of {done.videos} videos to {done.folder}")
     return 0

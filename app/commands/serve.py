@@ -12,7 +12,7 @@ import os
 import socket
 from pathlib import Path
 
-from app.commands.library import _add_library_arg, _settings
+from app.commands.common import add_library_args, command_settings
 from models.errors import EgoRecallError
 
 DEFAULT_PORT = 7860
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         help="serve the app in the browser (the default command)",
         description="Serve EgoRecall's app: add videos, ask questions, train models. Binds to 127.0.0.1 by default.",
     )
-    _add_library_arg(p)
+    add_library_args(p)
     p.add_argument(
         "--host",
         default="127.0.0.1",
@@ -84,7 +84,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     auth = parse_auth(args.auth)
     port = args.port if args.port is not None else free_port(args.host)
-    service = EgoRecall(_settings(args))
+    service = EgoRecall(command_settings(args))
     blocks = build_app(service, watch_folder=args.watch)
     print(f"EgoRecall: library {service.settings.library}; open http://{args.host}:{port}", flush=True)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from app.commands.library import _add_library_arg, _settings
+from app.commands.common import add_library_args, command_settings
 
 
 def register(subparsers) -> None:
@@ -15,10 +15,10 @@ def register(subparsers) -> None:
         description="Print the settings the other commands would run with (defaults, environment, --settings "
         "FILE, --set KEY=VALUE) as YAML: a starting point for a settings file.",
     )
-    _add_library_arg(p)
+    add_library_args(p)
     p.set_defaults(handler=settings_command)
 
 
 def settings_command(args) -> int:
-    print(yaml.safe_dump(_settings(args).to_dict(), sort_keys=False).rstrip())
+    print(yaml.safe_dump(command_settings(args).to_dict(), sort_keys=False).rstrip())
     return 0

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 
 
 def _register_adapt(subparsers) -> None:
-    from app.commands.library import _add_library_arg
+    from app.commands.common import add_library_args
 
     p = subparsers.add_parser(
         "adapt",
@@ -74,7 +74,7 @@ def _register_adapt(subparsers) -> None:
         help="how clearly an object must stand out to be narrated, in standard deviations over the library "
         "(default 2.5; lower narrates more, and more wrongly)",
     )
-    _add_library_arg(p)
+    add_library_args(p)
     p.set_defaults(handler=adapt_command)
 
 
@@ -82,7 +82,7 @@ def adapt_command(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from app.adaptation import AdaptSettings
-    from app.commands.library import _settings
+    from app.commands.common import command_settings
     from app.commands.stopping import stop_on_signals
     from app.service import EgoRecall
 
@@ -96,7 +96,7 @@ def adapt_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else {}
     try:
-        result = EgoRecall(_settings(args)).adapt(args.checkpoint, settings, stop=stop)
+        result = EgoRecall(command_settings(args)).adapt(args.checkpoint, settings, stop=stop)
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
