@@ -52,20 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.service import EgoRecall  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
+from bench.query_data import DIM, OUT, RATE_HZ, ROWS, VIDEO_S, make_features, make_queries, unit  # noqa: E402
+from bench.query_exact import CLOSE, exact_moments, exact_top, same_moments  # noqa: E402
 from indexing.config import LibraryConfig  # noqa: E402
 from indexing.library import Library  # noqa: E402
 from indexing.vectors import effective_factory  # noqa: E402
 from models.clip_encoder import EncoderSpec  # noqa: E402
-from models.grid import TimeGrid  # noqa: E402
-from models.windows import ProposalConfig, Window, best_window_scores, rank_across  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench" / "out" / "query"
-DIM = 512
-RATE_HZ = 1.875
-VIDEO_S = 1800.0
-ROWS = math.ceil(VIDEO_S * RATE_HZ - 1e-6)  # 3375
-CONCEPTS = 4096
 RECORDED_FROM = 1.7935e9
 """The first video's recording time (November 2026); one every :data:`RECORDED_EVERY_S` after it, so a library
 spans days as a person's does and questions ordered in time ("where did I put ...", "before I opened ...")
@@ -89,143 +82,6 @@ def rss_anon_mb() -> float:
         if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024.0
     return float("nan")
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-# ------------------------------------------------------------------------------------------ data
-def concepts(seed: int) -> np.ndarray:
-    return unit(np.random.default_rng((seed, 0)).standard_normal((CONCEPTS, DIM), dtype=np.float32))
-
-
-def video_features(seed: int, index: int, table: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """float16 [ROWS, DIM] of one synthetic video, and the concepts its scenes show."""
-    rng = np.random.default_rng((seed, 1, index))
-    look = unit(rng.standard_normal(DIM, dtype=np.float32))
-    scene_of = np.empty(ROWS, np.int64)
-    shown, t = [], 0
-    while t < ROWS:
-        length = int(rng.uniform(20, 120) * RATE_HZ)
-        c = int(rng.integers(CONCEPTS))
-        scene_of[t : t + length] = c
-        shown.append(c)
-        t += length
-    noise = rng.standard_normal((ROWS, DIM), dtype=np.float32) / np.float32(math.sqrt(DIM))
-    x = 0.6 * table[scene_of] + 0.5 * look + 0.62 * noise
-    return unit(x).astype(np.float16), shown
-
-
-def make_features(videos: int, seed: int, source=None) -> list[int]:
-    """Feature files for ``videos`` videos under OUT/features (kept across sizes); concepts shown in video 0-1.
-    ``source``: a :class:`bench.query_worlds.WorldSource` to tile instead of the concept model."""
-    folder = OUT / "features"
-    folder.mkdir(parents=True, exist_ok=True)
-    if source is not None:
-        return make_world_features(videos, seed, source, folder)
-    table = concepts(seed)
-    early: set[int] = set()
-    started = time.monotonic()
-    for i in range(videos):
-        path = folder / f"{i:012x}.npy"
-        if path.exists() and i >= 2:
-            continue
-        feats, shown = video_features(seed, i, table)
-        if i < 2:
-            early.update(shown)
-        if not path.exists():
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, feats)
-            os.replace(tmp, path)
-    print(
-        f"features: {videos} videos ({videos * ROWS:,} vectors) ready in {time.monotonic() - started:.0f} s", flush=True
-    )
-    return sorted(early)
-
-
-def make_world_features(videos: int, seed: int, source, folder: Path) -> list[int]:
-    started = time.monotonic()
-    for i in range(videos):
-        path = folder / f"{i:012x}.npy"
-        if not path.exists():
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, source.video(seed, i, ROWS))
-            os.replace(tmp, path)
-    print(
-        f"features: {videos} videos tiled from {source.hours:.1f} h of world recordings in "
-        f"{time.monotonic() - started:.0f} s",
-        flush=True,
-    )
-    return []
-
-
-def make_queries(n: int, seed: int, shown: list[int]) -> np.ndarray:
-    rng = np.random.default_rng((seed, 2))
-    table = concepts(seed)
-    picked = rng.choice(shown, size=n)
-    return unit(0.3 * table[picked] + 0.95 * unit(rng.standard_normal((n, DIM), dtype=np.float32)))
-
-
-def exact_top(videos: int, queries: np.ndarray, k: int = 100, chunk_videos: int = 16):
-    """Exact top-k (video index, bin) per query by brute force over the feature files, and per (query, video)
-    an upper bound of any zero-shot window's score there (:func:`window_bound`)."""
-    folder = OUT / "features"
-    best_s = np.full((len(queries), 0), -np.inf, np.float32)
-    best_i = np.zeros((len(queries), 0), np.int64)
-    bounds = np.empty((len(queries), videos), np.float32)
-    for first in range(0, videos, chunk_videos):
-        ids = range(first, min(videos, first + chunk_videos))
-        block = np.concatenate([np.load(folder / f"{i:012x}.npy").astype(np.float32) for i in ids])
-        scores = queries @ block.T
-        per_video = scores.reshape(len(queries), len(ids), ROWS)
-        bounds[:, first : first + len(ids)] = window_bound(per_video)
-        gids = np.concatenate([np.arange(ROWS) + i * ROWS for i in ids])
-        take = min(k, scores.shape[1])
-        part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        cand_s = np.concatenate([best_s, np.take_along_axis(scores, part, 1)], axis=1)
-        cand_i = np.concatenate([best_i, gids[part]], axis=1)
-        order = np.argsort(-cand_s, axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(cand_s, order, 1), np.take_along_axis(cand_i, order, 1)
-    return best_i // ROWS, best_i % ROWS, bounds
-
-
-def window_bound(per_video: np.ndarray) -> np.ndarray:
-    """No zero-shot window of a video scores above this: the best window of any scale over its cosine curve
-    (:func:`models.windows.best_window_scores`, which ``curve_to_windows`` always ranks first), plus a margin
-    for the float16 rounding of the cosines the library computes."""
-    grid = TimeGrid(RATE_HZ, VIDEO_S)
-    return (best_window_scores(per_video, grid, ProposalConfig()) + 2e-3).astype(np.float32)
-
-
-def exact_moments(service: EgoRecall, question: str, bounds: np.ndarray, k: int = 5) -> list[tuple[str, Window]]:
-    """What ``ask`` would answer if it scored every video in full: videos in order of their bound, each answered
-    whole by the same answerer, until no unseen video can beat the k-th distinct moment."""
-    answerer = service.answerer("zeroshot")
-    prepared = answerer.prepare([question], search=True)[0]
-    library = service.library
-    answered: list[tuple[str, list[Window]]] = []
-    ranked: list[tuple[str, Window]] = []
-    for i in np.argsort(-bounds).tolist():
-        if len(ranked) == k and bounds[i] < ranked[-1][1].score:
-            break
-        rec = library.get(f"{i:012x}")
-        (result,) = answerer.answer([prepared], library.features(rec), rec.grid, k, comparable=True)
-        answered.append((rec.id, result.windows))
-        ranked = rank_across(answered, k)
-    return ranked
-
-
-CLOSE = 0.01
-"""A moment whose score is within this of the exact answer's at the same rank is as good an answer: about the
-spread of one moment's window score between tiled copies of it (frame noise and a piece's distortion,
-bench/query_worlds.py), and a tenth of the spread of a question's top 100 frames there."""
-
-
-def same_moments(got, exact) -> bool:
-    return len(got) == len(exact) and all(
-        m.video_id == v and abs(m.start - w.start) < 1e-4 and abs(m.end - w.end) < 1e-4 for m, (v, w) in zip(got, exact)
-    )
 
 
 # ------------------------------------------------------------------------------------------ libraries
@@ -283,8 +139,10 @@ def build_library(root: Path, videos: int, factory: str) -> float:
 def ask_text(qi: int) -> str:
     """The text asked for question ``qi`` (its vector comes from :class:`QuestionVectors`): its prompts must be
     its own, or the answerer's cache of prompt vectors hands every question the first one's vector -- which
-    "question 7" (read as the object "question") did from the grammar's fallback on, until this was found."""
-    return f"where is the q{qi} thing"
+    "question 7" (read as the object "question") did from the grammar's fallback on, until this was found. Not a
+    "where is X" question, which a library of recording times answers latest-first from four videos: the
+    stand-in measures the search, so it asks what a plain object question asks."""
+    return f"what is the q{qi} thing"
 
 
 class QuestionVectors:
@@ -336,8 +194,11 @@ def run_index(
     search_t, ask_t, ask_cpu, recall, found, equal, close, regret = [], [], [], [], [], [], [], []
     top_video, top_bin, bounds = truth
     asked = texts if texts is not None else [ask_text(qi) for qi in range(len(queries))]
-    prepared = service.answerer("zeroshot").prepare(asked, search=True)  # every prompt encoded, untimed
-    anchored = [p.anchor is not None and p.rewrite.relation is not None for p in prepared]
+    anchored = [False] * len(asked)
+    if text_encoder is not None:  # every prompt encoded, untimed (the stub embeds only the question being asked:
+        # preparing its stand-in texts up front cached the stub's empty vector for all of them)
+        prepared = service.answerer("zeroshot").prepare(asked, search=True)
+        anchored = [p.anchor is not None and p.rewrite.relation is not None for p in prepared]
     reordered = 0
     for qi, q in enumerate(queries):  # the first ``warmup`` questions only warm caches up
         if text_encoder is None:
@@ -517,7 +378,7 @@ def main() -> int:
         OUT = OUT.with_name("query-worlds")
         source = WorldSource(DIM, args.seed)
     try:
-        shown = make_features(videos_needed, args.seed, source)
+        shown = make_features(OUT / "features", videos_needed, args.seed, source)
         texts, text_encoder = None, None
         if source is None:
             queries = make_queries(args.queries + args.warmup, args.seed, shown)
@@ -538,7 +399,7 @@ def main() -> int:
         for hours in sorted(args.hours):
             videos = math.ceil(hours * 3600 / VIDEO_S)
             started = time.monotonic()
-            truth = exact_top(videos, queries)
+            truth = exact_top(OUT / "features", videos, queries)
             print(
                 f"{hours} h: exact top-100 of {len(queries)} questions by brute force in "
                 f"{time.monotonic() - started:.0f} s",
