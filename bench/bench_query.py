@@ -173,10 +173,13 @@ def run_index(
     add_video: bool = False,
     texts: list[str] | None = None,
     text_encoder=None,
+    copies=None,
 ) -> dict:
     """One library's figures. ``texts`` with ``text_encoder``: the questions asked in words through the app's
     grammar (anchors and object prompts included), every prompt encoded before the timing; otherwise each
-    question is asked as :func:`ask_text` and embeds to its vector in ``queries``."""
+    question is asked as :func:`ask_text` and embeds to its vector in ``queries``. ``copies``: a
+    :class:`bench.query_worlds.Copies`, to compare answers with exact search moment by moment, any copy of a
+    moment counting as it."""
     root = OUT / f"lib-{hours}h-{factory.replace(',', '_')}"
     build_s = build_library(root, videos, factory)
     index_mb = (root / "index" / "frames.faiss").stat().st_size / 2**20
@@ -192,6 +195,8 @@ def run_index(
     index_ram = rss_anon_mb() - before
     library = service.library
     search_t, ask_t, ask_cpu, recall, found, equal, close, regret = [], [], [], [], [], [], [], []
+    same_copies, first_copy = [], []
+    right: dict[str, list[tuple[bool, bool]]] = {"ask": [], "exact": [], "all": []}
     top_video, top_bin, bounds = truth
     asked = texts if texts is not None else [ask_text(qi) for qi in range(len(queries))]
     anchored = [False] * len(asked)
@@ -217,6 +222,9 @@ def run_index(
         got = {(h.video_id, h.bin) for h in hits[:100]}
         recall.append(len(exact & got) / len(exact))
         found.append(f"{int(top_video[qi][0]):012x}" in {s.video_id for s in answer.series})
+        if copies is not None and copies.truths:
+            marks = [copies.answers((m.video_id, m.start, m.end), copies.truths[qi], 0.3) for m in answer.moments]
+            right["all"].append((bool(marks) and marks[0], any(marks)))
         if answer.ordered is not None:
             reordered += 1  # by time or by an event found across the library: exact search ranks by score alone
             continue
@@ -225,6 +233,18 @@ def run_index(
         got_scores = [m.score for m in answer.moments] + [-np.inf] * (len(exact) - len(answer.moments))
         close.append(all(g >= w.score - CLOSE for g, (_, w) in zip(got_scores, exact)))
         regret.append(exact[0][1].score - got_scores[0] if exact else 0.0)
+        if copies is not None:
+            pairs = [((m.video_id, m.start, m.end), (v, w.start, w.end)) for m, (v, w) in zip(answer.moments, exact)]
+            same = [copies.same(a, b) for a, b in pairs]
+            same_copies.append(len(answer.moments) == len(exact) and all(same))
+            first_copy.append(bool(same) and same[0])
+            truth = copies.truths[qi]
+            for name, moments in (
+                ("ask", [(m.video_id, m.start, m.end) for m in answer.moments]),
+                ("exact", [(v, w.start, w.end) for v, w in exact]),
+            ):
+                marks = [copies.answers(m, truth, 0.3) for m in moments]
+                right[name].append((bool(marks) and marks[0], any(marks)))
     rss_after = rss_anon_mb()
     add = add_hour(service, root) if add_video else None
     library.close()
@@ -248,6 +268,13 @@ def run_index(
         equal=float(np.mean(equal)),
         close=float(np.mean(close)),
         regret=float(np.percentile(regret, 95)) if regret else float("nan"),
+        same_copies=float(np.mean(same_copies)) if same_copies else float("nan"),
+        first_copy=float(np.mean(first_copy)) if first_copy else float("nan"),
+        right={
+            k: (100 * np.mean([h[0] for h in v]), 100 * np.mean([h[1] for h in v]), len(v))
+            for k, v in right.items()
+            if v
+        },
         anchored=int(sum(anchored[warmup:])),
         reordered=reordered,
         rss_mb=rss_after,
@@ -370,20 +397,21 @@ def main() -> int:
         f"{args.queries} questions, {args.warmup} warm-up"
     )
     videos_needed = max(math.ceil(h * 3600 / VIDEO_S) for h in args.hours)
-    source = None
+    source, copies = None, None
     if args.features == "worlds":
-        from bench.query_worlds import WorldSource
+        from bench.query_worlds import Copies, WorldSource
 
         global OUT
         OUT = OUT.with_name("query-worlds")
         source = WorldSource(DIM, args.seed)
+        copies = Copies(source, args.seed, ROWS, RATE_HZ)
     try:
         shown = make_features(OUT / "features", videos_needed, args.seed, source)
         texts, text_encoder = None, None
         if source is None:
             queries = make_queries(args.queries + args.warmup, args.seed, shown)
         else:
-            queries, texts = source.questions(args.queries + args.warmup, args.seed)
+            queries, texts, copies.truths = source.questions(args.queries + args.warmup, args.seed)
             print(f"questions: {len(queries)} of the worlds' own, e.g. {texts[args.warmup]!r}, asked as {args.asked}")
             if args.asked == "words":
                 text_encoder = source.text_encoder(KEY, QuestionVectors.spec)
@@ -411,7 +439,9 @@ def main() -> int:
                     print(f"{hours} h: skipping {resolved}: {videos * ROWS * DIM * 4 / 2**30:.1f} GB of float32")
                     continue
                 add_video = args.add_hour and hours == max(args.hours) and factory == "auto"
-                r = run_index(hours, videos, factory, queries, truth, args.warmup, add_video, texts, text_encoder)
+                r = run_index(
+                    hours, videos, factory, queries, truth, args.warmup, add_video, texts, text_encoder, copies
+                )
                 label = r["factory"] + (" (auto)" if r["asked"] == "auto" else "")
                 row = (
                     f"{r['hours']:>5} {r['vectors']:>10,} {label:>14} {r['build_s']:>8.1f} {r['index_mb']:>8.0f} "
@@ -423,6 +453,20 @@ def main() -> int:
                 if not rows:
                     print(header)
                 rows.append(row)
+                if copies is not None:
+                    rows.append(
+                        f"      any copy of a moment counting as it: top-5 the same moments as exact search "
+                        f"{r['same_copies'] * 100:.1f} %, rank 1 {r['first_copy'] * 100:.1f} %"
+                    )
+                    right = r["right"]
+                    if "all" in right:
+                        rows.append(
+                            "      R@1 / R@5 at IoU 0.3, a copy of a true answer counting: ask {:.1f} / {:.1f} ({} "
+                            "questions); on the {} also answered by exact search: ask {:.1f} / {:.1f}, exact search "
+                            "{:.1f} / {:.1f}".format(
+                                *right["all"], right["ask"][2], *right["ask"][:2], *right["exact"][:2]
+                            )
+                        )
                 if texts is not None:
                     rows.append(
                         f"      asked in words: {r['anchored']} questions with an event anchor (its own search), "

@@ -51,6 +51,8 @@ class WorldSource:
                 "--train-steps 400 --localizer vslnet --pretrain-steps 240 --augment speed_probability=0)"
             )
         self.pieces: list[np.ndarray] = []
+        self.origins: list[str] = []
+        """Each piece's source video (its world's ``video_uid``)."""
         self.worlds: list[Path] = []
         spec = None
         for name in LIBRARIES:
@@ -59,9 +61,11 @@ class WorldSource:
             spec = spec or (settings.encoder_model, settings.encoder_pretrained)
             if (settings.encoder_model, settings.encoder_pretrained) != spec:
                 raise SystemExit(f"{name} was indexed by another encoder than {LIBRARIES[0]}")
-            maps = lib.features_of(lib.videos())
+            records = {r.id: r for r in lib.videos()}
+            maps = lib.features_of(list(records.values()))
             self.pieces += [np.asarray(m, np.float32) for m in maps.values()]
-            self.worlds.append(Path(lib.videos()[0].source_path).parent.parent / "world.json")
+            self.origins += [Path(records[vid].name).stem for vid in maps]
+            self.worlds += sorted({Path(r.source_path).parent.parent / "world.json" for r in records.values()})
             lib.close()
         assert spec is not None
         self.encoder_spec = spec
@@ -81,16 +85,31 @@ class WorldSource:
 
     def video(self, seed: int, index: int, rows: int) -> np.ndarray:
         """float16 [rows, dim]: one synthetic video (see the module docstring)."""
-        rng = np.random.default_rng((seed, 11, index))
-        out, filled = [], 0
-        while filled < rows:
-            piece = self.pieces[int(rng.integers(len(self.pieces)))] @ self.embed
-            piece = piece + piece @ self.distortions[int(rng.integers(DISTORTIONS))]
-            piece += FRAME_NOISE * rng.standard_normal(piece.shape, dtype=np.float32)
-            out.append(piece[: rows - filled])
-            filled += len(out[-1])
-        x = np.concatenate(out)
+        x = np.concatenate([piece for _, piece in self._draw(seed, index, rows, features=True)])
         return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+
+    def layout(self, seed: int, index: int, rows: int) -> list[tuple[int, int]]:
+        """(source recording, rows taken from its start) for each stretch of video ``index``, in order: where its
+        moments come from, so an answer can be told apart from another copy of the same moment. The same random
+        draws as :meth:`video` (its noise included), so it holds for feature files made before it existed."""
+        return [(p, len(piece)) for p, piece in self._draw(seed, index, rows, features=False)]
+
+    def _draw(self, seed: int, index: int, rows: int, features: bool):
+        rng = np.random.default_rng((seed, 11, index))
+        filled = 0
+        while filled < rows:
+            p = int(rng.integers(len(self.pieces)))
+            distortion = self.distortions[int(rng.integers(DISTORTIONS))]
+            shape = (len(self.pieces[p]), self.dim)
+            if features:
+                piece = self.pieces[p] @ self.embed
+                piece = piece + piece @ distortion
+                piece += FRAME_NOISE * rng.standard_normal(shape, dtype=np.float32)
+            else:  # only the draws, so the next piece's are the same as in video()
+                piece = rng.standard_normal(shape, dtype=np.float32)
+            piece = piece[: rows - filled]
+            filled += len(piece)
+            yield p, piece
 
     def text_encoder(self, key: str, spec) -> WorldTexts:
         """The encoder ``bench_query`` asks the worlds' questions through: real prompts, the corpus's text tower."""
@@ -98,20 +117,26 @@ class WorldSource:
 
         return WorldTexts(ClipEncoder.load(EncoderSpec(*self.encoder_spec), device="cpu"), self.embed, key, spec)
 
-    def questions(self, n: int, seed: int) -> tuple[np.ndarray, list[str]]:
-        """``n`` real questions of the worlds (seeded sample) as 512-d prompt-ensemble vectors, and their texts."""
+    def questions(self, n: int, seed: int) -> tuple[np.ndarray, list[str], list[list[tuple[int, float, float]]]]:
+        """``n`` real questions of the worlds (seeded sample) as 512-d prompt-ensemble vectors, their texts, and
+        each one's true answers: (piece, start, end in its seconds) wherever the text was asked."""
         from app.answering.vectors import prompt_vectors
         from models.clip_encoder import ClipEncoder, EncoderSpec
         from models.questions import rewrite_question
 
-        texts = sorted(
-            {q["query"] for w in self.worlds for v in json.loads(w.read_text())["videos"] for q in v["queries"]}
-        )
+        piece_of = {uid: i for i, uid in enumerate(self.origins)}
+        truth: dict[str, list[tuple[int, float, float]]] = {}
+        for world in dict.fromkeys(self.worlds):
+            for v in json.loads(world.read_text())["videos"]:
+                for q in v["queries"]:
+                    place = (piece_of.get(v["video_uid"], -1), q["video_start_sec"], q["video_end_sec"])
+                    truth.setdefault(q["query"], []).append(place)
+        texts = sorted(truth)
         rng = np.random.default_rng((seed, 13))
         picked = [texts[i] for i in rng.choice(len(texts), size=min(n, len(texts)), replace=False)]
         encoder = ClipEncoder.load(EncoderSpec(*self.encoder_spec), device="cpu")
         vectors = np.stack(prompt_vectors(encoder, [rewrite_question(t) for t in picked])) @ self.embed
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), picked
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), picked, [truth[t] for t in picked]
 
 
 class WorldTexts:
@@ -133,3 +158,43 @@ class WorldTexts:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             self._known.update(zip(new, vectors))
         return np.stack([self._known[t] for t in texts])
+
+
+class Copies:
+    """Whether two answers are the same moment of one source recording, wherever its copies lie: at 1,000 hours
+    every moment has hundreds of copies whose scores differ by their noise alone, so "the same videos and times as
+    exact search" is a draw among copies, while "the same moments" is what a user would notice."""
+
+    SAME_IOU = 0.5
+
+    def __init__(self, source: WorldSource, seed: int, rows: int, rate_hz: float) -> None:
+        self.source, self.seed, self.rows, self.rate_hz = source, seed, rows, rate_hz
+        self.truths: list[list[tuple[int, float, float]]] = []
+        """Each asked question's true answers (:meth:`WorldSource.questions`), when they are known."""
+        self._starts: dict[int, tuple[np.ndarray, list[int]]] = {}
+
+    def origin(self, video_id: str, start: float, end: float) -> tuple[int, float, float]:
+        """(source recording, start, end in its seconds) of a window, placed by the stretch holding its centre."""
+        index = int(video_id, 16)
+        if index not in self._starts:
+            layout = self.source.layout(self.seed, index, self.rows)
+            firsts = np.cumsum([0] + [n for _, n in layout[:-1]])
+            self._starts[index] = (firsts, [p for p, _ in layout])
+        firsts, pieces = self._starts[index]
+        at = int(np.searchsorted(firsts, (start + end) / 2 * self.rate_hz, side="right")) - 1
+        offset = firsts[at] / self.rate_hz
+        return pieces[at], start - offset, end - offset
+
+    def same(self, a: tuple[str, float, float], b: tuple[str, float, float]) -> bool:
+        (pa, sa, ea), (pb, sb, eb) = self.origin(*a), self.origin(*b)
+        return pa == pb and iou(sa, ea, sb, eb) >= self.SAME_IOU
+
+    def answers(self, moment: tuple[str, float, float], truth: list[tuple[int, float, float]], above: float) -> bool:
+        """Whether a window is a copy of a true answer (temporal IoU strictly above ``above``, as Ego4D counts)."""
+        p, s, e = self.origin(*moment)
+        return any(p == tp and iou(s, e, ts, te) > above for tp, ts, te in truth)
+
+
+def iou(s1: float, e1: float, s2: float, e2: float) -> float:
+    union = max(e1, e2) - min(s1, s2)
+    return max(0.0, min(e1, e2) - max(s1, s2)) / union if union > 0 else 0.0
