@@ -155,6 +155,13 @@ costs a chunk, not half the scan."""
 _scan_pool: ThreadPoolExecutor | None = None
 
 
+def _half_operands(vectors: np.ndarray, query: np.ndarray):
+    """The float16 rows, read in place, and the question in float16: what torch's products below take."""
+    import torch
+
+    return torch.from_numpy(vectors), torch.from_numpy(query).to(torch.float16)
+
+
 def _scan_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     """float32 cosines of one question with every float16 row, on every core. The calling thread starts at once
     and helper threads take chunks as they wake: torch's own split gives each thread half, and on a busy
@@ -166,8 +173,7 @@ def _scan_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
     if helpers and _scan_pool is None:
         _scan_pool = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="egorecall-scan")
     out = np.empty(len(vectors), np.float32)
-    table = torch.from_numpy(vectors)
-    q = torch.from_numpy(query).to(torch.float16)
+    table, q = _half_operands(vectors, query)
     chunks = iter(range(0, len(vectors), SCAN_CHUNK_ROWS))
     lock = threading.Lock()
 
@@ -230,8 +236,7 @@ def _scan_blocks(
 
     if not blocks:
         return np.zeros(0, np.float32), np.zeros(0, np.int64)
-    table = torch.from_numpy(vectors)
-    q = torch.from_numpy(query).to(torch.float16)
+    table, q = _half_operands(vectors, query)
     with torch.inference_mode(), torch_threads(1):
         scores = [torch.mv(table[start:stop], q).float().numpy() for start, stop in blocks]
     return np.concatenate(scores), np.concatenate([np.arange(start, stop) for start, stop in blocks])
