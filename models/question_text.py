@@ -33,6 +33,8 @@ def load_rules(path: Path = GRAMMAR_FILE) -> tuple[dict[str, str], list[tuple[st
 FRAGMENTS, RULES = load_rules()
 _TYPOS: dict[str, str] = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))["typos"]["words"]
 PLACE_PREPOSITIONS = FRAGMENTS["PLACE_PREPOSITIONS"]
+PARTICLES = frozenset(FRAGMENTS["PARTICLES"].split("|"))
+"""Words that go with a verb ("put *down*", "pick *up*"), not with the object after or before them."""
 
 OPENING_WORDS = frozenset(
     "where what when who whom whose which why how did do does is are was were can could "
@@ -62,6 +64,8 @@ _OPENERS = re.compile(
 ORDER_WORDS = (("last", re.compile(r"\b(?:last|latest|most recent(?:ly)?)\b")), ("first", re.compile(r"\bfirst\b")))
 """Words that ask for one occurrence among several: the latest or the earliest (``Rewrite.order``)."""
 _ORDER_ADVERB = re.compile(r"\b(i|we) (?:last|first|most recently|just) ")
+_ORDER_PHRASE = re.compile(r" (?:for )?the (?:very )?(?:first|last) time$")
+"""A trailing "(for) the first / last time": an order (read apart, :data:`ORDER_WORDS`), not part of the object."""
 _PRONOUN_QUESTION = re.compile(
     r"^(?!(?:where|when|what|who|how|which|did|do|is|are|was|were)\b)"
     r"(?P<lead>.*?\b(?:the|my|a|an|our|your) (?P<np>[a-z]+(?: (?!(?:where|when|what|did|how)\b)[a-z]+)?)) "
@@ -86,6 +90,7 @@ def prepare_question(question: str) -> str:
     )
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
+    text = _ORDER_PHRASE.sub("", text)  # "where did i put the keys the first time": the keys
     # "i can not find my keys where did i put them": the pronoun stands for the phrase the lead named.
     m = _PRONOUN_QUESTION.match(text)
     if m:

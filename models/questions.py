@@ -39,6 +39,7 @@ from models.question_fallback import read_anyway
 from models.question_text import (
     OPENING_WORDS,
     ORDER_WORDS,
+    PARTICLES,
     PLACE_PREPOSITIONS,
     QUESTION_WORDS,
     RULES,
@@ -271,8 +272,12 @@ def _who_other(b: _Builder, g: dict, found: dict) -> None:
 def _when_did_i_or_did_i(b: _Builder, g: dict, found: dict) -> None:
     clause = _clean_phrase(g["action"]) or ""
     b.event(clause, 1.0)
-    words = clause.split()
-    obj = _object_phrase(" ".join(words[1:])) if len(words) > 1 else None
+    words = clause.split()[1:]  # after the verb
+    if len(words) > 1 and words[0] in PARTICLES:  # "put down the keys", "turn off the stove"
+        words = words[1:]
+    if len(words) > 1 and words[-1] in PARTICLES and words[-1] not in ("on", "off"):  # "pick the mug up"
+        words = words[:-1]
+    obj = _object_phrase(" ".join(words)) if words else None
     if obj and obj.split()[-1] in ("open", "closed", "on", "off"):  # "leave the door open"
         obj = definite(" ".join(bare(obj).split()[:-1])) if len(bare(obj).split()) > 1 else None
     b.obj(obj, 0.4)

@@ -108,6 +108,13 @@ TABLE = [
     ("i stashed the keyring somewhere", "found", "the keyring", ["stashes the keyring"], []),
     ("I saw the spectacles somewhere, where?", "found", "the spectacles", ["spectacles"], ["sees the spectacles"]),
     ("hmm whatever", "fallback", None, ["hmm whatever"], []),
+    # a verb's particle is not part of its object; "the first time" is an order, not part of it either
+    ("When did I put down the keys?", "when_did_i", "the keys", ["puts down the keys", "keys"], ["down the keys"]),
+    ("did I turn off the stove", "did_i", "the stove", ["turns off the stove", "stove"], []),
+    ("when did I pick the mug up", "when_did_i", "the mug", ["picks the mug up", "mug"], ["mug up"]),
+    ("Where did I put the keys the first time?", "where_verb", "the keys", ["puts the keys"], []),
+    ("where did I put my keys for the last time", "where_verb", "the keys", ["puts the keys"], []),
+    ("When did I pick up the mug for the first time?", "when_did_i", "the mug", ["picks up the mug"], []),
 ]
 
 
@@ -158,6 +165,8 @@ def test_empty_questions_are_refused_clearly(question):
         ("where did I first put the mug", "first"),
         ("where is the most recent photo", "last"),
         ("where did I put my keys", None),
+        ("Where did I put the keys the first time?", "first"),
+        ("where did I put my keys for the last time", "last"),
     ],
 )
 def test_last_and_first_are_read_as_an_order(question, order):
