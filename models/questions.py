@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.errors import EgoRecallError
 from models.prompt_builder import EVENT_OBJECT_WEIGHT
@@ -348,13 +348,37 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
     return b, found
 
 
+_SENTENCE_BREAK = re.compile(r"(?<=[?!.])\s+")
+_BACK_REFERENCE = re.compile(r"\b(?:it|them|they|one)\b", re.IGNORECASE)
+_UNREAD = ("found", "content", "fallback")
+"""Templates of a text no grammar rule read."""
+
+
 def rewrite_question(question: str) -> Rewrite:
     """Read a question as Ego4D NLQ asks them and make its weighted prompts (see the module docstring).
 
-    Raises :class:`EmptyQuestion` when nothing is left once cleaned.
+    Typed text often holds more than one sentence ("where is my passport?? i need it now", "Help! where are my
+    keys?"): the first sentence a rule reads is the question, unless it points back at an earlier one ("... my
+    wallet. Where did I put it?", read whole). Raises :class:`EmptyQuestion` when nothing is left once cleaned.
     """
     if question is None or not str(question).strip():
         raise EmptyQuestion('the question is empty; ask something like "where did I put my keys?"')
+    sentences = [s for s in _SENTENCE_BREAK.split(str(question).strip()) if s.strip()]
+    for sentence in sentences if len(sentences) > 1 else ():
+        if _BACK_REFERENCE.search(sentence):
+            continue
+        try:
+            read = _rewrite_sentence(sentence)
+        except EmptyQuestion:  # "ok." before the question
+            continue
+        if read.template not in _UNREAD:
+            whole = normalize_text(question)
+            order = read.order or next((n for n, pattern in ORDER_WORDS if pattern.search(whole)), None)
+            return replace(read, question=str(question), normalized=whole, order=order)
+    return _rewrite_sentence(question)
+
+
+def _rewrite_sentence(question: str) -> Rewrite:
     normalized = normalize_text(question)
     text = prepare_question(question)
     if not normalized or not text:

@@ -115,6 +115,12 @@ TABLE = [
     ("Where did I put the keys the first time?", "where_verb", "the keys", ["puts the keys"], []),
     ("where did I put my keys for the last time", "where_verb", "the keys", ["puts the keys"], []),
     ("When did I pick up the mug for the first time?", "when_did_i", "the mug", ["picks up the mug"], []),
+    # more than one sentence: the one a rule reads, unless it points back at an earlier one
+    ("where is my passport?? i need it now", "where_is", "the passport", ["passport"], ["passport i need it"]),
+    ("Help! Where are my keys?", "where_is", "the keys", ["keys"], []),
+    ("Where did I put my keys? I had them this morning.", "where_verb", "the keys", ["puts the keys"], []),
+    ("where did I put the mug? the blue one", "where_verb", "the mug", ["puts the mug"], []),
+    ("I can't find my wallet. Where did I put it?", "where_verb", "the wallet", ["puts the wallet"], ["puts it"]),
 ]
 
 
@@ -167,6 +173,7 @@ def test_empty_questions_are_refused_clearly(question):
         ("where did I put my keys", None),
         ("Where did I put the keys the first time?", "first"),
         ("where did I put my keys for the last time", "last"),
+        ("Where did I put the keys? The first time.", "first"),
     ],
 )
 def test_last_and_first_are_read_as_an_order(question, order):
