@@ -168,6 +168,34 @@ NOW = datetime(2026, 12, 6, 15, 0).timestamp()  # a Sunday afternoon
             "2026-12-05T00:00",
             "2 days ago, Fri 4 Dec",
         ),
+        (
+            "where did I put my glasses last night",
+            "where did I put my glasses",
+            "2026-12-05T17:00",
+            "2026-12-06T05:00",
+            "last night, Sat 5 Dec",
+        ),
+        (
+            "where did I put my keys an hour ago",
+            "where did I put my keys",
+            "2026-12-06T13:30",
+            "2026-12-06T14:30",
+            "an hour ago, 13:30-14:30",
+        ),
+        (
+            "where did I put the keys at 8:15 this morning?",
+            "where did I put the keys?",
+            "2026-12-06T07:45",
+            "2026-12-06T08:45",
+            "at 8:15, this morning, Sun 6 Dec",
+        ),
+        (  # a clock time later than now today: its latest past occurrence, yesterday
+            "where is my bag at 4:30 pm",
+            "where is my bag",
+            "2026-12-05T16:00",
+            "2026-12-05T17:00",
+            "at 4:30 pm, Sat 5 Dec",
+        ),
     ],
 )
 def test_time_words(question, rest, start, end, said):
@@ -176,6 +204,9 @@ def test_time_words(question, rest, start, end, said):
     assert (when.since, when.until) == (ts(start), ts(end))
 
 
-@pytest.mark.parametrize("question", ["where did I put the may flowers", "how many times did I open the fridge"])
+@pytest.mark.parametrize(
+    "question",
+    ["where did I put the may flowers", "how many times did I open the fridge", "where did I put 2 cups at 3 places"],
+)
 def test_questions_without_a_time(question):
     assert read_time(question, NOW) == (question, None)

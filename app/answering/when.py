@@ -1,12 +1,16 @@
-"""When to look: time words in a question ("yesterday", "this morning", "on Monday", "last week", "on 3
-December") and explicit ``since``/``until`` filters, as a range of wall-clock time.
+"""When to look: time words in a question ("yesterday", "this morning", "last night", "on Monday", "last week",
+"on 3 December", "an hour ago", "at 8:15") and explicit ``since``/``until`` filters, as a range of wall-clock
+time.
 
 Finding the phrase is ours (a closed list of the ways people say when, so "may" or "second" in a question are
 never read as dates); resolving it to a day is dateparser's (a well-kept library that knows weekdays, month
 names, "2 days ago" and relative dates in many languages, offline, with the base time we give it). Parts of the
-day are fixed ranges of local time: morning 05-12, afternoon 12-17, evening 17-22, night 22-05. The phrase is
-taken out of the question before it is read for prompts, and the answer says what it searched
-("searching: yesterday, Sat 5 Dec").
+day are fixed ranges of local time: morning 05-12, afternoon 12-17, evening 17-22, night 22-05; "last night" is
+yesterday from 17 to 05. "N hours (minutes) ago" is the stretch from 1.5 N to 0.5 N before now (at least a
+quarter of an hour either side): people round. A clock time ("at 8:15", "around 8am"; written with minutes,
+am/pm or o'clock, so "at 3 places" is not one) is the hour around it, on the day the question names or else its
+latest past occurrence. The phrases are taken out of the question before it is read for prompts, and the answer
+says what it searched ("searching: yesterday, Sat 5 Dec").
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from datetime import datetime, timedelta
 
 from models.errors import EgoRecallError
 
-PARTS_OF_DAY = {"morning": (5, 12), "afternoon": (12, 17), "evening": (17, 22), "night": (22, 29), "tonight": (17, 29)}
+PARTS_OF_DAY = {
+    "morning": (5, 12),
+    "afternoon": (12, 17),
+    "evening": (17, 22),
+    "night": (22, 29),
+    "tonight": (17, 29),
+    "last night": (17, 29),
+}
 _DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -29,7 +40,9 @@ _PHRASE = re.compile(
     r"(?P<week>(?:last|this|previous) week)"
     r"|(?P<this>this (?P<thispart>morning|afternoon|evening))"
     r"|(?P<tonight>tonight)"
+    r"|(?P<lastnight>last night)"
     r"|(?P<ago>\d+ days? ago)"
+    r"|(?P<since>(?P<amount>an?|half an?|\d+|a few|a couple of) (?P<unit>hours?|minutes?|mins?) ago)"
     r"|(?P<rel>today|yesterday)"
     rf"|(?:on |last )?(?P<weekday>{_DAYS})"
     rf"|(?:on )?(?:the )?(?P<date>\d{{1,2}}(?:st|nd|rd|th)? (?:of )?(?:{_MONTHS})"
@@ -37,6 +50,16 @@ _PHRASE = re.compile(
     r")(?: (?:in the )?(?P<part>morning|afternoon|evening|night))?\b",
     re.IGNORECASE,
 )
+
+
+_CLOCK = re.compile(
+    r"\b(?:at|around|about|by) (?P<hour>\d{1,2})(?:(?::|\.)(?P<minute>\d{2}))? ?"
+    r"(?:(?P<half>[ap])\.?m\.?|(?P<oclock>o'?clock))?\b",
+    re.IGNORECASE,
+)
+CLOCK_SLACK_S = 1800.0
+"""A clock time means the half hour either side of it: people say "at 8" for 7:50 and 8:20."""
+_AMOUNTS = {"a": 1.0, "an": 1.0, "half a": 0.5, "half an": 0.5, "a few": 3.0, "a couple of": 2.0}
 
 
 class InvalidTimeRange(EgoRecallError):
@@ -82,21 +105,63 @@ def _resolve_day(text: str, now: datetime) -> datetime | None:
 
 
 def read_time(question: str, now: float | None = None) -> tuple[str, TimeRange | None]:
-    """``question`` without its time phrase, and the range the phrase means (None when it names no time)."""
-    m = _PHRASE.search(question or "")
+    """``question`` without its time phrases, and the range they mean (None when it names no time)."""
+    local_now = datetime.fromtimestamp(time.time() if now is None else now)
+    text, day = _read_day(question or "", local_now)
+    clock = _CLOCK.search(text)
+    if clock is None or not (clock["minute"] or clock["half"] or clock["oclock"]):
+        return (text, day[0]) if day is not None else (question, None)
+    hour, minute = int(clock["hour"]), int(clock["minute"] or 0)
+    if clock["half"]:
+        hour = hour % 12 + (12 if clock["half"].lower() == "p" else 0)
+    if hour > 23 or minute > 59:
+        return (text, day[0]) if day is not None else (question, None)
+    if day is not None and day[1] is not None:  # "at 8:15 this morning": that day
+        at = day[1].replace(hour=hour, minute=minute)
+        if day[0].since is not None and at.timestamp() < day[0].since:  # "at 1 am tonight": past midnight
+            at += timedelta(days=1)
+    else:  # its latest past occurrence
+        at = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if at > local_now:
+            at -= timedelta(days=1)
+    said = f"{clock.group(0).lower()}" + (f", {day[0].said}" if day is not None else f", {_day(at)}")
+    rest = _without(text, clock)
+    start = at.timestamp() - CLOCK_SLACK_S
+    return rest or question, TimeRange(start, at.timestamp() + CLOCK_SLACK_S, said)
+
+
+def _read_day(question: str, local_now: datetime) -> tuple[str, tuple[TimeRange, datetime | None] | None]:
+    """The question without its day phrase, and that phrase's range with the day it names (None for a week
+    or a stretch before now)."""
+    m = _PHRASE.search(question)
     if m is None:
         return question, None
-    local_now = datetime.fromtimestamp(time.time() if now is None else now)
     phrase = m.group(0)
-    part = m.group("thispart") or ("tonight" if m.group("tonight") else None) or m.group("part")
+    part = (
+        m.group("thispart")
+        or ("tonight" if m.group("tonight") else None)
+        or ("last night" if m.group("lastnight") else None)
+        or m.group("part")
+    )
+    day: datetime | None = None
     if m.group("week"):
         monday = (local_now - timedelta(days=local_now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
         start = monday - timedelta(days=7) if not phrase.lower().startswith("this") else monday
         end = start + timedelta(days=7)
         said = f"{phrase.lower()}, {_day(start)} - {_day(end - timedelta(days=1))}"
+    elif m.group("since"):
+        amount = m.group("amount").lower()
+        span = _AMOUNTS.get(amount) or float(amount)
+        span *= 3600.0 if m.group("unit").lower().startswith("h") else 60.0
+        slack = max(0.5 * span, 900.0)
+        end = min(local_now, local_now - timedelta(seconds=span - slack))
+        start = local_now - timedelta(seconds=span + slack)
+        said = f"{phrase.lower()}, {start:%H:%M}-{end:%H:%M}"
     else:
         if m.group("this") or m.group("tonight"):
             day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        elif m.group("lastnight"):
+            day = local_now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
         else:
             core = m.group("ago") or m.group("rel") or m.group("weekday") or m.group("date")
             day = _resolve_day(core, local_now)
@@ -108,9 +173,12 @@ def read_time(question: str, now: float | None = None) -> tuple[str, TimeRange |
         else:
             start, end = day, day + timedelta(days=1)
         said = f"{phrase.lower()}, {_day(day)}"
+    return _without(question, m) or question, (TimeRange(start.timestamp(), end.timestamp(), said), day)
+
+
+def _without(question: str, m: re.Match) -> str:
     rest = re.sub(r"\s+", " ", (question[: m.start()] + " " + question[m.end() :])).strip(" ,")
-    rest = re.sub(r"\s+([?!.])", r"\1", rest)
-    return rest or question, TimeRange(start.timestamp(), end.timestamp(), said)
+    return re.sub(r"\s+([?!.])", r"\1", rest)
 
 
 def explicit_range(since: str | float | None, until: str | float | None) -> TimeRange | None:
