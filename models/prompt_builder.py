@@ -18,11 +18,14 @@ EVENT_OBJECT_WEIGHT = 0.25
 measured on bench/bench_answers.py ("Place: Where did I put X?")."""
 
 
-def clean_phrase(phrase: str | None) -> str | None:
+def clean_phrase(phrase: str | None, *, clause: bool = False) -> str | None:
+    """A phrase without the time words that trail it; an object phrase also without a dangling "at"/"in"/"on",
+    which in a ``clause`` ("after I came in", "before I turned it on") ends its verb and stays."""
     if phrase is None:
         return None
     phrase = _TRAILING_TIME.sub("", phrase.strip())
-    phrase = re.sub(r"\s+(?:at|in|on)$", "", phrase)  # "the cup i was drinking from" is fine; dangling "at" not
+    if not clause:
+        phrase = re.sub(r"\s+(?:at|in|on)$", "", phrase)  # "the cup i was drinking from" is fine; dangling "at" not
     return phrase.strip() or None
 
 
@@ -62,6 +65,9 @@ class PromptBuilder:
         if not clause:
             return
         words = clause.split()
+        if len(words) == 1 and words[0] not in ("i", "we"):  # "after lunch": a thing that happens, not a verb
+            self.add(words[0], weight)
+            return
         if words and words[0] in ("i", "we"):
             words = words[1:]
         if words and words[0] in ("was", "were", "am", "had", "have"):

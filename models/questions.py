@@ -141,8 +141,8 @@ def _ordered_event(b: _Builder, found: dict, relation: str | None, clause: str |
 def _where_is_relative(b: _Builder, g: dict, found: dict) -> None:
     obj = _object_phrase(g["obj"])
     b.obj(obj, 1.0)
-    _ordered_event(b, found, g["rel"], _clean_phrase(g["event"]))
-    found.update(object=obj, action=_clean_phrase(g["event"]))
+    _ordered_event(b, found, g["rel"], _clean_phrase(g["event"], clause=True))
+    found.update(object=obj, action=_clean_phrase(g["event"], clause=True))
 
 
 def _seen_location(b: _Builder, g: dict, found: dict) -> None:
@@ -155,18 +155,24 @@ def _seen_location(b: _Builder, g: dict, found: dict) -> None:
 
 def _where_verb(b: _Builder, g: dict, found: dict) -> None:
     text, _rel, event = _split_object_and_clause(g["obj"])
+    trailing = g.get("p2")
+    if event and trailing:  # "... before i went out": the last word ends the event, not "put X out"
+        event, trailing = f"{event} {trailing}", None
+    words = text.split()
+    if event and len(words) > 1 and words[-1] in PARTICLES:  # "put the keys down before ..."
+        text, trailing = " ".join(words[:-1]), words[-1]
     obj = _object_phrase(text)
     verb = to_base_verb(g["verb"])
     if verb not in SEEING_VERBS and obj:
         # An event ("where did I put X"): its moment is the action, not every frame where X is visible,
         # so the narration of the action leads and the object only steadies it.
-        particle = g.get("p1") or g.get("p2")
+        particle = g.get("p1") or trailing
         b.action(verb, f"{particle} {obj}" if particle else obj, 1.0)
         b.obj(obj, EVENT_OBJECT_WEIGHT)
         found["action"] = f"{verb} {obj}"
     else:
         b.obj(obj, 1.0)
-    _ordered_event(b, found, _rel, _clean_phrase(event))
+    _ordered_event(b, found, _rel, _clean_phrase(event, clause=True))
     found["object"] = obj
 
 

@@ -255,11 +255,16 @@ def test_windows_find_a_bump_and_stay_inside_the_video():
         ("Where did I put the car keys before I left the house?", "before", "leaves the house"),
         ("before I opened the fridge, where was the mug?", "before", "opens the fridge"),  # clause first
         ("where had I seen my mug after I closed the drawer", "after", "closes the drawer"),  # participle
+        # the event's last word is its own, not the first verb's particle or a dangling preposition
+        ("where did i put the keys before i went out", "before", "goes out"),
+        ("where did I put my phone down after I came in", "after", "comes in"),
+        ("where did i put my phone after lunch", "after", "lunch"),  # a thing that happens, not "lunches"
     ],
 )
 def test_before_and_after_questions_keep_their_event_as_an_anchor(question, relation, event):
     r = rewrite_question(question)
     assert r.relation == relation and event in [p.text for p in r.anchor]
+    assert r.object is None or r.object.split()[-1] not in ("down", "out", "before", "after")
     while_q = rewrite_question("where was the knife while I was cutting the onion")
     assert while_q.relation is None and not while_q.anchor  # "while" is not an order
 
