@@ -65,9 +65,6 @@ class PromptBuilder:
         if not clause:
             return
         words = clause.split()
-        if len(words) == 1 and words[0] not in ("i", "we"):  # "after lunch": a thing that happens, not a verb
-            self.add(words[0], weight)
-            return
         if words and words[0] in ("i", "we"):
             words = words[1:]
         if words and words[0] in ("was", "were", "am", "had", "have"):

@@ -33,6 +33,7 @@ def load_rules(path: Path = GRAMMAR_FILE) -> tuple[dict[str, str], list[tuple[st
 FRAGMENTS, RULES = load_rules()
 _TYPOS: dict[str, str] = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))["typos"]["words"]
 PLACE_PREPOSITIONS = FRAGMENTS["PLACE_PREPOSITIONS"]
+PREPOSITIONS = FRAGMENTS["PREPOSITIONS"]
 PARTICLES = frozenset(FRAGMENTS["PARTICLES"].split("|"))
 """Words that go with a verb ("put *down*", "pick *up*"), not with the object after or before them."""
 
@@ -81,10 +82,15 @@ def prepare_question(question: str) -> str:
         text = pattern.sub(repl, text)
     text = _OPENERS.sub("", text, count=1)
     text = _ORDER_ADVERB.sub(r"\1 ", text)  # "when did i last put" -> "when did i put" (the order is kept apart)
+    # "what was i holding", "what were we eating": what did i hold / eat.
+    text = re.sub(r"^what (?:was|were) (?:i|we) ([a-z]+ing)\b", r"what did i \1", text)
+    # "where was i sitting": the moment of the activity, which shows where
+    text = re.sub(r"^where (?:was|were) (?:i|we) ([a-z]+ing)\b", r"when did i \1", text)
     # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
     text = re.sub(
-        r"^(where|what|when|who|(?:what|which|how many) (?!(?:did|do|have|had) )[a-z]+) i "
-        r"(?!(?:did|do|have|had) )",
+        r"^(where|what|when|who|(?:what|which|how many) "
+        r"(?!(?:did|do|does|have|had|was|were|am|is|are|will|would|can|could|should) )[a-z]+) i "
+        r"(?!(?:did|do|have|had|was|were|am) )",
         r"\1 did i ",
         text,
     )

@@ -41,6 +41,7 @@ from models.question_text import (
     ORDER_WORDS,
     PARTICLES,
     PLACE_PREPOSITIONS,
+    PREPOSITIONS,
     QUESTION_WORDS,
     RULES,
     prepare_question,
@@ -110,9 +111,11 @@ def _object_phrase(phrase: str | None) -> str | None:
 
 
 def _split_object_and_clause(text: str) -> tuple[str, str | None, str | None]:
-    m = re.match(r"^(?P<obj>.+?) (?P<rel>before|after|when|while|once) (?P<event>.+)$", text)
+    """ "the mug before i opened the fridge" -> (the mug, before, i opened the fridge); the phrase may be empty
+    ("[hold] when i opened the door")."""
+    m = re.match(r"^(?:(?P<obj>.+?) )?(?P<rel>before|after|when|while|once) (?P<event>.+)$", text)
     if m:
-        return m["obj"], m["rel"], m["event"]
+        return m["obj"] or "", m["rel"], m["event"]
     return text, None, None
 
 
@@ -128,7 +131,10 @@ def _ordered_event(b: _Builder, found: dict, relation: str | None, clause: str |
         return
     if relation in ORDERING_RELATIONS:
         anchor = _Builder()
-        anchor.event(clause, 1.0)
+        if " " not in clause and not clause.endswith("ing"):  # "after lunch": a thing that happens, not a verb
+            anchor.add(clause, 1.0)
+        else:
+            anchor.event(clause, 1.0)
         found.update(relation=relation, anchor=tuple(Prompt(t, round(w, 4)) for t, w in anchor.prompts.items()))
     else:
         b.event(clause, 0.4)
@@ -196,6 +202,10 @@ def _what_verb_prep(b: _Builder, g: dict, found: dict) -> None:
 def _what_thing_did_i(b: _Builder, g: dict, found: dict) -> None:
     thing = _object_phrase(g["thing"])
     verb = to_base_verb(g["verb"])
+    ending = re.match(rf"^(?P<what>.+) (?P<prep>{PREPOSITIONS})$", g["rest"] or "")
+    if thing and ending:  # "which drawer did I put the spoon in": the thing asked for ends the action
+        _thing_at_the_end(b, found, thing, verb, _object_phrase(ending["what"]), ending["prep"])
+        return
     rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
     target = thing or "something"
     b.action(verb, f"{target} {rest}", 1.0)
@@ -210,10 +220,25 @@ def _what_thing_did_i(b: _Builder, g: dict, found: dict) -> None:
     )
 
 
+def _thing_at_the_end(b: _Builder, found: dict, thing: str, verb: str, obj: str | None, prep: str) -> None:
+    """ "Which drawer did I put the spoon in" -> "puts the spoon in the drawer": the drawer is the place asked
+    for, the spoon the object; "which knife did I cut the bread with" -> the knife is the object."""
+    target = obj or "something"
+    b.action(verb, f"{target} {prep} {thing}", 1.0)
+    b.obj(thing, 0.75)
+    if prep in PLACE_PREPOSITIONS.split("|"):
+        b.obj(obj, 0.5)
+        found.update(object=obj, place=thing, action=f"{verb} {target} {prep} {thing}")
+    else:
+        found.update(object=thing, action=f"{verb} {target} {prep} {thing}")
+
+
 def _what_did_i(b: _Builder, g: dict, found: dict) -> None:
     verb = to_base_verb(g["verb"])
-    rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
+    rest, relation, event = _split_object_and_clause(g["rest"] or "")
+    rest = _possessive_to_article(_clean_phrase(rest) or "")
     b.action(verb, rest or "something", 1.0)
+    _ordered_event(b, found, relation, _clean_phrase(event, clause=True))  # "... when I opened the door"
     found.update(action=f"{verb} {rest}".strip())
 
 
@@ -276,8 +301,10 @@ def _who_other(b: _Builder, g: dict, found: dict) -> None:
 
 
 def _when_did_i_or_did_i(b: _Builder, g: dict, found: dict) -> None:
-    clause = _clean_phrase(g["action"]) or ""
+    clause, relation, event = _split_object_and_clause(g["action"])
+    clause = _clean_phrase(clause) or ""
     b.event(clause, 1.0)
+    _ordered_event(b, found, relation, _clean_phrase(event, clause=True))  # "... before i left"
     words = clause.split()[1:]  # after the verb
     if len(words) > 1 and words[0] in PARTICLES:  # "put down the keys", "turn off the stove"
         words = words[1:]

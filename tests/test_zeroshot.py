@@ -121,6 +121,11 @@ TABLE = [
     ("Where did I put my keys? I had them this morning.", "where_verb", "the keys", ["puts the keys"], []),
     ("where did I put the mug? the blue one", "where_verb", "the mug", ["puts the mug"], []),
     ("I can't find my wallet. Where did I put it?", "where_verb", "the wallet", ["puts the wallet"], ["puts it"]),
+    # the thing asked for can end the question; "was I <verb>ing" is an activity, not an object
+    ("which drawer did I put the spoon in", "what_thing_did_i", "the spoon", ["puts the spoon in the drawer"], []),
+    ("which knife did I cut the bread with", "what_thing_did_i", "the knife", ["cuts the bread with the knife"], []),
+    ("what was I holding when I opened the door", "what_did_i", None, ["holds something", "opens the door"], []),
+    ("where was I sitting", "when_did_i", None, ["sits"], ["i sitting"]),
 ]
 
 
@@ -259,6 +264,8 @@ def test_windows_find_a_bump_and_stay_inside_the_video():
         ("where did i put the keys before i went out", "before", "goes out"),
         ("where did I put my phone down after I came in", "after", "comes in"),
         ("where did i put my phone after lunch", "after", "lunch"),  # a thing that happens, not "lunches"
+        ("did I lock the door before I left", "before", "leaves"),
+        ("what did I eat before I left", "before", "leaves"),
     ],
 )
 def test_before_and_after_questions_keep_their_event_as_an_anchor(question, relation, event):
