@@ -11,9 +11,14 @@ from models.prompt_builder import PromptBuilder as _Builder
 from models.question_text import PLACE_PREPOSITIONS, QUESTION_WORDS
 from models.words import SEEING_VERBS, definite, is_noun, is_verb, to_base_verb
 
-_SEARCH_VERBS = SEEING_VERBS | frozenset("locate search show help know get keep".split())
+_SEARCH_VERBS = SEEING_VERBS | frozenset(
+    "locate search show help know get keep lose need want forget miss find".split()
+)
+"""Verbs of looking for, or of wanting, a thing ("i lost my keys", "i need my glasses"): they name no action a
+video shows, so the object leads."""
 _NOT_OBJECTS = QUESTION_WORDS | frozenset(
-    "it them this that something anything somewhere here there whatever everything nothing stuff thing things".split()
+    "it them they these those he she this that something anything somewhere here there whatever everything nothing "
+    "stuff thing things".split()
 )
 _NAMED = re.compile(r"\b(?:the|my|a|an|our|your|his|her|their) (?P<np>[a-z]+(?: [a-z]+)?)")
 
@@ -39,7 +44,7 @@ def _known_object(text: str) -> str | None:
             continue
         for n in range(min(longest, len(words) - i), 0, -1):
             written = " ".join(words[i : i + n])
-            if written in names:
+            if written in names and words[i + n : i + n + 1] != ["not"]:  # "can not find": no can
                 return definite(written)
     named = [m["np"].split() for m in _NAMED.finditer(text)]
     for words in reversed(named):

@@ -82,6 +82,7 @@ def prepare_question(question: str) -> str:
         text = pattern.sub(repl, text)
     text = _OPENERS.sub("", text, count=1)
     text = _ORDER_ADVERB.sub(r"\1 ", text)  # "when did i last put" -> "when did i put" (the order is kept apart)
+    text = re.sub(r"^were (?=(?:did|do|does|is|are|was|have|had) )", "where ", text)  # "were did i put"
     # "what was i holding", "what were we eating": what did i hold / eat.
     text = re.sub(r"^what (?:was|were) (?:i|we) ([a-z]+ing)\b", r"what did i \1", text)
     # "where was i sitting": the moment of the activity, which shows where

@@ -99,13 +99,19 @@ _KIND_WORDS = re.compile(
 )
 
 
+_NOT_A_THING = frozenset(
+    "it them they these those this that he she him her us something anything stuff everything".split()
+)
+"""What an object phrase may say that names no object: pronouns and placeholders."""
+
+
 def _object_phrase(phrase: str | None) -> str | None:
     """An object as asked about -> its definite form without words such as "object", "color"."""
     phrase = _clean_phrase(phrase)
     if not phrase:
         return None
     core = _KIND_WORDS.sub("", bare(phrase) + " ").strip()
-    if not core or core in ("it", "them", "this", "that", "something", "anything", "stuff"):
+    if not core or core in _NOT_A_THING:
         return None
     return definite(core)
 

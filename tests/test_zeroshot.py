@@ -126,6 +126,10 @@ TABLE = [
     ("which knife did I cut the bread with", "what_thing_did_i", "the knife", ["cuts the bread with the knife"], []),
     ("what was I holding when I opened the door", "what_did_i", None, ["holds something", "opens the door"], []),
     ("where was I sitting", "when_did_i", None, ["sits"], ["i sitting"]),
+    # losing, needing or not finding a thing is no action a video shows; "were" typed for "where"
+    ("i lost my keys", "found", "the keys", ["keys"], ["loses the keys"]),
+    ("cant find my glasses", "found", "the glasses", ["glasses"], ["can"]),
+    ("were did I put my keys", "where_verb", "the keys", ["puts the keys"], []),
 ]
 
 
