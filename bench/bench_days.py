@@ -12,6 +12,7 @@ Questions, from the world's event log (``world.json``), in the world's own words
 
 * ``last``: "where did I put the X?" asked at the end of the week, for every object put down in two or more
   videos: the answer is the *last* put-down before that time;
+* ``first``: "where did I first put the X?", the same objects: the answer is the *first* put-down of the week;
 * ``yesterday``: "where did I put the X yesterday?" / "what did I take out of the Y yesterday?" asked on the
   evening after a day on which it happened exactly once, for objects (places) it also happened to on other
   days: the answer is that day's;
@@ -125,6 +126,8 @@ def questions(world: dict) -> list[TimedQuestion]:
         if len({uid for _, uid, _, _ in events}) >= 2:
             at, uid, s, e = max(events)
             out.append(TimedQuestion("last", say(f"Where did I put the {obj}?"), end_of_week, uid, s, e))
+            at, uid, s, e = min(events)
+            out.append(TimedQuestion("first", say(f"Where did I first put the {obj}?"), end_of_week, uid, s, e))
 
     for table, phrase in ((puts, "Where did I put the {}?"), (takes, "What did I take out of the {}?")):
         for key, events in sorted(table.items()):
@@ -255,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         answerer = week.answerer(mode)
         for q in qs:
             for how, moments in answers(week, answerer, mode, q, videos).items():
-                in_scope = len(videos) if q.kind == "last" else sum(aware_range_overlaps(v, q) for v in videos.values())
+                in_scope = (
+                    len(videos)
+                    if q.kind in ("last", "first")
+                    else sum(aware_range_overlaps(v, q) for v in videos.values())
+                )
                 rows[(q.kind, mode, how)].append(
                     {
                         "video@1": bool(moments) and Path(moments[0][0]).stem == q.video_uid,
