@@ -12,9 +12,12 @@ put-down of three weeks ago wins. The rule here:
 * **confident**: with a calibration, the candidates over its good-match threshold; without one, those whose
   score is within a quarter of the way from the best candidate's to the median of every window scored
   (:data:`RECENCY_MARGIN`): those that stand out together with the best;
-* **order**: the latest (``first``: the earliest) confident moment by wall-clock time goes first. When the
-  question said the order, the other confident moments follow in that time order; otherwise they keep their
-  score order. The rest follow by score. The answer says it did (``Answer.ordered``).
+* **order**: the latest (``first``: the earliest) confident *episode* by wall-clock time goes first, led by its
+  best-scoring moment -- an episode being the confident moments of one recording within :data:`EPISODE_S` of
+  its first (the pick and the put-down of the same keys, seconds apart, look alike; the earliest of them was the
+  pick for nearly every "where did I first put X" of bench_days' tuning weeks). When the question said the
+  order, the other confident moments follow in that order; otherwise they keep their score order. The rest
+  follow by score. The answer says it did (``Answer.ordered``).
 
 Moments without a recording time (never in a library of this version) keep their place.
 """
@@ -32,6 +35,9 @@ from models.windows import Window
 RECENCY_MARGIN = 0.25
 """Without a calibration: a moment within this share of (best - median) of the candidates' scores from the best
 is as confident as the best."""
+EPISODE_S = 30.0
+"""Confident moments of one recording this close form one episode: time orders episodes, and inside one the
+best-scoring moment leads (picking the keys up and putting them down seconds later look alike)."""
 RECENCY_CANDIDATES = 10
 """Windows looked at to find the latest confident one (more than the five shown: the latest may rank sixth)."""
 RECENCY_VIDEOS = 4
@@ -103,6 +109,21 @@ def order_by_time(
         vid, w = pool[i]
         return records[vid].moment_time(w.start)
 
-    chosen = sorted(timed, key=at, reverse=order == "last")
+    episodes = _episodes(sorted(timed, key=at), pool, at)
+    if order == "last":
+        episodes.reverse()
+    chosen = [i for episode in episodes for i in sorted(episode, key=lambda i: -pool[i][1].score)]
     head = [pool[i] for i in (chosen if said else chosen[:1])]
     return (head + [c for c in ranked if c not in head])[:k], order
+
+
+def _episodes(by_time: list[int], pool: Sequence[tuple[str, Window]], at: Callable[[int], float]) -> list[list[int]]:
+    """Confident moments (indices into ``pool``, in time order) grouped into episodes: those of one recording
+    within :data:`EPISODE_S` of the episode's first moment."""
+    episodes: list[list[int]] = []
+    for i in by_time:
+        if episodes and pool[episodes[-1][0]][0] == pool[i][0] and at(i) - at(episodes[-1][0]) <= EPISODE_S:
+            episodes[-1].append(i)
+        else:
+            episodes.append([i])
+    return episodes
