@@ -97,11 +97,13 @@ def evening_after(day: datetime) -> float:
 class Wording:
     """A canonical question in the world's own words (its style's rules and renames), a time word appended."""
 
-    def __init__(self, world: dict) -> None:
+    def __init__(self, world: dict, stream: int = 0) -> None:
+        """``stream``: another kind's own draws, so adding a kind leaves the others' wording as it was."""
         from training.synthworld.style import world_style
 
         self.style = world_style(world["style"]["name"])
-        self.rng = np.random.default_rng(int(world["config"].get("seed", 0)) + 7)
+        seed = int(world["config"].get("seed", 0)) + 7
+        self.rng = np.random.default_rng((seed, stream) if stream else seed)
 
     def __call__(self, canonical: str, when: str = "") -> str:
         text = self.style.question(canonical, self.rng)
@@ -121,13 +123,15 @@ def questions(world: dict) -> list[TimedQuestion]:
             elif e["kind"] == "pick" and e["narration"] and " out of " in e["narration"]:
                 takes[e["place"]].append((at, v["video_uid"], e["start"], e["end"], e["obj"]))
     end_of_week = max(v["recorded_at"] + v["duration"] for v in videos) + 3600.0
-    out = []
+    out, firsts, say_first = [], [], Wording(world, stream=1)
     for obj, events in sorted(puts.items()):
         if len({uid for _, uid, _, _ in events}) >= 2:
             at, uid, s, e = max(events)
             out.append(TimedQuestion("last", say(f"Where did I put the {obj}?"), end_of_week, uid, s, e))
             at, uid, s, e = min(events)
-            out.append(TimedQuestion("first", say(f"Where did I first put the {obj}?"), end_of_week, uid, s, e))
+            firsts.append(
+                TimedQuestion("first", say_first(f"Where did I first put the {obj}?"), end_of_week, uid, s, e)
+            )
 
     for table, phrase in ((puts, "Where did I put the {}?"), (takes, "What did I take out of the {}?")):
         for key, events in sorted(table.items()):
@@ -143,7 +147,7 @@ def questions(world: dict) -> list[TimedQuestion]:
                 out.append(
                     TimedQuestion("yesterday", say(phrase.format(key), "yesterday"), evening_after(day), uid, s, e)
                 )
-    return out + ordered_questions(videos, say)
+    return out + ordered_questions(videos, say) + firsts
 
 
 def ordered_questions(videos: list[dict], say: Wording) -> list[TimedQuestion]:
