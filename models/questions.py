@@ -20,8 +20,9 @@ How (:func:`rewrite_question`):
    i"), and, as the last resort, the whole normalised question is the prompt.
 
 The grammar is data: ``models/grammar/questions.json`` lists the rules (regular expressions over the
-normalised question, tried in order, sharing word lists as fragments), loaded by
-:mod:`models.question_text`; each rule's name has a prompt builder in :data:`_BUILDERS` (a test keeps the two in step).
+normalised question, tried in order, sharing word lists as fragments), loaded by :mod:`models.question_text`;
+each rule's name has a prompt builder in :data:`_BUILDERS` (a test keeps the two in step). A question no rule
+reads is read by :mod:`models.question_fallback`.
 """
 
 from __future__ import annotations

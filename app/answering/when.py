@@ -58,7 +58,7 @@ _CLOCK = re.compile(
     re.IGNORECASE,
 )
 CLOCK_SLACK_S = 1800.0
-"""A clock time means the half hour either side of it: people say "at 8" for 7:50 and 8:20."""
+"""A clock time means the half hour either side of it: people say "at 8:15" for 8:05 or 8:40."""
 _AMOUNTS = {"a": 1.0, "an": 1.0, "half a": 0.5, "half an": 0.5, "a few": 3.0, "a couple of": 2.0}
 
 
