@@ -65,8 +65,9 @@ _OPENERS = re.compile(
 ORDER_WORDS = (("last", re.compile(r"\b(?:last|latest|most recent(?:ly)?)\b")), ("first", re.compile(r"\bfirst\b")))
 """Words that ask for one occurrence among several: the latest or the earliest (``Rewrite.order``)."""
 _ORDER_ADVERB = re.compile(r"\b(i|we) (?:last|first|most recently|just) ")
-_ORDER_PHRASE = re.compile(r" (?:for )?the (?:very )?(?:first|last) time$")
-"""A trailing "(for) the first / last time": an order (read apart, :data:`ORDER_WORDS`), not part of the object."""
+_ORDER_PHRASE = re.compile(r" (?:for )?the (?:very )?(?:first|last) time(?: (?:that )?(?:i|we) [a-z ]+)?$")
+"""A trailing "(for) the first / last time (I saw it)": an order (read apart, :data:`ORDER_WORDS`), not part of
+the object."""
 _PRONOUN_QUESTION = re.compile(
     r"^(?!(?:where|when|what|who|how|which|did|do|is|are|was|were)\b)"
     r"(?P<lead>.*?\b(?:the|my|a|an|our|your) (?P<np>[a-z]+(?: (?!(?:where|when|what|did|how)\b)[a-z]+)?)) "
@@ -98,6 +99,18 @@ def prepare_question(question: str) -> str:
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = _ORDER_PHRASE.sub("", text)  # "where did i put the keys the first time": the keys
+    text = re.sub(r"^what time (?=(?:did|do|was|were|have|had) )", "when ", text)  # "what time did i leave"
+    # "what was the last thing i ate": what did i eat (the order is read apart)
+    text = re.sub(
+        r"^what (?:was|is) the (?:very )?(?:last|first) (?:thing|object) (?:that )?(?:i|we) ", "what did i ", text
+    )
+    # "in which drawer did i put the batteries": which drawer did i put the batteries in
+    text = re.sub(
+        r"^(in|on|into|onto|inside|under|at|from|behind|near) (?:which|what) ([a-z]+(?: [a-z]+)?) "
+        r"(?:did|do|have|had) (?:i|we) (.+)$",
+        r"which \2 did i \3 \1",
+        text,
+    )
     # "i can not find my keys where did i put them": the pronoun stands for the phrase the lead named.
     m = _PRONOUN_QUESTION.match(text)
     if m:

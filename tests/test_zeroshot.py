@@ -130,6 +130,16 @@ TABLE = [
     ("i lost my keys", "found", "the keys", ["keys"], ["loses the keys"]),
     ("cant find my glasses", "found", "the glasses", ["glasses"], ["can"]),
     ("were did I put my keys", "where_verb", "the keys", ["puts the keys"], []),
+    (
+        "in which drawer did I put the batteries",
+        "what_thing_did_i",
+        "the batteries",
+        ["puts the batteries in the drawer"],
+        [],
+    ),
+    ("what time did I leave", "when_did_i", None, ["leaves"], ["leaves the time"]),
+    ("what was the last thing I ate", "what_did_i", None, ["eats something"], []),
+    ("where was the remote the last time I saw it", "where_is", "the remote", ["remote"], []),
 ]
 
 
@@ -183,6 +193,8 @@ def test_empty_questions_are_refused_clearly(question):
         ("Where did I put the keys the first time?", "first"),
         ("where did I put my keys for the last time", "last"),
         ("Where did I put the keys? The first time.", "first"),
+        ("what was the last thing I ate", "last"),
+        ("where was the remote the last time I saw it", "last"),
     ],
 )
 def test_last_and_first_are_read_as_an_order(question, order):
