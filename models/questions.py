@@ -263,6 +263,10 @@ def _how_many_did_i(b: _Builder, g: dict, found: dict) -> None:
     rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
     one = obj and definite(singular(bare(obj)))
     b.obj(obj, 1.0)
+    if obj and rest in PREPOSITIONS.split("|"):  # "how many people did i talk to": talks to a person
+        b.action(verb, f"{rest} {one}", 0.75)
+        found.update(object=obj, action=f"{verb} {rest} {obj}")
+        return
     if obj:
         b.action(verb, f"{one} {rest}", 0.75)
         b.action(verb, f"{obj} {rest}", 0.5)
@@ -317,11 +321,14 @@ def _when_did_i_or_did_i(b: _Builder, g: dict, found: dict) -> None:
         words = words[1:]
     if len(words) > 1 and words[-1] in PARTICLES and words[-1] not in ("on", "off"):  # "pick the mug up"
         words = words[:-1]
-    obj = _object_phrase(" ".join(words)) if words else None
+    words = " ".join(words).removesuffix(" with me").removesuffix(" with us").split()  # "take my keys with me"
+    where = re.match(rf"^(?P<obj>.+?) (?:{PLACE_PREPOSITIONS}) (?P<place>(?:the|my|a|an|our) .+)$", " ".join(words))
+    place = _object_phrase(where["place"]) if where else None  # "did i see my phone in the bedroom"
+    obj = _object_phrase(where["obj"] if where else " ".join(words)) if words else None
     if obj and obj.split()[-1] in ("open", "closed", "on", "off"):  # "leave the door open"
         obj = definite(" ".join(bare(obj).split()[:-1])) if len(bare(obj).split()) > 1 else None
-    b.obj(obj, 0.4)
-    found.update(action=clause, object=obj)
+    b.obj(obj, 0.4)  # the place is in the event's own prompt already
+    found.update(action=clause, object=obj, place=place)
 
 
 def _state(b: _Builder, g: dict, found: dict) -> None:

@@ -140,6 +140,9 @@ TABLE = [
     ("what time did I leave", "when_did_i", None, ["leaves"], ["leaves the time"]),
     ("what was the last thing I ate", "what_did_i", None, ["eats something"], []),
     ("where was the remote the last time I saw it", "where_is", "the remote", ["remote"], []),
+    ("did I see my phone in the bedroom", "did_i", "the phone", ["sees the phone in the bedroom", "phone"], []),
+    ("did I take my keys with me", "did_i", "the keys", ["keys"], ["keys with me"]),
+    ("how many people did I talk to", "how_many_did_i", "people", ["talks to people"], ["talks people to"]),
 ]
 
 
