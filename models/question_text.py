@@ -75,6 +75,42 @@ _PRONOUN_QUESTION = re.compile(
 )
 
 
+_SPOKEN = (
+    (re.compile(r"^were (?=(?:did|do|does|is|are|was|have|had) )"), "where "),  # "were did i put"
+    # "what was i holding", "what were we eating": what did i hold / eat
+    (re.compile(r"^what (?:was|were) (?:i|we) ([a-z]+ing)\b"), r"what did i \1"),
+    # "where was i sitting": the moment of the activity, which shows where
+    (re.compile(r"^where (?:was|were) (?:i|we) ([a-z]+ing)\b"), r"when did i \1"),
+    # an embedded question ("tell me where I put my glasses") has no auxiliary: the one templates expect
+    (
+        re.compile(
+            r"^(where|what|when|who|(?:what|which|how many) "
+            r"(?!(?:did|do|does|have|had|was|were|am|is|are|will|would|can|could|should) )[a-z]+) i "
+            r"(?!(?:did|do|have|had|was|were|am) )"
+        ),
+        r"\1 did i ",
+    ),
+)
+"""Spoken forms -> the forms the grammar's rules read, in order (before punctuation goes)."""
+_REORDERED = (
+    (_ORDER_PHRASE, ""),  # "where did i put the keys the first time": the keys
+    (re.compile(r"^what time (?=(?:did|do|was|were|have|had) )"), "when "),  # "what time did i leave"
+    # "what was the last thing i ate": what did i eat (the order is read apart)
+    (re.compile(r"^what (?:was|is) the (?:very )?(?:last|first) (?:thing|object) (?:that )?(?:i|we) "), "what did i "),
+    # "in which drawer did i put the batteries": which drawer did i put the batteries in
+    (
+        re.compile(
+            r"^(in|on|into|onto|inside|under|at|from|behind|near) (?:which|what) ([a-z]+(?: [a-z]+)?) "
+            r"(?:did|do|have|had) (?:i|we) (.+)$"
+        ),
+        r"which \2 did i \3 \1",
+    ),
+)
+"""Word orders -> the orders the rules read (after punctuation went)."""
+_LEADING_CLAUSE = re.compile(r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$")
+"""A leading time clause ("before I opened the fridge, where was the mug"): it goes where the templates have it."""
+
+
 def prepare_question(question: str) -> str:
     text = question.replace("\u2019", "'").replace("\u2018", "'")
     text = normalize_text(text)
@@ -83,40 +119,14 @@ def prepare_question(question: str) -> str:
         text = pattern.sub(repl, text)
     text = _OPENERS.sub("", text, count=1)
     text = _ORDER_ADVERB.sub(r"\1 ", text)  # "when did i last put" -> "when did i put" (the order is kept apart)
-    text = re.sub(r"^were (?=(?:did|do|does|is|are|was|have|had) )", "where ", text)  # "were did i put"
-    # "what was i holding", "what were we eating": what did i hold / eat.
-    text = re.sub(r"^what (?:was|were) (?:i|we) ([a-z]+ing)\b", r"what did i \1", text)
-    # "where was i sitting": the moment of the activity, which shows where
-    text = re.sub(r"^where (?:was|were) (?:i|we) ([a-z]+ing)\b", r"when did i \1", text)
-    # An embedded question ("tell me where I put my glasses") has no auxiliary; give it the one templates expect.
-    text = re.sub(
-        r"^(where|what|when|who|(?:what|which|how many) "
-        r"(?!(?:did|do|does|have|had|was|were|am|is|are|will|would|can|could|should) )[a-z]+) i "
-        r"(?!(?:did|do|have|had|was|were|am) )",
-        r"\1 did i ",
-        text,
-    )
+    for pattern, repl in _SPOKEN:
+        text = pattern.sub(repl, text)
     text = re.sub(r"[\"“”?!.,;:]+", " ", text)
     text = re.sub(r"\s+", " ", text).strip()
-    text = _ORDER_PHRASE.sub("", text)  # "where did i put the keys the first time": the keys
-    text = re.sub(r"^what time (?=(?:did|do|was|were|have|had) )", "when ", text)  # "what time did i leave"
-    # "what was the last thing i ate": what did i eat (the order is read apart)
-    text = re.sub(
-        r"^what (?:was|is) the (?:very )?(?:last|first) (?:thing|object) (?:that )?(?:i|we) ", "what did i ", text
-    )
-    # "in which drawer did i put the batteries": which drawer did i put the batteries in
-    text = re.sub(
-        r"^(in|on|into|onto|inside|under|at|from|behind|near) (?:which|what) ([a-z]+(?: [a-z]+)?) "
-        r"(?:did|do|have|had) (?:i|we) (.+)$",
-        r"which \2 did i \3 \1",
-        text,
-    )
+    for pattern, repl in _REORDERED:
+        text = pattern.sub(repl, text)
     # "i can not find my keys where did i put them": the pronoun stands for the phrase the lead named.
     m = _PRONOUN_QUESTION.match(text)
     if m:
         text = re.sub(r"\b(?:it|them)\b", f"the {m['np']}", m["q"], count=1)
-    # A leading time clause ("before I opened the fridge, where was the mug") goes where the templates have it.
-    text = re.sub(
-        r"^(?P<rel>before|after) (?P<event>(?:i|we) .+?) (?P<rest>where .+)$", r"\g<rest> \g<rel> \g<event>", text
-    )
-    return text
+    return _LEADING_CLAUSE.sub(r"\g<rest> \g<rel> \g<event>", text)
