@@ -9,7 +9,7 @@ import re
 from models.prompt_builder import EVENT_OBJECT_WEIGHT
 from models.prompt_builder import PromptBuilder as _Builder
 from models.question_text import PLACE_PREPOSITIONS, QUESTION_WORDS
-from models.words import SEEING_VERBS, definite, is_noun, is_verb, to_base_verb
+from models.words import SEEING_VERBS, definite, is_noun, is_verb, singular, to_base_verb
 
 _SEARCH_VERBS = SEEING_VERBS | frozenset(
     "locate search show help know get keep lose need want forget miss find".split()
@@ -34,6 +34,21 @@ def _vocabulary_names() -> tuple[frozenset[str], int]:
     return names, max((len(n.split()) for n in names), default=1)
 
 
+_NOT_A_HEAD = frozenset("today tonight yesterday now somewhere anywhere again too there here".split())
+
+
+def _with_head_noun(name: str, after: list[str]) -> str:
+    """A known name that only modifies the noun after it names that noun with it: "the phone charger", "the can
+    opener" (a singular name before a noun; "my keys kitchen" stays the keys)."""
+    if not after or singular(name) != name:
+        return name
+    word = after[0]
+    if word in _NOT_OBJECTS or word in _NOT_A_HEAD or word in PLACE_PREPOSITIONS.split("|") or len(word) < 3:
+        return name
+    head = is_noun(word) and (not is_verb(word) or word in _vocabulary_names()[0])  # "cup" is a verb too
+    return f"{name} {word}" if head else name
+
+
 def _known_object(text: str) -> str | None:
     """The object a text names: an everyday name the presence vocabulary knows (longest first), else the words
     after its last determiner (up to a preposition or question word), else its last noun."""
@@ -45,7 +60,7 @@ def _known_object(text: str) -> str | None:
         for n in range(min(longest, len(words) - i), 0, -1):
             written = " ".join(words[i : i + n])
             if written in names and words[i + n : i + n + 1] != ["not"]:  # "can not find": no can
-                return definite(written)
+                return definite(_with_head_noun(written, words[i + n : i + n + 1]))
     named = [m["np"].split() for m in _NAMED.finditer(text)]
     for words in reversed(named):
         kept = []

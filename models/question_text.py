@@ -79,8 +79,9 @@ _SPOKEN = (
     (re.compile(r"^were (?=(?:did|do|does|is|are|was|have|had) )"), "where "),  # "were did i put"
     # "what was i holding", "what were we eating": what did i hold / eat
     (re.compile(r"^what (?:was|were) (?:i|we) ([a-z]+ing)\b"), r"what did i \1"),
-    # "where was i sitting": the moment of the activity, which shows where
+    # "where was i sitting", "where did i park": the moment of the activity, which shows where
     (re.compile(r"^where (?:was|were) (?:i|we) ([a-z]+ing)\b"), r"when did i \1"),
+    (re.compile(r"^where (?:did|do|have|had) (?:i|we) ([a-z]+)[\s?!.]*$"), r"when did i \1"),
     # an embedded question ("tell me where I put my glasses") has no auxiliary: the one templates expect
     (
         re.compile(

@@ -143,6 +143,12 @@ TABLE = [
     ("did I see my phone in the bedroom", "did_i", "the phone", ["sees the phone in the bedroom", "phone"], []),
     ("did I take my keys with me", "did_i", "the keys", ["keys"], ["keys with me"]),
     ("how many people did I talk to", "how_many_did_i", "people", ["talks to people"], ["talks people to"]),
+    # a known name before a noun names that noun with it; "where did I <verb>" asks for the activity
+    ("i cant find the phone charger", "found", "the phone charger", ["phone charger"], []),
+    ("the coffee cup somewhere", "found", "the coffee cup", ["coffee cup"], []),
+    ("my keys kitchen", "found", "the keys", ["keys"], []),
+    ("where did I park", "when_did_i", None, ["parks"], ["park park", "parks the park"]),
+    ("where did I go?", "when_did_i", None, ["goes"], ["i"]),
 ]
 
 
