@@ -53,6 +53,7 @@ from models.words import (
     bare,
     definite,
     singular,
+    third_person,
     to_base_verb,
 )
 
@@ -249,6 +250,19 @@ def _what_did_i(b: _Builder, g: dict, found: dict) -> None:
     found.update(action=f"{verb} {rest}".strip())
 
 
+def _what_did_other(b: _Builder, g: dict, found: dict) -> None:
+    """ "What did the man give me": the other person's action, as Ego4D narrates others ("the man gives ...");
+    "me" is the camera wearer, whom the frames never show."""
+    person = _possessive_to_article(g["person"])
+    verb = to_base_verb(g["verb"])
+    rest = re.sub(r"^(?:to )?(?:me|us)\b ?", "", _possessive_to_article(_clean_phrase(g["rest"]) or "")).strip()
+    if not rest or rest.split()[0] in PREPOSITIONS.split("|"):  # "put on the table": put something there
+        rest = f"something {rest}".strip()
+    b.add(f"{person} {third_person(verb)} {rest}", 1.0)
+    b.person(bare(person), 0.5)
+    found.update(person=person, action=f"{verb} {rest}")
+
+
 def _how_many_times(b: _Builder, g: dict, found: dict) -> None:
     verb = to_base_verb(g["verb"])
     rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
@@ -368,6 +382,7 @@ _BUILDERS: dict[str, Callable[[_Builder, dict, dict], None]] = {
     "what_verb_prep": _what_verb_prep,
     "what_thing_did_i": _what_thing_did_i,
     "what_did_i": _what_did_i,
+    "what_did_other": _what_did_other,
     "how_many_times": _how_many_times,
     "how_many_did_i": _how_many_did_i,
     "how_many_are": _how_many_are,

@@ -149,6 +149,9 @@ TABLE = [
     ("my keys kitchen", "found", "the keys", ["keys"], []),
     ("where did I park", "when_did_i", None, ["parks"], ["park park", "parks the park"]),
     ("where did I go?", "when_did_i", None, ["goes"], ["i"]),
+    # another person's action: narrated with that person as the subject; "me" is the camera wearer
+    ("what did the man give me", "what_did_other", None, ["the man gives something", "a man"], ["man give"]),
+    ("what did the man put on the table", "what_did_other", None, ["the man puts something on the table"], []),
 ]
 
 
