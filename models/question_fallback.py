@@ -8,7 +8,7 @@ import re
 
 from models.prompt_builder import EVENT_OBJECT_WEIGHT
 from models.prompt_builder import PromptBuilder as _Builder
-from models.question_text import PLACE_PREPOSITIONS, QUESTION_WORDS
+from models.question_text import PLACE_PREPOSITION_WORDS, QUESTION_WORDS
 from models.words import SEEING_VERBS, definite, is_noun, is_verb, singular, to_base_verb
 
 _SEARCH_VERBS = SEEING_VERBS | frozenset(
@@ -43,7 +43,7 @@ def _with_head_noun(name: str, after: list[str]) -> str:
     if not after or singular(name) != name:
         return name
     word = after[0]
-    if word in _NOT_OBJECTS or word in _NOT_A_HEAD or word in PLACE_PREPOSITIONS.split("|") or len(word) < 3:
+    if word in _NOT_OBJECTS or word in _NOT_A_HEAD or word in PLACE_PREPOSITION_WORDS or len(word) < 3:
         return name
     head = is_noun(word) and (not is_verb(word) or word in _vocabulary_names()[0])  # "cup" is a verb too
     return f"{name} {word}" if head else name
@@ -65,7 +65,7 @@ def _known_object(text: str) -> str | None:
     for words in reversed(named):
         kept = []
         for w in words:
-            if w in _NOT_OBJECTS or w in PLACE_PREPOSITIONS.split("|"):
+            if w in _NOT_OBJECTS or w in PLACE_PREPOSITION_WORDS:
                 break
             kept.append(w)
         if kept:

@@ -34,6 +34,8 @@ FRAGMENTS, RULES = load_rules()
 _TYPOS: dict[str, str] = json.loads(GRAMMAR_FILE.read_text(encoding="utf-8"))["typos"]["words"]
 PLACE_PREPOSITIONS = FRAGMENTS["PLACE_PREPOSITIONS"]
 PREPOSITIONS = FRAGMENTS["PREPOSITIONS"]
+PLACE_PREPOSITION_WORDS = frozenset(PLACE_PREPOSITIONS.split("|"))
+PREPOSITION_WORDS = frozenset(PREPOSITIONS.split("|"))
 PARTICLES = frozenset(FRAGMENTS["PARTICLES"].split("|"))
 """Words that go with a verb ("put *down*", "pick *up*"), not with the object after or before them."""
 
@@ -64,6 +66,13 @@ _OPENERS = re.compile(
 )
 ORDER_WORDS = (("last", re.compile(r"\b(?:last|latest|most recent(?:ly)?)\b")), ("first", re.compile(r"\bfirst\b")))
 """Words that ask for one occurrence among several: the latest or the earliest (``Rewrite.order``)."""
+
+
+def order_of(normalized: str) -> str | None:
+    """``last`` / ``first`` when a normalised question asks for the latest or the earliest occurrence."""
+    return next((name for name, pattern in ORDER_WORDS if pattern.search(normalized)), None)
+
+
 _ORDER_ADVERB = re.compile(r"\b(i|we) (?:last|first|most recently|just) ")
 _ORDER_PHRASE = re.compile(r" (?:for )?the (?:very )?(?:first|last) time(?: (?:that )?(?:i|we) [a-z ]+)?$")
 """A trailing "(for) the first / last time (I saw it)": an order (read apart, :data:`ORDER_WORDS`), not part of

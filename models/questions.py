@@ -39,12 +39,14 @@ from models.prompt_builder import possessive_to_article as _possessive_to_articl
 from models.question_fallback import read_anyway
 from models.question_text import (
     OPENING_WORDS,
-    ORDER_WORDS,
     PARTICLES,
+    PLACE_PREPOSITION_WORDS,
     PLACE_PREPOSITIONS,
+    PREPOSITION_WORDS,
     PREPOSITIONS,
     QUESTION_WORDS,
     RULES,
+    order_of,
     prepare_question,
 )
 from models.text_normalize import normalize_text
@@ -234,7 +236,7 @@ def _thing_at_the_end(b: _Builder, found: dict, thing: str, verb: str, obj: str 
     target = obj or "something"
     b.action(verb, f"{target} {prep} {thing}", 1.0)
     b.obj(thing, 0.75)
-    if prep in PLACE_PREPOSITIONS.split("|"):
+    if prep in PLACE_PREPOSITION_WORDS:
         b.obj(obj, 0.5)
         found.update(object=obj, place=thing, action=f"{verb} {target} {prep} {thing}")
     else:
@@ -256,7 +258,7 @@ def _what_did_other(b: _Builder, g: dict, found: dict) -> None:
     person = _possessive_to_article(g["person"])
     verb = to_base_verb(g["verb"])
     rest = re.sub(r"^(?:to )?(?:me|us)\b ?", "", _possessive_to_article(_clean_phrase(g["rest"]) or "")).strip()
-    if not rest or rest.split()[0] in PREPOSITIONS.split("|"):  # "put on the table": put something there
+    if not rest or rest.split()[0] in PREPOSITION_WORDS:  # "put on the table": put something there
         rest = f"something {rest}".strip()
     b.add(f"{person} {third_person(verb)} {rest}", 1.0)
     b.person(bare(person), 0.5)
@@ -277,7 +279,7 @@ def _how_many_did_i(b: _Builder, g: dict, found: dict) -> None:
     rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
     one = obj and definite(singular(bare(obj)))
     b.obj(obj, 1.0)
-    if obj and rest in PREPOSITIONS.split("|"):  # "how many people did i talk to": talks to a person
+    if obj and rest in PREPOSITION_WORDS:  # "how many people did i talk to": talks to a person
         b.action(verb, f"{rest} {one}", 0.75)
         found.update(object=obj, action=f"{verb} {rest} {obj}")
         return
@@ -435,7 +437,7 @@ def rewrite_question(question: str) -> Rewrite:
             continue
         if read.template not in _UNREAD:
             whole = normalize_text(question)
-            order = read.order or next((n for n, pattern in ORDER_WORDS if pattern.search(whole)), None)
+            order = read.order or order_of(whole)
             return replace(read, question=str(question), normalized=whole, order=order)
     return _rewrite_sentence(question)
 
@@ -473,7 +475,6 @@ def _rewrite_sentence(question: str) -> Rewrite:
 
 def _finish(question: str, normalized: str, rule: str, builder: _Builder, found: dict) -> Rewrite:
     prompts = tuple(Prompt(t, round(w, 4)) for t, w in builder.prompts.items())
-    order = next((name for name, pattern in ORDER_WORDS if pattern.search(normalized)), None)
     return Rewrite(
         question=str(question),
         normalized=normalized,
@@ -481,5 +482,5 @@ def _finish(question: str, normalized: str, rule: str, builder: _Builder, found:
         prompts=prompts,
         **{k: found.get(k) for k in ("object", "action", "place", "person", "relation")},
         anchor=found.get("anchor", ()),
-        order=order,
+        order=order_of(normalized),
     )

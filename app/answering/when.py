@@ -108,14 +108,15 @@ def read_time(question: str, now: float | None = None) -> tuple[str, TimeRange |
     """``question`` without its time phrases, and the range they mean (None when it names no time)."""
     local_now = datetime.fromtimestamp(time.time() if now is None else now)
     text, day = _read_day(question or "", local_now)
+    without_clock = (text, day[0]) if day is not None else (question, None)
     clock = _CLOCK.search(text)
     if clock is None or not (clock["minute"] or clock["half"] or clock["oclock"]):
-        return (text, day[0]) if day is not None else (question, None)
+        return without_clock
     hour, minute = int(clock["hour"]), int(clock["minute"] or 0)
     if clock["half"]:
         hour = hour % 12 + (12 if clock["half"].lower() == "p" else 0)
     if hour > 23 or minute > 59:
-        return (text, day[0]) if day is not None else (question, None)
+        return without_clock
     if day is not None and day[1] is not None:  # "at 8:15 this morning": that day
         at = day[1].replace(hour=hour, minute=minute)
         if day[0].since is not None and at.timestamp() < day[0].since:  # "at 1 am tonight": past midnight
