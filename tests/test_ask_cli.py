@@ -390,6 +390,55 @@ def test_fused_answers_read_the_clip_with_clip_for_their_confidence(world):
     assert answer.moments[0].confidence == pytest.approx(0.5, abs=1e-3)  # sigmoid(40 * (clip - clip))
 
 
+def test_a_checkpoint_alone_reads_the_clip_with_clip_for_its_confidence(world):
+    """The checkpoint mode itself (not only ``fused``) measures CLIP's best window score in the clip when its
+    calibration weighs it, where the library's CLIP made the features: the moments are the checkpoint's own,
+    the score is zero-shot's rank 1, and the confidence rests on it. Where CLIP cannot read the features, a
+    calibration that needs it is dropped with a warning, never applied without its input."""
+    from app.answering.calibration import Calibration
+    from app.answering.trained import TrainedAnswerer
+
+    service = EgoRecall(Settings(library=world["lib"], device="cpu"), encoder_spec=TINY_SPEC)
+    if not service.library.videos():  # run alone, before the tests that index the world
+        assert all(r.ok for r in service.index(sorted(world["videos"].glob("*.mp4"))))
+    trained = service.answerer("tiny-vslnet")
+    zeroshot = service.answerer("zeroshot")
+    video = service.library.videos()[0]
+    features, grid = service.library.features(video), video.grid
+    question = "where is the cup"
+    (own,) = zeroshot.answer(zeroshot.prepare([question]), features, grid, 5)
+    was = trained.calibration, trained.measure_clip
+    try:
+        trained.measure_clip = False
+        (plain,) = trained.answer(trained.prepare([question]), features, grid, 5)
+        trained.measure_clip = True
+        (read,) = trained.answer(trained.prepare([question]), features, grid, 5)
+        assert plain.clip_score is None and read.windows == plain.windows
+        assert read.clip_score == pytest.approx(own.windows[0].score, abs=1e-5)
+        trained.calibration = Calibration(a=0.0, b=-40.0 * own.windows[0].score, threshold=0.5, clip_weight=40.0)
+        answer = service.ask(question, mode="tiny-vslnet", video_id=video.id, k=3, clips=False)
+    finally:
+        trained.calibration, trained.measure_clip = was
+    assert answer.moments[0].confidence == pytest.approx(0.5, abs=1e-3)  # sigmoid(40 * (clip - clip))
+
+    class Unreadable(TrainedAnswerer):
+        def clip_reader(self):
+            self._reader_error = "features of another CLIP"
+            return None
+
+    from checkpoints import update_metadata
+
+    folder = service.settings.checkpoints_dir
+    needs_clip = Calibration(a=1.0, b=0.0, threshold=0.5, clip_weight=1.0).to_dict()
+    update_metadata("tiny-vslnet", {"calibration": {"checkpoint": needs_clip}}, folder)
+    try:
+        lone = Unreadable(service.answer_context(), "tiny-vslnet")
+    finally:
+        update_metadata("tiny-vslnet", {"calibration": trained.meta.calibration}, folder)
+    assert lone.calibration is None and not lone.measure_clip
+    assert any("cannot read these features" in w and "no confidence" in w for w in lone.warnings)
+
+
 def score_checkpoint(answerer, dataset, source) -> dict:
     from training.metrics import score_windows, windows_array
 

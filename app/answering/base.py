@@ -107,8 +107,8 @@ class Answerer(Protocol):
     """Whether its answers carry :attr:`ClipAnswer.presence` (when its calibration uses it, or while one is
     being fitted); modes without CLIP text vectors never measure it."""
     measure_clip: bool
-    """Whether its answers carry :attr:`ClipAnswer.clip_score` (likewise); only modes that mix CLIP into a
-    trained model's answer (``fused``) measure it -- zero-shot's own score already is it."""
+    """Whether its answers carry :attr:`ClipAnswer.clip_score` (likewise); trained modes measure it where the
+    library's CLIP made the features -- zero-shot's own score already is it."""
 
     def local_context_s(self, question: PreparedQuestion) -> float | None:
         """Seconds of features either side of a moment that decide its window and score, when that is bounded:

@@ -33,7 +33,7 @@ from app.answering.registry import register_answerer
 from app.answering.trained import TrainedAnswerer, _checkpoint_key
 from app.answering.zeroshot import ZeroShotAnswerer
 from models.grid import TimeGrid
-from models.windows import best_window_scores, curve_to_windows
+from models.windows import curve_to_windows
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class FusedAnswerer:
 
     def __init__(self, context: AnswerContext, checkpoint: str | None, weight: float | None = None) -> None:
         self.trained = TrainedAnswerer(context, checkpoint)  # refuses a checkpoint of other features
+        self.trained.measure_presence = self.trained.measure_clip = False  # measured here, by the fused calibration
         self.zeroshot = ZeroShotAnswerer(context)  # refuses features of another CLIP
         stored = self.trained.meta.fusion.get("weight")
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
@@ -122,26 +123,22 @@ class FusedAnswerer:
         presence = self.zeroshot.presence(questions, features)
         if self.weight == 0.0:  # the checkpoint itself (see the module docstring)
             answers = self.trained.answer(questions, features, grid, k, comparable=comparable, region=region)
-            cosines = self.zeroshot.curves(questions, features, grid) if self.measure_clip else None
-            return [
-                replace(a, presence=p, clip_score=self._clip_score(cosines, i, grid))
-                for i, (a, p) in enumerate(zip(answers, presence))
-            ]
+            clip = self._clip_scores(questions, features, grid)
+            return [replace(a, presence=p, clip_score=c) for a, p, c in zip(answers, presence, clip)]
         out = []
         pairs = self.curves(questions, features, grid)
-        cosines = [c for _, c in pairs] if self.measure_clip else None
-        for i, ((trained, cosine), p) in enumerate(zip(pairs, presence)):
+        clip = self._clip_scores(questions, features, grid, [c for _, c in pairs])
+        for (trained, cosine), p, c in zip(pairs, presence, clip):
             fused = fuse_curves(trained.curve, cosine, self.weight)
             windows = curve_to_windows(fused, grid, k, self.zeroshot.config.proposals)
-            out.append(ClipAnswer(windows, fused.astype(np.float32), p, self._clip_score(cosines, i, grid)))
+            out.append(ClipAnswer(windows, fused.astype(np.float32), p, c))
         return out
 
-    def _clip_score(self, cosines: list | None, i: int, grid: TimeGrid) -> float | None:
-        """Question ``i``'s best zero-shot window score over the clip (:attr:`ClipAnswer.clip_score`), when
-        measured."""
-        if cosines is None or not len(cosines[i]):
-            return None
-        return float(best_window_scores(np.asarray(cosines[i])[None], grid, self.zeroshot.config.proposals)[0])
+    def _clip_scores(self, questions, features, grid: TimeGrid, curves=None) -> list[float | None]:
+        """CLIP's reading of the clip per question (:attr:`ClipAnswer.clip_score`), when measured."""
+        if not self.measure_clip:
+            return [None] * len(questions)
+        return self.zeroshot.clip_scores(questions, features, grid, curves)
 
 
 @dataclass

@@ -126,7 +126,7 @@ def top_scores(
     answerable = dataset.evaluation_queries()
     was = answerer.measure_presence, answerer.measure_clip
     answerer.measure_presence = presence
-    answerer.measure_clip = presence  # only modes that mix CLIP into a trained model's answer (fused) measure it
+    answerer.measure_clip = presence  # trained and fused modes; zero-shot's own score is CLIP's reading
     try:
         got = answer_dataset(answerer, dataset, source, k, queries=list(answerable) + list(negatives), comparable=True)
     finally:

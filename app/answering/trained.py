@@ -7,7 +7,9 @@ reusing the already loaded CLIP when the weights are the same.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -22,10 +24,14 @@ from app.answering.base import (
 )
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
+from app.answering.zeroshot import ZeroShotAnswerer
+from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.questions import EmptyQuestion
 from models.windows import Window
 from training.checkpoint_info import inference_config_from_metadata
+
+logger = logging.getLogger(__name__)
 
 
 def _checkpoint_key(context: AnswerContext, arg: str | None) -> tuple:
@@ -60,8 +66,6 @@ class TrainedAnswerer:
     """A trained NLQ localizer from the checkpoint store."""
 
     max_candidate_videos = 4
-    measure_presence = False  # its questions have no CLIP vector to classify frames with
-    measure_clip = False  # nor to read the clip with (``fused`` does, at weight 0 with this model's answers)
 
     def local_context_s(self, question: PreparedQuestion) -> float | None:
         return None  # the model reads the whole clip
@@ -115,8 +119,52 @@ class TrainedAnswerer:
         self._vectors = VectorCache()
         self.mode = folder.name
         self.label = f"{self.meta.model} checkpoint {folder.name}"
+        self._reader: ZeroShotAnswerer | None = None
+        self._reader_tried = False
+        self._reader_error = ""
+        cal = self.calibration
+        self.measure_presence = bool(cal and cal.presence_weight)
+        self.measure_clip = bool(cal and cal.clip_weight)
+        if (self.measure_presence or self.measure_clip) and self.clip_reader() is None:
+            self.calibration, self.measure_presence, self.measure_clip = None, False, False
+            self.warnings += (
+                f"the confidence stored with checkpoint {folder.name} reads the clip with CLIP, which cannot read "
+                f"these features ({self._reader_error}); answers carry no confidence",
+            )
+
+    def clip_reader(self) -> ZeroShotAnswerer | None:
+        """Zero-shot CLIP over the same features, which reads a clip on one scale for every clip (its best window
+        score, the presence of the question's object) -- evidence a calibration may weigh beside this model's
+        own score, whose span probabilities are relative to the clip (asked about something the clip never
+        shows, it still places an answer there). None when the library's CLIP did not make these features."""
+        if not self._reader_tried:
+            self._reader_tried = True
+            try:
+                self._reader = ZeroShotAnswerer(self._context)
+            except EgoRecallError as exc:
+                self._reader_error = str(exc)
+                logger.info("checkpoint %s: no CLIP reading of the clip (%s)", self.mode, exc)
+        return self._reader
+
+    def _reading(self) -> ZeroShotAnswerer | None:
+        """The CLIP reader when this answer measures something with it (see :meth:`clip_reader`)."""
+        if not (self.measure_presence or self.measure_clip):
+            return None
+        reader = self.clip_reader()
+        if reader is not None:
+            reader.measure_presence = self.measure_presence
+        return reader
 
     def prepare(self, questions: Sequence[str], *, search: bool = False) -> list[PreparedQuestion]:
+        """The checkpoint's query tokens; with CLIP's reading measured, also everything zero-shot makes of the
+        question (its CLIP vector, before/after anchor and presence column)."""
+        reader = self._reading()
+        tokens = self._tokens(questions, search=search and reader is None)
+        if reader is None:
+            return tokens
+        return [replace(z, tokens=t.tokens, mask=t.mask) for t, z in zip(tokens, reader.prepare(questions))]
+
+    def _tokens(self, questions: Sequence[str], *, search: bool) -> list[PreparedQuestion]:
         rewrites = rewrite_all(questions)
         if not rewrites:
             return []
@@ -142,8 +190,6 @@ class TrainedAnswerer:
         comparable: bool = False,
         region: bool = False,
     ) -> list[ClipAnswer]:
-        from dataclasses import replace
-
         from models.inference import localize
 
         if not questions:
@@ -155,20 +201,23 @@ class TrainedAnswerer:
         for i, q in enumerate(questions):
             tokens[i, : len(q.tokens)] = q.tokens
             mask[i, : len(q.mask)] = q.mask
-        features = np.array(features, dtype=np.float32)  # a writable copy: memory maps are read-only
+        floats = np.array(features, dtype=np.float32)  # a writable copy: memory maps are read-only
         results = localize(
             self.model,
-            features,
+            floats,
             grid,
             tokens,
             mask,
-            video_aux=features if self._aux else None,
+            video_aux=floats if self._aux else None,
             config=replace(self._inference, k=k),
         )
+        reader = self._reading()  # CLIP reads the features as zero-shot does (its float16 rows as they are)
+        presence = reader.presence(questions, features) if reader else [None] * len(questions)
+        clip = reader.clip_scores(questions, features, grid) if reader and self.measure_clip else [None] * len(results)
         out = []
-        for res in results:
+        for res, p, c in zip(results, presence, clip):
             windows = res.windows
             if comparable:
                 windows = comparable_windows(windows, res.curve, grid)
-            out.append(ClipAnswer(windows, np.asarray(res.curve, np.float32)))
+            out.append(ClipAnswer(windows, np.asarray(res.curve, np.float32), p, c))
         return out

@@ -21,7 +21,7 @@ from app.answering.presence import PresenceScorer
 from app.answering.registry import register_answerer
 from app.answering.vectors import VectorCache, prompt_vectors
 from models.grid import TimeGrid
-from models.windows import window_context_s
+from models.windows import best_window_scores, window_context_s
 from models.zeroshot import (
     ZeroShotConfig,
     order_by_anchor,
@@ -131,3 +131,19 @@ class ZeroShotAnswerer:
                 ordered = order_by_anchor(curves[i], similarity_curve(features, q.anchor), relation, grid, self.config)
             curves[i] = ordered.astype(np.float32)
         return curves
+
+    def clip_scores(
+        self,
+        questions: Sequence[PreparedQuestion],
+        features,
+        grid: TimeGrid,
+        curves: Sequence[np.ndarray] | None = None,
+    ) -> list[float | None]:
+        """Each question's best zero-shot window score over the clip (:attr:`ClipAnswer.clip_score`): CLIP's
+        reading of the clip, on one scale for every clip. ``curves``: :meth:`curves`' result, when at hand."""
+        if curves is None:
+            curves = self.curves(questions, features, grid)
+        return [
+            float(best_window_scores(np.asarray(c)[None], grid, self.config.proposals)[0]) if len(c) else None
+            for c in curves
+        ]
