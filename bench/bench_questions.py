@@ -40,8 +40,8 @@ logger = logging.getLogger("bench_questions")
 
 UNREAD = frozenset({"found", "content", "fallback"})
 """Readings no grammar rule made (``models.questions``)."""
-PLACEHOLDERS = frozenset({"object", "thing", "item", "stuff"})
-"""An X that names no object: the template's own word for "the thing asked about"."""
+PLACEHOLDERS = frozenset({"object", "thing", "item", "stuff", "time"})
+"""An X that names no object: the template's own word for the thing asked about, or the count of "How many times"."""
 ROLES = ((re.compile(r"put in x|location x", re.I), "place"), (re.compile(r"activity x", re.I), "action"))
 ROLES += ((re.compile(r"role x|person x", re.I), "person"),)
 """Where a template's X lands in a reading (the object where none of these match)."""

@@ -277,16 +277,22 @@ def _how_many_did_i(b: _Builder, g: dict, found: dict) -> None:
     obj = _object_phrase(g["obj"])
     verb = to_base_verb(g["verb"])
     rest = _possessive_to_article(_clean_phrase(g["rest"]) or "")
-    one = obj and definite(singular(bare(obj)))
+    if not obj:  # "how many things did I put on the bed": putting something there, the place named
+        where = re.match(rf"^(?:{PLACE_PREPOSITIONS}) (?P<place>.+)$", rest)
+        place = _object_phrase(where["place"]) if where else None
+        b.action(verb, f"something {rest}".strip(), 1.0)
+        b.obj(place, 0.5)
+        found.update(action=f"{verb} something {rest}".strip(), place=place)
+        return
+    one = definite(singular(bare(obj)))
     b.obj(obj, 1.0)
-    if obj and rest in PREPOSITION_WORDS:  # "how many people did i talk to": talks to a person
+    if rest in PREPOSITION_WORDS:  # "how many people did i talk to": talks to a person
         b.action(verb, f"{rest} {one}", 0.75)
         found.update(object=obj, action=f"{verb} {rest} {obj}")
         return
-    if obj:
-        b.action(verb, f"{one} {rest}", 0.75)
-        b.action(verb, f"{obj} {rest}", 0.5)
-    found.update(object=obj, action=f"{verb} {obj or ''} {rest}".strip())
+    b.action(verb, f"{one} {rest}", 0.75)
+    b.action(verb, f"{obj} {rest}", 0.5)
+    found.update(object=obj, action=f"{verb} {obj} {rest}".strip())
 
 
 def _how_many_are(b: _Builder, g: dict, found: dict) -> None:

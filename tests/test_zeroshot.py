@@ -143,6 +143,9 @@ TABLE = [
     ("did I see my phone in the bedroom", "did_i", "the phone", ["sees the phone in the bedroom", "phone"], []),
     ("did I take my keys with me", "did_i", "the keys", ["keys"], ["keys with me"]),
     ("how many people did I talk to", "how_many_did_i", "people", ["talks to people"], ["talks people to"]),
+    # "how many things" names no object: it counts what was put somewhere (was "puts the bed")
+    ("How many things did I put on the bed?", "how_many_did_i", None, ["puts something on the bed", "bed"], []),
+    ("how many items did I take out of the fridge", "how_many_did_i", None, ["takes something out of the fridge"], []),
     # a known name before a noun names that noun with it; "where did I <verb>" asks for the activity
     ("i cant find the phone charger", "found", "the phone charger", ["phone charger"], []),
     ("the coffee cup somewhere", "found", "the coffee cup", ["coffee cup"], []),
