@@ -421,58 +421,10 @@ class EgoRecall:
             config, progress=progress, stop=stop, encoder=self._encoder, resume=resume, show_progress=show_progress
         )
         if config.eval.fit_answering and not result.stopped:
-            result.answering = self._fit_for_answering(config, result)
+            from app.answering.tuning import fit_for_answering
+
+            result.answering = fit_for_answering(self, config, result)
         return result
-
-    def _fit_for_answering(self, config: TrainConfig, result: TrainResult) -> dict[str, str]:
-        """Each published checkpoint's fusion weight and calibrations, fitted on the validation file
-        (:mod:`app.answering.tuning`) when the run trained on this library (whose CLIP fusion needs) and
-        published where this app reads checkpoints. Returns checkpoint -> what was fitted, or why not."""
-        import os
-
-        if int(os.environ.get("RANK", "0")) != 0 or not result.checkpoints:
-            return {}
-        same_library = (
-            bool(config.data.library) and Path(config.data.library).resolve() == Path(self.settings.library).resolve()
-        )
-        ours = all(
-            Path(p).parent.resolve() == self.settings.checkpoints_dir.resolve() for p in result.checkpoints.values()
-        )
-        if not config.data.val and config.init_from and same_library and ours:
-            return self._inherit_fusion(config.init_from, result)
-        if not config.data.val or not same_library or not ours:
-            why = "no validation file" if not config.data.val else "not trained on this app's library and checkpoints"
-            return {Path(p).name: f"not fitted for answering ({why})" for p in result.checkpoints.values()}
-        from app.answering.tuning import fit_checkpoint
-        from training.features import LibraryClipFeatures
-        from training.nlq import load_nlq
-
-        dataset = load_nlq(config.data.val)
-        source = LibraryClipFeatures(self.library)
-        fitted = {}
-        for path in dict.fromkeys(result.checkpoints.values()):  # best and final may be one folder
-            name = Path(path).name
-            try:
-                fitted[name] = fit_checkpoint(self, name, dataset, source).summary()
-            except EgoRecallError as exc:  # the checkpoint stays usable; only its fitting failed
-                logger.warning("%s: not fitted for answering: %s", name, exc)
-                fitted[name] = f"not fitted for answering: {exc}"
-        return fitted
-
-    def _inherit_fusion(self, base: str, result: TrainResult) -> dict[str, str]:
-        """A fine-tune with no validation file (e.g. :meth:`adapt`) keeps its starting checkpoint's fusion
-        weight, which was chosen on that checkpoint's validation data; its calibrations are not carried over
-        (they described the base's scores)."""
-        from checkpoints import read_metadata, resolve_checkpoint, update_metadata
-
-        fusion = read_metadata(resolve_checkpoint(base, self.settings.checkpoints_dir)).fusion
-        if not fusion:
-            return {Path(p).name: "not fitted for answering (no validation file)" for p in result.checkpoints.values()}
-        inherited = {**fusion, "inherited_from": Path(base).name}
-        for path in dict.fromkeys(result.checkpoints.values()):
-            update_metadata(path, {"fusion": inherited})
-        said = f"fusion weight {fusion['weight']} of {Path(base).name}"
-        return {Path(p).name: said for p in result.checkpoints.values()}
 
     def adapt(
         self,

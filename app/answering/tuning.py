@@ -10,13 +10,18 @@ answerers, which live above ``training``; so the service runs :func:`fit_checkpo
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.answering.base import FeatureMismatch
 from app.answering.fusion import FUSED, choose_fusion_weight
 from app.answering.rejection import CalibrationError, calibrate_mode, negative_queries
+from models.errors import EgoRecallError
+from training.config import TrainConfig
 from training.features import ClipFeatureSource
 from training.nlq import NLQDataset
+from training.run_result import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +103,52 @@ def fit_checkpoint(
         fit.calibrations[name] = dict(out["cross_fitted"], threshold=out["calibration"]["threshold"])
     logger.info("%s", fit.summary())
     return fit
+
+
+def fit_for_answering(service, config: TrainConfig, result: TrainResult) -> dict[str, str]:
+    """Each published checkpoint's fusion weight and calibrations, fitted on the validation file
+    (:func:`fit_checkpoint`), when the run trained on the service's library (whose CLIP fusion needs) and
+    published where the app reads checkpoints. Returns checkpoint -> what was fitted, or why not."""
+    if int(os.environ.get("RANK", "0")) != 0 or not result.checkpoints:
+        return {}
+    same_library = (
+        bool(config.data.library) and Path(config.data.library).resolve() == Path(service.settings.library).resolve()
+    )
+    ours = all(
+        Path(p).parent.resolve() == service.settings.checkpoints_dir.resolve() for p in result.checkpoints.values()
+    )
+    if not config.data.val and config.init_from and same_library and ours:
+        return _inherit_fusion(service, config.init_from, result)
+    if not config.data.val or not same_library or not ours:
+        why = "no validation file" if not config.data.val else "not trained on this app's library and checkpoints"
+        return {Path(p).name: f"not fitted for answering ({why})" for p in result.checkpoints.values()}
+    from training.features import LibraryClipFeatures
+    from training.nlq import load_nlq
+
+    dataset = load_nlq(config.data.val)
+    source = LibraryClipFeatures(service.library)
+    fitted = {}
+    for path in dict.fromkeys(result.checkpoints.values()):  # best and final may be one folder
+        name = Path(path).name
+        try:
+            fitted[name] = fit_checkpoint(service, name, dataset, source).summary()
+        except EgoRecallError as exc:  # the checkpoint stays usable; only its fitting failed
+            logger.warning("%s: not fitted for answering: %s", name, exc)
+            fitted[name] = f"not fitted for answering: {exc}"
+    return fitted
+
+
+def _inherit_fusion(service, base: str, result: TrainResult) -> dict[str, str]:
+    """A fine-tune with no validation file (e.g. ``EgoRecall.adapt``) keeps its starting checkpoint's fusion
+    weight, which was chosen on that checkpoint's validation data; its calibrations are not carried over (they
+    described the base's scores)."""
+    from checkpoints import read_metadata, resolve_checkpoint, update_metadata
+
+    fusion = read_metadata(resolve_checkpoint(base, service.settings.checkpoints_dir)).fusion
+    if not fusion:
+        return {Path(p).name: "not fitted for answering (no validation file)" for p in result.checkpoints.values()}
+    inherited = {**fusion, "inherited_from": Path(base).name}
+    for path in dict.fromkeys(result.checkpoints.values()):
+        update_metadata(path, {"fusion": inherited})
+    said = f"fusion weight {fusion['weight']} of {Path(base).name}"
+    return {Path(p).name: said for p in result.checkpoints.values()}
