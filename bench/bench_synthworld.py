@@ -50,7 +50,8 @@ def main() -> None:
     from models.clip_encoder import ClipEncoder, EncoderSpec
     from training.synthworld.catalog import DEFAULT_HOUSE
     from training.synthworld.diagnostics import distinguishability, labelled_frames
-    from training.synthworld.generate import SynthConfig, generate_world, plan_world_video
+    from training.synthworld.generate import generate_world
+    from training.synthworld.plan import SynthConfig, plan_world_video
     from training.synthworld.render import SceneAssets, VideoRenderer
 
     cfg = SynthConfig(

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from training.synthworld.catalog import DEFAULT_HOUSE
-from training.synthworld.generate import SynthConfig, SynthWorldError, generate_world, plan_world_video
+from training.synthworld.generate import generate_world
+from training.synthworld.plan import SynthConfig, SynthWorldError, plan_world_video
 from training.synthworld.queries import (
     TEMPLATE_BEFORE_AFTER,
     TEMPLATE_HOW_MANY,

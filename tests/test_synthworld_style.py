@@ -11,7 +11,7 @@ import pytest
 
 from training.synthworld import generate_world
 from training.synthworld.catalog import DEFAULT_HOUSE
-from training.synthworld.generate import SynthWorldError
+from training.synthworld.plan import SynthWorldError
 from training.synthworld.style import HOME, REPORT_STYLES, STYLES, TUNING_STYLES, world_style
 
 KNOBS = ("duration_scale", "answer_pad_s", "shake", "pan_period_s", "step_hz", "palette_shift", "layout_seed")

@@ -12,7 +12,7 @@ import pytest
 
 from training.synthworld.catalog import DEFAULT_HOUSE
 from training.synthworld.diagnostics import distinguishability, labelled_frames
-from training.synthworld.generate import SynthConfig, plan_world_video
+from training.synthworld.plan import SynthConfig, plan_world_video
 from training.synthworld.render import HOLD_SIZE, SceneAssets
 
 N_VIDEOS, N_TRAIN = 20, 14

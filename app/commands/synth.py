@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from training.synthworld.generate import SynthConfig
+from training.synthworld.plan import SynthConfig
 from training.synthworld.style import REPORT_STYLES, TUNING_STYLES
 
 

@@ -6,17 +6,12 @@ benchmarks) can run and be checked for real learning without Ego4D's data. ``pyt
 :func:`generate_world`.
 
 Modules: ``catalog`` (the house), ``script`` (the event log), ``render`` (numpy drawing of frames),
-``language`` (narrations), ``queries`` (NLQ questions), ``ego4d_files`` (the JSON formats), ``generate``
-(the world on disk) and ``diagnostics`` (can an encoder tell the objects apart?).
+``language`` (narrations), ``queries`` (NLQ questions), ``ego4d_files`` (the JSON formats), ``plan`` (every
+video decided before drawing), ``generate`` (the world on disk) and ``diagnostics`` (can an encoder tell the
+objects apart?).
 """
 
-from training.synthworld.generate import (
-    SynthConfig,
-    SynthWorldError,
-    VideoPlan,
-    WorldSummary,
-    generate_world,
-    plan_world_video,
-)
+from training.synthworld.generate import WorldSummary, generate_world
+from training.synthworld.plan import SynthConfig, SynthWorldError, VideoPlan, plan_world_video
 
 __all__ = ["SynthConfig", "SynthWorldError", "VideoPlan", "WorldSummary", "generate_world", "plan_world_video"]
