@@ -212,6 +212,8 @@ class TrainedAnswerer:
             config=replace(self._inference, k=k),
         )
         reader = self._reading()  # CLIP reads the features as zero-shot does (its float16 rows as they are)
+        if reader is not None and any(q.vector is None for q in questions):
+            reader = None  # prepared before measuring was asked for: nothing for CLIP to read them with
         presence = reader.presence(questions, features) if reader else [None] * len(questions)
         clip = reader.clip_scores(questions, features, grid) if reader and self.measure_clip else [None] * len(results)
         out = []
