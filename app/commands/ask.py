@@ -219,12 +219,23 @@ def ask_command(args: argparse.Namespace) -> int:
             f"{100 * answer.threshold:.0f} %); the closest candidates:"
         )
     width = max(len(m.video_name) for m in answer.moments)
-    for m in answer.moments:
+    sure = [_confidence_text(m.confidence, answer.threshold) for m in answer.moments]
+    sure_width = max(len(s) for s in sure)
+    for m, said in zip(answer.moments, sure):
         where = str(m.clip) if m.clip else (f"(no clip: {m.clip_error})" if m.clip_error else "")
         when = f"{m.when:>17}  " if m.when else ""
         span = f"{clock(m.start):>7}–{clock(m.end):<7}"
-        print(f"{m.rank:3d}  {when}{m.video_name:<{width}}  {span}  {m.score:8.4f}  {where}")
+        column = f"{said:<{sure_width}}  " if sure_width else ""
+        print(f"{m.rank:3d}  {when}{m.video_name:<{width}}  {span}  {m.score:8.4f}  {column}{where}")
     return 0
+
+
+def _confidence_text(confidence: float | None, threshold: float | None) -> str:
+    """A moment's calibrated confidence as the Ask tab shows it ("21 % likely"); "" for a mode without one."""
+    from app.answering.results import confidence_words
+
+    words = confidence_words(confidence, threshold)
+    return f"{100 * confidence:.0f} % {words}" if words and confidence is not None else ""
 
 
 def _json_answer(answer) -> dict:
