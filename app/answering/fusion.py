@@ -72,7 +72,7 @@ class FusedAnswerer:
     def __init__(self, context: AnswerContext, checkpoint: str | None, weight: float | None = None) -> None:
         self.trained = TrainedAnswerer(context, checkpoint)  # refuses a checkpoint of other features
         self.trained.measure_presence = self.trained.measure_clip = False  # measured here, by the fused calibration
-        self.zeroshot = ZeroShotAnswerer(context)  # refuses features of another CLIP
+        self.zeroshot = self.trained.clip_reader() or ZeroShotAnswerer(context)  # refuses features of another CLIP
         stored = self.trained.meta.fusion.get("weight")
         self.weight = float(weight if weight is not None else stored if stored is not None else DEFAULT_FUSION_WEIGHT)
         self.calibration, self.warnings = stored_calibration(self.trained.meta.calibration, FUSED, self.trained.mode)
