@@ -27,17 +27,17 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 
+from bench.answer_scoring import METRICS, chance_levels, score_mode  # noqa: E402
+from bench.answers_feedback import FEEDBACK_CORRECTIONS, feedback_experiment, feedback_table  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 
 BENCH_SEED = 2026
@@ -57,68 +57,7 @@ def bench_config(quick: bool, seed: int = BENCH_SEED):
     return replace(full, videos=8, duration=60.0, val_fraction=0.375, pretrain_steps=30, train_steps=60, eval_every=30)
 
 
-# ------------------------------------------------------------------------------------------ scoring
-def window_stats(windows: list[list], truth: np.ndarray, k: int) -> dict[str, float]:
-    """How many distinct windows answers hold, and their lengths against the ground truth's."""
-    from models.windows import temporal_iou
-
-    counts = [len(ws) for ws in windows]
-    overlapping = sum(any(temporal_iou(a, b) > 0 for i, a in enumerate(ws) for b in ws[i + 1 :]) for ws in windows)
-    first = [ws[0].length for ws in windows if ws]
-    every = [w.length for ws in windows for w in ws]
-    gt = truth[:, 1] - truth[:, 0]
-
-    def q(values, p):
-        return float(np.percentile(values, p)) if len(values) else float("nan")
-
-    return {
-        "mean_windows": float(np.mean(counts)) if counts else 0.0,
-        "full_answers": 100.0 * sum(c >= k for c in counts) / max(1, len(counts)),
-        "answers_with_overlap": 100.0 * overlapping / max(1, len(counts)),
-        "rank1_len_p10": q(first, 10),
-        "rank1_len_p50": q(first, 50),
-        "rank1_len_p90": q(first, 90),
-        "all_len_p50": q(every, 50),
-        "gt_len_p10": q(gt, 10),
-        "gt_len_p50": q(gt, 50),
-        "gt_len_p90": q(gt, 90),
-    }
-
-
-def score_mode(service, mode: str, dataset, source, k: int) -> dict:
-    from app.answering import answer_dataset
-    from training.metrics import score_windows, windows_array
-
-    queries = dataset.evaluation_queries()
-    started = time.monotonic()
-    answers = answer_dataset(service.answerer(mode), dataset, source, k, queries=queries)
-    seconds = time.monotonic() - started
-    windows = [answers.for_query(q) for q in queries]
-    truth = np.array([(q.start, q.end) for q in queries], dtype=np.float64)
-    scores = score_windows(windows_array(windows, k), truth, [q.template for q in queries])
-    return {
-        "scores": scores.to_dict(),
-        "windows": window_stats(windows, truth, k),
-        "ms_per_query": 1000.0 * seconds / max(1, len(queries)),
-    }
-
-
-def chance_levels(dataset, source, seeds: int = 5) -> dict[str, float]:
-    from training.curve_eval import answer_length_proposals, evaluate_curves, random_curve
-
-    runs = [
-        evaluate_curves(dataset, source, random_curve(s), proposals=answer_length_proposals(dataset))
-        for s in range(seeds)
-    ]
-    out = {m: float(np.mean([r.recall[m] for r in runs])) for m in runs[0].recall}
-    out["mIoU"] = float(np.mean([r.miou for r in runs]))
-    return out
-
-
 # ------------------------------------------------------------------------------------------ printing
-METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5")
-
-
 def table(results: dict[str, dict], chance: dict[str, float]) -> str:
     lines = [
         "| mode | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 | mIoU | windows/answer | overlapping | "
@@ -313,158 +252,6 @@ def paraphrase_table(p: dict) -> str:
         for phrasing, s in r["phrasings"].items():
             lines.append(f"| {template} | {phrasing} | {r['queries']} | {s['R1@0.3']:.1f} | {s['R5@0.3']:.1f} |")
     return "\n".join(lines)
-
-
-FEEDBACK_CORRECTIONS = 20
-FEEDBACK_PER_VIDEO = 2
-"""Corrections per held-out video (videos in file order until 20): a user correcting a few answers in many of
-their videos, and ~180 other queries of those videos to score on (3 videos x 10 gave 30: 3 points a query)."""
-
-
-@dataclass(frozen=True)
-class FeedbackRecipe:
-    """How a checkpoint is fine-tuned on a user's corrections (fixed before a run on the reported world; tried
-    on the :data:`TUNING_SEEDS` worlds)."""
-
-    steps: int = 40
-    lr: float = 1e-4
-    rehearse: bool = False
-    """Also train on the checkpoint's own training file (NLQ + NaQ), so 20 queries do not pull it off."""
-    repeat: int = 1
-    """Times each correction is used per epoch (``data.repeat``): beside the training file, 20 are 2 %."""
-    select: str = "corrections"
-    """``corrections``: the best step on the corrections themselves; ``final``: the last step."""
-
-
-FEEDBACK_RECIPE = FeedbackRecipe(rehearse=True, repeat=15, lr=3e-4, select="final")
-"""Chosen on the two tuning worlds (R@1@0.3 change on the other queries of the corrected videos, 2027 / 2028):
-corrections alone, 40 steps, lr 1e-4, best on them +0.0 / +5.8; with the training file, corrections x15, lr
-1e-4 +1.7 / +3.3; the same at lr 3e-4 **+0.0 / +9.1** (this); the training file with the corrections once, lr
-3e-4, +3.4 / +7.5 -- so much of any gain is the extra training itself, which the control run measures."""
-
-
-def correction_split(dataset, wanted: int, per_video: int = FEEDBACK_PER_VIDEO):
-    """(corrected queries, the other queries of their videos, videos): the first ``per_video`` queries of each
-    held-out video in file order, until ``wanted``."""
-    by_video: dict[str, list] = {}
-    for q in dataset.evaluation_queries():
-        by_video.setdefault(dataset.clips[q.clip_uid].video_uid, []).append(q)
-    chosen, held, videos = [], [], set()
-    for uid, qs in by_video.items():
-        if len(chosen) >= wanted:
-            break
-        take = min(per_video, len(qs) - 1, wanted - len(chosen))
-        if take <= 0:
-            continue
-        chosen += qs[:take]
-        held += qs[take:]
-        videos.add(uid)
-    return chosen, held, videos
-
-
-def feedback_experiment(
-    service,
-    config,
-    report,
-    dataset,
-    source,
-    k: int,
-    wanted: int = FEEDBACK_CORRECTIONS,
-    recipe: FeedbackRecipe = FEEDBACK_RECIPE,
-) -> dict:
-    """A user corrects 20 answers on held-out videos; the checkpoint is fine-tuned on the exported corrections
-    (``recipe``) and scored on the *other* held-out queries of the same videos, before and after.
-
-    The corrections are stored through the service (``correct`` -> ``export_feedback``, as the app does). The
-    fine-tune's checkpoint is chosen on the corrections themselves (or is the last step), so the scored
-    queries stay unseen.
-    """
-    from app.demo import demo_train_config
-    from training.nlq import NLQDataset
-
-    work = Path(service.settings.library) / "demo" / "feedback"
-    by_name = {Path(v.name).stem: v.id for v in service.videos()}
-    chosen, held, videos = correction_split(dataset, wanted)
-    mark = f"bench-feedback:{report.checkpoint}"
-    service.library.feedback.delete([c.id for c in service.corrections() if c.mode == mark])  # a re-run: anew
-    for q in chosen:
-        clip = dataset.clips[q.clip_uid]
-        start, end = clip.video_start_sec + q.start, clip.video_start_sec + q.end
-        service.correct(by_name[clip.video_uid], q.text, start, end, "adjusted", mode=mark)
-    export = service.export_feedback(work / "feedback_nlq.json")
-    files = [export.path] + ([Path(report.library) / "demo" / "naq_train.json"] if recipe.rehearse else [])
-    train = demo_train_config(
-        service,
-        config,
-        name="bench-feedback-finetune",
-        stage="joint" if recipe.rehearse else "finetune",
-        train=files,
-        steps=recipe.steps,
-        lr=recipe.lr,
-        init_from=report.checkpoint,
-    )
-    train.data.val = str(export.path) if recipe.select == "corrections" else None
-    if recipe.repeat > 1:
-        train.data.repeat = {str(export.path): recipe.repeat}
-    # The bench's own run and checkpoints are made anew each time (same config, new corrections).
-    shutil.rmtree(train.run_dir(), ignore_errors=True)
-    for old in Path(service.settings.checkpoints_dir).glob("bench-feedback-finetune*"):
-        shutil.rmtree(old, ignore_errors=True)
-    result = service.train(train)
-    tuned = Path(result.checkpoints.get("best") or result.checkpoints["final"]).name
-    control = None
-    if recipe.rehearse:  # the same fine-tune without the corrections: what the extra training alone gives
-        plain = demo_train_config(
-            service,
-            config,
-            name="bench-feedback-control",
-            stage="joint",
-            train=files[1:],
-            steps=recipe.steps,
-            lr=recipe.lr,
-            init_from=report.checkpoint,
-        )
-        plain.data.val = None
-        shutil.rmtree(plain.run_dir(), ignore_errors=True)
-        for old in Path(service.settings.checkpoints_dir).glob("bench-feedback-control*"):
-            shutil.rmtree(old, ignore_errors=True)
-        got = service.train(plain)
-        control = Path(got.checkpoints.get("best") or got.checkpoints["final"]).name
-    subset = NLQDataset(
-        source=f"{dataset.source} (held-out queries of the {len(videos)} corrected videos)",
-        version=dataset.version,
-        clips=dataset.clips,
-        queries=held,
-    )
-    before = score_mode(service, report.checkpoint, subset, source, k)["scores"]
-    after = score_mode(service, tuned, subset, source, k)["scores"]
-    without = score_mode(service, control, subset, source, k)["scores"] if control else None
-    return {
-        "corrections": export.queries,
-        "videos": len(videos),
-        "held_out": len(held),
-        "recipe": asdict(recipe),
-        "checkpoint": tuned,
-        "before": before,
-        "after": after,
-        "control": without,
-    }
-
-
-def feedback_table(f: dict) -> str:
-    rows = [
-        f"Corrections: {f['corrections']} corrected answers on {f['videos']} held-out videos, the checkpoint "
-        f"fine-tuned on them ({f['recipe']}); scored on the other {f['held_out']} queries of those videos",
-        "",
-        "| | R@1@0.3 | R@5@0.3 | R@1@0.5 | R@5@0.5 |",
-        "|---|---|---|---|---|",
-    ]
-    labels = {"before": "before", "after": "after, with the corrections", "control": "control: same fine-tune without"}
-    for name, label in labels.items():
-        s = f.get(name)
-        if s is not None:
-            rows.append(f"| {label} | " + " | ".join(f"{s[m]:.1f}" for m in METRICS) + " |")
-    return "\n".join(rows)
 
 
 OBJECT_TEMPLATES = (

@@ -191,7 +191,7 @@ def run_world(family: str, style: str, seed: int, quick: bool, work: Path) -> Wo
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
-    from bench.bench_answers import chance_levels
+    from bench.answer_scoring import chance_levels
     from training.features import LibraryClipFeatures
     from training.nlq import load_nlq
 

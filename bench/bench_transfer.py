@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
-    from bench.bench_answers import chance_levels
+    from bench.answer_scoring import chance_levels
     from bench.bench_generalization import world_config
     from models.clip_encoder import EncoderSpec
     from models.config_files import parse_override
