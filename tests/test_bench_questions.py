@@ -53,3 +53,57 @@ def test_a_file_that_is_not_nlq_is_refused_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(BENCH), "--annotations", str(bad)], capture_output=True, text=True)
     assert done.returncode != 0 and "not an NLQ annotation file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_file_given_by_url_is_fetched_at_run_time_and_a_page_is_refused(tmp_path):
+    """Ego4D's files cannot be committed: given as a URL, the file is downloaded into the cache (once) and read;
+    an address that answers with a web page is refused in one line, nothing kept; with downloads off (as in
+    these tests), the message says so."""
+    import functools
+    import http.server
+    import os
+    import threading
+
+    online = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "EGORECALL_OFFLINE")}
+
+    served = tmp_path / "served"
+    served.mkdir()
+    nlq_file(served / "nlq_val.json", [{"query": "where is my phone", "template": "x", "slot_x": "phone"}])
+    (served / "page.json").write_text("<!DOCTYPE html><html><body>sign in to download</body></html>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    cache = tmp_path / "cache"
+    try:
+        offline = subprocess.run(
+            [sys.executable, str(BENCH), "--annotations", f"{base}/nlq_val.json", "--cache", str(cache)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**online, "EGORECALL_OFFLINE": "1"},
+        )
+        assert offline.returncode != 0 and "downloads are off" in offline.stderr and not cache.exists()
+        out = tmp_path / "out.json"
+        done = subprocess.run(
+            [sys.executable, str(BENCH), "--annotations", f"{base}/nlq_val.json", "--cache", str(cache)]
+            + ["--json", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=online,
+        )
+        assert done.returncode == 0, done.stderr
+        assert (cache / "nlq_val.json").is_file()
+        assert json.loads(out.read_text())[str(cache / "nlq_val.json")]["all"]["object_found"] == 100.0
+        page = subprocess.run(
+            [sys.executable, str(BENCH), "--annotations", f"{base}/page.json", "--cache", str(cache)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=online,
+        )
+        assert page.returncode != 0 and "web page" in page.stderr and "Traceback" not in page.stderr
+        assert not (cache / "page.json").exists()
+    finally:
+        server.shutdown()
