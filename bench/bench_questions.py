@@ -32,14 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.questions import EmptyQuestion, rewrite_question  # noqa: E402
+from models.questions import UNREAD_TEMPLATES, EmptyQuestion, rewrite_question  # noqa: E402
 from models.text_normalize import normalize_text  # noqa: E402
 from models.words import bare, singular  # noqa: E402
 
 logger = logging.getLogger("bench_questions")
 
-UNREAD = frozenset({"found", "content", "fallback"})
-"""Readings no grammar rule made (``models.questions``)."""
 PLACEHOLDERS = frozenset({"object", "thing", "item", "stuff", "time"})
 """An X that names no object: the template's own word for the thing asked about, or the count of "How many times"."""
 ROLES = ((re.compile(r"put in x|location x", re.I), "place"), (re.compile(r"activity x", re.I), "action"))
@@ -109,11 +107,11 @@ def read(q: TextQuery) -> Reading:
         return Reading("empty", False, False if q.slot else None, False if q.slot else None)
     target = head(q.slot)
     if not target or target in PLACEHOLDERS:
-        return Reading(r.template, r.template not in UNREAD, None, None)
+        return Reading(r.template, r.template not in UNREAD_TEMPLATES, None, None)
     found = target in _words(getattr(r, role(q.template)))
     anchor = " ".join(p.text for p in r.anchor)
     named = found or any(target in _words(part) for part in (r.object, r.place, r.person, r.action, anchor))
-    return Reading(r.template, r.template not in UNREAD, found, named)
+    return Reading(r.template, r.template not in UNREAD_TEMPLATES, found, named)
 
 
 def _share(values: list[bool | None]) -> tuple[float, int]:

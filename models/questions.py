@@ -420,8 +420,8 @@ def _build(rule: str, m: re.Match) -> tuple[_Builder, dict]:
 
 _SENTENCE_BREAK = re.compile(r"(?<=[?!.])\s+")
 _BACK_REFERENCE = re.compile(r"\b(?:it|them|they|one)\b", re.IGNORECASE)
-_UNREAD = ("found", "content", "fallback")
-"""Templates of a text no grammar rule read."""
+UNREAD_TEMPLATES = frozenset({"found", "content", "fallback"})
+"""Templates of a text no grammar rule read (the object-finding fallback, content words, the text itself)."""
 
 
 def rewrite_question(question: str) -> Rewrite:
@@ -441,7 +441,7 @@ def rewrite_question(question: str) -> Rewrite:
             read = _rewrite_sentence(sentence)
         except EmptyQuestion:  # "ok." before the question
             continue
-        if read.template not in _UNREAD:
+        if read.template not in UNREAD_TEMPLATES:
             whole = normalize_text(question)
             order = read.order or order_of(whole)
             return replace(read, question=str(question), normalized=whole, order=order)
