@@ -196,6 +196,48 @@ NOW = datetime(2026, 12, 6, 15, 0).timestamp()  # a Sunday afternoon
             "2026-12-05T17:00",
             "at 4:30 pm, Sat 5 Dec",
         ),
+        (
+            "where did I put the keys the day before yesterday",
+            "where did I put the keys",
+            "2026-12-04T00:00",
+            "2026-12-05T00:00",
+            "the day before yesterday, Fri 4 Dec",
+        ),
+        (
+            "where are my keys two days ago",
+            "where are my keys",
+            "2026-12-04T00:00",
+            "2026-12-05T00:00",
+            "two days ago, Fri 4 Dec",
+        ),
+        (  # said on a Sunday: this weekend is the one under way, last weekend the one before
+            "where did I leave the charger over the weekend",
+            "where did I leave the charger",
+            "2026-12-05T00:00",
+            "2026-12-07T00:00",
+            "over the weekend, Sat 5 Dec - Sun 6 Dec",
+        ),
+        (
+            "where did I put my passport last weekend",
+            "where did I put my passport",
+            "2026-11-28T00:00",
+            "2026-11-30T00:00",
+            "last weekend, Sat 28 Nov - Sun 29 Nov",
+        ),
+        (
+            "where did I put my passport last month",
+            "where did I put my passport",
+            "2026-11-01T00:00",
+            "2026-12-01T00:00",
+            "last month, November 2026",
+        ),
+        (  # a vague count of days is a stretch of whole days
+            "where did I put my keys a few days ago",
+            "where did I put my keys",
+            "2026-12-01T00:00",
+            "2026-12-05T00:00",
+            "a few days ago, Tue 1 Dec - Fri 4 Dec",
+        ),
     ],
 )
 def test_time_words(question, rest, start, end, said):

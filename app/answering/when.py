@@ -1,16 +1,17 @@
-"""When to look: time words in a question ("yesterday", "this morning", "last night", "on Monday", "last week",
-"on 3 December", "an hour ago", "at 8:15") and explicit ``since``/``until`` filters, as a range of wall-clock
-time.
+"""When to look: time words in a question ("yesterday", "the day before yesterday", "this morning", "last night",
+"on Monday", "last week", "last weekend", "this month", "on 3 December", "two days ago", "a few days ago", "an hour
+ago", "at 8:15") and explicit ``since``/``until`` filters, as a range of wall-clock time.
 
 Finding the phrase is ours (a closed list of the ways people say when, so "may" or "second" in a question are
 never read as dates); resolving it to a day is dateparser's (a well-kept library that knows weekdays, month
 names, "2 days ago" and relative dates in many languages, offline, with the base time we give it). Parts of the
 day are fixed ranges of local time: morning 05-12, afternoon 12-17, evening 17-22, night 22-05; "last night" is
-yesterday from 17 to 05. "N hours (minutes) ago" is the stretch from 1.5 N to 0.5 N before now (at least a
-quarter of an hour either side): people round. A clock time ("at 8:15", "around 8am"; written with minutes,
-am/pm or o'clock, so "at 3 places" is not one) is the hour around it, on the day the question names or else its
-latest past occurrence. The phrases are taken out of the question before it is read for prompts, and the answer
-says what it searched ("searching: yesterday, Sat 5 Dec").
+yesterday from 17 to 05; a weekend is the latest Saturday and Sunday ("last weekend" said on one of them: the
+one before); "a couple of days ago" is 1-3 days ago, "a few days ago" 2-5. "N hours (minutes) ago" is the stretch
+from 1.5 N to 0.5 N before now (at least a quarter of an hour either side): people round. A clock time ("at
+8:15", "around 8am"; written with minutes, am/pm or o'clock, so "at 3 places" is not one) is the hour around it,
+on the day the question names or else its latest past occurrence. The phrases are taken out of the question
+before it is read for prompts, and the answer says what it searched ("searching: yesterday, Sat 5 Dec").
 """
 
 from __future__ import annotations
@@ -35,13 +36,20 @@ _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
+_NUMBERS = {w: i + 1 for i, w in enumerate("one two three four five six seven eight nine ten".split())}
+_FEW_DAYS = {"a couple of": (1, 3), "a few": (2, 5)}
+"""Days ago people mean by a vague count: from the first to the last, both whole days."""
 _PHRASE = re.compile(
     r"\b(?:"
     r"(?P<week>(?:last|this|previous) week)"
+    r"|(?P<weekend>(?:(?:this|last|the|over the|on the) )weekend)"
+    r"|(?P<month>(?:last|this|previous) month)"
+    r"|(?P<fewdays>a couple of|a few) days ago"
+    r"|(?P<daybefore>the day before yesterday)"
     r"|(?P<this>this (?P<thispart>morning|afternoon|evening))"
     r"|(?P<tonight>tonight)"
     r"|(?P<lastnight>last night)"
-    r"|(?P<ago>\d+ days? ago)"
+    r"|(?P<ago>(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten) days? ago)"
     r"|(?P<since>(?P<amount>an?|half an?|\d+|a few|a couple of) (?P<unit>hours?|minutes?|mins?) ago)"
     r"|(?P<rel>today|yesterday)"
     rf"|(?:on |last )?(?P<weekday>{_DAYS})"
@@ -145,7 +153,24 @@ def _read_day(question: str, local_now: datetime) -> tuple[str, tuple[TimeRange,
         or m.group("part")
     )
     day: datetime | None = None
-    if m.group("week"):
+    midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if m.group("weekend"):  # the latest Saturday and Sunday ("last weekend" on one of them: the one before)
+        saturday = midnight - timedelta(days=(local_now.weekday() - 5) % 7)
+        if phrase.lower().startswith("last") and local_now.weekday() >= 5:
+            saturday -= timedelta(days=7)
+        start, end = saturday, saturday + timedelta(days=2)
+        said = f"{phrase.lower()}, {_day(start)} - {_day(end - timedelta(days=1))}"
+    elif m.group("month"):
+        start = midnight.replace(day=1)
+        if not phrase.lower().startswith("this"):
+            start = (start - timedelta(days=1)).replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+        said = f"{phrase.lower()}, {start:%B %Y}"
+    elif m.group("fewdays"):
+        nearest, farthest = _FEW_DAYS[m.group("fewdays").lower()]
+        start, end = midnight - timedelta(days=farthest), midnight - timedelta(days=nearest - 1)
+        said = f"{phrase.lower()}, {_day(start)} - {_day(end - timedelta(days=1))}"
+    elif m.group("week"):
         monday = (local_now - timedelta(days=local_now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
         start = monday - timedelta(days=7) if not phrase.lower().startswith("this") else monday
         end = start + timedelta(days=7)
@@ -160,11 +185,15 @@ def _read_day(question: str, local_now: datetime) -> tuple[str, tuple[TimeRange,
         said = f"{phrase.lower()}, {start:%H:%M}-{end:%H:%M}"
     else:
         if m.group("this") or m.group("tonight"):
-            day = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+            day = midnight
         elif m.group("lastnight"):
-            day = local_now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+            day = midnight - timedelta(days=1)
+        elif m.group("daybefore"):
+            day = midnight - timedelta(days=2)
         else:
             core = m.group("ago") or m.group("rel") or m.group("weekday") or m.group("date")
+            number = core.split()[0].lower()
+            core = f"{_NUMBERS[number]} {core.split(' ', 1)[1]}" if number in _NUMBERS else core
             day = _resolve_day(core, local_now)
             if day is None:
                 return question, None
