@@ -114,9 +114,14 @@ def read(q: TextQuery) -> Reading:
     return Reading(r.template, r.template not in UNREAD_TEMPLATES, found, named)
 
 
-def _share(values: list[bool | None]) -> tuple[float, int]:
+def _share(values: list[bool | None]) -> tuple[float | None, int]:
+    """Percent true among the known values (None when none is known: JSON null, printed as a dash)."""
     known = [v for v in values if v is not None]
-    return (100.0 * sum(known) / len(known) if known else float("nan")), len(known)
+    return (100.0 * sum(known) / len(known) if known else None), len(known)
+
+
+def _pct(value: float | None, width: int) -> str:
+    return f"{'–':>{width}}" if value is None else f"{value:>{width}.1f}"
 
 
 def report(queries: list[TextQuery], show: int = 0) -> dict:
@@ -172,13 +177,13 @@ def _print(name: str, rep: dict) -> None:
     a = rep["all"]
     print(
         f"\n{name}: {a['queries']} queries; read by a rule {a['read_by_a_rule']:.1f} %; of the {a['with_slot']} with "
-        f"slot_x: object found {a['object_found']:.1f} %, named anywhere {a['named_anywhere']:.1f} %"
+        f"slot_x: object found {_pct(a['object_found'], 0)} %, named anywhere {_pct(a['named_anywhere'], 0)} %"
     )
     print(f"  {'template':<58} {'queries':>7} {'rule %':>7} {'found %':>8} {'named %':>8}")
     for t, r in rep["templates"].items():
         print(
-            f"  {t[:58]:<58} {r['queries']:>7} {r['read_by_a_rule']:>7.1f} {r['object_found']:>8.1f} "
-            f"{r['named_anywhere']:>8.1f}"
+            f"  {t[:58]:<58} {r['queries']:>7} {r['read_by_a_rule']:>7.1f} {_pct(r['object_found'], 8)} "
+            f"{_pct(r['named_anywhere'], 8)}"
         )
     if rep["unread_openings"]:
         print("  openings no rule read: " + ", ".join(f"'{o}' {n}" for o, n in rep["unread_openings"]))
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         out["all files"] = report(everything)
         _print("all files", out["all files"])
     if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+        args.json.write_text(json.dumps(out, indent=1, allow_nan=False))
     return 0
 
 

@@ -43,6 +43,7 @@ def test_shares_read_by_a_rule_and_object_found(tmp_path):
     assert rep["all"]["with_slot"] == 4  # the placeholder X is not counted as an object to find
     assert rep["templates"][where_put]["object_found"] == 100.0
     assert rep["templates"][put_in]["object_found"] == 100.0
+    assert rep["templates"][what_x]["object_found"] is None  # nothing to find: null in the JSON, a dash printed
     assert rep["unread_examples"] == ["purple zebra"]
     assert "purple zebra" in done.stdout
 
