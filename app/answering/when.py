@@ -49,7 +49,7 @@ _PHRASE = re.compile(
     r"|(?P<this>this (?P<thispart>morning|afternoon|evening))"
     r"|(?P<tonight>tonight)"
     r"|(?P<lastnight>last night)"
-    r"|(?P<ago>(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten) days? ago)"
+    rf"|(?P<ago>(?:\d+|{'|'.join(_NUMBERS)}) days? ago)"
     r"|(?P<since>(?P<amount>an?|half an?|\d+|a few|a couple of) (?P<unit>hours?|minutes?|mins?) ago)"
     r"|(?P<rel>today|yesterday)"
     rf"|(?:on |last )?(?P<weekday>{_DAYS})"
@@ -171,7 +171,7 @@ def _read_day(question: str, local_now: datetime) -> tuple[str, tuple[TimeRange,
         start, end = midnight - timedelta(days=farthest), midnight - timedelta(days=nearest - 1)
         said = f"{phrase.lower()}, {_day(start)} - {_day(end - timedelta(days=1))}"
     elif m.group("week"):
-        monday = (local_now - timedelta(days=local_now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        monday = midnight - timedelta(days=local_now.weekday())
         start = monday - timedelta(days=7) if not phrase.lower().startswith("this") else monday
         end = start + timedelta(days=7)
         said = f"{phrase.lower()}, {_day(start)} - {_day(end - timedelta(days=1))}"
