@@ -231,3 +231,26 @@ def test_negatives_are_other_videos_questions_about_what_the_clip_never_names():
     everything = negative_queries(dataset, per_clip=10, keep=lambda q, clip_uid: True)
     kitchen = {q.text for q in everything if q.clip_uid == "kitchen-clip"}
     assert kitchen >= {"where did I put the keys?", "what did I do?"}
+
+
+def test_confidence_in_words_never_calls_a_moment_under_even_odds_likely():
+    from app.answering.results import confidence_text, confidence_words
+
+    line = 0.19  # small models: the good-match line sits far under 50 %
+    assert confidence_words(0.62, line) == "likely"
+    assert confidence_words(0.21, line) == "possible"  # over the line, yet wrong more often than right
+    assert confidence_words(0.12, line) == "unsure"
+    assert confidence_words(0.05, line) == "probably not in these videos"
+    assert confidence_words(0.40, 0.6) == "unsure"  # a strict line: under it is never a match, whatever the odds
+    assert confidence_words(0.5, None) is None and confidence_text(None, line) == ""
+    assert confidence_text(0.62, line) == "62 % · likely"
+
+
+def test_a_percentage_next_to_the_line_shows_which_side_it_is_on():
+    from app.answering.results import confidence_text, percent
+
+    line = 0.1878
+    assert percent(0.1851, line) == "18.5 %" and percent(line, 0.1851) == "18.8 %"  # both read "19 %" rounded
+    assert confidence_text(0.1851, line) == "18.5 % · unsure"
+    assert confidence_text(0.1904, line) == "19.0 % · possible"
+    assert percent(0.31, line) == "31 %" and percent(0.2, None) == "20 %"

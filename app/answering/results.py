@@ -8,15 +8,40 @@ from typing import Any
 
 import numpy as np
 
+CONFIDENCE_WORDS = ("likely", "possible", "unsure", "probably not in these videos")
+"""What a calibrated confidence is called, most sure first (:func:`confidence_words`)."""
+
 
 def confidence_words(confidence: float | None, threshold: float | None) -> str | None:
-    """A calibrated confidence as a person reads it: ``likely`` from the good-match threshold on, ``unsure``
-    down to half of it, then ``probably not in these videos`` (None without a calibration)."""
+    """A calibrated confidence as a person reads it (None without a calibration).
+
+    *likely* needs the moment to be more likely right than wrong (50 % on) as well as over the good-match line;
+    over the line but under 50 % it is *possible* -- with small models the line sits near 15-20 %, and "19 %
+    likely" would read as a contradiction; under the line, *unsure* down to half of it, then *probably not in
+    these videos*."""
     if confidence is None or threshold is None:
         return None
     if confidence >= threshold:
-        return "likely"
-    return "unsure" if confidence >= 0.5 * threshold else "probably not in these videos"
+        return CONFIDENCE_WORDS[0] if confidence >= 0.5 else CONFIDENCE_WORDS[1]
+    return CONFIDENCE_WORDS[2] if confidence >= 0.5 * threshold else CONFIDENCE_WORDS[3]
+
+
+def percent(value: float, line: float | None = None) -> str:
+    """``value`` as a percentage for people: whole percent, or one decimal where whole percent would show it
+    equal to ``line`` (the good-match threshold) while it is on the other side of it -- so a moment under the
+    line never reads "19 %" beside "a good match needs 19 %"."""
+    whole = f"{100 * value:.0f}"
+    if line is not None and value != line and whole == f"{100 * line:.0f}":
+        return f"{100 * value:.1f} %"
+    return f"{whole} %"
+
+
+def confidence_text(confidence: float | None, threshold: float | None) -> str:
+    """A moment's confidence as the Ask tab and ``ask`` show it ("62 % · likely"); "" without a calibration."""
+    words = confidence_words(confidence, threshold)
+    if words is None or confidence is None:
+        return ""
+    return f"{percent(confidence, threshold)} · {words}"
 
 
 ORDER_NOTES = {
@@ -169,7 +194,12 @@ class Answer:
 
     def moment_dicts(self) -> list[dict[str, Any]]:
         return [
-            dict(m.to_dict(), confidence_words=confidence_words(m.confidence, self.threshold)) for m in self.moments
+            dict(
+                m.to_dict(),
+                confidence_words=confidence_words(m.confidence, self.threshold),
+                confidence_text=confidence_text(m.confidence, self.threshold),
+            )
+            for m in self.moments
         ]
 
     def to_dict(self) -> dict[str, Any]:

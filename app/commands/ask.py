@@ -177,6 +177,7 @@ def _copy_clips(answer, directory: Path):
 
 def ask_command(args: argparse.Namespace) -> int:
     from app.answering import check_k
+    from app.answering.results import confidence_text, percent
     from app.answering.when import explicit_range
     from app.service import EgoRecall
     from indexing.library import Library
@@ -215,27 +216,19 @@ def ask_command(args: argparse.Namespace) -> int:
     if answer.no_good_match:
         best = max(m.confidence for m in answer.moments)
         print(
-            f"  no good match (best confidence {100 * best:.0f} %, a good match needs "
-            f"{100 * answer.threshold:.0f} %); the closest candidates:"
+            f"  no good match (best confidence {percent(best, answer.threshold)}, a good match needs "
+            f"{percent(answer.threshold, best)}); the closest candidates:"
         )
     width = max(len(m.video_name) for m in answer.moments)
-    sure = [_confidence_text(m.confidence, answer.threshold) for m in answer.moments]
+    sure = [confidence_text(m.confidence, answer.threshold) for m in answer.moments]
     sure_width = max(len(s) for s in sure)
     for m, said in zip(answer.moments, sure):
         where = str(m.clip) if m.clip else (f"(no clip: {m.clip_error})" if m.clip_error else "")
         when = f"{m.when:>17}  " if m.when else ""
         span = f"{clock(m.start):>7}–{clock(m.end):<7}"
         column = f"{said:<{sure_width}}  " if sure_width else ""
-        print(f"{m.rank:3d}  {when}{m.video_name:<{width}}  {span}  {m.score:8.4f}  {column}{where}")
+        print(f"{m.rank:3d}  {when}{m.video_name:<{width}}  {span}  {m.score:8.4f}  {column}{where}".rstrip())
     return 0
-
-
-def _confidence_text(confidence: float | None, threshold: float | None) -> str:
-    """A moment's calibrated confidence as the Ask tab shows it ("21 % likely"); "" for a mode without one."""
-    from app.answering.results import confidence_words
-
-    words = confidence_words(confidence, threshold)
-    return f"{100 * confidence:.0f} % {words}" if words and confidence is not None else ""
 
 
 def _json_answer(answer) -> dict:

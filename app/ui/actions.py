@@ -328,7 +328,7 @@ def _checkpoint_label(name: str, info) -> str:
 
 def answer_record(answer) -> dict[str, Any]:
     """The ``ask`` API's answer: moments as records (clip files by path and by URL), without the curves."""
-    from app.answering.results import confidence_words
+    from app.answering.results import confidence_text, confidence_words
 
     return {
         "question": answer.question,
@@ -338,7 +338,11 @@ def answer_record(answer) -> dict[str, Any]:
         "warnings": list(answer.warnings),
         "video_id": answer.video_id,
         "moments": [
-            dict(moment_record(m), confidence_words=confidence_words(m.confidence, answer.threshold))
+            dict(
+                moment_record(m),
+                confidence_words=confidence_words(m.confidence, answer.threshold),
+                confidence_text=confidence_text(m.confidence, answer.threshold),
+            )
             for m in answer.moments
         ],
         "candidates": answer.candidates,

@@ -16,6 +16,7 @@ import gradio as gr
 import pandas as pd
 
 from app.answering import AUTO
+from app.answering.results import percent
 from app.service import EgoRecall
 from app.ui.actions import ALL_VIDEOS, Actions, answer_record, user_facing
 from app.ui.events import Handler
@@ -300,9 +301,8 @@ def _refresh_choices(actions: Actions, p: _Parts) -> Handler:
 def _caption(m: dict) -> str:
     if m.get("when"):
         m = dict(m, video_name=f"{m['when']} · {m['video_name']}")
-    if m.get("confidence") is not None:
-        said = f" · {m['confidence_words']}" if m.get("confidence_words") else ""
-        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {100 * m['confidence']:.0f} %{said}"
+    if m.get("confidence_text"):
+        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {m['confidence_text']}"
     return f"#{m['rank']} · {m['video_name']} · {m['span']} · score {m['score']:.3f}"
 
 
@@ -335,8 +335,8 @@ def _render(answer: dict, state: dict):
         best = max((m.get("confidence") or 0.0) for m in moments)
         lines = (
             f"**No good match** for “{answer['question']}” — {answer.get('verdict') or 'unsure'}: the best "
-            f"moment is {100 * best:.0f} % likely to be right (a good match needs {100 * answer['threshold']:.0f} "
-            f"%). The closest candidates are below. ({how})"
+            f"moment has a {percent(best, answer['threshold'])} chance of being right (a good match needs "
+            f"{percent(answer['threshold'], best)}). The closest candidates are below. ({how})"
         )
     if answer.get("searching"):
         lines += f"\n\nSearching: {answer['searching']}."
