@@ -118,9 +118,10 @@ class _Demo:
         """``<library>/demo/demo.json`` records the settings its files were made with; other settings would
         silently mix two demos, so they are refused."""
         path = self.root / DEMO_FILE
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("config", {}) if path.is_file() else None
+        self.config = self.config.resolved(recorded)
         wanted = self.config.defining()
-        if path.is_file():
-            recorded = json.loads(path.read_text(encoding="utf-8")).get("config", {})
+        if recorded is not None:
             if recorded != json.loads(json.dumps(wanted)):
                 changed = sorted(k for k in set(recorded) | set(wanted) if recorded.get(k) != wanted.get(k))
                 raise DemoError(
@@ -344,7 +345,7 @@ class _Demo:
     # ------------------------------------------------------------------ 6. answers
     def _ask(self) -> tuple[bool, str]:
         cfg = self.config
-        self.report.truth = self._truth(cfg.question)
+        self.report.truth, self.report.earlier = self._truth(cfg.question)
         self.progress("ask", 0.0, "zero-shot")
         self.report.zero_shot = self.service.ask(cfg.question, mode=ZEROSHOT, k=cfg.k)
         if self.report.checkpoint:
@@ -355,25 +356,35 @@ class _Demo:
             for a in (self.report.zero_shot, self.report.trained)
             if a is not None
         ]
-        return False, "true moments in the top {}: {}".format(cfg.k, " / ".join(map(str, hits)))
+        what = "the last put-down" if self.report.earlier else "true moments"
+        return False, "{} in the top {}: {}".format(what, cfg.k, " / ".join(map(str, hits)))
 
-    def _truth(self, question: str) -> dict[str, list[tuple[float, float]]]:
-        """The world's true windows for a "where did I put the X?" question (empty for other questions)."""
+    def _truth(
+        self, question: str
+    ) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
+        """The world's true windows for a "where did I put the X?" question (empty for other questions), and
+        the earlier put-downs: in a world recorded over days the question asks for the last time (as the app
+        reads it), so only the latest put-down is the answer."""
         import re
 
         found = re.search(r"put (?:the |my )?([a-z ]+?)\s*\??$", question.strip().lower())
         if not found:
-            return {}
+            return {}, {}
         obj = found.group(1)
         world = json.loads((self.world / "world.json").read_text(encoding="utf-8"))
+        puts = [
+            (v.get("recorded_at"), Path(v["file"]).name, float(e["start"]), float(e["end"]))
+            for v in world["videos"]
+            for e in v["events"]
+            if e["kind"] == "put" and e.get("obj") == obj
+        ]
         truth: dict[str, list[tuple[float, float]]] = {}
-        for v in world["videos"]:
-            windows = [
-                (float(e["start"]), float(e["end"])) for e in v["events"] if e["kind"] == "put" and e.get("obj") == obj
-            ]
-            if windows:
-                truth[Path(v["file"]).name] = windows
-        return truth
+        earlier: dict[str, list[tuple[float, float]]] = {}
+        dated = bool(puts) and all(at is not None for at, *_ in puts)
+        last = max(puts, key=lambda p: p[0] + p[2]) if dated else None
+        for put in puts:
+            (truth if last is None or put is last else earlier).setdefault(put[1], []).append((put[2], put[3]))
+        return truth, earlier
 
 
 def run_demo(

@@ -6,13 +6,32 @@ week of recording times) without reading how it is built.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from models.errors import EgoRecallError
 
 DEMO_DIR = "demo"
 DEMO_FILE = "demo.json"
+RECENT_WEEK = "recent"
+"""``DemoConfig.recorded_from``: the days just before the world is made (see :func:`recent_start`)."""
+VIDEOS_PER_DAY = 3
+"""A synthetic week's recordings a day (``SynthConfig.videos_per_day``'s default)."""
+FIRST_HOUR = 8
+"""The local hour of each day's first recording (the others follow ``SynthConfig.hours_between`` apart)."""
+
+
+def recent_start(videos: int, now: float | None = None) -> str:
+    """The UTC time (ISO, ``...Z``) a world of ``videos`` recordings, :data:`VIDEOS_PER_DAY` a day from
+    :data:`FIRST_HOUR` local time, starts so that its last day is yesterday: the demo's library then reads like
+    the past days of a diary, and "yesterday" or "last week" find its videos."""
+    days = max(1, math.ceil(videos / VIDEOS_PER_DAY))
+    today = datetime.fromtimestamp(time.time() if now is None else now).astimezone()
+    first = (today - timedelta(days=days)).replace(hour=FIRST_HOUR, minute=0, second=0, microsecond=0)
+    return first.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class DemoError(EgoRecallError):
@@ -47,8 +66,11 @@ class DemoConfig:
     val_house: str | None = None
     """In a corpus of several houses, the one held out whole as the val split (``SynthConfig.val_style``): the
     checkpoint is chosen and its fusion weight fitted in a house it never trained on."""
-    recorded_from: str | None = None
-    """A week of recordings (``SynthConfig.recorded_from``, three videos a day), for the multi-day benchmark."""
+    recorded_from: str | None = RECENT_WEEK
+    """When the videos were recorded (written into the files as cameras do; ``SynthConfig.recorded_from``,
+    three a day): :data:`RECENT_WEEK` -- the days before the world is made, fixed then and kept in
+    ``demo.json`` --, an ISO time (the multi-day benchmark's fixed week), or None (no recording times: the
+    benchmarks of answers within a video)."""
     world_workers: int = 2
     # the encoder
     model: str = "egorecall-small"
@@ -119,6 +141,16 @@ class DemoConfig:
                 "standardize_video": True,
             },
         )
+
+    def resolved(self, recorded: dict[str, Any] | None = None, now: float | None = None) -> DemoConfig:
+        """This config with :data:`RECENT_WEEK` made a time: the one a demo folder already recorded
+        (``recorded``: its ``demo.json`` config; a demo made before recording times keeps none), else the days
+        before ``now``."""
+        if self.recorded_from != RECENT_WEEK:
+            return self
+        if recorded is not None:
+            return replace(self, recorded_from=recorded.get("recorded_from"))
+        return replace(self, recorded_from=recent_start(self.videos, now))
 
     def world_settings(self) -> dict[str, Any]:
         return {

@@ -52,7 +52,10 @@ class DemoReport:
     zero_shot: Answer | None = None
     trained: Answer | None = None
     truth: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    """Per video file name: the true windows of the asked event (from the world's ground-truth log)."""
+    """Per video file name: the true windows of the asked event (from the world's ground-truth log); in a world
+    recorded over days, its last occurrence only (what "where did I put the keys?" asks for)."""
+    earlier: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """The asked event's earlier occurrences in a world recorded over days (not the answer)."""
     stopped: bool = False
 
     @property
@@ -62,6 +65,10 @@ class DemoReport:
     def is_true(self, video_name: str, start: float, end: float) -> bool:
         """Whether a moment overlaps a true occurrence of the asked event in that video."""
         return any(start < e and s < end for s, e in self.truth.get(video_name, []))
+
+    def is_earlier(self, video_name: str, start: float, end: float) -> bool:
+        """Whether a moment overlaps an earlier occurrence of the asked event (a week's older put-downs)."""
+        return any(start < e and s < end for s, e in self.earlier.get(video_name, []))
 
     def summary(self) -> str:
         """One line for the app's status display."""
@@ -90,6 +97,7 @@ class DemoReport:
             "zero_shot": self.zero_shot.to_dict() if self.zero_shot else None,
             "trained": self.trained.to_dict() if self.trained else None,
             "truth": {k: [list(w) for w in v] for k, v in self.truth.items()},
+            "earlier": {k: [list(w) for w in v] for k, v in self.earlier.items()},
             "stopped": self.stopped,
         }
 

@@ -51,7 +51,15 @@ TUNING_SEEDS = (2027, 2028)
 def bench_config(quick: bool, seed: int = BENCH_SEED):
     from app.demo import DemoConfig
 
-    full = DemoConfig(videos=30, duration=150.0, seed=seed, val_fraction=0.4, max_queries_per_clip=10, world_workers=1)
+    full = DemoConfig(
+        videos=30,
+        duration=150.0,
+        seed=seed,
+        val_fraction=0.4,
+        max_queries_per_clip=10,
+        recorded_from=None,
+        world_workers=1,
+    )
     if not quick:
         return full
     return replace(full, videos=8, duration=60.0, val_fraction=0.375, pretrain_steps=30, train_steps=60, eval_every=30)

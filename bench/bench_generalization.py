@@ -57,7 +57,9 @@ PARAPHRASES = Path(__file__).resolve().parent / "paraphrases.json"
 def world_config(style: str, seed: int, quick: bool):
     from app.demo import DemoConfig
 
-    full = DemoConfig(videos=20, duration=120.0, seed=seed, style=style, val_fraction=0.4, world_workers=1)
+    full = DemoConfig(
+        videos=20, duration=120.0, seed=seed, style=style, val_fraction=0.4, recorded_from=None, world_workers=1
+    )
     if not quick:
         return full
     quick = dict(videos=10, duration=60.0, pretrain_steps=30, pretrain_batch=32, train_steps=60, eval_every=30)

@@ -121,6 +121,7 @@ def corpus_config(
         seed=seed,
         style=style,
         val_fraction=0.15,
+        recorded_from=None,
         val_house=VAL_HOUSE if VAL_HOUSE in houses and len(houses) > 1 else None,
         pretrain_steps=pretrain_steps,
         train_steps=train_steps,

@@ -64,6 +64,13 @@ def test_demo_runs_every_stage(first_run):
     assert len(videos) == report.videos == QUICK.videos
     assert {v.encoder_key for v in videos} == {key} == {service.library.settings.encoder_key}
 
+    # recorded over the days before the run, the times written into the files as cameras write them
+    from datetime import date, datetime, timedelta
+
+    assert {v.recorded_source for v in videos} == {"container"}
+    days = sorted({datetime.fromtimestamp(v.recorded_at).date() for v in videos})
+    assert days[-1] == date.today() - timedelta(days=1) and len(days) == -(-QUICK.videos // 3)
+
     # the trained checkpoint is published where the app looks, and evaluated on the held-out queries
     assert report.checkpoint in service.modes() and report.checkpoint.startswith("demo-vslnet-finetune")
     assert (report.checkpoints_dir / report.checkpoint).is_dir()
@@ -80,6 +87,8 @@ def test_demo_runs_every_stage(first_run):
 
     # the demo question has answers in both modes, with playable clips
     assert "keys" in report.question and report.truth  # the world really has keys put down
+    # ... on two days: the question asks for the last time, so only the latest put-down is its answer
+    assert sum(map(len, report.truth.values())) == 1 and report.earlier
     assert report.zero_shot.mode == "zeroshot" and report.trained.mode == report.checkpoint
     for answer in (report.zero_shot, report.trained):
         _check_answer(answer, service, QUICK.k)
@@ -155,6 +164,24 @@ def test_library_of_another_encoder_is_refused_and_left_unchanged(tmp_path, h264
     assert sorted(p.relative_to(library) for p in library.rglob("*")) == before
     assert [v.id for v in _service(library).videos()] == [result.record.id]
     assert main(["demo", "--library", str(library), "--quick"]) == 1  # one line on stderr, no traceback
+
+
+def test_a_demo_week_ends_yesterday_and_is_fixed_once_made():
+    from datetime import datetime, timedelta
+
+    from app.demo_config import RECENT_WEEK
+
+    now = datetime(2026, 12, 7, 14, 30).timestamp()  # local time
+    config = DemoConfig()
+    assert config.recorded_from == RECENT_WEEK
+    made = config.resolved(now=now)
+    first = datetime.fromisoformat(made.recorded_from.replace("Z", "+00:00")).astimezone()
+    assert (first.year, first.month, first.day, first.hour) == (2026, 11, 30, 8)  # 20 videos, 3 a day: 7 days
+    assert datetime.fromtimestamp(now).date() - first.date() == timedelta(days=7)
+    # a demo folder keeps the time it was made with (or none, made before recording times) on any later day
+    assert config.resolved({"recorded_from": made.recorded_from}, now=now + 86_400 * 30) == made
+    assert config.resolved({}).recorded_from is None
+    assert made.resolved(now=now + 86_400) == made  # a time already is one
 
 
 def test_quick_config_is_a_real_but_small_demo():

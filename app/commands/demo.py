@@ -53,8 +53,13 @@ def _print_answer(title: str, answer, report) -> None:
         print("  no moments found")
     for m in answer.moments:
         truth = "  [true]" if report.is_true(m.video_name, m.start, m.end) else ""
+        if not truth and report.is_earlier(m.video_name, m.start, m.end):
+            truth = "  [an earlier put-down]"
         clip = m.clip if m.clip is not None else f"(no clip: {m.clip_error})"
-        print(f"  {m.rank}. {_span(m.start, m.end)}  {m.video_name}  score {m.score:.3f}  {clip}{truth}")
+        when = f"{m.when}  " if m.when else ""
+        print(f"  {m.rank}. {when}{_span(m.start, m.end)}  {m.video_name}  score {m.score:.3f}  {clip}{truth}")
+    if answer.order_note and answer.moments:
+        print(f"  ({answer.order_note})")
 
 
 def demo_command(args: argparse.Namespace) -> int:
