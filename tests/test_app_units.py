@@ -14,7 +14,16 @@ import pytest
 
 from app.answering import Moment, ScoreSeries
 from app.jobs import JobBusy, JobManager
-from app.ui.format import clock, moment_caption, moment_record, progress_html, series_points, span, video_rows
+from app.ui.format import (
+    clock,
+    moment_caption,
+    moment_record,
+    playback_offset,
+    progress_html,
+    series_points,
+    span,
+    video_rows,
+)
 from app.ui.train_form import config_defaults, config_names, curves, make_config
 from models.errors import EgoRecallError
 
@@ -42,8 +51,10 @@ def test_moment_record_and_caption(tmp_path):
     assert r["video_id"] == "abc123" and r["video_name"] == "kitchen.mp4"
     assert (r["start"], r["end"], r["span"], r["rank"]) == (12.25, 18.5, "0:12–0:18", 1)
     assert r["clip"] == str(clip) and r["clip_url"] == f"gradio_api/file={clip.resolve()}"
-    assert r["clip_start"] == 11.25 and r["clip_error"] is None
-    assert moment_caption(m) == "#1 · kitchen.mp4 · 0:12–0:18 · score 0.312"
+    assert r["clip_start"] == 11.25 and r["clip_error"] is None and playback_offset(r) == 1.0
+    assert moment_caption(r) == "#1 · kitchen.mp4 · 0:12–0:18 · score 0.312"
+    sure = dict(r, when="Tue 3 Dec, 08:14", confidence=0.62, confidence_text="62 % · likely")
+    assert moment_caption(sure) == "#1 · Tue 3 Dec, 08:14 · kitchen.mp4 · 0:12–0:18 · 62 % · likely"
     bare = moment_record(Moment("v", "a b.mp4", 0, 1, 0.5, 2, clip_error="media missing"))
     assert bare["clip"] is None and bare["clip_url"] is None and bare["clip_error"] == "media missing"
 

@@ -227,7 +227,7 @@ def _wire_moments(p: _Parts) -> None:
         if evt.index is None or not (0 <= evt.index < len(moments)):
             return gr.skip()
         m = moments[evt.index]
-        return gr.update(value=m["clip"], label=_caption(m), playback_position=_offset(m))
+        return gr.update(value=m["clip"], label=moment_caption(m), playback_position=playback_offset(m))
 
     p.gallery.select(select, inputs=p.answer_json, outputs=p.player, api_visibility="private", concurrency_limit=None)
 
@@ -298,20 +298,6 @@ def _refresh_choices(actions: Actions, p: _Parts) -> Handler:
     return Handler(refresh, inputs=[p.scope, p.mode], outputs=[p.scope, p.mode])
 
 
-def _caption(m: dict) -> str:
-    if m.get("when"):
-        m = dict(m, video_name=f"{m['when']} · {m['video_name']}")
-    if m.get("confidence_text"):
-        return f"#{m['rank']} · {m['video_name']} · {m['span']} · {m['confidence_text']}"
-    return f"#{m['rank']} · {m['video_name']} · {m['span']} · score {m['score']:.3f}"
-
-
-def _offset(m: dict) -> float:
-    if m.get("clip_start") is None:
-        return 0.0
-    return max(0.0, m["start"] - m["clip_start"])
-
-
 def _plot_for(state: dict | None, video_id: str | None):
     series = (state or {}).get("series") or []
     chosen = next((s for s in series if s.video_id == video_id), series[0] if series else None)
@@ -347,10 +333,10 @@ def _render(answer: dict, state: dict):
     problems = [f"#{m['rank']}: no clip ({m['clip_error']})" for m in moments if m.get("clip_error")]
     if problems:
         lines += "\n\n" + "; ".join(problems)
-    gallery = [(m["thumbnail"], _caption(m)) for m in moments if m.get("thumbnail")]
+    gallery = [(m["thumbnail"], moment_caption(m)) for m in moments if m.get("thumbnail")]
     first = next((m for m in moments if m.get("clip")), None)
     player = (
-        gr.update(value=first["clip"], label=_caption(first), playback_position=_offset(first))
+        gr.update(value=first["clip"], label=moment_caption(first), playback_position=playback_offset(first))
         if first
         else gr.update(value=None, label="Selected moment")
     )
@@ -362,7 +348,9 @@ def _render(answer: dict, state: dict):
     for i in range(MAX_K):
         m = moments[i] if i < len(moments) else None
         if m is not None and m.get("clip"):
-            slots.append(gr.update(value=m["clip"], label=_caption(m), visible=True, playback_position=_offset(m)))
+            slots.append(
+                gr.update(value=m["clip"], label=moment_caption(m), visible=True, playback_position=playback_offset(m))
+            )
         else:
             slots.append(gr.update(value=None, visible=False))
     return (lines, gallery, player, plot_choice, _plot_for(state, series[0].video_id if series else None), *slots)

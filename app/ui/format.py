@@ -47,11 +47,12 @@ def file_url(path: str | Path | None) -> str | None:
     return "gradio_api/file=" + quote(str(Path(path).resolve()))
 
 
-def playback_offset(moment) -> float:
-    """Where the window starts inside the (padded) clip, so the player can begin at the moment itself."""
-    if moment.clip_start is None:
+def playback_offset(record: dict[str, Any]) -> float:
+    """Where a moment record's window starts inside its (padded) clip, so the player can begin at the moment
+    itself."""
+    if record.get("clip_start") is None:
         return 0.0
-    return max(0.0, float(moment.start) - float(moment.clip_start))
+    return max(0.0, float(record["start"]) - float(record["clip_start"]))
 
 
 def moment_record(moment) -> dict[str, Any]:
@@ -77,9 +78,14 @@ def moment_record(moment) -> dict[str, Any]:
     }
 
 
-def moment_caption(moment) -> str:
-    """``#1 · kitchen.mp4 · 0:12–0:18 · score 0.312``"""
-    return f"#{moment.rank} · {moment.video_name} · {span(moment.start, moment.end)} · score {moment.score:.3f}"
+def moment_caption(record: dict[str, Any]) -> str:
+    """A moment record's caption under its thumbnail and player: ``#1 · Tue 3 Dec, 08:14 · kitchen.mp4 ·
+    0:12–0:18 · 62 % · likely`` (the raw score where the mode has no calibration)."""
+    head = f"#{record['rank']} · " + (f"{record['when']} · " if record.get("when") else "")
+    head += f"{record['video_name']} · {record['span']}"
+    if record.get("confidence_text"):
+        return f"{head} · {record['confidence_text']}"
+    return f"{head} · score {record['score']:.3f}"
 
 
 def _date(unix: float | None) -> str:
