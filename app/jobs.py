@@ -85,7 +85,7 @@ class JobManager:
         self._train: TrainJob | None = None
         self._train_thread: threading.Thread | None = None
         self._demo: DemoJob | None = None
-        self._demo_runner = demo_runner
+        self._demo_runner: Callable[..., Any] = demo_runner or _run_demo
         self._ids = itertools.count(1)
         self._worker: threading.Thread | None = None
         self._closed = False
@@ -155,6 +155,8 @@ class JobManager:
     def _watch(self, stop: threading.Event, interval_s: float, settle_s: float) -> None:
         from indexing.watch import FolderWatch
 
+        if self.watch_folder is None:  # start_watch refuses to start without one
+            return
         watcher = FolderWatch.for_library(self.service.library.root, self.watch_folder, settle_s)
         while not stop.is_set():
             for path in watcher.poll():
@@ -172,7 +174,8 @@ class JobManager:
         return self.watch_status()
 
     def watch_status(self) -> dict[str, Any]:
-        on = self._watch_thread is not None and self._watch_thread.is_alive() and not self._watch_stop.is_set()
+        thread, stop = self._watch_thread, self._watch_stop
+        on = thread is not None and thread.is_alive() and stop is not None and not stop.is_set()
         return {"folder": str(self.watch_folder) if self.watch_folder else None, "on": on, "added": self._watch_added}
 
     # ------------------------------------------------------------------ indexing
@@ -345,13 +348,11 @@ class JobManager:
     def start_demo(self) -> DemoJob:
         """Queue "make demo data" (``app.demo.run_demo``) on the encoder queue. Raises :class:`JobBusy` while
         one is queued or running, and an :class:`EgoRecallError` when this build has no demo module."""
-        runner = self._demo_runner or _run_demo
         with self._lock:
             if self._demo is not None and self._demo.active:
                 raise JobBusy("demo data is already being made")
             job = DemoJob(self._next_id("demo"))
             self._demo = job
-            self._demo_runner = runner
         self._queue.put(job)
         self._ensure_worker()
         return job

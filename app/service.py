@@ -144,12 +144,12 @@ class EgoRecall:
         Errors about the library or the encoder (busy, mismatch, weights missing) are raised: they would
         fail every file alike.
         """
-        paths = [Path(p) for p in paths]
-        if not paths:
+        files = [Path(p) for p in paths]
+        if not files:
             return []
         library, encoder = self.library, self.encoder()
         results = []
-        for path in paths:
+        for path in files:
             try:
                 before = library.find_file(path) if path.is_file() else None
                 if before is not None:
@@ -255,7 +255,7 @@ class EgoRecall:
         """What answerers need to know about this library's features (``settings``: as the caller read them)."""
         library = self.library
         settings = library.settings if settings is None else settings
-        if not settings.encoder_key:  # (claimed but empty: find_moments says so)
+        if not settings.encoder_key or settings.dim is None:  # (claimed but empty: find_moments says so)
             from app.answering import NothingToSearch
 
             raise NothingToSearch(
@@ -305,7 +305,7 @@ class EgoRecall:
                 folder = install(
                     source,
                     self.settings.checkpoints_dir,
-                    features=(context.feature_key, context.feature_dim, float(context.rate_hz)),
+                    features=(context.feature_key, context.feature_dim, float(context.rate_hz or 0.0)),
                 )
                 logger.info("installed the default checkpoint %s from %s", folder.name, source)
             except EgoRecallError as exc:
@@ -322,7 +322,9 @@ class EgoRecall:
 
         if compatible_only:
             s = self.library.settings
-            infos = compatible_checkpoints(self.settings.checkpoints_dir, s.encoder_key, s.dim, s.rate_hz)
+            infos = []  # an empty library reads no checkpoint yet
+            if s.encoder_key is not None and s.dim is not None:
+                infos = compatible_checkpoints(self.settings.checkpoints_dir, s.encoder_key, s.dim, s.rate_hz)
         else:
             infos = list_checkpoints(self.settings.checkpoints_dir)
         names = [c.name for c in infos]
@@ -410,10 +412,8 @@ class EgoRecall:
         if not config.data.library and not config.data.features_dir:
             config.data.library = str(self.settings.library)
         if not config.output.checkpoints_dir:
-            same_library = (
-                bool(config.data.library)
-                and Path(config.data.library).resolve() == Path(self.settings.library).resolve()
-            )
+            library = config.data.library
+            same_library = bool(library) and Path(library or "").resolve() == Path(self.settings.library).resolve()
             if same_library or not config.data.library:
                 config.output.checkpoints_dir = str(self.settings.checkpoints_dir)
         # An encoder this app already loaded serves the text tokens too (used only if its weights match).

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.questions import Rewrite, rewrite_question
 from models.windows import Window
+
+if TYPE_CHECKING:
+    from models.clip_encoder import ClipEncoder, EncoderSpec
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,21 @@ class PreparedQuestion:
     """The question's object among the presence scorer's names (:mod:`app.answering.presence`), when it names
     one and its answerer measures presence."""
 
+    @property
+    def clip_vector(self) -> np.ndarray:
+        """:attr:`vector`, for the parts that cannot go on without it (a question prepared by a trained mode
+        alone has none)."""
+        if self.vector is None:
+            raise ValueError(f"{self.text!r} was prepared without a CLIP vector")
+        return self.vector
+
+    @property
+    def token_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """(:attr:`tokens`, :attr:`mask`), for a trained mode (a question prepared by zero-shot alone has none)."""
+        if self.tokens is None or self.mask is None:
+            raise ValueError(f"{self.text!r} was prepared without query tokens")
+        return self.tokens, self.mask
+
 
 @dataclass
 class ClipAnswer:
@@ -81,9 +99,9 @@ class AnswerContext:
     feature_dim: int
     rate_hz: float | None
     """The features' grid rate; None when it varies per clip (a folder of precomputed clip features)."""
-    encoder: Callable[[], object]
+    encoder: Callable[[], ClipEncoder]
     """Loads (once) the CLIP ``ClipEncoder`` whose text space matches the features."""
-    encoder_spec: object | None = None
+    encoder_spec: EncoderSpec | None = None
     """That encoder's ``EncoderSpec``, known without loading it (None when unknown)."""
     checkpoints_dir: Path | None = None
     device: str | None = None

@@ -88,7 +88,7 @@ class Calibration:
         return float(p) if np.ndim(p) == 0 else p
 
     def is_good(self, score: float, presence: float | None = None, clip: float | None = None) -> bool:
-        return self.probability(score, presence, clip) >= self.threshold
+        return bool(self.probability(score, presence, clip) >= self.threshold)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +191,14 @@ def fit_calibration(
         columns["clip_weight"] = clip_term(clip)
     weights, b = fit_logistic(np.stack(list(columns.values()), axis=1), y)
     fitted = {name: float(w) for name, w in zip(columns, weights)}
-    probe = Calibration(b=b, threshold=0.0, **fitted)
+    probe = Calibration(
+        a=fitted["a"],
+        b=b,
+        threshold=0.0,
+        presence_weight=fitted.get("presence_weight", 0.0),
+        object_bias=fitted.get("object_bias", 0.0),
+        clip_weight=fitted.get("clip_weight", 0.0),
+    )
     hit_probs = np.sort(probe.probability(pos[hits], pos_p[hits], pos_c[hits])) if hits.any() else np.array([])
     allowed = int(math.floor(max_r1_loss / 100.0 * len(pos) + 1e-9))  # hits that may be flagged
     if len(hit_probs) == 0:

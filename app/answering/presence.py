@@ -56,5 +56,7 @@ class PresenceScorer:
             return [None] * len(columns)
         with self._lock:
             matrix = self._matrix
+        if matrix is None:  # columns() makes it: no column can exist before
+            raise ValueError("presence columns must come from PresenceScorer.columns")
         got = dict(zip(asked, presence(features, matrix, asked, self.scale)))
         return [None if c is None else float(got[c]) for c in columns]

@@ -24,7 +24,7 @@ Moments without a recording time (never in a library of this version) keep their
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def wanted_order(rewrite: Rewrite) -> tuple[str | None, bool]:
 
 
 def candidates(
-    ranked: Sequence[tuple[str, Window]], per_video: dict[str, Sequence[Window]]
+    ranked: Sequence[tuple[str, Window]], per_video: Mapping[str, Sequence[Window]]
 ) -> list[tuple[str, Window]]:
     """The ranked windows, then every scored video's best moment not among them."""
     bests = [(vid, ws[0]) for vid, ws in per_video.items() if ws]
@@ -68,7 +68,7 @@ def candidates(
 
 def confident(
     pool: Sequence[tuple[str, Window]],
-    per_video: dict[str, Sequence[Window]],
+    per_video: Mapping[str, Sequence[Window]],
     confidence: Callable[[str, Window], float | None],
     calibration,
 ) -> list[int]:
@@ -84,7 +84,7 @@ def confident(
 
 def order_by_time(
     ranked: Sequence[tuple[str, Window]],
-    per_video: dict[str, Sequence[Window]],
+    per_video: Mapping[str, Sequence[Window]],
     records: dict,
     rewrite: Rewrite,
     confidence: Callable[[str, Window], float | None],

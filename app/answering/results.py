@@ -187,10 +187,14 @@ class Answer:
         return ORDER_NOTES.get(self.ordered) if self.ordered else None
 
     @property
+    def best_confidence(self) -> float | None:
+        """The most confident moment's confidence (None without a calibration)."""
+        return max((m.confidence for m in self.moments if m.confidence is not None), default=None)
+
+    @property
     def verdict(self) -> str | None:
         """The best moment's confidence in words (:func:`confidence_words`)."""
-        best = max((m.confidence for m in self.moments if m.confidence is not None), default=None)
-        return confidence_words(best, self.threshold)
+        return confidence_words(self.best_confidence, self.threshold)
 
     def moment_dicts(self) -> list[dict[str, Any]]:
         return [

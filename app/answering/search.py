@@ -213,7 +213,7 @@ def _plan(
     """Which videos (and which regions of them) to answer: at most ``budget`` (:func:`_budget`)."""
     if len(records) <= budget and all(r.duration <= config.long_video_s for r in records):
         return {r.id: (r, [Region.whole(0, r.num_rows)]) for r in records}
-    hits = library.search(prepared.vector, k=config.frame_hits, view=view)[0]
+    hits = library.search(prepared.clip_vector, k=config.frame_hits, view=view)[0]
     by_video: dict[str, list] = {}
     for h in hits:
         by_video.setdefault(h.video_id, []).append(h)
@@ -377,8 +377,8 @@ class _Confidence:
             return 1.0  # the user said so
         video = self._videos.get(vid)
         if video is None:
-            return self._calibration.probability(window.score)
-        return self._calibration.probability(window.score, video.presence, video.clip_score)
+            return float(self._calibration.probability(window.score))
+        return float(self._calibration.probability(window.score, video.presence, video.clip_score))
 
 
 def _moment(
@@ -472,7 +472,8 @@ def answer_question(
         prompts=tuple((p.text, p.weight) for p in ranking.prepared.rewrite.prompts),
         candidates=len(ranking.videos),
         seconds=time.monotonic() - started,
-        no_good_match=calibration is not None and not any(m.confidence >= calibration.threshold for m in moments),
+        no_good_match=calibration is not None
+        and not any(m.confidence is not None and m.confidence >= calibration.threshold for m in moments),
         threshold=None if calibration is None else calibration.threshold,
         asked_mode=asked_mode,
         label=answerer.label,

@@ -34,11 +34,18 @@ from training.checkpoint_info import inference_config_from_metadata
 logger = logging.getLogger(__name__)
 
 
+def _named(checkpoint: str | None) -> str:
+    """The checkpoint a trained mode was asked for (the registry always hands one to a mode that takes it)."""
+    if not checkpoint:
+        raise ValueError("a trained mode needs a checkpoint name or folder")
+    return checkpoint
+
+
 def _checkpoint_key(context: AnswerContext, arg: str | None) -> tuple:
     from checkpoints import resolve_checkpoint
     from checkpoints.store import META_FILE
 
-    folder = resolve_checkpoint(arg, context.checkpoints_dir).resolve()
+    folder = resolve_checkpoint(_named(arg), context.checkpoints_dir).resolve()
     try:
         stamp = (folder / META_FILE).stat().st_mtime_ns
     except OSError:
@@ -80,7 +87,7 @@ class TrainedAnswerer:
         )
         from models.text_tokens import load_text_encoder
 
-        folder = resolve_checkpoint(checkpoint, context.checkpoints_dir)
+        folder = resolve_checkpoint(_named(checkpoint), context.checkpoints_dir)
         self.model, self.meta = load_checkpoint(folder, device=context.device)
         self.calibration, self.warnings = stored_calibration(self.meta.calibration, CHECKPOINT, str(folder))
         fe = self.meta.feature_encoder
@@ -194,13 +201,13 @@ class TrainedAnswerer:
 
         if not questions:
             return []
-        t_max = max(len(q.tokens) for q in questions)
-        dim = questions[0].tokens.shape[-1]
-        tokens = np.zeros((len(questions), t_max, dim), np.float32)
+        asked = [q.token_features for q in questions]
+        t_max = max(len(t) for t, _ in asked)
+        tokens = np.zeros((len(questions), t_max, asked[0][0].shape[-1]), np.float32)
         mask = np.zeros((len(questions), t_max), bool)
-        for i, q in enumerate(questions):
-            tokens[i, : len(q.tokens)] = q.tokens
-            mask[i, : len(q.mask)] = q.mask
+        for i, (t, m) in enumerate(asked):
+            tokens[i, : len(t)] = t
+            mask[i, : len(m)] = m
         floats = np.array(features, dtype=np.float32)  # a writable copy: memory maps are read-only
         results = localize(
             self.model,

@@ -111,9 +111,8 @@ def fit_for_answering(service, config: TrainConfig, result: TrainResult) -> dict
     published where the app reads checkpoints. Returns checkpoint -> what was fitted, or why not."""
     if int(os.environ.get("RANK", "0")) != 0 or not result.checkpoints:
         return {}
-    same_library = (
-        bool(config.data.library) and Path(config.data.library).resolve() == Path(service.settings.library).resolve()
-    )
+    library = config.data.library
+    same_library = bool(library) and Path(library or "").resolve() == Path(service.settings.library).resolve()
     ours = all(
         Path(p).parent.resolve() == service.settings.checkpoints_dir.resolve() for p in result.checkpoints.values()
     )

@@ -117,9 +117,9 @@ class ZeroShotAnswerer:
     def curves(self, questions: Sequence[PreparedQuestion], features, grid: TimeGrid) -> list[np.ndarray]:
         """Each question's score curve over the clip: cosine per bin, ordered by its anchor event if any."""
         if len(questions) == 1:  # one matrix-vector product straight on the float16 rows (models.zeroshot)
-            curves = [similarity_curve(features, questions[0].vector)]
+            curves = [similarity_curve(features, questions[0].clip_vector)]
         else:
-            curves = list(similarity_curve(features, np.stack([q.vector for q in questions])))
+            curves = list(similarity_curve(features, np.stack([q.clip_vector for q in questions])))
         for i, q in enumerate(questions):
             relation = q.rewrite.relation
             if q.anchor is None or relation is None:

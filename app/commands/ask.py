@@ -214,10 +214,10 @@ def ask_command(args: argparse.Namespace) -> int:
         print("  no moments found")
         return 0
     if answer.no_good_match:
-        best = max(m.confidence for m in answer.moments)
+        best, line = answer.best_confidence or 0.0, answer.threshold or 0.0
         print(
-            f"  no good match (best confidence {percent(best, answer.threshold)}, a good match needs "
-            f"{percent(answer.threshold, best)}); the closest candidates:"
+            f"  no good match (best confidence {percent(best, line)}, a good match needs "
+            f"{percent(line, best)}); the closest candidates:"
         )
     width = max(len(m.video_name) for m in answer.moments)
     sure = [confidence_text(m.confidence, answer.threshold) for m in answer.moments]
@@ -365,7 +365,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     mode = resolve_auto(service.answer_context()) if args.mode == AUTO else args.mode
     kind, checkpoint = parse_mode(mode)
     if mode != ZEROSHOT:  # a checkpoint, alone or fused: its fusion weight first, then both calibrations
-        name = checkpoint if kind.name == FUSED else mode
+        name = (checkpoint or mode) if kind.name == FUSED else mode
         fit = fit_checkpoint(
             service, name, dataset, source, negatives_per_clip=args.negatives, max_r1_loss=args.max_loss
         )

@@ -92,7 +92,7 @@ def demo_command(args: argparse.Namespace) -> int:
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    last = {"text": None}
+    last: dict[str, str | None] = {"text": None}
 
     def progress(text: str, fraction: float) -> None:
         if text != last["text"]:

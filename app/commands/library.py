@@ -145,7 +145,7 @@ def set_time_command(args) -> int:
 
     when = parse_user_time(args.time)  # a time that cannot be read changes nothing
     rec = Library.open(command_settings(args).library, create=False).set_recording_time(args.id, when)
-    print(f"{rec.id}  {rec.name}: recorded {short_time(rec.recorded_at, rec.recorded_tz)} (set by you)")
+    print(f"{rec.id}  {rec.name}: recorded {short_time(rec.recorded_at or when.at, rec.recorded_tz)} (set by you)")
     return 0
 
 

@@ -80,7 +80,7 @@ def free_port(host: str, preferred: int = DEFAULT_PORT) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     from app.service import EgoRecall
-    from app.ui import build_app, launch_app
+    from app.ui import app_jobs, build_app, launch_app
 
     auth = parse_auth(args.auth)
     port = args.port if args.port is not None else free_port(args.host)
@@ -90,5 +90,5 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         launch_app(blocks, host=args.host, port=port, auth=auth, max_file_size=args.max_file_size)
     finally:
-        blocks.egorecall_jobs.close()
+        app_jobs(blocks).close()
     return 0

@@ -58,9 +58,14 @@ def build_app(
         # The Train tab proposes what this library can train on (demo data, corrections) when it is shown.
         train_page.propose_library_data.on(train.select)
         add_api(actions)
-    blocks.egorecall_jobs = jobs  # type: ignore[attr-defined]
-    blocks.egorecall_service = service  # type: ignore[attr-defined]
+    blocks.egorecall_jobs = jobs
+    blocks.egorecall_service = service
     return blocks
+
+
+def app_jobs(blocks: gr.Blocks) -> JobManager:
+    """The job manager an app's Blocks owns (:func:`build_app`): the server closes it when it stops."""
+    return blocks.egorecall_jobs  # type: ignore[attr-defined]
 
 
 def launch_app(

@@ -223,7 +223,8 @@ class Actions:
 
     def correct_moment(self, answer: dict | None, rank: float, start: float, end: float, verdict: str) -> str:
         """The Ask tab's correction of moment ``rank`` of the shown answer; returns the line to show."""
-        moments = (answer or {}).get("moments") or []
+        answer = answer or {}
+        moments = answer.get("moments") or []
         match = [m for m in moments if m["rank"] == int(rank or 0)]
         if not match:
             raise gr.Error(f"Ask a question first, then pick one of its moments (1 to {max(1, len(moments))}).")
