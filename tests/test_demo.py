@@ -169,7 +169,10 @@ def test_library_of_another_encoder_is_refused_and_left_unchanged(tmp_path, h264
 def test_a_demo_week_ends_yesterday_and_is_fixed_once_made():
     from datetime import datetime, timedelta
 
-    from app.demo_config import RECENT_WEEK
+    from app.demo_config import RECENT_WEEK, VIDEOS_PER_DAY
+    from training.synthworld import SynthConfig
+
+    assert VIDEOS_PER_DAY == SynthConfig().videos_per_day  # the days are counted as the world lays them out
 
     now = datetime(2026, 12, 7, 14, 30).timestamp()  # local time
     config = DemoConfig()
