@@ -73,6 +73,6 @@ def random_curve(seed: int = 0) -> CurveFn:
 
 def answer_length_proposals(dataset: NLQDataset) -> ProposalConfig:
     """Windows of one length only: the median answer length of the data set (for the chance baseline)."""
-    lengths = [q.end - q.start for q in dataset.evaluation_queries() if q.has_answer]
+    lengths = [q.answer_length for q in dataset.evaluation_queries() if q.has_answer]
     median = float(np.median(lengths)) if lengths else 4.0
     return ProposalConfig(scales_s=(median,), smooth_s=0.0, context_weight=0.0)

@@ -76,7 +76,7 @@ MIN_SPAN_S = 2.0
 def answer_span_limit(queries: Sequence[Query], quantile: float = SPAN_QUANTILE, floor: float = MIN_SPAN_S) -> float:
     """The longest answer worth predicting for a model trained on ``queries``: a high quantile of their
     answers' lengths (seconds, at least ``floor``)."""
-    lengths = [q.end - q.start for q in queries if q.has_answer]
+    lengths = [q.answer_length for q in queries if q.has_answer]
     if not lengths:
         return floor
     return max(floor, float(np.quantile(np.asarray(lengths, np.float64), quantile)))
@@ -90,7 +90,7 @@ def answer_length_prior(queries: Sequence[Query], weight: float) -> LengthPrior 
         return None
     answered = [q for q in queries if q.has_answer and not q.is_empty_window]
     asked = [q for q in answered if not q.is_narration] or answered
-    return LengthPrior.fit([q.end - q.start for q in asked], weight)
+    return LengthPrior.fit([q.answer_length for q in asked], weight)
 
 
 def merge_nlq_files(paths: Sequence[str]) -> NLQDataset:
@@ -258,10 +258,10 @@ class QueryDataset(Dataset):
                 s, e = jitter_bins(s, e, n, rng, opt.jitter_factor, opt.jitter_shift)
             if opt.speed_probability > 0 and rng.random() < opt.speed_probability:
                 a = change_speed(feats, s, e, rng, opt.speed_range)
-                feats, s, e = a.features, a.start_bin, a.end_bin
+                feats, s, e = np.asarray(a.features), a.start_bin, a.end_bin
             if opt.crop_probability > 0 and rng.random() < opt.crop_probability:
                 a = variable_length_crop(feats, s, e, rng, opt.crop_fraction)
-                feats, s, e = a.features, a.start_bin, a.end_bin
+                feats, s, e = np.asarray(a.features), a.start_bin, a.end_bin
             if opt.splice_probability > 0 and len(self._clip_uids) > 1:
                 host_uid = self._clip_uids[int(rng.integers(len(self._clip_uids)))]
                 if host_uid != q.clip_uid:
@@ -274,7 +274,7 @@ class QueryDataset(Dataset):
                         opt.splice_probability,
                         max_length=opt.max_bins,
                     )
-                    feats, s, e = a.features, a.start_bin, a.end_bin
+                    feats, s, e = np.asarray(a.features), a.start_bin, a.end_bin
         if opt.max_bins is not None and feats.shape[0] > opt.max_bins:
             feats, s, e = crop_around(feats, s, e, opt.max_bins, rng if opt.train else None)
         return {
@@ -438,8 +438,8 @@ class EpochBatchSampler:
         if num_items < 1:
             raise ValueError("nothing to train on: no training queries")
         self.batch_size = batch_size
-        self.sampler = DistributedSampler(
-            range(num_items), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+        self.sampler: DistributedSampler = DistributedSampler(
+            range(num_items),  # type: ignore[arg-type]  # it only needs len() num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
         )
         self.epoch = 0
         self.skip = 0

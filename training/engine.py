@@ -76,15 +76,15 @@ class Optimization:
             lr = self.lr_at(step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-        scaling = self.scaler is not None and self.scaler.is_enabled()
-        if scaling:
-            self.scaler.unscale_(self.optimizer)
+        scaler = self.scaler if self.scaler is not None and self.scaler.is_enabled() else None
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)
         clip = self.grad_clip if self.grad_clip else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip)
         skipped = False
-        if scaling:
-            self.scaler.step(self.optimizer)  # skips the update itself on inf/NaN gradients
-            self.scaler.update()
+        if scaler is not None:
+            scaler.step(self.optimizer)  # skips the update itself on inf/NaN gradients
+            scaler.update()
         elif torch.isfinite(grad_norm):
             self.optimizer.step()
         else:

@@ -62,7 +62,7 @@ class LibraryClipFeatures:
     def __init__(self, library: Library) -> None:
         self.library = library
         settings = library.settings
-        if settings is None or not settings.encoder_key:
+        if settings is None or not settings.encoder_key or settings.dim is None:
             raise FeaturesUnavailable(f"the library at {library.root} has no indexed videos yet")
         self.key = settings.encoder_key
         self.dim = int(settings.dim)

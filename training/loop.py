@@ -134,7 +134,7 @@ class Trainer:
         fit_norm = init_model is None and snapshot is None  # a fresh model learns the features' statistics
         loader, sampler = training_loader(cfg, info, model, source, data, texts, max_bins, resample_to, fit_norm)
         per_epoch = sampler.batches_per_epoch
-        total = cfg.optim.steps or max(1, math.ceil(cfg.optim.epochs * per_epoch))
+        total = cfg.optim.steps or max(1, math.ceil((cfg.optim.epochs or 0.0) * per_epoch))  # validated: one is set
         train_model, optimizer, scheduler, scaler, autocast = optimisation(cfg, info, model, total)
         step, resumed_from = self._restore_or_start(snapshot, run_dir, model, optimizer, scheduler, scaler)
         self.ctx = RunContext(
@@ -229,11 +229,12 @@ class Trainer:
             )
         return data
 
-    def _limits(self, core: Localizer, data) -> tuple[int, int | None, float]:
-        """(bins per training clip, the grid clips are resampled to or None, the longest answer in seconds)."""
+    def _limits(self, core: Localizer, data) -> tuple[int | None, int | None, float]:
+        """(bins per training clip or None for any, the grid clips are resampled to or None, the longest answer
+        in seconds)."""
         cfg = self.config
         max_bins = cfg.data.max_bins or core.max_positions
-        if core.max_positions is not None and max_bins > core.max_positions:
+        if core.max_positions is not None and max_bins is not None and max_bins > core.max_positions:
             raise TrainingError(f"data.max_bins {max_bins} exceeds the model's {core.max_positions} positions.")
         resample_to = cfg.data.resample_to if cfg.data.long_clips == "resample" else None
         if resample_to and core.max_positions is not None and resample_to > core.max_positions:
@@ -357,7 +358,7 @@ class Trainer:
 
     def _evaluate(self, step: int, bar) -> None:
         c, info = self.ctx, self.info
-        if info.is_main:
+        if info.is_main and c.validator is not None:
             scores = c.validator.evaluate(c.model)
             metrics = headline_metrics(scores)
             metric = self.config.eval.metric
@@ -365,20 +366,17 @@ class Trainer:
                 raise TrainingError(f"eval.metric '{metric}' is not one of {', '.join(metrics)}.")
             value = metrics[metric]
             is_best = self.best is None or value > self.best["value"]
-            if is_best:
+            if self.best is None or is_best:
                 self.best = {"step": step, "metric": metric, "value": value, "metrics": metrics}
                 self.best_weights = {k: v.detach().to("cpu").clone() for k, v in c.model.state_dict().items()}
+            best = self.best
             self.history.append({"step": step, "metrics": metrics})
             self._log(
-                "eval",
-                step,
-                metrics=metrics,
-                is_best=is_best,
-                best={k: self.best[k] for k in ("step", "metric", "value")},
+                "eval", step, metrics=metrics, is_best=is_best, best={k: best[k] for k in ("step", "metric", "value")}
             )
             if bar is not None:
                 bar.write(
-                    f"step {step}: {metric} {value:.2f} (best {self.best['value']:.2f} at step {self.best['step']})",
+                    f"step {step}: {metric} {value:.2f} (best {best['value']:.2f} at step {best['step']})",
                     file=sys.stderr,
                 )
         ddp.barrier(info)

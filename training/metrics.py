@@ -129,7 +129,7 @@ def _recalls(iou: np.ndarray) -> dict[str, np.ndarray]:
     for t in THRESHOLDS:
         above = iou > t
         for k in TOP_KS:
-            hits[f"R{k}@{t}"] = above[:, :k].any(axis=1)
+            hits[f"R{k}@{t}"] = np.asarray(above[:, :k].any(axis=1))
     return hits
 
 

@@ -162,7 +162,7 @@ def read_egoclip(path: str | os.PathLike) -> NarrationFile:
                 f"The narrations file {path} is neither narration.json nor an EgoClip "
                 f"table: its header lacks {', '.join(need)}."
             )
-        col = columns.get
+        col = columns.__getitem__  # every column read is checked present first
         reader = csv.reader(fh, delimiter=delimiter)
         try:
             for row in reader:

@@ -107,15 +107,26 @@ class Query:
         return self.start is not None and self.end is not None
 
     @property
+    def answer(self) -> tuple[float, float]:
+        """(start, end) of the ground truth as annotated; a query without one raises."""
+        if self.start is None or self.end is None:
+            raise ValueError(f"query {self.key} has no ground-truth window")
+        return self.start, self.end
+
+    @property
+    def answer_length(self) -> float:
+        """``end - start`` of the ground truth (as annotated: may be negative); a query without one raises."""
+        start, end = self.answer
+        return end - start
+
+    @property
     def is_empty_window(self) -> bool:
         """(Almost) empty answer: ``|end - start| <= 1/30 s``. False when there is no answer."""
-        return self.has_answer and abs(self.end - self.start) <= EMPTY_WINDOW_S + 1e-9
+        return self.has_answer and abs(self.answer_length) <= EMPTY_WINDOW_S + 1e-9
 
     def training_window(self, clip_duration: float) -> tuple[float, float]:
         """The answer ordered and clamped into ``[0, clip_duration]``, for training targets only."""
-        if not self.has_answer:
-            raise ValueError(f"query {self.key} has no ground-truth window")
-        lo, hi = sorted((float(self.start), float(self.end)))
+        lo, hi = sorted(float(t) for t in self.answer)
         lo = min(max(lo, 0.0), clip_duration)
         hi = min(max(hi, 0.0), clip_duration)
         return lo, hi

@@ -68,7 +68,7 @@ def changed_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]
     return [k for k in config_differences(old, config.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
 
 
-def finished_result(run_dir: Path, config: TrainConfig, resume: bool) -> TrainResult | None:
+def finished_result(run_dir: Path, config: TrainConfig, resume: bool | None) -> TrainResult | None:
     """The result of a run already finished in ``run_dir`` (refused when it was another config); None when there
     is none, or when ``resume`` asks to continue a run that was stopped early."""
     path = run_dir / RESULT_FILE

@@ -44,6 +44,8 @@ def open_feature_source(config: TrainConfig) -> ClipFeatureSource:
         if not root.exists():
             raise TrainingError(f"There is no EgoRecall library at {root} (data.library).")
         return LibraryClipFeatures(Library.open(root, create=False, repair=False))
+    if not d.features_dir:
+        raise TrainingError("training needs features: data.library or data.features_dir.")
     return DirectoryClipFeatures(d.features_dir, key=d.features_key, layout=d.features_layout)
 
 
@@ -83,11 +85,13 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 def feature_statistics(store: ClipStore, clip_uids) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension mean and standard deviation over every bin of the training clips (float64 sums)."""
-    total, count, sq = None, 0, None
+    total: np.ndarray | float = 0.0
+    sq: np.ndarray | float = 0.0
+    count = 0
     for uid in clip_uids:
         x = np.asarray(store.get(uid).features, dtype=np.float64)
-        total = x.sum(0) if total is None else total + x.sum(0)
-        sq = (x * x).sum(0) if sq is None else sq + (x * x).sum(0)
+        total = total + x.sum(0)
+        sq = sq + (x * x).sum(0)
         count += x.shape[0]
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
@@ -172,7 +176,7 @@ def training_loader(
     source: ClipFeatureSource,
     data: TrainingData,
     texts: TextFeatureCache,
-    max_bins: int,
+    max_bins: int | None,
     resample_to: int | None,
     fit_norm: bool,
 ) -> tuple[DataLoader, EpochBatchSampler]:
@@ -192,7 +196,7 @@ def training_loader(
         crop_fraction=d.crop_fraction,
         splice_probability=d.splice_probability,
         speed_probability=d.speed_probability,
-        speed_range=tuple(d.speed_range),
+        speed_range=(float(d.speed_range[0]), float(d.speed_range[1])),
         negative_probability=d.negative_probability,
     )
     store = ClipStore(source, data.clips, resample_to, d.cache_clips)

@@ -96,7 +96,7 @@ class RunLog:
             "wall": round(time.time(), 3),
             **values,
         }
-        if not self.enabled:
+        if not self.enabled or self._fh is None:
             return record
         self._fh.write(json.dumps(record, default=str) + "\n")
         self._fh.flush()
@@ -110,6 +110,8 @@ class RunLog:
         return record
 
     def _scalars(self, record: dict[str, Any]) -> None:
+        if self._tb is None:
+            return
         step = record["step"]
         if record["event"] == "train":
             for k, v in record.get("loss", {}).items():

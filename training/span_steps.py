@@ -42,7 +42,7 @@ class RunContext:
     init_meta: CheckpointMetadata | None
     """Metadata of the checkpoint the run started from (``init_from``), if any."""
     resample_to: int | None
-    max_bins: int
+    max_bins: int | None
     max_span_s: float
     length_prior: LengthPrior | None = None
     """The prior on answer length validation decodes with, recorded in every checkpoint."""
@@ -68,7 +68,7 @@ class SpanSteps:
         for j, mb in enumerate(micro):
             mb = mb.to(self.info.device, non_blocking=self.cuda)
             last = not self.info.distributed or j == len(micro) - 1
-            with contextlib.nullcontext() if last else self.model.no_sync():
+            with contextlib.nullcontext() if last else self.model.no_sync():  # type: ignore[operator]  # DDP's
                 with self.autocast():
                     terms = self._loss(mb)
                 self.optimization.scale(terms["total"] * (len(mb) / n_batch)).backward()

@@ -49,11 +49,11 @@ class Prediction:
     def for_query(cls, query: Query | QueryKey, windows: Iterable[Any]) -> Prediction:
         """Build from a query (or its key) and windows given as ``(start, end)`` pairs or objects with
         ``.start``/``.end`` (e.g. :class:`models.windows.Window`)."""
-        key = query.key if isinstance(query, Query) else tuple(query)
+        key: QueryKey = query.key if isinstance(query, Query) else (str(query[0]), str(query[1]), int(query[2]))
         pairs = tuple(
             (float(w.start), float(w.end)) if hasattr(w, "start") else (float(w[0]), float(w[1])) for w in windows
         )
-        return cls(key[0], key[1], int(key[2]), pairs)
+        return cls(key[0], key[1], key[2], pairs)
 
 
 def _fail(source: str, message: str) -> SubmissionError:

@@ -60,7 +60,7 @@ class TextFeatureCache:
         self._features: dict[str, np.ndarray] = {}
         self._shards: list[np.ndarray] = []
         if self.folder is not None:
-            self._load_disk()
+            self._load_disk(self.folder)
 
     @classmethod
     def for_encoder(cls, encoder: TokenEncoder, cache_dir=None, batch_size: int = 256) -> TextFeatureCache:
@@ -124,22 +124,22 @@ class TextFeatureCache:
             if progress:
                 progress(done, len(todo))
             if self.folder is not None and len(shard_texts) >= 16384:
-                self._write_shard(shard_texts, shard_rows)
+                self._write_shard(self.folder, shard_texts, shard_rows)
                 shard_texts, shard_rows = [], []
         if self.folder is not None and shard_texts:
-            self._write_shard(shard_texts, shard_rows)
+            self._write_shard(self.folder, shard_texts, shard_rows)
         return len(todo)
 
     # ------------------------------------------------------------------ disk
     def reload(self) -> None:
         """Pick up shards another process wrote to the cache folder since this cache was made."""
         if self.folder is not None:
-            self._load_disk()
+            self._load_disk(self.folder)
 
-    def _load_disk(self) -> None:
-        if not self.folder.is_dir():
+    def _load_disk(self, folder: Path) -> None:
+        if not folder.is_dir():
             return
-        for meta_path in sorted(self.folder.glob("shard-*.json")):
+        for meta_path in sorted(folder.glob("shard-*.json")):
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
                 array = np.load(meta_path.with_suffix(".npy"), mmap_mode="r", allow_pickle=False)
@@ -159,14 +159,14 @@ class TextFeatureCache:
             for i, text in enumerate(texts):
                 self._features.setdefault(text, array[offsets[i] : offsets[i + 1]])
         if self._features:
-            logger.info("loaded token features of %d texts from %s", len(self._features), self.folder)
+            logger.info("loaded token features of %d texts from %s", len(self._features), folder)
 
-    def _write_shard(self, texts: Sequence[str], rows: Sequence[np.ndarray]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def _write_shard(self, folder: Path, texts: Sequence[str], rows: Sequence[np.ndarray]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
         stem = f"shard-{uuid.uuid4().hex[:12]}"
-        npy, meta = self.folder / f"{stem}.npy", self.folder / f"{stem}.json"
-        tmp_npy, tmp_meta = self.folder / f".{stem}.npy.tmp", self.folder / f".{stem}.json.tmp"
+        npy, meta = folder / f"{stem}.npy", folder / f"{stem}.json"
+        tmp_npy, tmp_meta = folder / f".{stem}.npy.tmp", folder / f".{stem}.json.tmp"
         try:
             with open(tmp_npy, "wb") as fh:
                 np.save(fh, np.concatenate(rows).astype(np.float16), allow_pickle=False)

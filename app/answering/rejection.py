@@ -138,8 +138,7 @@ def top_scores(
 
     def hit(q: Query) -> bool:
         ws = got.for_query(q)
-        truth = (q.start or 0.0, q.end or 0.0)
-        return bool(ws) and q.has_answer and temporal_iou((ws[0].start, ws[0].end), truth) > 0.3
+        return bool(ws) and q.has_answer and temporal_iou((ws[0].start, ws[0].end), q.answer) > 0.3
 
     pos = np.array([best(q) for q in answerable])
     hits = np.array([hit(q) for q in answerable], dtype=bool)

@@ -93,9 +93,30 @@ class PretrainConfig:
                 setattr(self, name, Path(value).expanduser())
         self.val_videos = tuple(self.val_videos)
 
+    def _given(self, name: str) -> Path:
+        value = getattr(self, name)
+        if value is None:
+            raise PretrainError(f"pretraining needs --{name.replace('_', '-')}.")
+        return value
+
+    @property
+    def out_file(self) -> Path:
+        """:attr:`out`, which every run needs (:meth:`validate` says so first)."""
+        return self._given("out")
+
+    @property
+    def videos_folder(self) -> Path:
+        """:attr:`videos_dir`, which every run needs."""
+        return self._given("videos_dir")
+
+    @property
+    def narrations_file(self) -> Path:
+        """:attr:`narrations`, which every run needs."""
+        return self._given("narrations")
+
     @property
     def resolved_work_dir(self) -> Path:
-        return self.work_dir or self.out.with_name(self.out.stem + ".train")
+        return self.work_dir or self.out_file.with_name(self.out_file.stem + ".train")
 
     @property
     def resolved_cache_dir(self) -> Path:
@@ -106,8 +127,8 @@ class PretrainConfig:
         if missing:
             raise PretrainError(f"pretraining needs {', '.join(missing)}.")
         problems = []
-        if self.out.suffix != ".safetensors":
-            problems.append(f"--out must name a .safetensors file (got {self.out.name})")
+        if self.out_file.suffix != ".safetensors":
+            problems.append(f"--out must name a .safetensors file (got {self.out_file.name})")
         if self.steps is not None and self.epochs is not None:
             problems.append("give --steps or --epochs, not both")
         if self.steps is not None and self.steps < 1:
@@ -132,7 +153,7 @@ class PretrainConfig:
         for name in ("eval_every", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1")
-        if not self.videos_dir.is_dir():
+        if not self.videos_folder.is_dir():
             problems.append(f"the videos folder {self.videos_dir} does not exist")
         if problems:
             raise PretrainError("; ".join(problems) + ".")

@@ -112,8 +112,9 @@ def narration_windows(
         if i in rule_windows:
             out.append(rule_windows[i])
             sources.append("egovlp")
-        else:
-            out.append((float(n.window[0]), float(n.window[1])))
+        else:  # a given window (need_rule holds every narration without one)
+            start, end = n.window or (n.time, n.time)
+            out.append((float(start), float(end)))
             sources.append("given")
     return out, sources, used_alpha
 
@@ -411,7 +412,7 @@ class SceneBatchSampler:
     def epoch(self, epoch: int) -> list[np.ndarray]:
         """This process's batches of epoch ``epoch``, in order."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 1, epoch]))
-        groups = []
+        groups: list[np.ndarray] = []
         for uid in self.by_video:
             idx = np.array(self.by_video[uid], dtype=np.int64)[rng.permutation(len(self.by_video[uid]))]
             groups.extend(idx[s : s + self.group] for s in range(0, len(idx), self.group))

@@ -71,7 +71,7 @@ def egonce_loss(
 def clamp_logit_scale(model: torch.nn.Module) -> None:
     """CLIP's cap on the learned temperature (a scale of at most 100)."""
     with torch.no_grad():
-        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)  # type: ignore[operator]  # a parameter
 
 
 def train_step(

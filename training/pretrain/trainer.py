@@ -34,6 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,7 +143,7 @@ class _Run:
     # ------------------------------------------------------------------------------------------ set-up
     def _check_paths(self) -> None:
         cfg = self.cfg
-        if cfg.out.exists() and not cfg.overwrite:
+        if cfg.out_file.exists() and not cfg.overwrite:
             raise PretrainError(f"{cfg.out} already exists; choose another --out or pass --overwrite")
         if latest_snapshot(self.work) is not None and not (cfg.resume or cfg.overwrite):
             raise PretrainError(
@@ -171,13 +172,13 @@ class _Run:
 
     def _load_data(self) -> None:
         cfg, ctx = self.cfg, self.ctx
-        nf = load_narrations(cfg.narrations)
-        files = find_videos(cfg.videos_dir)
+        nf = load_narrations(cfg.narrations_file)
+        files = find_videos(cfg.videos_folder)
         narrated = sorted({n.video_uid for n in nf.narrations})
         present = [u for u in narrated if u in files]
         if not present:
             raise PretrainError(
-                f"none of the {len(narrated)} narrated videos of {cfg.narrations.name} is in {cfg.videos_dir} "
+                f"none of the {len(narrated)} narrated videos of {cfg.narrations_file.name} is in {cfg.videos_dir} "
                 f"(expected files named <video_uid>.mp4 or another video suffix)"
             )
         self.cache = FrameCache(cfg.resolved_cache_dir, self.image_size)
@@ -196,7 +197,7 @@ class _Run:
             files,
             moments,
             cfg.frames_per_window,
-            uids=share(ctx, durations),
+            uids=share(ctx, list(durations)),
             progress=self._bar("decoding", "video") if ctx.is_main else None,
         )
         barrier(ctx)
@@ -229,7 +230,7 @@ class _Run:
         )
 
     def _durations(self, uids: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-        files = find_videos(self.cfg.videos_dir)
+        files = find_videos(self.cfg.videos_folder)
         durations, failed = {}, {}
         for uid in uids:
             try:
@@ -244,7 +245,7 @@ class _Run:
             return None
         from tqdm import tqdm
 
-        state = {}
+        state: dict[str, Any] = {}
 
         def update(done: int, total: int) -> None:
             bar = state.get("bar")
@@ -310,7 +311,14 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------ the loop
     def _log(self, event: str, step: int, **values) -> None:
-        self.log.write(event, step, self.total, step / self.steps_per_epoch, self._wall(), **values)
+        self.runlog.write(event, step, self.total, step / self.steps_per_epoch, self._wall(), **values)
+
+    @property
+    def runlog(self) -> RunLog:
+        """The run's log, opened when the run starts."""
+        if self.log is None:
+            raise RuntimeError("the pretraining run has not started")
+        return self.log
 
     def _wall(self) -> float:
         return self.wall_before + time.monotonic() - self.started
@@ -379,7 +387,7 @@ class _Run:
         if state is None:
             if cfg.resume and ctx.is_main:
                 logger.info("nothing to resume in %s; starting from the beginning", self.state_dir)
-            self.log.truncate(0)
+            self.runlog.truncate(0)
             return 0, False
         try:
             resumed = load_snapshot(state, self.model, optimizer)
@@ -396,7 +404,7 @@ class _Run:
         self.wall_before = float(meta.get("wall_s", 0.0))
         if meta.get("scaler"):
             scaler.load_state_dict(meta["scaler"])
-        self.log.truncate(int(meta.get("log_bytes", 0)))  # a curve never shows a step twice
+        self.runlog.truncate(int(meta.get("log_bytes", 0)))  # a curve never shows a step twice
         logger.info("resuming from %s (step %d of %d)", state, resumed.step, self.total)
         return resumed.step, True
 
@@ -410,7 +418,7 @@ class _Run:
                 {
                     "run": self._run_defining(),
                     "wall_s": self._wall(),
-                    "log_bytes": self.log.size(),
+                    "log_bytes": self.runlog.size(),
                     "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 },
             )
@@ -429,16 +437,20 @@ class _Run:
             self._log("done", step, stopped=True)
             logger.info("stop requested: pretraining paused at step %d of %d (--resume continues)", step, total)
             barrier(ctx)
-            return PretrainResult(cfg.out, {}, self.metrics, step, self.log_path, stopped=True) if ctx.is_main else None
+            return (
+                PretrainResult(cfg.out_file, {}, self.metrics, step, self.log_path, stopped=True)
+                if ctx.is_main
+                else None
+            )
         result = None
         if ctx.is_main:
             sidecar = save_encoder_weights(
-                cfg.out, self.model, cfg.model, self._sidecar(total, self.steps_per_epoch, self.metrics, amp)
+                cfg.out_file, self.model, cfg.model, self._sidecar(total, self.steps_per_epoch, self.metrics, amp)
             )
             remove_snapshots(self.work)
             self._log("done", total, out=str(cfg.out), metrics=self.metrics)
-            self.log.close()
-            result = PretrainResult(cfg.out, sidecar, self.metrics, total, self.log_path)
+            self.runlog.close()
+            result = PretrainResult(cfg.out_file, sidecar, self.metrics, total, self.log_path)
         barrier(ctx)
         return result
 

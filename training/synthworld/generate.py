@@ -140,7 +140,7 @@ def _narrations(plan: VideoPlan, house: House, cfg: SynthConfig) -> tuple[list[d
 
 
 def _summary_text(plan: VideoPlan) -> str:
-    moved = sorted({e.obj for e in plan.events if e.kind == "put"})
+    moved = sorted({e.moved_object for e in plan.events if e.kind == "put"})
     rooms = sorted({e.room for e in plan.events})
     text = f"#summary C moves around the {', '.join(rooms)}"
     return text + (f" and puts away the {', '.join(moved)}." if moved else ".")

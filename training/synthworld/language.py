@@ -38,7 +38,7 @@ def _approach(ev: Event, house: House) -> str:
 
 def _look(ev: Event, house: House) -> str:
     seen = visible_at_place(ev, house)
-    place = house.place(ev.place)
+    place = house.place(ev.place_in_view)
     if seen:
         return f"#C C looks at {list_phrase(seen)} {place.preposition} the {ev.place}"
     if place.preposition == "in":
@@ -47,13 +47,13 @@ def _look(ev: Event, house: House) -> str:
 
 
 def _pick(ev: Event, house: House) -> str:
-    if house.place(ev.place).preposition == "in":
+    if house.place(ev.place_in_view).preposition == "in":
         return f"#C C takes the {ev.obj} out of the {ev.place}"
     return f"#C C picks up the {ev.obj} from the {ev.place}"
 
 
 def _put(ev: Event, house: House) -> str:
-    return f"#C C puts the {ev.obj} {house.place(ev.place).preposition} the {ev.place}"
+    return f"#C C puts the {ev.obj} {house.place(ev.place_in_view).preposition} the {ev.place}"
 
 
 NARRATORS: dict[str, Callable[[Event, House], str | None]] = {
@@ -79,10 +79,10 @@ PAST: dict[str, Callable[[Event, House], str | None]] = {
     "close": lambda ev, house: f"I closed the {ev.place}",
     "pick": lambda ev, house: (
         f"I took the {ev.obj} out of the {ev.place}"
-        if house.place(ev.place).preposition == "in"
+        if house.place(ev.place_in_view).preposition == "in"
         else f"I picked up the {ev.obj}"
     ),
-    "put": lambda ev, house: f"I put the {ev.obj} {house.place(ev.place).preposition} the {ev.place}",
+    "put": lambda ev, house: f"I put the {ev.obj} {house.place(ev.place_in_view).preposition} the {ev.place}",
 }
 """Events that can anchor "before/after" questions: distinct, visible actions with a clear moment."""
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from training.synthworld.catalog import Room
-from training.synthworld.shapes import Canvas, checker, speckle, stripes, vertical_gradient
+from training.synthworld.shapes import RGB, Canvas, checker, speckle, stripes, vertical_gradient
+
+
+def _scaled(colour: RGB, factor: float) -> RGB:
+    """A colour made lighter (factor > 1, at most 255) or darker."""
+    r, g, b = (min(255, int(v * factor)) for v in colour)
+    return r, g, b
+
 
 SKIN = (232, 182, 146)
 SKIN_DARK = (204, 150, 114)
@@ -168,13 +175,13 @@ HAND_PAINTERS = {"open_hand": _open_hand, "holding_hand": _holding_hand, "thumb"
 
 # ====================================================================== room panoramas
 def _room_shell(c: Canvas, room: Room, width: float) -> None:
-    wall_dark = tuple(int(v * 0.8) for v in room.wall)
+    wall_dark = _scaled(room.wall, 0.8)
     c.rect(
         -1,
         -1,
         width + 1,
         0.6,
-        vertical_gradient(tuple(min(255, int(v * 1.05)) for v in room.wall), room.wall, 0.0, 0.6),
+        vertical_gradient(_scaled(room.wall, 1.05), room.wall, 0.0, 0.6),
     )
     c.rect(-1, 0.58, width + 1, 0.62, wall_dark)
 

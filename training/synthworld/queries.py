@@ -98,7 +98,7 @@ def _by(events: list[Event], kind: str, key: Callable[[Event], str]) -> dict[str
 # ---------------------------------------------------------------------- rules
 def where_did_i_put(c: ClipView) -> list[Query]:
     out = []
-    for obj, puts in sorted(_by(c.events, "put", lambda e: e.obj).items()):
+    for obj, puts in sorted(_by(c.events, "put", lambda e: e.moved_object).items()):
         if len(puts) == 1 and c.inside(puts[0].start, puts[0].end):
             out.append(_from_event(TEMPLATE_PUT, f"Where did I put the {obj}?", obj, "put", puts[0], "put_once"))
     return out
@@ -106,7 +106,7 @@ def where_did_i_put(c: ClipView) -> list[Query]:
 
 def what_did_i_put_in(c: ClipView) -> list[Query]:
     out = []
-    for place, puts in sorted(_by(c.events, "put", lambda e: e.place).items()):
+    for place, puts in sorted(_by(c.events, "put", lambda e: e.place_in_view).items()):
         if len(puts) == 1 and c.inside(puts[0].start, puts[0].end):
             prep = c.house.place(place).preposition
             out.append(
@@ -119,7 +119,7 @@ def what_did_i_put_in(c: ClipView) -> list[Query]:
 
 def what_did_i_take(c: ClipView) -> list[Query]:
     out = []
-    for place, picks in sorted(_by(c.events, "pick", lambda e: e.place).items()):
+    for place, picks in sorted(_by(c.events, "pick", lambda e: e.place_in_view).items()):
         if len(picks) == 1 and c.inside(picks[0].start, picks[0].end):
             if c.house.place(place).preposition == "in":
                 text, verb = f"What object did I take out of the {place}?", "take out"
@@ -247,7 +247,7 @@ def state_of_container(c: ClipView) -> list[Query]:
     changes: dict[str, list[Event]] = defaultdict(list)
     for e in c.events:
         if e.kind in ("open", "close"):
-            changes[e.place].append(e)
+            changes[e.place_in_view].append(e)
     for place, evs in sorted(changes.items()):
         last = evs[-1]
         if not c.inside(last.start, last.end):
@@ -293,7 +293,7 @@ RULES: dict[str, Callable[[ClipView], list[Query]]] = {
 def clip_queries(clip: ClipView, rng: np.random.Generator, max_queries: int) -> list[Query]:
     """Up to ``max_queries`` questions, spread over templates, in time order; no two share a text."""
     candidates = [q for rule in RULES.values() for q in rule(clip)]
-    texts = defaultdict(int)
+    texts: defaultdict[str, int] = defaultdict(int)
     for q in candidates:
         texts[q.query] += 1
     candidates = [q for q in candidates if texts[q.query] == 1]

@@ -90,6 +90,7 @@ class SceneAssets:
             else:
                 colour = self.house.thing(name).colour
                 OBJECT_PAINTERS.get(name, _fallback)(c, colour)
+            assert c.alpha is not None  # a canvas made with_alpha tracks it
             hit = self._sprites[key] = (c.rgb, c.alpha)
         return hit
 
@@ -225,7 +226,7 @@ class VideoRenderer:
         return ((a.astype(np.uint16) * (256 - k) + b.astype(np.uint16) * k) >> 8).astype(np.uint8)
 
     def _state_openness(self, ev: Event) -> float:
-        return 1.0 if ev.is_open or not self.a.house.place(ev.place).closable else 0.0
+        return 1.0 if ev.is_open or not self.a.house.place(ev.place_in_view).closable else 0.0
 
     # ------------------------------------------------------------------ one renderer per event kind
     def _walk(self, ev: Event, u: float, t: float) -> np.ndarray:
@@ -248,24 +249,24 @@ class VideoRenderer:
 
     def _approach(self, ev: Event, u: float, t: float) -> np.ndarray:
         room = self.held_overlay(self.room_view(ev.room, t, walking=True), ev.held, t)
-        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held, t)
+        close = self.held_overlay(self.closeup(ev.place_in_view, ev.contents, self._state_openness(ev), t), ev.held, t)
         return self.blend(room, close, smoothstep(u / 0.85))
 
     def _leave(self, ev: Event, u: float, t: float) -> np.ndarray:
         room = self.held_overlay(self.room_view(ev.room, t), ev.held, t)
-        close = self.held_overlay(self.closeup(ev.place, ev.contents, self._state_openness(ev), t), ev.held, t)
+        close = self.held_overlay(self.closeup(ev.place_in_view, ev.contents, self._state_openness(ev), t), ev.held, t)
         return self.blend(close, room, smoothstep(u))
 
     def _look(self, ev: Event, u: float, t: float) -> np.ndarray:
-        out = self.closeup(ev.place, ev.contents, self._state_openness(ev), t)
+        out = self.closeup(ev.place_in_view, ev.contents, self._state_openness(ev), t)
         return self.held_overlay(out, ev.held, t)
 
     def _open(self, ev: Event, u: float, t: float) -> np.ndarray:
-        out = self.closeup(ev.place, ev.contents, smoothstep((u - 0.1) / 0.8), t)
+        out = self.closeup(ev.place_in_view, ev.contents, smoothstep((u - 0.1) / 0.8), t)
         return self.held_overlay(out, ev.held, t)
 
     def _close(self, ev: Event, u: float, t: float) -> np.ndarray:
-        out = self.closeup(ev.place, ev.contents, 1.0 - smoothstep((u - 0.1) / 0.8), t)
+        out = self.closeup(ev.place_in_view, ev.contents, 1.0 - smoothstep((u - 0.1) / 0.8), t)
         return self.held_overlay(out, ev.held, t)
 
     def _reach(self, out: np.ndarray, sx: float, sy: float, w: float) -> None:
@@ -282,28 +283,28 @@ class VideoRenderer:
 
     def _pick(self, ev: Event, u: float, t: float) -> np.ndarray:
         """Reach, grasp, lift -- then hold the object up, big, over the place it came from."""
-        spec = self.a.house.place(ev.place)
-        sx, sy = spec.slots[ev.slot]
+        spec = self.a.house.place(ev.place_in_view)
+        sx, sy = spec.slots[ev.slot_used]
         reach, grasp, lift = PICK_PHASES
         if u < reach:
-            out = self.closeup(ev.place, ev.contents, 1.0, t)
+            out = self.closeup(ev.place_in_view, ev.contents, 1.0, t)
             self._reach(out, sx, sy, smoothstep(u / reach))
         else:
-            out = self.closeup(ev.place, ev.contents, 1.0, t, skip=ev.obj)
-            self._carry_between(out, ev.obj, sx, sy, spec.slot_size, smoothstep((u - grasp) / (lift - grasp)))
+            out = self.closeup(ev.place_in_view, ev.contents, 1.0, t, skip=ev.moved_object)
+            self._carry_between(out, ev.moved_object, sx, sy, spec.slot_size, smoothstep((u - grasp) / (lift - grasp)))
         return out
 
     def _put(self, ev: Event, u: float, t: float) -> np.ndarray:
         """Hold the object up, big, over the place -- then lower it into its slot, let go and withdraw."""
-        spec = self.a.house.place(ev.place)
-        sx, sy = spec.slots[ev.slot]
+        spec = self.a.house.place(ev.place_in_view)
+        sx, sy = spec.slots[ev.slot_used]
         hold, lower, release = PUT_PHASES
         if u < lower:
-            out = self.closeup(ev.place, ev.contents, 1.0, t)
+            out = self.closeup(ev.place_in_view, ev.contents, 1.0, t)
             w = 1.0 - smoothstep((u - hold) / (lower - hold))
-            self._carry_between(out, ev.obj, sx, sy, spec.slot_size, w)
+            self._carry_between(out, ev.moved_object, sx, sy, spec.slot_size, w)
         else:
-            out = self.closeup(ev.place, tuple(ev.contents) + ((ev.slot, ev.obj),), 1.0, t)
+            out = self.closeup(ev.place_in_view, tuple(ev.contents) + ((ev.slot_used, ev.moved_object),), 1.0, t)
             self._reach(out, sx, sy, 1.0 - smoothstep((u - release) / (1.0 - release)))
         return out
 

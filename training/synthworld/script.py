@@ -55,6 +55,27 @@ class Event:
         return self.end - self.start
 
     @property
+    def place_in_view(self) -> str:
+        """:attr:`place`, for the close-up events, which always have one."""
+        if self.place is None:
+            raise ValueError(f"a {self.kind} event has no place in view")
+        return self.place
+
+    @property
+    def moved_object(self) -> str:
+        """:attr:`obj`, for the events that pick up or put down one."""
+        if self.obj is None:
+            raise ValueError(f"a {self.kind} event moves no object")
+        return self.obj
+
+    @property
+    def slot_used(self) -> int:
+        """:attr:`slot`, for the events that pick from or put into one."""
+        if self.slot is None:
+            raise ValueError(f"a {self.kind} event uses no slot")
+        return self.slot
+
+    @property
     def mid(self) -> float:
         return (self.start + self.end) / 2.0
 
@@ -86,6 +107,20 @@ class _State:
     where: dict[str, str]  # object -> place
     slot: dict[str, int]  # object -> slot index at its place
     is_open: dict[str, bool]  # closable place -> open?
+
+    @property
+    def at(self) -> str:
+        """The place in focus, for the actions that happen at one."""
+        if self.focus is None:
+            raise ValueError("no place is in focus")
+        return self.focus
+
+    @property
+    def holding(self) -> str:
+        """The object in the hand, for the actions that need one."""
+        if self.held is None:
+            raise ValueError("nothing is held")
+        return self.held
 
 
 class _TaskOverflow(Exception):
@@ -181,18 +216,18 @@ class _Simulator:
 
     def open(self) -> None:
         self._emit("open")
-        self.s.is_open[self.s.focus] = True
+        self.s.is_open[self.s.at] = True
 
     def close(self) -> None:
         self._emit("close")
-        self.s.is_open[self.s.focus] = False
+        self.s.is_open[self.s.at] = False
 
     def ensure_open(self) -> None:
-        if self.house.place(self.s.focus).closable and not self.s.is_open[self.s.focus]:
+        if self.house.place(self.s.at).closable and not self.s.is_open[self.s.at]:
             self.open()
 
     def maybe_close(self) -> None:
-        if self.house.place(self.s.focus).closable and self.s.is_open[self.s.focus]:
+        if self.house.place(self.s.at).closable and self.s.is_open[self.s.at]:
             if self.rng.random() >= LEAVE_OPEN_PROBABILITY:
                 self.close()
 
@@ -202,9 +237,9 @@ class _Simulator:
         self.s.held = obj
 
     def put(self, slot: int) -> None:
-        obj = self.s.held
+        obj = self.s.holding
         self._emit("put", obj=obj, slot=slot)
-        self.s.where[obj], self.s.slot[obj] = self.s.focus, slot
+        self.s.where[obj], self.s.slot[obj] = self.s.at, slot
         self.s.held = None
 
     def look(self) -> None:
@@ -243,9 +278,7 @@ class _Simulator:
             return self.task_look_around()
         dest = self._choice(dests).name
         self.approach(self.s.where[obj])
-        if self.rng.random() < 0.3 and not (
-            self.house.place(self.s.focus).closable and not self.s.is_open[self.s.focus]
-        ):
+        if self.rng.random() < 0.3 and not (self.house.place(self.s.at).closable and not self.s.is_open[self.s.at]):
             self.look()
         self.ensure_open()
         self.pick(obj)
@@ -345,7 +378,7 @@ def sightings(events: list[Event], house: House) -> list[Sighting]:
     out: list[Sighting] = []
     open_: dict[tuple[str, str], Sighting] = {}
     for ev in events:
-        current = {(o, ev.place) for o in visible_at_place(ev, house)}
+        current = {(o, ev.place_in_view) for o in visible_at_place(ev, house)}  # none without a place
         for key in list(open_):
             if key not in current:
                 del open_[key]

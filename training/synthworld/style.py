@@ -84,7 +84,11 @@ class WorldStyle:
 
     def _say(self, text: str, rules: tuple[Rule, ...], rng: np.random.Generator) -> str:
         for pattern, alternatives in rules:
-            text = re.sub(pattern, lambda m, alt=alternatives: m.expand(alt[int(rng.integers(len(alt)))]), text)
+
+            def pick(m: re.Match[str], alt: tuple[str, ...] = alternatives) -> str:
+                return m.expand(alt[int(rng.integers(len(alt)))])
+
+            text = re.sub(pattern, pick, text)
         return self.rename(text)
 
     def describe(self) -> dict:
