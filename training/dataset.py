@@ -439,7 +439,12 @@ class EpochBatchSampler:
             raise ValueError("nothing to train on: no training queries")
         self.batch_size = batch_size
         self.sampler: DistributedSampler = DistributedSampler(
-            range(num_items),  # type: ignore[arg-type]  # it only needs len() num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+            range(num_items),  # type: ignore[arg-type]  # it only needs len()
+            num_replicas=world_size,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=False,
         )
         self.epoch = 0
         self.skip = 0
