@@ -210,6 +210,7 @@ class Answer:
         return {
             "question": self.question,
             "verdict": self.verdict,
+            "best_confidence": self.best_confidence,
             "mode": self.mode,
             "asked_mode": self.asked_mode or self.mode,
             "label": self.label,

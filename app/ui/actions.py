@@ -350,6 +350,7 @@ def answer_record(answer) -> dict[str, Any]:
         "seconds": round(answer.seconds, 3),
         "no_good_match": answer.no_good_match,
         "verdict": answer.verdict,
+        "best_confidence": answer.best_confidence,
         "threshold": answer.threshold,
         "searching": answer.searching,
         "ordered": answer.ordered,

@@ -318,7 +318,7 @@ def _render(answer: dict, state: dict):
     else:
         lines = f"No moments found for “{answer['question']}”."
     if moments and answer.get("no_good_match"):
-        best = max((m.get("confidence") or 0.0) for m in moments)
+        best = answer.get("best_confidence") or 0.0
         lines = (
             f"**No good match** for “{answer['question']}” — {answer.get('verdict') or 'unsure'}: the best "
             f"moment has a {percent(best, answer['threshold'])} chance of being right (a good match needs "
