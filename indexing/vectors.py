@@ -242,6 +242,37 @@ def _scan_blocks(
     return np.concatenate(scores), np.concatenate([np.arange(start, stop) for start, stop in blocks])
 
 
+GPU_ADD_ROWS = 1 << 18
+"""Rows converted to float32 and copied to the GPU at a time (512 MB of 512-d rows)."""
+
+
+def half_flat_on_gpu(resources, dim: int, vectors: np.ndarray):
+    """A GPU flat inner-product index holding float16 ``vectors``: what a segment index's ``SQfp16`` codes are.
+    faiss has no GPU form of a flat scalar quantizer (``index_cpu_to_gpu`` refuses it), but its GPU flat index
+    stores float16 and scans it exactly, so the same codes are searched there."""
+    config = faiss.GpuIndexFlatConfig()
+    config.device = 0
+    config.useFloat16 = True
+    flat = faiss.GpuIndexFlatIP(resources, int(dim), config)
+    for start in range(0, len(vectors), GPU_ADD_ROWS):
+        flat.add(np.ascontiguousarray(vectors[start : start + GPU_ADD_ROWS], dtype=np.float32))
+    return flat
+
+
+class IdsOf:
+    """A faiss index searched by position, answering with the library's ids (``ids[position]``): a GPU flat
+    index has no id map of its own."""
+
+    def __init__(self, index, ids: np.ndarray) -> None:
+        self.index = index
+        self.ids = np.array(ids, dtype=np.int64, copy=True)  # the CPU index's id array may move when it grows
+        self.ntotal = int(index.ntotal)
+
+    def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, positions = self.index.search(x, k)
+        return scores, np.where(positions >= 0, self.ids[np.maximum(positions, 0)], -1)
+
+
 class NeedsRebuild(Exception):
     """The index cannot take this change incrementally (untrained, or no removal support)."""
 
@@ -257,7 +288,7 @@ class FrameIndex:
         self.dim = dim
         self.factory = factory
         self.span = split_factory(factory)[0]
-        self._gpu: faiss.Index | None = None
+        self._gpu: faiss.Index | IdsOf | None = None
         self._blocks: dict[int, list[tuple[int, int]]] | None = None
         self.tune(tuning or SearchTuning())
 
@@ -351,11 +382,21 @@ class FrameIndex:
             return self.index
         if self._gpu is None:
             try:
-                self._gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, self.index)
+                resources = faiss.StandardGpuResources()
+                half = self._half_codes()
+                if half is not None:
+                    self._gpu = IdsOf(half_flat_on_gpu(resources, self.dim, half[0]), half[1])
+                else:
+                    self._gpu = faiss.index_cpu_to_gpu(resources, 0, self.index)
             except (RuntimeError, AttributeError) as exc:
                 logger.info("faiss GPU search unavailable for %s (%s); searching on CPU", self.factory, exc)
                 self._gpu = self.index
         return self._gpu
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether searches of the whole index run on a GPU copy (set by the first such search)."""
+        return self._gpu is not None and self._gpu is not self.index
 
     def search(
         self, queries: np.ndarray, k: int, rowids: dict[int, int] | None = None, use_gpu: bool = False

@@ -59,3 +59,26 @@ def test_faiss_on_the_gpu_finds_what_the_cpu_finds():
     _, i_cpu = cpu.search(queries, 10)
     _, i_gpu = gpu.search(queries, 10)
     assert np.mean(i_cpu == i_gpu) > 0.99
+
+
+def test_a_segment_index_searches_on_the_gpu_and_finds_what_the_cpu_finds():
+    """A 1,000-hour library's index (``Seg16,SQfp16``) has no GPU form in faiss; the library searches its float16
+    codes with a GPU flat index instead (``bench/gpu_faiss.py`` times it at 1,000 hours)."""
+    faiss = pytest.importorskip("faiss")
+    if not hasattr(faiss, "StandardGpuResources"):
+        pytest.skip("this faiss build has no GPU support (faiss-cpu)")
+    from indexing.vectors import FrameIndex
+
+    rng = np.random.default_rng(0)
+    index = FrameIndex.new(64, "Seg16,SQfp16")
+    for rowid in range(1, 21):
+        x = rng.standard_normal((1600, 64)).astype(np.float32)
+        index.add(rowid, x / np.linalg.norm(x, axis=1, keepdims=True))
+    queries = rng.standard_normal((16, 64)).astype(np.float32)
+    s_cpu, i_cpu = index.search(queries, 10)
+    s_gpu, i_gpu = index.search(queries, 10, use_gpu=True)
+    assert index.on_gpu
+    assert np.mean(i_cpu == i_gpu) > 0.95 and np.allclose(s_cpu, s_gpu, atol=2e-3)
+    one_cpu = index.search(queries[:1], 10)[1]
+    one_gpu = index.search(queries[:1], 10, use_gpu=True)[1]
+    assert np.mean(one_cpu == one_gpu) > 0.9

@@ -16,6 +16,7 @@ from indexing.state import FrameIndexCache
 from indexing.vectors import (
     EXACT_MAX_VECTORS,
     FrameIndex,
+    IdsOf,
     decode_ids,
     effective_factory,
     index_vectors,
@@ -177,6 +178,32 @@ def test_the_half_precision_scan_returns_what_faiss_returns(factory):
     assert flat._half_codes() is None  # other index types keep faiss's own search
 
 
+def test_a_flat_index_over_the_segment_codes_answers_with_the_library_ids():
+    """On a GPU the segment index's float16 codes are searched by a flat index that knows only positions
+    (faiss has no GPU scalar quantizer); mapped through ``IdsOf`` it must answer as the segment index does. Here
+    the flat index is a CPU one over the same codes: the mapping, not the device, is under test."""
+    import faiss
+
+    rng = np.random.default_rng(11)
+    index = FrameIndex.new(32, "Seg4,SQfp16")
+    for rowid in (3, 7, 9):
+        x = rng.standard_normal((90, 32)).astype(np.float32)
+        index.add(rowid, x / np.linalg.norm(x, axis=1, keepdims=True))
+    vectors, ids = index._half_codes()
+    flat = faiss.IndexFlatIP(32)
+    flat.add(vectors.astype(np.float32))
+    mapped = IdsOf(flat, ids)
+    assert mapped.ntotal == index.ntotal
+    q = rng.standard_normal((4, 32)).astype(np.float32)
+    scores, got = mapped.search(q, 8)
+    want_scores, want = index.index.search(q, 8)
+    assert np.allclose(scores, want_scores, atol=1e-5) and (got == want).all()
+    assert set(decode_ids(got)[0].ravel().tolist()) <= {3, 7, 9}
+    _, too_many = mapped.search(q[:1], index.ntotal + 5)  # positions faiss leaves empty (-1) stay empty
+    assert (too_many[0][index.ntotal :] == -1).all()
+    assert not index.on_gpu  # no GPU here: the index searches itself
+
+
 def test_a_restricted_half_precision_scan_reads_only_those_videos_and_returns_what_faiss_returns():
     """A search restricted to a few videos (a before/after question's event near its candidates) reads their
     rows in place; its answer must be faiss's selector search's, also after videos were removed and added."""
@@ -206,3 +233,19 @@ def test_a_restricted_half_precision_scan_reads_only_those_videos_and_returns_wh
         del rows[sorted(rows)[step]]
         rows[20 + step] = 50
         index.add(20 + step, video(50))
+
+
+def test_the_gpu_faiss_benchmark_runs_on_a_machine_without_a_gpu(tmp_path):
+    """``bench/gpu_faiss.py`` is the GPU check's faiss step; here it must measure the CPU row and say the GPU
+    rows were not measured, so a GPU session finds it working."""
+    import json
+
+    from bench import gpu_faiss
+
+    out = tmp_path / "faiss.json"
+    assert gpu_faiss.main(["--hours", "1", "--queries", "8", "--factory", "Seg16,SQfp16", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["frames"] == 6750 and result["factory"] == "Seg16,SQfp16"
+    cpu = result["rows"]["library index, CPU"]
+    assert cpu["best_found_pct"] == 100.0 and cpu["p50_ms"] > 0  # 256 hits of 422 segments hold every best frame
+    assert set(result["rows"]) == {"library index, CPU"} or result["faiss_gpu"]
