@@ -166,9 +166,10 @@ def day_label(at: float, tz_minutes: int | None = None) -> str:
     return f"{moment:%a} {moment.day} {moment:%b %Y}"
 
 
-def by_day(records) -> list[tuple[str, list]]:
+def by_day(records, *, latest_day_first: bool = False) -> list[tuple[str, list]]:
     """Records (anything with ``recorded_at`` and ``recorded_tz``) grouped by the day they were recorded, days
-    and records in time order; records with no time last, under "date unknown"."""
+    and records in time order; records with no time last, under "date unknown". ``latest_day_first`` turns the
+    days around (a table read from the top starts at today) and keeps each day's recordings in time order."""
     dated = sorted((r for r in records if r.recorded_at is not None), key=lambda r: r.recorded_at)
     groups: list[tuple[str, list]] = []
     for r in dated:
@@ -176,6 +177,8 @@ def by_day(records) -> list[tuple[str, list]]:
         if not groups or groups[-1][0] != label:
             groups.append((label, []))
         groups[-1][1].append(r)
+    if latest_day_first:
+        groups.reverse()
     undated = [r for r in records if r.recorded_at is None]
     return groups + ([("date unknown", undated)] if undated else [])
 

@@ -78,10 +78,16 @@ def test_video_rows_show_ready_and_pending_files():
         SimpleNamespace(name="later.mp4", state="queued", frames_done=0, frames_total=0),
     ]
     later = SimpleNamespace(**{**vars(rec), "name": "evening.mp4", "recorded_at": rec.recorded_at + 10 * 3600})
-    rows = video_rows([later, rec], pending)  # a diary: by recording time, the day on its first row
-    assert rows[0][:5] == ["Thu 3 Dec 2026", "08:14 (file name)", "walk.mp4", "1:15", 2256]
-    assert rows[0][-2:] == ["ready", "v1"] and rows[1][:3] == ["", "18:14 (file name)", "evening.mp4"]
-    assert rows[2][2] == "next.mp4" and rows[2][6] == "indexing 25%" and rows[3][6] == "queued"
+    next_day = SimpleNamespace(**{**vars(rec), "name": "friday.mp4", "recorded_at": rec.recorded_at + 24 * 3600})
+    undated = SimpleNamespace(**{**vars(rec), "name": "old.mp4", "recorded_at": None, "recorded_source": None})
+    rows = video_rows([later, undated, next_day, rec], pending)
+    # files in progress on top, then the latest day first, each day's recordings in time order, the day named
+    # on its first row; videos with no recording time at the end
+    assert rows[0][2] == "next.mp4" and rows[0][6] == "indexing 25%" and rows[1][6] == "queued"
+    assert rows[2][:3] == ["Fri 4 Dec 2026", "08:14 (file name)", "friday.mp4"]
+    assert rows[3][:5] == ["Thu 3 Dec 2026", "08:14 (file name)", "walk.mp4", "1:15", 2256]
+    assert rows[3][-2:] == ["ready", "v1"] and rows[4][:3] == ["", "18:14 (file name)", "evening.mp4"]
+    assert rows[5][:3] == ["date unknown", "", "old.mp4"]
 
 
 def test_progress_html_escapes_names_and_shows_eta():

@@ -93,12 +93,19 @@ def _date(unix: float | None) -> str:
 
 
 def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
-    """Rows of the library table (:data:`VIDEO_COLUMNS`): ready videos as a diary (by the day they were
-    recorded, the day named on its first row), then files still being indexed."""
+    """Rows of the library table (:data:`VIDEO_COLUMNS`), read from the top: files still being indexed, then
+    ready videos by the day they were recorded, the latest day first (the day named on its first row, its
+    recordings in time order). Months of recordings fill the table; what is new is where it opens."""
     from indexing.recording_time import by_day, local_moment
 
     rows = []
-    for day, group in by_day(list(records)):
+    for f in pending:
+        if f.state == "indexing" and f.frames_total:
+            status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
+        else:
+            status = f.state
+        rows.append(["", "", f.name, "", "", "", status, ""])
+    for day, group in by_day(list(records), latest_day_first=True):
         for i, r in enumerate(group):
             frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
             at = local_moment(r.recorded_at, r.recorded_tz).strftime("%H:%M") if r.recorded_at else ""
@@ -115,12 +122,6 @@ def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
                     r.id,
                 ]
             )
-    for f in pending:
-        if f.state == "indexing" and f.frames_total:
-            status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
-        else:
-            status = f.state
-        rows.append(["", "", f.name, "", "", "", status, ""])
     return rows
 
 
