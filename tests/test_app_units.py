@@ -83,10 +83,10 @@ def test_video_rows_show_ready_and_pending_files():
     rows = video_rows([later, undated, next_day, rec], pending)
     # files in progress on top, then the latest day first, each day's recordings in time order, the day named
     # on its first row; videos with no recording time at the end
-    assert rows[0][2] == "next.mp4" and rows[0][6] == "indexing 25%" and rows[1][6] == "queued"
+    assert rows[0][2] == "next.mp4" and rows[0][4] == "indexing 25%" and rows[1][4] == "queued"
     assert rows[2][:3] == ["Fri 4 Dec 2026", "08:14 (file name)", "friday.mp4"]
-    assert rows[3][:5] == ["Thu 3 Dec 2026", "08:14 (file name)", "walk.mp4", "1:15", 2256]
-    assert rows[3][-2:] == ["ready", "v1"] and rows[4][:3] == ["", "18:14 (file name)", "evening.mp4"]
+    assert rows[3] == ["Thu 3 Dec 2026", "08:14 (file name)", "walk.mp4", "1:15", "ready", 2256, "tiny/x", "v1"]
+    assert rows[4][:3] == ["", "18:14 (file name)", "evening.mp4"]
     assert rows[5][:3] == ["date unknown", "", "old.mp4"]
 
 

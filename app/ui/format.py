@@ -23,13 +23,18 @@ __all__ = [
     "moment_caption",
     "video_rows",
     "VIDEO_COLUMNS",
+    "VIDEO_COLUMN_WIDTHS",
     "progress_html",
     "series_points",
     "eta_text",
     "playback_offset",
 ]
 
-VIDEO_COLUMNS = ["Day", "Recorded", "Name", "Duration", "Frames", "Encoder", "Status", "ID"]
+VIDEO_COLUMNS = ["Day", "Recorded", "Name", "Duration", "Status", "Frames", "Encoder", "ID"]
+"""Status beside the name, before the wide technical columns: a failed video shows without scrolling."""
+VIDEO_COLUMN_WIDTHS = ["12%", "13%", "24%", "7%", "8%", "6%", "19%", "11%"]
+"""Widths of :data:`VIDEO_COLUMNS` in the Library tab: headers on one line, the long names and encoder keys
+wrapped rather than pushing the ID out of view."""
 
 
 def span(start: float, end: float) -> str:
@@ -104,7 +109,7 @@ def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
             status = f"indexing {100 * f.frames_done / f.frames_total:.0f}%"
         else:
             status = f.state
-        rows.append(["", "", f.name, "", "", "", status, ""])
+        rows.append(["", "", f.name, "", status, "", "", ""])
     for day, group in by_day(list(records), latest_day_first=True):
         for i, r in enumerate(group):
             frames = r.frame_count if r.frame_count else int(round(r.duration * r.fps)) if r.fps else None
@@ -116,9 +121,9 @@ def video_rows(records: Iterable, pending: Iterable = ()) -> list[list[Any]]:
                     f"{at} ({source})" if source else at,
                     r.name,
                     clock(r.duration),
+                    r.status,
                     frames if frames is not None else "",
                     r.encoder_key,
-                    r.status,
                     r.id,
                 ]
             )

@@ -15,7 +15,7 @@ import gradio as gr
 from gradio.utils import get_upload_folder
 
 from app.ui.actions import Actions, user_facing
-from app.ui.format import VIDEO_COLUMNS, progress_html, video_rows
+from app.ui.format import VIDEO_COLUMN_WIDTHS, VIDEO_COLUMNS, progress_html, video_rows
 
 
 def _video_choices(records) -> list[tuple[str, str]]:
@@ -70,6 +70,7 @@ def _lay_out(actions: Actions) -> _Parts:
     last_job = gr.JSON(visible=False, label="indexing job")
     table = gr.Dataframe(
         headers=VIDEO_COLUMNS,
+        column_widths=VIDEO_COLUMN_WIDTHS,
         value=video_rows(records),
         interactive=False,
         label="Videos",
