@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
     import torch
 
-    from indexing.vectors import FrameIndex, decode_ids, effective_factory, half_flat_on_gpu
+    from indexing.half_codes import half_flat_on_gpu
+    from indexing.vectors import FrameIndex, decode_ids, effective_factory
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hours", type=float, default=1000.0)

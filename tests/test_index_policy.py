@@ -11,12 +11,12 @@ from media import write_video
 
 import indexing.state as state_module
 from indexing.config import LibraryConfig, SearchTuning
+from indexing.half_codes import IdsOf
 from indexing.library import Library
 from indexing.state import FrameIndexCache
 from indexing.vectors import (
     EXACT_MAX_VECTORS,
     FrameIndex,
-    IdsOf,
     decode_ids,
     effective_factory,
     index_vectors,
@@ -155,9 +155,9 @@ def test_explicit_factories_are_kept(tmp_path, factory):
 
 @pytest.mark.parametrize("factory", ["SQfp16", "Seg16,SQfp16"])
 def test_the_half_precision_scan_returns_what_faiss_returns(factory):
-    """One question over a float16 index is scanned by torch on every core (``_scan_half``); its answer must be
-    faiss's own: the same scores in float32 and the same ids (in any order among equal scores), even where
-    float16 scores would tie."""
+    """One question over a float16 index is scanned by torch on every core (``indexing.half_codes.scan_half``);
+    its answer must be faiss's own: the same scores in float32 and the same ids (in any order among equal
+    scores), even where float16 scores would tie."""
     rng = np.random.default_rng(3)
     index = FrameIndex.new(32, factory)
     base = rng.standard_normal(32).astype(np.float32)
