@@ -1,7 +1,7 @@
 """The pretraining run: narrations + videos -> an open_clip encoder that matches words with egocentric frames.
 
 Both towers of an open_clip model (and its temperature) are fine-tuned with EgoNCE
-(:mod:`training.pretrain.loss`) on (frame, narration) pairs from :mod:`training.pretrain.data`; one optimiser
+(:mod:`training.pretrain.loss`) on (frame, narration) pairs (:mod:`training.pretrain.pairs`); one optimiser
 step's parts (schedule, crops, loss, optimiser) are :mod:`training.pretrain.step`.
 
 One step, per process: take the step's batch of moments (scene-aware, see ``SceneBatchSampler``); for each
@@ -27,38 +27,28 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from checkpoints.encoder import save_encoder_weights
-from indexing.errors import VideoError
 from models.clip_encoder import ClipEncoder, EncoderSpec
-from training.distributed import DistInfo, barrier, gather_objects, setup, share, teardown
+from training.distributed import DistInfo, barrier, setup, teardown
 from training.engine import Cadence, Optimization, StepLoop, StepOutput
-from training.narrations import load_narrations
 from training.pretrain.config import DEFAULT_EPOCHS, RUN_DEFINING, PretrainConfig, PretrainError
 from training.pretrain.data import (
-    FrameCache,
-    KeyVocabulary,
     SceneBatchSampler,
-    attach_frames,
-    build_moments,
-    cache_videos,
-    find_videos,
-    split_videos,
 )
 from training.pretrain.evaluate import retrieval_metrics
 from training.pretrain.loss import EgoNCELoss
+from training.pretrain.pairs import load_pairs
 from training.pretrain.step import (
     clamp_logit_scale,
     egonce_loss,
@@ -109,8 +99,8 @@ class _EgoNCESteps:
             self._epoch = (epoch, self.sampler.epoch(epoch))
         batch = self._epoch[1][pos]
         images = run._images(batch, step)
-        tokens = run.tokens[batch].to(ctx.device, non_blocking=True)
-        keys = run.keys[batch].to(ctx.device)
+        tokens = run.pairs.tokens[batch].to(ctx.device, non_blocking=True)
+        keys = run.pairs.keys[batch].to(ctx.device)
         loss = egonce_loss(
             self.net, self.loss_fn, images, tokens, keys, frames_per_clip=cfg.frames_per_clip, amp=run._amp()
         )
@@ -171,91 +161,8 @@ class _Run:
         self.context_length = int(getattr(self.model, "context_length", 0) or 0)
 
     def _load_data(self) -> None:
-        cfg, ctx = self.cfg, self.ctx
-        nf = load_narrations(cfg.narrations_file)
-        files = find_videos(cfg.videos_folder)
-        narrated = sorted({n.video_uid for n in nf.narrations})
-        present = [u for u in narrated if u in files]
-        if not present:
-            raise PretrainError(
-                f"none of the {len(narrated)} narrated videos of {cfg.narrations_file.name} is in {cfg.videos_dir} "
-                f"(expected files named <video_uid>.mp4 or another video suffix)"
-            )
-        self.cache = FrameCache(cfg.resolved_cache_dir, self.image_size)
-        durations, failed = {}, {}
-        for part in gather_objects(self.ctx, self._durations(share(ctx, present))):
-            durations.update(part[0])
-            failed.update(part[1])
-        moments, self.moment_report = build_moments(
-            nf.narrations, durations, use_given=cfg.use_given_windows, alpha=cfg.alpha
-        )
-        if not moments:
-            raise PretrainError(f"no usable narration windows in {cfg.narrations} for the videos in {cfg.videos_dir}")
-        # Every process decodes its share of the videos into the cache, then all read the whole cache.
-        cache_videos(
-            self.cache,
-            files,
-            moments,
-            cfg.frames_per_window,
-            uids=share(ctx, list(durations)),
-            progress=self._bar("decoding", "video") if ctx.is_main else None,
-        )
-        barrier(ctx)
-        frames, more_failed = cache_videos(self.cache, files, moments, cfg.frames_per_window)
-        failed.update(more_failed)
-        train_uids, val_uids = split_videos(frames, cfg.val_fraction, cfg.seed, cfg.val_videos)
-        train_ids = set(train_uids)
-        everything = attach_frames(moments, frames, cfg.frames_per_window)
-        self.train = everything.subset([i for i, m in enumerate(everything.moments) if m.video_uid in train_ids])
-        val_idx = [i for i, m in enumerate(everything.moments) if m.video_uid not in train_ids]
-        if len(val_idx) > cfg.max_val_moments:
-            pick = np.random.default_rng(np.random.SeedSequence([cfg.seed, 11])).choice(
-                len(val_idx), cfg.max_val_moments, replace=False
-            )
-            val_idx = [val_idx[i] for i in sorted(pick)]
-        self.val = everything.subset(val_idx)
-        self.failed = failed
-        self.train_videos, self.val_videos = len(train_uids), len(val_uids)
-        vocab = KeyVocabulary(self.train.moments)
-        self.keys = torch.from_numpy(vocab.keys(self.train.moments))
-        self.tokens = self.tokenizer([m.text for m in self.train.moments])
-        self.data_digest = _digest([(m.video_uid, m.start, m.end, m.text) for m in self.train.moments])
-        logger.info(
-            "pretraining on %d pairs from %d videos; %d held-out pairs from %d videos; %d videos failed",
-            len(self.train),
-            self.train_videos,
-            len(self.val),
-            self.val_videos,
-            len(failed),
-        )
-
-    def _durations(self, uids: list[str]) -> tuple[dict[str, float], dict[str, str]]:
-        files = find_videos(self.cfg.videos_folder)
-        durations, failed = {}, {}
-        for uid in uids:
-            try:
-                durations[uid] = self.cache.probe_duration(uid, files[uid])
-            except VideoError as exc:
-                logger.warning("skipping video %s: %s", uid, exc)
-                failed[uid] = str(exc)
-        return durations, failed
-
-    def _bar(self, desc: str, unit: str):
-        if not self.cfg.progress:
-            return None
-        from tqdm import tqdm
-
-        state: dict[str, Any] = {}
-
-        def update(done: int, total: int) -> None:
-            bar = state.get("bar")
-            if bar is None:
-                bar = state["bar"] = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=None)
-            bar.update(done - bar.n)
-            if done >= total:
-                bar.close()
-
-        return update
+        self.pairs = load_pairs(self.cfg, self.ctx, self.image_size, self.tokenizer)
+        self.train, self.val = self.pairs.train, self.pairs.val
 
     # ------------------------------------------------------------------------------------------ steps
     def _images(self, batch: np.ndarray, step: int) -> torch.Tensor:
@@ -282,7 +189,7 @@ class _Run:
 
     def _run_defining(self) -> dict:
         d = self.cfg.to_dict()
-        return {k: d[k] for k in RUN_DEFINING} | {"world_size": self.ctx.world_size, "data": self.data_digest}
+        return {k: d[k] for k in RUN_DEFINING} | {"world_size": self.ctx.world_size, "data": self.pairs.digest}
 
     # ------------------------------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -464,12 +371,12 @@ class _Run:
             "data": {
                 "narrations": str(cfg.narrations),
                 "videos_dir": str(cfg.videos_dir),
-                "train_videos": self.train_videos,
-                "val_videos": self.val_videos,
+                "train_videos": self.pairs.train_videos,
+                "val_videos": self.pairs.val_videos,
                 "train_pairs": len(self.train),
                 "val_pairs": len(self.val),
-                "failed_videos": self.failed,
-                **self.moment_report.to_dict(),
+                "failed_videos": self.pairs.failed,
+                **self.pairs.moment_report.to_dict(),
                 "frames_per_window": cfg.frames_per_window,
             },
             "training": {
@@ -494,12 +401,6 @@ class _Run:
             },
             "metrics": metrics,
         }
-
-
-def _digest(rows) -> str:
-    import hashlib
-
-    return hashlib.sha1(json.dumps(rows).encode()).hexdigest()[:16]
 
 
 def pretrain(config: PretrainConfig, stop: threading.Event | None = None) -> PretrainResult | None:
