@@ -10,7 +10,7 @@ import pytest
 from answer_fixtures import ColorEncoder, colored_frames
 from media import write_video
 
-from app.answering.when import InvalidTimeRange, NothingAtThatTime, read_time
+from app.answering.when import InvalidTimeRange, NothingAtThatTime, explicit_range, read_time
 from app.cli import main
 from app.service import EgoRecall
 from app.settings import Settings
@@ -244,6 +244,27 @@ def test_time_words(question, rest, start, end, said):
     text, when = read_time(question, NOW)
     assert text == rest and when.said == said
     assert (when.since, when.until) == (ts(start), ts(end))
+
+
+@pytest.mark.parametrize(
+    "since, until, start, end",
+    [
+        ("yesterday", None, "2026-12-05T00:00", None),  # from the start of the day named
+        (None, "yesterday", None, "2026-12-06T00:00"),  # up to its end
+        ("Monday", "yesterday", "2026-11-30T00:00", "2026-12-06T00:00"),
+        ("last week", "this morning", "2026-11-23T00:00", "2026-12-06T12:00"),
+        ("2026-12-01", "2 days ago", "2026-12-01T00:00", "2026-12-05T00:00"),  # a date and words mix
+    ],
+)
+def test_filters_take_the_time_words_a_question_takes(since, until, start, end):
+    when = explicit_range(since, until, NOW)
+    assert (when.since, when.until) == (None if start is None else ts(start), None if end is None else ts(end))
+
+
+@pytest.mark.parametrize("since", ["not a time", "yesterday at the shop", "tomorrow-ish"])
+def test_filters_refuse_what_is_neither_a_time_nor_time_words(since):
+    with pytest.raises(InvalidTimeRange, match="YYYY-MM-DD.*in words such as 'yesterday'"):
+        explicit_range(since, None, NOW)
 
 
 @pytest.mark.parametrize(

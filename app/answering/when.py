@@ -211,14 +211,16 @@ def _without(question: str, m: re.Match) -> str:
     return re.sub(r"\s+([?!.])", r"\1", rest)
 
 
-def explicit_range(since: str | float | None, until: str | float | None) -> TimeRange | None:
-    """``--since``/``--until`` (a time as ``library set-time`` reads it, or unix seconds) as a range."""
+def explicit_range(since: str | float | None, until: str | float | None, now: float | None = None) -> TimeRange | None:
+    """``--since``/``--until`` as a range: a time as ``library set-time`` reads it ("2026-12-06T08:15",
+    "2026-12-06"), unix seconds, or the time words a question may say ("yesterday", "Monday", "this morning",
+    "last week", "3 days ago"): from the start of what they name (``since``) or up to its end (``until``)."""
     from indexing.recording_time import InvalidTime, parse_user_time, short_time
 
     if since in (None, "") and until in (None, ""):
         return None
 
-    def read(value):
+    def read(value, end: bool) -> float | None:
         if value in (None, ""):
             return None
         if isinstance(value, (int, float)):
@@ -226,9 +228,15 @@ def explicit_range(since: str | float | None, until: str | float | None) -> Time
         try:
             return parse_user_time(str(value)).at
         except InvalidTime as exc:
-            raise InvalidTimeRange(str(exc)) from None
+            rest, words = read_time(str(value), now)
+            edge = None if words is None or rest not in ("", str(value)) else words.until if end else words.since
+            if edge is None:
+                raise InvalidTimeRange(
+                    f"{exc}, or in words such as 'yesterday', 'Monday', 'this morning', 'last week'"
+                ) from None
+            return edge
 
-    lo, hi = read(since), read(until)
+    lo, hi = read(since, False), read(until, True)
     if lo is not None and hi is not None and hi <= lo:
         raise InvalidTimeRange("--until must be later than --since")
     said = " - ".join(

@@ -43,9 +43,18 @@ def _register_ask(subparsers) -> None:
     )
     p.add_argument("--k", type=int, default=5, metavar="N", help="how many moments, 1-50 (default 5)")
     p.add_argument(
-        "--since", default=None, metavar="TIME", help="only what was recorded from TIME on (e.g. 2026-12-06T08:00)"
+        "--since",
+        default=None,
+        metavar="TIME",
+        help="only what was recorded from TIME on: 2026-12-06T08:00, 2026-12-06, or words (yesterday, Monday, "
+        "last week, this morning: from their start)",
     )
-    p.add_argument("--until", default=None, metavar="TIME", help="only what was recorded before TIME")
+    p.add_argument(
+        "--until",
+        default=None,
+        metavar="TIME",
+        help="only what was recorded before TIME (in words: up to the end of the day or week they name)",
+    )
     clips = p.add_mutually_exclusive_group()
     clips.add_argument(
         "--clips", type=Path, default=None, metavar="DIR", help="also copy each moment's clip and thumbnail into DIR"

@@ -125,10 +125,10 @@ def _lay_out(actions: Actions) -> _Parts:
         k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Moments (k)", scale=1)
     with gr.Row():
         since = gr.Textbox(
-            label="Recorded from (optional)", placeholder="2026-12-06T08:00", scale=1, elem_id="er-since"
+            label="Recorded from (optional)", placeholder="2026-12-06T08:00 or yesterday", scale=1, elem_id="er-since"
         )
         until = gr.Textbox(
-            label="Recorded until (optional)", placeholder="2026-12-06T12:00", scale=1, elem_id="er-until"
+            label="Recorded until (optional)", placeholder="2026-12-06T12:00 or yesterday", scale=1, elem_id="er-until"
         )
     summary = gr.Markdown(elem_id="er-summary")
     answer_json = gr.JSON(visible=False, label="answer")
