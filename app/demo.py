@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from app.answering.base import ZEROSHOT
 from app.demo_config import DEMO_DIR, DEMO_FILE, DemoConfig, DemoError
 from app.demo_report import DemoProgress, DemoReport, StageProgress, StageReport, follow_jsonl
+from app.text import counted
 
 if TYPE_CHECKING:
     from app.service import EgoRecall
@@ -109,9 +110,10 @@ class _Demo:
         foreign = [v for v in videos if v.encoder_key != key]
         if foreign:
             raise DemoError(
-                f"the library at {self.library_root} already holds {len(videos)} video(s) indexed with another "
-                f"encoder ({foreign[0].encoder_key}), and the demo indexes its own videos with its own pretrained "
-                f"encoder; run the demo with another library (--library DIR), e.g. --library data/demo-library."
+                f"the library at {self.library_root} already holds {counted(len(videos), 'video')} indexed with "
+                f"another encoder ({foreign[0].encoder_key}), and the demo indexes its own videos with its own "
+                f"pretrained encoder; run the demo with another library (--library DIR), e.g. "
+                f"--library data/demo-library."
             )
 
     def _claim_demo_folder(self) -> None:

@@ -63,7 +63,7 @@ def test_upload_ask_and_play_in_the_browser(tmp_path, page):
         page.get_by_role("tab", name="Ask").click()
         page.locator("#er-question textarea").fill("where did I leave the red cup")
         page.locator("#er-ask").click()
-        page.locator("#er-summary").get_by_text("5 moment(s)").wait_for(timeout=60_000)
+        page.locator("#er-summary").get_by_text("5 moments").wait_for(timeout=60_000)
         clips = page.locator(".er-clip video")
         clips.nth(4).wait_for(timeout=30_000)
         assert clips.count() == 5

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from app.commands.common import add_library_args, command_settings
+from app.text import counted
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mts", ".ts")
 
@@ -212,7 +213,7 @@ def ask_command(args: argparse.Namespace) -> int:
         return 0
     for warning in answer.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    scope = f"video {args.video}" if args.video else f"{answer.candidates} video(s) searched"
+    scope = f"video {args.video}" if args.video else f"{counted(answer.candidates, 'video')} searched"
     how = f"{answer.asked_mode}: {answer.label}" if answer.asked_mode != answer.mode else answer.label
     print(f"{answer.question}\n  {how}, {scope}, {answer.seconds:.2f} s")
     if answer.searching:

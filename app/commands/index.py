@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from app.commands.common import add_library_args, duration_text, service_for
+from app.text import counted
 
 
 def register(subparsers) -> None:
@@ -210,7 +211,7 @@ def _watch(args, service) -> int:
 
         for s, h in previous.items():
             signal.signal(s, h)
-    print(f"stopped watching; {added} video(s) added", file=sys.stderr)
+    print(f"stopped watching; {counted(added, 'video')} added", file=sys.stderr)
     return 0
 
 

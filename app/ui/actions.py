@@ -19,6 +19,7 @@ import gradio as gr
 from app.adaptation import NothingToAdapt
 from app.answering import AUTO, FUSED, ZEROSHOT
 from app.jobs import JobManager, error_message
+from app.text import counted
 from app.ui.format import moment_record
 from indexing.catalog import VideoRecord
 from models.errors import EgoRecallError
@@ -237,7 +238,7 @@ class Actions:
         total = len(self.service.corrections())
         return (
             f"Saved: moment #{m['rank']} of {m['video_name']} marked **{c['verdict']}** "
-            f"({c['start']:.1f}-{c['end']:.1f} s). {total} correction(s) in this library; "
+            f"({c['start']:.1f}-{c['end']:.1f} s). {counted(total, 'correction')} in this library; "
             f"the Train tab can train on them."
         )
 

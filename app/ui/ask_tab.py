@@ -18,6 +18,7 @@ import pandas as pd
 from app.answering import AUTO
 from app.answering.results import percent
 from app.service import EgoRecall
+from app.text import counted
 from app.ui.actions import ALL_VIDEOS, Actions, answer_record, user_facing
 from app.ui.events import Handler
 from app.ui.format import moment_caption, moment_record, playback_offset, series_points
@@ -312,8 +313,8 @@ def _render(answer: dict, state: dict):
         how = f"{answer['asked_mode']}: {how}"
     if moments:
         lines = (
-            f"**{len(moments)} moment(s)** for “{answer['question']}” ({how}, "
-            f"{answer['candidates']} video(s) searched, {answer['seconds']:.2f} s)"
+            f"**{counted(len(moments), 'moment')}** for “{answer['question']}” ({how}, "
+            f"{counted(answer['candidates'], 'video')} searched, {answer['seconds']:.2f} s)"
         )
     else:
         lines = f"No moments found for “{answer['question']}”."

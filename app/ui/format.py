@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from app.commands.ask import clock
+from app.text import counted
 
 __all__ = [
     "clock",
@@ -161,7 +162,7 @@ def progress_html(status: dict[str, Any], limit: int = 6) -> str:
             f'<progress max="100" value="{pct:.1f}" style="width:100%">{pct:.0f}%</progress></div>'
         )
     if status.get("queued_files"):
-        parts.append(f"<div>{status['queued_files']} file(s) waiting</div>")
+        parts.append(f"<div>{counted(status['queued_files'], 'file')} waiting</div>")
     lines = []
     for job in status.get("jobs", []):
         for f in job["files"]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from app.text import counted
 from app.ui.actions import Actions, user_facing
 from app.ui.format import VIDEO_COLUMN_WIDTHS, VIDEO_COLUMNS, progress_html, video_rows
 
@@ -234,7 +235,7 @@ def _watch_text(w: dict) -> str:
     if not w.get("folder"):
         return ""
     state = "watching" if w["on"] else "not watching"
-    return f"{state} {w['folder']}; {w['added']} video(s) added from it since the app started"
+    return f"{state} {w['folder']}; {counted(w['added'], 'video')} added from it since the app started"
 
 
 def _demo_text(d: dict) -> str:
