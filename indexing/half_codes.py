@@ -1,4 +1,5 @@
-"""Searching a flat index of float16 codes (a segment index's ``SQfp16`` vectors) faster than faiss does.
+"""Searching a flat index of float16 codes (a segment index's ``SQfp16`` vectors) where faiss alone is slow
+(one CPU thread per question) or cannot (no GPU form of the index).
 
 On the CPU, faiss scans a flat index on one thread per question; torch's matrix-vector products read the same
 codes in place on every core. On a GPU, faiss has no form of a flat scalar quantizer (``index_cpu_to_gpu``
