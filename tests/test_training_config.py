@@ -150,7 +150,7 @@ def test_a_run_recorded_before_a_config_field_existed_is_still_the_same_run():
 def test_a_run_folder_holding_another_runs_result_or_snapshot_is_refused(tmp_path):
     """A finished run is found again with its own config (a changed lr is another run; a changed log cadence
     is not), a stopped one continues with --resume, and a snapshot of other settings is not resumed."""
-    from training.resume import CONFIG_FILE, check_resumable, finished_result
+    from training.resume import CONFIG_FILE, check_resumable, finished_result, resolved_model_config
     from training.run_result import RESULT_FILE, TrainResult
     from training.run_setup import TrainingError
 
@@ -168,6 +168,13 @@ def test_a_run_folder_holding_another_runs_result_or_snapshot_is_refused(tmp_pat
     with pytest.raises(TrainingError, match=r"unfinished run with a different config \(optim\.lr\)"):
         check_resumable({"config": config.to_dict()}, other)
     check_resumable({"config": config.to_dict()}, config)  # its own settings: resumable
+    # A snapshot records its model's resolved config: a default changed by an upgrade is named, and the run
+    # resumes once the old value is set explicitly.
+    before_upgrade = {"config": config.to_dict(), "model_config": {**resolved_model_config(config), "dim": 96}}
+    with pytest.raises(TrainingError, match=r"different config \(model\.config\.dim\)"):
+        check_resumable(before_upgrade, config)
+    explicit = replace(config, model=replace(config.model, config={**config.model.config, "dim": 96}))
+    check_resumable(before_upgrade, explicit)
     stopped = TrainResult(run_dir, 4, 10, True, None, {}, {})
     (run_dir / RESULT_FILE).write_text(json.dumps(stopped.to_dict()))
     assert finished_result(run_dir, config, resume=True) is None and not (run_dir / RESULT_FILE).exists()

@@ -55,7 +55,7 @@ from training.evaluation import Validator, headline_metrics
 from training.features import ClipFeatureSource
 from training.nlq import load_nlq
 from training.publishing import checkpoint_metadata, publish_checkpoint
-from training.resume import CONFIG_FILE, check_resumable, finished_result, restore_rng
+from training.resume import CONFIG_FILE, check_resumable, finished_result, resolved_model_config, restore_rng
 from training.run_result import RESULT_FILE, TrainResult
 from training.run_setup import (
     TrainingError,
@@ -398,6 +398,7 @@ class Trainer:
                 "history": self.history,
                 "log_bytes": 0,
                 "config": self.config.to_dict(),
+                "model_config": resolved_model_config(self.config),
             }
             # the snapshot record itself is part of the log the snapshot restores
             self._log("snapshot", step, path=str(self.run_dir / "snapshots" / f"step-{step:09d}"))

@@ -90,9 +90,24 @@ def finished_result(run_dir: Path, config: TrainConfig, resume: bool | None) -> 
     return result
 
 
+def resolved_model_config(config: TrainConfig) -> dict[str, Any]:
+    """Every field of the model's config, the defaults of this EgoRecall filled in: what a snapshot records, so
+    that a default changed by an upgrade is seen on resume (the config file holds only what it sets)."""
+    from models.registry import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict(config.model.name, config.model.config))
+
+
 def check_resumable(meta: dict[str, Any], config: TrainConfig) -> None:
-    """Refuse a snapshot whose run learned with other settings."""
+    """Refuse a snapshot whose run learned with other settings. Snapshots that record the resolved model config
+    compare the model by it: the same model resumes whichever fields the config sets explicitly, and a default
+    that changed since is named."""
+    recorded = meta.get("model_config")
     diff = changed_settings(meta.get("config") or {}, config)
+    if recorded is not None:
+        now = resolved_model_config(config)
+        diff = [k for k in diff if k != "model.config"]
+        diff += [f"model.config.{k}" for k in sorted(recorded) if k in now and recorded[k] != now[k]]
     if diff:
         raise TrainingError(
             f"The run folder {config.run_dir()} holds an unfinished run with a different config "
