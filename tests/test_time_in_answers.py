@@ -259,6 +259,11 @@ def test_time_words(question, rest, start, end, said):
 def test_filters_take_the_time_words_a_question_takes(since, until, start, end):
     when = explicit_range(since, until, NOW)
     assert (when.since, when.until) == (None if start is None else ts(start), None if end is None else ts(end))
+    assert when.said.startswith(f"{since or 'the beginning'} - {until or 'now'} (")  # said back in the user's words
+
+
+def test_filters_given_as_times_are_said_back_as_times():
+    assert explicit_range("2026-12-01T08:00", None, NOW).said == "Tue 1 Dec, 08:00 - now"
 
 
 @pytest.mark.parametrize("since", ["not a time", "yesterday at the shop", "tomorrow-ish"])

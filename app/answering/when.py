@@ -242,4 +242,11 @@ def explicit_range(since: str | float | None, until: str | float | None, now: fl
     said = " - ".join(
         [short_time(lo) if lo is not None else "the beginning", short_time(hi) if hi is not None else "now"]
     )
+    words = [v for v in (since, until) if isinstance(v, str) and v and not _looks_like_a_date(v)]
+    if words:  # told back in the user's words too: "until yesterday" ends at today's midnight
+        said = f"{since or 'the beginning'} - {until or 'now'} ({said})"
     return TimeRange(lo, hi, said)
+
+
+def _looks_like_a_date(text: str) -> bool:
+    return bool(re.match(r"\s*\d{4}-\d{2}-\d{2}", text))
