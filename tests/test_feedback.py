@@ -112,7 +112,7 @@ def test_cli_corrects_lists_and_exports(service, tmp_path, capsys):
     assert "adjusted" in capsys.readouterr().out
     out = tmp_path / "fb.json"
     assert main(["library", "feedback", "--out", str(out), "--library", lib]) == 0
-    assert "wrote 1 corrected answers of 1 video(s)" in capsys.readouterr().out
+    assert "wrote 1 corrected answer of 1 video to" in capsys.readouterr().out
     assert (
         json.loads(out.read_text())["videos"][0]["clips"][0]["annotations"][0]["language_queries"][0]["query"]
         == "where are my keys"

@@ -27,8 +27,11 @@ class FeedbackExport:
     skipped_wrong: int
 
     def line(self) -> str:
-        return f"wrote {self.queries} corrected answers of {self.videos} video(s) to {self.path}" + (
-            f"; {self.skipped_wrong} moments marked wrong are not training queries" if self.skipped_wrong else ""
+        answers = f"{self.queries} corrected answer{'' if self.queries == 1 else 's'}"
+        videos = f"{self.videos} video{'' if self.videos == 1 else 's'}"
+        wrong = f"{self.skipped_wrong} moment{' marked wrong is' if self.skipped_wrong == 1 else 's marked wrong are'}"
+        return f"wrote {answers} of {videos} to {self.path}" + (
+            f"; {wrong} not training queries" if self.skipped_wrong else ""
         )
 
 
