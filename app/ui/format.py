@@ -33,7 +33,7 @@ __all__ = [
 
 VIDEO_COLUMNS = ["Day", "Recorded", "Name", "Duration", "Status", "Frames", "Encoder", "ID"]
 """Status beside the name, before the wide technical columns: a failed video shows without scrolling."""
-VIDEO_COLUMN_WIDTHS = ["12%", "13%", "24%", "7%", "8%", "6%", "19%", "11%"]
+VIDEO_COLUMN_WIDTHS: list[str | int] = ["12%", "13%", "24%", "7%", "8%", "6%", "19%", "11%"]
 """Widths of :data:`VIDEO_COLUMNS` in the Library tab: headers on one line, the long names and encoder keys
 wrapped rather than pushing the ID out of view."""
 
