@@ -220,6 +220,8 @@ def explicit_range(since: str | float | None, until: str | float | None, now: fl
     if since in (None, "") and until in (None, ""):
         return None
 
+    in_words: list[str] = []  # the values read as time words (said back as the user put them)
+
     def read(value, end: bool) -> float | None:
         if value in (None, ""):
             return None
@@ -234,6 +236,7 @@ def explicit_range(since: str | float | None, until: str | float | None, now: fl
                 raise InvalidTimeRange(
                     f"{exc}, or in words such as 'yesterday', 'Monday', 'this morning', 'last week'"
                 ) from None
+            in_words.append(str(value))
             return edge
 
     lo, hi = read(since, False), read(until, True)
@@ -242,11 +245,6 @@ def explicit_range(since: str | float | None, until: str | float | None, now: fl
     said = " - ".join(
         [short_time(lo) if lo is not None else "the beginning", short_time(hi) if hi is not None else "now"]
     )
-    words = [v for v in (since, until) if isinstance(v, str) and v and not _looks_like_a_date(v)]
-    if words:  # told back in the user's words too: "until yesterday" ends at today's midnight
+    if in_words:  # told back in the user's words too: "until yesterday" ends at today's midnight
         said = f"{since or 'the beginning'} - {until or 'now'} ({said})"
     return TimeRange(lo, hi, said)
-
-
-def _looks_like_a_date(text: str) -> bool:
-    return bool(re.match(r"\s*\d{4}-\d{2}-\d{2}", text))
