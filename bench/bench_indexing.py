@@ -72,14 +72,15 @@ def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0
     return path
 
 
-def decode_only(video: Path, workers: int, short_side: int = 224) -> dict:
+def decode_only(video: Path, workers: int, skip: bool, short_side: int = 224) -> dict:
     from indexing.config import DecodeConfig
     from indexing.decode import GridDecoder
     from indexing.probe import probe
 
     info = probe(video)
     grid = info.grid(RATE_HZ)
-    decoder = GridDecoder(video, info, grid, short_side, DecodeConfig(workers=workers, min_segment_s=60))
+    config = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip)
+    decoder = GridDecoder(video, info, grid, short_side, config)
     started = time.monotonic()
     n = sum(len(batch.frames) for batch in decoder)
     wall = time.monotonic() - started
@@ -87,6 +88,7 @@ def decode_only(video: Path, workers: int, short_side: int = 224) -> dict:
         "wall_s": wall,
         "grid_frames": n,
         "video_frames": decoder.report.frames,
+        "skipped": decoder.report.skipped,
         "child_peak_rss_mb": decoder.report.child_peak_rss_kb / 1024,
         "workers": decoder.report.workers,
         "duration": info.duration,
@@ -111,7 +113,7 @@ def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
     return {"frames_per_s": frames / wall, "frames_per_cpu_s": frames / cpu, "device": str(encoder.device)}
 
 
-def end_to_end_child(model: str, video: Path, workers: int) -> None:
+def end_to_end_child(model: str, video: Path, workers: int, skip: bool) -> None:
     """Runs in a fresh process: index ``video`` into an empty library; print one JSON line."""
     import torch
 
@@ -123,7 +125,8 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
     encoder = ClipEncoder.load(spec_of(model), device=None)
     lib_dir = OUT / f"lib-{os.getpid()}"
     shutil.rmtree(lib_dir, ignore_errors=True)
-    lib = Library.open(lib_dir, config=LibraryConfig(decode=DecodeConfig(workers=workers, min_segment_s=60)))
+    decode = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip)
+    lib = Library.open(lib_dir, config=LibraryConfig(decode=decode))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     reports = []
@@ -155,6 +158,7 @@ def end_to_end_child(model: str, video: Path, workers: int) -> None:
                 "parent_rss_after_model_mb": rss_before / 1024,
                 "child_peak_rss_mb": result.report.child_peak_rss_kb / 1024,
                 "workers": result.report.workers,
+                "skipped": result.report.skipped,
                 "device": str(encoder.device),
             }
         ),
@@ -209,9 +213,9 @@ def plain_loop(model: str, video: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(model: str, video: Path, workers: int) -> dict:
+def end_to_end(model: str, video: Path, workers: int, skip: bool) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--e2e-child", model, str(video), str(workers)],
+        [sys.executable, __file__, "--e2e-child", model, str(video), str(workers), "on" if skip else "off"],
         cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -234,13 +238,19 @@ def main() -> None:
     )
     p.add_argument("--height", type=int, default=720, choices=(720, 1080), help="the test recording's height")
     p.add_argument("--plain", action="store_true", help="also time the hand-written baseline loop per model")
-    p.add_argument("--e2e-child", nargs=3, metavar=("MODEL", "VIDEO", "WORKERS"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--skip-non-reference",
+        choices=("on", "off", "both"),
+        default="on",
+        help="let the decoder skip pictures nothing refers to (the default); 'both' runs each way, alternated",
+    )
+    p.add_argument("--e2e-child", nargs=4, metavar=("MODEL", "VIDEO", "WORKERS", "SKIP"), help=argparse.SUPPRESS)
     p.add_argument("--plain-child", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.e2e_child:
-        model, video, workers = args.e2e_child
-        end_to_end_child(model, Path(video), int(workers))
+        model, video, workers, skip = args.e2e_child
+        end_to_end_child(model, Path(video), int(workers), skip == "on")
         return
     if args.plain_child:
         plain_loop_child(args.plain_child[0], Path(args.plain_child[1]))
@@ -258,12 +268,14 @@ def main() -> None:
     videos = {s: make_video(s, width=width, height=args.height) for s in sorted(args.lengths)}
     longest = max(videos)
     plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
+    skips = {"on": [True], "off": [False], "both": [False, True]}[args.skip_non_reference]
 
     print("\n== decode only (children decode + resize; parent just receives) ==", flush=True)
-    for workers, seconds in plan:
-        r = decode_only(videos[seconds], workers)
+    for (workers, seconds), skip in [(run, skip) for run in plan for skip in skips]:
+        r = decode_only(videos[seconds], workers, skip)
         print(
-            f"{seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:6.1f} x real time, "
+            f"{seconds:4d} s video, {r['workers']} worker(s), skipping {r['skipped']} pictures: "
+            f"{r['duration'] / r['wall_s']:6.1f} x real time, "
             f"{r['video_frames'] / r['wall_s']:5.0f} decoded fps, {r['grid_frames'] / r['wall_s']:5.1f} grid "
             f"frames/s; decoder CPU {r['child_cpu_s']:.0f} s ({r['duration'] / r['child_cpu_s']:.1f} x real time "
             f"per core); child peak RSS {r['child_peak_rss_mb']:.0f} MB",
@@ -281,11 +293,13 @@ def main() -> None:
 
     print("\n== end to end (Library.add in a fresh process: hash, probe, decode, encode, store, index) ==", flush=True)
     for model in args.models:
-        for workers, seconds in plan if model == args.models[0] else [(args.workers[0], longest)]:
-            r = end_to_end(model, videos[seconds], workers)
+        runs = plan if model == args.models[0] else [(args.workers[0], longest)]
+        for (workers, seconds), skip in [(run, skip) for run in runs for skip in skips]:
+            r = end_to_end(model, videos[seconds], workers, skip)
             cpu = r["parent_cpu_s"] + r["child_cpu_s"]
             print(
-                f"{model}, {seconds:4d} s video, {r['workers']} worker(s): {r['duration'] / r['wall_s']:5.1f} x real "
+                f"{model}, {seconds:4d} s video, {r['workers']} worker(s), skipping {r['skipped']} pictures: "
+                f"{r['duration'] / r['wall_s']:5.1f} x real "
                 f"time ({r['wall_s']:.0f} s, of which encoding {r['encode_s']:.0f} s), "
                 f"{r['grid_frames'] / r['wall_s']:.1f} grid frames/s; CPU {cpu:.0f} s (idle-machine bound "
                 f"{r['duration'] / (cpu / cores):.1f} x real time); peak RSS parent {r['parent_peak_rss_mb']:.0f} MB "
@@ -293,7 +307,7 @@ def main() -> None:
                 f"{r['child_peak_rss_mb']:.0f} MB",
                 flush=True,
             )
-            if args.plain and (workers, seconds) == (args.workers[0], longest):
+            if args.plain and (workers, seconds) == (args.workers[0], longest) and skip == skips[-1]:
                 base = plain_loop(model, videos[seconds])
                 print(
                     f"  plain loop ({base['model']} float, PyAV every frame, open_clip preprocess, batch 32): "

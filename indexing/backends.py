@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from indexing.errors import InvalidVideo
+from indexing.nal import NalReader
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ class SegmentRequest:
     """Coded frame size from the probe (decord must be told the output size before it decodes)."""
     threads: int = 0
     fps: float = 30.0
+    skip_non_reference: bool = False
+    """Let the decoder skip H.264 / HEVC pictures that nothing is predicted from (``indexing.nal``): the pictures
+    kept come out bit-identical, a bin may get one a few frames before the one on screen at its time."""
 
 
 @dataclass
@@ -71,6 +75,8 @@ class SegmentStats:
     damage_detectable: bool = True
     late_start: int = 0
     """Bins that had to use a frame shown *after* their time (a seek that landed late); should be 0."""
+    skipped: int = 0
+    """Pictures inside the window that were skipped on purpose (counted in ``frames``: they are whole)."""
     peak_rss_kb: int = 0
     cpu_s: float = 0.0
     """CPU seconds the child used (user + system): how much machine decoding costs, whatever the load."""
@@ -203,6 +209,11 @@ class PyAVBackend:
         stream.thread_type = "AUTO"
         if request.threads:
             stream.codec_context.thread_count = request.threads
+        nal = None
+        if request.skip_non_reference:
+            nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
+            if nal is not None:
+                stream.codec_context.skip_frame = "NONREF"
         tb = stream.time_base
         sized: dict[tuple[int, int], tuple[int, int]] = {}
 
@@ -225,6 +236,13 @@ class PyAVBackend:
                 pt = float(packet.pts * tb) - t0
                 if lo - EPS <= pt < hi - EPS:
                     stats.packets += 1
+                if nal is not None and nal.is_non_reference(memoryview(packet)):
+                    # whole, and never decoded: shown for the damage accounting, never sampled
+                    if lo - EPS <= pt < hi - EPS:
+                        stats.frames += 1
+                        stats.skipped += 1
+                    shown_until = pt + (float(packet.duration * tb) if packet.duration else frame_s)
+                    stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
             try:
                 frames = packet.decode()
             except (av.FFmpegError, ValueError) as exc:

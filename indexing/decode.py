@@ -77,6 +77,8 @@ class DecodeReport:
     first_damage_s: float | None = None
     damage_detectable: bool = True
     late_start: int = 0
+    skipped: int = 0
+    """Pictures no other refers to, skipped on purpose (whole; counted in ``frames``)."""
     child_peak_rss_kb: int = 0
     child_cpu_s: float = 0.0
     seconds: float = 0.0
@@ -96,6 +98,7 @@ class DecodeReport:
             report.corrupt += s.corrupt
             report.decode_errors += s.decode_errors
             report.late_start += s.late_start
+            report.skipped += s.skipped
             report.damage_detectable &= s.damage_detectable
             report.child_peak_rss_kb = max(report.child_peak_rss_kb, s.peak_rss_kb)
             report.child_cpu_s += s.cpu_s
@@ -389,6 +392,7 @@ class GridDecoder:
         times = self.times
         bounds = self.segments()
         threads = self.config.threads
+        skip = self.config.skips_non_reference(self.info.fps, times)
         if not threads and len(bounds) > 1:
             threads = max(1, (os.cpu_count() or 1) // len(bounds))
         return [
@@ -405,6 +409,7 @@ class GridDecoder:
                 fps=self.info.fps,
                 width=self.info.width,
                 height=self.info.height,
+                skip_non_reference=skip,
             )
             for (s, e), window in zip(bounds, windows_for(times, bounds))
         ]

@@ -1,0 +1,91 @@
+"""Which compressed H.264 / HEVC pictures no other picture refers to, read from their NAL unit headers.
+
+Why: indexing keeps one frame in sixteen of a 30 fps recording, yet a decoder must decode every picture that a
+kept one is predicted from. Pictures that nothing refers to (most B-frames of camera and x264 recordings) can be
+skipped outright (FFmpeg's ``skip_frame = NONREF``); the pictures still decoded come out bit-identical, since
+nothing they depend on was skipped. The decoder then emits fewer frames than the file has packets, so the
+damage accounting (every packet should give a picture) must know which packets were skipped on purpose: that is
+what this module reads, from a byte or two per packet, without decoding anything.
+
+The rule is FFmpeg's own: an H.264 picture is skipped when its slices' ``nal_ref_idc`` is 0; an HEVC picture
+when its slices are of a sub-layer non-reference type (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, RSV_VCL_N10/12/14:
+the even types below 16). Packets come length-prefixed (MP4/MOV/MKV: the prefix size is in the codec's
+``avcC`` / ``hvcC`` extradata) or with Annex B start codes (MPEG-TS, raw streams).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SKIPPABLE_CODECS = ("h264", "hevc")
+_H264_SLICE_TYPES = range(1, 6)  # coded slice (1-4: partitions included) and IDR slice (5)
+_HEVC_VCL_TYPES = range(0, 32)
+_HEVC_NON_REFERENCE = frozenset({0, 2, 4, 6, 8, 10, 12, 14})
+_START_CODE = b"\x00\x00\x01"
+
+
+@dataclass(frozen=True)
+class NalReader:
+    """Reads one codec's packets; ``length_size`` is None for Annex B streams."""
+
+    codec: str
+    length_size: int | None
+
+    @classmethod
+    def for_stream(cls, codec: str, extradata: bytes | None) -> NalReader | None:
+        """The reader for a stream, or None when its codec's pictures cannot be told apart here."""
+        if codec not in SKIPPABLE_CODECS:
+            return None
+        return cls(codec, _length_size(codec, extradata))
+
+    def is_non_reference(self, data: bytes | memoryview) -> bool:
+        """True when the packet's picture is one no other picture is predicted from. A packet that cannot be
+        read (no slice found, a prefix running past the end) counts as a reference: it is then decoded, and
+        whatever is wrong with it is seen by the decoder and counted as damage."""
+        header = self._first_slice_header(memoryview(data))
+        if header is None:
+            return False
+        if self.codec == "h264":
+            return (header >> 5) & 0x3 == 0
+        return ((header >> 1) & 0x3F) in _HEVC_NON_REFERENCE
+
+    def _is_slice(self, header: int) -> bool:
+        if self.codec == "h264":
+            return (header & 0x1F) in _H264_SLICE_TYPES
+        return ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES
+
+    def _first_slice_header(self, data: memoryview) -> int | None:
+        for start in self._nal_starts(data):
+            if start < len(data) and self._is_slice(data[start]):
+                return data[start]
+        return None
+
+    def _nal_starts(self, data: memoryview):
+        """Offsets of each NAL unit's first header byte."""
+        n = len(data)
+        if self.length_size is None:
+            raw = data.tobytes()
+            pos = raw.find(_START_CODE)
+            while pos >= 0:
+                yield pos + 3
+                pos = raw.find(_START_CODE, pos + 3)
+            return
+        pos = 0
+        size = self.length_size
+        while pos + size < n:
+            length = int.from_bytes(data[pos : pos + size], "big")
+            if length <= 0 or pos + size + length > n:
+                return
+            yield pos + size
+            pos += size + length
+
+
+def _length_size(codec: str, extradata: bytes | None) -> int | None:
+    """The NAL length-prefix size (1, 2 or 4 bytes) stored in ``avcC`` / ``hvcC``; None for Annex B."""
+    if not extradata or extradata[0] != 1:
+        return None
+    if codec == "h264" and len(extradata) >= 5:
+        return (extradata[4] & 0x3) + 1
+    if codec == "hevc" and len(extradata) >= 23:
+        return (extradata[21] & 0x3) + 1
+    return None

@@ -1,0 +1,112 @@
+"""Skipping the pictures nothing refers to: FFmpeg's rule read from NAL headers, bit-identical pictures kept,
+bins at most a few frames early, and damage accounting that still tells a whole file from a truncated one."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from media import media_dir, truncated_copy, write_video  # noqa: F401
+
+from indexing.config import DecodeConfig
+from indexing.decode import decode_frames
+from indexing.errors import DamagedVideo
+from indexing.nal import NalReader
+from indexing.probe import probe
+
+FPS = 30.0
+
+
+def _camera_like(media_dir, name: str, seconds: float = 8.0):
+    """30 fps with B-frames (x264 / x265 defaults), as head cameras and phones record."""
+    return write_video(media_dir / name, seconds=seconds, fps=FPS, width=192, height=108, seed=7)
+
+
+def _packets_and_skipped_decode(path) -> tuple[int, int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        reader = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
+        assert reader is not None
+        packets = [p for p in container.demux(stream) if p.size]
+        non_reference = sum(reader.is_non_reference(memoryview(p)) for p in packets)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONREF"
+        decoded = sum(1 for _ in container.decode(stream))
+    return len(packets), non_reference, decoded
+
+
+@pytest.mark.parametrize("name", ["b-frames.mp4", "b-frames.ts", "b-frames-hevc.mkv", "b-frames-hevc.ts"])
+def test_non_reference_pictures_are_the_ones_ffmpeg_skips(media_dir, name):
+    """Length-prefixed (MP4, MKV) and start-code (MPEG-TS) packets, H.264 and HEVC: the packets read as
+    non-reference are exactly the pictures FFmpeg's decoder leaves out."""
+    codec = "libx265" if "hevc" in name else "libx264"
+    path = write_video(media_dir / name, seconds=4.0, fps=FPS, codec=codec, seed=3)
+    packets, non_reference, decoded = _packets_and_skipped_decode(path)
+    assert non_reference > packets // 4  # B-frames are there to skip
+    assert decoded == packets - non_reference
+
+
+def test_a_stream_without_b_frames_skips_nothing(media_dir):
+    path = media_dir / "no-b-frames.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"bf": "0"}
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * (i % 60), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    packets, non_reference, decoded = _packets_and_skipped_decode(path)
+    assert (non_reference, decoded) == (0, packets)
+
+
+def test_skipping_keeps_pictures_bit_identical_and_at_most_a_few_frames_early(media_dir):
+    path = _camera_like(media_dir, "walk-30fps.mp4")
+    info = probe(path)
+    grid = info.grid(1.875)
+    skipped, report = decode_frames(path, info, grid, 48)
+    plain, plain_report = decode_frames(path, info, grid, 48, DecodeConfig(skip_non_reference=False))
+    every = np.arange(round(info.duration * FPS)) / FPS  # one sample per frame: nothing may be skipped there
+    frames, every_report = decode_frames(path, info, grid, 48, times=every + 1e-3)
+
+    assert report.skipped > report.frames // 4 and plain_report.skipped == every_report.skipped == 0
+    assert report.frames == plain_report.frames == len(every) and report.damaged == 0
+    assert report.end_s == pytest.approx(plain_report.end_s)
+    for b, t in enumerate(grid.sample_times()):
+        on_screen = int(np.floor(t * FPS + 1e-6))
+        np.testing.assert_array_equal(plain[b], frames[on_screen])
+        earlier = [k for k in range(max(0, on_screen - 3), on_screen + 1) if np.array_equal(skipped[b], frames[k])]
+        assert earlier, f"bin {b}: not a picture from the 3 frames before the one on screen"
+    assert not np.array_equal(skipped, plain)  # some bins did take an earlier picture
+
+
+def test_parallel_segments_skip_the_same_pictures(media_dir):
+    path = write_video(media_dir / "walk-30fps-gop.mp4", seconds=8.0, fps=FPS, gop=30, seed=5)
+    info = probe(path)
+    grid = info.grid(1.875)
+    one, r1 = decode_frames(path, info, grid, 48)
+    many, r3 = decode_frames(path, info, grid, 48, DecodeConfig(workers=3, min_segment_s=1.0))
+    np.testing.assert_array_equal(one, many)
+    assert r3.skipped == r1.skipped > 0 and r3.frames == r1.frames == 240 and r3.damaged == 0
+
+
+def test_a_truncated_recording_with_b_frames_is_still_refused(media_dir):
+    whole = _camera_like(media_dir, "walk-30fps-whole.mp4")
+    path = truncated_copy(whole, media_dir / "walk-30fps-truncated.mp4", 0.6)
+    info = probe(path)
+    with pytest.raises(DamagedVideo, match="truncated|damaged"):
+        decode_frames(path, info, info.grid(1.875), 32)
+
+
+def test_skipping_only_where_kept_frames_are_sparse():
+    grid_times = np.arange(0, 60, 1 / 1.875)
+    config = DecodeConfig()
+    assert config.skips_non_reference(30.0, grid_times)
+    assert config.skips_non_reference(24.0, grid_times)
+    assert not config.skips_non_reference(15.0, grid_times)  # a 15 fps file: three skipped frames are 0.2 s
+    assert not config.skips_non_reference(30.0, np.arange(0, 60, 1 / 8))  # every fourth frame kept
+    assert not config.skips_non_reference(30.0, grid_times[:1])
+    assert not DecodeConfig(skip_non_reference=False).skips_non_reference(30.0, grid_times)
