@@ -236,13 +236,20 @@ class PyAVBackend:
                 pt = float(packet.pts * tb) - t0
                 if lo - EPS <= pt < hi - EPS:
                     stats.packets += 1
-                if nal is not None and nal.is_non_reference(memoryview(packet)):
+                kinds = nal.slice_kinds(memoryview(packet)) if nal is not None else None
+                if kinds == {False}:
                     # whole, and never decoded: shown for the damage accounting, never sampled
                     if lo - EPS <= pt < hi - EPS:
                         stats.frames += 1
                         stats.skipped += 1
                     shown_until = pt + (float(packet.duration * tb) if packet.duration else frame_s)
                     stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
+                elif kinds is not None and len(kinds) > 1:  # e.g. a reference field beside a non-reference one
+                    logger.info(
+                        "%s mixes reference and other pictures in one packet: decoding every picture", request.path
+                    )
+                    stream.codec_context.skip_frame = "DEFAULT"
+                    nal = None
             try:
                 frames = packet.decode()
             except (av.FFmpegError, ValueError) as exc:

@@ -42,23 +42,24 @@ class NalReader:
         """True when the packet's picture is one no other picture is predicted from. A packet that cannot be
         read (no slice found, a prefix running past the end) counts as a reference: it is then decoded, and
         whatever is wrong with it is seen by the decoder and counted as damage."""
-        header = self._first_slice_header(memoryview(data))
-        if header is None:
-            return False
-        if self.codec == "h264":
-            return (header >> 5) & 0x3 == 0
-        return ((header >> 1) & 0x3F) in _HEVC_NON_REFERENCE
+        return self.slice_kinds(data) == {False}
 
-    def _is_slice(self, header: int) -> bool:
-        if self.codec == "h264":
-            return (header & 0x1F) in _H264_SLICE_TYPES
-        return ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES
-
-    def _first_slice_header(self, data: memoryview) -> int | None:
-        for start in self._nal_starts(data):
-            if start < len(data) and self._is_slice(data[start]):
-                return data[start]
-        return None
+    def slice_kinds(self, data: bytes | memoryview) -> set[bool]:
+        """Whether each slice of the packet is a reference (True) or not (False): ``{True, False}`` is a packet
+        whose pictures differ, such as an interlaced frame of a reference field and a non-reference one -- the
+        decoder would skip half of it, so the caller stops skipping."""
+        kinds = set()
+        view = memoryview(data)
+        for start in self._nal_starts(view):
+            if start >= len(view):
+                break
+            header = view[start]
+            if self.codec == "h264":
+                if (header & 0x1F) in _H264_SLICE_TYPES:
+                    kinds.add((header >> 5) & 0x3 != 0)
+            elif ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES:
+                kinds.add(((header >> 1) & 0x3F) not in _HEVC_NON_REFERENCE)
+        return kinds
 
     def _nal_starts(self, data: memoryview):
         """Offsets of each NAL unit's first header byte."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from media import media_dir, truncated_copy, write_video  # noqa: F401
 
+from indexing.backends import PyAVBackend, SegmentRequest
 from indexing.config import DecodeConfig
 from indexing.decode import decode_frames
 from indexing.errors import DamagedVideo
@@ -110,3 +111,63 @@ def test_skipping_only_where_kept_frames_are_sparse():
     assert not config.skips_non_reference(30.0, np.arange(0, 60, 1 / 8))  # every fourth frame kept
     assert not config.skips_non_reference(30.0, grid_times[:1])
     assert not DecodeConfig(skip_non_reference=False).skips_non_reference(30.0, grid_times)
+
+
+def test_every_slice_of_a_packet_is_read():
+    """A length-prefixed H.264 packet of two slices: both reference, both not, or one of each."""
+
+    def packet(*headers: int) -> bytes:
+        return b"".join(len(body).to_bytes(4, "big") + body for body in (bytes([h, 0x88, 0x84]) for h in headers))
+
+    reader = NalReader("h264", 4)
+    sei = 0x06  # not a slice: ignored
+    assert reader.slice_kinds(packet(sei, 0x41, 0x41)) == {True}
+    assert reader.slice_kinds(packet(0x01, 0x01)) == {False} and reader.is_non_reference(packet(sei, 0x01))
+    assert reader.slice_kinds(packet(0x41, 0x01)) == {True, False}
+    assert not reader.is_non_reference(packet(0x41, 0x01))
+    assert not reader.is_non_reference(b"\x00\x00\x00\x09\x01\x88")  # a prefix past the end: read as a reference
+    assert reader.slice_kinds(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x01\x88") == set()  # Annex B bytes, misread
+    annex_b = NalReader("h264", None)
+    assert annex_b.slice_kinds(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x01\x88\x00\x00\x01\x01\x88") == {False}
+    hevc = NalReader("hevc", 4)
+    assert hevc.slice_kinds(packet(0x40, 0x02)) == {True}  # a parameter set (ignored), then TRAIL_R
+    assert hevc.slice_kinds(packet(0x00)) == {False}  # TRAIL_N
+    assert NalReader.for_stream("vp9", b"") is None
+
+
+def test_a_packet_mixing_reference_and_other_slices_stops_skipping(media_dir, monkeypatch):
+    """Such a packet (an interlaced frame of a reference and a non-reference field) would be half skipped:
+    from it on, every picture is decoded, and the bins get exactly the pictures of a plain decode."""
+    path = _camera_like(media_dir, "walk-30fps-mixed.mp4")
+    info = probe(path)
+    grid = info.grid(1.875)
+    plain, _ = decode_frames(path, info, grid, 48, DecodeConfig(skip_non_reference=False))
+    seen = []
+    real = NalReader.slice_kinds
+
+    def mixed_at_the_tenth(self, data):
+        seen.append(1)
+        return {True, False} if len(seen) == 10 else real(self, data)
+
+    monkeypatch.setattr(NalReader, "slice_kinds", mixed_at_the_tenth)
+    got = []
+    times = grid.sample_times()
+    request = SegmentRequest(
+        path=str(path),
+        times=times,
+        first_bin=0,
+        start_time=info.start_time,
+        window=(-np.inf, np.inf),
+        short_side=48,
+        rotation=0,
+        batch_frames=8,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        skip_non_reference=True,
+    )
+    stats = PyAVBackend().decode_segment(request, lambda b, f: got.append(f), lambda: None)
+    assert len(seen) == 10  # no packet read after the mixed one
+    assert 0 < stats.skipped < 10 and stats.frames == 240
+    late = int(np.searchsorted(times, 10 / FPS)) + 1  # bins after the mixed packet's picture
+    np.testing.assert_array_equal(np.concatenate(got)[late:], plain[late:])
