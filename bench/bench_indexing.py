@@ -72,15 +72,20 @@ def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0
     return path
 
 
-def decode_only(video: Path, workers: int, skip: bool, short_side: int = 224) -> dict:
+def decode_only(video: Path, workers: int, skip: bool, hardware: str, short_side: int = 224) -> dict:
     from indexing.config import DecodeConfig
     from indexing.decode import GridDecoder
     from indexing.probe import probe
 
     info = probe(video)
     grid = info.grid(RATE_HZ)
-    config = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip)
-    decoder = GridDecoder(video, info, grid, short_side, config)
+    import torch
+
+    config = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip, hardware=hardware)
+    # as indexing does: "auto" decodes on the GPU's decoder when the encoder would run on one
+    decoder = GridDecoder(
+        video, info, grid, short_side, config, hardware=config.resolved_hardware(torch.cuda.is_available())
+    )
     started = time.monotonic()
     n = sum(len(batch.frames) for batch in decoder)
     wall = time.monotonic() - started
@@ -89,6 +94,7 @@ def decode_only(video: Path, workers: int, skip: bool, short_side: int = 224) ->
         "grid_frames": n,
         "video_frames": decoder.report.frames,
         "skipped": decoder.report.skipped,
+        "hardware": decoder.report.hardware or "software",
         "child_peak_rss_mb": decoder.report.child_peak_rss_kb / 1024,
         "workers": decoder.report.workers,
         "duration": info.duration,
@@ -113,7 +119,7 @@ def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
     return {"frames_per_s": frames / wall, "frames_per_cpu_s": frames / cpu, "device": str(encoder.device)}
 
 
-def end_to_end_child(model: str, video: Path, workers: int, skip: bool) -> None:
+def end_to_end_child(model: str, video: Path, workers: int, skip: bool, hardware: str) -> None:
     """Runs in a fresh process: index ``video`` into an empty library; print one JSON line."""
     import torch
 
@@ -125,7 +131,7 @@ def end_to_end_child(model: str, video: Path, workers: int, skip: bool) -> None:
     encoder = ClipEncoder.load(spec_of(model), device=None)
     lib_dir = OUT / f"lib-{os.getpid()}"
     shutil.rmtree(lib_dir, ignore_errors=True)
-    decode = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip)
+    decode = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip, hardware=hardware)
     lib = Library.open(lib_dir, config=LibraryConfig(decode=decode))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
@@ -159,6 +165,7 @@ def end_to_end_child(model: str, video: Path, workers: int, skip: bool) -> None:
                 "child_peak_rss_mb": result.report.child_peak_rss_kb / 1024,
                 "workers": result.report.workers,
                 "skipped": result.report.skipped,
+                "hardware": result.report.hardware or "software",
                 "device": str(encoder.device),
             }
         ),
@@ -213,9 +220,10 @@ def plain_loop(model: str, video: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(model: str, video: Path, workers: int, skip: bool) -> dict:
+def end_to_end(model: str, video: Path, workers: int, skip: bool, hardware: str) -> dict:
+    skipping = "on" if skip else "off"
     out = subprocess.run(
-        [sys.executable, __file__, "--e2e-child", model, str(video), str(workers), "on" if skip else "off"],
+        [sys.executable, __file__, "--e2e-child", model, str(video), str(workers), skipping, hardware],
         cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -223,6 +231,12 @@ def end_to_end(model: str, video: Path, workers: int, skip: bool) -> dict:
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def decoded_on(result: dict, asked: str) -> str:
+    """Where a run decoded, and what was asked when the device could not be used."""
+    got = result["hardware"]
+    return got if asked in ("auto", "none", got) else f"{got} ({asked} asked, not opened)"
 
 
 def main() -> None:
@@ -244,13 +258,20 @@ def main() -> None:
         default="on",
         help="let the decoder skip pictures nothing refers to (the default); 'both' runs each way, alternated",
     )
-    p.add_argument("--e2e-child", nargs=4, metavar=("MODEL", "VIDEO", "WORKERS", "SKIP"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--hardware",
+        nargs="+",
+        default=["auto"],
+        help="where to decode: auto (the GPU's decoder when the encoder is on CUDA), none (software), or an FFmpeg "
+        "device type such as cuda; several values run each",
+    )
+    p.add_argument("--e2e-child", nargs=5, metavar=("MODEL", "VIDEO", "WORKERS", "SKIP", "HW"), help=argparse.SUPPRESS)
     p.add_argument("--plain-child", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
     args = p.parse_args()
     sys.path.insert(0, str(ROOT))
     if args.e2e_child:
-        model, video, workers, skip = args.e2e_child
-        end_to_end_child(model, Path(video), int(workers), skip == "on")
+        model, video, workers, skip, hardware = args.e2e_child
+        end_to_end_child(model, Path(video), int(workers), skip == "on", hardware)
         return
     if args.plain_child:
         plain_loop_child(args.plain_child[0], Path(args.plain_child[1]))
@@ -269,12 +290,14 @@ def main() -> None:
     longest = max(videos)
     plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
     skips = {"on": [True], "off": [False], "both": [False, True]}[args.skip_non_reference]
+    ways = [(skip, hardware) for hardware in args.hardware for skip in skips]
 
     print("\n== decode only (children decode + resize; parent just receives) ==", flush=True)
-    for (workers, seconds), skip in [(run, skip) for run in plan for skip in skips]:
-        r = decode_only(videos[seconds], workers, skip)
+    for (workers, seconds), (skip, hardware) in [(run, way) for run in plan for way in ways]:
+        r = decode_only(videos[seconds], workers, skip, hardware)
         print(
-            f"{seconds:4d} s video, {r['workers']} worker(s), skipping {r['skipped']} pictures: "
+            f"{seconds:4d} s video, {r['workers']} worker(s), {decoded_on(r, hardware)}, "
+            f"skipping {r['skipped']} pictures: "
             f"{r['duration'] / r['wall_s']:6.1f} x real time, "
             f"{r['video_frames'] / r['wall_s']:5.0f} decoded fps, {r['grid_frames'] / r['wall_s']:5.1f} grid "
             f"frames/s; decoder CPU {r['child_cpu_s']:.0f} s ({r['duration'] / r['child_cpu_s']:.1f} x real time "
@@ -294,11 +317,12 @@ def main() -> None:
     print("\n== end to end (Library.add in a fresh process: hash, probe, decode, encode, store, index) ==", flush=True)
     for model in args.models:
         runs = plan if model == args.models[0] else [(args.workers[0], longest)]
-        for (workers, seconds), skip in [(run, skip) for run in runs for skip in skips]:
-            r = end_to_end(model, videos[seconds], workers, skip)
+        for (workers, seconds), (skip, hardware) in [(run, way) for run in runs for way in ways]:
+            r = end_to_end(model, videos[seconds], workers, skip, hardware)
             cpu = r["parent_cpu_s"] + r["child_cpu_s"]
             print(
-                f"{model}, {seconds:4d} s video, {r['workers']} worker(s), skipping {r['skipped']} pictures: "
+                f"{model}, {seconds:4d} s video, {r['workers']} worker(s), {decoded_on(r, hardware)} decoding, "
+                f"skipping {r['skipped']} pictures: "
                 f"{r['duration'] / r['wall_s']:5.1f} x real "
                 f"time ({r['wall_s']:.0f} s, of which encoding {r['encode_s']:.0f} s), "
                 f"{r['grid_frames'] / r['wall_s']:.1f} grid frames/s; CPU {cpu:.0f} s (idle-machine bound "
@@ -307,7 +331,7 @@ def main() -> None:
                 f"{r['child_peak_rss_mb']:.0f} MB",
                 flush=True,
             )
-            if args.plain and (workers, seconds) == (args.workers[0], longest) and skip == skips[-1]:
+            if args.plain and (workers, seconds) == (args.workers[0], longest) and (skip, hardware) == ways[-1]:
                 base = plain_loop(model, videos[seconds])
                 print(
                     f"  plain loop ({base['model']} float, PyAV every frame, open_clip preprocess, batch 32): "

@@ -55,6 +55,9 @@ class SegmentRequest:
     skip_non_reference: bool = False
     """Let the decoder skip H.264 / HEVC pictures that nothing is predicted from (``indexing.nal``): the pictures
     kept come out bit-identical, a bin may get one a few frames before the one on screen at its time."""
+    hardware: str | None = None
+    """An FFmpeg hardware device type to decode on ("cuda": the GPU's NVDEC), or None for software. A device
+    that cannot be opened, or that does not decode the codec, leaves the decoding to software."""
 
 
 @dataclass
@@ -77,6 +80,10 @@ class SegmentStats:
     """Bins that had to use a frame shown *after* their time (a seek that landed late); should be 0."""
     skipped: int = 0
     """Pictures inside the window that were skipped on purpose (counted in ``frames``: they are whole)."""
+    hardware: str = ""
+    """The hardware device type that decoded ("": software)."""
+    hardware_error: str = ""
+    """Why the requested hardware device was not used, when it could not be opened."""
     peak_rss_kb: int = 0
     cpu_s: float = 0.0
     """CPU seconds the child used (user + system): how much machine decoding costs, whatever the load."""
@@ -186,18 +193,22 @@ class PyAVBackend:
     back, and at last (None) the segment is decoded from the start of the file."""
 
     def decode_segment(self, request: SegmentRequest, emit: Emit, beat: Beat) -> SegmentStats:
-        import av
 
         start_s = float(request.times[0]) if len(request.times) else 0.0
         attempts = self.SEEK_BACK_OFFS_S if request.first_bin > 0 else (None,)
+        hardware_error = ""
         for back_off in attempts:
             stats = SegmentStats(backend=self.name)
-            with av.open(request.path, metadata_errors="ignore") as container:
+            container, hardware_error = _open(request, hardware_error)
+            with container:
                 stream = _pick_stream(container)
                 if back_off is not None:
                     target = request.start_time + max(0.0, start_s - back_off)
                     container.seek(int(target / stream.time_base), stream=stream, backward=True)
-                if self._decode(container, stream, request, emit, beat, stats, retry_late=back_off is not None):
+                done = self._decode(container, stream, request, emit, beat, stats, retry_late=back_off is not None)
+                stats.hardware = (request.hardware or "") if stream.codec_context.is_hwaccel else ""
+                stats.hardware_error = hardware_error
+                if done:
                     break
             logger.debug("seek for %.2f s landed late; backing off further", start_s)
         return _finish_stats(stats)
@@ -286,6 +297,22 @@ class PyAVBackend:
         if last_t is None:
             raise InvalidVideo(request.path, "no frame of it could be decoded")
         return True
+
+
+def _open(request: SegmentRequest, hardware_error: str):
+    """The container, opened for decoding on ``request.hardware`` when asked and the device opens (once it
+    failed, ``hardware_error`` says why and the next opening does not try again); else for software."""
+    import av
+
+    if request.hardware and not hardware_error:
+        from av.codec.hwaccel import HWAccel
+
+        try:
+            hwaccel = HWAccel(request.hardware, allow_software_fallback=True)
+            return av.open(request.path, metadata_errors="ignore", hwaccel=hwaccel), ""
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            hardware_error = f"{type(exc).__name__}: {exc}"
+    return av.open(request.path, metadata_errors="ignore"), hardware_error
 
 
 def _pick_stream(container):

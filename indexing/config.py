@@ -14,6 +14,8 @@ import numpy as np
 DEFAULT_BACKENDS = ("pyav", "decord")
 SKIP_MIN_FPS = 20.0
 SKIP_MIN_SPACING_FRAMES = 8.0
+HARDWARE_DEVICES = ("cuda", "vaapi", "qsv", "videotoolbox", "d3d11va", "d3d12va", "dxva2", "vulkan", "drm", "amf")
+"""FFmpeg's hardware device types a decoder may be asked for (which ones work depends on its build)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,26 @@ class DecodeConfig:
     pictures still decoded are bit-identical, so features do not change; a bin may take the picture a few frames
     before the one on screen at its time (at most 3 at 30 fps with camera-style B-frames: 0.1 s of a 0.53 s bin).
     Decoding a 1080p30 file with B-frames takes ~40 % less time (bench/README.md, indexing)."""
+    hardware: str = "auto"
+    """Where video is decoded: "auto" -- on the GPU's video decoder (NVDEC, "cuda") when the encoder runs on a
+    CUDA GPU, else in software; "none" -- always in software; or an FFmpeg device type (``HARDWARE_DEVICES``).
+    A device that cannot be opened, or does not decode the codec, leaves the decoding to software (logged)."""
     still_frame_diff: float = 0.0
     """A sampled frame whose 1/8-scale grey thumbnail differs from the last *encoded* frame's by less than this
     mean absolute difference (0-255 levels) reuses that frame's feature instead of being encoded: first-person
     video has long still stretches (``indexing.extract``). 0 = encode every frame."""
+
+    def __post_init__(self) -> None:
+        if self.hardware not in ("auto", "none", *HARDWARE_DEVICES):
+            raise ValueError(
+                f"decode hardware {self.hardware!r} is not one of: auto, none, {', '.join(HARDWARE_DEVICES)}"
+            )
+
+    def resolved_hardware(self, cuda: bool) -> str | None:
+        """The device type to decode on (None: software) when the encoder is (``cuda``) or is not on a GPU."""
+        if self.hardware == "auto":
+            return "cuda" if cuda else None
+        return None if self.hardware == "none" else self.hardware
 
     def skips_non_reference(self, fps: float, times: np.ndarray) -> bool:
         """Whether a video at ``fps`` sampled at ``times`` (seconds) may skip non-reference pictures."""

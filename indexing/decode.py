@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 WORKER_MODULE = "indexing.decode_worker"
 _POLL_S = 0.25
 _MAIN_SWAP_LOCK = threading.Lock()
+_UNOPENED_HARDWARE: set[str] = set()
+"""Hardware device types that could not be opened in this process: later videos decode in software at once."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class DecodeReport:
     late_start: int = 0
     skipped: int = 0
     """Pictures no other refers to, skipped on purpose (whole; counted in ``frames``)."""
+    hardware: str = ""
+    """The hardware device type that decoded ("": software)."""
     child_peak_rss_kb: int = 0
     child_cpu_s: float = 0.0
     seconds: float = 0.0
@@ -99,6 +103,7 @@ class DecodeReport:
             report.decode_errors += s.decode_errors
             report.late_start += s.late_start
             report.skipped += s.skipped
+            report.hardware = report.hardware or s.hardware
             report.damage_detectable &= s.damage_detectable
             report.child_peak_rss_kb = max(report.child_peak_rss_kb, s.peak_rss_kb)
             report.child_cpu_s += s.cpu_s
@@ -369,6 +374,7 @@ class GridDecoder:
         *,
         batch_frames: int | None = None,
         times: np.ndarray | None = None,
+        hardware: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.info = info
@@ -376,6 +382,9 @@ class GridDecoder:
         self.short_side = int(short_side)
         self.config = config or DecodeConfig()
         self.batch_frames = batch_frames or self.config.resolved_batch_frames(cuda=False)
+        self.hardware = hardware if hardware is not None else self.config.resolved_hardware(cuda=False)
+        if self.hardware in _UNOPENED_HARDWARE:
+            self.hardware = None
         self.report: DecodeReport | None = None
         self.times = self.grid.sample_times() if times is None else np.asarray(times, dtype=np.float64)
         """The video seconds to take frames at; batch ``start`` indices count these. By default the grid's bin
@@ -410,6 +419,7 @@ class GridDecoder:
                 width=self.info.width,
                 height=self.info.height,
                 skip_non_reference=skip,
+                hardware=self.hardware,
             )
             for (s, e), window in zip(bounds, windows_for(times, bounds))
         ]
@@ -437,6 +447,15 @@ class GridDecoder:
                 child.stop()
         report = DecodeReport.combine(backend, [stats[i] for i in range(len(requests))])
         report.seconds = time.monotonic() - started
+        unopened = next((s.hardware_error for s in stats.values() if s.hardware_error), "")
+        if unopened and self.hardware is not None:
+            _UNOPENED_HARDWARE.add(self.hardware)
+            logger.warning(
+                "%s: decoded in software, %s could not be opened (%s); so will the next videos",
+                self.path.name,
+                self.hardware,
+                unopened,
+            )
         assess_damage(self.path, self.info, report, self.config.damage)
         self.report = report
 

@@ -98,8 +98,15 @@ def extract_features(
     started = time.monotonic()
     encode_s = 0.0
     still = StillFrames(config.still_frame_diff) if config.still_frame_diff > 0 else None
+    cuda = _on_cuda(encoder)
     decoder = GridDecoder(
-        path, info, grid, encoder.short_side(), config, batch_frames=config.resolved_batch_frames(_on_cuda(encoder))
+        path,
+        info,
+        grid,
+        encoder.short_side(),
+        config,
+        batch_frames=config.resolved_batch_frames(cuda),
+        hardware=config.resolved_hardware(cuda),
     )
     if progress:
         progress(0, n)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from media import media_dir, truncated_copy, write_video  # noqa: F401
 
+import indexing.decode as decode_module
 from indexing.backends import PyAVBackend, SegmentRequest
 from indexing.config import DecodeConfig
 from indexing.decode import decode_frames
@@ -171,3 +172,35 @@ def test_a_packet_mixing_reference_and_other_slices_stops_skipping(media_dir, mo
     assert 0 < stats.skipped < 10 and stats.frames == 240
     late = int(np.searchsorted(times, 10 / FPS)) + 1  # bins after the mixed packet's picture
     np.testing.assert_array_equal(np.concatenate(got)[late:], plain[late:])
+
+
+# ------------------------------------------------------------------------------------------ hardware decoding
+def test_hardware_decoding_that_cannot_open_its_device_decodes_in_software(media_dir, caplog, monkeypatch):
+    """Asked for NVDEC on a machine without one, a video still decodes -- in software, the same pictures, said
+    once: the next videos of the process do not try again. (Where a GPU opens, the pictures must match
+    software's: H.264 decoding is exact, only the colour conversion of the downloaded frames may differ.)"""
+    monkeypatch.setattr(decode_module, "_UNOPENED_HARDWARE", set())
+    path = _camera_like(media_dir, "walk-30fps-hardware.mp4", seconds=4.0)
+    info = probe(path)
+    grid = info.grid(1.875)
+    software, soft_report = decode_frames(path, info, grid, 48, DecodeConfig(hardware="none"))
+    with caplog.at_level("WARNING", logger="indexing.decode"):
+        frames, report = decode_frames(path, info, grid, 48, DecodeConfig(hardware="cuda"))
+    assert report.frames == soft_report.frames and report.damaged == 0 and soft_report.hardware == ""
+    if report.hardware == "cuda":
+        assert np.abs(frames.astype(int) - software).max() <= 3
+        return
+    np.testing.assert_array_equal(frames, software)
+    assert caplog.text.count("decoded in software, cuda could not be opened") == 1
+    again, _ = decode_frames(path, info, grid, 48, DecodeConfig(hardware="cuda"))
+    np.testing.assert_array_equal(again, software)
+    assert caplog.text.count("could not be opened") == 1
+
+
+def test_decoding_hardware_follows_the_encoder_unless_set():
+    assert DecodeConfig().resolved_hardware(cuda=True) == "cuda"
+    assert DecodeConfig().resolved_hardware(cuda=False) is None
+    assert DecodeConfig(hardware="none").resolved_hardware(cuda=True) is None
+    assert DecodeConfig(hardware="vaapi").resolved_hardware(cuda=False) == "vaapi"
+    with pytest.raises(ValueError, match="not one of: auto, none, cuda"):
+        DecodeConfig(hardware="nvidia")

@@ -82,3 +82,20 @@ def test_a_segment_index_searches_on_the_gpu_and_finds_what_the_cpu_finds():
     one_cpu = index.search(queries[:1], 10)[1]
     one_gpu = index.search(queries[:1], 10, use_gpu=True)[1]
     assert np.mean(one_cpu == one_gpu) > 0.9
+
+
+def test_video_decodes_on_the_gpus_video_decoder(tmp_path):
+    """NVDEC through FFmpeg (PyAV's build has CUDA devices): the same pictures as software decoding."""
+    from media import write_video
+
+    from indexing.config import DecodeConfig
+    from indexing.decode import decode_frames
+    from indexing.probe import probe
+
+    path = write_video(tmp_path / "walk.mp4", seconds=4.0, fps=30.0, width=640, height=360, seed=7)
+    info = probe(path)
+    grid = info.grid(1.875)
+    software, _ = decode_frames(path, info, grid, 224, DecodeConfig(hardware="none"))
+    frames, report = decode_frames(path, info, grid, 224, DecodeConfig(hardware="cuda"))
+    assert report.hardware == "cuda" and report.damaged == 0
+    assert np.abs(frames.astype(int) - software).max() <= 3
