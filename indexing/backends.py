@@ -220,11 +220,7 @@ class PyAVBackend:
         stream.thread_type = "AUTO"
         if request.threads:
             stream.codec_context.thread_count = request.threads
-        nal = None
-        if request.skip_non_reference:
-            nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
-            if nal is not None:
-                stream.codec_context.skip_frame = "NONREF"
+        skipping = _Skipping(stream, request) if request.skip_non_reference else None
         tb = stream.time_base
         sized: dict[tuple[int, int], tuple[int, int]] = {}
 
@@ -245,22 +241,10 @@ class PyAVBackend:
         for packet in container.demux(stream):
             if packet.size and packet.pts is not None:
                 pt = float(packet.pts * tb) - t0
-                if lo - EPS <= pt < hi - EPS:
-                    stats.packets += 1
-                kinds = nal.slice_kinds(memoryview(packet)) if nal is not None else None
-                if kinds == {False}:
-                    # whole, and never decoded: shown for the damage accounting, never sampled
-                    if lo - EPS <= pt < hi - EPS:
-                        stats.frames += 1
-                        stats.skipped += 1
-                    shown_until = pt + (float(packet.duration * tb) if packet.duration else frame_s)
-                    stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
-                elif kinds is not None and len(kinds) > 1:  # e.g. a reference field beside a non-reference one
-                    logger.info(
-                        "%s mixes reference and other pictures in one packet: decoding every picture", request.path
-                    )
-                    stream.codec_context.skip_frame = "DEFAULT"
-                    nal = None
+                in_window = lo - EPS <= pt < hi - EPS
+                stats.packets += in_window
+                if skipping is not None:
+                    skipping.account(packet, pt, in_window, frame_s, stats)
             try:
                 frames = packet.decode()
             except (av.FFmpegError, ValueError) as exc:
@@ -297,6 +281,31 @@ class PyAVBackend:
         if last_t is None:
             raise InvalidVideo(request.path, "no frame of it could be decoded")
         return True
+
+
+class _Skipping:
+    """Lets the decoder skip the pictures nothing refers to, and counts each one skipped as a whole picture
+    shown (for the damage accounting), read from its packet's NAL headers (:mod:`indexing.nal`)."""
+
+    def __init__(self, stream, request: SegmentRequest) -> None:
+        self.stream, self.path = stream, request.path
+        self.nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
+        if self.nal is not None:
+            stream.codec_context.skip_frame = "NONREF"
+
+    def account(self, packet, pt: float, in_window: bool, frame_s: float, stats: SegmentStats) -> None:
+        if self.nal is None:
+            return
+        kinds = self.nal.slice_kinds(memoryview(packet))
+        if kinds == {False}:  # whole, and never decoded: shown for the damage accounting, never sampled
+            stats.frames += in_window
+            stats.skipped += in_window
+            shown_until = pt + (float(packet.duration * packet.time_base) if packet.duration else frame_s)
+            stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
+        elif len(kinds) > 1:  # e.g. an interlaced frame of a reference field and a non-reference one
+            logger.info("%s mixes reference and other pictures in one packet: decoding every picture", self.path)
+            self.stream.codec_context.skip_frame = "DEFAULT"
+            self.nal = None
 
 
 def _open(request: SegmentRequest, hardware_error: str):
