@@ -193,7 +193,6 @@ class PyAVBackend:
     back, and at last (None) the segment is decoded from the start of the file."""
 
     def decode_segment(self, request: SegmentRequest, emit: Emit, beat: Beat) -> SegmentStats:
-
         start_s = float(request.times[0]) if len(request.times) else 0.0
         attempts = self.SEEK_BACK_OFFS_S if request.first_bin > 0 else (None,)
         hardware_error = ""

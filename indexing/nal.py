@@ -9,8 +9,11 @@ what this module reads, from a byte or two per packet, without decoding anything
 
 The rule is FFmpeg's own: an H.264 picture is skipped when its slices' ``nal_ref_idc`` is 0; an HEVC picture
 when its slices are of a sub-layer non-reference type (TRAIL_N, TSA_N, STSA_N, RADL_N, RASL_N, RSV_VCL_N10/12/14:
-the even types below 16). Packets come length-prefixed (MP4/MOV/MKV: the prefix size is in the codec's
-``avcC`` / ``hvcC`` extradata) or with Annex B start codes (MPEG-TS, raw streams).
+the even types below 16). Such an HEVC picture may still be referred to by pictures of a *higher* temporal
+sub-layer, so HEVC is skipped only where its ``hvcC`` says the stream has one temporal layer (x265's default
+and most cameras'); an HEVC stream without ``hvcC`` (MPEG-TS) is decoded whole. Packets come length-prefixed
+(MP4/MOV/MKV: the prefix size is in the codec's ``avcC`` / ``hvcC`` extradata) or, for H.264, with Annex B start
+codes (MPEG-TS, raw streams).
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ class NalReader:
 
     @classmethod
     def for_stream(cls, codec: str, extradata: bytes | None) -> NalReader | None:
-        """The reader for a stream, or None when its codec's pictures cannot be told apart here."""
+        """The reader for a stream, or None when its non-reference pictures cannot be told apart here."""
         if codec not in SKIPPABLE_CODECS:
+            return None
+        if codec == "hevc" and not _one_temporal_layer(extradata):
             return None
         return cls(codec, _length_size(codec, extradata))
 
@@ -79,6 +84,14 @@ class NalReader:
                 return
             yield pos + size
             pos += size + length
+
+
+def _one_temporal_layer(extradata: bytes | None) -> bool:
+    """Whether an HEVC stream's ``hvcC`` declares exactly one temporal layer (``numTemporalLayers``, 0 meaning
+    unknown)."""
+    if not extradata or extradata[0] != 1 or len(extradata) < 23:
+        return False
+    return (extradata[21] >> 3) & 0x7 == 1
 
 
 def _length_size(codec: str, extradata: bytes | None) -> int | None:

@@ -38,7 +38,7 @@ def _packets_and_skipped_decode(path) -> tuple[int, int, int]:
     return len(packets), non_reference, decoded
 
 
-@pytest.mark.parametrize("name", ["b-frames.mp4", "b-frames.ts", "b-frames-hevc.mkv", "b-frames-hevc.ts"])
+@pytest.mark.parametrize("name", ["b-frames.mp4", "b-frames.ts", "b-frames-hevc.mkv", "b-frames-hevc.mp4"])
 def test_non_reference_pictures_are_the_ones_ffmpeg_skips(media_dir, name):
     """Length-prefixed (MP4, MKV) and start-code (MPEG-TS) packets, H.264 and HEVC: the packets read as
     non-reference are exactly the pictures FFmpeg's decoder leaves out."""
@@ -130,6 +130,13 @@ def test_every_slice_of_a_packet_is_read():
     assert reader.slice_kinds(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x01\x88") == set()  # Annex B bytes, misread
     annex_b = NalReader("h264", None)
     assert annex_b.slice_kinds(b"\x00\x00\x00\x01\x09\xf0\x00\x00\x01\x01\x88\x00\x00\x01\x01\x88") == {False}
+    one_layer, two_layers = bytearray(23), bytearray(23)
+    one_layer[0] = two_layers[0] = 1
+    one_layer[21], two_layers[21] = 0b00001_011, 0b00010_011  # numTemporalLayers 1 / 2, 4-byte prefixes
+    assert NalReader.for_stream("hevc", bytes(one_layer)) == NalReader("hevc", 4)
+    # a non-reference picture of a lower sub-layer may still be referred to from a higher one: decoded whole
+    assert NalReader.for_stream("hevc", bytes(two_layers)) is None
+    assert NalReader.for_stream("hevc", b"\x00\x00\x00\x01\x40\x01") is None  # no hvcC (MPEG-TS)
     hevc = NalReader("hevc", 4)
     assert hevc.slice_kinds(packet(0x40, 0x02)) == {True}  # a parameter set (ignored), then TRAIL_R
     assert hevc.slice_kinds(packet(0x00)) == {False}  # TRAIL_N
