@@ -2,6 +2,7 @@
 
     python bench/bench_index_variants.py --reuse-still 8          # still frames reuse a feature
     python bench/bench_index_variants.py --quantize openvino      # the image tower on another runtime
+    python bench/bench_index_variants.py --skip-at-fps 30         # skipped non-reference pictures, at 30 fps
 
 Two shortcuts make indexing faster and may move answers. ``DecodeConfig.still_frame_diff`` (``index
 --reuse-still LEVELS``) lets a sampled frame whose 1/8-scale grey thumbnail differs from the last encoded frame's
@@ -13,6 +14,11 @@ world's held-out videos are indexed again that way, in a library of their own, a
 by zero-shot and by the world's trained checkpoint on both libraries: R@1@0.3 / R@5@0.3 per world and pooled,
 frames reused, the features' cosine to the float tower's, index wall time. A quantised library has another
 encoder key, so a checkpoint trained on float features is refused there (said in the table).
+
+``--skip-at-fps FPS`` measures ``DecodeConfig.skip_non_reference``, which only acts at 20 fps and more: the
+worlds are rendered at 8 fps, so each report world is rendered again at FPS (the same plans, events and
+questions; x264 with B-frames, as cameras write), and its held-out videos are indexed twice with the world's
+encoder -- every picture decoded ("off") and the non-reference ones skipped ("on") -- and answered on both.
 """
 
 from __future__ import annotations
@@ -35,17 +41,16 @@ from bench.checkpoint_copies import copy_checkpoint  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 
 
-def reindexed(base, work: Path, levels: float, quantize: str, videos: list[Path]):
-    """A library of ``videos`` indexed with the base library's encoder, still-frame reuse at ``levels`` (0: off)
-    and its image tower on ``quantize``'s runtime ("": torch float)."""
+def reindexed(base, work: Path, levels: float, quantize: str, videos: list[Path], skip: bool = True):
+    """A library of ``videos`` indexed with the base library's encoder, still-frame reuse at ``levels`` (0: off),
+    its image tower on ``quantize``'s runtime ("": torch float) and non-reference pictures skipped or not."""
     from app.service import EgoRecall
     from app.settings import Settings
     from models.clip_encoder import EncoderSpec
 
     settings = base.library.settings
-    indexing = replace(
-        base.settings.indexing, decode=replace(base.settings.indexing.decode, still_frame_diff=float(levels))
-    )
+    decode = replace(base.settings.indexing.decode, still_frame_diff=float(levels), skip_non_reference=skip)
+    indexing = replace(base.settings.indexing, decode=decode)
     service = EgoRecall(
         Settings(library=work, indexing=indexing),
         encoder_spec=EncoderSpec(settings.encoder_model, settings.encoder_pretrained, quantize),
@@ -55,6 +60,28 @@ def reindexed(base, work: Path, levels: float, quantize: str, videos: list[Path]
     for result in service.index([v for v in videos if v.stem not in have]):
         assert result.ok, result.error
     return service, time.monotonic() - started
+
+
+def rendered_at(world: Path, fps: float, out: Path) -> Path:
+    """The world at ``world`` rendered again at ``fps`` into ``out`` (once): same seed, plans and questions."""
+    import json
+
+    from training.synthworld.generate import generate_world
+    from training.synthworld.plan import SynthConfig
+
+    if not (out / "world.json").is_file():
+        config = json.loads((world / "world.json").read_text())["config"]
+        generate_world(out, SynthConfig(**{**config, "fps": float(fps)}), overwrite=True)
+    again = [(q["clip_uid"], q["video_start_sec"], q["video_end_sec"]) for q in _queries(out)]
+    if again != [(q["clip_uid"], q["video_start_sec"], q["video_end_sec"]) for q in _queries(world)]:
+        raise SystemExit(f"{out}: the world rendered at {fps:g} fps asks other questions than {world}")
+    return out
+
+
+def _queries(world: Path) -> list[dict]:
+    import json
+
+    return [q for v in json.loads((world / "world.json").read_text())["videos"] for q in v["queries"]]
 
 
 def repeated_rows(service) -> int:
@@ -97,12 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reuse-still", "--levels", dest="levels", type=float, default=0.0, metavar="LEVELS")
     ap.add_argument("--quantize", choices=("", "int8", "openvino"), default="")
+    ap.add_argument("--skip-at-fps", type=float, default=0.0, metavar="FPS")
     ap.add_argument("--work", type=Path, default=Path(__file__).resolve().parent / "out" / "generalization")
     args = ap.parse_args(argv)
-    if not args.levels and not args.quantize:
-        ap.error("name a variant: --reuse-still LEVELS and/or --quantize int8|openvino")
+    if not args.levels and not args.quantize and not args.skip_at_fps:
+        ap.error("name a variant: --reuse-still LEVELS, --quantize int8|openvino or --skip-at-fps FPS")
     variant = " + ".join(
-        v for v in (f"still reuse at {args.levels:g} levels" if args.levels else "", args.quantize) if v
+        v
+        for v in (
+            f"still reuse at {args.levels:g} levels" if args.levels else "",
+            args.quantize,
+            f"non-reference pictures skipped, rendered at {args.skip_at_fps:g} fps" if args.skip_at_fps else "",
+        )
+        if v
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -116,17 +150,25 @@ def main(argv: list[str] | None = None) -> int:
         root = args.work / f"{style}-{seed}" / "library"
         if not (root / "library.sqlite").exists():
             raise SystemExit(f"{root} is missing: run bench/bench_generalization.py first")
-        base = EgoRecall(Settings(library=root))
+        base = origin = EgoRecall(Settings(library=root))
         world = root / "demo" / "world"
         dataset = load_nlq(world / "nlq_val.json")
         queries = dataset.evaluation_queries()
         names = {clip.video_uid for clip in dataset.clips.values()}
         videos = [v for v in sorted((world / "videos").glob("*.mp4")) if v.stem in names]
         folder = "still-" + f"{args.levels:g}" + (f"-{args.quantize}" if args.quantize else "")
-        still, index_s = reindexed(base, args.work / f"{style}-{seed}" / folder, args.levels, args.quantize, videos)
+        here = args.work / f"{style}-{seed}"
+        if args.skip_at_fps:  # both sides at the new frame rate: every picture decoded, then skipping
+            fast = rendered_at(world, args.skip_at_fps, here / f"world-{args.skip_at_fps:g}fps")
+            videos = [fast / "videos" / v.name for v in videos]
+            folder += f"-{args.skip_at_fps:g}fps"
+            base, _ = reindexed(base, here / (folder + "-whole"), args.levels, args.quantize, videos, skip=False)
+        still, index_s = reindexed(base, here / folder, args.levels, args.quantize, videos)
         cosines.append(feature_cosines(base, still))
-        checkpoint = next(c.name for c in sorted(base.settings.checkpoints_dir.iterdir()) if c.name.endswith("-final"))
-        copy_checkpoint(base.settings.checkpoints_dir / checkpoint, still.settings.checkpoints_dir / checkpoint)
+        trained = origin.settings.checkpoints_dir
+        checkpoint = next(c.name for c in sorted(trained.iterdir()) if c.name.endswith("-final"))
+        for copy in (base, still):  # copy_checkpoint leaves the original where it is
+            copy_checkpoint(trained / checkpoint, copy.settings.checkpoints_dir / checkpoint)
         reused = repeated_rows(still), sum(v.num_rows for v in still.videos())
         for label, service in (("off", base), ("on", still)):
             source = LibraryClipFeatures(service.library)
