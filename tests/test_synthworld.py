@@ -332,6 +332,22 @@ def test_same_seed_same_annotations_different_seed_different(tmp_path, world):
     )
 
 
+def test_the_same_world_at_another_frame_rate_asks_the_same_questions(tmp_path, world):
+    """What ``bench_index_variants --skip-at-fps`` relies on: the plans, events, questions and their answers are
+    in seconds, so rendering at 30 fps changes the pictures' rate and nothing else."""
+    out, _, _ = world
+    fast = tmp_path / "fast"
+    generate_world(fast, **{**SMALL, "fps": 30.0})
+
+    def seconds(world_dir: Path) -> list:
+        videos = load(world_dir, "world.json")["videos"]
+        return [(v["video_uid"], v["duration"], v["events"], v["queries"]) for v in videos]
+
+    assert seconds(fast) == seconds(out)
+    with av.open(str(fast / "videos" / f"{load(fast, 'world.json')['videos'][0]['video_uid']}.mp4")) as container:
+        assert float(container.streams.video[0].average_rate) == 30.0
+
+
 def test_scripts_differ_between_seeds_and_videos():
     a = plan_video(DEFAULT_HOUSE, np.random.SeedSequence([1, 0]), 60.0)
     b = plan_video(DEFAULT_HOUSE, np.random.SeedSequence([1, 1]), 60.0)
