@@ -41,13 +41,18 @@ def spec_of(name: str):
     return EncoderSpec(model, "none", quantize)
 
 
-def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0) -> Path:
-    """The cached test recording; another ``seed`` gives other bytes (a corpus of distinct videos)."""
+PHONE_OPTIONS = {"bf": "0", "g": str(FPS), "x264-params": "scenecut=0"}
+"""How phones encode: I- and P-pictures only, an IDR picture every second."""
+
+
+def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0, phone: bool = False) -> Path:
+    """The cached test recording (B-frames, as x264 and many cameras write; ``phone``: I/P pictures only, an IDR
+    picture a second); another ``seed`` gives other bytes (a corpus of distinct videos)."""
     import numpy as np
 
     from indexing.mp4_writer import VideoWriter
 
-    path = OUT / f"synthetic_{height}p_{seconds}s{f'_seed{seed}' if seed else ''}.mp4"
+    path = OUT / f"synthetic_{height}p_{seconds}s{f'_seed{seed}' if seed else ''}{'_phone' if phone else ''}.mp4"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,10 @@ def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0
     texture = np.repeat(np.repeat(small, 16, axis=0), 16, axis=1)  # 2 x width wide, blocky
     tmp = path.with_suffix(".tmp.mp4")
     started = time.monotonic()
-    with VideoWriter(tmp, FPS, width, height, codec="libx264", preset="superfast", crf=23) as writer:
+    options = PHONE_OPTIONS if phone else None
+    with VideoWriter(
+        tmp, FPS, width, height, codec="libx264", preset="superfast", crf=23, codec_options=options
+    ) as writer:
         for i in range(seconds * FPS):
             x = (i * 6) % width
             frame = texture[:, x : x + width].copy()
@@ -72,8 +80,16 @@ def make_video(seconds: int, width: int = 1280, height: int = 720, seed: int = 0
     return path
 
 
-def decode_only(video: Path, workers: int, skip: bool, hardware: str, short_side: int = 224) -> dict:
+def decode_config(workers: int, skip: tuple[bool, bool], hardware: str):
+    """The benchmark's decoding: ``skip`` = (non-reference pictures, GOP tails) left undecoded or not."""
     from indexing.config import DecodeConfig
+
+    return DecodeConfig(
+        workers=workers, min_segment_s=60, skip_non_reference=skip[0], skip_gop_tails=skip[1], hardware=hardware
+    )
+
+
+def decode_only(video: Path, workers: int, skip: tuple[bool, bool], hardware: str, short_side: int = 224) -> dict:
     from indexing.decode import GridDecoder
     from indexing.probe import probe
 
@@ -81,7 +97,7 @@ def decode_only(video: Path, workers: int, skip: bool, hardware: str, short_side
     grid = info.grid(RATE_HZ)
     import torch
 
-    config = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip, hardware=hardware)
+    config = decode_config(workers, skip, hardware)
     # as indexing does: "auto" decodes on the GPU's decoder when the encoder would run on one
     decoder = GridDecoder(
         video, info, grid, short_side, config, hardware=config.resolved_hardware(torch.cuda.is_available())
@@ -119,11 +135,11 @@ def encode_only(model: str, frames: int = 256, short_side: int = 224) -> dict:
     return {"frames_per_s": frames / wall, "frames_per_cpu_s": frames / cpu, "device": str(encoder.device)}
 
 
-def end_to_end_child(model: str, video: Path, workers: int, skip: bool, hardware: str) -> None:
+def end_to_end_child(model: str, video: Path, workers: int, skip: tuple[bool, bool], hardware: str) -> None:
     """Runs in a fresh process: index ``video`` into an empty library; print one JSON line."""
     import torch
 
-    from indexing.config import DecodeConfig, LibraryConfig
+    from indexing.config import LibraryConfig
     from indexing.library import Library
     from models.clip_encoder import ClipEncoder
 
@@ -131,7 +147,7 @@ def end_to_end_child(model: str, video: Path, workers: int, skip: bool, hardware
     encoder = ClipEncoder.load(spec_of(model), device=None)
     lib_dir = OUT / f"lib-{os.getpid()}"
     shutil.rmtree(lib_dir, ignore_errors=True)
-    decode = DecodeConfig(workers=workers, min_segment_s=60, skip_non_reference=skip, hardware=hardware)
+    decode = decode_config(workers, skip, hardware)
     lib = Library.open(lib_dir, config=LibraryConfig(decode=decode))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
@@ -220,8 +236,8 @@ def plain_loop(model: str, video: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(model: str, video: Path, workers: int, skip: bool, hardware: str) -> dict:
-    skipping = "on" if skip else "off"
+def end_to_end(model: str, video: Path, workers: int, skip: tuple[bool, bool], hardware: str) -> dict:
+    skipping = ":".join("on" if s else "off" for s in skip)
     out = subprocess.run(
         [sys.executable, __file__, "--e2e-child", model, str(video), str(workers), skipping, hardware],
         cwd=ROOT,
@@ -251,6 +267,18 @@ def main() -> None:
         help="decoder processes to compare (the first is used for every run, the others on the longest video only)",
     )
     p.add_argument("--height", type=int, default=720, choices=(720, 1080), help="the test recording's height")
+    p.add_argument(
+        "--encoding",
+        choices=("camera", "phone"),
+        default="camera",
+        help="camera: x264 with B-frames; phone: I/P pictures only, an IDR picture a second",
+    )
+    p.add_argument(
+        "--skip-gop-tails",
+        choices=("on", "off", "both"),
+        default="on",
+        help="leave undecoded the pictures after a GOP's last sampled one (streams without B-frames)",
+    )
     p.add_argument("--plain", action="store_true", help="also time the hand-written baseline loop per model")
     p.add_argument(
         "--skip-non-reference",
@@ -271,7 +299,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     if args.e2e_child:
         model, video, workers, skip, hardware = args.e2e_child
-        end_to_end_child(model, Path(video), int(workers), skip == "on", hardware)
+        nonref, tails = (s == "on" for s in skip.split(":"))
+        end_to_end_child(model, Path(video), int(workers), (nonref, tails), hardware)
         return
     if args.plain_child:
         plain_loop_child(args.plain_child[0], Path(args.plain_child[1]))
@@ -286,10 +315,12 @@ def main() -> None:
         flush=True,
     )
     width = args.height * 16 // 9
-    videos = {s: make_video(s, width=width, height=args.height) for s in sorted(args.lengths)}
+    phone = args.encoding == "phone"
+    videos = {s: make_video(s, width=width, height=args.height, phone=phone) for s in sorted(args.lengths)}
     longest = max(videos)
     plan = [(args.workers[0], s) for s in videos] + [(w, longest) for w in args.workers[1:]]
-    skips = {"on": [True], "off": [False], "both": [False, True]}[args.skip_non_reference]
+    choice = {"on": [True], "off": [False], "both": [False, True]}
+    skips = [(n, t) for n in choice[args.skip_non_reference] for t in choice[args.skip_gop_tails]]
     ways = [(skip, hardware) for hardware in args.hardware for skip in skips]
 
     print("\n== decode only (children decode + resize; parent just receives) ==", flush=True)

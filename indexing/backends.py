@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from indexing.errors import InvalidVideo
+from indexing.gop_tails import GopTails
 from indexing.nal import NalReader
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class SegmentRequest:
     skip_non_reference: bool = False
     """Let the decoder skip H.264 / HEVC pictures that nothing is predicted from (``indexing.nal``): the pictures
     kept come out bit-identical, a bin may get one a few frames before the one on screen at its time."""
+    skip_gop_tails: bool = False
+    """Do not decode, in streams without B-frames, the pictures after a GOP's last sampled one
+    (``indexing.gop_tails``): every bin's picture stays bit-identical."""
     hardware: str | None = None
     """An FFmpeg hardware device type to decode on ("cuda": the GPU's NVDEC), or None for software. A device
     that cannot be opened, or that does not decode the codec, leaves the decoding to software."""
@@ -221,6 +225,7 @@ class PyAVBackend:
             stream.codec_context.thread_count = request.threads
         skipping = _Skipping(stream, request) if request.skip_non_reference else None
         tb = stream.time_base
+        packets = _gop_tails(container.demux(stream), stream, request)
         sized: dict[tuple[int, int], tuple[int, int]] = {}
 
         def convert(frame) -> np.ndarray:
@@ -237,11 +242,14 @@ class PyAVBackend:
         frame_s = 1.0 / request.fps if request.fps > 0 else 1.0 / 30
         last_t = None
         first_frame = True
-        for packet in container.demux(stream):
+        for packet, wanted in packets:
             if packet.size and packet.pts is not None:
                 pt = float(packet.pts * tb) - t0
                 in_window = lo - EPS <= pt < hi - EPS
                 stats.packets += in_window
+                if not wanted:  # a GOP's tail that no sampled picture needs
+                    _count_skipped(stats, packet, pt, in_window, frame_s)
+                    continue
                 if skipping is not None:
                     skipping.account(packet, pt, in_window, frame_s, stats)
             try:
@@ -296,15 +304,33 @@ class _Skipping:
         if self.nal is None:
             return
         kinds = self.nal.slice_kinds(memoryview(packet))
-        if kinds == {False}:  # whole, and never decoded: shown for the damage accounting, never sampled
-            stats.frames += in_window
-            stats.skipped += in_window
-            shown_until = pt + (float(packet.duration * packet.time_base) if packet.duration else frame_s)
-            stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
+        if kinds == {False}:
+            _count_skipped(stats, packet, pt, in_window, frame_s)
         elif len(kinds) > 1:  # e.g. an interlaced frame of a reference field and a non-reference one
             logger.info("%s mixes reference and other pictures in one packet: decoding every picture", self.path)
             self.stream.codec_context.skip_frame = "DEFAULT"
             self.nal = None
+
+
+def _count_skipped(stats: SegmentStats, packet, pt: float, in_window: bool, frame_s: float) -> None:
+    """A picture whole and never decoded: shown, for the damage accounting, and never sampled."""
+    stats.frames += in_window
+    stats.skipped += in_window
+    shown_until = pt + (float(packet.duration * packet.time_base) if packet.duration else frame_s)
+    stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
+
+
+def _gop_tails(demuxed, stream, request: SegmentRequest):
+    """``(packet, decode?)`` pairs: GOP tails left out where :mod:`indexing.gop_tails` applies."""
+    nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
+    if not request.skip_gop_tails or nal is None or stream.codec_context.has_b_frames:
+        return ((packet, True) for packet in demuxed)
+    tb, t0 = stream.time_base, request.start_time
+
+    def time_of(packet) -> float | None:
+        return None if packet.pts is None else float(packet.pts * tb) - t0
+
+    return GopTails(nal, request.times, time_of).packets(demuxed)
 
 
 def _open(request: SegmentRequest, hardware_error: str):

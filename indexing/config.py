@@ -75,6 +75,9 @@ class DecodeConfig:
     pictures still decoded are bit-identical, so features do not change; a bin may take the picture a few frames
     before the one on screen at its time (at most 3 at 30 fps with camera-style B-frames: 0.1 s of a 0.53 s bin).
     Decoding a 1080p30 file with B-frames takes ~40 % less time (bench/README.md, indexing)."""
+    skip_gop_tails: bool = True
+    """In recordings without B-frames (most phones), do not decode the pictures after a GOP's last sampled one
+    (``indexing.gop_tails``): no sampled picture needs them, so every bin stays bit-identical."""
     hardware: str = "auto"
     """Where video is decoded: "auto" -- on the GPU's video decoder (NVDEC, "cuda") when the encoder runs on a
     CUDA GPU, else in software; "none" -- always in software; or an FFmpeg device type (``HARDWARE_DEVICES``).

@@ -419,6 +419,7 @@ class GridDecoder:
                 width=self.info.width,
                 height=self.info.height,
                 skip_non_reference=skip,
+                skip_gop_tails=self.config.skip_gop_tails,
                 hardware=self.hardware,
             )
             for (s, e), window in zip(bounds, windows_for(times, bounds))

@@ -35,9 +35,11 @@ class VideoWriter:
         gop: int | None = None,
         threads: int = 0,
         metadata: dict[str, str] | None = None,
+        codec_options: dict[str, str] | None = None,
     ) -> None:
         """``metadata``: container tags, e.g. ``{"creation_time": "2026-12-03T07:14:00Z"}`` as cameras write
-        it (a QuickTime key such as ``com.apple.quicktime.creationdate`` is written as such)."""
+        it (a QuickTime key such as ``com.apple.quicktime.creationdate`` is written as such). ``codec_options``:
+        more encoder options for x264 / x265, e.g. ``{"bf": "0"}`` for no B-frames, as phones record."""
         self.path = Path(path)
         self.fps = float(fps)
         # yuv420p needs even sides; odd requests are rounded down so callers need not care.
@@ -65,9 +67,14 @@ class VideoWriter:
         if gop:
             self._stream.codec_context.gop_size = gop
         if codec == "libx264":
-            self._stream.options = {"crf": str(crf), "preset": preset}
+            self._stream.options = {"crf": str(crf), "preset": preset, **(codec_options or {})}
         elif codec == "libx265":
-            self._stream.options = {"crf": str(crf), "preset": preset, "x265-params": "log-level=error"}
+            self._stream.options = {
+                "crf": str(crf),
+                "preset": preset,
+                "x265-params": "log-level=error",
+                **(codec_options or {}),
+            }
         if rotation:
             # A display matrix is how phones record orientation; decoders must honour it.
             self._stream.set_display_rotation(rotation)

@@ -24,6 +24,8 @@ SKIPPABLE_CODECS = ("h264", "hevc")
 _H264_SLICE_TYPES = range(1, 6)  # coded slice (1-4: partitions included) and IDR slice (5)
 _HEVC_VCL_TYPES = range(0, 32)
 _HEVC_NON_REFERENCE = frozenset({0, 2, 4, 6, 8, 10, 12, 14})
+_H264_IDR = (5,)
+_HEVC_IDR = (19, 20)  # IDR_W_RADL, IDR_N_LP (not CRA: its leading pictures may refer to the GOP before)
 _START_CODE = b"\x00\x00\x01"
 
 
@@ -65,6 +67,17 @@ class NalReader:
             elif ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES:
                 kinds.add(((header >> 1) & 0x3F) not in _HEVC_NON_REFERENCE)
         return kinds
+
+    def is_idr(self, data: bytes | memoryview) -> bool:
+        """True when the packet holds an IDR picture: nothing after it refers to anything before it."""
+        view = memoryview(data)
+        for start in self._nal_starts(view):
+            if start >= len(view):
+                break
+            kind = view[start] & 0x1F if self.codec == "h264" else (view[start] >> 1) & 0x3F
+            if kind in (_H264_IDR if self.codec == "h264" else _HEVC_IDR):
+                return True
+        return False
 
     def _nal_starts(self, data: memoryview):
         """Offsets of each NAL unit's first header byte."""

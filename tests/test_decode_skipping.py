@@ -140,6 +140,8 @@ def test_every_slice_of_a_packet_is_read():
     hevc = NalReader("hevc", 4)
     assert hevc.slice_kinds(packet(0x40, 0x02)) == {True}  # a parameter set (ignored), then TRAIL_R
     assert hevc.slice_kinds(packet(0x00)) == {False}  # TRAIL_N
+    assert reader.is_idr(packet(sei, 0x65)) and not reader.is_idr(packet(0x41, 0x01))
+    assert hevc.is_idr(packet(0x40, 0x26)) and not hevc.is_idr(packet(0x2A))  # IDR_W_RADL yes, CRA no
     assert NalReader.for_stream("vp9", b"") is None
 
 
