@@ -26,7 +26,9 @@ from indexing.nal import NalReader
 
 LOOKAHEAD_PACKETS = 600
 """A GOP longer than this (20 s at 30 fps: screen recordings, some action cameras' long GOPs) is decoded whole
-from there on, so read-ahead memory stays bounded (600 packets of 1080p: ~30 MB)."""
+from there on, so read-ahead memory stays bounded (600 packets of 1080p: ~30 MB) ..."""
+LOOKAHEAD_BYTES = 64 * 2**20
+"""... and so is a GOP of more bytes than this (4K at a high bit rate)."""
 EPS = 1e-6
 
 
@@ -43,6 +45,7 @@ class GopTails:
     def packets(self, demuxed: Iterable) -> Iterator[tuple[Any, bool]]:
         """``(packet, decode)`` in demux order; ``decode`` False for a GOP tail nothing sampled needs."""
         gop: list = []
+        held = 0
         for packet in demuxed:
             t = self.time_of(packet) if packet.size else None
             if self.active and t is not None:
@@ -51,19 +54,20 @@ class GopTails:
                 self._last_pts = t
             if not self.active or t is None:
                 yield from ((p, True) for p in gop)
-                gop = []
+                gop, held = [], 0
                 yield packet, True
                 continue
             if gop and self.nal.is_idr(memoryview(packet)):
                 yield from self._decide(gop, t)
-                gop = []
+                gop, held = [], 0
             elif not gop and not self.nal.is_idr(memoryview(packet)):
                 yield packet, True  # before the first IDR picture: no GOP to read ahead in
                 continue
             gop.append(packet)
-            if len(gop) > LOOKAHEAD_PACKETS:
+            held += packet.size
+            if len(gop) > LOOKAHEAD_PACKETS or held > LOOKAHEAD_BYTES:
                 yield from ((p, True) for p in gop)
-                gop = []
+                gop, held = [], 0
         yield from ((p, True) for p in gop)  # the last GOP: decoded whole
 
     def _decide(self, gop: list, next_start: float) -> Iterator[tuple[Any, bool]]:
