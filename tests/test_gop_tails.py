@@ -94,3 +94,13 @@ def test_what_a_gop_keeps_up_to_its_last_sampled_picture():
 def test_a_gop_longer_than_the_look_ahead_is_decoded():
     stream = [(t / 30, t == 0) for t in range(LOOKAHEAD_PACKETS + 10)] + [(100.0, True), (100.1, False)]
     assert all(_decided(stream, [0.1]))
+
+
+def test_a_gop_of_more_bytes_than_the_look_ahead_holds_is_decoded(monkeypatch):
+    import indexing.gop_tails as gop_tails
+
+    monkeypatch.setattr(gop_tails, "LOOKAHEAD_BYTES", 4 * len(_Packet.of(0.0, True)))
+    stream = [(t / 4, t % 8 == 0) for t in range(16)]
+    assert all(_decided(stream, [0.3]))
+    monkeypatch.undo()
+    assert not all(_decided(stream, [0.3]))  # the same GOPs, read ahead, leave their tails out
