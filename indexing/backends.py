@@ -241,7 +241,7 @@ class PyAVBackend:
         t0 = request.start_time
         frame_s = 1.0 / request.fps if request.fps > 0 else 1.0 / 30
         last_t = None
-        first_frame = True
+        first_frame, ended = True, False
         for packet, wanted in packets:
             if packet.size and packet.pts is not None:
                 pt = float(packet.pts * tb) - t0
@@ -249,11 +249,13 @@ class PyAVBackend:
                 stats.packets += in_window
                 if not wanted:  # a GOP's tail that no sampled picture needs
                     _count_skipped(stats, packet, pt, in_window, frame_s)
-                    continue
-                if skipping is not None:
+                    if pt < hi - EPS:
+                        continue
+                    ended = True  # past the segment: what the decoder still holds comes out, then it stops
+                elif skipping is not None:
                     skipping.account(packet, pt, in_window, frame_s, stats)
             try:
-                frames = packet.decode()
+                frames = _flush(stream) if ended else packet.decode()
             except (av.FFmpegError, ValueError) as exc:
                 stats.decode_errors += 1
                 stats.note_damage(float(packet.pts * tb) - t0 if packet.pts is not None else (last_t or 0.0))
@@ -283,6 +285,8 @@ class PyAVBackend:
                     stats.late_start = sampler.late_start
                     return True
             beat()
+            if ended:
+                break
         sampler.finish()
         stats.late_start = sampler.late_start
         if last_t is None:
@@ -310,6 +314,15 @@ class _Skipping:
             logger.info("%s mixes reference and other pictures in one packet: decoding every picture", self.path)
             self.stream.codec_context.skip_frame = "DEFAULT"
             self.nal = None
+
+
+def _flush(stream) -> list:
+    """The frames a decoder still holds (frame threading keeps a few in flight), with their time base."""
+    import av
+
+    packet = av.Packet()
+    packet.stream, packet.time_base = stream, stream.time_base
+    return packet.decode()
 
 
 def _count_skipped(stats: SegmentStats, packet, pt: float, in_window: bool, frame_s: float) -> None:

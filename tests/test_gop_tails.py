@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from media import media_dir, pattern_frame, truncated_copy  # noqa: F401
 
+from indexing.backends import PyAVBackend, SegmentRequest
 from indexing.config import DecodeConfig
 from indexing.decode import decode_frames
 from indexing.errors import DamagedVideo
@@ -47,6 +48,34 @@ def test_bins_are_bit_identical_with_gop_tails_left_undecoded(media_dir):
     many, many_report = decode_frames(path, info, grid, 48, DecodeConfig(workers=3, min_segment_s=1.0))
     np.testing.assert_array_equal(many, whole)
     assert many_report.frames == 240 and many_report.damaged == 0
+
+
+def test_a_segment_stops_reading_at_its_end(media_dir):
+    """A segment's last GOPs are tails nothing of it needs: it stops there instead of reading to the file's end."""
+    path = _phone_like(media_dir / "phone-segment.mp4")
+    info = probe(path)
+    times = info.grid(1.875).sample_times()
+    half = len(times) // 2
+    request = SegmentRequest(
+        path=str(path),
+        times=times[:half],
+        first_bin=0,
+        start_time=info.start_time,
+        window=(-np.inf, float(times[half])),
+        short_side=32,
+        rotation=0,
+        batch_frames=8,
+        width=info.width,
+        height=info.height,
+        fps=info.fps,
+        skip_non_reference=True,
+        skip_gop_tails=True,
+    )
+    got = []
+    stats = PyAVBackend().decode_segment(request, lambda b, f: got.append(f), lambda: None)
+    whole, _ = decode_frames(path, info, info.grid(1.875), 32)
+    np.testing.assert_array_equal(np.concatenate(got), whole[:half])
+    assert stats.end_s is not None and stats.end_s < float(times[half]) + 1.0 < info.duration - 2.0
 
 
 def test_a_truncated_phone_recording_is_still_refused(media_dir):
