@@ -18,13 +18,15 @@ from indexing.gop_tails import LOOKAHEAD_PACKETS, GopTails
 from indexing.nal import NalReader
 from indexing.probe import probe
 
+X264_PHONE = {"bf": "0", "x264-params": "scenecut=0"}
 
-def _phone_like(path, seconds: float = 8.0, fps: int = 30, gop: int = 15):
+
+def _phone_like(path, seconds: float = 8.0, fps: int = 30, gop: int = 15, codec: str = "libx264", options=None):
     """I- and P-pictures only, an IDR picture every ``gop`` frames, as phones record."""
     with av.open(str(path), "w", options={"movflags": "+faststart"}) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
-        stream.options = {"bf": "0", "g": str(gop), "preset": "veryfast", "x264-params": "scenecut=0"}
+        stream.options = {"g": str(gop), "preset": "veryfast", **(X264_PHONE if options is None else options)}
         for i in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(pattern_frame(i, 160, 96, fps, seed=4), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
@@ -48,6 +50,21 @@ def test_bins_are_bit_identical_with_gop_tails_left_undecoded(media_dir):
     many, many_report = decode_frames(path, info, grid, 48, DecodeConfig(workers=3, min_segment_s=1.0))
     np.testing.assert_array_equal(many, whole)
     assert many_report.frames == 240 and many_report.damaged == 0
+
+
+@pytest.mark.parametrize("gop_kind, skips", [("open-gop=0", True), ("open-gop=1", False)])
+def test_hevc_without_b_frames(media_dir, gop_kind, skips):
+    """x265 without B-frames: closed GOPs start at IDR pictures and their tails are left out; open GOPs start at
+    CRA pictures, whose leading pictures may refer to the GOP before, so nothing is left out. Bins identical."""
+    options = {"x265-params": f"log-level=error:bframes=0:keyint=15:{gop_kind}"}
+    path = _phone_like(media_dir / f"phone-hevc-{gop_kind}.mp4", codec="libx265", options=options)
+    info = probe(path)
+    grid = info.grid(1.875)
+    whole, _ = decode_frames(path, info, grid, 48, DecodeConfig(skip_gop_tails=False))
+    for workers in (1, 3):
+        tails, report = decode_frames(path, info, grid, 48, DecodeConfig(workers=workers, min_segment_s=1.0))
+        np.testing.assert_array_equal(tails, whole)
+        assert (report.skipped > 0) == skips and report.frames == 240 and report.damaged == 0
 
 
 def test_a_segment_stops_reading_at_its_end(media_dir):
