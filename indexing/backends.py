@@ -223,9 +223,10 @@ class PyAVBackend:
         stream.thread_type = "AUTO"
         if request.threads:
             stream.codec_context.thread_count = request.threads
-        skipping = _Skipping(stream, request) if request.skip_non_reference else None
+        nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
+        skipping = _Skipping(stream, request.path, nal) if request.skip_non_reference and nal is not None else None
         tb = stream.time_base
-        packets = _gop_tails(container.demux(stream), stream, request)
+        packets = _gop_tails(container.demux(stream), stream, request, nal)
         sized: dict[tuple[int, int], tuple[int, int]] = {}
 
         def convert(frame) -> np.ndarray:
@@ -298,11 +299,10 @@ class _Skipping:
     """Lets the decoder skip the pictures nothing refers to, and counts each one skipped as a whole picture
     shown (for the damage accounting), read from its packet's NAL headers (:mod:`indexing.nal`)."""
 
-    def __init__(self, stream, request: SegmentRequest) -> None:
-        self.stream, self.path = stream, request.path
-        self.nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
-        if self.nal is not None:
-            stream.codec_context.skip_frame = "NONREF"
+    def __init__(self, stream, path: str, nal: NalReader) -> None:
+        self.stream, self.path = stream, path
+        self.nal: NalReader | None = nal
+        stream.codec_context.skip_frame = "NONREF"
 
     def account(self, packet, pt: float, in_window: bool, frame_s: float, stats: SegmentStats) -> None:
         if self.nal is None:
@@ -333,9 +333,8 @@ def _count_skipped(stats: SegmentStats, packet, pt: float, in_window: bool, fram
     stats.end_s = shown_until if stats.end_s is None else max(stats.end_s, shown_until)
 
 
-def _gop_tails(demuxed, stream, request: SegmentRequest):
+def _gop_tails(demuxed, stream, request: SegmentRequest, nal: NalReader | None):
     """``(packet, decode?)`` pairs: GOP tails left out where :mod:`indexing.gop_tails` applies."""
-    nal = NalReader.for_stream(stream.codec_context.name, stream.codec_context.extradata)
     if not request.skip_gop_tails or nal is None or stream.codec_context.has_b_frames:
         return ((packet, True) for packet in demuxed)
     tb, t0 = stream.time_base, request.start_time

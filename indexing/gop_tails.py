@@ -73,8 +73,10 @@ class GopTails:
     def _decide(self, gop: list, next_start: float) -> Iterator[tuple[Any, bool]]:
         start = self.time_of(gop[0])
         assert start is not None  # only timed packets are read ahead
-        inside = self.times[(self.times >= start - EPS) & (self.times < next_start - EPS)]
-        last = float(inside[-1]) if len(inside) else -np.inf
+        before_next = int(np.searchsorted(self.times, next_start - EPS, side="left"))  # sample times are sorted
+        last = float(self.times[before_next - 1]) if before_next else -np.inf
+        if last < start - EPS:  # no sample inside this GOP
+            last = -np.inf
         for packet in gop:
             t = self.time_of(packet)
             yield packet, t is not None and t <= last + EPS

@@ -55,29 +55,27 @@ class NalReader:
         """Whether each slice of the packet is a reference (True) or not (False): ``{True, False}`` is a packet
         whose pictures differ, such as an interlaced frame of a reference field and a non-reference one -- the
         decoder would skip half of it, so the caller stops skipping."""
-        kinds = set()
-        view = memoryview(data)
-        for start in self._nal_starts(view):
-            if start >= len(view):
-                break
-            header = view[start]
-            if self.codec == "h264":
-                if (header & 0x1F) in _H264_SLICE_TYPES:
-                    kinds.add((header >> 5) & 0x3 != 0)
-            elif ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES:
-                kinds.add(((header >> 1) & 0x3F) not in _HEVC_NON_REFERENCE)
-        return kinds
+        if self.codec == "h264":
+            return {(header >> 5) & 0x3 != 0 for _, header in self._slices(data)}
+        return {kind not in _HEVC_NON_REFERENCE for kind, _ in self._slices(data)}
 
     def is_idr(self, data: bytes | memoryview) -> bool:
         """True when the packet holds an IDR picture: nothing after it refers to anything before it."""
+        idr = _H264_IDR if self.codec == "h264" else _HEVC_IDR
+        return any(kind in idr for kind, _ in self._slices(data))
+
+    def _slices(self, data: bytes | memoryview):
+        """``(NAL unit type, first header byte)`` of each slice NAL unit of the packet."""
         view = memoryview(data)
         for start in self._nal_starts(view):
             if start >= len(view):
-                break
-            kind = view[start] & 0x1F if self.codec == "h264" else (view[start] >> 1) & 0x3F
-            if kind in (_H264_IDR if self.codec == "h264" else _HEVC_IDR):
-                return True
-        return False
+                return
+            header = view[start]
+            if self.codec == "h264":
+                if (header & 0x1F) in _H264_SLICE_TYPES:
+                    yield header & 0x1F, header
+            elif ((header >> 1) & 0x3F) in _HEVC_VCL_TYPES:
+                yield (header >> 1) & 0x3F, header
 
     def _nal_starts(self, data: memoryview):
         """Offsets of each NAL unit's first header byte."""
