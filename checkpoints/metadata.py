@@ -12,7 +12,7 @@ Schema (format version 1)::
       "feature_encoder": {"key": "ViT-B-16/openai", "dim": 512, "rate_hz": 1.875},
       "aux_feature_encoder": null | {"key", "dim", "rate_hz"},
       "text_encoder": {"model": "ViT-B-16", "pretrained": "openai", "key": "ViT-B-16/openai", "dim": 512,
-                       "token_features": "open_clip-text-tokens"},
+                       "token_features": "open_clip-text-tokens", "reading": "question"},
       "stage": "nlq-finetune", "data": {...free-form summary...}, "metrics": {"R@1@0.3": 0.12, ...},
       "created": "2026-11-22T07:00:00+00:00", "egorecall_version": "0.1.0", "notes": "",
       "weights_sha256": "..."
@@ -36,6 +36,7 @@ from checkpoints.errors import (
     UnsupportedCheckpointFormat,
     WrongCheckpointKind,
 )
+from models.text_readings import PLAIN_READING, TEXT_READINGS
 from models.text_tokens import TextEncoderSpec
 
 logger = logging.getLogger(__name__)
@@ -89,9 +90,12 @@ class TextEncoderInfo:
     key: str
     dim: int
     token_features: str = CLIP_TOKEN_FEATURES
+    reading: str = PLAIN_READING
+    """How its texts were read before encoding (``models.text_tokens.TEXT_READINGS``); checkpoints made before
+    readings existed name none and were trained on the plain one."""
 
     def validate(self) -> None:
-        for name in ("model", "pretrained", "key", "token_features"):
+        for name in ("model", "pretrained", "key", "token_features", "reading"):
             value = getattr(self, name)
             _need(isinstance(value, str) and bool(value), f"text_encoder.{name} must be a non-empty string")
         _need(_positive_int(self.dim), f"text_encoder.dim must be a positive integer, got {self.dim!r}")
@@ -108,7 +112,12 @@ def text_encoder_spec(info: TextEncoderInfo) -> TextEncoderSpec:
             f"this checkpoint reads '{info.token_features}' query features, which this EgoRecall cannot make "
             f"(known: {', '.join(sorted(TOKEN_FEATURE_KINDS))})"
         )
-    return TextEncoderSpec(kind=kind, model=info.model, pretrained=info.pretrained)
+    if info.reading not in TEXT_READINGS:
+        raise IncompatibleCheckpoint(
+            f"this checkpoint reads its questions the '{info.reading}' way, which this EgoRecall cannot "
+            f"(known: {', '.join(sorted(TEXT_READINGS))}); a newer EgoRecall made it"
+        )
+    return TextEncoderSpec(kind=kind, model=info.model, pretrained=info.pretrained, reading=info.reading)
 
 
 def utc_now() -> str:

@@ -2,9 +2,9 @@
 
 A localizer is trained on the token features of one particular frozen encoder and is useless with any other,
 so the encoder is described by a small, JSON-able :class:`TextEncoderSpec` that checkpoints record, and both
-training and answering build it through :func:`load_text_encoder`. Every text passes through
-:func:`models.text_normalize.normalize_text` *inside* the encoder, so narrations at training time and questions
-at query time can never be cleaned differently.
+training and answering build it through :func:`load_text_encoder`. Every text passes through the spec's
+*reading* (:mod:`models.text_readings`) *inside* the encoder, so narrations at training time and questions at query
+time can never be read differently.
 
 Two kinds are registered: ``open_clip`` (the default: the text tower of the same CLIP that indexed the video)
 and ``hf`` (a BERT-family model from a local folder through ``transformers``, as in the VSLNet references).
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from models.clip_encoder import ClipEncoder, EncoderSpec, EncoderUnavailable
-from models.text_normalize import normalize_text
+from models.text_readings import DEFAULT_READING, PLAIN_READING, reading_key, text_reading
 
 logger = logging.getLogger(__name__)
 
@@ -35,17 +35,20 @@ class TextEncoderSpec:
     """open_clip architecture name, or for ``hf`` the local folder holding a transformers model."""
     pretrained: str = "openai"
     """open_clip weights (tag, file or ``none``); unused for ``hf``."""
+    reading: str = DEFAULT_READING
+    """How texts are read before encoding (:data:`models.text_readings.TEXT_READINGS`)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TextEncoderSpec:
-        return cls(**{k: data[k] for k in ("kind", "model", "pretrained") if k in data})
+        values = {k: data[k] for k in ("kind", "model", "pretrained", "reading") if k in data}
+        return cls(**{"reading": PLAIN_READING, **values})
 
     @classmethod
-    def from_clip(cls, spec: EncoderSpec) -> TextEncoderSpec:
-        return cls(kind="open_clip", model=spec.model, pretrained=spec.pretrained)
+    def from_clip(cls, spec: EncoderSpec, reading: str = DEFAULT_READING) -> TextEncoderSpec:
+        return cls(kind="open_clip", model=spec.model, pretrained=spec.pretrained, reading=reading)
 
 
 class TokenEncoder(Protocol):
@@ -53,8 +56,11 @@ class TokenEncoder(Protocol):
     key: str
     dim: int
 
+    def read(self, text: str) -> str:
+        """``text`` as this encoder reads it (its spec's reading): what it encodes, and what caches key on."""
+
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(features float32 [N, T, dim], mask bool [N, T]) for normalised ``texts``."""
+        """(features float32 [N, T, dim], mask bool [N, T]) for ``texts``, each read first."""
 
 
 _KINDS: dict[str, Callable[[TextEncoderSpec, torch.device], TokenEncoder]] = {}
@@ -78,12 +84,13 @@ class OpenClipTokens:
 
     def __init__(self, spec: TextEncoderSpec, device: torch.device, encoder: ClipEncoder | None = None) -> None:
         self.spec = spec
+        self.read = text_reading(spec.reading)
         self.encoder = encoder or ClipEncoder.load(EncoderSpec(spec.model, spec.pretrained), device=device)
-        self.key = f"open_clip:{self.encoder.key}"
+        self.key = reading_key(f"open_clip:{self.encoder.key}", spec.reading)
         self.dim = self.encoder.dim
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        return self.encoder.encode_text_tokens([normalize_text(t) for t in texts])
+        return self.encoder.encode_text_tokens([self.read(t) for t in texts])
 
 
 @register_text_encoder("hf")
@@ -93,6 +100,7 @@ class HuggingFaceTokens:
     def __init__(self, spec: TextEncoderSpec, device: torch.device) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        self.read = text_reading(spec.reading)
         path = Path(spec.model).expanduser()
         if not (path / "config.json").is_file():
             raise EncoderUnavailable(
@@ -108,13 +116,13 @@ class HuggingFaceTokens:
         self.model.requires_grad_(False)
         self.device = device
         self.spec = spec
-        self.key = f"hf:{path.name}"
+        self.key = reading_key(f"hf:{path.name}", spec.reading)
         self.dim = int(self.model.config.hidden_size)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         batch = self.tokenizer(
-            [normalize_text(t) for t in texts], padding=True, truncation=True, max_length=64, return_tensors="pt"
+            [self.read(t) for t in texts], padding=True, truncation=True, max_length=64, return_tensors="pt"
         ).to(self.device)
         out = self.model(**batch).last_hidden_state
         return out.float().cpu().numpy(), batch["attention_mask"].bool().cpu().numpy()

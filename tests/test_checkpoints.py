@@ -111,6 +111,25 @@ def test_meta_json_follows_the_documented_schema(tmp_path):
     assert meta["text_encoder"]["token_features"] == "open_clip-text-tokens"
 
 
+def test_a_checkpoint_names_how_its_questions_are_read(tmp_path):
+    """Checkpoints made before text readings name none and were trained on plain text: they are asked in it;
+    one that names a reading this EgoRecall does not know is refused with the reason."""
+    from checkpoints import text_encoder_spec
+
+    path = save_checkpoint(tmp_path, tiny("vslnet"), metadata())
+    meta_file = path / "meta.json"
+    doc = json.loads(meta_file.read_text())
+    assert doc["text_encoder"]["reading"] == "plain"
+    del doc["text_encoder"]["reading"]  # as written before readings existed
+    meta_file.write_text(json.dumps(doc))
+    _, meta = load_checkpoint(path)
+    assert text_encoder_spec(meta.text_encoder).reading == "plain"
+    question = TextEncoderInfo("egorecall-tiny", "none", "k+question", QUERY_DIM, reading="question")
+    assert text_encoder_spec(question).reading == "question"
+    with pytest.raises(IncompatibleCheckpoint, match="reads its questions the 'shouting' way"):
+        text_encoder_spec(TextEncoderInfo("egorecall-tiny", "none", "k", QUERY_DIM, reading="shouting"))
+
+
 def test_names_are_never_reused_and_nothing_is_overwritten(tmp_path):
     model = tiny("vslnet")
     first = save_checkpoint(tmp_path, model, metadata(), name="mine")

@@ -75,6 +75,7 @@ def test_unknown_key_in_a_file_names_file_and_key(tmp_path):
         ("data.jitter_factor=0.5", "jitter_factor"),
         ("data.speed_range=[1.4, 0.7]", "speed_range"),
         ("data.speed_probability=2", "speed_probability"),
+        ("text.reading=shouting", "text.reading must be one of plain, question"),
     ],
 )
 def test_bad_values_are_refused(override, needle):

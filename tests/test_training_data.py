@@ -36,7 +36,7 @@ class CountingEncoder:
     """Wraps a token encoder and counts the texts it was asked to encode."""
 
     def __init__(self, inner):
-        self.inner, self.key, self.dim, self.calls = inner, inner.key, inner.dim, []
+        self.inner, self.key, self.dim, self.read, self.calls = inner, inner.key, inner.dim, inner.read, []
 
     def encode(self, texts):
         self.calls.extend(texts)
@@ -269,7 +269,7 @@ def test_disk_cache_is_reused_without_an_encoder(encoder, tmp_path):
     first = TextFeatureCache.for_encoder(counting, cache_dir=tmp_path)
     first.ensure(["where is the red ball", "where is the blue cup"])
     (tmp_path / "junk").mkdir()  # unrelated files are ignored
-    second = TextFeatureCache(None, encoder.key, encoder.dim, cache_dir=tmp_path)
+    second = TextFeatureCache(None, encoder.key, encoder.dim, cache_dir=tmp_path, read=encoder.read)
     assert len(second) == 2
     np.testing.assert_array_equal(
         np.asarray(second.get("where is the blue cup")), np.asarray(first.get("where is the blue cup"))

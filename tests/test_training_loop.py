@@ -136,7 +136,7 @@ def test_a_run_logs_evaluates_and_publishes_usable_checkpoints(task, tmp_path):
     assert meta.data["config"]["optim"]["steps"] == 12 and meta.data["best_step"] == result.best["step"]
     assert model.video_norm is not None and float(model.video_norm.mean.abs().mean()) > 0.5  # fitted statistics
     spec = text_spec_from_metadata(meta)
-    assert spec == TextEncoderSpec(**TINY_TEXT)
+    assert spec == TextEncoderSpec(**TINY_TEXT) and spec.reading == meta.text_encoder.reading == "plain"
     val = load_nlq(task["val"])
     clip = val.clips["clip-06"]
     cf = DirectoryClipFeatures(task["features"]).get(clip)
@@ -174,7 +174,8 @@ def test_resume_requires_a_snapshot(task, tmp_path):
 
 
 def test_stage_two_starts_from_the_stage_one_checkpoint(task, tmp_path):
-    first = run(config(task, tmp_path, name="stage1"))
+    # stage 1 reads its texts as the question grammar does; stage 2, which names no reading, keeps it
+    first = run(config(task, tmp_path, name="stage1", **{"text.reading": "question"}))
     second = run(
         config(
             task,
@@ -188,6 +189,7 @@ def test_stage_two_starts_from_the_stage_one_checkpoint(task, tmp_path):
     _, meta = load_checkpoint(second.checkpoints["final"])
     assert meta.stage == "finetune" and meta.data["narration_queries"] == 0 and meta.data["nlq_queries"] == 24
     assert meta.data["init_from"]["checkpoint"] == "stage1-best" and meta.data["init_from"]["stage"] == "joint"
+    assert meta.text_encoder.reading == "question" and meta.text_encoder.key.endswith("+question")
     start = load_file(str(first.checkpoints["best"] / "model.safetensors"))
     end = final_weights(second)
     assert start.keys() == end.keys()

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkpoints.metadata import CLIP_TOKEN_FEATURES, CheckpointMetadata, TextEncoderInfo
+from checkpoints.metadata import (
+    CLIP_TOKEN_FEATURES,
+    HF_TOKEN_FEATURES,
+    CheckpointMetadata,
+    TextEncoderInfo,
+    text_encoder_spec,
+)
 from models.inference import InferenceConfig
 from models.text_tokens import TextEncoderSpec, TokenEncoder
 from models.windows import LengthPrior
 
-HF_TOKEN_FEATURES = "hf-last-hidden-state"
-"""Token features of a local transformers (BERT-family) model: ``last_hidden_state`` per token."""
-
 TOKEN_FEATURES_BY_KIND = {"open_clip": CLIP_TOKEN_FEATURES, "hf": HF_TOKEN_FEATURES}
-KIND_BY_TOKEN_FEATURES = {v: k for k, v in TOKEN_FEATURES_BY_KIND.items()}
 
 
 def text_encoder_info(spec: TextEncoderSpec, encoder: TokenEncoder) -> TextEncoderInfo:
@@ -28,14 +30,14 @@ def text_encoder_info(spec: TextEncoderSpec, encoder: TokenEncoder) -> TextEncod
         key=encoder.key,
         dim=int(encoder.dim),
         token_features=TOKEN_FEATURES_BY_KIND.get(spec.kind, spec.kind),
+        reading=spec.reading,
     )
 
 
 def text_spec_from_metadata(meta: CheckpointMetadata) -> TextEncoderSpec:
-    """The text encoder a checkpoint's questions must be encoded with."""
-    te = meta.text_encoder
-    kind = KIND_BY_TOKEN_FEATURES.get(te.token_features, "open_clip")
-    return TextEncoderSpec(kind=kind, model=te.model, pretrained=te.pretrained if kind == "open_clip" else "-")
+    """The text encoder a checkpoint's questions must be encoded with (its reading included); the same
+    spec answering builds (:func:`checkpoints.text_encoder_spec`), so a stage-2 run reads as stage 1 did."""
+    return text_encoder_spec(meta.text_encoder)
 
 
 def inference_settings(meta: CheckpointMetadata) -> dict[str, Any]:

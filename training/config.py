@@ -27,6 +27,7 @@ from typing import Any
 
 from models.config_files import ConfigError, apply_values, plain
 from models.config_files import configure as _configure
+from models.text_readings import TEXT_READINGS
 from models.windows import LENGTH_PRIOR_WEIGHT
 
 STAGES = ("joint", "finetune", "nlq")
@@ -110,6 +111,9 @@ class TextSection:
     model: str | None = None
     """open_clip architecture, or for ``hf`` a local transformers folder (e.g. bert-base-uncased)."""
     pretrained: str | None = None
+    reading: str | None = None
+    """How texts are read before encoding (``models.text_tokens.TEXT_READINGS``: ``question`` reads them as the
+    question grammar does, ``plain`` only cleans them); None = the default reading, or the init checkpoint's."""
     cache_dir: str | None = None
     """Keep token features on disk here (one folder per encoder key) so NaQ's many narrations are encoded
     once across runs; None = memory only."""
@@ -259,6 +263,8 @@ class TrainConfig:
             need(0.0 <= value <= 1.0, f"data.{name} must lie in [0, 1], not {value}")
         need(d.num_workers >= 0, "data.num_workers cannot be negative")
         need(self.text.batch_size >= 1, "text.batch_size must be positive")
+        readings = ", ".join(sorted(TEXT_READINGS))
+        need(self.text.reading in (None, *TEXT_READINGS), f"text.reading must be one of {readings}")
         need(o.lr > 0 and math.isfinite(o.lr), f"optim.lr must be a positive number, not {o.lr}")
         need(o.weight_decay >= 0, "optim.weight_decay cannot be negative")
         need(0.0 <= o.warmup_fraction < 1.0, "optim.warmup_fraction must lie in [0, 1)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,22 +57,26 @@ def source_rate(source: ClipFeatureSource) -> float:
 def resolve_text_spec(
     config: TrainConfig, source: ClipFeatureSource, init_meta: CheckpointMetadata | None
 ) -> TextEncoderSpec:
-    """Explicit text settings, else the stage-1 checkpoint's encoder, else the library's CLIP text tower."""
+    """Explicit text settings, else the stage-1 checkpoint's encoder, else the library's CLIP text tower; read
+    as ``text.reading`` says, else as the stage-1 checkpoint was, else in the default reading."""
     t = config.text
+    base = TextEncoderSpec()
+    init_spec = text_spec_from_metadata(init_meta) if init_meta is not None else None
+    reading = t.reading or (init_spec.reading if init_spec is not None else base.reading)
     if t.kind or t.model:
-        base = TextEncoderSpec()
         return TextEncoderSpec(
             kind=t.kind or "open_clip",
             model=t.model or base.model,
             pretrained=t.pretrained or (base.pretrained if (t.kind or "open_clip") == "open_clip" else "-"),
+            reading=reading,
         )
-    if init_meta is not None:
-        return text_spec_from_metadata(init_meta)
+    if init_spec is not None:
+        return replace(init_spec, reading=reading)
     if isinstance(source, LibraryClipFeatures):
-        spec = source.library.encoder_spec
-        if spec is not None:
-            return TextEncoderSpec.from_clip(spec)
-    return TextEncoderSpec()
+        library_spec = source.library.encoder_spec
+        if library_spec is not None:
+            return TextEncoderSpec.from_clip(library_spec, reading)
+    return replace(base, reading=reading)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

@@ -2,8 +2,8 @@
 
 Training reads the same texts every epoch, and NaQ brings hundreds of thousands of narrations, so features are
 computed once, kept in memory as float16 (trimmed to each text's real tokens), and optionally written to a
-disk cache that later runs with the same encoder reuse. Texts are keyed by their normalised form
-(:func:`models.text_normalize.normalize_text`, the form the encoder itself sees), so "Where did I put the
+disk cache that later runs with the same encoder reuse. Texts are keyed by the form the encoder itself reads
+(``TokenEncoder.read``: its reading, :data:`models.text_tokens.TEXT_READINGS`), so "Where did I put the
 keys?" and "where did i put the keys" are one entry.
 
 Disk layout, one folder per encoder key: ``shard-00000.npy`` (float16 ``[sum of token counts, D]``, loaded
@@ -41,7 +41,8 @@ class TextFeatureCache:
     """Token features per text: ``get(text) -> float16 [T, D]`` after :meth:`ensure` has seen the text.
 
     ``encoder`` may be None when every text is already cached on disk (e.g. ranks other than 0 under
-    distributed training, after rank 0 filled the cache).
+    distributed training, after rank 0 filled the cache); ``read`` is then how that encoder reads a text
+    (default: its own ``read``, else the plain reading).
     """
 
     def __init__(
@@ -51,8 +52,10 @@ class TextFeatureCache:
         dim: int,
         cache_dir: str | os.PathLike | None = None,
         batch_size: int = 256,
+        read: Callable[[str], str] | None = None,
     ) -> None:
         self.encoder = encoder
+        self.read: Callable[[str], str] = read or (encoder.read if encoder is not None else normalize_text)
         self.key = key
         self.dim = int(dim)
         self.batch_size = batch_size
@@ -67,19 +70,15 @@ class TextFeatureCache:
         return cls(encoder, encoder.key, encoder.dim, cache_dir, batch_size)
 
     # ------------------------------------------------------------------ lookup
-    @staticmethod
-    def normalise(text: str) -> str:
-        return normalize_text(text)
-
     def __contains__(self, text: str) -> bool:
-        return normalize_text(text) in self._features
+        return self.read(text) in self._features
 
     def __len__(self) -> int:
         return len(self._features)
 
     def get(self, text: str) -> np.ndarray:
         try:
-            return self._features[normalize_text(text)]
+            return self._features[self.read(text)]
         except KeyError:
             raise KeyError(f"no token features for {text!r}; call ensure() with it first") from None
 
@@ -88,7 +87,7 @@ class TextFeatureCache:
         seen: set[str] = set()
         out = []
         for t in texts:
-            n = normalize_text(t)
+            n = self.read(t)
             if n not in self._features and n not in seen:
                 seen.add(n)
                 out.append(n)
