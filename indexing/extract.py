@@ -17,7 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from indexing.config import DecodeConfig
-from indexing.decode import DecodeReport, GridDecoder
+from indexing.damage import DecodeReport
+from indexing.decode import GridDecoder
 from indexing.errors import DecoderFailed
 from indexing.probe import VideoInfo
 from models.grid import TimeGrid

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from indexing.config import DecodeConfig
-from indexing.decode import DecodeReport, probe_isolated
+from indexing.damage import DecodeReport
+from indexing.decode import probe_isolated
 from indexing.errors import InvalidVideo, LibraryError
 from indexing.extract import Extraction, FrameEncoder, Progress, extract_features
 from indexing.fsutil import link_or_copy, sha256_file, write_json_atomic
