@@ -1,6 +1,6 @@
 """Answers where nobody tuned them: every mode on tuning worlds and on report worlds of other styles.
 
-    python bench/bench_generalization.py                  # 2 tuning + 3 report worlds, ~5 min each the first time
+    python bench/bench_generalization.py                  # 6 tuning + 3 report worlds, ~3-5 min each the first time
     python bench/bench_generalization.py --quick          # small worlds: every stage, a smoke run
     python bench/bench_generalization.py --family tuning  # only the worlds anything may be tuned on
 
@@ -45,9 +45,11 @@ import numpy as np  # noqa: E402
 
 from bench.machine import cpu_model  # noqa: E402
 
-WORLDS = (("tuning", "home", 2027), ("tuning", "home", 2028), ("report", "flat", 3101))
-WORLDS += (("report", "cottage", 3102), ("report", "loft", 3103))
-"""(family, style, seed): the tuning worlds are the answer benchmark's tuning seeds; report seeds are new."""
+WORLDS = tuple(("tuning", "home", seed) for seed in (2027, 2028, 2029, 2030, 2031, 2032))
+WORLDS += (("report", "flat", 3101), ("report", "cottage", 3102), ("report", "loft", 3103))
+"""(family, style, seed): the tuning worlds are the answer benchmark's tuning seeds (2027, 2028) and four more
+(2029-2032, added 2026-12-07: two worlds, 216 queries, could not tell a change of a point from noise; six give
+714); report seeds are new."""
 
 PUT = "Place: Where did I put X?"
 METRICS = ("R1@0.3", "R5@0.3", "R1@0.5", "R5@0.5")

@@ -46,14 +46,12 @@ def reindexed(base, work: Path, levels: float, quantize: str, videos: list[Path]
     its image tower on ``quantize``'s runtime ("": torch float) and non-reference pictures skipped or not."""
     from app.service import EgoRecall
     from app.settings import Settings
-    from models.clip_encoder import EncoderSpec
 
-    settings = base.library.settings
     decode = replace(base.settings.indexing.decode, still_frame_diff=float(levels), skip_non_reference=skip)
     indexing = replace(base.settings.indexing, decode=decode)
     service = EgoRecall(
         Settings(library=work, indexing=indexing),
-        encoder_spec=EncoderSpec(settings.encoder_model, settings.encoder_pretrained, quantize),
+        encoder_spec=replace(base.library.encoder_spec, quantize=quantize),
     )
     have = {Path(v.name).stem for v in service.videos()}
     started = time.monotonic()

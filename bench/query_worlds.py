@@ -57,9 +57,8 @@ class WorldSource:
         spec = None
         for name in LIBRARIES:
             lib = Library.open(TRANSFER / name)
-            settings = lib.settings
-            spec = spec or (settings.encoder_model, settings.encoder_pretrained)
-            if (settings.encoder_model, settings.encoder_pretrained) != spec:
+            spec = spec or lib.encoder_spec
+            if lib.encoder_spec != spec:
                 raise SystemExit(f"{name} was indexed by another encoder than {LIBRARIES[0]}")
             records = {r.id: r for r in lib.videos()}
             maps = lib.features_of(list(records.values()))

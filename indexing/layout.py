@@ -24,6 +24,29 @@ STAGING_LOCK = "lock"
 """Held by the driver of a distributed run for as long as it may commit from ``staging/``."""
 
 
+LIBRARY_RELATIVE = "./"
+"""How the catalog writes an encoder weights file that lies inside the library: relative to its root after this
+marker (no weights tag starts with it), so a library moved to another folder or disk still finds its encoder."""
+
+
+def stored_weights(pretrained: str, root: Path) -> str:
+    """``pretrained`` as the catalog keeps it: a weights file inside the library relative to its root, any other
+    file by its full path (never relative to the directory the app happened to start in), a tag as it is."""
+    path = Path(pretrained)
+    if not pretrained or not path.is_file():
+        return pretrained  # a tag: "openai", "none", a hub name
+    path = path.resolve()
+    try:
+        return LIBRARY_RELATIVE + path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolved_weights(stored: str, root: Path) -> str:
+    """The encoder weights a catalog names, as a usable tag or path (see :func:`stored_weights`)."""
+    return str(root / stored[len(LIBRARY_RELATIVE) :]) if stored.startswith(LIBRARY_RELATIVE) else stored
+
+
 def load_features(path: Path, rows: int, dim: int) -> np.ndarray:
     """Memory-map a feature file and check it is float16 [rows, dim]; LibraryError says what is wrong."""
     try:

@@ -55,7 +55,7 @@ from indexing.errors import GridMismatch, LibraryError, UnknownVideo
 from indexing.extract import FrameEncoder, Progress
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import replace_durably, tmp_name
-from indexing.layout import DB_FILE
+from indexing.layout import DB_FILE, resolved_weights
 from indexing.recording_time import RecordingTime
 from indexing.reindexing import Reindexer, ReindexReport
 from indexing.repairing import CheckReport, Repairer
@@ -187,7 +187,10 @@ class Library:
         from models.clip_encoder import EncoderSpec
 
         s = self.settings
-        return EncoderSpec(s.encoder_model, s.encoder_pretrained, s.encoder_quantize or "") if s.encoder_model else None
+        if not s.encoder_model:
+            return None
+        weights = resolved_weights(s.encoder_pretrained or "", self.root)
+        return EncoderSpec(s.encoder_model, weights, s.encoder_quantize or "")
 
     def require_encoder(self, key: str, dim: int | None = None, settings: LibrarySettings | None = None) -> None:
         """Raise :class:`EncoderMismatch` unless features of encoder ``key`` may go into this library."""

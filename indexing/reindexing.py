@@ -27,7 +27,7 @@ from indexing.fsutil import (
     replace_durably,
     tmp_name,
 )
-from indexing.layout import STORE_LOCK, STORES_DIR, load_features
+from indexing.layout import STORE_LOCK, STORES_DIR, load_features, stored_weights
 from indexing.state import LibraryState
 from indexing.vectors import FrameIndex, effective_factory, video_set_checksum
 
@@ -143,7 +143,7 @@ class Reindexer:
                 for key, value in (
                     ("encoder_key", encoder.key),
                     ("encoder_model", spec.model),
-                    ("encoder_pretrained", spec.pretrained),
+                    ("encoder_pretrained", stored_weights(spec.pretrained, state.root)),
                     ("encoder_quantize", getattr(spec, "quantize", "")),
                     ("dim", int(encoder.dim)),
                     ("feature_store", store.name),

@@ -20,7 +20,7 @@ from indexing.errors import EncoderMismatch, GridMismatch, InvalidVideo, Library
 from indexing.extract import FrameEncoder, Progress
 from indexing.feedback import FeedbackStore
 from indexing.fsutil import FileLock, HashCache, link_or_copy, replace_durably
-from indexing.layout import ID_LENGTH, load_features
+from indexing.layout import ID_LENGTH, load_features, resolved_weights, stored_weights
 from indexing.staging import EncoderIdentity, StagedVideo, identity_of, write_features
 from indexing.state import LibraryState
 from indexing.vectors import FrameIndex, NeedsRebuild, video_set_checksum
@@ -60,10 +60,11 @@ class Writer:
             if not self._catalog.videos(con):
                 return  # claimed by an encoder whose every file failed: nothing to be incompatible with
         if key != settings.encoder_key or (dim is not None and settings.dim is not None and dim != settings.dim):
+            weights = resolved_weights(settings.encoder_pretrained or "", self._state.root)
             raise EncoderMismatch(
                 f"the library at {self._state.root} holds features of encoder {settings.encoder_key} "
                 f"({settings.dim}-d) and cannot mix in features of {key}; index with --model "
-                f"{settings.encoder_model} --pretrained {settings.encoder_pretrained}, switch the whole library "
+                f"{settings.encoder_model} --pretrained {weights}, switch the whole library "
                 f"to the new encoder with `python -m app library reindex --model NAME --pretrained TAG|FILE`, "
                 f"or use another library (--library DIR)"
             )
@@ -175,7 +176,7 @@ class Writer:
                 for key, value in (
                     ("encoder_key", encoder.key),
                     ("encoder_model", encoder.model),
-                    ("encoder_pretrained", encoder.pretrained),
+                    ("encoder_pretrained", stored_weights(encoder.pretrained, self._state.root)),
                     ("encoder_quantize", encoder.quantize),
                     ("dim", int(encoder.dim)),
                 ):

@@ -209,6 +209,34 @@ def test_encoder_and_rate_mismatch_are_refused(library, videos, tiny_encoder, tm
     assert len(library.videos()) == 2
 
 
+def test_a_library_holding_its_encoder_weights_can_be_moved(tmp_path, videos, tiny_encoder):
+    """The demo's (and a pretraining run's) encoder weights live inside the library: the catalog keeps them
+    relative to its root, so the folder moved to another place or disk still finds them -- as it does its media."""
+    from safetensors.torch import save_file
+
+    root = tmp_path / "lib"
+    weights = root / "demo" / "encoder" / "tiny.safetensors"
+    weights.parent.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in tiny_encoder.model.state_dict().items()}, str(weights))
+    encoder = ClipEncoder.load(EncoderSpec("egorecall-tiny", str(weights)), device="cpu")
+    Library.open(root).add(videos[0], encoder)
+    assert Library.open(root).settings.encoder_pretrained == "./demo/encoder/tiny.safetensors"
+
+    moved = tmp_path / "elsewhere" / "lib"
+    shutil.move(str(root), str(moved))
+    lib = Library.open(moved, encoder_spec=EncoderSpec("egorecall-tiny", str(moved / "demo/encoder/tiny.safetensors")))
+    assert lib.encoder_spec == EncoderSpec("egorecall-tiny", str(moved / "demo" / "encoder" / "tiny.safetensors"))
+    assert lib.encoder_spec.key == encoder.key  # the same weights, found where the library now is
+    lib.add(videos[1], ClipEncoder.load(lib.encoder_spec, device="cpu"))
+    assert len(lib.videos()) == 2 and lib.check().ok
+    # weights outside the library stay where they are, by their full path
+    outside = tmp_path / "tiny-outside.safetensors"
+    shutil.copy(moved / "demo" / "encoder" / "tiny.safetensors", outside)
+    other = Library.open(tmp_path / "other")
+    other.add(videos[0], ClipEncoder.load(EncoderSpec("egorecall-tiny", str(outside)), device="cpu"))
+    assert other.settings.encoder_pretrained == str(outside.resolve())
+
+
 def test_writers_wait_then_give_up_while_readers_go_on(library):
     holder = FileLock(library.root / "lock")
     assert holder.try_acquire()
