@@ -12,7 +12,7 @@ Schema (format version 1)::
       "feature_encoder": {"key": "ViT-B-16/openai", "dim": 512, "rate_hz": 1.875},
       "aux_feature_encoder": null | {"key", "dim", "rate_hz"},
       "text_encoder": {"model": "ViT-B-16", "pretrained": "openai", "key": "ViT-B-16/openai", "dim": 512,
-                       "token_features": "open_clip-text-tokens", "reading": "question"},
+                       "token_features": "open_clip-text-tokens", "reading": "plain"},
       "stage": "nlq-finetune", "data": {...free-form summary...}, "metrics": {"R@1@0.3": 0.12, ...},
       "created": "2026-11-22T07:00:00+00:00", "egorecall_version": "0.1.0", "notes": "",
       "weights_sha256": "..."
@@ -91,7 +91,7 @@ class TextEncoderInfo:
     dim: int
     token_features: str = CLIP_TOKEN_FEATURES
     reading: str = PLAIN_READING
-    """How its texts were read before encoding (``models.text_tokens.TEXT_READINGS``); checkpoints made before
+    """How its texts were read before encoding (``models.text_readings.TEXT_READINGS``); checkpoints made before
     readings existed name none and were trained on the plain one."""
 
     def validate(self) -> None:

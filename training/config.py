@@ -112,7 +112,7 @@ class TextSection:
     """open_clip architecture, or for ``hf`` a local transformers folder (e.g. bert-base-uncased)."""
     pretrained: str | None = None
     reading: str | None = None
-    """How texts are read before encoding (``models.text_tokens.TEXT_READINGS``: ``question`` reads them as the
+    """How texts are read before encoding (``models.text_readings.TEXT_READINGS``: ``question`` reads them as the
     question grammar does, ``plain`` only cleans them); None = the default reading, or the init checkpoint's."""
     cache_dir: str | None = None
     """Keep token features on disk here (one folder per encoder key) so NaQ's many narrations are encoded

@@ -3,7 +3,7 @@
 Training reads the same texts every epoch, and NaQ brings hundreds of thousands of narrations, so features are
 computed once, kept in memory as float16 (trimmed to each text's real tokens), and optionally written to a
 disk cache that later runs with the same encoder reuse. Texts are keyed by the form the encoder itself reads
-(``TokenEncoder.read``: its reading, :data:`models.text_tokens.TEXT_READINGS`), so "Where did I put the
+(``TokenEncoder.read``: its reading, :data:`models.text_readings.TEXT_READINGS`), so "Where did I put the
 keys?" and "where did i put the keys" are one entry.
 
 Disk layout, one folder per encoder key: ``shard-00000.npy`` (float16 ``[sum of token counts, D]``, loaded
