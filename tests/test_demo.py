@@ -122,6 +122,32 @@ def test_second_run_reuses_finished_stages(first_run):
     assert [m.start for m in again.trained.moments] == [m.start for m in report.trained.moments]
 
 
+def test_a_demo_library_moved_elsewhere_runs_again_from_its_finished_stages(tmp_path):
+    """Moved whole to another place, the library still finds its encoder, its runs and its checkpoints -- whose
+    run configs name the old place, and whose text encoder names the encoder file there (now gone). The second
+    run is a new process, as a user's would be (this one keeps the encoders the first run loaded)."""
+    import shutil
+    import subprocess
+    import sys
+
+    library = tmp_path / "here" / "library"
+    report = run_demo(_service(library), QUICK)
+    moved = tmp_path / "elsewhere" / "library"
+    shutil.move(library, moved)
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "demo", "--quick", "--library", str(moved)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert f"browse it: python -m app --library {moved}" in out
+    assert f"trained ({report.checkpoint}):" in out and f"encoder: {moved.resolve()}" in out
+    clips = [line for line in out.splitlines() if "/clips/" in line]
+    assert len(clips) == 10 and all(str(moved) in line for line in clips)  # five moments of each mode
+
+
 def test_stop_ends_the_demo_between_stages(first_run):
     library = first_run[0]
     stop = threading.Event()

@@ -62,6 +62,25 @@ def test_lr_warms_up_then_decays_linearly():
     assert lr_factor(50, 100, 0, "constant") == 1.0
 
 
+def test_a_run_folder_moved_with_its_data_is_the_same_run_and_other_paths_still_differ():
+    from training.resume import changed_settings
+
+    def cfg(root: str, train: str) -> TrainConfig:
+        return TrainConfig.from_dict(
+            {
+                "name": "r",
+                "data": {"library": root, "train": [train]},
+                "optim": {"steps": 2},
+                "output": {"runs_dir": f"{root}/demo/runs", "checkpoints_dir": f"{root}/checkpoints"},
+            }
+        )
+
+    recorded = cfg("/old/lib", "/old/lib/demo/naq.json").to_dict()
+    assert changed_settings(recorded, cfg("/new/place/lib", "/new/place/lib/demo/naq.json")) == []
+    assert changed_settings(recorded, cfg("/new/place/lib", "/elsewhere/naq.json")) == ["data.train"]
+    assert changed_settings(recorded, cfg("/old/lib", "/old/lib/demo/other.json")) == ["data.train"]
+
+
 def test_optimizer_state_round_trips_without_pickles(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.8, 0.9))

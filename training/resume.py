@@ -63,9 +63,40 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
 
 
 def changed_settings(recorded: dict[str, Any], config: TrainConfig) -> list[str]:
-    """The settings in which ``config`` differs from a recorded run's in what the run learns."""
-    old = with_defaults(recorded) if recorded else {}
+    """The settings in which ``config`` differs from a recorded run's in what the run learns (paths compared
+    where the run's folder now is: see :func:`moved`)."""
+    old = with_defaults(moved(recorded, config.output.runs_dir)) if recorded else {}
     return [k for k in config_differences(old, config.to_dict()) if not k.startswith(RESUMABLE_CHANGES)]
+
+
+def moved(recorded: dict[str, Any], runs_dir: str) -> dict[str, Any]:
+    """A recorded config with its paths carried to where its folder was moved.
+
+    A library (the demo's: its data, runs and checkpoints inside it) moved to another place or disk holds the same
+    runs, but their configs name the old place. The recorded and the current ``output.runs_dir`` share a tail
+    (``demo/runs``); what precedes it is the old and the new base, and every recorded absolute path under the old
+    base is read under the new one. Paths elsewhere, and a folder that was not moved, stay as they are."""
+    before = (recorded.get("output") or {}).get("runs_dir")
+    if not isinstance(before, str) or not before or before == runs_dir:
+        return recorded
+    old, new = Path(before).parts, Path(runs_dir).parts
+    tail = 0
+    while tail < min(len(old), len(new)) - 1 and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    if tail == 0 or not Path(before).is_absolute():
+        return recorded
+    old_base, new_base = Path(*old[: len(old) - tail]), Path(*new[: len(new) - tail])
+
+    def carry(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: carry(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [carry(v) for v in value]
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(old_base):
+            return str(new_base / Path(value).relative_to(old_base))
+        return value
+
+    return carry(recorded)
 
 
 def finished_result(run_dir: Path, config: TrainConfig, resume: bool | None) -> TrainResult | None:

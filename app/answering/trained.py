@@ -68,6 +68,24 @@ def comparable_windows(windows: Sequence[Window], curve: np.ndarray, grid: TimeG
     return out
 
 
+def _library_text_tower(spec, key: str, library) -> bool:
+    """Whether a checkpoint's questions are encoded by the library's own CLIP: the same architecture and weights
+    -- named alike, or a weights file with the same contents (the key holds its digest) at another path, as
+    after the library, or a checkpoint trained elsewhere, moved."""
+    if spec.kind != "open_clip" or library is None or library.model != spec.model:
+        return False
+    if library.pretrained == spec.pretrained:
+        return True
+    from models.clip_encoder import EncoderSpec
+    from models.text_readings import reading_key
+
+    try:
+        weights = EncoderSpec(library.model, library.pretrained).key
+    except EgoRecallError:
+        return False
+    return key == reading_key(f"open_clip:{weights}", spec.reading)
+
+
 @register_answerer(CHECKPOINT, takes_argument=True, cache_key=_checkpoint_key)
 class TrainedAnswerer:
     """A trained NLQ localizer from the checkpoint store."""
@@ -112,9 +130,9 @@ class TrainedAnswerer:
             )
         spec = text_encoder_spec(self.meta.text_encoder)
         shared = None
-        cs = context.encoder_spec
-        if spec.kind == "open_clip" and cs is not None and (cs.model, cs.pretrained) == (spec.model, spec.pretrained):
+        if _library_text_tower(spec, self.meta.text_encoder.key, context.encoder_spec):
             shared = context.encoder()
+            spec = replace(spec, pretrained=shared.spec.pretrained)  # the same weights, wherever they now are
         self.tokens = load_text_encoder(spec, context.device, encoder=shared)
         if int(self.tokens.dim) != int(self.meta.text_encoder.dim):
             raise IncompatibleCheckpoint(
