@@ -68,21 +68,18 @@ def comparable_windows(windows: Sequence[Window], curve: np.ndarray, grid: TimeG
     return out
 
 
-def _library_text_tower(spec, key: str, library) -> bool:
+def _library_text_tower(spec, key: str, context: AnswerContext) -> bool:
     """Whether a checkpoint's questions are encoded by the library's own CLIP: the same architecture and weights
-    -- named alike, or a weights file with the same contents (the key holds its digest) at another path, as
-    after the library, or a checkpoint trained elsewhere, moved."""
+    -- named alike, or a weights file with the same contents (keys hold its digest) at another path, as after
+    the library, or a checkpoint trained elsewhere, moved."""
+    library = context.encoder_spec
     if spec.kind != "open_clip" or library is None or library.model != spec.model:
         return False
     if library.pretrained == spec.pretrained:
         return True
-    from models.clip_encoder import EncoderSpec
     from models.text_readings import reading_key
 
-    try:
-        weights = EncoderSpec(library.model, library.pretrained).key
-    except EgoRecallError:
-        return False
+    weights = context.feature_key.removesuffix(f"+{library.quantize}") if library.quantize else context.feature_key
     return key == reading_key(f"open_clip:{weights}", spec.reading)
 
 
@@ -130,7 +127,7 @@ class TrainedAnswerer:
             )
         spec = text_encoder_spec(self.meta.text_encoder)
         shared = None
-        if _library_text_tower(spec, self.meta.text_encoder.key, context.encoder_spec):
+        if _library_text_tower(spec, self.meta.text_encoder.key, context):
             shared = context.encoder()
             spec = replace(spec, pretrained=shared.spec.pretrained)  # the same weights, wherever they now are
         self.tokens = load_text_encoder(spec, context.device, encoder=shared)
