@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from checkpoints.metadata import (
-    CLIP_TOKEN_FEATURES,
-    HF_TOKEN_FEATURES,
-    CheckpointMetadata,
-    TextEncoderInfo,
-    text_encoder_spec,
-)
+from checkpoints.metadata import TOKEN_FEATURE_KINDS, CheckpointMetadata, TextEncoderInfo, text_encoder_spec
 from models.inference import InferenceConfig
 from models.text_tokens import TextEncoderSpec, TokenEncoder
 from models.windows import LengthPrior
 
-TOKEN_FEATURES_BY_KIND = {"open_clip": CLIP_TOKEN_FEATURES, "hf": HF_TOKEN_FEATURES}
+TOKEN_FEATURES_BY_KIND = {kind: features for features, kind in TOKEN_FEATURE_KINDS.items()}
+"""A text encoder kind -> the token features a checkpoint records (the inverse of the metadata's table)."""
 
 
 def text_encoder_info(spec: TextEncoderSpec, encoder: TokenEncoder) -> TextEncoderInfo:

@@ -77,13 +77,13 @@ def moved(recorded: dict[str, Any], runs_dir: str) -> dict[str, Any]:
     (``demo/runs``); what precedes it is the old and the new base, and every recorded absolute path under the old
     base is read under the new one. Paths elsewhere, and a folder that was not moved, stay as they are."""
     before = (recorded.get("output") or {}).get("runs_dir")
-    if not isinstance(before, str) or not before or before == runs_dir:
+    if not isinstance(before, str) or before == runs_dir or not Path(before).is_absolute():
         return recorded
     old, new = Path(before).parts, Path(runs_dir).parts
     tail = 0
     while tail < min(len(old), len(new)) - 1 and old[-1 - tail] == new[-1 - tail]:
         tail += 1
-    if tail == 0 or not Path(before).is_absolute():
+    if tail == 0:
         return recorded
     old_base, new_base = Path(*old[: len(old) - tail]), Path(*new[: len(new) - tail])
 
@@ -92,8 +92,9 @@ def moved(recorded: dict[str, Any], runs_dir: str) -> dict[str, Any]:
             return {k: carry(v) for k, v in value.items()}
         if isinstance(value, list):
             return [carry(v) for v in value]
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(old_base):
-            return str(new_base / Path(value).relative_to(old_base))
+        path = Path(value) if isinstance(value, str) else None
+        if path is not None and path.is_absolute() and path.is_relative_to(old_base):
+            return str(new_base / path.relative_to(old_base))
         return value
 
     return carry(recorded)

@@ -28,6 +28,7 @@ from app.answering.zeroshot import ZeroShotAnswerer
 from models.errors import EgoRecallError
 from models.grid import TimeGrid
 from models.questions import EmptyQuestion
+from models.text_readings import reading_key
 from models.windows import Window
 from training.checkpoint_info import inference_config_from_metadata
 
@@ -77,8 +78,6 @@ def _library_text_tower(spec, key: str, context: AnswerContext) -> bool:
         return False
     if library.pretrained == spec.pretrained:
         return True
-    from models.text_readings import reading_key
-
     weights = context.feature_key.removesuffix(f"+{library.quantize}") if library.quantize else context.feature_key
     return key == reading_key(f"open_clip:{weights}", spec.reading)
 
