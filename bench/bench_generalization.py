@@ -192,6 +192,8 @@ class WorldResult:
 
 def run_world(family: str, style: str, seed: int, quick: bool, work: Path) -> WorldResult:
     from app.answering import FusedAnswerer, choose_fusion_weight
+    from app.answering.fusion import FITTED_FORM
+    from app.answering.tuning import fit_checkpoint
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
@@ -211,14 +213,19 @@ def run_world(family: str, style: str, seed: int, quick: bool, work: Path) -> Wo
     a, b = halves(queries)
 
     context = service.answer_context()
+    if FusedAnswerer(context, final).form != FITTED_FORM:  # fitted by older code: refit as training now does
+        fit_checkpoint(service, final, dataset, source)
     zeroshot = service.answerer("zeroshot")
     trained = service.answerer(final)
     weights = []
     auto_parts = []
     for chosen_on, answered in ((a, b), (b, a)):
-        choice = choose_fusion_weight(service.answerer(f"fused:{final}"), subset(dataset, chosen_on), source)
+        choice = choose_fusion_weight(
+            FusedAnswerer(context, final, form=FITTED_FORM), subset(dataset, chosen_on), source
+        )
         weights.append(choice.weight)
-        auto_parts.append(score(FusedAnswerer(context, final, weight=choice.weight), dataset, source, answered))
+        auto = FusedAnswerer(context, final, weight=choice.weight, form=choice.form)
+        auto_parts.append(score(auto, dataset, source, answered))
     modes = {
         "zeroshot": score(zeroshot, dataset, source, queries),
         "trained": score(trained, dataset, source, queries),

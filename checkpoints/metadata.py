@@ -172,8 +172,9 @@ class CheckpointMetadata:
     """Free-form summary of the training data (annotation files, splits, numbers of clips and queries)."""
     metrics: dict[str, float] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)
-    """How the app's fused mode mixes this model with zero-shot CLIP: ``{"weight": w, "chosen_on": file,
-    "metrics": {...}}``, chosen on validation data (:func:`checkpoints.store.update_metadata`); empty = not chosen."""
+    """How the app's fused mode mixes this model with zero-shot CLIP: ``{"weight": w, "form": name, "chosen_on":
+    file, "metrics": {...}}``, chosen on validation data (:func:`checkpoints.store.update_metadata`); empty = not
+    chosen; no ``form`` = the mix weights were chosen for before forms were recorded (the app's ``linear``)."""
     calibration: dict[str, Any] = field(default_factory=dict)
     """Per answering mode (``checkpoint``, ``fused``): the score -> probability-of-a-right-answer map and the
     "no good match" threshold (``app.answering.calibration.Calibration.to_dict``); empty = not calibrated."""
@@ -212,8 +213,9 @@ class CheckpointMetadata:
             and (
                 "weight" not in self.fusion
                 or (isinstance(self.fusion["weight"], (int, float)) and 0.0 <= self.fusion["weight"] <= 1.0)
-            ),
-            "fusion must be an object whose weight is a number in [0, 1]",
+            )
+            and isinstance(self.fusion.get("form", ""), str),
+            "fusion must be an object whose weight is a number in [0, 1] and whose form is a name",
         )
         _need(
             isinstance(self.calibration, dict) and all(isinstance(v, dict) for v in self.calibration.values()),

@@ -333,6 +333,27 @@ def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
     service = EgoRecall(Settings(library=world["lib"], device="cpu"))
     fused = service.answerer(f"fused:{ckpts / 'tiny-copy'}")
     assert fused.weight == 0.8 and "weight 0.8" in fused.label
+    assert fused.form == "linear"  # a weight recorded without its form was chosen for the form of that time
+    update_metadata("tiny-copy", {"fusion": {"weight": 0.8, "form": "span"}}, ckpts)
+    assert service.answerer(f"fused:{ckpts / 'tiny-copy'}").form == "span"
+
+
+def test_a_fusion_form_this_version_does_not_know_is_refused_in_one_line(world, tmp_path, capsys):
+    """A weight means something only in the form it was chosen for: a newer EgoRecall's form is refused with
+    what to do, not answered with another form's meaning of the weight."""
+    import shutil
+
+    from checkpoints import update_metadata
+
+    ckpts = world["lib"] / "checkpoints"
+    shutil.copytree(ckpts / "tiny-vslnet", ckpts / "tiny-future")
+    try:
+        update_metadata("tiny-future", {"fusion": {"weight": 0.6, "form": "harmonic"}}, ckpts)
+        rc, out, err = run(capsys, "ask", "where is the cup", "--mode", "fused:tiny-future", "--library", world["lib"])
+    finally:
+        shutil.rmtree(ckpts / "tiny-future")
+    assert rc == 1 and out == "" and err.count("\n") == 1
+    assert "'harmonic'" in err and "linear, span" in err and "calibrate" in err
 
 
 def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):
@@ -521,6 +542,7 @@ def test_calibrate_stores_a_checkpoints_confidence_and_answers_carry_it(world, c
     assert 0.0 <= cal["threshold"] <= 1.0 and cal["positives"] > 0 and cal["negatives"] > 0
     # the checkpoint's fusion weight was chosen on the file too, and the fused mode calibrated after it
     assert meta.fusion["chosen_on"] == str(val) and 0.0 <= meta.fusion["weight"] <= 1.0
+    assert meta.fusion["form"] == "span"  # the form weights are chosen for now
     assert set(meta.calibration) == {"checkpoint", "fused"}
     for argv, words in (
         (["--max-loss", "101"], "0 to 100"),

@@ -142,17 +142,24 @@ def test_window_lengths_follow_the_configured_answer_length():
 
 
 def test_fusion_mixes_highlight_and_cosine_on_one_scale_and_keeps_either_mode_at_the_ends():
-    from app.answering.fusion import fuse_curves, unit_span
+    from app.answering.fusion import FUSION_FORMS, fuse_curves, unit_span
 
     grid = TimeGrid(rate_hz=1.875, duration=60.0)
     rng = np.random.default_rng(5)
     cos = 0.2 + 0.02 * rng.standard_normal(grid.num_bins)
     highlight = rng.random(grid.num_bins)
     np.testing.assert_allclose(unit_span(np.array([0.1, 0.3, 0.2])), [0.0, 1.0, 0.5])
-    np.testing.assert_allclose(fuse_curves(highlight, cos, 0.0), highlight)
+    np.testing.assert_allclose(fuse_curves(highlight, cos, 0.0, "linear"), highlight)
+    np.testing.assert_allclose(fuse_curves(highlight, cos, 0.0, "span"), unit_span(highlight))
     spans = lambda curve: [(w.start, w.end) for w in curve_to_windows(curve, grid, 5)]  # noqa: E731
-    assert spans(fuse_curves(highlight, cos, 1.0)) == spans(cos)  # w = 1 is zero-shot, exactly
-    assert spans(fuse_curves(highlight, cos, 0.0)) == spans(highlight)
+    assert set(FUSION_FORMS) == {"linear", "span"}
+    for form in FUSION_FORMS:
+        assert spans(fuse_curves(highlight, cos, 1.0, form)) == spans(cos)  # w = 1 is zero-shot, exactly
+        assert spans(fuse_curves(highlight, cos, 0.0, form)) == spans(highlight)
+    # span: a model that finds little in a clip (its highlight peaking at 0.2) keeps its say in the mix
+    low = 0.05 + 0.15 * highlight
+    np.testing.assert_allclose(fuse_curves(low, cos, 0.5, "span"), fuse_curves(highlight, cos, 0.5, "span"))
+    assert not np.allclose(fuse_curves(low, cos, 0.5, "linear"), fuse_curves(highlight, cos, 0.5, "linear"))
 
 
 def test_ranking_across_videos_puts_a_short_videos_overlapping_fill_last():

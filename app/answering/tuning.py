@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.answering.base import FeatureMismatch
-from app.answering.fusion import FUSED, choose_fusion_weight
+from app.answering.fusion import FITTED_FORM, FUSED, FusedAnswerer, choose_fusion_weight
 from app.answering.rejection import CalibrationError, calibrate_mode, negative_queries
 from models.errors import EgoRecallError
 from training.config import TrainConfig
@@ -54,12 +54,15 @@ class CheckpointFit:
 
 
 def record_fusion(service, checkpoint: str, dataset: NLQDataset, source: ClipFeatureSource) -> dict:
-    """Choose the fused mode's weight on ``dataset``'s annotated queries and store it in the checkpoint."""
+    """Choose the fused mode's weight on ``dataset``'s annotated queries and store it, with the form it was chosen
+    for (:data:`~app.answering.fusion.FITTED_FORM`, whatever form an earlier fit recorded), in the checkpoint."""
     from checkpoints import update_metadata
 
-    choice = choose_fusion_weight(service.answerer(f"{FUSED}:{checkpoint}"), dataset, source)
+    fused = FusedAnswerer(service.answer_context(), checkpoint, form=FITTED_FORM)
+    choice = choose_fusion_weight(fused, dataset, source)
     fusion = {
         "weight": choice.weight,
+        "form": choice.form,
         "chosen_on": str(dataset.source),
         "queries": choice.queries,
         "metrics": {str(w): s for w, s in choice.scores.items()},
