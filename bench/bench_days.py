@@ -51,7 +51,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from bench.checkpoint_copies import copy_checkpoint  # noqa: E402
+from bench.checkpoint_copies import copy_checkpoint, fitted_as_now  # noqa: E402
 from bench.machine import cpu_model  # noqa: E402
 
 WEEK_START = "2026-11-30T07:00:00Z"
@@ -254,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     # the demo's (or corpus's) checkpoint reads these features (same encoder): the week's auto mode fuses with it
     chosen = answered_by.checkpoint
     if chosen:
+        if args.corpus is None:  # the week's own checkpoint, fitted on its demo's validation file
+            demo = EgoRecall(Settings(library=work / "demo-library"))
+            fitted_as_now(demo, chosen, report.world / "nlq_val.json")
         copy_checkpoint(answered_by.checkpoints_dir / chosen, week.settings.checkpoints_dir / chosen)
     qs = questions(world)
 

@@ -193,11 +193,11 @@ class WorldResult:
 def run_world(family: str, style: str, seed: int, quick: bool, work: Path) -> WorldResult:
     from app.answering import FusedAnswerer, choose_fusion_weight
     from app.answering.fusion import FITTED_FORM
-    from app.answering.tuning import fit_checkpoint
     from app.demo import run_demo
     from app.service import EgoRecall
     from app.settings import Settings
     from bench.answer_scoring import chance_levels
+    from bench.checkpoint_copies import fitted_as_now
     from training.features import LibraryClipFeatures
     from training.nlq import load_nlq
 
@@ -213,8 +213,7 @@ def run_world(family: str, style: str, seed: int, quick: bool, work: Path) -> Wo
     a, b = halves(queries)
 
     context = service.answer_context()
-    if FusedAnswerer(context, final).form != FITTED_FORM:  # fitted by older code: refit as training now does
-        fit_checkpoint(service, final, dataset, source)
+    fitted_as_now(service, final, report.world / "nlq_val.json")
     zeroshot = service.answerer("zeroshot")
     trained = service.answerer(final)
     weights = []

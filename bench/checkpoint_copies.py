@@ -14,3 +14,19 @@ def copy_checkpoint(source: Path, target: Path) -> None:
         return  # already where it is answered from
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
+
+
+def fitted_as_now(service, checkpoint: str, val_file: Path) -> bool:
+    """Refit ``checkpoint``'s fusion weight and calibrations on ``val_file`` when an older EgoRecall fitted them
+    for another fusion form (a cached benchmark checkpoint), as a training run fits them now; True if refitted.
+    Its weights are untouched, so figures of the trained mode alone do not move."""
+    from app.answering import FusedAnswerer
+    from app.answering.fusion import FITTED_FORM
+    from app.answering.tuning import fit_checkpoint
+    from training.features import LibraryClipFeatures
+    from training.nlq import load_nlq
+
+    if FusedAnswerer(service.answer_context(), checkpoint).form == FITTED_FORM:
+        return False
+    fit_checkpoint(service, checkpoint, load_nlq(val_file), LibraryClipFeatures(service.library))
+    return True
