@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from models.clip_encoder import ClipEncoder, EncoderSpec, EncoderUnavailable
-from models.text_readings import DEFAULT_READING, PLAIN_READING, reading_key, text_reading
+from models.text_readings import PLAIN_READING, reading_key, text_reading
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ class TextEncoderSpec:
     """open_clip architecture name, or for ``hf`` the local folder holding a transformers model."""
     pretrained: str = "openai"
     """open_clip weights (tag, file or ``none``); unused for ``hf``."""
-    reading: str = DEFAULT_READING
-    """How texts are read before encoding (:data:`models.text_readings.TEXT_READINGS`)."""
+    reading: str = PLAIN_READING
+    """How texts are read before encoding (:data:`models.text_readings.TEXT_READINGS`); a spec that names none
+    was made before readings existed. New training runs choose theirs (``training.run_setup``)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,7 +48,7 @@ class TextEncoderSpec:
         return cls(**{"reading": PLAIN_READING, **values})
 
     @classmethod
-    def from_clip(cls, spec: EncoderSpec, reading: str = DEFAULT_READING) -> TextEncoderSpec:
+    def from_clip(cls, spec: EncoderSpec, reading: str = PLAIN_READING) -> TextEncoderSpec:
         return cls(kind="open_clip", model=spec.model, pretrained=spec.pretrained, reading=reading)
 
 

@@ -15,8 +15,8 @@ def test_open_clip_tokens_normalise_narrations_like_questions(tiny_spec, tiny_en
 
 
 def test_the_question_reading_encodes_typed_forms_as_the_annotated_one(tiny_spec, tiny_encoder):
-    """Read as the grammar reads, what people type and what annotators wrote give the same tokens; the plain
-    reading (the default, and checkpoints made before readings) tells them apart, under the key it always had."""
+    """Read as the grammar reads (new runs' default), what people type and what annotators wrote give the same
+    tokens; the plain reading (checkpoints made before readings) tells them apart, under the key it always had."""
     question = load_text_encoder(TextEncoderSpec.from_clip(tiny_spec, "question"), device="cpu", encoder=tiny_encoder)
     plain = load_text_encoder(TextEncoderSpec.from_clip(tiny_spec), device="cpu", encoder=tiny_encoder)
     assert question.key == plain.key + "+question" and plain.key == f"open_clip:{tiny_encoder.key}"
@@ -32,7 +32,10 @@ def test_spec_round_trips_through_json_dicts():
     spec = TextEncoderSpec(kind="hf", model="/models/bert", pretrained="", reading="plain")
     assert TextEncoderSpec.from_dict(spec.to_dict()) == spec
     assert TextEncoderSpec.from_dict({"model": "ViT-B-16"}).reading == "plain"  # written before readings
-    assert TextEncoderSpec().reading == "plain"  # what new runs train with (bench/README.md)
+    assert TextEncoderSpec().reading == "plain"  # a spec that names none was made before readings existed
+    from models.text_readings import DEFAULT_READING
+
+    assert DEFAULT_READING == "question"  # what new runs train with (bench/README.md)
 
 
 def test_local_bert_folder(tmp_path):

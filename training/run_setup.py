@@ -23,6 +23,7 @@ from checkpoints.store import check_compatible
 from models.grid import EGO4D_RATE_HZ
 from models.localizer import Localizer
 from models.registry import build_localizer, config_from_dict, localizer_class
+from models.text_readings import DEFAULT_READING
 from models.text_tokens import TextEncoderSpec
 from training import distributed as ddp
 from training.checkpoint_info import text_spec_from_metadata
@@ -62,7 +63,7 @@ def resolve_text_spec(
     t = config.text
     base = TextEncoderSpec()
     init_spec = text_spec_from_metadata(init_meta) if init_meta is not None else None
-    reading = t.reading or (init_spec.reading if init_spec is not None else base.reading)
+    reading = t.reading or (init_spec.reading if init_spec is not None else DEFAULT_READING)
     if t.kind or t.model:
         return TextEncoderSpec(
             kind=t.kind or "open_clip",
