@@ -20,7 +20,8 @@ query the same recipe reaches 19.2 / 38.3 (bench/README.md, "Demo"). On one mach
 bit-identical (2026-12-04: two runs with different global RNG states and hash seeds gave the same checkpoint
 and 15.8 / 40.8 / 9.2 against 10.8 / 31.7 / 5.8); across machines float kernels differ and the gap of a single
 metric varied from +0.8 to +14 points of R@5@0.3, while the summed gain of the three stayed >= 10.8 where
-all three were recorded. The test takes about
+all three were recorded. Since runs read their texts as the question grammar does (2026-12-08, AMD box): 21.7 /
+49.2 / 13.3 against 10.8 / 29.2 / 6.7. The test takes about
 7 minutes here (world 13 s, pretraining ~100 s, indexing 25 s, two trainings ~150 s each); smaller worlds did
 not learn reliably (14 videos of 100 s: R@1@0.3 9.3 vs chance 6.7), and the random ``egorecall-tiny``
 encoder stays at chance.
