@@ -338,22 +338,27 @@ def test_a_chosen_fusion_weight_is_stored_and_used(world, tmp_path):
     assert service.answerer(f"fused:{ckpts / 'tiny-copy'}").form == "span"
 
 
-def test_a_fusion_form_this_version_does_not_know_is_refused_in_one_line(world, tmp_path, capsys):
+def test_a_fusion_form_this_version_does_not_know_is_refused_in_one_line(world, capsys):
     """A weight means something only in the form it was chosen for: a newer EgoRecall's form is refused with
-    what to do, not answered with another form's meaning of the weight."""
+    what to do, not answered with another form's meaning of the weight -- and ``auto`` passes that checkpoint
+    over, however well it scored, instead of failing every question."""
     import shutil
 
     from checkpoints import update_metadata
 
     ckpts = world["lib"] / "checkpoints"
     shutil.copytree(ckpts / "tiny-vslnet", ckpts / "tiny-future")
+    fusion = {"weight": 0.6, "form": "harmonic", "chosen_on": "val.json", "metrics": {"0.6": {"R@1@0.3": 99.0}}}
     try:
-        update_metadata("tiny-future", {"fusion": {"weight": 0.6, "form": "harmonic"}}, ckpts)
+        update_metadata("tiny-future", {"fusion": fusion}, ckpts)
         rc, out, err = run(capsys, "ask", "where is the cup", "--mode", "fused:tiny-future", "--library", world["lib"])
+        assert rc == 1 and out == "" and err.count("\n") == 1
+        assert "'harmonic'" in err and "linear, span" in err and "calibrate" in err
+        rc, out, err = run(capsys, "ask", "where is the cup", "--library", world["lib"], "--json")
     finally:
         shutil.rmtree(ckpts / "tiny-future")
-    assert rc == 1 and out == "" and err.count("\n") == 1
-    assert "'harmonic'" in err and "linear, span" in err and "calibrate" in err
+    assert rc == 0, err
+    assert "tiny-future" not in json.loads(out)["mode"]
 
 
 def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):

@@ -19,7 +19,7 @@ It builds no answerer of its own: it names one of the registered modes, so the a
 from __future__ import annotations
 
 from app.answering.base import ZEROSHOT, AnswerContext, Answerer, FeatureMismatch
-from app.answering.fusion import FUSED
+from app.answering.fusion import FUSED, FUSION_FORMS, UNRECORDED_FORM
 from app.answering.registry import answerer_cache_key, make_answerer, register_answerer
 
 AUTO = "auto"
@@ -52,6 +52,8 @@ def best_checkpoint(context: AnswerContext):
             for c in infos
             if reads_features(c.feature_encoder, context.feature_key, context.feature_dim, context.rate_hz)
         ]
+    # a fusion weight chosen for a form this EgoRecall does not know (a newer one's): asked for by name only
+    infos = [c for c in infos if ((c.fusion or {}).get("form") or UNRECORDED_FORM) in FUSION_FORMS]
     if not infos:
         return None
     # list_checkpoints is newest first and max() keeps the first of equals: the newest wins ties.
