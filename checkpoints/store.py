@@ -71,6 +71,8 @@ class CheckpointInfo:
     feature_encoder: FeatureEncoderInfo
     fusion: dict = dataclasses.field(default_factory=dict)
     """Its fusion with zero-shot as fitted on validation data (``weight``, ``fitted_on``, ``scores``), if any."""
+    text_reading: str = "plain"
+    """How it reads question texts (``text_encoder.reading``): one a newer EgoRecall knows cannot be asked here."""
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -239,6 +241,7 @@ def list_checkpoints(directory: str | Path) -> list[CheckpointInfo]:
                 meta.created,
                 meta.feature_encoder,
                 dict(meta.fusion),
+                meta.text_encoder.reading,
             )
         )
     found.sort(key=lambda c: (c.created, c.name), reverse=True)

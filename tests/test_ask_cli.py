@@ -361,6 +361,29 @@ def test_a_fusion_form_this_version_does_not_know_is_refused_in_one_line(world, 
     assert "tiny-future" not in json.loads(out)["mode"]
 
 
+def test_auto_passes_over_a_checkpoint_that_reads_questions_in_an_unknown_way(world, capsys):
+    import shutil
+
+    from checkpoints import update_metadata
+
+    ckpts = world["lib"] / "checkpoints"
+    shutil.copytree(ckpts / "tiny-vslnet", ckpts / "tiny-shouting")
+    meta = ckpts / "tiny-shouting" / "meta.json"
+    doc = json.loads(meta.read_text())
+    doc["text_encoder"]["reading"] = "shouting"  # a reading only a newer EgoRecall knows
+    meta.write_text(json.dumps(doc))
+    fusion = {"weight": 0.6, "chosen_on": "val.json", "metrics": {"0.6": {"R@1@0.3": 99.0}}}
+    try:
+        update_metadata("tiny-shouting", {"fusion": fusion}, ckpts)
+        rc, out, err = run(capsys, "ask", "where is the cup", "--mode", "tiny-shouting", "--library", world["lib"])
+        assert rc == 1 and "'shouting'" in err and err.count("\n") == 1
+        rc, out, err = run(capsys, "ask", "where is the cup", "--library", world["lib"], "--json")
+    finally:
+        shutil.rmtree(ckpts / "tiny-shouting")
+    assert rc == 0, err
+    assert "tiny-shouting" not in json.loads(out)["mode"]
+
+
 def test_fusion_at_weight_zero_is_the_checkpoint_itself(world):
     """At weight 0 the fused mode answers with the checkpoint's own spans (not fixed-length windows cut from its
     highlight curve), so the weight search can fall back to the checkpoint whole; the weight chosen on a file

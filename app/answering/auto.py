@@ -21,6 +21,7 @@ from __future__ import annotations
 from app.answering.base import ZEROSHOT, AnswerContext, Answerer, FeatureMismatch
 from app.answering.fusion import FUSED, FUSION_FORMS, UNRECORDED_FORM
 from app.answering.registry import answerer_cache_key, make_answerer, register_answerer
+from models.text_readings import TEXT_READINGS
 
 AUTO = "auto"
 
@@ -52,8 +53,12 @@ def best_checkpoint(context: AnswerContext):
             for c in infos
             if reads_features(c.feature_encoder, context.feature_key, context.feature_dim, context.rate_hz)
         ]
-    # a fusion weight chosen for a form this EgoRecall does not know (a newer one's): asked for by name only
-    infos = [c for c in infos if ((c.fusion or {}).get("form") or UNRECORDED_FORM) in FUSION_FORMS]
+    # a text reading or a fusion form this EgoRecall does not know (a newer one's): asked for by name only
+    infos = [
+        c
+        for c in infos
+        if c.text_reading in TEXT_READINGS and ((c.fusion or {}).get("form") or UNRECORDED_FORM) in FUSION_FORMS
+    ]
     if not infos:
         return None
     # list_checkpoints is newest first and max() keeps the first of equals: the newest wins ties.
