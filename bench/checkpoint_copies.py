@@ -20,13 +20,16 @@ def fitted_as_now(service, checkpoint: str, val_file: Path) -> bool:
     """Refit ``checkpoint``'s fusion weight and calibrations on ``val_file`` when an older EgoRecall fitted them
     for another fusion form (a cached benchmark checkpoint), as a training run fits them now; True if refitted.
     Its weights are untouched, so figures of the trained mode alone do not move."""
-    from app.answering import FusedAnswerer
-    from app.answering.fusion import FITTED_FORM
+    from app.answering.fusion import FITTED_FORM, recorded_form
     from app.answering.tuning import fit_checkpoint
+    from checkpoints import read_metadata, resolve_checkpoint
     from training.features import LibraryClipFeatures
     from training.nlq import load_nlq
 
-    if FusedAnswerer(service.answer_context(), checkpoint).form == FITTED_FORM:
+    if (
+        recorded_form(read_metadata(resolve_checkpoint(checkpoint, service.settings.checkpoints_dir)).fusion)
+        == FITTED_FORM
+    ):
         return False
     fit_checkpoint(service, checkpoint, load_nlq(val_file), LibraryClipFeatures(service.library))
     return True

@@ -12,8 +12,9 @@ Schema (format version 1)::
       "feature_encoder": {"key": "ViT-B-16/openai", "dim": 512, "rate_hz": 1.875},
       "aux_feature_encoder": null | {"key", "dim", "rate_hz"},
       "text_encoder": {"model": "ViT-B-16", "pretrained": "openai", "key": "ViT-B-16/openai", "dim": 512,
-                       "token_features": "open_clip-text-tokens", "reading": "plain"},
+                       "token_features": "open_clip-text-tokens", "reading": "question"},
       "stage": "nlq-finetune", "data": {...free-form summary...}, "metrics": {"R@1@0.3": 0.12, ...},
+      "fusion": {"weight": 0.7, "form": "span", "chosen_on": "nlq_val.json", ...}, "calibration": {...},
       "created": "2026-11-22T07:00:00+00:00", "egorecall_version": "0.1.0", "notes": "",
       "weights_sha256": "..."
     }

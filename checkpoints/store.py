@@ -48,6 +48,7 @@ from checkpoints.metadata import (
 from models.clip_encoder import weights_key
 from models.localizer import Localizer
 from models.registry import InvalidLocalizerConfig, UnknownLocalizer, build_localizer, config_to_dict, localizer_class
+from models.text_readings import PLAIN_READING
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class CheckpointInfo:
     feature_encoder: FeatureEncoderInfo
     fusion: dict = dataclasses.field(default_factory=dict)
     """Its fusion with zero-shot as fitted on validation data (``weight``, ``fitted_on``, ``scores``), if any."""
-    text_reading: str = "plain"
+    text_reading: str = PLAIN_READING
     """How it reads question texts (``text_encoder.reading``): one a newer EgoRecall knows cannot be asked here."""
 
     def to_dict(self) -> dict:

@@ -19,7 +19,7 @@ It builds no answerer of its own: it names one of the registered modes, so the a
 from __future__ import annotations
 
 from app.answering.base import ZEROSHOT, AnswerContext, Answerer, FeatureMismatch
-from app.answering.fusion import FUSED, FUSION_FORMS, UNRECORDED_FORM
+from app.answering.fusion import FUSED, FUSION_FORMS, recorded_form
 from app.answering.registry import answerer_cache_key, make_answerer, register_answerer
 from models.text_readings import TEXT_READINGS
 
@@ -54,11 +54,7 @@ def best_checkpoint(context: AnswerContext):
             if reads_features(c.feature_encoder, context.feature_key, context.feature_dim, context.rate_hz)
         ]
     # a text reading or a fusion form this EgoRecall does not know (a newer one's): asked for by name only
-    infos = [
-        c
-        for c in infos
-        if c.text_reading in TEXT_READINGS and ((c.fusion or {}).get("form") or UNRECORDED_FORM) in FUSION_FORMS
-    ]
+    infos = [c for c in infos if c.text_reading in TEXT_READINGS and recorded_form(c.fusion or {}) in FUSION_FORMS]
     if not infos:
         return None
     # list_checkpoints is newest first and max() keeps the first of equals: the newest wins ties.

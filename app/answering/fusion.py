@@ -86,10 +86,15 @@ def fuse_curves(highlight: np.ndarray, cosine: np.ndarray, weight: float, form: 
     return mix(np.asarray(highlight, np.float64), np.asarray(cosine, np.float64), weight)
 
 
+def recorded_form(recorded: dict) -> str:
+    """The form a checkpoint's fusion record (``meta.json``'s ``fusion``) was chosen for, known or not."""
+    return recorded.get("form") or UNRECORDED_FORM
+
+
 def fusion_form(recorded: dict, override: str | None = None) -> str:
-    """The form a checkpoint's fusion record (``meta.json``'s ``fusion``) was chosen for, or ``override``; a name
-    this EgoRecall does not know is refused, not answered with another form's meaning of the weight."""
-    form = override or recorded.get("form") or UNRECORDED_FORM
+    """:func:`recorded_form`, or ``override``; a name this EgoRecall does not know is refused, not answered with
+    another form's meaning of the weight."""
+    form = override or recorded_form(recorded)
     if form not in FUSION_FORMS:
         raise IncompatibleCheckpoint(
             f"its fusion weight was chosen for the form {form!r}, which this EgoRecall does not know "
